@@ -1,0 +1,159 @@
+//! `generic_csv`: a declarative feed for any CSV price list.
+//!
+//! The feed file names the currency, the published unit, the price class and the
+//! CSV columns, so a provider with a CSV price list needs a feed file, not code:
+//!
+//! ```toml
+//! format = "generic_csv"
+//! url = "samples/prices.csv"
+//! provider = "examplecloud"
+//! currency = "CNY"
+//! price_unit = "instance-hour"   # gpu-hour, instance-hour, gpu-month, instance-month, ...
+//! price_class = "on_demand"      # on_demand, spot, reserved
+//! country = "CN"                 # optional: when every row is in one country
+//! [columns]
+//! gpu = "gpu"
+//! gpu_count = "gpus"
+//! price = "price"
+//! region = "region"              # optional, also: country, offer_id, memory_gb, instance_type
+//! ```
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{adapter_keys, Adapter, Page, ParseCtx};
+use crate::feed::FeedConfig;
+use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    currency: String,
+    price_unit: String,
+    price_class: String,
+    #[serde(default)]
+    country: Option<String>,
+    columns: Columns,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Columns {
+    gpu: String,
+    gpu_count: String,
+    price: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    offer_id: Option<String>,
+    #[serde(default)]
+    memory_gb: Option<String>,
+    #[serde(default)]
+    instance_type: Option<String>,
+}
+
+pub struct GenericCsv {
+    currency: String,
+    unit: PriceUnit,
+    class: PriceClass,
+    country: Option<String>,
+    columns: Columns,
+}
+
+/// Check an ISO 4217 code's shape.
+pub fn check_currency(c: &str) -> Result<(), String> {
+    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(format!("key `currency`: {c:?} is not an ISO 4217 code such as USD or CNY"))
+    }
+}
+
+pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+    let k: Keys = adapter_keys(keys)?;
+    check_currency(&k.currency)?;
+    let unit = PriceUnit::parse(&k.price_unit)
+        .filter(|u| crate::tables::Tables::embedded().period_hours(&u.period).is_some() && crate::tables::Tables::embedded().scale(&u.scale).is_some())
+        .ok_or_else(|| format!("key `price_unit`: {:?} is not a known unit such as gpu-hour or instance-month", k.price_unit))?;
+    let class = PriceClass::parse(&k.price_class)
+        .ok_or_else(|| format!("key `price_class`: {:?} must be on_demand, spot or reserved", k.price_class))?;
+    Ok(Box::new(GenericCsv {
+        currency: k.currency,
+        unit,
+        class,
+        country: k.country,
+        columns: k.columns,
+    }))
+}
+
+impl Adapter for GenericCsv {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+        let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(page.body.as_slice());
+        let headers = rdr.headers().map_err(|e| format!("invalid CSV header: {e}"))?.clone();
+        let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h.trim(), i)).collect();
+        let col = |name: &Option<String>, key: &str| -> Result<Option<usize>, String> {
+            match name {
+                None => Ok(None),
+                Some(n) => index
+                    .get(n.as_str())
+                    .copied()
+                    .map(Some)
+                    .ok_or_else(|| format!("column {n:?} (key `columns.{key}`) is not in the CSV header")),
+            }
+        };
+        let c = &self.columns;
+        let gpu = col(&Some(c.gpu.clone()), "gpu")?.unwrap_or_default();
+        let count = col(&Some(c.gpu_count.clone()), "gpu_count")?.unwrap_or_default();
+        let price = col(&Some(c.price.clone()), "price")?.unwrap_or_default();
+        let region = col(&c.region, "region")?;
+        let country = col(&c.country, "country")?;
+        let offer_id = col(&c.offer_id, "offer_id")?;
+        let memory = col(&c.memory_gb, "memory_gb")?;
+        let instance = col(&c.instance_type, "instance_type")?;
+        let mut out = Parsed::default();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+            let get = |idx: usize| rec.get(idx).map(str::trim).unwrap_or("");
+            let opt = |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
+            let name = get(gpu).to_string();
+            let id = opt(offer_id).unwrap_or_else(|| format!("line{line}"));
+            let num = |idx: usize, field: &str| -> Result<Option<f64>, String> {
+                let s = get(idx);
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                s.parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| format!("line {line}: column {field:?}: {s:?} is not a number"))
+            };
+            let (n, p) = match (num(count, &c.gpu_count), num(price, &c.price)) {
+                (Ok(n), Ok(p)) => (n, p),
+                (Err(e), _) | (_, Err(e)) => {
+                    out.rejects.push(ParseReject {
+                        offer_id: id,
+                        gpu_name_raw: name,
+                        reason: "bad_field".into(),
+                        detail: e,
+                    });
+                    continue;
+                }
+            };
+            let mut o = RawOffer::new(ctx.provider, id, name);
+            o.region = opt(region);
+            o.country = opt(country).or_else(|| self.country.clone());
+            o.gpu_count = n;
+            o.gpu_memory_gb = memory.and_then(|m| get(m).parse().ok());
+            o.instance_type = opt(instance);
+            o.price_class = self.class;
+            o.price = p;
+            o.currency = self.currency.clone();
+            o.price_unit = self.unit.clone();
+            out.offers.push(o);
+        }
+        Ok(out)
+    }
+}

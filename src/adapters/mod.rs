@@ -1,0 +1,101 @@
+//! Feed adapters: the only code that knows providers' wire formats.
+//!
+//! An adapter is a config struct plus a builder, registered by name in [`REGISTRY`].
+//! Adding a provider is adding a file here and one line to the registry.
+//! Invariant: adapters turn bytes into [`Parsed`] offers exactly as published; they
+//! never convert units or currencies and never touch the store.
+
+use chrono::{DateTime, Utc};
+
+use crate::feed::FeedConfig;
+use crate::model::Parsed;
+
+pub mod ecb_fx;
+pub mod generic_csv;
+pub mod sign;
+pub mod vastai;
+
+/// One HTTP request an adapter wants made for a live fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// Context handed back to `parse` with the response (e.g. the region asked for).
+    pub label: String,
+}
+
+impl Request {
+    pub fn get(url: &str) -> Self {
+        Self {
+            method: "GET".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            label: String::new(),
+        }
+    }
+}
+
+/// One fetched payload and the label of the request that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub label: String,
+    pub body: Vec<u8>,
+}
+
+/// What an adapter is told when it parses.
+#[derive(Debug, Clone)]
+pub struct ParseCtx<'a> {
+    pub feed: &'a str,
+    pub provider: &'a str,
+    pub observed_at: DateTime<Utc>,
+}
+
+pub trait Adapter: Send + Sync {
+    /// The requests of a live fetch. Default: GET the feed URL.
+    fn requests(&self, url: &str, _secret: Option<&str>, _now: DateTime<Utc>) -> Result<Vec<Request>, String> {
+        Ok(vec![Request::get(url)])
+    }
+    /// The URL of the next page, when the payload names one.
+    fn next_page(&self, _body: &[u8]) -> Option<String> {
+        None
+    }
+    /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
+    /// is malformed; a bad record is a [`crate::model::ParseReject`] instead.
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String>;
+}
+
+/// Builds an adapter from the feed's common keys and its remaining, adapter-specific keys.
+pub type Builder = fn(&FeedConfig, toml::Table) -> Result<Box<dyn Adapter>, String>;
+
+/// Every adapter, by the `format` name feed files use.
+pub const REGISTRY: &[(&str, Builder)] = &[
+    ("vastai", vastai::build),
+    ("generic_csv", generic_csv::build),
+    ("ecb_fx", ecb_fx::build),
+];
+
+pub fn builder(format: &str) -> Option<Builder> {
+    REGISTRY.iter().find(|(n, _)| *n == format).map(|(_, b)| *b)
+}
+
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(n, _)| *n).collect()
+}
+
+/// Deserialize an adapter's own keys, rejecting unknown ones with the key's name.
+pub fn adapter_keys<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
+    T::deserialize(toml::Value::Table(table)).map_err(|e| e.to_string().trim().to_string())
+}
+
+/// For adapters that take no keys of their own.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoKeys {}
+
+/// Parse JSON with a message that says where it broke.
+pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
+}

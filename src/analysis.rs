@@ -1,0 +1,459 @@
+//! Analysis: weekly and daily statistics of USD per GPU-hour per model, bloc and
+//! price class, the CN/US ratios and the data coverage of a week.
+//!
+//! Everything is a lazy polars query over the store's scan of just the dates needed,
+//! run on the streaming engine and collected at the edge into small result rows.
+//! Invariants: no network I/O, no clock; quantiles interpolate linearly (numpy's
+//! default); fractional-GPU offers and implausible prices are counted, not averaged.
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::ReportError;
+use crate::store::Store;
+
+/// Offers below `IMPLAUSIBLE_LOW` or above `IMPLAUSIBLE_HIGH` times their model's
+/// median over the analysed window are flagged and left out of the statistics.
+pub const IMPLAUSIBLE_LOW: f64 = 0.1;
+pub const IMPLAUSIBLE_HIGH: f64 = 10.0;
+/// Cells with fewer observations than this are marked thin.
+pub const THIN_CELL: u32 = 5;
+
+/// An ISO week: `YYYY-Www`, Monday to Sunday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IsoWeek {
+    pub year: i32,
+    pub week: u32,
+}
+
+impl IsoWeek {
+    pub fn parse(s: &str) -> Result<Self, ReportError> {
+        let bad = || ReportError::Invalid(format!("week {s:?} is not of the form YYYY-Www (e.g. 2024-W07)"));
+        let (y, w) = s.split_once("-W").ok_or_else(bad)?;
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let week: u32 = w.parse().map_err(|_| bad())?;
+        if w.len() != 2 || NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).is_none() {
+            return Err(bad());
+        }
+        Ok(Self { year, week })
+    }
+    pub fn of(d: NaiveDate) -> Self {
+        let iw = d.iso_week();
+        Self {
+            year: iw.year(),
+            week: iw.week(),
+        }
+    }
+    pub fn monday(&self) -> NaiveDate {
+        NaiveDate::from_isoywd_opt(self.year, self.week, Weekday::Mon).expect("validated week")
+    }
+    pub fn sunday(&self) -> NaiveDate {
+        self.monday() + Duration::days(6)
+    }
+    pub fn prev(&self) -> Self {
+        Self::of(self.monday() - Duration::days(7))
+    }
+    pub fn label(&self) -> String {
+        format!("{}-W{:02}", self.year, self.week)
+    }
+}
+
+/// The last complete ISO week in the store: the week of the latest observed date when
+/// that date is a Sunday, else the week before it.
+pub fn default_week(store: &Store) -> Result<Option<IsoWeek>, ReportError> {
+    let dates = store.offer_dates()?;
+    Ok(dates.last().map(|d| {
+        let w = IsoWeek::of(*d);
+        if d.weekday() == Weekday::Sun {
+            w
+        } else {
+            w.prev()
+        }
+    }))
+}
+
+/// Statistics of one (model, bloc, class) cell.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatRow {
+    pub gpu_model: String,
+    pub bloc: String,
+    pub price_class: String,
+    /// Offer observations (one offer seen in one hour counts once).
+    pub offers: u32,
+    pub distinct_offers: u32,
+    pub providers: u32,
+    /// Mean over the hours of GPUs the sources said were available (where they say).
+    pub gpus_available_mean: Option<f64>,
+    pub min: f64,
+    pub p10: f64,
+    pub p25: f64,
+    pub median: f64,
+    pub p75: f64,
+    pub p90: f64,
+    pub trimmed_mean_10: f64,
+    pub thin: bool,
+}
+
+/// CN vs US for one model (or one comparable pair across the export-control line).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RatioRow {
+    pub gpu_model: String,
+    pub cn_model: String,
+    pub us_model: String,
+    pub price_class: String,
+    pub cn_median: f64,
+    pub us_median: f64,
+    pub cn_us_ratio: f64,
+    /// `same_model`, or `export_pair` for a China variant against its US counterpart.
+    pub kind: String,
+}
+
+/// One day of one cell.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DailyPoint {
+    pub date: NaiveDate,
+    pub gpu_model: String,
+    pub bloc: String,
+    pub price_class: String,
+    pub offers: u32,
+    pub gpus_available: f64,
+    pub median: f64,
+    pub p25: f64,
+    pub p75: f64,
+}
+
+/// What the week's data do and do not cover.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Coverage {
+    /// Observations stored per feed.
+    pub feeds: Vec<(String, u32)>,
+    /// Rejected offers per reason.
+    pub rejects: Vec<(String, u32)>,
+    /// Stored / (stored + rejected for an unknown GPU name or instance type).
+    pub resolved_share: f64,
+    pub implausible: u32,
+    pub fractional: u32,
+    pub thin_cells: u32,
+    pub sample_data: bool,
+}
+
+/// A week's analysis, plus the daily series of the four weeks up to its end.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeekAnalysis {
+    pub week: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub rows: Vec<StatRow>,
+    pub prev_rows: Vec<StatRow>,
+    pub ratios: Vec<RatioRow>,
+    pub daily: Vec<DailyPoint>,
+    pub coverage: Coverage,
+}
+
+/// Comparable pairs across the export-control line: (China variant, US model).
+pub const EXPORT_PAIRS: &[(&str, &str)] = &[
+    ("H20-96GB", "H100-SXM-80GB"),
+    ("H800-SXM-80GB", "H100-SXM-80GB"),
+    ("H800-PCIE-80GB", "H100-PCIE-80GB"),
+    ("A800-SXM-80GB", "A100-SXM-80GB"),
+    ("A800-PCIE-80GB", "A100-PCIE-80GB"),
+    ("RTX4090D-24GB", "RTX4090-24GB"),
+    ("L20-48GB", "L40S-48GB"),
+];
+
+fn q(name: &str, p: f64) -> Expr {
+    col("v").quantile(lit(p), QuantileMethod::Linear).alias(name)
+}
+
+/// The offers of dates `from..=to` with `v` (USD/GPU-hour), `date` and the flags.
+fn base(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Option<LazyFrame>, ReportError> {
+    let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
+        return Ok(None);
+    };
+    let model_median = col("usd_per_gpu_hour").median().over([col("gpu_model")])?;
+    Ok(Some(
+        lf.with_columns([
+            col("observed_at").cast(DataType::Date).alias("date"),
+            col("usd_per_gpu_hour").alias("v"),
+        ])
+        .with_column(
+            (col("v")
+                .lt(model_median.clone() * lit(IMPLAUSIBLE_LOW))
+                .or(col("v").gt(model_median * lit(IMPLAUSIBLE_HIGH))))
+            .alias("implausible"),
+        ),
+    ))
+}
+
+fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    // A plain query has one sink, so the result is a single frame.
+    lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single())
+}
+
+fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+    Ok(df
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|s| s.unwrap_or("").to_string())
+        .collect())
+}
+
+fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+}
+
+fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::UInt32)?
+        .u32()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect())
+}
+
+/// Weekly statistics of dates `from..=to`, sorted by model, bloc, class.
+pub fn stats(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<StatRow>, ReportError> {
+    let Some(lf) = base(store, from, to)? else {
+        return Ok(Vec::new());
+    };
+    let trimmed = col("v")
+        .filter(
+            col("v")
+                .gt_eq(col("v").quantile(lit(0.1), QuantileMethod::Linear))
+                .and(col("v").lt_eq(col("v").quantile(lit(0.9), QuantileMethod::Linear))),
+        )
+        .mean()
+        .alias("trimmed_mean_10");
+    let hourly_avail = lf
+        .clone()
+        .filter(col("fractional_gpu").not().and(col("implausible").not()))
+        .group_by([col("gpu_model"), col("bloc"), col("price_class"), col("observed_at")])
+        .agg([col("gpus_available").sum().alias("avail"), col("gpus_available").count().alias("n_avail")])
+        .group_by([col("gpu_model"), col("bloc"), col("price_class")])
+        .agg([col("avail")
+            .filter(col("n_avail").gt(lit(0)))
+            .mean()
+            .alias("gpus_available_mean")]);
+    let df = collect(
+        lf.filter(col("fractional_gpu").not().and(col("implausible").not()))
+            .group_by([col("gpu_model"), col("bloc"), col("price_class")])
+            .agg([
+                len().alias("offers"),
+                col("offer_id").n_unique().alias("distinct_offers"),
+                col("provider").n_unique().alias("providers"),
+                col("v").min().alias("min"),
+                q("p10", 0.1),
+                q("p25", 0.25),
+                col("v").median().alias("median"),
+                q("p75", 0.75),
+                q("p90", 0.9),
+                trimmed,
+            ])
+            .join(
+                hourly_avail,
+                [col("gpu_model"), col("bloc"), col("price_class")],
+                [col("gpu_model"), col("bloc"), col("price_class")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .sort(["gpu_model", "bloc", "price_class"], Default::default()),
+    )?;
+    let (m, b, c) = (strs(&df, "gpu_model")?, strs(&df, "bloc")?, strs(&df, "price_class")?);
+    let (n, d, p) = (u32s(&df, "offers")?, u32s(&df, "distinct_offers")?, u32s(&df, "providers")?);
+    let cols: Vec<Vec<Option<f64>>> = ["min", "p10", "p25", "median", "p75", "p90", "trimmed_mean_10", "gpus_available_mean"]
+        .iter()
+        .map(|c| f64s(&df, c))
+        .collect::<PolarsResult<_>>()?;
+    Ok((0..df.height())
+        .map(|i| StatRow {
+            gpu_model: m[i].clone(),
+            bloc: b[i].clone(),
+            price_class: c[i].clone(),
+            offers: n[i],
+            distinct_offers: d[i],
+            providers: p[i],
+            gpus_available_mean: cols[7][i],
+            min: cols[0][i].unwrap_or(f64::NAN),
+            p10: cols[1][i].unwrap_or(f64::NAN),
+            p25: cols[2][i].unwrap_or(f64::NAN),
+            median: cols[3][i].unwrap_or(f64::NAN),
+            p75: cols[4][i].unwrap_or(f64::NAN),
+            p90: cols[5][i].unwrap_or(f64::NAN),
+            trimmed_mean_10: cols[6][i].unwrap_or(f64::NAN),
+            thin: n[i] < THIN_CELL,
+        })
+        .collect())
+}
+
+/// CN/US ratios from weekly rows: the same model in both blocs, then the export pairs.
+pub fn ratios(rows: &[StatRow]) -> Vec<RatioRow> {
+    let find = |model: &str, bloc: &str, class: &str| {
+        rows.iter()
+            .find(|r| r.gpu_model == model && r.bloc == bloc && r.price_class == class)
+    };
+    let mut out = Vec::new();
+    for cn in rows.iter().filter(|r| r.bloc == "CN") {
+        if let Some(us) = find(&cn.gpu_model, "US", &cn.price_class) {
+            out.push(RatioRow {
+                gpu_model: cn.gpu_model.clone(),
+                cn_model: cn.gpu_model.clone(),
+                us_model: us.gpu_model.clone(),
+                price_class: cn.price_class.clone(),
+                cn_median: cn.median,
+                us_median: us.median,
+                cn_us_ratio: cn.median / us.median,
+                kind: "same_model".into(),
+            });
+        }
+    }
+    for (cn_model, us_model) in EXPORT_PAIRS {
+        for cn in rows.iter().filter(|r| r.gpu_model == *cn_model && r.bloc == "CN") {
+            if let Some(us) = find(us_model, "US", &cn.price_class) {
+                out.push(RatioRow {
+                    gpu_model: format!("{cn_model} vs {us_model}"),
+                    cn_model: cn_model.to_string(),
+                    us_model: us_model.to_string(),
+                    price_class: cn.price_class.clone(),
+                    cn_median: cn.median,
+                    us_median: us.median,
+                    cn_us_ratio: cn.median / us.median,
+                    kind: "export_pair".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Daily medians and quartiles of dates `from..=to`, sorted by date, model, bloc, class.
+pub fn daily(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyPoint>, ReportError> {
+    let Some(lf) = base(store, from, to)? else {
+        return Ok(Vec::new());
+    };
+    let df = collect(
+        lf.filter(col("fractional_gpu").not().and(col("implausible").not()))
+            .group_by([col("date"), col("gpu_model"), col("bloc"), col("price_class")])
+            .agg([
+                len().alias("offers"),
+                col("gpus_available").sum().alias("gpus_available"),
+                col("v").median().alias("median"),
+                q("p25", 0.25),
+                q("p75", 0.75),
+            ])
+            .with_column(col("date").cast(DataType::Int32).alias("day"))
+            .sort(["date", "gpu_model", "bloc", "price_class"], Default::default()),
+    )?;
+    let day: Vec<i32> = df.column("day")?.i32()?.iter().map(|d| d.unwrap_or(0)).collect();
+    let (m, b, c) = (strs(&df, "gpu_model")?, strs(&df, "bloc")?, strs(&df, "price_class")?);
+    let n = u32s(&df, "offers")?;
+    let (a, med, p25, p75) = (
+        f64s(&df, "gpus_available")?,
+        f64s(&df, "median")?,
+        f64s(&df, "p25")?,
+        f64s(&df, "p75")?,
+    );
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    Ok((0..df.height())
+        .map(|i| DailyPoint {
+            date: epoch + Duration::days(day[i] as i64),
+            gpu_model: m[i].clone(),
+            bloc: b[i].clone(),
+            price_class: c[i].clone(),
+            offers: n[i],
+            gpus_available: a[i].unwrap_or(0.0),
+            median: med[i].unwrap_or(f64::NAN),
+            p25: p25[i].unwrap_or(f64::NAN),
+            p75: p75[i].unwrap_or(f64::NAN),
+        })
+        .collect())
+}
+
+/// Coverage of dates `from..=to`.
+pub fn coverage(store: &Store, from: NaiveDate, to: NaiveDate, thin_cells: u32) -> Result<Coverage, ReportError> {
+    let mut cov = Coverage {
+        thin_cells,
+        ..Default::default()
+    };
+    let mut stored = 0u32;
+    if let Some(lf) = base(store, from, to)? {
+        let df = collect(
+            lf.group_by([col("feed")])
+                .agg([
+                    len().alias("n"),
+                    col("implausible").sum().alias("implausible"),
+                    col("fractional_gpu").sum().alias("fractional"),
+                    col("sample").any(true).alias("sample"),
+                ])
+                .sort(["feed"], Default::default()),
+        )?;
+        let (f, n) = (strs(&df, "feed")?, u32s(&df, "n")?);
+        cov.feeds = f.into_iter().zip(n.iter().copied()).collect();
+        stored = n.iter().sum();
+        cov.implausible = u32s(&df, "implausible")?.iter().sum();
+        cov.fractional = u32s(&df, "fractional")?.iter().sum();
+        cov.sample_data = df.column("sample")?.bool()?.iter().any(|b| b == Some(true));
+    }
+    let mut unresolved = 0u32;
+    if let Some(lf) = store.scan_rejects(Some(from), Some(to))? {
+        let df = collect(
+            lf.group_by([col("reason")])
+                .agg([len().alias("n")])
+                .sort(["reason"], Default::default()),
+        )?;
+        let (r, n) = (strs(&df, "reason")?, u32s(&df, "n")?);
+        for (reason, count) in r.iter().zip(&n) {
+            if reason == "unknown_gpu_name" || reason == "unknown_instance_type" {
+                unresolved += count;
+            }
+        }
+        cov.rejects = r.into_iter().zip(n).collect();
+    }
+    cov.resolved_share = if stored + unresolved == 0 {
+        f64::NAN
+    } else {
+        stored as f64 / (stored + unresolved) as f64
+    };
+    Ok(cov)
+}
+
+/// Analyse one ISO week (daily series over the four weeks ending with it).
+pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, ReportError> {
+    let (from, to) = (week.monday(), week.sunday());
+    let rows = stats(store, from, to)?;
+    let prev = week.prev();
+    let prev_rows = stats(store, prev.monday(), prev.sunday())?;
+    let ratios = ratios(&rows);
+    let daily = daily(store, from - Duration::days(21), to)?;
+    let thin = rows.iter().filter(|r| r.thin).count() as u32;
+    let coverage = coverage(store, from, to, thin)?;
+    Ok(WeekAnalysis {
+        week: week.label(),
+        from,
+        to,
+        rows,
+        prev_rows,
+        ratios,
+        daily,
+        coverage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_weeks() {
+        for (s, mon) in [("2024-W01", "2024-01-01"), ("2020-W53", "2020-12-28"), ("2026-W48", "2026-11-23")] {
+            let w = IsoWeek::parse(s).unwrap();
+            assert_eq!(w.monday().to_string(), mon, "{s}");
+            assert_eq!(w.label(), s);
+        }
+        for bad in ["2024-W1", "2024W01", "2021-W53", "x"] {
+            assert!(IsoWeek::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(IsoWeek::parse("2024-W01").unwrap().prev().label(), "2023-W52");
+    }
+}

@@ -1,0 +1,174 @@
+//! The offer types that pass between feed adapters, normalisation and the store.
+//!
+//! Invariant: a `RawOffer` carries the price exactly as the provider published it
+//! (amount, currency, scale, basis and period); conversion happens only in `normalise`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// On-demand, spot (interruptible / preemptible / bid) or reserved (a term commitment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceClass {
+    OnDemand,
+    Spot,
+    Reserved,
+}
+
+impl PriceClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceClass::OnDemand => "on_demand",
+            PriceClass::Spot => "spot",
+            PriceClass::Reserved => "reserved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::OnDemand, Self::Spot, Self::Reserved]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// Whether a published price is for one GPU or for the whole instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    Gpu,
+    Instance,
+}
+
+/// A published price unit: `[<scale>/]<basis>-<period>`, e.g. `gpu-hour`,
+/// `cents/instance-hour`, `thousandths/gpu-hour`, `instance-month`.
+/// Scale and period names are looked up in `tables/units.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PriceUnit {
+    pub scale: String,
+    pub basis: Basis,
+    pub period: String,
+}
+
+impl PriceUnit {
+    pub fn new(scale: &str, basis: Basis, period: &str) -> Self {
+        Self {
+            scale: scale.to_string(),
+            basis,
+            period: period.to_string(),
+        }
+    }
+    pub fn gpu_hour() -> Self {
+        Self::new("unit", Basis::Gpu, "hour")
+    }
+    pub fn instance_hour() -> Self {
+        Self::new("unit", Basis::Instance, "hour")
+    }
+    /// Parse `[<scale>/]<basis>-<period>`. Names are checked against the unit table later.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (scale, rest) = match s.split_once('/') {
+            Some((scale, rest)) => (scale, rest),
+            None => ("unit", s),
+        };
+        let (basis, period) = rest.split_once('-')?;
+        let basis = match basis {
+            "gpu" => Basis::Gpu,
+            "instance" => Basis::Instance,
+            _ => return None,
+        };
+        if scale.is_empty() || period.is_empty() {
+            return None;
+        }
+        Some(Self::new(scale, basis, period))
+    }
+    /// The unit as published, e.g. `cents/instance-hour`.
+    pub fn label(&self) -> String {
+        let basis = match self.basis {
+            Basis::Gpu => "gpu",
+            Basis::Instance => "instance",
+        };
+        if self.scale == "unit" {
+            format!("{basis}-{}", self.period)
+        } else {
+            format!("{}/{basis}-{}", self.scale, self.period)
+        }
+    }
+}
+
+/// One offer as a feed adapter read it, before any conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawOffer {
+    pub provider: String,
+    pub offer_id: String,
+    pub region: Option<String>,
+    /// Country when the source states it directly (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
+    pub gpu_name_raw: String,
+    /// GPU memory in GB when the source reports it (used to narrow a family name).
+    pub gpu_memory_gb: Option<f64>,
+    pub instance_type: Option<String>,
+    /// GPUs in the offer; `None` means "look the instance type up in the catalogue".
+    pub gpu_count: Option<f64>,
+    pub price_class: PriceClass,
+    /// The amount as published, in `price_unit` of `currency`. `None` when missing.
+    pub price: Option<f64>,
+    pub currency: String,
+    pub price_unit: PriceUnit,
+    /// GPUs the source says are free to rent now, when it says.
+    pub gpus_available: Option<f64>,
+    /// Overrides the run's observation time (backfill of dated snapshots).
+    pub observed_at: Option<DateTime<Utc>>,
+}
+
+impl RawOffer {
+    /// A blank offer to fill in; adapters set the fields they know.
+    pub fn new(provider: &str, offer_id: impl Into<String>, gpu_name_raw: impl Into<String>) -> Self {
+        Self {
+            provider: provider.to_string(),
+            offer_id: offer_id.into(),
+            region: None,
+            country: None,
+            gpu_name_raw: gpu_name_raw.into(),
+            gpu_memory_gb: None,
+            instance_type: None,
+            gpu_count: None,
+            price_class: PriceClass::OnDemand,
+            price: None,
+            currency: "USD".to_string(),
+            price_unit: PriceUnit::gpu_hour(),
+            gpus_available: None,
+            observed_at: None,
+        }
+    }
+}
+
+/// A record the adapter could not turn into an offer at all (a bad field).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseReject {
+    pub offer_id: String,
+    pub gpu_name_raw: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// A euro reference rate: `units_per_eur` of `currency` buy one euro on `date`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FxRate {
+    pub date: NaiveDate,
+    pub currency: String,
+    pub units_per_eur: f64,
+}
+
+/// What an adapter read from one payload.
+#[derive(Debug, Default, Clone)]
+pub struct Parsed {
+    pub offers: Vec<RawOffer>,
+    pub rejects: Vec<ParseReject>,
+    pub fx: Vec<FxRate>,
+}
+
+impl Parsed {
+    pub fn extend(&mut self, other: Parsed) {
+        self.offers.extend(other.offers);
+        self.rejects.extend(other.rejects);
+        self.fx.extend(other.fx);
+    }
+}

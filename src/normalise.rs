@@ -1,0 +1,399 @@
+//! Normalisation: raw offers to rows with a canonical GPU model, country, bloc and a
+//! price in USD per GPU-hour, plus the rejected offers with their reason.
+//!
+//! Names, regions and instance types are resolved once per distinct value against
+//! the data tables; the row-level arithmetic and the FX as-of join run in polars,
+//! lazily, collected once. Invariants: no network I/O, no clock (the observation
+//! time is passed in), and every offer ends up in exactly one of `offers` or `rejects`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+
+use crate::model::{Basis, FxRate, ParseReject, RawOffer};
+use crate::tables::Tables;
+
+/// FX rates older than this many days before the observation are not used.
+pub const FX_MAX_AGE_DAYS: i32 = 7;
+
+/// Columns of a stored offer row, in order.
+pub const OFFER_COLUMNS: &[&str] = &[
+    "observed_at",
+    "feed",
+    "provider",
+    "offer_id",
+    "instance_type",
+    "region",
+    "country",
+    "bloc",
+    "gpu_name_raw",
+    "gpu_model",
+    "china_variant",
+    "gpu_count",
+    "fractional_gpu",
+    "gpus_available",
+    "price_class",
+    "price",
+    "currency",
+    "price_unit",
+    "fx_date",
+    "fx_usd_per_unit",
+    "vat_rate",
+    "usd_per_gpu_hour",
+    "usd_per_gpu_hour_ex_vat",
+    "sample",
+];
+
+/// Columns of a stored reject row, in order.
+pub const REJECT_COLUMNS: &[&str] = &[
+    "observed_at",
+    "feed",
+    "provider",
+    "offer_id",
+    "instance_type",
+    "region",
+    "gpu_name_raw",
+    "price_class",
+    "price",
+    "currency",
+    "price_unit",
+    "reason",
+    "detail",
+];
+
+/// What normalisation needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub feed: &'a str,
+    pub observed_at: DateTime<Utc>,
+    /// VAT share included in published prices (0 when net).
+    pub vat_rate: f64,
+    /// The feed is a labelled sample or simulation.
+    pub sample: bool,
+}
+
+/// Normalised offers and rejects of one feed run.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub offers: DataFrame,
+    pub rejects: DataFrame,
+}
+
+impl Batch {
+    /// Rejects counted by reason, sorted by reason.
+    pub fn reject_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        if let Ok(col) = self.rejects.column("reason") {
+            if let Ok(ca) = col.str() {
+                for r in ca.iter().flatten() {
+                    *counts.entry(r.to_string()).or_default() += 1;
+                }
+            }
+        }
+        let mut v: Vec<_> = counts.into_iter().collect();
+        v.sort();
+        v
+    }
+}
+
+/// The FX table as a frame: `fx_date` (Date), `currency`, `fx_usd_per_unit`, sorted by date.
+/// USD per unit = (USD per EUR) / (units per EUR); EUR itself is USD per EUR.
+pub fn fx_frame(rates: &[FxRate]) -> PolarsResult<DataFrame> {
+    let mut usd_per_eur: HashMap<NaiveDate, f64> = HashMap::new();
+    for r in rates.iter().filter(|r| r.currency == "USD") {
+        usd_per_eur.insert(r.date, r.units_per_eur);
+    }
+    let mut rows: Vec<(i32, String, f64)> = Vec::new();
+    for (d, usd) in &usd_per_eur {
+        rows.push((days(*d), "EUR".into(), *usd));
+    }
+    for r in rates.iter().filter(|r| r.currency != "USD" && r.currency != "EUR") {
+        if let Some(usd) = usd_per_eur.get(&r.date) {
+            rows.push((days(r.date), r.currency.clone(), usd / r.units_per_eur));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("fx_date".into(), rows.iter().map(|r| r.0).collect::<Vec<i32>>()),
+        Column::new("currency".into(), rows.iter().map(|r| r.1.clone()).collect::<Vec<String>>()),
+        Column::new("fx_usd_per_unit".into(), rows.iter().map(|r| r.2).collect::<Vec<f64>>()),
+    ])?;
+    df.lazy()
+        .with_column(col("fx_date").cast(DataType::Date))
+        .collect()
+}
+
+/// Days since 1970-01-01 (polars' Date representation).
+pub fn days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+/// How a raw name / instance type resolved.
+#[derive(Debug, Clone)]
+struct Resolution {
+    model: Option<String>,
+    count_from_catalogue: Option<f64>,
+    reject: Option<(&'static str, String)>,
+}
+
+fn resolve(tables: &Tables, o: &RawOffer) -> Resolution {
+    if let Some(it) = o.instance_type.as_deref() {
+        if let Some(ig) = tables.instance(&o.provider, it) {
+            return Resolution {
+                model: Some(ig.gpu_model.clone()),
+                count_from_catalogue: Some(ig.gpu_count),
+                reject: None,
+            };
+        }
+        if o.gpu_name_raw.trim().is_empty() {
+            return Resolution {
+                model: None,
+                count_from_catalogue: None,
+                reject: Some((
+                    "unknown_instance_type",
+                    format!("instance type {it:?} of provider {} is not in tables/instances.csv", o.provider),
+                )),
+            };
+        }
+    }
+    match tables.gpus.resolve(&o.gpu_name_raw, o.gpu_memory_gb) {
+        Some(m) => Resolution {
+            model: Some(m),
+            count_from_catalogue: None,
+            reject: None,
+        },
+        None => Resolution {
+            model: None,
+            count_from_catalogue: None,
+            reject: Some((
+                "unknown_gpu_name",
+                format!("GPU name {:?} is not in tables/gpus.toml", o.gpu_name_raw),
+            )),
+        },
+    }
+}
+
+/// Normalise one feed run's offers. `fx` is [`fx_frame`]'s output (may be empty).
+pub fn normalise(
+    offers: &[RawOffer],
+    parse_rejects: &[ParseReject],
+    ctx: &Context,
+    tables: &Tables,
+    fx: &DataFrame,
+) -> PolarsResult<Batch> {
+    let n = offers.len();
+    let mut cache: HashMap<(String, Option<String>, String, Option<u64>), Resolution> = HashMap::new();
+    let mut observed = Vec::with_capacity(n);
+    let mut obs_date = Vec::with_capacity(n);
+    let (mut feed, mut provider, mut offer_id) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut instance_type, mut region, mut country, mut bloc) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut name_raw, mut model, mut china, mut count) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut avail, mut class, mut price, mut currency, mut unit, mut factor, mut per_instance) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut pre_reason, mut pre_detail) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for o in offers {
+        let at = o.observed_at.unwrap_or(ctx.observed_at);
+        observed.push(at.timestamp_millis());
+        obs_date.push(days(at.date_naive()));
+        feed.push(ctx.feed.to_string());
+        provider.push(o.provider.clone());
+        offer_id.push(o.offer_id.clone());
+        instance_type.push(o.instance_type.clone());
+        region.push(o.region.clone());
+        let c = o
+            .country
+            .clone()
+            .or_else(|| o.region.as_deref().and_then(|r| tables.country(&o.provider, r)).map(str::to_string));
+        bloc.push(tables.bloc(c.as_deref()).to_string());
+        country.push(c);
+        name_raw.push(o.gpu_name_raw.clone());
+        let key = (
+            o.provider.clone(),
+            o.instance_type.clone(),
+            o.gpu_name_raw.clone(),
+            o.gpu_memory_gb.map(f64::to_bits),
+        );
+        let res = cache.entry(key).or_insert_with(|| resolve(tables, o)).clone();
+        china.push(
+            res.model
+                .as_deref()
+                .and_then(|m| tables.gpus.model(m))
+                .map(|m| m.china_variant),
+        );
+        model.push(res.model);
+        count.push(o.gpu_count.or(res.count_from_catalogue));
+        avail.push(o.gpus_available);
+        class.push(o.price_class.as_str().to_string());
+        price.push(o.price);
+        currency.push(o.currency.clone());
+        unit.push(o.price_unit.label());
+        factor.push(
+            match (tables.scale(&o.price_unit.scale), tables.period_hours(&o.price_unit.period)) {
+                (Some(s), Some(h)) => Some(s / h),
+                _ => None,
+            },
+        );
+        per_instance.push(o.price_unit.basis == Basis::Instance);
+        pre_reason.push(res.reject.as_ref().map(|r| r.0.to_string()));
+        pre_detail.push(res.reject.map(|r| r.1));
+    }
+    let raw = DataFrame::new_infer_height(vec![
+        Column::new("observed_at".into(), observed),
+        Column::new("obs_date".into(), obs_date),
+        Column::new("feed".into(), feed),
+        Column::new("provider".into(), provider),
+        Column::new("offer_id".into(), offer_id),
+        Column::new("instance_type".into(), instance_type),
+        Column::new("region".into(), region),
+        Column::new("country".into(), country),
+        Column::new("bloc".into(), bloc),
+        Column::new("gpu_name_raw".into(), name_raw),
+        Column::new("gpu_model".into(), model),
+        Column::new("china_variant".into(), china),
+        Column::new("gpu_count".into(), count),
+        Column::new("gpus_available".into(), avail),
+        Column::new("price_class".into(), class),
+        Column::new("price".into(), price),
+        Column::new("currency".into(), currency),
+        Column::new("price_unit".into(), unit),
+        Column::new("unit_factor".into(), factor),
+        Column::new("per_instance".into(), per_instance),
+        Column::new("pre_reason".into(), pre_reason),
+        Column::new("pre_detail".into(), pre_detail),
+    ])?;
+
+    let fx_lf = fx.clone().lazy().with_column(col("fx_date").alias("fx_key"));
+    let joined = raw
+        .lazy()
+        .with_columns([
+            col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)),
+            col("obs_date").cast(DataType::Date),
+            col("obs_date").cast(DataType::Date).alias("fx_key"),
+        ])
+        .sort(["fx_key"], Default::default())
+        .join(
+            fx_lf,
+            [col("fx_key")],
+            [col("fx_key")],
+            JoinArgs::new(JoinType::AsOf(Box::new(AsOfOptions {
+                strategy: AsofStrategy::Backward,
+                left_by: Some(vec!["currency".into()]),
+                right_by: Some(vec!["currency".into()]),
+                allow_eq: true,
+                ..Default::default()
+            }))),
+        );
+    let is_usd = col("currency").eq(lit("USD"));
+    let age = col("obs_date").cast(DataType::Int32) - col("fx_date").cast(DataType::Int32);
+    let fresh = age.lt_eq(lit(FX_MAX_AGE_DAYS));
+    let fx_rate = when(is_usd.clone())
+        .then(lit(1.0))
+        .when(fresh.clone())
+        .then(col("fx_usd_per_unit"))
+        .otherwise(lit(NULL).cast(DataType::Float64));
+    let fx_date = when(is_usd)
+        .then(col("obs_date"))
+        .when(fresh)
+        .then(col("fx_date"))
+        .otherwise(lit(NULL).cast(DataType::Date));
+    let per_gpu = col("price") * col("unit_factor")
+        / when(col("per_instance"))
+            .then(col("gpu_count"))
+            .otherwise(lit(1.0));
+    let usd = per_gpu * col("fx_usd_per_unit");
+    let reason = when(col("pre_reason").is_not_null())
+        .then(col("pre_reason"))
+        .when(col("gpu_count").is_null())
+        .then(lit("missing_gpu_count"))
+        .when(col("gpu_count").lt_eq(lit(0.0)))
+        .then(lit("bad_gpu_count"))
+        .when(col("unit_factor").is_null())
+        .then(lit("unknown_unit"))
+        .when(col("price").is_null())
+        .then(lit("missing_price"))
+        .when(col("price").lt_eq(lit(0.0)).or(col("price").is_nan()))
+        .then(lit("non_positive_price"))
+        .when(col("fx_usd_per_unit").is_null())
+        .then(lit("missing_fx_rate"))
+        .otherwise(lit(NULL).cast(DataType::String));
+    let detail = when(col("pre_detail").is_not_null())
+        .then(col("pre_detail"))
+        .when(col("unit_factor").is_null())
+        .then(lit("unit ") + col("price_unit") + lit(" is not in tables/units.toml"))
+        .when(col("fx_usd_per_unit").is_null())
+        .then(
+            lit("no ECB rate for ")
+                + col("currency")
+                + lit(format!(" within {FX_MAX_AGE_DAYS} days before the observation")),
+        )
+        .otherwise(lit(""));
+    let all = joined
+        .with_columns([fx_rate.alias("fx_usd_per_unit"), fx_date.alias("fx_date")])
+        .with_columns([
+            usd.alias("usd_per_gpu_hour"),
+            lit(ctx.vat_rate).alias("vat_rate"),
+            col("gpu_count").lt(lit(1.0)).alias("fractional_gpu"),
+            lit(ctx.sample).alias("sample"),
+        ])
+        .with_columns([
+            (col("usd_per_gpu_hour") / (lit(1.0) + col("vat_rate"))).alias("usd_per_gpu_hour_ex_vat"),
+            reason.alias("reason"),
+            detail.alias("detail"),
+        ])
+        .sort(
+            ["observed_at", "provider", "offer_id", "price_class"],
+            Default::default(),
+        )
+        .collect()?;
+    let ok_mask = all.column("reason")?.is_null();
+    let offers_df = all.filter(&ok_mask)?.select(OFFER_COLUMNS.iter().copied())?;
+    let mut rejects_df = all.filter(&!&ok_mask)?.select(REJECT_COLUMNS.iter().copied())?;
+    if !parse_rejects.is_empty() {
+        rejects_df.vstack_mut_owned(parse_rejects_frame(parse_rejects, ctx)?)?;
+    }
+    Ok(Batch {
+        offers: offers_df,
+        rejects: rejects_df,
+    })
+}
+
+fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<DataFrame> {
+    let n = rejects.len();
+    let none_s = || vec![None::<String>; n];
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("observed_at".into(), vec![ctx.observed_at.timestamp_millis(); n]),
+        Column::new("feed".into(), vec![ctx.feed.to_string(); n]),
+        Column::new("provider".into(), none_s()),
+        Column::new("offer_id".into(), rejects.iter().map(|r| r.offer_id.clone()).collect::<Vec<_>>()),
+        Column::new("instance_type".into(), none_s()),
+        Column::new("region".into(), none_s()),
+        Column::new("gpu_name_raw".into(), rejects.iter().map(|r| r.gpu_name_raw.clone()).collect::<Vec<_>>()),
+        Column::new("price_class".into(), none_s()),
+        Column::new("price".into(), vec![None::<f64>; n]),
+        Column::new("currency".into(), none_s()),
+        Column::new("price_unit".into(), none_s()),
+        Column::new("reason".into(), rejects.iter().map(|r| r.reason.clone()).collect::<Vec<_>>()),
+        Column::new("detail".into(), rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>()),
+    ])?;
+    df.lazy()
+        .with_column(col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
+        .collect()
+}

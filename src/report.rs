@@ -1,0 +1,561 @@
+//! The weekly report: `<out>/<YYYY-Www>/` with `index.html` (self-contained, inline
+//! SVG), `report.md`, `summary.json`, `summary.csv` and `charts/*.svg|png`, plus
+//! `<out>/index.html` listing every week.
+//!
+//! Invariants: no network I/O and no clock (`generated_at` is passed in); every piece
+//! of feed-supplied text is HTML-escaped; numbers have a fixed format and a unit;
+//! simulated or sample data are labelled in the title, headers and chart captions.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::analysis::{self, IsoWeek, StatRow, WeekAnalysis};
+use crate::chart::{self, BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
+use crate::error::ReportError;
+use crate::fsutil::write_atomic;
+use crate::store::Store;
+
+pub const SCHEMA: &str = "gpurent.summary.v1";
+pub const SIMULATED: &str = "SIMULATED DATA, not market prices";
+const CN: usize = 0;
+const US: usize = 1;
+
+/// Escape text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `$1.23`, or `n/a` for a missing value.
+pub fn usd(v: f64) -> String {
+    if v.is_finite() {
+        format!("${v:.2}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn num(v: f64, places: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.places$}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:+.0}%", v * 100.0)
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The machine-readable summary (`summary.json`). Schema documented in README.md.
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    pub schema: &'static str,
+    pub week: &'a str,
+    pub from: String,
+    pub to: String,
+    pub generated_at: String,
+    pub simulated: bool,
+    pub price_basis: &'static str,
+    pub rows: &'a [StatRow],
+    pub ratios: &'a [analysis::RatioRow],
+    pub coverage: &'a analysis::Coverage,
+    pub headlines: Vec<String>,
+}
+
+fn prev_median(a: &WeekAnalysis, model: &str, bloc: &str, class: &str) -> f64 {
+    a.prev_rows
+        .iter()
+        .find(|r| r.gpu_model == model && r.bloc == bloc && r.price_class == class)
+        .map(|r| r.median)
+        .unwrap_or(f64::NAN)
+}
+
+/// Headline sentences: one per model quoted in both blocs (on-demand first).
+pub fn headlines(a: &WeekAnalysis) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut ratios: Vec<&analysis::RatioRow> = a.ratios.iter().collect();
+    ratios.sort_by(|x, y| {
+        (x.kind != "same_model", x.price_class != "on_demand", &x.gpu_model, &x.price_class).cmp(&(
+            y.kind != "same_model",
+            y.price_class != "on_demand",
+            &y.gpu_model,
+            &y.price_class,
+        ))
+    });
+    for r in ratios {
+        let prev_cn = prev_median(a, &r.cn_model, "CN", &r.price_class);
+        let prev_us = prev_median(a, &r.us_model, "US", &r.price_class);
+        let prev_ratio = prev_cn / prev_us;
+        let change = if prev_ratio.is_finite() {
+            format!(", {} on the week", pct(r.cn_us_ratio / prev_ratio - 1.0))
+        } else {
+            String::new()
+        };
+        let class = r.price_class.replace('_', "-");
+        if r.kind == "same_model" {
+            out.push(format!(
+                "{} ({class}): US median {}, CN-hosted {} per GPU-hour, ratio {}{change}",
+                r.gpu_model,
+                usd(r.us_median),
+                usd(r.cn_median),
+                num(r.cn_us_ratio, 2)
+            ));
+        } else {
+            out.push(format!(
+                "{} in China ({}) against {} in the US ({}) per GPU-hour ({class}): ratio {}{change}",
+                r.cn_model,
+                usd(r.cn_median),
+                r.us_model,
+                usd(r.us_median),
+                num(r.cn_us_ratio, 2)
+            ));
+        }
+    }
+    out
+}
+
+fn label(sim: bool, s: &str) -> String {
+    if sim {
+        format!("{s} [{SIMULATED}]")
+    } else {
+        s.to_string()
+    }
+}
+
+fn sources(a: &WeekAnalysis) -> String {
+    let feeds: Vec<&str> = a.coverage.feeds.iter().map(|f| f.0.as_str()).collect();
+    format!("Sources: gpurent feeds {}", feeds.join(", "))
+}
+
+/// The charts of a week, by file stem.
+pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
+    let sim = a.coverage.sample_data;
+    let span = format!(
+        "{} to {}",
+        a.daily.first().map(|d| d.date).unwrap_or(a.from),
+        a.to
+    );
+    let caption = |extra: &str| label(sim, &format!("{}. {extra}", sources(a)));
+    let mut out = Vec::new();
+    // Models quoted on demand in both blocs this week.
+    let both: Vec<String> = a
+        .ratios
+        .iter()
+        .filter(|r| r.kind == "same_model" && r.price_class == "on_demand")
+        .map(|r| r.gpu_model.clone())
+        .collect();
+    for model in &both {
+        let mut lines = Vec::new();
+        for (bloc, ci) in [("CN", CN), ("US", US)] {
+            let pts: Vec<_> = a
+                .daily
+                .iter()
+                .filter(|d| &d.gpu_model == model && d.bloc == bloc && d.price_class == "on_demand")
+                .collect();
+            lines.push(Line {
+                label: format!("{bloc} median"),
+                color: PALETTE[ci],
+                points: pts.iter().map(|d| (d.date, d.median)).collect(),
+                band: pts.iter().map(|d| (d.date, d.p25, d.p75)).collect(),
+            });
+        }
+        out.push((
+            format!("price-{}", model.to_lowercase()),
+            Chart::Line(LineChart {
+                title: label(sim, &format!("{model} on-demand, CN vs US, daily median, {span}")),
+                caption: caption("Bands: p25 to p75 of offers per day."),
+                y_label: "USD per GPU-hour".into(),
+                lines,
+                reference: None,
+                y_from_zero: true,
+            }),
+        ));
+    }
+    // CN/US ratio over time for the models in both blocs.
+    let mut ratio_lines = Vec::new();
+    for (i, model) in both.iter().enumerate() {
+        let cn: Vec<_> = a
+            .daily
+            .iter()
+            .filter(|d| &d.gpu_model == model && d.bloc == "CN" && d.price_class == "on_demand")
+            .collect();
+        let points: Vec<_> = cn
+            .iter()
+            .filter_map(|c| {
+                a.daily
+                    .iter()
+                    .find(|u| u.date == c.date && &u.gpu_model == model && u.bloc == "US" && u.price_class == "on_demand")
+                    .map(|u| (c.date, c.median / u.median))
+            })
+            .collect();
+        ratio_lines.push(Line {
+            label: model.clone(),
+            color: PALETTE[(i + 2) % PALETTE.len()],
+            points,
+            band: Vec::new(),
+        });
+    }
+    if !ratio_lines.is_empty() {
+        out.push((
+            "ratio".into(),
+            Chart::Line(LineChart {
+                title: label(sim, &format!("CN/US ratio of daily on-demand medians, {span}")),
+                caption: caption("Below 1.0: cheaper in China. Ratio of medians in USD per GPU-hour."),
+                y_label: "CN median / US median".into(),
+                lines: ratio_lines,
+                reference: Some(1.0),
+                y_from_zero: false,
+            }),
+        ));
+    }
+    // Latest week: median per model, CN beside US.
+    let models: BTreeSet<&str> = a
+        .rows
+        .iter()
+        .filter(|r| r.price_class == "on_demand" && (r.bloc == "CN" || r.bloc == "US"))
+        .map(|r| r.gpu_model.as_str())
+        .collect();
+    let groups: Vec<BarGroup> = models
+        .iter()
+        .map(|m| BarGroup {
+            label: m.to_string(),
+            bars: a
+                .rows
+                .iter()
+                .filter(|r| r.gpu_model == *m && r.price_class == "on_demand")
+                .filter_map(|r| match r.bloc.as_str() {
+                    "CN" => Some((CN, r.median, r.p25, r.p75)),
+                    "US" => Some((US, r.median, r.p25, r.p75)),
+                    _ => None,
+                })
+                .collect(),
+        })
+        .collect();
+    if !groups.is_empty() {
+        out.push((
+            "week-medians".into(),
+            Chart::Bar(BarChart {
+                title: label(sim, &format!("On-demand median per model, {} ({} to {})", a.week, a.from, a.to)),
+                caption: caption("Whiskers: p25 to p75."),
+                y_label: "USD per GPU-hour".into(),
+                series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
+                groups,
+            }),
+        ));
+    }
+    // Availability: offer observations per day per bloc.
+    let mut avail = Vec::new();
+    for (bloc, ci) in [("CN", CN), ("US", US)] {
+        let mut per_day: std::collections::BTreeMap<chrono::NaiveDate, f64> = Default::default();
+        for d in a.daily.iter().filter(|d| d.bloc == bloc) {
+            *per_day.entry(d.date).or_default() += d.offers as f64;
+        }
+        avail.push(Line {
+            label: format!("{bloc} offer observations"),
+            color: PALETTE[ci],
+            points: per_day.into_iter().collect(),
+            band: Vec::new(),
+        });
+    }
+    out.push((
+        "availability".into(),
+        Chart::Line(LineChart {
+            title: label(sim, &format!("Offers observed per day by bloc, {span}")),
+            caption: caption("One offer seen in one hourly snapshot counts once."),
+            y_label: "offer observations per day".into(),
+            lines: avail,
+            reference: None,
+            y_from_zero: true,
+        }),
+    ));
+    out
+}
+
+fn stat_table_md(rows: &[StatRow]) -> String {
+    let mut s = String::from(
+        "| model | bloc | class | offers | p25 | median | p75 | min | p90 |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+            r.gpu_model,
+            r.bloc,
+            r.price_class,
+            r.offers,
+            if r.thin { " (thin)" } else { "" },
+            usd(r.p25),
+            usd(r.median),
+            usd(r.p75),
+            usd(r.min),
+            usd(r.p90)
+        );
+    }
+    s
+}
+
+const METHOD: &str = "Prices are USD per GPU-hour: each published price is divided by the GPUs in the offer, converted from its unit (per instance, per month of 730 hours, cents, thousandths of a yuan) and from its currency at the ECB reference rate of the observation date or the latest earlier one (at most 7 days). Statistics are over every offer observation of the week (one offer in one hourly snapshot counts once); quantiles interpolate linearly. Fractional-GPU offers and prices under 0.1x or over 10x their model's median are left out and counted. GPU models are never merged across SXM/PCIe or across export variants (H800, H20, A800, RTX 4090D stay apart from H100, A100, RTX 4090). Bloc CN is mainland China; Hong Kong, Macau and Taiwan are OTHER. Prices compared are as published: Chinese list prices may include VAT, US list prices do not.";
+
+fn markdown(a: &WeekAnalysis, heads: &[String], chart_names: &[String], generated_at: &str) -> String {
+    let sim = a.coverage.sample_data;
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", label(sim, &format!("GPU rental prices, China vs US, {}", a.week)));
+    if sim {
+        let _ = writeln!(s, "> **{SIMULATED}.** This report was generated from simulated providers.\n");
+    }
+    let _ = writeln!(s, "{} to {} (UTC). Generated {generated_at}.\n", a.from, a.to);
+    let _ = writeln!(s, "## Headlines\n");
+    if heads.is_empty() {
+        let _ = writeln!(s, "No model was quoted in both China and the US this week.\n");
+    }
+    for h in heads {
+        let _ = writeln!(s, "- {h}");
+    }
+    let _ = writeln!(s, "\n## Charts\n");
+    for c in chart_names {
+        let _ = writeln!(s, "![{c}](charts/{c}.svg)");
+    }
+    let _ = writeln!(s, "\n## Statistics (USD per GPU-hour)\n\n{}", stat_table_md(&a.rows));
+    let _ = writeln!(s, "## Coverage\n");
+    for (f, n) in &a.coverage.feeds {
+        let _ = writeln!(s, "- feed {f}: {n} offer observations");
+    }
+    for (r, n) in &a.coverage.rejects {
+        let _ = writeln!(s, "- rejected, {r}: {n}");
+    }
+    let _ = writeln!(
+        s,
+        "- share of offers whose GPU resolved to a model: {}\n- implausible prices left out: {}\n- fractional-GPU offers left out: {}\n- thin cells (fewer than {} observations): {}\n",
+        pct_plain(a.coverage.resolved_share),
+        a.coverage.implausible,
+        a.coverage.fractional,
+        analysis::THIN_CELL,
+        a.coverage.thin_cells
+    );
+    let _ = writeln!(s, "## Methodology\n\n{METHOD}");
+    s
+}
+
+fn pct_plain(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.1}%", v * 100.0)
+    } else {
+        "n/a".into()
+    }
+}
+
+const CSS: &str = "body{font-family:'DejaVu Sans',system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px;color:#222;line-height:1.45}h1{font-size:1.5em}svg{max-width:100%;height:auto}table{border-collapse:collapse;font-size:.85em;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}.sim{background:#fff3cd;border:2px solid #d39e00;padding:8px;font-weight:bold}.thin{color:#999}";
+
+fn html(a: &WeekAnalysis, heads: &[String], svgs: &[(String, String)], generated_at: &str) -> String {
+    let sim = a.coverage.sample_data;
+    let title = label(sim, &format!("GPU rental prices, China vs US, {}", a.week));
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    if sim {
+        let _ = writeln!(s, "<p class=\"sim\">{SIMULATED}. Every number on this page comes from simulated providers.</p>");
+    }
+    let _ = writeln!(s, "<p>{} to {} (UTC). Generated {}.</p>", a.from, a.to, esc(generated_at));
+    let _ = writeln!(s, "<h2>Headlines</h2><ul>");
+    if heads.is_empty() {
+        let _ = writeln!(s, "<li>No model was quoted in both China and the US this week.</li>");
+    }
+    for h in heads {
+        let _ = writeln!(s, "<li>{}</li>", esc(h));
+    }
+    let _ = writeln!(s, "</ul><h2>Charts</h2>");
+    for (name, svg) in svgs {
+        // The SVG is produced by plotters from escaped text; strip its XML prolog.
+        let body = svg.trim_start_matches(|c| c != '<');
+        let body = if body.starts_with("<?xml") {
+            body.split_once("?>").map(|x| x.1).unwrap_or(body)
+        } else {
+            body
+        };
+        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", esc(name), body.trim());
+    }
+    let _ = writeln!(s, "<h2>Statistics (USD per GPU-hour)</h2><table><tr><th>model</th><th>bloc</th><th>class</th><th>offers</th><th>providers</th><th>p25</th><th>median</th><th>p75</th><th>min</th><th>p90</th><th>10% trimmed mean</th></tr>");
+    for r in &a.rows {
+        let _ = writeln!(
+            s,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if r.thin { " class=\"thin\"" } else { "" },
+            esc(&r.gpu_model),
+            esc(&r.bloc),
+            esc(&r.price_class),
+            r.offers,
+            r.providers,
+            usd(r.p25),
+            usd(r.median),
+            usd(r.p75),
+            usd(r.min),
+            usd(r.p90),
+            usd(r.trimmed_mean_10)
+        );
+    }
+    let _ = writeln!(s, "</table><h2>Coverage</h2><ul>");
+    for (f, n) in &a.coverage.feeds {
+        let _ = writeln!(s, "<li>feed {}: {n} offer observations</li>", esc(f));
+    }
+    for (r, n) in &a.coverage.rejects {
+        let _ = writeln!(s, "<li>rejected, {}: {n}</li>", esc(r));
+    }
+    let _ = writeln!(
+        s,
+        "<li>share of offers whose GPU resolved to a model: {}</li><li>implausible prices left out: {}</li><li>fractional-GPU offers left out: {}</li><li>thin cells (fewer than {} observations, greyed): {}</li></ul>",
+        pct_plain(a.coverage.resolved_share),
+        a.coverage.implausible,
+        a.coverage.fractional,
+        analysis::THIN_CELL,
+        a.coverage.thin_cells
+    );
+    let _ = writeln!(s, "<h2>Methodology</h2><p>{}</p>\n</body></html>", esc(METHOD));
+    s
+}
+
+fn io_err(path: &Path) -> impl FnOnce(crate::error::StoreError) -> ReportError + '_ {
+    move |e| ReportError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+fn summary_csv(a: &WeekAnalysis) -> String {
+    let mut s = String::from("week,gpu_model,bloc,price_class,offers,distinct_offers,providers,min,p10,p25,median,p75,p90,trimmed_mean_10,thin\n");
+    for r in &a.rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            a.week,
+            r.gpu_model,
+            r.bloc,
+            r.price_class,
+            r.offers,
+            r.distinct_offers,
+            r.providers,
+            num(r.min, 4),
+            num(r.p10, 4),
+            num(r.p25, 4),
+            num(r.median, 4),
+            num(r.p75, 4),
+            num(r.p90, 4),
+            num(r.trimmed_mean_10, 4),
+            r.thin
+        );
+    }
+    s
+}
+
+/// Write one week's report under `out`. Returns the week directory.
+pub fn write_week(store: &Store, out: &Path, week: IsoWeek, generated_at: DateTime<Utc>) -> Result<PathBuf, ReportError> {
+    let a = analysis::analyse_week(store, week)?;
+    if a.rows.is_empty() {
+        return Err(ReportError::Invalid(format!(
+            "no offers stored for {} ({} to {})",
+            a.week, a.from, a.to
+        )));
+    }
+    let gen = generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let dir = out.join(&a.week);
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir).map_err(|source| ReportError::Io {
+        path: charts_dir.clone(),
+        source,
+    })?;
+    let heads = headlines(&a);
+    let mut svgs = Vec::new();
+    for (name, c) in charts(&a) {
+        let svg = chart::to_svg(&c, &name)?;
+        let p = charts_dir.join(format!("{name}.svg"));
+        write_atomic(&p, svg.as_bytes()).map_err(io_err(&p))?;
+        chart::to_png(&c, &name, &charts_dir.join(format!("{name}.png")))?;
+        svgs.push((name, svg));
+    }
+    let names: Vec<String> = svgs.iter().map(|s| s.0.clone()).collect();
+    let summary = Summary {
+        schema: SCHEMA,
+        week: &a.week,
+        from: a.from.to_string(),
+        to: a.to.to_string(),
+        generated_at: generated_at.to_rfc3339(),
+        simulated: a.coverage.sample_data,
+        price_basis: "usd_per_gpu_hour: published price per GPU-hour in USD at the ECB rate of the observation date",
+        rows: &a.rows,
+        ratios: &a.ratios,
+        coverage: &a.coverage,
+        headlines: heads.clone(),
+    };
+    let files: [(&str, Vec<u8>); 4] = [
+        ("summary.json", serde_json::to_vec_pretty(&summary).expect("summary serialises")),
+        ("summary.csv", summary_csv(&a).into_bytes()),
+        ("report.md", markdown(&a, &heads, &names, &gen).into_bytes()),
+        ("index.html", html(&a, &heads, &svgs, &gen).into_bytes()),
+    ];
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        write_atomic(&p, &bytes).map_err(io_err(&p))?;
+    }
+    write_index(out)?;
+    Ok(dir)
+}
+
+/// Rewrite `<out>/index.html` listing every week that has a summary, newest first.
+pub fn write_index(out: &Path) -> Result<(), ReportError> {
+    let mut weeks: Vec<(String, serde_json::Value)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(out) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if IsoWeek::parse(&name).is_err() {
+                continue;
+            }
+            if let Ok(text) = std::fs::read(e.path().join("summary.json")) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+                    weeks.push((name, v));
+                }
+            }
+        }
+    }
+    weeks.sort_by(|a, b| b.0.cmp(&a.0));
+    let any_sim = weeks.iter().any(|w| w.1["simulated"] == serde_json::Value::Bool(true));
+    let title = label(any_sim, "gpurent weekly reports: GPU rental prices, China vs US");
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body><h1>{}</h1><ul>\n",
+        esc(&title),
+        esc(&title)
+    );
+    for (w, v) in &weeks {
+        let head = v["headlines"].get(0).and_then(|h| h.as_str()).unwrap_or("no model quoted in both blocs");
+        let sim = if v["simulated"] == serde_json::Value::Bool(true) {
+            format!(" <strong>[{SIMULATED}]</strong>")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "<li><a href=\"{}/index.html\">{}</a>{sim}: {}</li>", esc(w), esc(w), esc(head));
+    }
+    s.push_str("</ul></body></html>\n");
+    let p = out.join("index.html");
+    write_atomic(&p, s.as_bytes()).map_err(io_err(&p))
+}

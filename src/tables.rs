@@ -1,0 +1,441 @@
+//! Data tables: GPU models and their aliases, provider regions, instance types, units.
+//!
+//! The tables live in `tables/` as TOML and CSV, are embedded at compile time and
+//! parsed once. Invariant: nothing here guesses. A name that no alias covers is
+//! unresolved; a family name is narrowed only by what the source states (form,
+//! reported memory within 7%) and otherwise kept as the coarser id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::error::TableError;
+
+const GPUS_TOML: &str = include_str!("../tables/gpus.toml");
+const REGIONS_TOML: &str = include_str!("../tables/regions.toml");
+const INSTANCES_CSV: &str = include_str!("../tables/instances.csv");
+const UNITS_TOML: &str = include_str!("../tables/units.toml");
+
+/// Relative tolerance when snapping a reported memory size to a known one.
+pub const MEMORY_SNAP_TOLERANCE: f64 = 0.07;
+
+/// One canonical GPU model.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GpuModel {
+    pub id: String,
+    pub vendor: String,
+    pub family: String,
+    pub memory_gb: f64,
+    #[serde(default)]
+    pub form: String,
+    #[serde(default)]
+    pub china_variant: bool,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Partial {
+    family: String,
+    #[serde(default)]
+    form: Option<String>,
+    #[serde(default)]
+    memory_gb: Option<f64>,
+    aliases: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GpusFile {
+    model: Vec<GpuModel>,
+    #[serde(default)]
+    partial: Vec<Partial>,
+}
+
+/// What an alias points at: a full model, or a partial description to narrow.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    Model(usize),
+    Partial {
+        family: String,
+        form: Option<String>,
+        memory_gb: Option<f64>,
+    },
+}
+
+/// The GPU model registry with its alias index.
+#[derive(Debug)]
+pub struct GpuRegistry {
+    models: Vec<GpuModel>,
+    aliases: HashMap<String, Target>,
+}
+
+/// Normalise a GPU name for alias lookup: lowercase; every run of ` -_()/,` becomes
+/// one space; a number followed by a `gb` token is joined (`80 GB` == `80GB`).
+pub fn normalise_name(raw: &str) -> String {
+    let lower = raw.to_lowercase();
+    let tokens: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || "-_()/,".contains(c))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        if t == "gb" {
+            if let Some(prev) = out.last_mut() {
+                if prev.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                    prev.push_str("gb");
+                    continue;
+                }
+            }
+        }
+        out.push(t.to_string());
+    }
+    out.join(" ")
+}
+
+/// Vendor words some sources put in front of the model name; stripped one at a time
+/// when the full name has no alias.
+const PREFIXES: &[&str] = &["nvidia ", "geforce ", "tesla ", "amd ", "instinct ", "radeon "];
+
+impl GpuRegistry {
+    fn parse(text: &str) -> Result<Self, TableError> {
+        let err = |message: String| TableError {
+            table: "tables/gpus.toml".into(),
+            message,
+        };
+        let file: GpusFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut aliases: HashMap<String, Target> = HashMap::new();
+        let add = |alias: &str, target: Target, aliases: &mut HashMap<String, Target>| {
+            let key = normalise_name(alias);
+            if key.is_empty() {
+                return Err(err(format!("empty alias {alias:?}")));
+            }
+            match aliases.get(&key) {
+                Some(existing) if *existing != target => Err(err(format!(
+                    "alias {alias:?} (key {key:?}) maps to two targets: {existing:?} and {target:?}"
+                ))),
+                _ => {
+                    aliases.insert(key, target);
+                    Ok(())
+                }
+            }
+        };
+        let mut ids = std::collections::HashSet::new();
+        for (i, m) in file.model.iter().enumerate() {
+            if !ids.insert(m.id.clone()) {
+                return Err(err(format!("model id {} listed twice", m.id)));
+            }
+            add(&m.id, Target::Model(i), &mut aliases)?;
+            for a in &m.aliases {
+                add(a, Target::Model(i), &mut aliases)?;
+            }
+        }
+        for p in &file.partial {
+            if !file.model.iter().any(|m| m.family == p.family) {
+                return Err(err(format!("partial names unknown family {}", p.family)));
+            }
+            let target = Target::Partial {
+                family: p.family.clone(),
+                form: p.form.clone().filter(|f| !f.is_empty()),
+                memory_gb: p.memory_gb,
+            };
+            for a in &p.aliases {
+                add(a, target.clone(), &mut aliases)?;
+            }
+        }
+        Ok(Self {
+            models: file.model,
+            aliases,
+        })
+    }
+
+    pub fn models(&self) -> &[GpuModel] {
+        &self.models
+    }
+
+    pub fn model(&self, id: &str) -> Option<&GpuModel> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
+    /// Every (normalised alias, target id or partial description) pair, for tests.
+    pub fn alias_count(&self) -> usize {
+        self.aliases.len()
+    }
+
+    fn lookup(&self, raw: &str) -> Option<&Target> {
+        let mut key = normalise_name(raw);
+        loop {
+            if let Some(t) = self.aliases.get(&key) {
+                return Some(t);
+            }
+            let stripped = PREFIXES
+                .iter()
+                .find_map(|p| key.strip_prefix(p).map(str::to_string))?;
+            key = stripped;
+        }
+    }
+
+    /// Resolve a raw GPU name (with the memory the source reports, if any) to a
+    /// canonical id, or to the honest coarser id when the source is not specific.
+    /// `None` when no alias covers the name.
+    pub fn resolve(&self, raw: &str, reported_memory_gb: Option<f64>) -> Option<String> {
+        match self.lookup(raw)? {
+            Target::Model(i) => Some(self.models[*i].id.clone()),
+            Target::Partial {
+                family,
+                form,
+                memory_gb,
+            } => Some(self.narrow(family, form.as_deref(), memory_gb.or(reported_memory_gb))),
+        }
+    }
+
+    /// Narrow a family (and form, memory when known) to one model, or build the coarser id.
+    pub fn narrow(&self, family: &str, form: Option<&str>, memory_gb: Option<f64>) -> String {
+        let mut candidates: Vec<&GpuModel> = self
+            .models
+            .iter()
+            .filter(|m| m.family == family && form.is_none_or(|f| m.form == f))
+            .collect();
+        let mut known_mem = None;
+        if let Some(mem) = memory_gb.filter(|m| *m > 0.0) {
+            let within: Vec<&GpuModel> = candidates
+                .iter()
+                .copied()
+                .filter(|m| ((m.memory_gb - mem) / m.memory_gb).abs() <= MEMORY_SNAP_TOLERANCE)
+                .collect();
+            if let Some(nearest) = within
+                .iter()
+                .map(|m| m.memory_gb)
+                .min_by(|a, b| (a - mem).abs().total_cmp(&(b - mem).abs()))
+            {
+                candidates = within.into_iter().filter(|m| m.memory_gb == nearest).collect();
+                known_mem = Some(nearest);
+            }
+        }
+        if candidates.len() == 1 {
+            return candidates[0].id.clone();
+        }
+        let mut id = family.to_string();
+        let forms: Vec<&str> = {
+            let mut f: Vec<&str> = candidates.iter().map(|m| m.form.as_str()).collect();
+            f.dedup();
+            f
+        };
+        if let Some(f) = form.or(if forms.len() == 1 && !forms[0].is_empty() {
+            Some(forms[0])
+        } else {
+            None
+        }) {
+            id.push('-');
+            id.push_str(f);
+        }
+        if let Some(m) = known_mem {
+            id.push_str(&format!("-{}GB", fmt_mem(m)));
+        }
+        id
+    }
+}
+
+fn fmt_mem(m: f64) -> String {
+    if m.fract() == 0.0 {
+        format!("{}", m as i64)
+    } else {
+        format!("{m}")
+    }
+}
+
+/// Instance type to GPU model and count, per provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceGpu {
+    pub gpu_model: String,
+    pub gpu_count: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct InstanceRow {
+    provider: String,
+    instance_type: String,
+    gpu_model: String,
+    gpu_count: f64,
+    #[allow(dead_code)]
+    source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitsFile {
+    period_hours: BTreeMap<String, f64>,
+    scale: BTreeMap<String, f64>,
+    bloc: BTreeMap<String, String>,
+}
+
+/// All tables, parsed once.
+#[derive(Debug)]
+pub struct Tables {
+    pub gpus: GpuRegistry,
+    /// provider -> region -> country
+    regions: HashMap<String, HashMap<String, String>>,
+    instances: HashMap<(String, String), InstanceGpu>,
+    period_hours: BTreeMap<String, f64>,
+    scale: BTreeMap<String, f64>,
+    bloc: BTreeMap<String, String>,
+}
+
+impl Tables {
+    /// The tables embedded in the binary. Panics only if the embedded tables are
+    /// invalid, which the test suite rules out.
+    pub fn embedded() -> &'static Tables {
+        static TABLES: OnceLock<Tables> = OnceLock::new();
+        TABLES.get_or_init(|| {
+            Tables::parse(GPUS_TOML, REGIONS_TOML, INSTANCES_CSV, UNITS_TOML)
+                .expect("embedded tables are valid (checked by tests)")
+        })
+    }
+
+    pub fn parse(gpus: &str, regions: &str, instances: &str, units: &str) -> Result<Self, TableError> {
+        let gpus = GpuRegistry::parse(gpus)?;
+        let regions: HashMap<String, HashMap<String, String>> =
+            toml::from_str(regions).map_err(|e| TableError {
+                table: "tables/regions.toml".into(),
+                message: e.to_string(),
+            })?;
+        for (provider, map) in &regions {
+            for (region, country) in map {
+                if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+                    return Err(TableError {
+                        table: "tables/regions.toml".into(),
+                        message: format!("[{provider}] {region} = {country:?} is not an ISO 3166-1 alpha-2 code"),
+                    });
+                }
+            }
+        }
+        let mut inst = HashMap::new();
+        let mut rdr = csv::Reader::from_reader(instances.as_bytes());
+        for (line, row) in rdr.deserialize::<InstanceRow>().enumerate() {
+            let err = |message: String| TableError {
+                table: "tables/instances.csv".into(),
+                message: format!("row {}: {message}", line + 2),
+            };
+            let row = row.map_err(|e| err(e.to_string()))?;
+            if gpus.model(&row.gpu_model).is_none() {
+                return Err(err(format!("unknown gpu_model {}", row.gpu_model)));
+            }
+            if row.gpu_count <= 0.0 {
+                return Err(err(format!("gpu_count {} is not positive", row.gpu_count)));
+            }
+            let key = (row.provider.clone(), row.instance_type.clone());
+            if inst.contains_key(&key) {
+                return Err(err(format!("{} {} listed twice", row.provider, row.instance_type)));
+            }
+            inst.insert(
+                key,
+                InstanceGpu {
+                    gpu_model: row.gpu_model,
+                    gpu_count: row.gpu_count,
+                },
+            );
+        }
+        let units: UnitsFile = toml::from_str(units).map_err(|e| TableError {
+            table: "tables/units.toml".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            gpus,
+            regions,
+            instances: inst,
+            period_hours: units.period_hours,
+            scale: units.scale,
+            bloc: units.bloc,
+        })
+    }
+
+    /// Country of a provider's region, if the region table knows it.
+    pub fn country(&self, provider: &str, region: &str) -> Option<&str> {
+        self.regions
+            .get(provider)
+            .and_then(|m| m.get(region))
+            .map(String::as_str)
+    }
+
+    /// GPU model and count of a provider's instance type.
+    pub fn instance(&self, provider: &str, instance_type: &str) -> Option<&InstanceGpu> {
+        self.instances
+            .get(&(provider.to_string(), instance_type.to_string()))
+    }
+
+    /// Hours in a named period (`hour`, `month`, ...).
+    pub fn period_hours(&self, period: &str) -> Option<f64> {
+        self.period_hours.get(period).copied()
+    }
+
+    /// Multiplier of a named scale (`unit`, `cents`, ...).
+    pub fn scale(&self, scale: &str) -> Option<f64> {
+        self.scale.get(scale).copied()
+    }
+
+    /// Bloc of a country: `CN`, `US` or `OTHER`.
+    pub fn bloc(&self, country: Option<&str>) -> &str {
+        country
+            .and_then(|c| self.bloc.get(c))
+            .map(String::as_str)
+            .unwrap_or("OTHER")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_norm(input: &str, expected: &str) {
+        assert_eq!(normalise_name(input), expected, "normalise_name({input:?})");
+    }
+
+    #[test]
+    fn name_normalisation() {
+        for (input, expected) in [
+            ("H100 (80 GB SXM5)", "h100 80gb sxm5"),
+            ("NVIDIA A100-SXM4-80GB", "nvidia a100 sxm4 80gb"),
+            ("  RTX_4090  ", "rtx 4090"),
+            ("A100-80GB", "a100 80gb"),
+            ("nvidia-h100-80gb", "nvidia h100 80gb"),
+        ] {
+            check_norm(input, expected);
+        }
+    }
+
+    #[test]
+    fn embedded_tables_load() {
+        let t = Tables::embedded();
+        assert!(t.gpus.models().len() > 30);
+        assert_eq!(t.bloc(Some("CN")), "CN");
+        assert_eq!(t.bloc(Some("HK")), "OTHER");
+        assert_eq!(t.bloc(None), "OTHER");
+        assert_eq!(t.period_hours("month"), Some(730.0));
+    }
+
+    #[test]
+    fn conflicting_alias_is_an_error() {
+        let gpus = r#"
+[[model]]
+id = "H100-SXM-80GB"
+vendor = "NVIDIA"
+family = "H100"
+memory_gb = 80
+form = "SXM"
+aliases = ["H100 SXM"]
+[[model]]
+id = "H800-SXM-80GB"
+vendor = "NVIDIA"
+family = "H800"
+memory_gb = 80
+form = "SXM"
+china_variant = true
+aliases = ["h100-sxm"]
+"#;
+        let e = GpuRegistry::parse(gpus).unwrap_err();
+        assert!(e.message.contains("two targets"), "{e}");
+    }
+}

@@ -1,0 +1,138 @@
+//! Shared helpers: a loopback server with routes, temp dirs, reading the store back
+//! with polars independently of gpurent's own analysis code.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use gpurent::sim::{self, HttpRequest, HttpResponse};
+use polars::prelude::*;
+
+/// A route table the test can change while the server runs.
+#[derive(Clone, Default)]
+pub struct Routes(pub Arc<Mutex<HashMap<String, Vec<HttpResponse>>>>);
+
+impl Routes {
+    /// Serve `resp` at `path` (replacing earlier responses).
+    pub fn set(&self, path: &str, resp: HttpResponse) {
+        self.0.lock().unwrap().insert(path.to_string(), vec![resp]);
+    }
+    /// Serve these responses in order, the last one from then on.
+    pub fn script(&self, path: &str, resps: Vec<HttpResponse>) {
+        self.0.lock().unwrap().insert(path.to_string(), resps);
+    }
+}
+
+pub struct TestServer {
+    pub server: sim::Server,
+    pub routes: Routes,
+    pub hits: Arc<Mutex<Vec<String>>>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+}
+
+pub async fn server() -> TestServer {
+    let routes = Routes::default();
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let (r, h) = (routes.clone(), Arc::clone(&hits));
+    let handler: sim::Handler = Arc::new(move |req: &HttpRequest| {
+        h.lock().unwrap().push(req.target.clone());
+        let mut map = r.0.lock().unwrap();
+        match map.get_mut(req.path()) {
+            Some(list) if list.len() > 1 => list.remove(0),
+            Some(list) if !list.is_empty() => list[0].clone(),
+            _ => HttpResponse::status(404),
+        }
+    });
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let server = sim::serve(handler, rx).await.expect("bind 127.0.0.1:0");
+    TestServer {
+        server,
+        routes,
+        hits,
+        _stop: tx,
+    }
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Every parquet file under `dir`, read eagerly with polars and stacked.
+pub fn read_all(dir: &Path) -> Option<DataFrame> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    let mut out: Option<DataFrame> = None;
+    for f in files {
+        let df = ParquetReader::new(std::fs::File::open(&f).unwrap()).finish().unwrap();
+        match &mut out {
+            None => out = Some(df),
+            Some(o) => {
+                o.vstack_mut_owned(df).unwrap();
+            }
+        }
+    }
+    out
+}
+
+pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+/// numpy's default (linear) quantile, computed independently.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The rows of a frame where `col == value` for string columns.
+pub fn rows_where(df: &DataFrame, conds: &[(&str, &str)]) -> DataFrame {
+    let mut mask = BooleanChunked::full("m".into(), true, df.height());
+    for (c, v) in conds {
+        let m = df.column(c).unwrap().str().unwrap().equal(*v);
+        mask = &mask & &m;
+    }
+    df.filter(&mask).unwrap()
+}
+
+pub fn f64_col(df: &DataFrame, c: &str) -> Vec<f64> {
+    df.column(c).unwrap().f64().unwrap().into_iter().map(|v| v.unwrap()).collect()
+}
+
+pub fn str_col(df: &DataFrame, c: &str) -> Vec<String> {
+    df.column(c).unwrap().str().unwrap().into_iter().map(|v| v.unwrap_or("").to_string()).collect()
+}
+
+/// Run the gpurent binary; returns (exit code, stdout, stderr).
+pub fn gpurent(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
