@@ -45,14 +45,21 @@ fn rate(currency: &str, value: &str, where_: &str) -> Result<Option<f64>, String
         .parse()
         .map_err(|_| format!("{where_}: rate {v:?} for {currency} is not a number"))?;
     if !(r.is_finite() && r > 0.0) {
-        return Err(format!("{where_}: rate {v:?} for {currency} is not positive"));
+        return Err(format!(
+            "{where_}: rate {v:?} for {currency} is not positive"
+        ));
     }
     Ok(Some(r))
 }
 
 pub fn parse_csv(text: &str) -> Result<Vec<FxRate>, String> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|e| format!("invalid CSV header: {e}"))?.clone();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| format!("invalid CSV header: {e}"))?
+        .clone();
     if headers.get(0).map(str::trim) != Some("Date") {
         return Err("CSV header must start with Date".into());
     }
@@ -85,7 +92,10 @@ pub fn parse_xml(text: &str) -> Result<Vec<FxRate>, String> {
     let mut date: Option<NaiveDate> = None;
     let mut out = Vec::new();
     loop {
-        match reader.read_event().map_err(|e| format!("invalid XML at byte {}: {e}", reader.buffer_position()))? {
+        match reader
+            .read_event()
+            .map_err(|e| format!("invalid XML at byte {}: {e}", reader.buffer_position()))?
+        {
             Event::Eof => break,
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"Cube" => {
                 let mut time = None;
@@ -93,7 +103,10 @@ pub fn parse_xml(text: &str) -> Result<Vec<FxRate>, String> {
                 let mut value = None;
                 for a in e.attributes() {
                     let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
-                    let v = a.unescape_value().map_err(|e| format!("invalid XML attribute: {e}"))?.into_owned();
+                    let v = a
+                        .unescape_value()
+                        .map_err(|e| format!("invalid XML attribute: {e}"))?
+                        .into_owned();
                     match a.key.as_ref() {
                         b"time" => time = Some(v),
                         b"currency" => currency = Some(v),
@@ -103,7 +116,8 @@ pub fn parse_xml(text: &str) -> Result<Vec<FxRate>, String> {
                 }
                 if let Some(t) = time {
                     date = Some(
-                        NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(|e| format!("Cube time {t:?}: {e}"))?,
+                        NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+                            .map_err(|e| format!("Cube time {t:?}: {e}"))?,
                     );
                 }
                 if let (Some(c), Some(v)) = (currency, value) {
@@ -145,7 +159,12 @@ mod tests {
     fn history_csv_skips_na() {
         let csv = "Date,USD,CYP,CNY,\n2024-10-11,1.0938,N/A,7.7282,\n";
         let r = parse_csv(csv).unwrap();
-        assert_eq!(r.iter().map(|x| x.currency.as_str()).collect::<Vec<_>>(), ["USD", "CNY"]);
-        assert!(parse_csv("Date,USD\n2024-10-11,abc\n").unwrap_err().contains("line 2"));
+        assert_eq!(
+            r.iter().map(|x| x.currency.as_str()).collect::<Vec<_>>(),
+            ["USD", "CNY"]
+        );
+        assert!(parse_csv("Date,USD\n2024-10-11,abc\n")
+            .unwrap_err()
+            .contains("line 2"));
     }
 }

@@ -12,8 +12,8 @@
 //! price_class = "on_demand"      # on_demand, spot, reserved
 //! country = "CN"                 # optional: when every row is in one country
 //! [columns]
-//! gpu = "gpu"
-//! gpu_count = "gpus"
+//! gpu = "gpu"                    # optional when instance_type names a catalogued type
+//! gpu_count = "gpus"             # optional: else the instance catalogue's count
 //! price = "price"
 //! region = "region"              # optional, also: country, offer_id, memory_gb, instance_type
 //! ```
@@ -40,8 +40,10 @@ struct Keys {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Columns {
-    gpu: String,
-    gpu_count: String,
+    #[serde(default)]
+    gpu: Option<String>,
+    #[serde(default)]
+    gpu_count: Option<String>,
     price: String,
     #[serde(default)]
     region: Option<String>,
@@ -68,7 +70,9 @@ pub fn check_currency(c: &str) -> Result<(), String> {
     if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(format!("key `currency`: {c:?} is not an ISO 4217 code such as USD or CNY"))
+        Err(format!(
+            "key `currency`: {c:?} is not an ISO 4217 code such as USD or CNY"
+        ))
     }
 }
 
@@ -76,10 +80,29 @@ pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, S
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     let unit = PriceUnit::parse(&k.price_unit)
-        .filter(|u| crate::tables::Tables::embedded().period_hours(&u.period).is_some() && crate::tables::Tables::embedded().scale(&u.scale).is_some())
-        .ok_or_else(|| format!("key `price_unit`: {:?} is not a known unit such as gpu-hour or instance-month", k.price_unit))?;
-    let class = PriceClass::parse(&k.price_class)
-        .ok_or_else(|| format!("key `price_class`: {:?} must be on_demand, spot or reserved", k.price_class))?;
+        .filter(|u| {
+            crate::tables::Tables::embedded()
+                .period_hours(&u.period)
+                .is_some()
+                && crate::tables::Tables::embedded().scale(&u.scale).is_some()
+        })
+        .ok_or_else(|| {
+            format!(
+                "key `price_unit`: {:?} is not a known unit such as gpu-hour or instance-month",
+                k.price_unit
+            )
+        })?;
+    if k.columns.gpu.is_none() && k.columns.instance_type.is_none() {
+        return Err(
+            "[columns] needs `gpu` or `instance_type` (looked up in tables/instances.csv)".into(),
+        );
+    }
+    let class = PriceClass::parse(&k.price_class).ok_or_else(|| {
+        format!(
+            "key `price_class`: {:?} must be on_demand, spot or reserved",
+            k.price_class
+        )
+    })?;
     Ok(Box::new(GenericCsv {
         currency: k.currency,
         unit,
@@ -91,22 +114,29 @@ pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, S
 
 impl Adapter for GenericCsv {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
-        let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(page.body.as_slice());
-        let headers = rdr.headers().map_err(|e| format!("invalid CSV header: {e}"))?.clone();
-        let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h.trim(), i)).collect();
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(page.body.as_slice());
+        let headers = rdr
+            .headers()
+            .map_err(|e| format!("invalid CSV header: {e}"))?
+            .clone();
+        let index: HashMap<&str, usize> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.trim(), i))
+            .collect();
         let col = |name: &Option<String>, key: &str| -> Result<Option<usize>, String> {
             match name {
                 None => Ok(None),
-                Some(n) => index
-                    .get(n.as_str())
-                    .copied()
-                    .map(Some)
-                    .ok_or_else(|| format!("column {n:?} (key `columns.{key}`) is not in the CSV header")),
+                Some(n) => index.get(n.as_str()).copied().map(Some).ok_or_else(|| {
+                    format!("column {n:?} (key `columns.{key}`) is not in the CSV header")
+                }),
             }
         };
         let c = &self.columns;
-        let gpu = col(&Some(c.gpu.clone()), "gpu")?.unwrap_or_default();
-        let count = col(&Some(c.gpu_count.clone()), "gpu_count")?.unwrap_or_default();
+        let gpu = col(&c.gpu, "gpu")?;
+        let count = col(&c.gpu_count, "gpu_count")?;
         let price = col(&Some(c.price.clone()), "price")?.unwrap_or_default();
         let region = col(&c.region, "region")?;
         let country = col(&c.country, "country")?;
@@ -118,10 +148,12 @@ impl Adapter for GenericCsv {
             let line = i + 2;
             let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
             let get = |idx: usize| rec.get(idx).map(str::trim).unwrap_or("");
-            let opt = |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
-            let name = get(gpu).to_string();
+            let opt =
+                |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
+            let name = gpu.map(get).unwrap_or("").to_string();
             let id = opt(offer_id).unwrap_or_else(|| format!("line{line}"));
-            let num = |idx: usize, field: &str| -> Result<Option<f64>, String> {
+            let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, String> {
+                let Some(idx) = idx else { return Ok(None) };
                 let s = get(idx);
                 if s.is_empty() {
                     return Ok(None);
@@ -130,7 +162,10 @@ impl Adapter for GenericCsv {
                     .map(Some)
                     .map_err(|_| format!("line {line}: column {field:?}: {s:?} is not a number"))
             };
-            let (n, p) = match (num(count, &c.gpu_count), num(price, &c.price)) {
+            let (n, p) = match (
+                num(count, c.gpu_count.as_deref().unwrap_or("")),
+                num(Some(price), &c.price),
+            ) {
                 (Ok(n), Ok(p)) => (n, p),
                 (Err(e), _) | (_, Err(e)) => {
                     out.rejects.push(ParseReject {

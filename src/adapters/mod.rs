@@ -10,9 +10,21 @@ use chrono::{DateTime, Utc};
 use crate::feed::FeedConfig;
 use crate::model::Parsed;
 
+pub mod aliyun;
+pub mod autodl;
+pub mod aws_offer;
+pub mod azure_retail;
 pub mod ecb_fx;
+pub mod gcp_billing;
 pub mod generic_csv;
+pub mod generic_json;
+pub mod lambda;
+pub mod ppio;
+pub mod runpod;
+pub mod shadeform;
 pub mod sign;
+pub mod skypilot_csv;
+pub mod tencent;
 pub mod vastai;
 
 /// One HTTP request an adapter wants made for a live fetch.
@@ -55,8 +67,19 @@ pub struct ParseCtx<'a> {
 
 pub trait Adapter: Send + Sync {
     /// The requests of a live fetch. Default: GET the feed URL.
-    fn requests(&self, url: &str, _secret: Option<&str>, _now: DateTime<Utc>) -> Result<Vec<Request>, String> {
+    fn requests(
+        &self,
+        url: &str,
+        _secret: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<Request>, String> {
         Ok(vec![Request::get(url)])
+    }
+    /// True when the API answers a per-request problem (an instance type a region does
+    /// not sell, say) with a 4xx status and an error body that `parse` turns into a
+    /// counted reject; other adapters fail the feed on any 4xx.
+    fn error_bodies_are_records(&self) -> bool {
+        false
     }
     /// The URL of the next page, when the payload names one.
     fn next_page(&self, _body: &[u8]) -> Option<String> {
@@ -75,6 +98,18 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("vastai", vastai::build),
     ("generic_csv", generic_csv::build),
     ("ecb_fx", ecb_fx::build),
+    ("azure_retail", azure_retail::build),
+    ("aws_offer", aws_offer::build),
+    ("gcp_billing", gcp_billing::build),
+    ("aliyun", aliyun::build),
+    ("tencent", tencent::build),
+    ("skypilot_csv", skypilot_csv::build),
+    ("runpod", runpod::build),
+    ("lambda", lambda::build),
+    ("shadeform", shadeform::build),
+    ("autodl", autodl::build),
+    ("ppio", ppio::build),
+    ("generic_json", generic_json::build),
 ];
 
 pub fn builder(format: &str) -> Option<Builder> {

@@ -42,7 +42,8 @@ struct Offer {
 /// The ISO country code at the end of a vast geolocation, if it looks like one.
 pub fn country_of(geolocation: &str) -> Option<String> {
     let code = geolocation.rsplit(',').next()?.trim();
-    (code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic())).then(|| code.to_ascii_uppercase())
+    (code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()))
+        .then(|| code.to_ascii_uppercase())
 }
 
 impl Adapter for VastAi {
@@ -54,8 +55,15 @@ impl Adapter for VastAi {
                 Ok(o) => o,
                 Err(e) => {
                     out.rejects.push(ParseReject {
-                        offer_id: value.get("id").map(|v| v.to_string()).unwrap_or_else(|| format!("#{i}")),
-                        gpu_name_raw: value.get("gpu_name").and_then(|v| v.as_str()).unwrap_or("").into(),
+                        offer_id: value
+                            .get("id")
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| format!("#{i}")),
+                        gpu_name_raw: value
+                            .get("gpu_name")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .into(),
                         reason: "bad_record".into(),
                         detail: format!("offers[{i}]: {e}"),
                     });
@@ -114,7 +122,13 @@ mod tests {
             observed_at: chrono::Utc::now(),
         };
         VastAi
-            .parse(&Page { label: String::new(), body: body.as_bytes().to_vec() }, &ctx)
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
             .unwrap()
     }
 
@@ -122,7 +136,10 @@ mod tests {
     fn price_rules() {
         // (min_bid, expected classes and prices)
         let cases: &[(&str, &[(PriceClass, f64)])] = &[
-            ("0.5", &[(PriceClass::OnDemand, 0.8), (PriceClass::Spot, 0.5)]),
+            (
+                "0.5",
+                &[(PriceClass::OnDemand, 0.8), (PriceClass::Spot, 0.5)],
+            ),
             ("0", &[(PriceClass::OnDemand, 0.8)]),
             ("null", &[(PriceClass::OnDemand, 0.8)]),
             ("-1", &[(PriceClass::OnDemand, 0.8)]),
@@ -131,15 +148,24 @@ mod tests {
             let p = parse(&format!(
                 r#"{{"offers":[{{"id":7,"gpu_name":"RTX 4090","num_gpus":2,"gpu_ram":24564,"dph_total":0.8,"min_bid":{bid},"geolocation":"Guangdong, CN"}}]}}"#
             ));
-            let got: Vec<(PriceClass, f64)> = p.offers.iter().map(|o| (o.price_class, o.price.unwrap())).collect();
+            let got: Vec<(PriceClass, f64)> = p
+                .offers
+                .iter()
+                .map(|o| (o.price_class, o.price.unwrap()))
+                .collect();
             assert_eq!(&got, expected, "min_bid {bid}");
-            assert!(p.offers.iter().all(|o| o.gpu_count == Some(2.0) && o.country.as_deref() == Some("CN")));
+            assert!(p
+                .offers
+                .iter()
+                .all(|o| o.gpu_count == Some(2.0) && o.country.as_deref() == Some("CN")));
         }
     }
 
     #[test]
     fn bad_record_is_rejected_not_fatal() {
-        let p = parse(r#"{"offers":[{"id":1,"gpu_name":"RTX 4090","num_gpus":"two"},{"id":2,"gpu_name":"H100 SXM","num_gpus":1,"dph_total":2.0}]}"#);
+        let p = parse(
+            r#"{"offers":[{"id":1,"gpu_name":"RTX 4090","num_gpus":"two"},{"id":2,"gpu_name":"H100 SXM","num_gpus":1,"dph_total":2.0}]}"#,
+        );
         assert_eq!(p.offers.len(), 1);
         assert_eq!(p.rejects.len(), 1);
         assert!(p.rejects[0].detail.contains("offers[0]"));

@@ -27,6 +27,8 @@ pub struct TestServer {
     pub server: sim::Server,
     pub routes: Routes,
     pub hits: Arc<Mutex<Vec<String>>>,
+    /// Every request received, in full (method, target, headers, body).
+    pub requests: Arc<Mutex<Vec<HttpRequest>>>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -39,9 +41,11 @@ impl TestServer {
 pub async fn server() -> TestServer {
     let routes = Routes::default();
     let hits = Arc::new(Mutex::new(Vec::new()));
-    let (r, h) = (routes.clone(), Arc::clone(&hits));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (r, h, rq) = (routes.clone(), Arc::clone(&hits), Arc::clone(&requests));
     let handler: sim::Handler = Arc::new(move |req: &HttpRequest| {
         h.lock().unwrap().push(req.target.clone());
+        rq.lock().unwrap().push(req.clone());
         let mut map = r.0.lock().unwrap();
         match map.get_mut(req.path()) {
             Some(list) if list.len() > 1 => list.remove(0),
@@ -55,12 +59,18 @@ pub async fn server() -> TestServer {
         server,
         routes,
         hits,
+        requests,
         _stop: tx,
     }
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 pub fn tempdir() -> tempfile::TempDir {
@@ -74,7 +84,9 @@ pub fn read_all(dir: &Path) -> Option<DataFrame> {
     files.sort();
     let mut out: Option<DataFrame> = None;
     for f in files {
-        let df = ParquetReader::new(std::fs::File::open(&f).unwrap()).finish().unwrap();
+        let df = ParquetReader::new(std::fs::File::open(&f).unwrap())
+            .finish()
+            .unwrap();
         match &mut out {
             None => out = Some(df),
             Some(o) => {
@@ -86,7 +98,9 @@ pub fn read_all(dir: &Path) -> Option<DataFrame> {
 }
 
 pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -117,11 +131,23 @@ pub fn rows_where(df: &DataFrame, conds: &[(&str, &str)]) -> DataFrame {
 }
 
 pub fn f64_col(df: &DataFrame, c: &str) -> Vec<f64> {
-    df.column(c).unwrap().f64().unwrap().into_iter().map(|v| v.unwrap()).collect()
+    df.column(c)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect()
 }
 
 pub fn str_col(df: &DataFrame, c: &str) -> Vec<String> {
-    df.column(c).unwrap().str().unwrap().into_iter().map(|v| v.unwrap_or("").to_string()).collect()
+    df.column(c)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect()
 }
 
 /// Run the gpurent binary; returns (exit code, stdout, stderr).
