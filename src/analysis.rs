@@ -19,6 +19,8 @@ pub const IMPLAUSIBLE_LOW: f64 = 0.1;
 pub const IMPLAUSIBLE_HIGH: f64 = 10.0;
 /// Cells with fewer observations than this are marked thin.
 pub const THIN_CELL: u32 = 5;
+/// How many unresolved names a week's coverage lists.
+pub const UNRESOLVED_LISTED: usize = 20;
 
 /// An ISO week: `YYYY-Www`, Monday to Sunday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,7 +31,11 @@ pub struct IsoWeek {
 
 impl IsoWeek {
     pub fn parse(s: &str) -> Result<Self, ReportError> {
-        let bad = || ReportError::Invalid(format!("week {s:?} is not of the form YYYY-Www (e.g. 2024-W07)"));
+        let bad = || {
+            ReportError::Invalid(format!(
+                "week {s:?} is not of the form YYYY-Www (e.g. 2024-W07)"
+            ))
+        };
         let (y, w) = s.split_once("-W").ok_or_else(bad)?;
         let year: i32 = y.parse().map_err(|_| bad())?;
         let week: u32 = w.parse().map_err(|_| bad())?;
@@ -130,7 +136,14 @@ pub struct Coverage {
     pub feeds: Vec<(String, u32)>,
     /// Rejected offers per reason.
     pub rejects: Vec<(String, u32)>,
-    /// Stored / (stored + rejected for an unknown GPU name or instance type).
+    /// Observations stored per provider.
+    pub providers: Vec<(String, u32)>,
+    /// Raw GPU names and instance types that did not resolve, as published:
+    /// (provider, name, rejected observations), most frequent first, at most
+    /// [`UNRESOLVED_LISTED`].
+    pub unresolved_names: Vec<(String, String, u32)>,
+    /// Stored / (stored + rejected for an unknown GPU name or instance type); offers of
+    /// accelerators that are not GPUs (`not_a_gpu`) count in neither.
     pub resolved_share: f64,
     pub implausible: u32,
     pub fractional: u32,
@@ -163,7 +176,9 @@ pub const EXPORT_PAIRS: &[(&str, &str)] = &[
 ];
 
 fn q(name: &str, p: f64) -> Expr {
-    col("v").quantile(lit(p), QuantileMethod::Linear).alias(name)
+    col("v")
+        .quantile(lit(p), QuantileMethod::Linear)
+        .alias(name)
 }
 
 /// The offers of dates `from..=to` with `v` (USD/GPU-hour), `date` and the flags.
@@ -188,7 +203,8 @@ fn base(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Option<LazyFram
 
 fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
     // A plain query has one sink, so the result is a single frame.
-    lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single())
+    lf.collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
 }
 
 fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
@@ -201,7 +217,12 @@ fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
 }
 
 fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
-    Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .collect())
 }
 
 fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
@@ -230,8 +251,16 @@ pub fn stats(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<StatRo
     let hourly_avail = lf
         .clone()
         .filter(col("fractional_gpu").not().and(col("implausible").not()))
-        .group_by([col("gpu_model"), col("bloc"), col("price_class"), col("observed_at")])
-        .agg([col("gpus_available").sum().alias("avail"), col("gpus_available").count().alias("n_avail")])
+        .group_by([
+            col("gpu_model"),
+            col("bloc"),
+            col("price_class"),
+            col("observed_at"),
+        ])
+        .agg([
+            col("gpus_available").sum().alias("avail"),
+            col("gpus_available").count().alias("n_avail"),
+        ])
         .group_by([col("gpu_model"), col("bloc"), col("price_class")])
         .agg([col("avail")
             .filter(col("n_avail").gt(lit(0)))
@@ -260,12 +289,29 @@ pub fn stats(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<StatRo
             )
             .sort(["gpu_model", "bloc", "price_class"], Default::default()),
     )?;
-    let (m, b, c) = (strs(&df, "gpu_model")?, strs(&df, "bloc")?, strs(&df, "price_class")?);
-    let (n, d, p) = (u32s(&df, "offers")?, u32s(&df, "distinct_offers")?, u32s(&df, "providers")?);
-    let cols: Vec<Vec<Option<f64>>> = ["min", "p10", "p25", "median", "p75", "p90", "trimmed_mean_10", "gpus_available_mean"]
-        .iter()
-        .map(|c| f64s(&df, c))
-        .collect::<PolarsResult<_>>()?;
+    let (m, b, c) = (
+        strs(&df, "gpu_model")?,
+        strs(&df, "bloc")?,
+        strs(&df, "price_class")?,
+    );
+    let (n, d, p) = (
+        u32s(&df, "offers")?,
+        u32s(&df, "distinct_offers")?,
+        u32s(&df, "providers")?,
+    );
+    let cols: Vec<Vec<Option<f64>>> = [
+        "min",
+        "p10",
+        "p25",
+        "median",
+        "p75",
+        "p90",
+        "trimmed_mean_10",
+        "gpus_available_mean",
+    ]
+    .iter()
+    .map(|c| f64s(&df, c))
+    .collect::<PolarsResult<_>>()?;
     Ok((0..df.height())
         .map(|i| StatRow {
             gpu_model: m[i].clone(),
@@ -309,7 +355,10 @@ pub fn ratios(rows: &[StatRow]) -> Vec<RatioRow> {
         }
     }
     for (cn_model, us_model) in EXPORT_PAIRS {
-        for cn in rows.iter().filter(|r| r.gpu_model == *cn_model && r.bloc == "CN") {
+        for cn in rows
+            .iter()
+            .filter(|r| r.gpu_model == *cn_model && r.bloc == "CN")
+        {
             if let Some(us) = find(us_model, "US", &cn.price_class) {
                 out.push(RatioRow {
                     gpu_model: format!("{cn_model} vs {us_model}"),
@@ -328,13 +377,22 @@ pub fn ratios(rows: &[StatRow]) -> Vec<RatioRow> {
 }
 
 /// Daily medians and quartiles of dates `from..=to`, sorted by date, model, bloc, class.
-pub fn daily(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyPoint>, ReportError> {
+pub fn daily(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyPoint>, ReportError> {
     let Some(lf) = base(store, from, to)? else {
         return Ok(Vec::new());
     };
     let df = collect(
         lf.filter(col("fractional_gpu").not().and(col("implausible").not()))
-            .group_by([col("date"), col("gpu_model"), col("bloc"), col("price_class")])
+            .group_by([
+                col("date"),
+                col("gpu_model"),
+                col("bloc"),
+                col("price_class"),
+            ])
             .agg([
                 len().alias("offers"),
                 col("gpus_available").sum().alias("gpus_available"),
@@ -343,10 +401,22 @@ pub fn daily(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyP
                 q("p75", 0.75),
             ])
             .with_column(col("date").cast(DataType::Int32).alias("day"))
-            .sort(["date", "gpu_model", "bloc", "price_class"], Default::default()),
+            .sort(
+                ["date", "gpu_model", "bloc", "price_class"],
+                Default::default(),
+            ),
     )?;
-    let day: Vec<i32> = df.column("day")?.i32()?.iter().map(|d| d.unwrap_or(0)).collect();
-    let (m, b, c) = (strs(&df, "gpu_model")?, strs(&df, "bloc")?, strs(&df, "price_class")?);
+    let day: Vec<i32> = df
+        .column("day")?
+        .i32()?
+        .iter()
+        .map(|d| d.unwrap_or(0))
+        .collect();
+    let (m, b, c) = (
+        strs(&df, "gpu_model")?,
+        strs(&df, "bloc")?,
+        strs(&df, "price_class")?,
+    );
     let n = u32s(&df, "offers")?;
     let (a, med, p25, p75) = (
         f64s(&df, "gpus_available")?,
@@ -371,13 +441,28 @@ pub fn daily(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyP
 }
 
 /// Coverage of dates `from..=to`.
-pub fn coverage(store: &Store, from: NaiveDate, to: NaiveDate, thin_cells: u32) -> Result<Coverage, ReportError> {
+pub fn coverage(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    thin_cells: u32,
+) -> Result<Coverage, ReportError> {
     let mut cov = Coverage {
         thin_cells,
         ..Default::default()
     };
     let mut stored = 0u32;
     if let Some(lf) = base(store, from, to)? {
+        let df = collect(
+            lf.clone()
+                .group_by([col("provider")])
+                .agg([len().alias("n")])
+                .sort(["provider"], Default::default()),
+        )?;
+        cov.providers = strs(&df, "provider")?
+            .into_iter()
+            .zip(u32s(&df, "n")?)
+            .collect();
         let df = collect(
             lf.group_by([col("feed")])
                 .agg([
@@ -398,6 +483,32 @@ pub fn coverage(store: &Store, from: NaiveDate, to: NaiveDate, thin_cells: u32) 
     let mut unresolved = 0u32;
     if let Some(lf) = store.scan_rejects(Some(from), Some(to))? {
         let df = collect(
+            lf.clone()
+                .filter(
+                    col("reason")
+                        .eq(lit("unknown_gpu_name"))
+                        .or(col("reason").eq(lit("unknown_instance_type"))),
+                )
+                .with_column(
+                    when(col("reason").eq(lit("unknown_instance_type")))
+                        .then(col("instance_type"))
+                        .otherwise(col("gpu_name_raw"))
+                        .alias("name"),
+                )
+                .group_by([col("provider"), col("name")])
+                .agg([len().alias("n")])
+                .sort_by_exprs(
+                    [col("n"), col("provider"), col("name")],
+                    SortMultipleOptions::default()
+                        .with_order_descending_multi([true, false, false]),
+                )
+                .limit(UNRESOLVED_LISTED as IdxSize),
+        )?;
+        let (p, nm, n) = (strs(&df, "provider")?, strs(&df, "name")?, u32s(&df, "n")?);
+        cov.unresolved_names = (0..df.height())
+            .map(|i| (p[i].clone(), nm[i].clone(), n[i]))
+            .collect();
+        let df = collect(
             lf.group_by([col("reason")])
                 .agg([len().alias("n")])
                 .sort(["reason"], Default::default()),
@@ -416,6 +527,55 @@ pub fn coverage(store: &Store, from: NaiveDate, to: NaiveDate, thin_cells: u32) 
         stored as f64 / (stored + unresolved) as f64
     };
     Ok(cov)
+}
+
+/// A raw GPU name or instance type that did not resolve, with how often it appeared.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnknownName {
+    pub feed: String,
+    pub reason: String,
+    pub name: String,
+    pub count: u32,
+}
+
+/// Every unresolved GPU name and instance type in the store, most frequent first.
+pub fn unknown_names(store: &Store) -> Result<Vec<UnknownName>, ReportError> {
+    let Some(lf) = store.scan_rejects(None, None)? else {
+        return Ok(Vec::new());
+    };
+    let df = collect(
+        lf.filter(
+            col("reason")
+                .eq(lit("unknown_gpu_name"))
+                .or(col("reason").eq(lit("unknown_instance_type"))),
+        )
+        .with_column(
+            when(col("reason").eq(lit("unknown_instance_type")))
+                .then(col("instance_type"))
+                .otherwise(col("gpu_name_raw"))
+                .alias("name"),
+        )
+        .group_by([col("feed"), col("reason"), col("name")])
+        .agg([len().alias("count")])
+        .sort_by_exprs(
+            [col("count"), col("feed"), col("name")],
+            SortMultipleOptions::default().with_order_descending_multi([true, false, false]),
+        ),
+    )?;
+    let (f, r, n, c) = (
+        strs(&df, "feed")?,
+        strs(&df, "reason")?,
+        strs(&df, "name")?,
+        u32s(&df, "count")?,
+    );
+    Ok((0..df.height())
+        .map(|i| UnknownName {
+            feed: f[i].clone(),
+            reason: r[i].clone(),
+            name: n[i].clone(),
+            count: c[i],
+        })
+        .collect())
 }
 
 /// Analyse one ISO week (daily series over the four weeks ending with it).
@@ -446,7 +606,11 @@ mod tests {
 
     #[test]
     fn iso_weeks() {
-        for (s, mon) in [("2024-W01", "2024-01-01"), ("2020-W53", "2020-12-28"), ("2026-W48", "2026-11-23")] {
+        for (s, mon) in [
+            ("2024-W01", "2024-01-01"),
+            ("2020-W53", "2020-12-28"),
+            ("2026-W48", "2026-11-23"),
+        ] {
             let w = IsoWeek::parse(s).unwrap();
             assert_eq!(w.monday().to_string(), mon, "{s}");
             assert_eq!(w.label(), s);
@@ -454,6 +618,9 @@ mod tests {
         for bad in ["2024-W1", "2024W01", "2021-W53", "x"] {
             assert!(IsoWeek::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(IsoWeek::parse("2024-W01").unwrap().prev().label(), "2023-W52");
+        assert_eq!(
+            IsoWeek::parse("2024-W01").unwrap().prev().label(),
+            "2023-W52"
+        );
     }
 }

@@ -117,7 +117,11 @@ fn err<E: std::fmt::Display>(name: &str) -> impl Fn(E) -> ReportError + '_ {
     }
 }
 
-fn frame<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, caption: &str, name: &str) -> Result<DrawingArea<DB, Shift>, ReportError>
+fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    caption: &str,
+    name: &str,
+) -> Result<DrawingArea<DB, Shift>, ReportError>
 where
     DB::ErrorType: 'static,
 {
@@ -133,7 +137,11 @@ where
     Ok(body)
 }
 
-fn draw_line<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart, name: &str) -> Result<(), ReportError>
+fn draw_line<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &LineChart,
+    name: &str,
+) -> Result<(), ReportError>
 where
     DB::ErrorType: 'static,
 {
@@ -155,12 +163,18 @@ where
         .chain(c.reference)
         .filter(|v| v.is_finite())
         .collect();
-    let (x0, x1) = match (all_x.iter().cloned().reduce(f64::min), all_x.iter().cloned().reduce(f64::max)) {
+    let (x0, x1) = match (
+        all_x.iter().cloned().reduce(f64::min),
+        all_x.iter().cloned().reduce(f64::max),
+    ) {
         (Some(a), Some(b)) if b > a => (a, b),
         (Some(a), _) => (a - 1.0, a + 1.0),
         _ => (0.0, 1.0),
     };
-    let (mut y0, mut y1) = match (all_y.iter().cloned().reduce(f64::min), all_y.iter().cloned().reduce(f64::max)) {
+    let (mut y0, mut y1) = match (
+        all_y.iter().cloned().reduce(f64::min),
+        all_y.iter().cloned().reduce(f64::max),
+    ) {
         (Some(a), Some(b)) => (a, b),
         _ => (0.0, 1.0),
     };
@@ -173,7 +187,7 @@ where
         y0 -= pad;
     }
     let mut chart = ChartBuilder::on(&body)
-        .caption(&c.title, (FONT_FAMILY, 20))
+        .caption(&c.title, (FONT_FAMILY, 17))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -196,7 +210,10 @@ where
         .map_err(err(name))?;
     if let Some(r) = c.reference {
         chart
-            .draw_series(LineSeries::new(vec![(x0, r), (x1, r)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(x0, r), (x1, r)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(err(name))?
             .label(format!("{r:.1}"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
@@ -215,7 +232,10 @@ where
             }
             if poly.len() >= 4 {
                 chart
-                    .draw_series(std::iter::once(Polygon::new(poly, l.color.mix(0.15).filled())))
+                    .draw_series(std::iter::once(Polygon::new(
+                        poly,
+                        l.color.mix(0.15).filled(),
+                    )))
                     .map_err(err(name))?;
             }
         }
@@ -226,8 +246,9 @@ where
                 .draw_series(LineSeries::new(run.clone(), color.stroke_width(2)))
                 .map_err(err(name))?;
             if first {
-                s.label(l.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                s.label(l.label.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
                 first = false;
             }
             chart
@@ -247,7 +268,11 @@ where
     Ok(())
 }
 
-fn draw_bar<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &BarChart, name: &str) -> Result<(), ReportError>
+fn draw_bar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &BarChart,
+    name: &str,
+) -> Result<(), ReportError>
 where
     DB::ErrorType: 'static,
 {
@@ -273,7 +298,7 @@ where
     };
     let fmt_y = |y: &f64| format!("{y:.2}");
     let mut chart = ChartBuilder::on(&body)
-        .caption(&c.title, (FONT_FAMILY, 20))
+        .caption(&c.title, (FONT_FAMILY, 17))
         .margin(12)
         .x_label_area_size(60)
         .y_label_area_size(70)
@@ -306,18 +331,21 @@ where
             })
             .collect();
         chart
-            .draw_series(
-                bars.iter()
-                    .map(|(x, v, _, _, w)| Rectangle::new([(*x, 0.0), (*x + w * 0.9, *v)], color.mix(0.8).filled())),
-            )
+            .draw_series(bars.iter().map(|(x, v, _, _, w)| {
+                Rectangle::new([(*x, 0.0), (*x + w * 0.9, *v)], color.mix(0.8).filled())
+            }))
             .map_err(err(name))?
             .label(label.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
         chart
-            .draw_series(bars.iter().filter(|b| b.2.is_finite() && b.3.is_finite()).map(|(x, _, lo, hi, w)| {
-                let xm = x + w * 0.45;
-                PathElement::new(vec![(xm, *lo), (xm, *hi)], BLACK.stroke_width(1))
-            }))
+            .draw_series(
+                bars.iter()
+                    .filter(|b| b.2.is_finite() && b.3.is_finite())
+                    .map(|(x, _, lo, hi, w)| {
+                        let xm = x + w * 0.45;
+                        PathElement::new(vec![(xm, *lo), (xm, *hi)], BLACK.stroke_width(1))
+                    }),
+            )
             .map_err(err(name))?;
     }
     chart
@@ -332,7 +360,11 @@ where
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart, name: &str) -> Result<(), ReportError>
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &Chart,
+    name: &str,
+) -> Result<(), ReportError>
 where
     DB::ErrorType: 'static,
 {
@@ -359,7 +391,9 @@ pub fn to_png(chart: &Chart, name: &str, path: &Path) -> Result<(), ReportError>
     let tmp = path.with_file_name(format!(
         ".tmp-{}-{}",
         std::process::id(),
-        path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     {
         let root = BitMapBackend::new(&tmp, (WIDTH, HEIGHT)).into_drawing_area();

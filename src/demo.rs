@@ -24,7 +24,9 @@ use crate::tables::Tables;
 
 /// First simulated hour: Monday 2026-10-26 00:00 UTC; four ISO weeks follow (W44–W47).
 pub fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 10, 26, 0, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 10, 26, 0, 0, 0)
+        .single()
+        .expect("valid time")
 }
 pub const HOURS: i64 = 28 * 24;
 
@@ -41,16 +43,76 @@ struct Market {
 }
 
 const MARKETS: &[Market] = &[
-    Market { name: "H100 SXM", ram_mb: 81559.0, us_price: 2.45, cn_factor: 0.78, in_us: true, in_cn: true, hosts: 8 },
-    Market { name: "A100 SXM4", ram_mb: 81920.0, us_price: 1.35, cn_factor: 0.72, in_us: true, in_cn: true, hosts: 8 },
-    Market { name: "RTX 4090", ram_mb: 24564.0, us_price: 0.42, cn_factor: 0.74, in_us: true, in_cn: true, hosts: 12 },
-    Market { name: "L40S", ram_mb: 46068.0, us_price: 0.86, cn_factor: 0.85, in_us: true, in_cn: true, hosts: 6 },
-    Market { name: "RTX 4090D", ram_mb: 24564.0, us_price: 0.42, cn_factor: 0.66, in_us: false, in_cn: true, hosts: 8 },
-    Market { name: "H20", ram_mb: 97871.0, us_price: 2.45, cn_factor: 0.48, in_us: false, in_cn: true, hosts: 6 },
+    Market {
+        name: "H100 SXM",
+        ram_mb: 81559.0,
+        us_price: 2.45,
+        cn_factor: 0.78,
+        in_us: true,
+        in_cn: true,
+        hosts: 8,
+    },
+    Market {
+        name: "A100 SXM4",
+        ram_mb: 81920.0,
+        us_price: 1.35,
+        cn_factor: 0.72,
+        in_us: true,
+        in_cn: true,
+        hosts: 8,
+    },
+    Market {
+        name: "RTX 4090",
+        ram_mb: 24564.0,
+        us_price: 0.42,
+        cn_factor: 0.74,
+        in_us: true,
+        in_cn: true,
+        hosts: 12,
+    },
+    Market {
+        name: "L40S",
+        ram_mb: 46068.0,
+        us_price: 0.86,
+        cn_factor: 0.85,
+        in_us: true,
+        in_cn: true,
+        hosts: 6,
+    },
+    Market {
+        name: "RTX 4090D",
+        ram_mb: 24564.0,
+        us_price: 0.42,
+        cn_factor: 0.66,
+        in_us: false,
+        in_cn: true,
+        hosts: 8,
+    },
+    Market {
+        name: "H20",
+        ram_mb: 97871.0,
+        us_price: 2.45,
+        cn_factor: 0.48,
+        in_us: false,
+        in_cn: true,
+        hosts: 6,
+    },
 ];
 
-const CN_PLACES: &[&str] = &["Guangdong, CN", "Zhejiang, CN", "Beijing, CN", "Sichuan, CN", "Shanghai, CN"];
-const US_PLACES: &[&str] = &["Texas, US", "California, US", "Virginia, US", "Oregon, US", "Iowa, US"];
+const CN_PLACES: &[&str] = &[
+    "Guangdong, CN",
+    "Zhejiang, CN",
+    "Beijing, CN",
+    "Sichuan, CN",
+    "Shanghai, CN",
+];
+const US_PLACES: &[&str] = &[
+    "Texas, US",
+    "California, US",
+    "Virginia, US",
+    "Oregon, US",
+    "Iowa, US",
+];
 
 /// A deterministic uniform number in [0, 1) from a key (splitmix64).
 pub fn unit(key: u64) -> f64 {
@@ -72,7 +134,10 @@ pub fn vast_payload(h: i64) -> String {
     let mut offers = Vec::new();
     let day = h as f64 / 24.0;
     for (mi, m) in MARKETS.iter().enumerate() {
-        for (bi, (in_bloc, places)) in [(m.in_cn, CN_PLACES), (m.in_us, US_PLACES)].into_iter().enumerate() {
+        for (bi, (in_bloc, places)) in [(m.in_cn, CN_PLACES), (m.in_us, US_PLACES)]
+            .into_iter()
+            .enumerate()
+        {
             if !in_bloc {
                 continue;
             }
@@ -89,12 +154,14 @@ pub fn vast_payload(h: i64) -> String {
                     continue;
                 }
                 let host_factor = 0.8 + 0.4 * unit(hk);
-                let daily = 1.0 + 0.04 * ((h as f64 / 24.0 + unit(hk)) * std::f64::consts::TAU).sin();
+                let daily =
+                    1.0 + 0.04 * ((h as f64 / 24.0 + unit(hk)) * std::f64::consts::TAU).sin();
                 let noise = 1.0 + 0.03 * (unit(key(&[hk, h as u64, 2])) - 0.5);
                 let gpus = [1.0, 2.0, 4.0, 8.0][(unit(key(&[hk, 3])) * 4.0) as usize];
                 let per_gpu = level * host_factor * daily * noise;
                 let dph = (per_gpu * gpus * 1000.0).round() / 1000.0;
-                let bid = (dph * (0.55 + 0.1 * unit(key(&[hk, h as u64, 4]))) * 1000.0).round() / 1000.0;
+                let bid =
+                    (dph * (0.55 + 0.1 * unit(key(&[hk, h as u64, 4]))) * 1000.0).round() / 1000.0;
                 offers.push(serde_json::json!({
                     "id": 1_000_000 + (mi as u64) * 10_000 + (bi as u64) * 1000 + host,
                     "machine_id": 50_000 + (mi as u64) * 100 + (bi as u64) * 50 + host,
@@ -123,13 +190,23 @@ pub fn cn_cloud_csv(h: i64) -> String {
         ("sim.gn-4090d.1x", "GeForce RTX 4090 D", 1, 2.3),
         ("sim.gn-l20.4x", "NVIDIA L20", 4, 15.6),
     ];
-    let mut s = String::from("instance_type,gpu,gpus,region,price_cny_per_hour\n");
+    let mut s = String::from("instance_type,gpu,gpus,region,country,price_cny_per_hour\n");
     for (i, (it, gpu, n, base)) in rows.iter().enumerate() {
-        for (ri, region) in ["cn-beijing", "cn-shanghai", "cn-hongkong"].iter().enumerate() {
+        for (ri, (region, country)) in [
+            ("cn-beijing", "CN"),
+            ("cn-shanghai", "CN"),
+            ("cn-hongkong", "HK"),
+        ]
+        .iter()
+        .enumerate()
+        {
             // List prices change weekly, by up to 2%.
             let wk = (day / 7.0).floor() as u64;
             let f = 1.0 - 0.02 * unit(key(&[i as u64, ri as u64, wk]));
-            s.push_str(&format!("{it},{gpu},{n},{region},{:.2}\n", base * f));
+            s.push_str(&format!(
+                "{it},{gpu},{n},{region},{country},{:.2}\n",
+                base * f
+            ));
         }
     }
     s
@@ -160,7 +237,11 @@ pub struct DemoResult {
 }
 
 /// Run the demo into `out` (`feeds/`, `store/`, `reports/`). `generated_at` stamps reports.
-pub async fn run(out: &Path, generated_at: DateTime<Utc>, progress: bool) -> Result<DemoResult, crate::error::DemoError> {
+pub async fn run(
+    out: &Path,
+    generated_at: DateTime<Utc>,
+    progress: bool,
+) -> Result<DemoResult, crate::error::DemoError> {
     let hour = Arc::new(AtomicI64::new(0));
     let h2 = Arc::clone(&hour);
     let handler: sim::Handler = Arc::new(move |req: &HttpRequest| {
@@ -184,7 +265,7 @@ pub async fn run(out: &Path, generated_at: DateTime<Utc>, progress: bool) -> Res
         ),
         (
             "sim-cn-cloud.toml",
-            format!("# SIMULATED Chinese cloud price list served by `gpurent demo`.\nformat = \"generic_csv\"\nurl = \"{}\"\nprovider = \"sim-cn-cloud\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\nsample = true\n\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n", server.url("/cn-cloud/prices.csv")),
+            format!("# SIMULATED Chinese cloud price list served by `gpurent demo`.\nformat = \"generic_csv\"\nurl = \"{}\"\nprovider = \"sim-cn-cloud\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\nsample = true\n\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ncountry = \"country\"\ninstance_type = \"instance_type\"\n", server.url("/cn-cloud/prices.csv")),
         ),
         (
             "sim-ecb.toml",
@@ -212,7 +293,12 @@ pub async fn run(out: &Path, generated_at: DateTime<Utc>, progress: bool) -> Res
             }
         }
         if progress && h % 24 == 23 {
-            eprintln!("demo: simulated {} ({} of {} hours)", at.date_naive(), h + 1, HOURS);
+            eprintln!(
+                "demo: simulated {} ({} of {} hours)",
+                at.date_naive(),
+                h + 1,
+                HOURS
+            );
         }
     }
     let _ = stop_tx.send(true);

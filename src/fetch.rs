@@ -46,6 +46,15 @@ fn redact(message: String, secret: Option<&str>) -> String {
     }
 }
 
+/// A URL as shown in errors and logs: the query string can carry key ids or signatures,
+/// so it is left out.
+pub fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?[query omitted]"),
+        None => url.to_string(),
+    }
+}
+
 /// Fetch every page of a feed.
 pub async fn fetch(
     client: &reqwest::Client,
@@ -55,23 +64,16 @@ pub async fn fetch(
 ) -> Result<Vec<Page>, FeedError> {
     let cfg = &feed.config;
     match &cfg.source {
-        Source::File(path) => {
-            let body = tokio::fs::read(path).await.map_err(|source| FeedError::ReadPayload {
-                feed: cfg.name.clone(),
-                path: path.clone(),
-                source,
-            })?;
-            Ok(vec![Page {
-                label: String::new(),
-                body,
-            }])
-        }
+        Source::File(path) => read_recorded(&cfg.name, path).await,
         Source::Http(url) => {
-            let requests = feed.adapter.requests(url, secret, now).map_err(|m| FeedError::Http {
-                feed: cfg.name.clone(),
-                url: url.clone(),
-                message: redact(m, secret),
-            })?;
+            let requests =
+                feed.adapter
+                    .requests(url, secret, now)
+                    .map_err(|m| FeedError::Http {
+                        feed: cfg.name.clone(),
+                        url: shown_url(url),
+                        message: redact(m, secret),
+                    })?;
             let mut pages = Vec::new();
             for req in requests {
                 let mut next = Some(req);
@@ -79,7 +81,7 @@ pub async fn fetch(
                     if pages.len() >= MAX_PAGES {
                         return Err(FeedError::Http {
                             feed: cfg.name.clone(),
-                            url: req.url,
+                            url: shown_url(&req.url),
                             message: format!("more than {MAX_PAGES} pages"),
                         });
                     }
@@ -87,7 +89,7 @@ pub async fn fetch(
                     if let Some(link) = feed.adapter.next_page(&body) {
                         check_live_url(&link).map_err(|m| FeedError::Http {
                             feed: cfg.name.clone(),
-                            url: link.clone(),
+                            url: shown_url(&link),
                             message: format!("next page: {m}"),
                         })?;
                         let mut n = Request::get(&link);
@@ -106,9 +108,56 @@ pub async fn fetch(
     }
 }
 
+/// Read a recorded payload: a file is one page with an empty label; a directory holds
+/// one page per file (sorted by name), each labelled with its file stem, which stands
+/// for the request context a live fetch would have (e.g. `cn-shanghai__ecs.gn7.8x`).
+pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Page>, FeedError> {
+    let err = |p: &std::path::Path| {
+        let (feed, p) = (feed.to_string(), p.to_path_buf());
+        move |source| FeedError::ReadPayload {
+            feed,
+            path: p,
+            source,
+        }
+    };
+    let meta = tokio::fs::metadata(path).await.map_err(err(path))?;
+    if !meta.is_dir() {
+        let body = tokio::fs::read(path).await.map_err(err(path))?;
+        return Ok(vec![Page {
+            label: String::new(),
+            body,
+        }]);
+    }
+    let mut files = Vec::new();
+    let mut rd = tokio::fs::read_dir(path).await.map_err(err(path))?;
+    while let Some(e) = rd.next_entry().await.map_err(err(path))? {
+        let p = e.path();
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if p.is_file() && !hidden {
+            files.push(p);
+        }
+    }
+    files.sort();
+    let mut pages = Vec::with_capacity(files.len());
+    for p in files {
+        let body = tokio::fs::read(&p).await.map_err(err(&p))?;
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        pages.push(Page { label, body });
+    }
+    Ok(pages)
+}
+
 enum Attempt {
     Done(Vec<u8>),
-    Retry { wait: Option<Duration>, message: String },
+    Retry {
+        wait: Option<Duration>,
+        message: String,
+    },
     Fail(FeedError),
 }
 
@@ -128,7 +177,7 @@ async fn fetch_one(
                 if attempt >= cfg.retries {
                     return Err(FeedError::Http {
                         feed: cfg.name.clone(),
-                        url: redact(req.url.clone(), secret),
+                        url: shown_url(&req.url),
                         message: format!("{message} (gave up after {} attempts)", attempt + 1),
                     });
                 }
@@ -143,9 +192,14 @@ async fn fetch_one(
     }
 }
 
-async fn attempt_once(client: &reqwest::Client, feed: &Feed, req: &Request, secret: Option<&str>) -> Attempt {
+async fn attempt_once(
+    client: &reqwest::Client,
+    feed: &Feed,
+    req: &Request,
+    secret: Option<&str>,
+) -> Attempt {
     let cfg = &feed.config;
-    let url_shown = redact(req.url.clone(), secret);
+    let url_shown = shown_url(&req.url);
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
@@ -170,7 +224,10 @@ async fn attempt_once(client: &reqwest::Client, feed: &Feed, req: &Request, secr
         Err(e) => {
             let message = redact(format!("request failed: {e}"), secret);
             return if e.is_timeout() || e.is_connect() || e.is_request() {
-                Attempt::Retry { wait: None, message }
+                Attempt::Retry {
+                    wait: None,
+                    message,
+                }
             } else {
                 Attempt::Fail(FeedError::Http {
                     feed: cfg.name.clone(),
@@ -193,14 +250,18 @@ async fn attempt_once(client: &reqwest::Client, feed: &Feed, req: &Request, secr
             message: format!("HTTP status {}", status.as_u16()),
         };
     }
-    if !status.is_success() {
+    let error_is_record = status.is_client_error() && feed.adapter.error_bodies_are_records();
+    if !status.is_success() && !error_is_record {
         return Attempt::Fail(FeedError::Status {
             feed: cfg.name.clone(),
             url: url_shown,
             status: status.as_u16(),
         });
     }
-    if resp.content_length().is_some_and(|n| n as usize > cfg.max_bytes) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n as usize > cfg.max_bytes)
+    {
         return Attempt::Fail(FeedError::TooLarge {
             feed: cfg.name.clone(),
             url: url_shown,
@@ -224,7 +285,10 @@ async fn attempt_once(client: &reqwest::Client, feed: &Feed, req: &Request, secr
             Err(e) => {
                 let message = redact(format!("reading body: {e}"), secret);
                 return if e.is_timeout() {
-                    Attempt::Retry { wait: None, message }
+                    Attempt::Retry {
+                        wait: None,
+                        message,
+                    }
                 } else {
                     Attempt::Fail(FeedError::Http {
                         feed: cfg.name.clone(),

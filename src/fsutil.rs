@@ -17,8 +17,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 pub fn tmp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".tmp-{}-{}-{name}", std::process::id(), fastrand::u64(..)))
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(
+        ".tmp-{}-{}-{name}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
 }
 
 fn sync_dir(dir: &Path) {
@@ -46,4 +53,3 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     sync_dir(dir);
     Ok(())
 }
-

@@ -54,9 +54,13 @@ impl Outcome {
                 fx_rates,
             } => {
                 let total: usize = rejected.iter().map(|r| r.1).sum();
-                let mut s = format!("{}: ok, {read} offers read, {stored} stored, {total} rejected", self.feed);
+                let mut s = format!(
+                    "{}: ok, {read} offers read, {stored} stored, {total} rejected",
+                    self.feed
+                );
                 if !rejected.is_empty() {
-                    let parts: Vec<String> = rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    let parts: Vec<String> =
+                        rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
                     s.push_str(&format!(" ({})", parts.join(", ")));
                 }
                 if *fx_rates > 0 {
@@ -64,7 +68,9 @@ impl Outcome {
                 }
                 s
             }
-            Status::AlreadyStored => format!("{}: already stored for this hour, nothing added", self.feed),
+            Status::AlreadyStored => {
+                format!("{}: already stored for this hour, nothing added", self.feed)
+            }
             Status::Skipped(why) => format!("{}: skipped: {why}", self.feed),
             Status::Failed(e) => format!("{}: FAILED: {e}", self.feed),
         }
@@ -99,11 +105,20 @@ impl RunReport {
             .map(|o| {
                 let mut v = serde_json::json!({"feed": o.feed, "line": o.line()});
                 let status = match &o.status {
-                    Status::Stored { read, stored, rejected, fx_rates } => {
+                    Status::Stored {
+                        read,
+                        stored,
+                        rejected,
+                        fx_rates,
+                    } => {
                         v["read"] = (*read).into();
                         v["stored"] = (*stored).into();
                         v["fx_rates"] = (*fx_rates).into();
-                        v["rejected"] = rejected.iter().map(|(r, n)| (r.clone(), serde_json::Value::from(*n))).collect::<serde_json::Map<_, _>>().into();
+                        v["rejected"] = rejected
+                            .iter()
+                            .map(|(r, n)| (r.clone(), serde_json::Value::from(*n)))
+                            .collect::<serde_json::Map<_, _>>()
+                            .into();
                         "stored"
                     }
                     Status::AlreadyStored => "already_stored",
@@ -127,15 +142,18 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
     };
     let mut parsed = Parsed::default();
     for (i, page) in pages.iter().enumerate() {
-        let p = feed.adapter.parse(page, &ctx).map_err(|message| FeedError::Parse {
-            feed: feed.config.name.clone(),
-            source_name: match &feed.config.source {
-                Source::File(p) => p.display().to_string(),
-                Source::Http(u) if pages.len() > 1 => format!("{u} (page {})", i + 1),
-                Source::Http(u) => u.clone(),
-            },
-            message,
-        })?;
+        let p = feed
+            .adapter
+            .parse(page, &ctx)
+            .map_err(|message| FeedError::Parse {
+                feed: feed.config.name.clone(),
+                source_name: match &feed.config.source {
+                    Source::File(p) => p.display().to_string(),
+                    Source::Http(u) if pages.len() > 1 => format!("{u} (page {})", i + 1),
+                    Source::Http(u) => u.clone(),
+                },
+                message,
+            })?;
         parsed.extend(p);
     }
     Ok(parsed)
@@ -155,9 +173,11 @@ pub fn normalise_parsed(
         vat_rate: feed.config.price_includes_vat,
         sample: feed.config.sample,
     };
-    normalise::normalise(&parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| FeedError::Normalise {
-        feed: feed.config.name.clone(),
-        message: e.to_string(),
+    normalise::normalise(&parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| {
+        FeedError::Normalise {
+            feed: feed.config.name.clone(),
+            message: e.to_string(),
+        }
     })
 }
 
@@ -183,7 +203,10 @@ pub async fn run(
         }
         let secret = fetch::secret(&feed);
         if let (Some(var), None) = (&feed.config.auth_env, &secret) {
-            outcomes.insert(name, Status::Skipped(format!("environment variable {var} is not set")));
+            outcomes.insert(
+                name,
+                Status::Skipped(format!("environment variable {var} is not set")),
+            );
             continue;
         }
         if store.has_run(&name, at) {
@@ -198,7 +221,8 @@ pub async fn run(
         let (feed, secret, client) = (Arc::clone(feed), secret.clone(), client.clone());
         set.spawn(async move { (i, fetch::fetch(&client, &feed, secret.as_deref(), at).await) });
     }
-    let mut fetched: Vec<Option<Result<Vec<Page>, FeedError>>> = (0..to_fetch.len()).map(|_| None).collect();
+    let mut fetched: Vec<Option<Result<Vec<Page>, FeedError>>> =
+        (0..to_fetch.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok((i, r)) => fetched[i] = Some(r),
@@ -247,7 +271,10 @@ pub async fn run(
                     fx_added.insert(feed.config.name.clone(), parsed.fx.len());
                 }
                 Err(e) => {
-                    outcomes.insert(feed.config.name.clone(), Status::Failed(format!("storing FX rates: {e}")));
+                    outcomes.insert(
+                        feed.config.name.clone(),
+                        Status::Failed(format!("storing FX rates: {e}")),
+                    );
                 }
             }
         }

@@ -3,17 +3,20 @@
 //! See `ARCHITECTURE.md` for the code map and each module's invariants.
 
 pub mod adapters;
+pub mod analysis;
+pub mod backfill;
+pub mod chart;
+pub mod demo;
 pub mod error;
 pub mod feed;
 pub mod fetch;
+pub mod fsutil;
 pub mod ingest;
 pub mod model;
 pub mod normalise;
+pub mod query;
+pub mod report;
+pub mod schedule;
+pub mod sim;
 pub mod store;
 pub mod tables;
-pub mod analysis;
-pub mod chart;
-pub mod fsutil;
-pub mod report;
-pub mod demo;
-pub mod sim;

@@ -10,10 +10,14 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use gpurent::analysis::{self, IsoWeek};
-use gpurent::{demo, feed, fetch, ingest, report, store::Store, tables::Tables};
+use gpurent::{backfill, demo, feed, fetch, ingest, report, store::Store, tables::Tables};
 
 #[derive(Parser)]
-#[command(name = "gpurent", version, about = "GPU rental prices, China vs US: ingest, history, charts, weekly report")]
+#[command(
+    name = "gpurent",
+    version,
+    about = "GPU rental prices, China vs US: ingest, history, charts, weekly report"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,6 +45,81 @@ enum Command {
         #[arg(long)]
         week: Option<String>,
     },
+    /// Import dated snapshot files (a `YYYY-MM-DD` in the path gives the date).
+    Backfill {
+        /// The adapter, e.g. skypilot_csv.
+        #[arg(long, required_unless_present = "feed")]
+        format: Option<String>,
+        /// A feed file whose keys describe the files (its url is replaced by each file).
+        #[arg(long)]
+        feed: Option<PathBuf>,
+        /// Provider (default: the feed file's, else the folder above the dated one).
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+        /// Observation time for files whose path holds no date (RFC 3339).
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Rebuild the normalised offers from the kept raw payloads (after the tables change).
+    Renormalise {
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+    },
+    /// List raw GPU names and instance types that did not resolve, most frequent first.
+    Unknown {
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+    },
+    /// Run on a schedule until SIGTERM or Ctrl-C: ingest at the top of each hour (per
+    /// feed `interval_hours`), the previous week's report every Monday 00:30 UTC, and
+    /// at start the report of every complete week that has offers but no report.
+    Daemon {
+        #[arg(long, default_value = "feeds")]
+        feeds: PathBuf,
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Prices of the latest hour in the store: per model, bloc and class, the offers
+    /// and the median, p25 and p75 in USD per GPU-hour.
+    Prices {
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: gpurent::query::Format,
+    },
+    /// One model's median, p25, p75 (USD per GPU-hour) and offers per period.
+    History {
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+        /// Canonical model id, e.g. H100-SXM-80GB (see `gpurent prices`).
+        #[arg(long)]
+        model: String,
+        /// CN, US or OTHER (default: all).
+        #[arg(long)]
+        bloc: Option<String>,
+        /// on_demand, spot or reserved (default: all).
+        #[arg(long)]
+        class: Option<String>,
+        /// 1h, 1d or 1w (ISO weeks).
+        #[arg(long, default_value = "1d")]
+        every: gpurent::query::Every,
+        /// First observation date, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last observation date, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: gpurent::query::Format,
+    },
     /// The embedded default: simulated providers on 127.0.0.1, four weeks of hourly
     /// ingests over HTTP, then the weekly reports. No network, no keys.
     Demo {
@@ -52,7 +131,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GPURENT_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("GPURENT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -100,6 +180,151 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let dir = report::write_week(&store, &out, week, Utc::now())?;
             println!("{}", dir.join("index.html").display());
+            Ok(0)
+        }
+        Command::Backfill {
+            format,
+            feed,
+            provider,
+            store,
+            at,
+            paths,
+        } => {
+            let store = Store::open(store);
+            let _lock = store.lock()?;
+            let spec = backfill::Spec {
+                format,
+                feed_file: feed,
+                provider,
+                at,
+            };
+            let rt = runtime()?;
+            let outcomes = rt.block_on(backfill::backfill(
+                &spec,
+                &paths,
+                &store,
+                Tables::embedded(),
+                |o, i, n| {
+                    let done = i * 30 / n.max(1);
+                    let bar = format!("[{}{}] {i}/{n}", "#".repeat(done), "-".repeat(30 - done));
+                    let what = match (&o.error, o.counts) {
+                        (Some(e), _) => format!("FAILED: {e}"),
+                        (None, Some((s, r, fx))) => format!(
+                            "{s} offers stored, {r} rejected{}",
+                            if fx > 0 {
+                                format!(", {fx} FX rates")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        (None, None) => "already imported, nothing added".into(),
+                    };
+                    eprintln!("{bar} {}: {what}", o.path.display());
+                },
+            ))?;
+            let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+            let stored: usize = outcomes.iter().filter_map(|o| o.counts).map(|c| c.0).sum();
+            println!(
+                "backfill: {} files, {stored} offers stored, {failed} failed",
+                outcomes.len()
+            );
+            store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
+            Ok(if failed > 0 { 1 } else { 0 })
+        }
+        Command::Renormalise { store } => {
+            let store = Store::open(store);
+            let _lock = store.lock()?;
+            let (runs, stored, failures) = backfill::renormalise(&store, Tables::embedded())?;
+            for f in &failures {
+                println!("FAILED: {f}");
+            }
+            println!(
+                "renormalise: {runs} runs rebuilt, {stored} offers stored, {} failed",
+                failures.len()
+            );
+            Ok(if failures.is_empty() { 0 } else { 1 })
+        }
+        Command::Unknown { store } => {
+            use std::io::Write as _;
+            let names = analysis::unknown_names(&Store::open(store))?;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (e.g. `| head`) ends the listing quietly, as in ripgrep.
+            let _ = (|| -> std::io::Result<()> {
+                writeln!(
+                    out,
+                    "{:>8}  {:<22}  {:<24}  name",
+                    "count", "reason", "feed"
+                )?;
+                for n in &names {
+                    writeln!(
+                        out,
+                        "{:>8}  {:<22}  {:<24}  {}",
+                        n.count, n.reason, n.feed, n.name
+                    )?;
+                }
+                Ok(())
+            })();
+            Ok(0)
+        }
+        Command::Daemon {
+            feeds,
+            store,
+            reports,
+        } => {
+            use gpurent::schedule;
+            let rt = runtime()?;
+            // A clean stop is success; failed feeds are in the log and the run records.
+            let _stats = rt.block_on(async {
+                let shutdown = schedule::shutdown_on_signals();
+                let daemon = schedule::Daemon {
+                    feeds,
+                    store: Store::open(store),
+                    reports,
+                    client: fetch::client(),
+                    tables: Tables::embedded(),
+                    log: std::sync::Arc::new(|line: &str| println!("{line}")),
+                };
+                schedule::run(&daemon, &schedule::RealClock, shutdown).await
+            })?;
+            Ok(0)
+        }
+        Command::Prices { store, format } => {
+            let table = gpurent::query::prices(&Store::open(store))?;
+            if table.rows.is_empty() {
+                eprintln!("gpurent: no offers in the store");
+            }
+            print!("{}", table.render(format));
+            Ok(0)
+        }
+        Command::History {
+            store,
+            model,
+            bloc,
+            class,
+            every,
+            from,
+            to,
+            format,
+        } => {
+            let store = Store::open(store);
+            let q = gpurent::query::HistoryQuery {
+                model,
+                bloc,
+                class,
+                every,
+                from,
+                to,
+            };
+            let table = gpurent::query::history(&store, &q)?;
+            if table.rows.is_empty() {
+                let models = gpurent::query::models(&store)?;
+                eprintln!(
+                    "gpurent: no offers of {} match (models in the store: {})",
+                    q.model,
+                    models.join(", ")
+                );
+            }
+            print!("{}", table.render(format));
             Ok(0)
         }
         Command::Demo { out } => {

@@ -120,7 +120,11 @@ pub struct RawOffer {
 
 impl RawOffer {
     /// A blank offer to fill in; adapters set the fields they know.
-    pub fn new(provider: &str, offer_id: impl Into<String>, gpu_name_raw: impl Into<String>) -> Self {
+    pub fn new(
+        provider: &str,
+        offer_id: impl Into<String>,
+        gpu_name_raw: impl Into<String>,
+    ) -> Self {
         Self {
             provider: provider.to_string(),
             offer_id: offer_id.into(),

@@ -108,16 +108,28 @@ pub fn fx_frame(rates: &[FxRate]) -> PolarsResult<DataFrame> {
     for (d, usd) in &usd_per_eur {
         rows.push((days(*d), "EUR".into(), *usd));
     }
-    for r in rates.iter().filter(|r| r.currency != "USD" && r.currency != "EUR") {
+    for r in rates
+        .iter()
+        .filter(|r| r.currency != "USD" && r.currency != "EUR")
+    {
         if let Some(usd) = usd_per_eur.get(&r.date) {
             rows.push((days(r.date), r.currency.clone(), usd / r.units_per_eur));
         }
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     let df = DataFrame::new_infer_height(vec![
-        Column::new("fx_date".into(), rows.iter().map(|r| r.0).collect::<Vec<i32>>()),
-        Column::new("currency".into(), rows.iter().map(|r| r.1.clone()).collect::<Vec<String>>()),
-        Column::new("fx_usd_per_unit".into(), rows.iter().map(|r| r.2).collect::<Vec<f64>>()),
+        Column::new(
+            "fx_date".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<i32>>(),
+        ),
+        Column::new(
+            "currency".into(),
+            rows.iter().map(|r| r.1.clone()).collect::<Vec<String>>(),
+        ),
+        Column::new(
+            "fx_usd_per_unit".into(),
+            rows.iter().map(|r| r.2).collect::<Vec<f64>>(),
+        ),
     ])?;
     df.lazy()
         .with_column(col("fx_date").cast(DataType::Date))
@@ -152,10 +164,23 @@ fn resolve(tables: &Tables, o: &RawOffer) -> Resolution {
                 count_from_catalogue: None,
                 reject: Some((
                     "unknown_instance_type",
-                    format!("instance type {it:?} of provider {} is not in tables/instances.csv", o.provider),
+                    format!(
+                        "instance type {it:?} of provider {} is not in tables/instances.csv",
+                        o.provider
+                    ),
                 )),
             };
         }
+    }
+    if tables.gpus.is_not_gpu(&o.gpu_name_raw) {
+        return Resolution {
+            model: None,
+            count_from_catalogue: None,
+            reject: Some((
+                "not_a_gpu",
+                format!("{:?} is an accelerator but not a GPU", o.gpu_name_raw),
+            )),
+        };
     }
     match tables.gpus.resolve(&o.gpu_name_raw, o.gpu_memory_gb) {
         Some(m) => Resolution {
@@ -183,10 +208,15 @@ pub fn normalise(
     fx: &DataFrame,
 ) -> PolarsResult<Batch> {
     let n = offers.len();
-    let mut cache: HashMap<(String, Option<String>, String, Option<u64>), Resolution> = HashMap::new();
+    let mut cache: HashMap<(String, Option<String>, String, Option<u64>), Resolution> =
+        HashMap::new();
     let mut observed = Vec::with_capacity(n);
     let mut obs_date = Vec::with_capacity(n);
-    let (mut feed, mut provider, mut offer_id) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut feed, mut provider, mut offer_id) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let (mut instance_type, mut region, mut country, mut bloc) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -218,10 +248,12 @@ pub fn normalise(
         offer_id.push(o.offer_id.clone());
         instance_type.push(o.instance_type.clone());
         region.push(o.region.clone());
-        let c = o
-            .country
-            .clone()
-            .or_else(|| o.region.as_deref().and_then(|r| tables.country(&o.provider, r)).map(str::to_string));
+        let c = o.country.clone().or_else(|| {
+            o.region
+                .as_deref()
+                .and_then(|r| tables.country(&o.provider, r))
+                .map(str::to_string)
+        });
         bloc.push(tables.bloc(c.as_deref()).to_string());
         country.push(c);
         name_raw.push(o.gpu_name_raw.clone());
@@ -231,7 +263,10 @@ pub fn normalise(
             o.gpu_name_raw.clone(),
             o.gpu_memory_gb.map(f64::to_bits),
         );
-        let res = cache.entry(key).or_insert_with(|| resolve(tables, o)).clone();
+        let res = cache
+            .entry(key)
+            .or_insert_with(|| resolve(tables, o))
+            .clone();
         china.push(
             res.model
                 .as_deref()
@@ -246,7 +281,10 @@ pub fn normalise(
         currency.push(o.currency.clone());
         unit.push(o.price_unit.label());
         factor.push(
-            match (tables.scale(&o.price_unit.scale), tables.period_hours(&o.price_unit.period)) {
+            match (
+                tables.scale(&o.price_unit.scale),
+                tables.period_hours(&o.price_unit.period),
+            ) {
                 (Some(s), Some(h)) => Some(s / h),
                 _ => None,
             },
@@ -280,7 +318,10 @@ pub fn normalise(
         Column::new("pre_detail".into(), pre_detail),
     ])?;
 
-    let fx_lf = fx.clone().lazy().with_column(col("fx_date").alias("fx_key"));
+    let fx_lf = fx
+        .clone()
+        .lazy()
+        .with_column(col("fx_date").alias("fx_key"));
     let joined = raw
         .lazy()
         .with_columns([
@@ -342,7 +383,9 @@ pub fn normalise(
         .then(
             lit("no ECB rate for ")
                 + col("currency")
-                + lit(format!(" within {FX_MAX_AGE_DAYS} days before the observation")),
+                + lit(format!(
+                    " within {FX_MAX_AGE_DAYS} days before the observation"
+                )),
         )
         .otherwise(lit(""));
     let all = joined
@@ -354,7 +397,8 @@ pub fn normalise(
             lit(ctx.sample).alias("sample"),
         ])
         .with_columns([
-            (col("usd_per_gpu_hour") / (lit(1.0) + col("vat_rate"))).alias("usd_per_gpu_hour_ex_vat"),
+            (col("usd_per_gpu_hour") / (lit(1.0) + col("vat_rate")))
+                .alias("usd_per_gpu_hour_ex_vat"),
             reason.alias("reason"),
             detail.alias("detail"),
         ])
@@ -364,8 +408,12 @@ pub fn normalise(
         )
         .collect()?;
     let ok_mask = all.column("reason")?.is_null();
-    let offers_df = all.filter(&ok_mask)?.select(OFFER_COLUMNS.iter().copied())?;
-    let mut rejects_df = all.filter(&!&ok_mask)?.select(REJECT_COLUMNS.iter().copied())?;
+    let offers_df = all
+        .filter(&ok_mask)?
+        .select(OFFER_COLUMNS.iter().copied())?;
+    let mut rejects_df = all
+        .filter(&!&ok_mask)?
+        .select(REJECT_COLUMNS.iter().copied())?;
     if !parse_rejects.is_empty() {
         rejects_df.vstack_mut_owned(parse_rejects_frame(parse_rejects, ctx)?)?;
     }
@@ -379,19 +427,40 @@ fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<D
     let n = rejects.len();
     let none_s = || vec![None::<String>; n];
     let df = DataFrame::new_infer_height(vec![
-        Column::new("observed_at".into(), vec![ctx.observed_at.timestamp_millis(); n]),
+        Column::new(
+            "observed_at".into(),
+            vec![ctx.observed_at.timestamp_millis(); n],
+        ),
         Column::new("feed".into(), vec![ctx.feed.to_string(); n]),
         Column::new("provider".into(), none_s()),
-        Column::new("offer_id".into(), rejects.iter().map(|r| r.offer_id.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "offer_id".into(),
+            rejects
+                .iter()
+                .map(|r| r.offer_id.clone())
+                .collect::<Vec<_>>(),
+        ),
         Column::new("instance_type".into(), none_s()),
         Column::new("region".into(), none_s()),
-        Column::new("gpu_name_raw".into(), rejects.iter().map(|r| r.gpu_name_raw.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "gpu_name_raw".into(),
+            rejects
+                .iter()
+                .map(|r| r.gpu_name_raw.clone())
+                .collect::<Vec<_>>(),
+        ),
         Column::new("price_class".into(), none_s()),
         Column::new("price".into(), vec![None::<f64>; n]),
         Column::new("currency".into(), none_s()),
         Column::new("price_unit".into(), none_s()),
-        Column::new("reason".into(), rejects.iter().map(|r| r.reason.clone()).collect::<Vec<_>>()),
-        Column::new("detail".into(), rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "reason".into(),
+            rejects.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "detail".into(),
+            rejects.iter().map(|r| r.detail.clone()).collect::<Vec<_>>(),
+        ),
     ])?;
     df.lazy()
         .with_column(col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))

@@ -40,6 +40,22 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// Feed-supplied text as a Markdown code span, so renderers show it literally (no
+/// HTML, no emphasis): a backtick fence longer than any run inside, one line.
+pub fn md_code(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let longest = one_line
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {one_line} {fence}")
+}
+
 /// `$1.23`, or `n/a` for a missing value.
 pub fn usd(v: f64) -> String {
     if v.is_finite() {
@@ -94,12 +110,18 @@ pub fn headlines(a: &WeekAnalysis) -> Vec<String> {
     let mut out = Vec::new();
     let mut ratios: Vec<&analysis::RatioRow> = a.ratios.iter().collect();
     ratios.sort_by(|x, y| {
-        (x.kind != "same_model", x.price_class != "on_demand", &x.gpu_model, &x.price_class).cmp(&(
-            y.kind != "same_model",
-            y.price_class != "on_demand",
-            &y.gpu_model,
-            &y.price_class,
-        ))
+        (
+            x.kind != "same_model",
+            x.price_class != "on_demand",
+            &x.gpu_model,
+            &x.price_class,
+        )
+            .cmp(&(
+                y.kind != "same_model",
+                y.price_class != "on_demand",
+                &y.gpu_model,
+                &y.price_class,
+            ))
     });
     for r in ratios {
         let prev_cn = prev_median(a, &r.cn_model, "CN", &r.price_class);
@@ -136,6 +158,15 @@ pub fn headlines(a: &WeekAnalysis) -> Vec<String> {
 fn label(sim: bool, s: &str) -> String {
     if sim {
         format!("{s} [{SIMULATED}]")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Chart titles carry the short label; captions and headers the full one.
+fn short_label(sim: bool, s: &str) -> String {
+    if sim {
+        format!("SIMULATED: {s}")
     } else {
         s.to_string()
     }
@@ -181,7 +212,10 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
         out.push((
             format!("price-{}", model.to_lowercase()),
             Chart::Line(LineChart {
-                title: label(sim, &format!("{model} on-demand, CN vs US, daily median, {span}")),
+                title: short_label(
+                    sim,
+                    &format!("{model} on-demand, CN vs US, daily median, {span}"),
+                ),
                 caption: caption("Bands: p25 to p75 of offers per day."),
                 y_label: "USD per GPU-hour".into(),
                 lines,
@@ -203,7 +237,12 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
             .filter_map(|c| {
                 a.daily
                     .iter()
-                    .find(|u| u.date == c.date && &u.gpu_model == model && u.bloc == "US" && u.price_class == "on_demand")
+                    .find(|u| {
+                        u.date == c.date
+                            && &u.gpu_model == model
+                            && u.bloc == "US"
+                            && u.price_class == "on_demand"
+                    })
                     .map(|u| (c.date, c.median / u.median))
             })
             .collect();
@@ -218,8 +257,13 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
         out.push((
             "ratio".into(),
             Chart::Line(LineChart {
-                title: label(sim, &format!("CN/US ratio of daily on-demand medians, {span}")),
-                caption: caption("Below 1.0: cheaper in China. Ratio of medians in USD per GPU-hour."),
+                title: short_label(
+                    sim,
+                    &format!("CN/US ratio of daily on-demand medians, {span}"),
+                ),
+                caption: caption(
+                    "Below 1.0: cheaper in China. Ratio of medians in USD per GPU-hour.",
+                ),
                 y_label: "CN median / US median".into(),
                 lines: ratio_lines,
                 reference: Some(1.0),
@@ -254,7 +298,13 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
         out.push((
             "week-medians".into(),
             Chart::Bar(BarChart {
-                title: label(sim, &format!("On-demand median per model, {} ({} to {})", a.week, a.from, a.to)),
+                title: short_label(
+                    sim,
+                    &format!(
+                        "On-demand median per model, {} ({} to {})",
+                        a.week, a.from, a.to
+                    ),
+                ),
                 caption: caption("Whiskers: p25 to p75."),
                 y_label: "USD per GPU-hour".into(),
                 series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
@@ -279,7 +329,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
     out.push((
         "availability".into(),
         Chart::Line(LineChart {
-            title: label(sim, &format!("Offers observed per day by bloc, {span}")),
+            title: short_label(sim, &format!("Offers observed per day by bloc, {span}")),
             caption: caption("One offer seen in one hourly snapshot counts once."),
             y_label: "offer observations per day".into(),
             lines: avail,
@@ -315,17 +365,36 @@ fn stat_table_md(rows: &[StatRow]) -> String {
 
 const METHOD: &str = "Prices are USD per GPU-hour: each published price is divided by the GPUs in the offer, converted from its unit (per instance, per month of 730 hours, cents, thousandths of a yuan) and from its currency at the ECB reference rate of the observation date or the latest earlier one (at most 7 days). Statistics are over every offer observation of the week (one offer in one hourly snapshot counts once); quantiles interpolate linearly. Fractional-GPU offers and prices under 0.1x or over 10x their model's median are left out and counted. GPU models are never merged across SXM/PCIe or across export variants (H800, H20, A800, RTX 4090D stay apart from H100, A100, RTX 4090). Bloc CN is mainland China; Hong Kong, Macau and Taiwan are OTHER. Prices compared are as published: Chinese list prices may include VAT, US list prices do not.";
 
-fn markdown(a: &WeekAnalysis, heads: &[String], chart_names: &[String], generated_at: &str) -> String {
+fn markdown(
+    a: &WeekAnalysis,
+    heads: &[String],
+    chart_names: &[String],
+    generated_at: &str,
+) -> String {
     let sim = a.coverage.sample_data;
     let mut s = String::new();
-    let _ = writeln!(s, "# {}\n", label(sim, &format!("GPU rental prices, China vs US, {}", a.week)));
+    let _ = writeln!(
+        s,
+        "# {}\n",
+        label(sim, &format!("GPU rental prices, China vs US, {}", a.week))
+    );
     if sim {
-        let _ = writeln!(s, "> **{SIMULATED}.** This report was generated from simulated providers.\n");
+        let _ = writeln!(
+            s,
+            "> **{SIMULATED}.** This report was generated from simulated providers.\n"
+        );
     }
-    let _ = writeln!(s, "{} to {} (UTC). Generated {generated_at}.\n", a.from, a.to);
+    let _ = writeln!(
+        s,
+        "{} to {} (UTC). Generated {generated_at}.\n",
+        a.from, a.to
+    );
     let _ = writeln!(s, "## Headlines\n");
     if heads.is_empty() {
-        let _ = writeln!(s, "No model was quoted in both China and the US this week.\n");
+        let _ = writeln!(
+            s,
+            "No model was quoted in both China and the US this week.\n"
+        );
     }
     for h in heads {
         let _ = writeln!(s, "- {h}");
@@ -334,13 +403,28 @@ fn markdown(a: &WeekAnalysis, heads: &[String], chart_names: &[String], generate
     for c in chart_names {
         let _ = writeln!(s, "![{c}](charts/{c}.svg)");
     }
-    let _ = writeln!(s, "\n## Statistics (USD per GPU-hour)\n\n{}", stat_table_md(&a.rows));
+    let _ = writeln!(
+        s,
+        "\n## Statistics (USD per GPU-hour)\n\n{}",
+        stat_table_md(&a.rows)
+    );
     let _ = writeln!(s, "## Coverage\n");
     for (f, n) in &a.coverage.feeds {
         let _ = writeln!(s, "- feed {f}: {n} offer observations");
     }
     for (r, n) in &a.coverage.rejects {
         let _ = writeln!(s, "- rejected, {r}: {n}");
+    }
+    for (p, n) in &a.coverage.providers {
+        let _ = writeln!(s, "- provider {}: {n} offer observations", md_code(p));
+    }
+    for (p, name, n) in &a.coverage.unresolved_names {
+        let _ = writeln!(
+            s,
+            "- unresolved name {} (provider {}): {n} rejected observations",
+            md_code(name),
+            md_code(p)
+        );
     }
     let _ = writeln!(
         s,
@@ -365,7 +449,12 @@ fn pct_plain(v: f64) -> String {
 
 const CSS: &str = "body{font-family:'DejaVu Sans',system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px;color:#222;line-height:1.45}h1{font-size:1.5em}svg{max-width:100%;height:auto}table{border-collapse:collapse;font-size:.85em;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}.sim{background:#fff3cd;border:2px solid #d39e00;padding:8px;font-weight:bold}.thin{color:#999}";
 
-fn html(a: &WeekAnalysis, heads: &[String], svgs: &[(String, String)], generated_at: &str) -> String {
+fn html(
+    a: &WeekAnalysis,
+    heads: &[String],
+    svgs: &[(String, String)],
+    generated_at: &str,
+) -> String {
     let sim = a.coverage.sample_data;
     let title = label(sim, &format!("GPU rental prices, China vs US, {}", a.week));
     let mut s = String::new();
@@ -378,10 +467,19 @@ fn html(a: &WeekAnalysis, heads: &[String], svgs: &[(String, String)], generated
     if sim {
         let _ = writeln!(s, "<p class=\"sim\">{SIMULATED}. Every number on this page comes from simulated providers.</p>");
     }
-    let _ = writeln!(s, "<p>{} to {} (UTC). Generated {}.</p>", a.from, a.to, esc(generated_at));
+    let _ = writeln!(
+        s,
+        "<p>{} to {} (UTC). Generated {}.</p>",
+        a.from,
+        a.to,
+        esc(generated_at)
+    );
     let _ = writeln!(s, "<h2>Headlines</h2><ul>");
     if heads.is_empty() {
-        let _ = writeln!(s, "<li>No model was quoted in both China and the US this week.</li>");
+        let _ = writeln!(
+            s,
+            "<li>No model was quoted in both China and the US this week.</li>"
+        );
     }
     for h in heads {
         let _ = writeln!(s, "<li>{}</li>", esc(h));
@@ -423,6 +521,21 @@ fn html(a: &WeekAnalysis, heads: &[String], svgs: &[(String, String)], generated
     for (r, n) in &a.coverage.rejects {
         let _ = writeln!(s, "<li>rejected, {}: {n}</li>", esc(r));
     }
+    for (p, n) in &a.coverage.providers {
+        let _ = writeln!(
+            s,
+            "<li>provider <code>{}</code>: {n} offer observations</li>",
+            esc(p)
+        );
+    }
+    for (p, name, n) in &a.coverage.unresolved_names {
+        let _ = writeln!(
+            s,
+            "<li>unresolved name <code>{}</code> (provider <code>{}</code>): {n} rejected observations</li>",
+            esc(name),
+            esc(p)
+        );
+    }
     let _ = writeln!(
         s,
         "<li>share of offers whose GPU resolved to a model: {}</li><li>implausible prices left out: {}</li><li>fractional-GPU offers left out: {}</li><li>thin cells (fewer than {} observations, greyed): {}</li></ul>",
@@ -432,7 +545,11 @@ fn html(a: &WeekAnalysis, heads: &[String], svgs: &[(String, String)], generated
         analysis::THIN_CELL,
         a.coverage.thin_cells
     );
-    let _ = writeln!(s, "<h2>Methodology</h2><p>{}</p>\n</body></html>", esc(METHOD));
+    let _ = writeln!(
+        s,
+        "<h2>Methodology</h2><p>{}</p>\n</body></html>",
+        esc(METHOD)
+    );
     s
 }
 
@@ -470,7 +587,12 @@ fn summary_csv(a: &WeekAnalysis) -> String {
 }
 
 /// Write one week's report under `out`. Returns the week directory.
-pub fn write_week(store: &Store, out: &Path, week: IsoWeek, generated_at: DateTime<Utc>) -> Result<PathBuf, ReportError> {
+pub fn write_week(
+    store: &Store,
+    out: &Path,
+    week: IsoWeek,
+    generated_at: DateTime<Utc>,
+) -> Result<PathBuf, ReportError> {
     let a = analysis::analyse_week(store, week)?;
     if a.rows.is_empty() {
         return Err(ReportError::Invalid(format!(
@@ -509,7 +631,10 @@ pub fn write_week(store: &Store, out: &Path, week: IsoWeek, generated_at: DateTi
         headlines: heads.clone(),
     };
     let files: [(&str, Vec<u8>); 4] = [
-        ("summary.json", serde_json::to_vec_pretty(&summary).expect("summary serialises")),
+        (
+            "summary.json",
+            serde_json::to_vec_pretty(&summary).expect("summary serialises"),
+        ),
         ("summary.csv", summary_csv(&a).into_bytes()),
         ("report.md", markdown(&a, &heads, &names, &gen).into_bytes()),
         ("index.html", html(&a, &heads, &svgs, &gen).into_bytes()),
@@ -539,23 +664,51 @@ pub fn write_index(out: &Path) -> Result<(), ReportError> {
         }
     }
     weeks.sort_by(|a, b| b.0.cmp(&a.0));
-    let any_sim = weeks.iter().any(|w| w.1["simulated"] == serde_json::Value::Bool(true));
-    let title = label(any_sim, "gpurent weekly reports: GPU rental prices, China vs US");
+    let any_sim = weeks
+        .iter()
+        .any(|w| w.1["simulated"] == serde_json::Value::Bool(true));
+    let title = label(
+        any_sim,
+        "gpurent weekly reports: GPU rental prices, China vs US",
+    );
     let mut s = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body><h1>{}</h1><ul>\n",
         esc(&title),
         esc(&title)
     );
     for (w, v) in &weeks {
-        let head = v["headlines"].get(0).and_then(|h| h.as_str()).unwrap_or("no model quoted in both blocs");
+        let head = v["headlines"]
+            .get(0)
+            .and_then(|h| h.as_str())
+            .unwrap_or("no model quoted in both blocs");
         let sim = if v["simulated"] == serde_json::Value::Bool(true) {
             format!(" <strong>[{SIMULATED}]</strong>")
         } else {
             String::new()
         };
-        let _ = writeln!(s, "<li><a href=\"{}/index.html\">{}</a>{sim}: {}</li>", esc(w), esc(w), esc(head));
+        let _ = writeln!(
+            s,
+            "<li><a href=\"{}/index.html\">{}</a>{sim}: {}</li>",
+            esc(w),
+            esc(w),
+            esc(head)
+        );
     }
     s.push_str("</ul></body></html>\n");
     let p = out.join("index.html");
     write_atomic(&p, s.as_bytes()).map_err(io_err(&p))
+}
+
+#[cfg(test)]
+mod md_tests {
+    use super::*;
+
+    #[test]
+    fn md_code_spans() {
+        let check = |input: &str, expected: &str| assert_eq!(md_code(input), expected, "{input}");
+        check("H100", "` H100 `");
+        check("<script>alert(1)</script>", "` <script>alert(1)</script> `");
+        check("a`b", "`` a`b ``");
+        check("a\nb", "` a b `");
+    }
 }

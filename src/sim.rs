@@ -77,7 +77,10 @@ impl Server {
 }
 
 /// Start serving `handler` on 127.0.0.1 at a free port until `shutdown` turns true.
-pub async fn serve(handler: Handler, mut shutdown: watch::Receiver<bool>) -> std::io::Result<Server> {
+pub async fn serve(
+    handler: Handler,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Server> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -161,12 +164,18 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn write_response(sock: &mut tokio::net::TcpStream, resp: &HttpResponse) -> std::io::Result<()> {
+async fn write_response(
+    sock: &mut tokio::net::TcpStream,
+    resp: &HttpResponse,
+) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", resp.body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        resp.body.len()
+    ));
     sock.write_all(head.as_bytes()).await?;
     sock.write_all(&resp.body).await?;
     sock.shutdown().await

@@ -21,8 +21,8 @@ use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use polars::prelude::*;
 
 use crate::adapters::Page;
-use crate::fsutil::{tmp_name, write_atomic};
 use crate::error::StoreError;
+use crate::fsutil::{tmp_name, write_atomic};
 use crate::model::FxRate;
 
 #[derive(Debug, Clone)]
@@ -159,7 +159,8 @@ impl Store {
             let meta_text = serde_json::to_vec_pretty(meta).expect("JSON value serialises");
             write_atomic(&tmp.join("meta.json"), &meta_text)?;
             for (i, p) in pages.iter().enumerate() {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(&p.body).map_err(io(&tmp))?;
                 let gz = enc.finish().map_err(io(&tmp))?;
                 write_atomic(&tmp.join(format!("page-{i:03}.gz")), &gz)?;
@@ -181,12 +182,18 @@ impl Store {
         for (_, dir) in self.partitions("raw")? {
             for e in fs::read_dir(&dir).map_err(io(&dir))? {
                 let p = e.map_err(io(&dir))?.path();
-                let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if name.starts_with('.') {
                     continue;
                 }
                 if let Some((feed, hour)) = name.rsplit_once("__") {
-                    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(&format!("{hour}0000"), "%Y%m%dT%H%M%S") {
+                    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(
+                        &format!("{hour}0000"),
+                        "%Y%m%dT%H%M%S",
+                    ) {
                         out.push(RawRun {
                             feed: feed.to_string(),
                             at: at.and_utc(),
@@ -209,7 +216,10 @@ impl Store {
         let mut out = Vec::new();
         for e in fs::read_dir(&base).map_err(io(&base))? {
             let p = e.map_err(io(&base))?.path();
-            let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if let Some(d) = name.strip_prefix("date=") {
                 if let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d") {
                     out.push((date, p));
@@ -222,10 +232,19 @@ impl Store {
 
     /// Dates that hold offers, sorted.
     pub fn offer_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
-        Ok(self.partitions("offers")?.into_iter().map(|(d, _)| d).collect())
+        Ok(self
+            .partitions("offers")?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
     }
 
-    fn files(&self, kind: &str, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Vec<PathBuf>, StoreError> {
+    fn files(
+        &self,
+        kind: &str,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<PathBuf>, StoreError> {
         let mut files = Vec::new();
         for (d, dir) in self.partitions(kind)? {
             if from.is_some_and(|f| d < f) || to.is_some_and(|t| d > t) {
@@ -234,7 +253,9 @@ impl Store {
             for e in fs::read_dir(&dir).map_err(io(&dir))? {
                 let p = e.map_err(io(&dir))?.path();
                 let is_data = p.extension().is_some_and(|x| x == "parquet")
-                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if is_data {
                     files.push(p);
                 }
@@ -244,7 +265,12 @@ impl Store {
         Ok(files)
     }
 
-    fn scan(&self, kind: &str, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Option<LazyFrame>, StoreError> {
+    fn scan(
+        &self,
+        kind: &str,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Option<LazyFrame>, StoreError> {
         let files = self.files(kind, from, to)?;
         if files.is_empty() {
             return Ok(None);
@@ -264,12 +290,20 @@ impl Store {
     }
 
     /// Lazily scan the offers of dates `from..=to` (all dates when `None`).
-    pub fn scan_offers(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Option<LazyFrame>, StoreError> {
+    pub fn scan_offers(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Option<LazyFrame>, StoreError> {
         self.scan("offers", from, to)
     }
 
     /// Lazily scan the rejects of dates `from..=to`.
-    pub fn scan_rejects(&self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<Option<LazyFrame>, StoreError> {
+    pub fn scan_rejects(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Option<LazyFrame>, StoreError> {
         self.scan("rejects", from, to)
     }
 
@@ -285,10 +319,23 @@ impl Store {
         }
         let f = File::open(&path).map_err(io(&path))?;
         let df = ParquetReader::new(f).finish().map_err(pl(&path))?;
-        let dates = df.column("date").and_then(|c| c.cast(&DataType::Int32)).map_err(pl(&path))?;
+        let dates = df
+            .column("date")
+            .and_then(|c| c.cast(&DataType::Int32))
+            .map_err(pl(&path))?;
         let dates = dates.i32().map_err(pl(&path))?;
-        let cur = df.column("currency").map_err(pl(&path))?.str().map_err(pl(&path))?.clone();
-        let rate = df.column("units_per_eur").map_err(pl(&path))?.f64().map_err(pl(&path))?.clone();
+        let cur = df
+            .column("currency")
+            .map_err(pl(&path))?
+            .str()
+            .map_err(pl(&path))?
+            .clone();
+        let rate = df
+            .column("units_per_eur")
+            .map_err(pl(&path))?
+            .f64()
+            .map_err(pl(&path))?
+            .clone();
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
         Ok(dates
             .iter()
@@ -319,18 +366,38 @@ impl Store {
         let added = all.len() - before;
         let path = self.fx_path();
         let mut df = DataFrame::new_infer_height(vec![
-            Column::new("date".into(), all.keys().map(|k| crate::normalise::days(k.0)).collect::<Vec<i32>>()),
-            Column::new("currency".into(), all.keys().map(|k| k.1.clone()).collect::<Vec<String>>()),
-            Column::new("units_per_eur".into(), all.values().copied().collect::<Vec<f64>>()),
+            Column::new(
+                "date".into(),
+                all.keys()
+                    .map(|k| crate::normalise::days(k.0))
+                    .collect::<Vec<i32>>(),
+            ),
+            Column::new(
+                "currency".into(),
+                all.keys().map(|k| k.1.clone()).collect::<Vec<String>>(),
+            ),
+            Column::new(
+                "units_per_eur".into(),
+                all.values().copied().collect::<Vec<f64>>(),
+            ),
         ])
-        .and_then(|df| df.lazy().with_column(col("date").cast(DataType::Date)).collect())
+        .and_then(|df| {
+            df.lazy()
+                .with_column(col("date").cast(DataType::Date))
+                .collect()
+        })
         .map_err(pl(&path))?;
         write_parquet_atomic(&path, &mut df)?;
         Ok(added)
     }
 
     /// Record a run (ingest, report, backfill) as JSON under `runs/`.
-    pub fn write_run_record(&self, at: DateTime<Utc>, kind: &str, record: &serde_json::Value) -> Result<PathBuf, StoreError> {
+    pub fn write_run_record(
+        &self,
+        at: DateTime<Utc>,
+        kind: &str,
+        record: &serde_json::Value,
+    ) -> Result<PathBuf, StoreError> {
         let path = self.root.join("runs").join(format!(
             "{}{:03}-{kind}.json",
             at.format("%Y%m%dT%H%M%S"),
@@ -347,7 +414,9 @@ impl Store {
         &self,
         build: impl FnOnce(&Store) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let staging = self.root.join(format!(".renormalise-{}", std::process::id()));
+        let staging = self
+            .root
+            .join(format!(".renormalise-{}", std::process::id()));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(io(&staging))?;
         }
@@ -358,7 +427,9 @@ impl Store {
         }
         for kind in ["offers", "rejects"] {
             let live = self.root.join(kind);
-            let old = self.root.join(format!(".old-{kind}-{}", std::process::id()));
+            let old = self
+                .root
+                .join(format!(".old-{kind}-{}", std::process::id()));
             let new = staging.join(kind);
             if live.exists() {
                 fs::rename(&live, &old).map_err(io(&live))?;
@@ -399,7 +470,8 @@ impl RawRun {
             flate2::read::GzDecoder::new(gz.as_slice())
                 .read_to_end(&mut body)
                 .map_err(io(&p))?;
-            let label = fs::read_to_string(self.dir.join(format!("page-{i:03}.label"))).unwrap_or_default();
+            let label =
+                fs::read_to_string(self.dir.join(format!("page-{i:03}.label"))).unwrap_or_default();
             pages.push(Page { label, body });
         }
         Ok((feed_text, pages))

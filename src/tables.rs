@@ -47,12 +47,23 @@ struct Partial {
     aliases: Vec<String>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NotGpu {
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    prefixes: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GpusFile {
     model: Vec<GpuModel>,
     #[serde(default)]
     partial: Vec<Partial>,
+    #[serde(default)]
+    not_gpu: NotGpu,
 }
 
 /// What an alias points at: a full model, or a partial description to narrow.
@@ -71,6 +82,8 @@ enum Target {
 pub struct GpuRegistry {
     models: Vec<GpuModel>,
     aliases: HashMap<String, Target>,
+    not_gpu: std::collections::HashSet<String>,
+    not_gpu_prefixes: Vec<String>,
 }
 
 /// Normalise a GPU name for alias lookup: lowercase; every run of ` -_()/,` becomes
@@ -98,7 +111,14 @@ pub fn normalise_name(raw: &str) -> String {
 
 /// Vendor words some sources put in front of the model name; stripped one at a time
 /// when the full name has no alias.
-const PREFIXES: &[&str] = &["nvidia ", "geforce ", "tesla ", "amd ", "instinct ", "radeon "];
+const PREFIXES: &[&str] = &[
+    "nvidia ",
+    "geforce ",
+    "tesla ",
+    "amd ",
+    "instinct ",
+    "radeon ",
+];
 
 impl GpuRegistry {
     fn parse(text: &str) -> Result<Self, TableError> {
@@ -146,10 +166,38 @@ impl GpuRegistry {
                 add(a, target.clone(), &mut aliases)?;
             }
         }
+        let not_gpu: std::collections::HashSet<String> = file
+            .not_gpu
+            .aliases
+            .iter()
+            .map(|a| normalise_name(a))
+            .collect();
+        if let Some(k) = not_gpu.iter().find(|k| aliases.contains_key(*k)) {
+            return Err(err(format!(
+                "{k:?} is listed both as a GPU alias and as not a GPU"
+            )));
+        }
         Ok(Self {
             models: file.model,
             aliases,
+            not_gpu,
+            not_gpu_prefixes: file
+                .not_gpu
+                .prefixes
+                .iter()
+                .map(|p| normalise_name(p))
+                .collect(),
         })
+    }
+
+    /// True for accelerators that are not GPUs (TPUs, Inferentia, FPGAs, ...).
+    pub fn is_not_gpu(&self, raw: &str) -> bool {
+        let key = normalise_name(raw);
+        self.not_gpu.contains(&key)
+            || self
+                .not_gpu_prefixes
+                .iter()
+                .any(|p| key == *p || key.starts_with(&format!("{p} ")))
     }
 
     pub fn models(&self) -> &[GpuModel] {
@@ -211,7 +259,10 @@ impl GpuRegistry {
                 .map(|m| m.memory_gb)
                 .min_by(|a, b| (a - mem).abs().total_cmp(&(b - mem).abs()))
             {
-                candidates = within.into_iter().filter(|m| m.memory_gb == nearest).collect();
+                candidates = within
+                    .into_iter()
+                    .filter(|m| m.memory_gb == nearest)
+                    .collect();
                 known_mem = Some(nearest);
             }
         }
@@ -295,7 +346,12 @@ impl Tables {
         })
     }
 
-    pub fn parse(gpus: &str, regions: &str, instances: &str, units: &str) -> Result<Self, TableError> {
+    pub fn parse(
+        gpus: &str,
+        regions: &str,
+        instances: &str,
+        units: &str,
+    ) -> Result<Self, TableError> {
         let gpus = GpuRegistry::parse(gpus)?;
         let regions: HashMap<String, HashMap<String, String>> =
             toml::from_str(regions).map_err(|e| TableError {
@@ -307,7 +363,9 @@ impl Tables {
                 if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
                     return Err(TableError {
                         table: "tables/regions.toml".into(),
-                        message: format!("[{provider}] {region} = {country:?} is not an ISO 3166-1 alpha-2 code"),
+                        message: format!(
+                            "[{provider}] {region} = {country:?} is not an ISO 3166-1 alpha-2 code"
+                        ),
                     });
                 }
             }
@@ -328,7 +386,10 @@ impl Tables {
             }
             let key = (row.provider.clone(), row.instance_type.clone());
             if inst.contains_key(&key) {
-                return Err(err(format!("{} {} listed twice", row.provider, row.instance_type)));
+                return Err(err(format!(
+                    "{} {} listed twice",
+                    row.provider, row.instance_type
+                )));
             }
             inst.insert(
                 key,

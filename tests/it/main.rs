@@ -3,5 +3,12 @@
 //! the internet.
 
 mod common;
+mod feeds_china;
+mod feeds_cloud;
+mod feeds_market;
 mod names;
 mod pipeline;
+mod props;
+mod real_data;
+mod render;
+mod schedule;

@@ -18,7 +18,9 @@ fn check(t: &Tables, raw: &str, memory_gb: Option<f64>, expected: &str) -> Resul
     if got == expected {
         Ok(())
     } else {
-        Err(format!("{raw:?} (memory {memory_gb:?}): got {got}, expected {expected}"))
+        Err(format!(
+            "{raw:?} (memory {memory_gb:?}): got {got}, expected {expected}"
+        ))
     }
 }
 
@@ -33,9 +35,19 @@ fn every_naming_style_resolves_as_expected() {
     assert!(styles.len() >= 10, "styles: {styles:?}");
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|c| check(t, &c.raw_name, c.memory_gb, &c.expected).err().map(|e| format!("[{}] {e}", c.style)))
+        .filter_map(|c| {
+            check(t, &c.raw_name, c.memory_gb, &c.expected)
+                .err()
+                .map(|e| format!("[{}] {e}", c.style))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} names wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} names wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -43,7 +55,10 @@ fn china_variants_and_forms_never_merge() {
     let t = Tables::embedded();
     for m in t.gpus.models() {
         for alias in m.aliases.iter().chain(std::iter::once(&m.id)) {
-            let got = t.gpus.resolve(alias, None).unwrap_or_else(|| panic!("alias {alias:?} of {} unresolved", m.id));
+            let got = t
+                .gpus
+                .resolve(alias, None)
+                .unwrap_or_else(|| panic!("alias {alias:?} of {} unresolved", m.id));
             assert_eq!(got, m.id, "alias {alias:?} of {} resolves to {got}", m.id);
         }
     }
@@ -59,12 +74,24 @@ fn china_variants_and_forms_never_merge() {
         ("A100 SXM4 80GB", "A100 PCIe 80GB"),
     ] {
         let (ra, rb) = (t.gpus.resolve(a, Some(80.0)), t.gpus.resolve(b, Some(80.0)));
-        assert!(ra.is_some() && rb.is_some(), "{a:?} -> {ra:?}, {b:?} -> {rb:?}");
+        assert!(
+            ra.is_some() && rb.is_some(),
+            "{a:?} -> {ra:?}, {b:?} -> {rb:?}"
+        );
         assert_ne!(ra, rb, "{a:?} and {b:?} must stay apart");
     }
-    let china: Vec<&str> = t.gpus.models().iter().filter(|m| m.china_variant).map(|m| m.family.as_str()).collect();
+    let china: Vec<&str> = t
+        .gpus
+        .models()
+        .iter()
+        .filter(|m| m.china_variant)
+        .map(|m| m.family.as_str())
+        .collect();
     for fam in ["H800", "H20", "A800", "L20", "RTX4090D"] {
-        assert!(china.contains(&fam), "{fam} is flagged as a China-market variant");
+        assert!(
+            china.contains(&fam),
+            "{fam} is flagged as a China-market variant"
+        );
     }
 }
 

@@ -41,10 +41,18 @@ fn write_feeds(dir: &Path, srv: &TestServer) {
 }
 
 async fn ingest(feeds: &Path, store: &Path, at: &str) -> (i32, String, String) {
-    let args: Vec<String> = ["ingest", "--feeds", feeds.to_str().unwrap(), "--store", store.to_str().unwrap(), "--at", at]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "ingest",
+        "--feeds",
+        feeds.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--at",
+        at,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         gpurent(&a)
@@ -57,20 +65,47 @@ async fn ingest(feeds: &Path, store: &Path, at: &str) -> (i32, String, String) {
 async fn ingest_then_report() {
     let srv = server().await;
     let tmp = tempdir();
-    let (feeds, store, reports) = (tmp.path().join("feeds"), tmp.path().join("store"), tmp.path().join("reports"));
+    let (feeds, store, reports) = (
+        tmp.path().join("feeds"),
+        tmp.path().join("store"),
+        tmp.path().join("reports"),
+    );
     write_feeds(&feeds, &srv);
-    srv.routes.set("/cn.csv", HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")));
-    srv.routes.set("/ecb.xml", HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")));
-    srv.routes.set("/broken", HttpResponse::ok("application/json", "{\"offers\": [ {not json"));
+    srv.routes.set(
+        "/cn.csv",
+        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
+    );
+    srv.routes.set(
+        "/ecb.xml",
+        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
+    );
+    srv.routes.set(
+        "/broken",
+        HttpResponse::ok("application/json", "{\"offers\": [ {not json"),
+    );
 
     let factors = [1.0, 1.1, 0.9, 1.2];
     for (h, f) in factors.iter().enumerate() {
-        srv.routes.set("/vast", HttpResponse::ok("application/json", vast_scaled(*f)));
+        srv.routes.set(
+            "/vast",
+            HttpResponse::ok("application/json", vast_scaled(*f)),
+        );
         let (code, out, err) = ingest(&feeds, &store, &format!("2024-10-07T0{h}:15:00Z")).await;
-        assert_eq!(code, 1, "one feed is broken, so exit 1\nstdout:\n{out}\nstderr:\n{err}");
-        assert!(out.contains("broken: FAILED") && out.contains("malformed payload") && out.contains("invalid JSON"), "{out}");
+        assert_eq!(
+            code, 1,
+            "one feed is broken, so exit 1\nstdout:\n{out}\nstderr:\n{err}"
+        );
+        assert!(
+            out.contains("broken: FAILED")
+                && out.contains("malformed payload")
+                && out.contains("invalid JSON"),
+            "{out}"
+        );
         assert!(out.contains("vast: ok, 16 offers read, 13 stored, 3 rejected (non_positive_price 1, unknown_gpu_name 2)"), "{out}");
-        assert!(out.contains("cncloud: ok, 4 offers read, 4 stored, 0 rejected"), "{out}");
+        assert!(
+            out.contains("cncloud: ok, 4 offers read, 4 stored, 0 rejected"),
+            "{out}"
+        );
         assert!(out.contains("ecb: ok"), "{out}");
     }
 
@@ -78,31 +113,102 @@ async fn ingest_then_report() {
     assert_eq!(offers.height(), 4 * (13 + 4));
     // vast: 8x H100 SXM in Guangdong at $20.00/h → $2.50 per GPU-hour on demand, bid $12 → $1.50 spot.
     let h0 = "2024-10-07 00:15";
-    let check = |offer: &str, class: &str, model: &str, bloc: &str, country: &str, count: f64, usd: f64| {
-        let r = rows_where(&offers, &[("offer_id", offer), ("price_class", class)]);
-        assert_eq!(r.height(), 4, "{offer} {class}: one row per hour");
-        assert!(r.column("observed_at").unwrap().get(0).unwrap().to_string().contains(h0), "{offer}: rows sorted by hour, stored at the hour's time");
-        let got = f64_col(&r, "usd_per_gpu_hour")[0];
-        assert!((got - usd).abs() < 1e-9, "{offer} {class}: usd_per_gpu_hour {got} != {usd}");
-        assert_eq!(str_col(&r, "gpu_model")[0], model, "{offer}");
-        assert_eq!(str_col(&r, "bloc")[0], bloc, "{offer}");
-        assert_eq!(str_col(&r, "country")[0], country, "{offer}");
-        assert_eq!(f64_col(&r, "gpu_count")[0], count, "{offer}");
-    };
-    check("9100001", "on_demand", "H100-SXM-80GB", "CN", "CN", 8.0, 2.5);
+    let check =
+        |offer: &str, class: &str, model: &str, bloc: &str, country: &str, count: f64, usd: f64| {
+            let r = rows_where(&offers, &[("offer_id", offer), ("price_class", class)]);
+            assert_eq!(r.height(), 4, "{offer} {class}: one row per hour");
+            assert!(
+                r.column("observed_at")
+                    .unwrap()
+                    .get(0)
+                    .unwrap()
+                    .to_string()
+                    .contains(h0),
+                "{offer}: rows sorted by hour, stored at the hour's time"
+            );
+            let got = f64_col(&r, "usd_per_gpu_hour")[0];
+            assert!(
+                (got - usd).abs() < 1e-9,
+                "{offer} {class}: usd_per_gpu_hour {got} != {usd}"
+            );
+            assert_eq!(str_col(&r, "gpu_model")[0], model, "{offer}");
+            assert_eq!(str_col(&r, "bloc")[0], bloc, "{offer}");
+            assert_eq!(str_col(&r, "country")[0], country, "{offer}");
+            assert_eq!(f64_col(&r, "gpu_count")[0], count, "{offer}");
+        };
+    check(
+        "9100001",
+        "on_demand",
+        "H100-SXM-80GB",
+        "CN",
+        "CN",
+        8.0,
+        2.5,
+    );
     check("9100001", "spot", "H100-SXM-80GB", "CN", "CN", 8.0, 1.5);
-    check("9100002", "on_demand", "H100-SXM-80GB", "US", "US", 1.0, 2.9);
-    check("9100006", "on_demand", "A100-SXM-80GB", "OTHER", "HK", 8.0, 1.1);
-    check("9100008", "on_demand", "RTX4090D-24GB", "CN", "CN", 1.0, 0.28);
+    check(
+        "9100002",
+        "on_demand",
+        "H100-SXM-80GB",
+        "US",
+        "US",
+        1.0,
+        2.9,
+    );
+    check(
+        "9100006",
+        "on_demand",
+        "A100-SXM-80GB",
+        "OTHER",
+        "HK",
+        8.0,
+        1.1,
+    );
+    check(
+        "9100008",
+        "on_demand",
+        "RTX4090D-24GB",
+        "CN",
+        "CN",
+        1.0,
+        0.28,
+    );
     // CNY list price per instance-hour, ECB rates of Friday 2024-10-04 for Monday's observation.
     let usd_per_cny = 1.1029 / 7.7407;
-    check("line2", "on_demand", "A100-SXM-80GB", "CN", "CN", 8.0, 69.0 / 8.0 * usd_per_cny);
-    check("line4", "on_demand", "H20-96GB", "CN", "CN", 8.0, 78.0 / 8.0 * usd_per_cny);
-    check("line5", "on_demand", "RTX4090D-24GB", "OTHER", "HK", 1.0, 2.30 * usd_per_cny);
+    check(
+        "line2",
+        "on_demand",
+        "A100-SXM-80GB",
+        "CN",
+        "CN",
+        8.0,
+        69.0 / 8.0 * usd_per_cny,
+    );
+    check(
+        "line4",
+        "on_demand",
+        "H20-96GB",
+        "CN",
+        "CN",
+        8.0,
+        78.0 / 8.0 * usd_per_cny,
+    );
+    check(
+        "line5",
+        "on_demand",
+        "RTX4090D-24GB",
+        "OTHER",
+        "HK",
+        1.0,
+        2.30 * usd_per_cny,
+    );
     let cn = rows_where(&offers, &[("offer_id", "line2")]);
     let ex = f64_col(&cn, "usd_per_gpu_hour_ex_vat")[0];
     assert!((ex - 69.0 / 8.0 * usd_per_cny / 1.06).abs() < 1e-9);
-    assert_eq!(cn.column("fx_date").unwrap().get(0).unwrap().to_string(), "2024-10-04");
+    assert_eq!(
+        cn.column("fx_date").unwrap().get(0).unwrap().to_string(),
+        "2024-10-04"
+    );
 
     // Rejects are kept with their reason.
     let rejects = read_all(&store.join("rejects")).unwrap();
@@ -110,28 +216,62 @@ async fn ingest_then_report() {
     assert_eq!(unknown.height(), 8);
     assert!(str_col(&unknown, "detail")[0].contains("Mystery GPU 9000"));
     // Raw payloads are kept.
-    assert!(std::fs::read_dir(store.join("raw/date=2024-10-07")).unwrap().count() >= 12);
+    assert!(
+        std::fs::read_dir(store.join("raw/date=2024-10-07"))
+            .unwrap()
+            .count()
+            >= 12
+    );
 
     // Re-ingesting an hour adds nothing.
     let (code, out, _) = ingest(&feeds, &store, "2024-10-07T00:40:00Z").await;
     assert_eq!(code, 1);
-    assert!(out.contains("vast: already stored for this hour, nothing added"), "{out}");
-    assert_eq!(read_all(&store.join("offers")).unwrap().height(), offers.height());
+    assert!(
+        out.contains("vast: already stored for this hour, nothing added"),
+        "{out}"
+    );
+    assert_eq!(
+        read_all(&store.join("offers")).unwrap().height(),
+        offers.height()
+    );
 
     // The weekly report, and its medians against an independent computation.
     let (code, out, err) = tokio::task::spawn_blocking({
         let (s, r) = (store.clone(), reports.clone());
-        move || gpurent(&["report", "--store", s.to_str().unwrap(), "--out", r.to_str().unwrap(), "--week", "2024-W41"])
+        move || {
+            gpurent(&[
+                "report",
+                "--store",
+                s.to_str().unwrap(),
+                "--out",
+                r.to_str().unwrap(),
+                "--week",
+                "2024-W41",
+            ])
+        }
     })
     .await
     .unwrap();
     assert_eq!(code, 0, "{out}{err}");
     let week = reports.join("2024-W41");
-    for f in ["index.html", "report.md", "summary.json", "summary.csv", "charts/ratio.svg", "charts/ratio.png", "charts/price-h100-sxm-80gb.svg", "charts/price-h100-sxm-80gb.png", "charts/week-medians.svg"] {
+    for f in [
+        "index.html",
+        "report.md",
+        "summary.json",
+        "summary.csv",
+        "charts/ratio.svg",
+        "charts/ratio.png",
+        "charts/price-h100-sxm-80gb.svg",
+        "charts/price-h100-sxm-80gb.png",
+        "charts/week-medians.svg",
+    ] {
         assert!(week.join(f).is_file(), "missing {f}");
     }
-    assert!(reports.join("index.html").read_to_string_contains("2024-W41"));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(week.join("summary.json")).unwrap()).unwrap();
+    assert!(reports
+        .join("index.html")
+        .read_to_string_contains("2024-W41"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(week.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["week"], "2024-W41");
     assert_eq!(summary["coverage"]["implausible"], 0);
     assert_eq!(summary["coverage"]["fractional"], 0);
@@ -148,7 +288,13 @@ async fn ingest_then_report() {
         );
         let v = f64_col(&sel, "usd_per_gpu_hour");
         assert_eq!(row["offers"].as_u64().unwrap() as usize, v.len(), "{row}");
-        for (k, q) in [("median", 0.5), ("p25", 0.25), ("p75", 0.75), ("p10", 0.1), ("p90", 0.9)] {
+        for (k, q) in [
+            ("median", 0.5),
+            ("p25", 0.25),
+            ("p75", 0.75),
+            ("p10", 0.1),
+            ("p90", 0.9),
+        ] {
             let want = quantile(&v, q);
             let got = row[k].as_f64().unwrap();
             assert!((got - want).abs() < 1e-9, "{k} of {row}: {got} != {want}");
@@ -167,7 +313,10 @@ async fn ingest_then_report() {
     assert!((ratio["cn_us_ratio"].as_f64().unwrap() - cn / us).abs() < 1e-9);
     let html = std::fs::read_to_string(week.join("index.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));
-    assert!(!html.contains("SIMULATED"), "real-format fixtures are not labelled simulated");
+    assert!(
+        !html.contains("SIMULATED"),
+        "real-format fixtures are not labelled simulated"
+    );
 }
 
 trait ContainsExt {
@@ -175,6 +324,8 @@ trait ContainsExt {
 }
 impl ContainsExt for std::path::PathBuf {
     fn read_to_string_contains(&self, needle: &str) -> bool {
-        std::fs::read_to_string(self).map(|s| s.contains(needle)).unwrap_or(false)
+        std::fs::read_to_string(self)
+            .map(|s| s.contains(needle))
+            .unwrap_or(false)
     }
 }
