@@ -22,6 +22,27 @@ pub const THIN_CELL: u32 = 5;
 /// How many unresolved names a week's coverage lists.
 pub const UNRESOLVED_LISTED: usize = 20;
 
+/// Analysis settings; the defaults are the constants above.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Config {
+    /// Offers below this multiple of their model's median are implausible.
+    pub implausible_low: f64,
+    /// Offers above this multiple of their model's median are implausible.
+    pub implausible_high: f64,
+    /// Cells with fewer observations are marked thin.
+    pub thin_cell: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            implausible_low: IMPLAUSIBLE_LOW,
+            implausible_high: IMPLAUSIBLE_HIGH,
+            thin_cell: THIN_CELL,
+        }
+    }
+}
+
 /// An ISO week: `YYYY-Www`, Monday to Sunday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IsoWeek {
@@ -154,6 +175,9 @@ pub struct Coverage {
 /// A week's analysis, plus the daily series of the four weeks up to its end.
 #[derive(Debug, Clone, Serialize)]
 pub struct WeekAnalysis {
+    pub index: Vec<IndexPoint>,
+    pub providers: Vec<ProviderRow>,
+    pub config: Config,
     pub week: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -182,7 +206,12 @@ fn q(name: &str, p: f64) -> Expr {
 }
 
 /// The offers of dates `from..=to` with `v` (USD/GPU-hour), `date` and the flags.
-fn base(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Option<LazyFrame>, ReportError> {
+fn base(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    cfg: &Config,
+) -> Result<Option<LazyFrame>, ReportError> {
     let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
         return Ok(None);
     };
@@ -194,8 +223,8 @@ fn base(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Option<LazyFram
         ])
         .with_column(
             (col("v")
-                .lt(model_median.clone() * lit(IMPLAUSIBLE_LOW))
-                .or(col("v").gt(model_median * lit(IMPLAUSIBLE_HIGH))))
+                .lt(model_median.clone() * lit(cfg.implausible_low))
+                .or(col("v").gt(model_median * lit(cfg.implausible_high))))
             .alias("implausible"),
         ),
     ))
@@ -236,8 +265,13 @@ fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
 }
 
 /// Weekly statistics of dates `from..=to`, sorted by model, bloc, class.
-pub fn stats(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<StatRow>, ReportError> {
-    let Some(lf) = base(store, from, to)? else {
+pub fn stats(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    cfg: &Config,
+) -> Result<Vec<StatRow>, ReportError> {
+    let Some(lf) = base(store, from, to, cfg)? else {
         return Ok(Vec::new());
     };
     let trimmed = col("v")
@@ -328,7 +362,7 @@ pub fn stats(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<Vec<StatRo
             p75: cols[4][i].unwrap_or(f64::NAN),
             p90: cols[5][i].unwrap_or(f64::NAN),
             trimmed_mean_10: cols[6][i].unwrap_or(f64::NAN),
-            thin: n[i] < THIN_CELL,
+            thin: n[i] < cfg.thin_cell,
         })
         .collect())
 }
@@ -381,8 +415,9 @@ pub fn daily(
     store: &Store,
     from: NaiveDate,
     to: NaiveDate,
+    cfg: &Config,
 ) -> Result<Vec<DailyPoint>, ReportError> {
-    let Some(lf) = base(store, from, to)? else {
+    let Some(lf) = base(store, from, to, cfg)? else {
         return Ok(Vec::new());
     };
     let df = collect(
@@ -446,13 +481,14 @@ pub fn coverage(
     from: NaiveDate,
     to: NaiveDate,
     thin_cells: u32,
+    cfg: &Config,
 ) -> Result<Coverage, ReportError> {
     let mut cov = Coverage {
         thin_cells,
         ..Default::default()
     };
     let mut stored = 0u32;
-    if let Some(lf) = base(store, from, to)? {
+    if let Some(lf) = base(store, from, to, cfg)? {
         let df = collect(
             lf.clone()
                 .group_by([col("provider")])
@@ -578,16 +614,200 @@ pub fn unknown_names(store: &Store) -> Result<Vec<UnknownName>, ReportError> {
         .collect())
 }
 
-/// Analyse one ISO week (daily series over the four weeks ending with it).
+/// One week of a bloc's chain-linked, mix-adjusted price index.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IndexPoint {
+    pub week: String,
+    pub monday: NaiveDate,
+    pub bloc: String,
+    /// 100 at the bloc's first week with on-demand offers.
+    pub index: f64,
+    /// Models quoted in both this week and the previous week with data (the link).
+    pub models_matched: u32,
+}
+
+/// Weekly on-demand medians per (Monday, model, bloc) for every week up to `to`,
+/// one streaming pass over the store.
+fn weekly_medians(
+    store: &Store,
+    to: NaiveDate,
+    cfg: &Config,
+) -> Result<Vec<(NaiveDate, String, String, f64)>, ReportError> {
+    let Some(lf) = base(store, NaiveDate::MIN, to, cfg)? else {
+        return Ok(Vec::new());
+    };
+    // Days since 1970-01-01 (a Thursday) + 3, divided by 7 and truncated (dates after
+    // 1970 are positive, so truncation is the floor): the Monday-based week number.
+    let df = collect(
+        lf.filter(
+            col("fractional_gpu")
+                .not()
+                .and(col("implausible").not())
+                .and(col("price_class").eq(lit("on_demand")))
+                .and(col("bloc").eq(lit("CN")).or(col("bloc").eq(lit("US")))),
+        )
+        .with_column(
+            ((col("date").cast(DataType::Int32) + lit(3)).cast(DataType::Float64) / lit(7.0))
+                .cast(DataType::Int32)
+                .alias("wk"),
+        )
+        .group_by([col("wk"), col("gpu_model"), col("bloc")])
+        .agg([col("v").median().alias("median")])
+        .sort(["wk", "bloc", "gpu_model"], Default::default()),
+    )?;
+    let wk: Vec<i32> = df
+        .column("wk")?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let (m, b, med) = (
+        strs(&df, "gpu_model")?,
+        strs(&df, "bloc")?,
+        f64s(&df, "median")?,
+    );
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    Ok((0..df.height())
+        .filter_map(|i| {
+            let monday = epoch + Duration::days(wk[i] as i64 * 7 - 3);
+            med[i].map(|v| (monday, m[i].clone(), b[i].clone(), v))
+        })
+        .collect())
+}
+
+/// Chain-link weekly medians into an index per bloc: each week's link is the geometric
+/// mean of the price relatives of the models quoted in both it and the previous week
+/// with data (Jevons), so a change in which models are offered is not a price move.
+/// A week with no matched model is a gap: no point, and the chain goes on from the
+/// last linked week.
+pub fn chain_index(medians: &[(NaiveDate, String, String, f64)]) -> Vec<IndexPoint> {
+    use std::collections::BTreeMap;
+    let mut by_bloc: BTreeMap<&str, BTreeMap<NaiveDate, BTreeMap<&str, f64>>> = BTreeMap::new();
+    for (monday, model, bloc, v) in medians {
+        if *v > 0.0 && v.is_finite() {
+            by_bloc
+                .entry(bloc)
+                .or_default()
+                .entry(*monday)
+                .or_default()
+                .insert(model, *v);
+        }
+    }
+    let mut out = Vec::new();
+    for (bloc, weeks) in by_bloc {
+        let mut prev: Option<(&BTreeMap<&str, f64>, f64)> = None;
+        for (monday, models) in &weeks {
+            let point = match prev {
+                None => Some((100.0, models.len() as u32)),
+                Some((pm, pi)) => {
+                    let rel: Vec<f64> = models
+                        .iter()
+                        .filter_map(|(m, v)| pm.get(m).map(|p| (v / p).ln()))
+                        .collect();
+                    (!rel.is_empty()).then(|| {
+                        (
+                            pi * (rel.iter().sum::<f64>() / rel.len() as f64).exp(),
+                            rel.len() as u32,
+                        )
+                    })
+                }
+            };
+            if let Some((index, matched)) = point {
+                out.push(IndexPoint {
+                    week: IsoWeek::of(*monday).label(),
+                    monday: *monday,
+                    bloc: bloc.to_string(),
+                    index,
+                    models_matched: matched,
+                });
+                prev = Some((models, index));
+            }
+        }
+    }
+    out
+}
+
+/// One provider's on-demand statistics for a model in a week.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProviderRow {
+    pub gpu_model: String,
+    pub provider: String,
+    pub bloc: String,
+    pub offers: u32,
+    pub median: f64,
+    pub p25: f64,
+    pub p75: f64,
+}
+
+/// Per-provider on-demand medians of dates `from..=to`, sorted by model, provider, bloc.
+pub fn provider_stats(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    cfg: &Config,
+) -> Result<Vec<ProviderRow>, ReportError> {
+    let Some(lf) = base(store, from, to, cfg)? else {
+        return Ok(Vec::new());
+    };
+    let df = collect(
+        lf.filter(
+            col("fractional_gpu")
+                .not()
+                .and(col("implausible").not())
+                .and(col("price_class").eq(lit("on_demand"))),
+        )
+        .group_by([col("gpu_model"), col("provider"), col("bloc")])
+        .agg([
+            len().alias("offers"),
+            col("v").median().alias("median"),
+            q("p25", 0.25),
+            q("p75", 0.75),
+        ])
+        .sort(["gpu_model", "provider", "bloc"], Default::default()),
+    )?;
+    let (m, p, b, n) = (
+        strs(&df, "gpu_model")?,
+        strs(&df, "provider")?,
+        strs(&df, "bloc")?,
+        u32s(&df, "offers")?,
+    );
+    let (med, p25, p75) = (f64s(&df, "median")?, f64s(&df, "p25")?, f64s(&df, "p75")?);
+    Ok((0..df.height())
+        .map(|i| ProviderRow {
+            gpu_model: m[i].clone(),
+            provider: p[i].clone(),
+            bloc: b[i].clone(),
+            offers: n[i],
+            median: med[i].unwrap_or(f64::NAN),
+            p25: p25[i].unwrap_or(f64::NAN),
+            p75: p75[i].unwrap_or(f64::NAN),
+        })
+        .collect())
+}
+
+/// Analyse one ISO week with the default settings.
 pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, ReportError> {
+    analyse_week_with(store, week, &Config::default())
+}
+
+/// Analyse one ISO week (daily series over the four weeks ending with it; the price
+/// index over every week up to it).
+pub fn analyse_week_with(
+    store: &Store,
+    week: IsoWeek,
+    cfg: &Config,
+) -> Result<WeekAnalysis, ReportError> {
     let (from, to) = (week.monday(), week.sunday());
-    let rows = stats(store, from, to)?;
+    let rows = stats(store, from, to, cfg)?;
     let prev = week.prev();
-    let prev_rows = stats(store, prev.monday(), prev.sunday())?;
+    let prev_rows = stats(store, prev.monday(), prev.sunday(), cfg)?;
     let ratios = ratios(&rows);
-    let daily = daily(store, from - Duration::days(21), to)?;
+    let daily = daily(store, from - Duration::days(21), to, cfg)?;
     let thin = rows.iter().filter(|r| r.thin).count() as u32;
-    let coverage = coverage(store, from, to, thin)?;
+    let coverage = coverage(store, from, to, thin, cfg)?;
+    let index = chain_index(&weekly_medians(store, to, cfg)?);
+    let providers = provider_stats(store, from, to, cfg)?;
     Ok(WeekAnalysis {
         week: week.label(),
         from,
@@ -597,12 +817,55 @@ pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, Report
         ratios,
         daily,
         coverage,
+        index,
+        providers,
+        config: *cfg,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn chain_index_ignores_mix_changes() {
+        let m = |w: &str, model: &str, v: f64| (d(w), model.to_string(), "CN".to_string(), v);
+        // Week 2: A +10%, B -10%, C appears (new, expensive: must not move the index).
+        // Week 3: nothing matched (gap). Week 4: A +21% on week 2.
+        let rows = vec![
+            m("2024-01-01", "A", 1.0),
+            m("2024-01-01", "B", 2.0),
+            m("2024-01-08", "A", 1.1),
+            m("2024-01-08", "B", 1.8),
+            m("2024-01-08", "C", 50.0),
+            m("2024-01-15", "D", 3.0),
+            m("2024-01-22", "A", 1.331),
+        ];
+        let idx = chain_index(&rows);
+        let got: Vec<(String, f64, u32)> = idx
+            .iter()
+            .map(|p| {
+                (
+                    p.week.clone(),
+                    (p.index * 1e6).round() / 1e6,
+                    p.models_matched,
+                )
+            })
+            .collect();
+        let w2 = 100.0 * (1.1f64 * 0.9).sqrt();
+        assert_eq!(
+            got,
+            vec![
+                ("2024-W01".into(), 100.0, 2),
+                ("2024-W02".into(), (w2 * 1e6).round() / 1e6, 2),
+                ("2024-W04".into(), (w2 * 1.21 * 1e6).round() / 1e6, 1),
+            ]
+        );
+    }
 
     #[test]
     fn iso_weeks() {

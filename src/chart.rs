@@ -62,6 +62,8 @@ pub struct LineChart {
     /// A horizontal reference line (e.g. ratio 1.0).
     pub reference: Option<f64>,
     pub y_from_zero: bool,
+    /// Spacing of the series in days (1 daily, 7 weekly); wider gaps are not joined.
+    pub step_days: i64,
 }
 
 /// One group of bars (e.g. a model), one bar per series (e.g. bloc), each with a range.
@@ -96,12 +98,12 @@ fn date_of(x: f64) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + Duration::days(x.round() as i64)
 }
 
-/// Split a series where consecutive points are more than one day apart.
-fn runs(points: &[(NaiveDate, f64)]) -> Vec<Vec<(f64, f64)>> {
+/// Split a series where consecutive points are more than `step_days` apart.
+fn runs(points: &[(NaiveDate, f64)], step_days: i64) -> Vec<Vec<(f64, f64)>> {
     let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut prev: Option<NaiveDate> = None;
     for (d, v) in points.iter().filter(|p| p.1.is_finite()) {
-        if prev.is_none_or(|p| (*d - p).num_days() > 1) {
+        if prev.is_none_or(|p| (*d - p).num_days() > step_days) {
             out.push(Vec::new());
         }
         out.last_mut().expect("pushed above").push((day(*d), *v));
@@ -221,7 +223,7 @@ where
     for l in &c.lines {
         // Band: one polygon per run of consecutive days.
         let band_pts: Vec<(NaiveDate, f64)> = l.band.iter().map(|b| (b.0, b.1)).collect();
-        for run in runs(&band_pts) {
+        for run in runs(&band_pts, c.step_days) {
             let days: Vec<f64> = run.iter().map(|p| p.0).collect();
             let mut poly: Vec<(f64, f64)> = Vec::new();
             for b in l.band.iter().filter(|b| days.contains(&day(b.0))) {
@@ -241,7 +243,7 @@ where
         }
         let color = l.color;
         let mut first = true;
-        for run in runs(&l.points) {
+        for run in runs(&l.points, c.step_days) {
             let s = chart
                 .draw_series(LineSeries::new(run.clone(), color.stroke_width(2)))
                 .map_err(err(name))?;

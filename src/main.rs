@@ -44,6 +44,15 @@ enum Command {
         /// ISO week, e.g. 2024-W07.
         #[arg(long)]
         week: Option<String>,
+        /// Prices under this multiple of their model's weekly median are implausible.
+        #[arg(long, default_value_t = analysis::IMPLAUSIBLE_LOW)]
+        implausible_low: f64,
+        /// Prices over this multiple of their model's weekly median are implausible.
+        #[arg(long, default_value_t = analysis::IMPLAUSIBLE_HIGH)]
+        implausible_high: f64,
+        /// Cells with fewer offer observations are marked thin.
+        #[arg(long, default_value_t = analysis::THIN_CELL)]
+        thin: u32,
     },
     /// Import dated snapshot files (a `YYYY-MM-DD` in the path gives the date).
     Backfill {
@@ -171,14 +180,30 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
             Ok(report.exit_code() as u8)
         }
-        Command::Report { store, out, week } => {
+        Command::Report {
+            store,
+            out,
+            week,
+            implausible_low,
+            implausible_high,
+            thin,
+        } => {
+            anyhow::ensure!(
+                implausible_low > 0.0 && implausible_high > implausible_low,
+                "--implausible-low must be positive and below --implausible-high"
+            );
+            let cfg = analysis::Config {
+                implausible_low,
+                implausible_high,
+                thin_cell: thin,
+            };
             let store = Store::open(store);
             let week = match week {
                 Some(w) => IsoWeek::parse(&w)?,
                 None => analysis::default_week(&store)?
                     .with_context(|| format!("no offers in store {}", store.root().display()))?,
             };
-            let dir = report::write_week(&store, &out, week, Utc::now())?;
+            let dir = report::write_week_with(&store, &out, week, Utc::now(), &cfg)?;
             println!("{}", dir.join("index.html").display());
             Ok(0)
         }

@@ -73,6 +73,14 @@ fn num(v: f64, places: usize) -> String {
     }
 }
 
+fn pct1(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:+.1}%", v * 100.0)
+    } else {
+        "n/a".into()
+    }
+}
+
 fn pct(v: f64) -> String {
     if v.is_finite() {
         format!("{:+.0}%", v * 100.0)
@@ -94,6 +102,9 @@ pub struct Summary<'a> {
     pub rows: &'a [StatRow],
     pub ratios: &'a [analysis::RatioRow],
     pub coverage: &'a analysis::Coverage,
+    pub index: &'a [analysis::IndexPoint],
+    pub providers: &'a [analysis::ProviderRow],
+    pub config: analysis::Config,
     pub headlines: Vec<String>,
 }
 
@@ -152,6 +163,7 @@ pub fn headlines(a: &WeekAnalysis) -> Vec<String> {
             ));
         }
     }
+    out.extend(index_headline(a));
     out
 }
 
@@ -221,6 +233,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                 lines,
                 reference: None,
                 y_from_zero: true,
+                step_days: 1,
             }),
         ));
     }
@@ -268,6 +281,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                 lines: ratio_lines,
                 reference: Some(1.0),
                 y_from_zero: false,
+                step_days: 1,
             }),
         ));
     }
@@ -335,9 +349,122 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
             lines: avail,
             reference: None,
             y_from_zero: true,
+            step_days: 1,
         }),
     ));
+    // The chain-linked price index per bloc.
+    let index_lines: Vec<Line> = [("CN", CN), ("US", US)]
+        .iter()
+        .map(|(bloc, ci)| Line {
+            label: format!("{bloc} index"),
+            color: PALETTE[*ci],
+            points: a
+                .index
+                .iter()
+                .filter(|p| p.bloc == *bloc)
+                .map(|p| (p.monday, p.index))
+                .collect(),
+            band: Vec::new(),
+        })
+        .collect();
+    if index_lines.iter().any(|l| !l.points.is_empty()) {
+        out.push((
+            "index".into(),
+            Chart::Line(LineChart {
+                title: short_label(
+                    sim,
+                    &format!("On-demand price index by bloc, weeks to {}", a.week),
+                ),
+                caption: caption(
+                    "Chain-linked over matched models (geometric mean of median relatives).",
+                ),
+                y_label: "index (first week = 100)".into(),
+                lines: index_lines,
+                reference: Some(100.0),
+                y_from_zero: false,
+                step_days: 7,
+            }),
+        ));
+    }
+    // Provider spread for the models quoted in both blocs.
+    for model in both.iter().take(3) {
+        let rows: Vec<&analysis::ProviderRow> = a
+            .providers
+            .iter()
+            .filter(|p| &p.gpu_model == model)
+            .collect();
+        let blocs = ["CN", "US", "OTHER"];
+        let groups: Vec<BarGroup> = rows
+            .iter()
+            .map(|r| r.provider.as_str())
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
+            .map(|prov| BarGroup {
+                label: prov.to_string(),
+                bars: rows
+                    .iter()
+                    .filter(|r| r.provider == prov)
+                    .filter_map(|r| {
+                        blocs
+                            .iter()
+                            .position(|b| *b == r.bloc)
+                            .map(|i| (i, r.median, r.p25, r.p75))
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.push((
+            format!("providers-{}", model.to_lowercase()),
+            Chart::Bar(BarChart {
+                title: short_label(
+                    sim,
+                    &format!("{model} on-demand median by provider and bloc, {}", a.week),
+                ),
+                caption: caption("Whiskers: p25 to p75."),
+                y_label: "USD per GPU-hour".into(),
+                series: blocs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (b.to_string(), PALETTE[i]))
+                    .collect(),
+                groups,
+            }),
+        ));
+    }
     out
+}
+
+/// The index headline: level, change on the week and over four weeks, per bloc.
+pub fn index_headline(a: &WeekAnalysis) -> Option<String> {
+    let mut parts = Vec::new();
+    for bloc in ["CN", "US"] {
+        let pts: Vec<&analysis::IndexPoint> = a
+            .index
+            .iter()
+            .filter(|p| p.bloc == bloc && p.monday <= a.from)
+            .collect();
+        let Some(last) = pts.last().filter(|p| p.monday == a.from) else {
+            continue;
+        };
+        let back = |weeks: i64| {
+            pts.iter()
+                .find(|p| p.monday == a.from - chrono::Duration::days(7 * weeks))
+                .map(|p| last.index / p.index - 1.0)
+                .unwrap_or(f64::NAN)
+        };
+        parts.push(format!(
+            "{bloc} {} ({} on the week, {} over four weeks)",
+            num(last.index, 1),
+            pct1(back(1)),
+            pct1(back(4))
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "On-demand price index, mix-adjusted (first week = 100): {}",
+            parts.join("; ")
+        )
+    })
 }
 
 fn stat_table_md(rows: &[StatRow]) -> String {
@@ -363,7 +490,10 @@ fn stat_table_md(rows: &[StatRow]) -> String {
     s
 }
 
-const METHOD: &str = "Prices are USD per GPU-hour: each published price is divided by the GPUs in the offer, converted from its unit (per instance, per month of 730 hours, cents, thousandths of a yuan) and from its currency at the ECB reference rate of the observation date or the latest earlier one (at most 7 days). Statistics are over every offer observation of the week (one offer in one hourly snapshot counts once); quantiles interpolate linearly. Fractional-GPU offers and prices under 0.1x or over 10x their model's median are left out and counted. GPU models are never merged across SXM/PCIe or across export variants (H800, H20, A800, RTX 4090D stay apart from H100, A100, RTX 4090). Bloc CN is mainland China; Hong Kong, Macau and Taiwan are OTHER. Prices compared are as published: Chinese list prices may include VAT, US list prices do not.";
+/// The methodology paragraph, with the thresholds actually used.
+pub fn method(cfg: &analysis::Config) -> String {
+    format!("Prices are USD per GPU-hour: each published price is divided by the GPUs in the offer, converted from its unit (per instance, per month of 730 hours, cents, thousandths of a yuan) and from its currency at the ECB reference rate of the observation date or the latest earlier one (at most 7 days). Statistics are over every offer observation of the week (one offer in one hourly snapshot counts once); quantiles interpolate linearly. Fractional-GPU offers and prices under {}x or over {}x their model's median over the week are left out and counted; cells with fewer than {} observations are marked thin. GPU models are never merged across SXM/PCIe or across export variants (H800, H20, A800, RTX 4090D stay apart from H100, A100, RTX 4090); comparable pairs across the export-control line (e.g. H20 in China against H100 in the US) are shown as such. The price index chains week to week the geometric mean of the median price relatives of the models quoted in both weeks (first week = 100), so a change in which models are offered is not a price move. Bloc CN is mainland China; Hong Kong, Macau and Taiwan are OTHER. Prices compared are as published (usd_per_gpu_hour): Chinese list prices may include VAT, US list prices do not; the store also keeps the ex-VAT price.", cfg.implausible_low, cfg.implausible_high, cfg.thin_cell)
+}
 
 fn markdown(
     a: &WeekAnalysis,
@@ -432,10 +562,10 @@ fn markdown(
         pct_plain(a.coverage.resolved_share),
         a.coverage.implausible,
         a.coverage.fractional,
-        analysis::THIN_CELL,
+        a.config.thin_cell,
         a.coverage.thin_cells
     );
-    let _ = writeln!(s, "## Methodology\n\n{METHOD}");
+    let _ = writeln!(s, "## Methodology\n\n{}", method(&a.config));
     s
 }
 
@@ -542,13 +672,13 @@ fn html(
         pct_plain(a.coverage.resolved_share),
         a.coverage.implausible,
         a.coverage.fractional,
-        analysis::THIN_CELL,
+        a.config.thin_cell,
         a.coverage.thin_cells
     );
     let _ = writeln!(
         s,
         "<h2>Methodology</h2><p>{}</p>\n</body></html>",
-        esc(METHOD)
+        esc(&method(&a.config))
     );
     s
 }
@@ -593,7 +723,18 @@ pub fn write_week(
     week: IsoWeek,
     generated_at: DateTime<Utc>,
 ) -> Result<PathBuf, ReportError> {
-    let a = analysis::analyse_week(store, week)?;
+    write_week_with(store, out, week, generated_at, &analysis::Config::default())
+}
+
+/// Write one week's report with explicit analysis settings.
+pub fn write_week_with(
+    store: &Store,
+    out: &Path,
+    week: IsoWeek,
+    generated_at: DateTime<Utc>,
+    cfg: &analysis::Config,
+) -> Result<PathBuf, ReportError> {
+    let a = analysis::analyse_week_with(store, week, cfg)?;
     if a.rows.is_empty() {
         return Err(ReportError::Invalid(format!(
             "no offers stored for {} ({} to {})",
@@ -628,6 +769,9 @@ pub fn write_week(
         rows: &a.rows,
         ratios: &a.ratios,
         coverage: &a.coverage,
+        index: &a.index,
+        providers: &a.providers,
+        config: a.config,
         headlines: heads.clone(),
     };
     let files: [(&str, Vec<u8>); 4] = [

@@ -6,6 +6,7 @@ mod common;
 mod feeds_china;
 mod feeds_cloud;
 mod feeds_market;
+mod golden;
 mod names;
 mod pipeline;
 mod props;
