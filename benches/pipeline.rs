@@ -29,9 +29,11 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -69,16 +71,31 @@ const MODELS: &[(&str, f64)] = &[
 ];
 
 fn main() {
-    let env = |k: &str, d: i64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let env = |k: &str, d: i64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
 
     // 1. The demo's four weeks of hourly history, then one week's report.
     let s = Instant::now();
     let res = rt
-        .block_on(gpurent::demo::run(&tmp.path().join("demo"), Utc::now(), false))
+        .block_on(gpurent::demo::run(
+            &tmp.path().join("demo"),
+            Utc::now(),
+            false,
+        ))
         .unwrap();
-    println!("bench demo (SIMULATED): 672 hourly ingests over loopback HTTP + 4 reports: {:.1} s wall", s.elapsed().as_secs_f64());
+    println!(
+        "bench demo (SIMULATED): 672 hourly ingests over loopback HTTP + 4 reports: {:.1} s wall",
+        s.elapsed().as_secs_f64()
+    );
     let store = Store::open(&res.store);
     let week = IsoWeek::parse("2026-W47").unwrap();
     let out = tmp.path().join("reports");
@@ -107,9 +124,14 @@ fn main() {
                 o.country = Some(if i % 2 == 0 { "CN" } else { "US" }.into());
                 o.gpu_count = Some([1.0, 2.0, 4.0, 8.0][i / MODELS.len() % 4]);
                 o.price_unit = PriceUnit::instance_hour();
-                let wobble = 1.0 + 0.2 * (((i * 7919 + h as usize * 104_729) % 1000) as f64 / 1000.0 - 0.5);
+                let wobble =
+                    1.0 + 0.2 * (((i * 7919 + h as usize * 104_729) % 1000) as f64 / 1000.0 - 0.5);
                 o.price = Some(level * o.gpu_count.unwrap() * wobble);
-                o.price_class = if i % 5 == 0 { PriceClass::Spot } else { PriceClass::OnDemand };
+                o.price_class = if i % 5 == 0 {
+                    PriceClass::Spot
+                } else {
+                    PriceClass::OnDemand
+                };
                 o
             })
             .collect();
@@ -121,7 +143,8 @@ fn main() {
         };
         let mut b = normalise::normalise(&offers, &[], &ctx, Tables::embedded(), &fx).unwrap();
         rows += b.offers.height();
-        big.append("bench", at, &mut b.offers, &mut b.rejects).unwrap();
+        big.append("bench", at, &mut b.offers, &mut b.rejects)
+            .unwrap();
     }
     let secs = s.elapsed().as_secs_f64();
     println!(
