@@ -162,3 +162,106 @@ pub fn gpurent(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Observation time of the feed tests: Monday 2024-10-07, so the ECB fixture's Friday
+/// 2024-10-04 rates apply.
+pub const AT: &str = "2024-10-07T12:00:00Z";
+/// USD per CNY from the ECB fixture: (USD per EUR) / (CNY per EUR).
+pub const USD_PER_CNY: f64 = 1.1029 / 7.7407;
+
+/// A recorded sample payload from `feeds/samples/`.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("feeds/samples")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Write the feed files and run one ingest through the library at [`AT`]. Returns the
+/// report, its outcome lines and the stored offers (None when nothing was stored).
+pub async fn run_feeds(
+    feeds: &[(&str, String)],
+) -> (gpurent::ingest::RunReport, Vec<String>, Option<DataFrame>) {
+    let tmp = tempdir();
+    let dir = tmp.path().join("feeds");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in feeds {
+        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+    }
+    let (feeds, broken) = gpurent::feed::load_dir(&dir).unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    let store = gpurent::store::Store::open(tmp.path().join("store"));
+    let client = gpurent::fetch::client();
+    let at: chrono::DateTime<chrono::Utc> = AT.parse().unwrap();
+    let report = gpurent::ingest::run(
+        feeds,
+        broken,
+        &store,
+        &client,
+        at,
+        gpurent::tables::Tables::embedded(),
+    )
+    .await;
+    let lines: Vec<String> = report.outcomes.iter().map(|o| o.line()).collect();
+    let offers = read_all(&tmp.path().join("store/offers"));
+    (report, lines, offers)
+}
+
+/// One ingest that must succeed for every feed: the stored offers and the lines.
+pub async fn ingest_ok(feeds: &[(&str, String)]) -> (DataFrame, Vec<String>) {
+    let (report, lines, offers) = run_feeds(feeds).await;
+    assert_eq!(report.exit_code(), 0, "{lines:#?}");
+    (offers.expect("offers stored"), lines)
+}
+
+pub fn ecb_feed(srv: &TestServer) -> (&'static str, String) {
+    srv.routes.set(
+        "/ecb.xml",
+        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
+    );
+    (
+        "ecb",
+        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
+    )
+}
+
+/// (offer_id, price_class, usd_per_gpu_hour, gpu_model, gpu_count, country, bloc).
+pub type Want<'a> = (&'a str, &'a str, f64, &'a str, f64, &'a str, &'a str);
+
+pub fn check_offers(offers: &DataFrame, wants: &[Want]) {
+    for (offer, class, usd, model, count, country, bloc) in wants {
+        let r = rows_where(offers, &[("offer_id", offer), ("price_class", class)]);
+        assert_eq!(r.height(), 1, "{offer} {class}: one stored row");
+        let got = f64_col(&r, "usd_per_gpu_hour")[0];
+        assert!(
+            (got - usd).abs() < 1e-9,
+            "{offer} {class}: usd_per_gpu_hour {got} != {usd}"
+        );
+        assert_eq!(
+            str_col(&r, "gpu_model")[0],
+            *model,
+            "{offer} {class}: gpu_model"
+        );
+        assert_eq!(
+            f64_col(&r, "gpu_count")[0],
+            *count,
+            "{offer} {class}: gpu_count"
+        );
+        assert_eq!(
+            str_col(&r, "country")[0],
+            *country,
+            "{offer} {class}: country"
+        );
+        assert_eq!(str_col(&r, "bloc")[0], *bloc, "{offer} {class}: bloc");
+    }
+}
+
+pub fn line<'a>(lines: &'a [String], feed: &str) -> &'a str {
+    lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{feed}: ")))
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("no line for {feed} in {lines:#?}"))
+}

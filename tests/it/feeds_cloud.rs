@@ -10,108 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use gpurent::ingest::RunReport;
 use gpurent::sim::HttpResponse;
-use polars::prelude::DataFrame;
 
 use crate::common::*;
 
-const AT: &str = "2024-10-07T12:00:00Z";
-/// USD per CNY from the ECB fixture: (USD per EUR) / (CNY per EUR).
-const USD_PER_CNY: f64 = 1.1029 / 7.7407;
-
 fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/samples")
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(samples_dir().join(name)).unwrap()
-}
-
-/// Write the feed files and run one ingest through the library. Returns the report,
-/// its outcome lines and the stored offers (None when nothing was stored).
-async fn run(feeds: &[(&str, String)]) -> (RunReport, Vec<String>, Option<DataFrame>) {
-    let tmp = tempdir();
-    let dir = tmp.path().join("feeds");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, text) in feeds {
-        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
-    }
-    let (feeds, broken) = gpurent::feed::load_dir(&dir).unwrap();
-    assert!(broken.is_empty(), "{broken:?}");
-    let store = gpurent::store::Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
-    let at: DateTime<Utc> = AT.parse().unwrap();
-    let report = gpurent::ingest::run(
-        feeds,
-        broken,
-        &store,
-        &client,
-        at,
-        gpurent::tables::Tables::embedded(),
-    )
-    .await;
-    let lines: Vec<String> = report.outcomes.iter().map(|o| o.line()).collect();
-    let offers = read_all(&tmp.path().join("store/offers"));
-    (report, lines, offers)
-}
-
-/// One ingest that must succeed for every feed.
-async fn ingest(feeds: &[(&str, String)]) -> (DataFrame, Vec<String>) {
-    let (report, lines, offers) = run(feeds).await;
-    assert_eq!(report.exit_code(), 0, "{lines:#?}");
-    (offers.expect("offers stored"), lines)
-}
-
-fn ecb_feed(srv: &TestServer) -> (&'static str, String) {
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
-    (
-        "ecb",
-        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
-    )
-}
-
-/// (offer_id, price_class, usd_per_gpu_hour, gpu_model, gpu_count, country, bloc).
-type Want<'a> = (&'a str, &'a str, f64, &'a str, f64, &'a str, &'a str);
-
-fn check(offers: &DataFrame, wants: &[Want]) {
-    for (offer, class, usd, model, count, country, bloc) in wants {
-        let r = rows_where(offers, &[("offer_id", offer), ("price_class", class)]);
-        assert_eq!(r.height(), 1, "{offer} {class}: one stored row");
-        let got = f64_col(&r, "usd_per_gpu_hour")[0];
-        assert!(
-            (got - usd).abs() < 1e-9,
-            "{offer} {class}: usd_per_gpu_hour {got} != {usd}"
-        );
-        assert_eq!(
-            str_col(&r, "gpu_model")[0],
-            *model,
-            "{offer} {class}: gpu_model"
-        );
-        assert_eq!(
-            f64_col(&r, "gpu_count")[0],
-            *count,
-            "{offer} {class}: gpu_count"
-        );
-        assert_eq!(
-            str_col(&r, "country")[0],
-            *country,
-            "{offer} {class}: country"
-        );
-        assert_eq!(str_col(&r, "bloc")[0], *bloc, "{offer} {class}: bloc");
-    }
-}
-
-fn line<'a>(lines: &'a [String], feed: &str) -> &'a str {
-    lines
-        .iter()
-        .find(|l| l.starts_with(&format!("{feed}: ")))
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no line for {feed} in {lines:#?}"))
 }
 
 fn hits(srv: &TestServer) -> Vec<String> {
@@ -221,13 +125,13 @@ async fn azure_retail_follows_next_page_link() {
         "format = \"azure_retail\"\nurl = \"{}\"\nretries = 0\n",
         srv.url("/azure")
     );
-    let (offers, lines) = ingest(&[("azure", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("azure", feed)]).await;
     assert_eq!(line(&lines, "azure"), format!("azure: {AZURE_LINE}"));
     assert_eq!(
         hits(&srv),
         vec!["/azure".to_string(), "/azure?page=2".to_string()]
     );
-    check(&offers, &azure_wants());
+    check_offers(&offers, &azure_wants());
     assert!(str_col(&offers, "provider").iter().all(|p| p == "azure"));
     let ri = rows_where(&offers, &[("offer_id", "eastus/DZH318Z0NB1K/01A3/3y")]);
     assert_eq!(str_col(&ri, "price_unit")[0], "instance-three_years");
@@ -244,9 +148,9 @@ async fn azure_recorded_pages_replay_through_the_same_path() {
         "format = \"azure_retail\"\nurl = \"{}\"\nprovider = \"azure\"\nsample = true\n",
         samples_dir().join("azure_retail.sample").display()
     );
-    let (offers, lines) = ingest(&[("azure", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("azure", feed)]).await;
     assert_eq!(line(&lines, "azure"), format!("azure: {AZURE_LINE}"));
-    check(&offers, &azure_wants());
+    check_offers(&offers, &azure_wants());
 }
 
 // ---------------------------------------------------------------------------
@@ -264,7 +168,7 @@ async fn aws_offer_json_keeps_plain_linux_gpu_boxes() {
         "format = \"aws_offer\"\nurl = \"{}\"\nprovider = \"aws\"\nretries = 0\n",
         srv.url("/aws/index.json")
     );
-    let (offers, lines) = ingest(&[("aws", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("aws", feed)]).await;
     // p5 on demand + No Upfront reserved, p4d, g5 (Hong Kong), g4ad (not catalogued);
     // Windows, dedicated, capacity reservation, Capacity Block, All Upfront and m5 are
     // not plain GPU offers.
@@ -272,7 +176,7 @@ async fn aws_offer_json_keeps_plain_linux_gpu_boxes() {
         line(&lines, "aws"),
         "aws: ok, 5 offers read, 4 stored, 1 rejected (unknown_instance_type 1)"
     );
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -330,14 +234,14 @@ async fn aws_offer_csv_china_partition_in_cny() {
         "format = \"aws_offer\"\nurl = \"{}\"\nprovider = \"aws\"\nretries = 0\n",
         srv.url("/awscn/index.csv")
     );
-    let (offers, lines) = ingest(&[("aws_cn", feed), ecb_feed(&srv)]).await;
+    let (offers, lines) = ingest_ok(&[("aws_cn", feed), ecb_feed(&srv)]).await;
     assert_eq!(
         line(&lines, "aws_cn"),
         "aws_cn: ok, 4 offers read, 4 stored, 0 rejected"
     );
     assert!(line(&lines, "ecb").starts_with("ecb: ok"), "{lines:#?}");
     let r = USD_PER_CNY;
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -467,7 +371,7 @@ async fn gcp_billing_follows_next_page_token() {
         "format = \"gcp_billing\"\nurl = \"{}\"\nauth_env = \"GPURENT_TEST_GCP_KEY_PAGING\"\nretries = 0\n",
         srv.url("/gcp/skus?currencyCode=USD")
     );
-    let (offers, lines) = ingest(&[("gcp", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("gcp", feed)]).await;
     assert_eq!(line(&lines, "gcp"), format!("gcp: {GCP_LINE}"));
     assert_eq!(
         hits(&srv),
@@ -476,7 +380,7 @@ async fn gcp_billing_follows_next_page_token() {
             "/gcp/skus?currencyCode=USD&pageToken=CAESBgoEOEQ2Rg".to_string(),
         ]
     );
-    check(&offers, &gcp_wants());
+    check_offers(&offers, &gcp_wants());
     assert!(str_col(&offers, "provider").iter().all(|p| p == "gcp"));
     // The key goes in a header on every page, never in a URL.
     let requests = srv.requests.lock().unwrap().clone();
@@ -493,9 +397,9 @@ async fn gcp_recorded_pages_replay_through_the_same_path() {
         "format = \"gcp_billing\"\nurl = \"{}\"\nsample = true\n",
         samples_dir().join("gcp_billing.sample").display()
     );
-    let (offers, lines) = ingest(&[("gcp", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("gcp", feed)]).await;
     assert_eq!(line(&lines, "gcp"), format!("gcp: {GCP_LINE}"));
-    check(&offers, &gcp_wants());
+    check_offers(&offers, &gcp_wants());
 }
 
 // ---------------------------------------------------------------------------
@@ -519,13 +423,13 @@ async fn a_503_is_retried_and_the_feed_succeeds() {
             HttpResponse::ok("application/json", sample("aws_offer.sample.json")),
         ],
     );
-    let (offers, lines) = ingest(&[("aws", aws_feed(&srv, "/aws"))]).await;
+    let (offers, lines) = ingest_ok(&[("aws", aws_feed(&srv, "/aws"))]).await;
     assert_eq!(
         line(&lines, "aws"),
         "aws: ok, 5 offers read, 4 stored, 1 rejected (unknown_instance_type 1)"
     );
     assert_eq!(hits(&srv).len(), 2, "one retry");
-    check(
+    check_offers(
         &offers,
         &[(
             "P5LINUXUSE1AAAA.JRTCKXETXF.6YS6EN2CT7",
@@ -550,7 +454,7 @@ async fn a_429_waits_for_retry_after() {
         ],
     );
     let started = Instant::now();
-    let (offers, lines) = ingest(&[("aws", aws_feed(&srv, "/aws"))]).await;
+    let (offers, lines) = ingest_ok(&[("aws", aws_feed(&srv, "/aws"))]).await;
     let waited = started.elapsed();
     assert!(
         line(&lines, "aws").starts_with("aws: ok, 5 offers read, 4 stored"),
@@ -573,7 +477,7 @@ async fn a_404_fails_that_feed_only() {
         "/aws",
         HttpResponse::ok("application/json", sample("aws_offer.sample.json")),
     );
-    let (report, lines, offers) = run(&[
+    let (report, lines, offers) = run_feeds(&[
         ("gone", aws_feed(&srv, "/gone")),
         ("aws", aws_feed(&srv, "/aws")),
     ])

@@ -7,104 +7,9 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use gpurent::sim::HttpResponse;
-use polars::prelude::DataFrame;
 
 use crate::common::*;
-
-const AT: &str = "2024-10-07T12:00:00Z";
-/// USD per CNY from the ECB fixture: (USD per EUR) / (CNY per EUR).
-const USD_PER_CNY: f64 = 1.1029 / 7.7407;
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("feeds/samples")
-            .join(name),
-    )
-    .unwrap()
-}
-
-/// Write the feed files, run one ingest through the library, return the stored
-/// offers and the run's outcome lines.
-async fn ingest(feeds: &[(&str, String)]) -> (DataFrame, Vec<String>) {
-    let tmp = tempdir();
-    let dir = tmp.path().join("feeds");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, text) in feeds {
-        std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
-    }
-    let (feeds, broken) = gpurent::feed::load_dir(&dir).unwrap();
-    assert!(broken.is_empty(), "{broken:?}");
-    let store = gpurent::store::Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
-    let at: DateTime<Utc> = AT.parse().unwrap();
-    let report = gpurent::ingest::run(
-        feeds,
-        broken,
-        &store,
-        &client,
-        at,
-        gpurent::tables::Tables::embedded(),
-    )
-    .await;
-    let lines: Vec<String> = report.outcomes.iter().map(|o| o.line()).collect();
-    assert_eq!(report.exit_code(), 0, "{lines:#?}");
-    let offers = read_all(&tmp.path().join("store/offers")).expect("offers stored");
-    (offers, lines)
-}
-
-fn ecb_feed(srv: &TestServer) -> (&'static str, String) {
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
-    (
-        "ecb",
-        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
-    )
-}
-
-/// (offer_id, price_class, usd_per_gpu_hour, gpu_model, gpu_count, country, bloc);
-/// an empty country means unknown (null).
-type Want<'a> = (&'a str, &'a str, f64, &'a str, f64, &'a str, &'a str);
-
-fn check(offers: &DataFrame, wants: &[Want]) {
-    for (offer, class, usd, model, count, country, bloc) in wants {
-        let r = rows_where(offers, &[("offer_id", offer), ("price_class", class)]);
-        assert_eq!(r.height(), 1, "{offer} {class}: one stored row");
-        let got = f64_col(&r, "usd_per_gpu_hour")[0];
-        assert!(
-            (got - usd).abs() < 1e-9,
-            "{offer} {class}: usd_per_gpu_hour {got} != {usd}"
-        );
-        assert_eq!(
-            str_col(&r, "gpu_model")[0],
-            *model,
-            "{offer} {class}: gpu_model"
-        );
-        assert_eq!(
-            f64_col(&r, "gpu_count")[0],
-            *count,
-            "{offer} {class}: gpu_count"
-        );
-        assert_eq!(
-            str_col(&r, "country")[0],
-            *country,
-            "{offer} {class}: country"
-        );
-        assert_eq!(str_col(&r, "bloc")[0], *bloc, "{offer} {class}: bloc");
-    }
-}
-
-fn line<'a>(lines: &'a [String], feed: &str) -> &'a str {
-    lines
-        .iter()
-        .find(|l| l.starts_with(&format!("{feed}: ")))
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no line for {feed} in {lines:#?}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_graphql_post() {
@@ -118,14 +23,14 @@ async fn runpod_graphql_post() {
         "format = \"runpod\"\nurl = \"{}\"\nauth_env = \"GPURENT_TEST_RUNPOD_KEY\"\nretries = 0\n",
         srv.url("/graphql")
     );
-    let (offers, lines) = ingest(&[("runpod", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("runpod", feed)]).await;
     // 4 GPU types offered: H100 SXM 2 tiers × 2 classes, H100 NVL secure × 2, A100 secure × 2
     // + community on demand without a price, RTX 4090 2 × 2; "unknown" has both clouds off.
     assert_eq!(
         line(&lines, "runpod"),
         "runpod: ok, 13 offers read, 12 stored, 1 rejected (missing_price 1)"
     );
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -237,12 +142,12 @@ async fn lambda_instance_types() {
         "format = \"lambda\"\nurl = \"{}\"\n",
         srv.url("/api/v1/instance-types")
     );
-    let (offers, lines) = ingest(&[("lambda", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("lambda", feed)]).await;
     assert_eq!(
         line(&lines, "lambda"),
         "lambda: ok, 6 offers read, 6 stored, 0 rejected"
     );
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -328,12 +233,12 @@ async fn shadeform_keeps_clouds_apart() {
         "format = \"shadeform\"\nurl = \"{}\"\n",
         srv.url("/v1/instances/types")
     );
-    let (offers, lines) = ingest(&[("shadeform", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("shadeform", feed)]).await;
     assert_eq!(
         line(&lines, "shadeform"),
         "shadeform: ok, 6 offers read, 6 stored, 0 rejected"
     );
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -419,13 +324,13 @@ async fn autodl_pages_in_cny() {
         "format = \"autodl\"\nurl = \"{}\"\nauth_env = \"GPURENT_TEST_AUTODL_TOKEN\"\npages = 3\npage_size = 50\n",
         srv.url("/api/v1/user/machine/list")
     );
-    let (offers, lines) = ingest(&[ecb_feed(&srv), ("autodl", feed)]).await;
+    let (offers, lines) = ingest_ok(&[ecb_feed(&srv), ("autodl", feed)]).await;
     assert_eq!(
         line(&lines, "autodl"),
         "autodl: ok, 5 offers read, 4 stored, 1 rejected (unknown_gpu_name 1)"
     );
     // payg_price is 1/1000 CNY per GPU-hour: USD = price × 0.001 / 1 GPU × USD per CNY.
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -493,14 +398,14 @@ async fn ppio_products_in_cny() {
         "format = \"ppio\"\nurl = \"{}\"\ncurrency = \"CNY\"\n",
         srv.url("/gpu-instance/openapi/v1/products")
     );
-    let (offers, lines) = ingest(&[ecb_feed(&srv), ("ppio", feed)]).await;
+    let (offers, lines) = ingest_ok(&[ecb_feed(&srv), ("ppio", feed)]).await;
     assert_eq!(
         line(&lines, "ppio"),
         "ppio: ok, 5 offers read, 5 stored, 0 rejected"
     );
     // price is 1/100000 CNY per GPU-hour: USD = price × 0.00001 / 1 GPU × USD per CNY.
     let usd = |p: f64| p * 0.00001 * USD_PER_CNY;
-    check(
+    check_offers(
         &offers,
         &[
             (
@@ -581,12 +486,12 @@ async fn generic_json_needs_only_a_feed_file() {
             &format!("url = \"{}\"", srv.url("/prices.json")),
         )
         .replace("enabled = false", "enabled = true");
-    let (offers, lines) = ingest(&[("examplecloud", feed)]).await;
+    let (offers, lines) = ingest_ok(&[("examplecloud", feed)]).await;
     assert_eq!(
         line(&lines, "examplecloud"),
         "examplecloud: ok, 3 offers read, 2 stored, 1 rejected (bad_field 1)"
     );
-    check(
+    check_offers(
         &offers,
         &[
             (
