@@ -32,9 +32,9 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, bad_record, json, str_at, Adapter, Page, ParseCtx, Request};
 use crate::feed::FeedConfig;
-use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
+use crate::model::{Parsed, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,20 +156,12 @@ impl Adapter for AutoDl {
             let m: Machine = match serde_json::from_value(value.clone()) {
                 Ok(m) => m,
                 Err(e) => {
-                    out.rejects.push(ParseReject {
-                        offer_id: value
-                            .get("machine_id")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_string)
-                            .unwrap_or_else(|| format!("#{i}")),
-                        gpu_name_raw: value
-                            .get("gpu_name")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .into(),
-                        reason: "bad_record".into(),
-                        detail: format!("data.list[{i}]: {e}"),
-                    });
+                    let id = Some(str_at(&value, "machine_id")).filter(|s| !s.is_empty());
+                    out.rejects.push(bad_record(
+                        id.unwrap_or_else(|| format!("#{i}")),
+                        str_at(&value, "gpu_name"),
+                        format!("data.list[{i}]: {e}"),
+                    ));
                     continue;
                 }
             };

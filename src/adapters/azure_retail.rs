@@ -48,7 +48,7 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, Adapter, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx};
 use crate::feed::FeedConfig;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -212,13 +212,7 @@ impl Adapter for AzureRetail {
             let item: Item = match serde_json::from_value(value.clone()) {
                 Ok(it) => it,
                 Err(e) => {
-                    let s = |k: &str| {
-                        value
-                            .get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .to_string()
-                    };
+                    let s = |k: &str| str_at(&value, k);
                     let sku = s("armSkuName");
                     // A bad item of a non-GPU size is not an offer either.
                     if !sku.is_empty() && !sku.starts_with("Standard_N") {

@@ -49,7 +49,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use super::{adapter_keys, json, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
 use crate::feed::{FeedConfig, Source};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -334,13 +334,7 @@ impl Adapter for GcpBilling {
                     if group.is_some_and(|g| g != "GPU") {
                         continue;
                     }
-                    let s = |k: &str| {
-                        value
-                            .get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .to_string()
-                    };
+                    let s = |k: &str| str_at(&value, k);
                     out.rejects.push(ParseReject {
                         offer_id: s("skuId"),
                         gpu_name_raw: gpu_name(&s("description")),

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{adapter_keys, get_bearer, json, Adapter, NoKeys, Page, ParseCtx, Request};
 use crate::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 
@@ -100,11 +100,7 @@ impl Adapter for Lambda {
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Request>, String> {
-        let mut r = Request::get(url);
-        if let Some(key) = secret {
-            r.headers
-                .push(("Authorization".into(), format!("Bearer {key}")));
-        }
+        let r = get_bearer(url, secret);
         Ok(vec![r])
     }
 

@@ -130,6 +130,40 @@ pub fn adapter_keys<T: serde::de::DeserializeOwned>(table: toml::Table) -> Resul
 #[serde(deny_unknown_fields)]
 pub struct NoKeys {}
 
+/// A string field of a JSON record, by key or JSON pointer (`/a/b`); "" when absent.
+pub fn str_at(value: &serde_json::Value, key: &str) -> String {
+    let v = if key.starts_with('/') {
+        value.pointer(key)
+    } else {
+        value.get(key)
+    };
+    v.and_then(|v| v.as_str()).unwrap_or("").to_string()
+}
+
+/// A `bad_record` reject: one record did not have the shape the adapter expects.
+pub fn bad_record(
+    offer_id: String,
+    gpu_name_raw: String,
+    detail: String,
+) -> crate::model::ParseReject {
+    crate::model::ParseReject {
+        offer_id,
+        gpu_name_raw,
+        reason: "bad_record".into(),
+        detail,
+    }
+}
+
+/// GET `url`, with `Authorization: Bearer <secret>` when a secret is set.
+pub fn get_bearer(url: &str, secret: Option<&str>) -> Request {
+    let mut r = Request::get(url);
+    if let Some(key) = secret {
+        r.headers
+            .push(("Authorization".into(), format!("Bearer {key}")));
+    }
+    r
+}
+
 /// Parse JSON with a message that says where it broke.
 pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))

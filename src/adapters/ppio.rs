@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::generic_csv::check_currency;
 use super::generic_json::{number, text};
-use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, get_bearer, json, Adapter, Page, ParseCtx, Request};
 use crate::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -82,11 +82,7 @@ impl Adapter for Ppio {
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Request>, String> {
-        let mut r = Request::get(url);
-        if let Some(key) = secret {
-            r.headers
-                .push(("Authorization".into(), format!("Bearer {key}")));
-        }
+        let r = get_bearer(url, secret);
         Ok(vec![r])
     }
 

@@ -37,9 +37,9 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
 use crate::feed::FeedConfig;
-use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
+use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The GraphQL query sent on a live fetch.
 pub const QUERY: &str = "query GpuTypes { gpuTypes { id displayName memoryInGb secureCloud communityCloud securePrice communityPrice secureSpotPrice communitySpotPrice } }";
@@ -138,20 +138,14 @@ impl Adapter for RunPod {
             let t: GpuType = match serde_json::from_value(value.clone()) {
                 Ok(t) => t,
                 Err(e) => {
-                    out.rejects.push(ParseReject {
-                        offer_id: value
-                            .get("id")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_string)
-                            .unwrap_or_else(|| format!("#{i}")),
-                        gpu_name_raw: value
-                            .get("id")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .into(),
-                        reason: "bad_record".into(),
-                        detail: format!("gpuTypes[{i}]: {e}"),
-                    });
+                    let id = str_at(&value, "id");
+                    let offer_id = if id.is_empty() {
+                        format!("#{i}")
+                    } else {
+                        id.clone()
+                    };
+                    out.rejects
+                        .push(bad_record(offer_id, id, format!("gpuTypes[{i}]: {e}")));
                     continue;
                 }
             };

@@ -34,7 +34,7 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
 use crate::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 use crate::tables::Tables;
@@ -139,13 +139,7 @@ impl Adapter for Shadeform {
             let t: InstanceType = match serde_json::from_value(value.clone()) {
                 Ok(t) => t,
                 Err(e) => {
-                    let s = |k: &str| {
-                        value
-                            .get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .to_string()
-                    };
+                    let s = |k: &str| str_at(&value, k);
                     out.rejects.push(ParseReject {
                         offer_id: format!("{}:{}", s("cloud"), s("cloud_instance_type")),
                         gpu_name_raw: value

@@ -8,9 +8,9 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, Adapter, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx};
 use crate::feed::FeedConfig;
-use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
+use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
 pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
@@ -54,19 +54,14 @@ impl Adapter for VastAi {
             let offer: Offer = match serde_json::from_value(value.clone()) {
                 Ok(o) => o,
                 Err(e) => {
-                    out.rejects.push(ParseReject {
-                        offer_id: value
+                    out.rejects.push(bad_record(
+                        value
                             .get("id")
                             .map(|v| v.to_string())
                             .unwrap_or_else(|| format!("#{i}")),
-                        gpu_name_raw: value
-                            .get("gpu_name")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("")
-                            .into(),
-                        reason: "bad_record".into(),
-                        detail: format!("offers[{i}]: {e}"),
-                    });
+                        str_at(&value, "gpu_name"),
+                        format!("offers[{i}]: {e}"),
+                    ));
                     continue;
                 }
             };
