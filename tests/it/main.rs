@@ -7,6 +7,7 @@ mod feeds_china;
 mod feeds_cloud;
 mod feeds_market;
 mod golden;
+mod history;
 mod names;
 mod pipeline;
 mod props;

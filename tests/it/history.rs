@@ -1,0 +1,92 @@
+//! Re-normalisation from kept raw payloads and the unknown-names listing.
+
+use gpurent::sim::HttpResponse;
+use gpurent::store::Store;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
+    let srv = server().await;
+    srv.routes.set(
+        "/vast",
+        HttpResponse::ok("application/json", fixture("vastai_search.json")),
+    );
+    srv.routes.set(
+        "/ecb.xml",
+        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
+    );
+    srv.routes.set(
+        "/cn.csv",
+        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
+    );
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    std::fs::write(
+        feeds.join("vast.toml"),
+        format!("format = \"vastai\"\nurl = \"{}\"\n", srv.url("/vast")),
+    )
+    .unwrap();
+    std::fs::write(
+        feeds.join("ecb.toml"),
+        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
+    )
+    .unwrap();
+    std::fs::write(
+        feeds.join("cncloud.toml"),
+        format!("format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n", srv.url("/cn.csv")),
+    )
+    .unwrap();
+    let store = Store::open(tmp.path().join("store"));
+    let client = gpurent::fetch::client();
+    for h in 0..2 {
+        let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
+        let at = format!("2024-10-07T0{h}:00:00Z").parse().unwrap();
+        gpurent::ingest::run(
+            f,
+            b,
+            &store,
+            &client,
+            at,
+            gpurent::tables::Tables::embedded(),
+        )
+        .await;
+    }
+    let before = read_all(&tmp.path().join("store/offers")).unwrap();
+    let rejects_before = read_all(&tmp.path().join("store/rejects")).unwrap();
+
+    // Lose the normalised trees (as after a table change); the raw payloads remain.
+    std::fs::remove_dir_all(tmp.path().join("store/offers")).unwrap();
+    let (runs, stored, failures) =
+        gpurent::backfill::renormalise(&store, gpurent::tables::Tables::embedded()).unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        runs, 4,
+        "two hours of two price feeds (the ECB feed has no offers)"
+    );
+    assert_eq!(stored, before.height());
+    let after = read_all(&tmp.path().join("store/offers")).unwrap();
+    assert!(after.equals_missing(&before), "rebuilt offers differ");
+    assert!(read_all(&tmp.path().join("store/rejects"))
+        .unwrap()
+        .equals_missing(&rejects_before));
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("store"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".renormalise") || n.starts_with(".old"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let unknown = gpurent::analysis::unknown_names(&store).unwrap();
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert_eq!(
+        (
+            unknown[0].name.as_str(),
+            unknown[0].count,
+            unknown[0].feed.as_str()
+        ),
+        ("Mystery GPU 9000", 4, "vast")
+    );
+}
