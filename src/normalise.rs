@@ -466,3 +466,87 @@ fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<D
         .with_column(col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PriceUnit;
+    use chrono::TimeZone;
+
+    /// (published price, unit, GPUs, currency) → USD per GPU-hour, with ECB rates of
+    /// USD 1.1029 and CNY 7.7407 per EUR.
+    fn check(price: f64, unit: &str, gpus: f64, currency: &str, expected: f64) {
+        let d = NaiveDate::from_ymd_opt(2024, 10, 4).unwrap();
+        let fx = fx_frame(&[
+            FxRate {
+                date: d,
+                currency: "USD".into(),
+                units_per_eur: 1.1029,
+            },
+            FxRate {
+                date: d,
+                currency: "CNY".into(),
+                units_per_eur: 7.7407,
+            },
+        ])
+        .unwrap();
+        let mut o = RawOffer::new("t", "x", "H100 SXM");
+        o.price = Some(price);
+        o.gpu_count = Some(gpus);
+        o.price_unit = PriceUnit::parse(unit).unwrap();
+        o.currency = currency.into();
+        let ctx = Context {
+            feed: "t",
+            observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 0, 0, 0).unwrap(),
+            vat_rate: 0.0,
+            sample: false,
+        };
+        let b = normalise(&[o], &[], &ctx, Tables::embedded(), &fx).unwrap();
+        let got = b
+            .offers
+            .column("usd_per_gpu_hour")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert!(
+            (got - expected).abs() < 1e-9,
+            "{price} {currency} {unit} x{gpus}: {got} != {expected}"
+        );
+    }
+
+    #[test]
+    fn units_and_currencies() {
+        let usd_per_cny = 1.1029 / 7.7407;
+        check(2.5, "gpu-hour", 1.0, "USD", 2.5);
+        check(20.0, "instance-hour", 8.0, "USD", 2.5);
+        check(1825.0, "gpu-month", 1.0, "USD", 2.5);
+        check(14600.0, "instance-month", 8.0, "USD", 2.5);
+        check(2000.0, "cents/instance-hour", 8.0, "USD", 2.5);
+        check(21900.0, "gpu-year", 1.0, "USD", 2.5);
+        check(60.0, "gpu-day", 1.0, "USD", 2.5);
+        check(
+            2180.0,
+            "thousandths/gpu-hour",
+            1.0,
+            "CNY",
+            2.18 * usd_per_cny,
+        );
+        check(
+            218000.0,
+            "hundred_thousandths/gpu-hour",
+            1.0,
+            "CNY",
+            2.18 * usd_per_cny,
+        );
+        check(
+            277.93,
+            "instance-hour",
+            8.0,
+            "CNY",
+            277.93 / 8.0 * usd_per_cny,
+        );
+        check(1.0, "gpu-hour", 1.0, "EUR", 1.1029);
+    }
+}

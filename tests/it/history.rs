@@ -90,3 +90,85 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
         ("Mystery GPU 9000", 4, "vast")
     );
 }
+
+/// The index on a hand-checked store: every offer 10% dearer in week 2 and the CN
+/// offers 20% cheaper again in week 3 gives CN 100, 110, 88 and US 100, 110, 110.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn price_index_arithmetic_on_a_small_store() {
+    let srv = server().await;
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    std::fs::write(
+        feeds.join("vast.toml"),
+        format!("format = \"vastai\"\nurl = \"{}\"\n", srv.url("/vast")),
+    )
+    .unwrap();
+    let store = Store::open(tmp.path().join("store"));
+    let client = gpurent::fetch::client();
+    let base: serde_json::Value = serde_json::from_slice(&fixture("vastai_search.json")).unwrap();
+    for (week, (cn, us)) in [(1.0, 1.0), (1.1, 1.1), (0.88, 1.1)].iter().enumerate() {
+        let mut v = base.clone();
+        for o in v["offers"].as_array_mut().unwrap() {
+            let f = if o["geolocation"].as_str().unwrap().ends_with("CN") {
+                cn
+            } else {
+                us
+            };
+            for k in ["dph_total", "min_bid"] {
+                if let Some(p) = o[k].as_f64() {
+                    o[k] = serde_json::json!(p * f);
+                }
+            }
+        }
+        srv.routes.set(
+            "/vast",
+            HttpResponse::ok("application/json", serde_json::to_vec(&v).unwrap()),
+        );
+        let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 10, 7 + 7 * week as u32)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc();
+        gpurent::ingest::run(
+            f,
+            b,
+            &store,
+            &client,
+            at,
+            gpurent::tables::Tables::embedded(),
+        )
+        .await;
+    }
+    let a = gpurent::analysis::analyse_week(
+        &store,
+        gpurent::analysis::IsoWeek::parse("2024-W43").unwrap(),
+    )
+    .unwrap();
+    let got: Vec<(String, String, f64)> = a
+        .index
+        .iter()
+        .map(|p| {
+            (
+                p.bloc.clone(),
+                p.week.clone(),
+                (p.index * 1e9).round() / 1e9,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("CN".into(), "2024-W41".into(), 100.0),
+            ("CN".into(), "2024-W42".into(), 110.0),
+            ("CN".into(), "2024-W43".into(), 88.0),
+            ("US".into(), "2024-W41".into(), 100.0),
+            ("US".into(), "2024-W42".into(), 110.0),
+            ("US".into(), "2024-W43".into(), 110.0),
+        ]
+    );
+    let h = gpurent::report::index_headline(&a).unwrap();
+    assert!(h.contains("CN 88.0 (-20.0% on the week"), "{h}");
+    assert!(h.contains("US 110.0 (+0.0% on the week"), "{h}");
+}

@@ -288,6 +288,25 @@ async fn ingest_then_report() {
         );
         let v = f64_col(&sel, "usd_per_gpu_hour");
         assert_eq!(row["offers"].as_u64().unwrap() as usize, v.len(), "{row}");
+        let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(
+            (row["min"].as_f64().unwrap() - min).abs() < 1e-12,
+            "min of {row}"
+        );
+        let (lo, hi) = (quantile(&v, 0.1), quantile(&v, 0.9));
+        let kept: Vec<f64> = v.iter().cloned().filter(|x| *x >= lo && *x <= hi).collect();
+        let trimmed = kept.iter().sum::<f64>() / kept.len() as f64;
+        assert!(
+            (row["trimmed_mean_10"].as_f64().unwrap() - trimmed).abs() < 1e-9,
+            "trimmed mean of {row}"
+        );
+        let distinct: std::collections::BTreeSet<String> =
+            str_col(&sel, "offer_id").into_iter().collect();
+        assert_eq!(
+            row["distinct_offers"].as_u64().unwrap() as usize,
+            distinct.len(),
+            "{row}"
+        );
         for (k, q) in [
             ("median", 0.5),
             ("p25", 0.25),

@@ -230,6 +230,9 @@ async fn resolved_share_of_real_files() {
         let before_rej = read_all(&tmp.path().join("rejects"))
             .map(|d| rows_where_reason_unknown(&d))
             .unwrap_or(0);
+        let before_not_gpu = read_all(&tmp.path().join("rejects"))
+            .map(|d| rows_where(&d, &[("reason", "not_a_gpu")]).height())
+            .unwrap_or(0);
         let out = backfill::backfill(
             spec,
             std::slice::from_ref(path),
@@ -249,15 +252,20 @@ async fn resolved_share_of_real_files() {
             .map(|d| rows_where_reason_unknown(&d))
             .unwrap_or(0)
             - before_rej;
+        let not_gpu = read_all(&tmp.path().join("rejects"))
+            .map(|d| rows_where(&d, &[("reason", "not_a_gpu")]).height())
+            .unwrap_or(0)
+            - before_not_gpu;
         total_ok += ok;
         total_unknown += unknown;
         let share = ok as f64 / (ok + unknown).max(1) as f64;
         lines.push(format!(
-            "{:<70} {:>3} files {:>7} offers {:>6} unresolved  {:>6.1}% resolved",
+            "{:<70} {:>3} files {:>7} offers {:>6} unresolved {:>6} not GPUs  {:>6.1}% resolved",
             path.strip_prefix(&data).unwrap().display(),
             out.len(),
             ok,
             unknown,
+            not_gpu,
             share * 100.0
         ));
         assert!(ok > 0, "{}: nothing stored", path.display());
