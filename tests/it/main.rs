@@ -3,6 +3,7 @@
 //! the internet.
 
 mod common;
+mod default_feeds;
 mod feeds_china;
 mod feeds_cloud;
 mod feeds_market;
