@@ -113,6 +113,9 @@ enum Command {
         /// CN, US or OTHER (default: all).
         #[arg(long)]
         bloc: Option<String>,
+        /// ISO country code, e.g. HK (default: all).
+        #[arg(long)]
+        country: Option<String>,
         /// on_demand, spot or reserved (default: all).
         #[arg(long)]
         class: Option<String>,
@@ -325,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             store,
             model,
             bloc,
+            country,
             class,
             every,
             from,
@@ -335,6 +339,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let q = gpurent::query::HistoryQuery {
                 model,
                 bloc,
+                country,
                 class,
                 every,
                 from,

@@ -319,6 +319,8 @@ pub struct HistoryQuery {
     pub model: String,
     /// `CN`, `US` or `OTHER`; all blocs when `None`.
     pub bloc: Option<String>,
+    /// ISO 3166-1 alpha-2 country (e.g. `HK`); all countries when `None`.
+    pub country: Option<String>,
     /// `on_demand`, `spot` or `reserved`; all classes when `None`.
     pub class: Option<String>,
     pub every: Every,
@@ -342,6 +344,9 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
         .and(col("fractional_gpu").not());
     if let Some(b) = &hq.bloc {
         cond = cond.and(col("bloc").eq(lit(b.to_ascii_uppercase())));
+    }
+    if let Some(c) = &hq.country {
+        cond = cond.and(col("country").eq(lit(c.to_ascii_uppercase())));
     }
     if let Some(c) = &hq.class {
         cond = cond.and(col("price_class").eq(lit(c.replace('-', "_"))));

@@ -79,6 +79,25 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
+    // History of one model in one country: the Hong Kong A100 host, per day.
+    let q = gpurent::query::HistoryQuery {
+        model: "A100-SXM-80GB".into(),
+        bloc: None,
+        country: Some("hk".into()),
+        class: Some("on_demand".into()),
+        every: gpurent::query::Every::Day,
+        from: None,
+        to: None,
+    };
+    let csv = gpurent::query::history(&store, &q)
+        .unwrap()
+        .render(gpurent::query::Format::Csv);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[1].starts_with("2024-10-07,A100-SXM-80GB,OTHER,on_demand,2,1.1000"),
+        "{csv}"
+    );
     let unknown = gpurent::analysis::unknown_names(&store).unwrap();
     assert_eq!(unknown.len(), 1, "{unknown:?}");
     assert_eq!(
