@@ -265,3 +265,58 @@ pub fn line<'a>(lines: &'a [String], feed: &str) -> &'a str {
         .map(String::as_str)
         .unwrap_or_else(|| panic!("no line for {feed} in {lines:#?}"))
 }
+
+/// Serve the three fixture feeds from `srv` (vast.ai offers, a CNY price list as
+/// provider aliyun with 6% VAT, the ECB rates) and write their feed files into `dir`.
+pub fn fixture_feeds(srv: &TestServer, dir: &Path) {
+    srv.routes.set(
+        "/vast",
+        HttpResponse::ok("application/json", fixture("vastai_search.json")),
+    );
+    srv.routes.set(
+        "/ecb.xml",
+        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
+    );
+    srv.routes.set(
+        "/cn.csv",
+        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("vast.toml"),
+        format!("format = \"vastai\"\nurl = \"{}\"\n", srv.url("/vast")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ecb.toml"),
+        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cncloud.toml"),
+        format!("format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n", srv.url("/cn.csv")),
+    )
+    .unwrap();
+}
+
+/// Ingest every feed in `feeds` once at each of `times`; every run must succeed.
+pub async fn ingest_times(
+    feeds: &Path,
+    store: &gpurent::store::Store,
+    times: &[chrono::DateTime<chrono::Utc>],
+) {
+    let client = gpurent::fetch::client();
+    for at in times {
+        let (f, b) = gpurent::feed::load_dir(feeds).unwrap();
+        let r = gpurent::ingest::run(
+            f,
+            b,
+            store,
+            &client,
+            *at,
+            gpurent::tables::Tables::embedded(),
+        )
+        .await;
+        assert_eq!(r.exit_code(), 0, "{:?}", r.outcomes);
+    }
+}

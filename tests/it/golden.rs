@@ -6,7 +6,6 @@ use std::path::Path;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use gpurent::chart::{self, BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
-use gpurent::sim::HttpResponse;
 use gpurent::store::Store;
 
 use crate::common::*;
@@ -106,52 +105,14 @@ fn chart_svgs_are_stable_and_pngs_not_blank() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_text_is_stable() {
     let srv = server().await;
-    srv.routes.set(
-        "/vast",
-        HttpResponse::ok("application/json", fixture("vastai_search.json")),
-    );
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
-    srv.routes.set(
-        "/cn.csv",
-        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
-    );
     let tmp = tempdir();
     let feeds = tmp.path().join("feeds");
-    std::fs::create_dir_all(&feeds).unwrap();
-    std::fs::write(
-        feeds.join("vast.toml"),
-        format!("format = \"vastai\"\nurl = \"{}\"\n", srv.url("/vast")),
-    )
-    .unwrap();
-    std::fs::write(
-        feeds.join("ecb.toml"),
-        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
-    )
-    .unwrap();
-    std::fs::write(
-        feeds.join("cncloud.toml"),
-        format!("format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n", srv.url("/cn.csv")),
-    )
-    .unwrap();
+    fixture_feeds(&srv, &feeds);
     let store = Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
-    for h in 0..3 {
-        let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
-        let at = Utc.with_ymd_and_hms(2024, 10, 7 + h, 12, 0, 0).unwrap();
-        let r = gpurent::ingest::run(
-            f,
-            b,
-            &store,
-            &client,
-            at,
-            gpurent::tables::Tables::embedded(),
-        )
-        .await;
-        assert_eq!(r.exit_code(), 0, "{:?}", r.outcomes);
-    }
+    let times: Vec<_> = (0..3)
+        .map(|d| Utc.with_ymd_and_hms(2024, 10, 7 + d, 12, 0, 0).unwrap())
+        .collect();
+    ingest_times(&feeds, &store, &times).await;
     let out = tmp.path().join("reports");
     let week = gpurent::analysis::IsoWeek::parse("2024-W41").unwrap();
     let generated = Utc.with_ymd_and_hms(2024, 10, 14, 0, 30, 0).unwrap();

@@ -8,51 +8,14 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
     let srv = server().await;
-    srv.routes.set(
-        "/vast",
-        HttpResponse::ok("application/json", fixture("vastai_search.json")),
-    );
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
-    srv.routes.set(
-        "/cn.csv",
-        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
-    );
     let tmp = tempdir();
     let feeds = tmp.path().join("feeds");
-    std::fs::create_dir_all(&feeds).unwrap();
-    std::fs::write(
-        feeds.join("vast.toml"),
-        format!("format = \"vastai\"\nurl = \"{}\"\n", srv.url("/vast")),
-    )
-    .unwrap();
-    std::fs::write(
-        feeds.join("ecb.toml"),
-        format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
-    )
-    .unwrap();
-    std::fs::write(
-        feeds.join("cncloud.toml"),
-        format!("format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n", srv.url("/cn.csv")),
-    )
-    .unwrap();
+    fixture_feeds(&srv, &feeds);
     let store = Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
-    for h in 0..2 {
-        let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
-        let at = format!("2024-10-07T0{h}:00:00Z").parse().unwrap();
-        gpurent::ingest::run(
-            f,
-            b,
-            &store,
-            &client,
-            at,
-            gpurent::tables::Tables::embedded(),
-        )
-        .await;
-    }
+    let times: Vec<_> = (0..2)
+        .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
+        .collect();
+    ingest_times(&feeds, &store, &times).await;
     let before = read_all(&tmp.path().join("store/offers")).unwrap();
     let rejects_before = read_all(&tmp.path().join("store/rejects")).unwrap();
 
