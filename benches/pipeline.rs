@@ -169,5 +169,20 @@ fn main() {
         3,
     );
     println!("bench full week analysis (stats, previous week, 4-week daily series, index over all weeks, coverage): min {min:.0} ms, median {med:.0} ms");
+    let s = Instant::now();
+    for d in big.offer_dates().unwrap() {
+        big.compact(d).unwrap();
+    }
+    println!(
+        "bench compact {hours} hourly files into daily ones: {:.1} s",
+        s.elapsed().as_secs_f64()
+    );
+    let (min, med) = median_ms(
+        || {
+            analysis::analyse_week(&big, w).unwrap();
+        },
+        3,
+    );
+    println!("bench full week analysis after compaction: min {min:.0} ms, median {med:.0} ms");
     println!("bench peak RSS of this process: {:.0} MiB", peak_rss_mib());
 }

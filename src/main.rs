@@ -73,6 +73,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Merge each feed's hourly files into one file per day for dates before --before
+    /// (default: yesterday), so a long history is a few large files, not many small ones.
+    Compact {
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+        /// First date NOT to compact, YYYY-MM-DD (UTC); default: today.
+        #[arg(long)]
+        before: Option<chrono::NaiveDate>,
+    },
     /// Rebuild the normalised offers from the kept raw payloads (after the tables change).
     Renormalise {
         #[arg(long, default_value = "data")]
@@ -258,6 +267,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
             Ok(if failed > 0 { 1 } else { 0 })
+        }
+        Command::Compact { store, before } => {
+            let store = Store::open(store);
+            let _lock = store.lock()?;
+            let before = before.unwrap_or_else(|| Utc::now().date_naive());
+            let (mut files_before, mut files_after, mut days) = (0, 0, 0);
+            for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
+                let (b, a) = store.compact(date)?;
+                if a < b {
+                    days += 1;
+                }
+                files_before += b;
+                files_after += a;
+            }
+            println!(
+                "compact: {days} days compacted, {files_before} files before, {files_after} after"
+            );
+            Ok(0)
         }
         Command::Renormalise { store } => {
             let store = Store::open(store);

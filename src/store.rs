@@ -3,6 +3,8 @@
 //! Layout (only this module knows it):
 //! ```text
 //! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet   normalised offers
+//! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDD>.parquet     a compacted day, with
+//! <store>/offers/date=YYYY-MM-DD/<feed>.hours.txt                the hours it holds
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
 //! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/             feed.toml, meta.json, page-NNN.gz
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
@@ -110,7 +112,114 @@ impl Store {
 
     /// True when this feed's offers for this hour are already stored.
     pub fn has_run(&self, feed: &str, at: DateTime<Utc>) -> bool {
-        self.file("offers", feed, at).exists() || self.file("rejects", feed, at).exists()
+        if self.file("offers", feed, at).exists() || self.file("rejects", feed, at).exists() {
+            return true;
+        }
+        // A compacted day lists the hours it holds.
+        let key = hour_key(at);
+        ["offers", "rejects"].iter().any(|kind| {
+            std::fs::read_to_string(
+                self.partition(kind, at.date_naive())
+                    .join(format!("{feed}.hours.txt")),
+            )
+            .is_ok_and(|t| t.lines().any(|l| l == key))
+        })
+    }
+
+    /// Merge each feed's hourly files of one date into one file per feed and kind
+    /// (`<feed>__<YYYYMMDD>.parquet`, rows sorted by time) and record the merged hours
+    /// in `<feed>.hours.txt`, so re-ingesting such an hour still adds nothing. The new
+    /// partition is built aside and swapped in by rename. Returns files before/after.
+    /// The caller holds the store lock.
+    pub fn compact(&self, date: NaiveDate) -> Result<(usize, usize), StoreError> {
+        let (mut before, mut after) = (0, 0);
+        for kind in ["offers", "rejects"] {
+            let dir = self.partition(kind, date);
+            if !dir.is_dir() {
+                continue;
+            }
+            let mut by_feed: std::collections::BTreeMap<
+                String,
+                (Vec<PathBuf>, std::collections::BTreeSet<String>),
+            > = Default::default();
+            for e in fs::read_dir(&dir).map_err(io(&dir))? {
+                let p = e.map_err(io(&dir))?.path();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.starts_with('.') {
+                    continue;
+                }
+                if let Some(feed) = name.strip_suffix(".hours.txt") {
+                    let text = fs::read_to_string(&p).map_err(io(&p))?;
+                    by_feed
+                        .entry(feed.to_string())
+                        .or_default()
+                        .1
+                        .extend(text.lines().map(str::to_string));
+                } else if let Some((feed, rest)) = name.split_once("__") {
+                    let stem = rest.trim_end_matches(".parquet");
+                    let entry = by_feed.entry(feed.to_string()).or_default();
+                    if stem.contains('T') {
+                        entry.1.insert(stem.to_string());
+                    }
+                    entry.0.push(p);
+                }
+            }
+            let files: usize = by_feed.values().map(|v| v.0.len()).sum();
+            before += files;
+            if by_feed.values().all(|v| v.0.len() <= 1) {
+                after += files;
+                continue;
+            }
+            let stage = dir.with_file_name(format!(".date={date}.compact-{}", std::process::id()));
+            if stage.exists() {
+                fs::remove_dir_all(&stage).map_err(io(&stage))?;
+            }
+            let res = (|| -> Result<(), StoreError> {
+                fs::create_dir_all(&stage).map_err(io(&stage))?;
+                for (feed, (mut files, hours)) in by_feed {
+                    files.sort();
+                    let paths: Vec<PlRefPath> = files
+                        .iter()
+                        .map(|p| PlRefPath::try_from_path(p))
+                        .collect::<PolarsResult<_>>()
+                        .map_err(pl(&dir))?;
+                    let args = ScanArgsParquet {
+                        allow_missing_columns: true,
+                        ..Default::default()
+                    };
+                    let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+                        .and_then(|lf| {
+                            lf.sort(
+                                ["observed_at"],
+                                SortMultipleOptions::default().with_maintain_order(true),
+                            )
+                            .collect()
+                        })
+                        .map_err(pl(&dir))?;
+                    let out = stage.join(format!("{feed}__{}.parquet", date.format("%Y%m%d")));
+                    write_parquet_atomic(&out, &mut df)?;
+                    let list: Vec<String> = hours.into_iter().collect();
+                    write_atomic(
+                        &stage.join(format!("{feed}.hours.txt")),
+                        (list.join("\n") + "\n").as_bytes(),
+                    )?;
+                    after += 1;
+                }
+                Ok(())
+            })();
+            if let Err(e) = res {
+                let _ = fs::remove_dir_all(&stage);
+                return Err(e);
+            }
+            let old = dir.with_file_name(format!(".date={date}.old-{}", std::process::id()));
+            fs::rename(&dir, &old).map_err(io(&dir))?;
+            fs::rename(&stage, &dir).map_err(io(&dir))?;
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok((before, after))
     }
 
     /// Store one feed run's offers and rejects. Returns false (and writes nothing)

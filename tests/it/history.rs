@@ -154,3 +154,87 @@ async fn price_index_arithmetic_on_a_small_store() {
     assert!(h.contains("CN 88.0 (-20.0% on the week"), "{h}");
     assert!(h.contains("US 110.0 (+0.0% on the week"), "{h}");
 }
+
+/// Compaction merges a day's hourly files per feed, keeps every row, and still stops
+/// a re-ingest of a compacted hour from adding rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_rows_and_deduplication() {
+    let srv = server().await;
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    fixture_feeds(&srv, &feeds);
+    let store = Store::open(tmp.path().join("store"));
+    let times: Vec<_> = (0..3)
+        .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
+        .collect();
+    ingest_times(&feeds, &store, &times).await;
+    let part = tmp.path().join("store/offers/date=2024-10-07");
+    let count = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+            .count()
+    };
+    assert_eq!(count(&part), 6, "two price feeds x three hours");
+    let before = read_all(&tmp.path().join("store/offers")).unwrap();
+    let stats_before = gpurent::analysis::stats(
+        &store,
+        times[0].date_naive(),
+        times[0].date_naive(),
+        &Default::default(),
+    )
+    .unwrap();
+
+    let (b, a) = store.compact(times[0].date_naive()).unwrap();
+    assert_eq!(
+        (b, a),
+        (6 + 3, 2 + 1),
+        "offers 6 -> 2, rejects (vast only) 3 -> 1"
+    );
+    assert_eq!(count(&part), 2);
+    let after = read_all(&tmp.path().join("store/offers")).unwrap();
+    assert_eq!(after.height(), before.height());
+    let stats_after = gpurent::analysis::stats(
+        &store,
+        times[0].date_naive(),
+        times[0].date_naive(),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(stats_before, stats_after);
+
+    // A compacted hour is still stored: re-ingesting it adds nothing.
+    let client = gpurent::fetch::client();
+    let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
+    let r = gpurent::ingest::run(
+        f,
+        b,
+        &store,
+        &client,
+        times[1],
+        gpurent::tables::Tables::embedded(),
+    )
+    .await;
+    assert!(
+        r.outcomes
+            .iter()
+            .filter(|o| o.feed != "ecb")
+            .all(|o| o.status == gpurent::ingest::Status::AlreadyStored),
+        "{:?}",
+        r.outcomes
+    );
+    assert_eq!(
+        read_all(&tmp.path().join("store/offers")).unwrap().height(),
+        before.height()
+    );
+    // A later hour of the same day lands beside the day file and is merged next time.
+    ingest_times(&feeds, &store, &["2024-10-07T05:00:00Z".parse().unwrap()]).await;
+    assert_eq!(count(&part), 4);
+    store.compact(times[0].date_naive()).unwrap();
+    assert_eq!(count(&part), 2);
+    assert_eq!(
+        read_all(&tmp.path().join("store/offers")).unwrap().height(),
+        before.height() / 3 * 4
+    );
+}
