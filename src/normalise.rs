@@ -182,7 +182,10 @@ fn resolve(tables: &Tables, o: &RawOffer) -> Resolution {
             )),
         };
     }
-    match tables.gpus.resolve(&o.gpu_name_raw, o.gpu_memory_gb) {
+    match tables
+        .gpus
+        .resolve_for(&o.provider, &o.gpu_name_raw, o.gpu_memory_gb)
+    {
         Some(m) => Resolution {
             model: Some(m),
             count_from_catalogue: None,

@@ -56,6 +56,15 @@ struct NotGpu {
     prefixes: Vec<String>,
 }
 
+/// Names that mean one model only within one provider's catalogue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderAlias {
+    provider: String,
+    model: String,
+    aliases: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GpusFile {
@@ -64,6 +73,8 @@ struct GpusFile {
     partial: Vec<Partial>,
     #[serde(default)]
     not_gpu: NotGpu,
+    #[serde(default)]
+    provider_alias: Vec<ProviderAlias>,
 }
 
 /// What an alias points at: a full model, or a partial description to narrow.
@@ -84,6 +95,8 @@ pub struct GpuRegistry {
     aliases: HashMap<String, Target>,
     not_gpu: std::collections::HashSet<String>,
     not_gpu_prefixes: Vec<String>,
+    /// (provider, normalised alias) -> model index.
+    provider_aliases: HashMap<(String, String), usize>,
 }
 
 /// Normalise a GPU name for alias lookup: lowercase; every run of ` -_()/,` becomes
@@ -177,9 +190,32 @@ impl GpuRegistry {
                 "{k:?} is listed both as a GPU alias and as not a GPU"
             )));
         }
+        let mut provider_aliases = HashMap::new();
+        for pa in &file.provider_alias {
+            let i = file
+                .model
+                .iter()
+                .position(|m| m.id == pa.model)
+                .ok_or_else(|| {
+                    err(format!(
+                        "provider_alias for {} names unknown model {}",
+                        pa.provider, pa.model
+                    ))
+                })?;
+            for a in &pa.aliases {
+                let key = (pa.provider.clone(), normalise_name(a));
+                if provider_aliases.insert(key, i).is_some_and(|j| j != i) {
+                    return Err(err(format!(
+                        "provider alias {a:?} of {} maps to two models",
+                        pa.provider
+                    )));
+                }
+            }
+        }
         Ok(Self {
             models: file.model,
             aliases,
+            provider_aliases,
             not_gpu,
             not_gpu_prefixes: file
                 .not_gpu
@@ -237,6 +273,23 @@ impl GpuRegistry {
                 form,
                 memory_gb,
             } => Some(self.narrow(family, form.as_deref(), memory_gb.or(reported_memory_gb))),
+        }
+    }
+
+    /// Like [`GpuRegistry::resolve`], but a name that means one model within this
+    /// provider's catalogue (`[[provider_alias]]`) resolves to that model first.
+    pub fn resolve_for(
+        &self,
+        provider: &str,
+        raw: &str,
+        reported_memory_gb: Option<f64>,
+    ) -> Option<String> {
+        match self
+            .provider_aliases
+            .get(&(provider.to_string(), normalise_name(raw)))
+        {
+            Some(i) => Some(self.models[*i].id.clone()),
+            None => self.resolve(raw, reported_memory_gb),
         }
     }
 

@@ -298,12 +298,13 @@ const GCP_LINE: &str = "ok, 7 offers read, 6 stored, 1 rejected (virtual_worksta
 
 fn gcp_wants() -> Vec<Want<'static>> {
     vec![
-        // "Nvidia Tesla A100 GPU" does not state form or memory: the honest coarse id.
+        // "Nvidia Tesla A100 GPU" states neither form nor memory, but on GCP an A100
+        // is only attached to A2 machines (SXM4, 40 GB): tables/gpus.toml [[provider_alias]].
         (
             "039F-D0DA-4055/us-central1",
             "on_demand",
             2.933908,
-            "A100",
+            "A100-SXM-40GB",
             1.0,
             "US",
             "US",
@@ -312,7 +313,7 @@ fn gcp_wants() -> Vec<Want<'static>> {
             "039F-D0DA-4055/us-east1",
             "on_demand",
             2.933908,
-            "A100",
+            "A100-SXM-40GB",
             1.0,
             "US",
             "US",

@@ -108,3 +108,22 @@ fn memory_narrows_a_family_within_seven_percent() {
         check(t, raw, mem, expected).unwrap();
     }
 }
+
+#[test]
+fn provider_scoped_names() {
+    let t = Tables::embedded();
+    // On GCP a bare A100/H100 is an SXM part; elsewhere the same name stays coarse.
+    for (provider, raw, mem, expected) in [
+        ("gcp", "A100", Some(40.0), "A100-SXM-40GB"),
+        ("gcp", "A100-80GB", Some(80.0), "A100-SXM-80GB"),
+        ("gcp", "H100", Some(80.0), "H100-SXM-80GB"),
+        ("aws", "H100", Some(80.0), "H100-80GB"),
+        ("runpod", "A100-80GB", None, "A100-80GB"),
+    ] {
+        assert_eq!(
+            t.gpus.resolve_for(provider, raw, mem).as_deref(),
+            Some(expected),
+            "{provider} {raw}"
+        );
+    }
+}
