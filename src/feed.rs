@@ -290,6 +290,22 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Feed>, Vec<BrokenFeed>), FeedError> {
     Ok((feeds, broken))
 }
 
+/// Test support for adapters: build a feed of `format` from `url` plus `keys` and
+/// check it loads, or fails with an error containing `expected_err`.
+#[cfg(test)]
+pub(crate) fn check_feed_keys(format: &str, url: &str, keys: &str, expected_err: Option<&str>) {
+    let r = parse_feed(
+        Path::new("/feeds/check.toml"),
+        &format!("format = '{format}'\nurl = '{url}'\n{keys}"),
+    );
+    match (r, expected_err) {
+        (Ok(_), None) => {}
+        (Err(e), Some(want)) => assert!(e.to_string().contains(want), "{keys}: {e}"),
+        (Ok(_), Some(want)) => panic!("{keys}: expected an error containing {want:?}"),
+        (Err(e), None) => panic!("{keys}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
