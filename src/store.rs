@@ -12,8 +12,9 @@
 //! <store>/.lock                                                   held by the writer
 //! ```
 //! Invariants: one file per feed and hour, never overwritten, so re-ingesting an hour
-//! adds nothing; every file is written to a temporary name, synced and renamed, so a
-//! crash leaves the whole file or none; readers scan lazily and only the dates asked for.
+//! adds nothing (the offers file, written last and even when empty, marks the run);
+//! every file is written to a temporary name, synced and renamed, so a crash leaves
+//! the whole file or none; readers scan lazily and only the dates asked for.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -112,7 +113,8 @@ impl Store {
 
     /// True when this feed's offers for this hour are already stored.
     pub fn has_run(&self, feed: &str, at: DateTime<Utc>) -> bool {
-        if self.file("offers", feed, at).exists() || self.file("rejects", feed, at).exists() {
+        // The offers file is written last, so it marks a complete run.
+        if self.file("offers", feed, at).exists() {
             return true;
         }
         // A compacted day lists the hours it holds.
@@ -234,13 +236,13 @@ impl Store {
         if self.has_run(feed, at) {
             return Ok(false);
         }
-        // Rejects first: `has_run` sees either file, and an hour with only rejects is still a run.
-        if rejects.height() > 0 || offers.height() == 0 {
+        // Rejects first, offers last (even with no rows): the offers file marks the run
+        // complete, so a crash between the two leaves an hour that a re-run redoes
+        // whole (the rejects file is replaced by rename), never one that is half kept.
+        if rejects.height() > 0 {
             write_parquet_atomic(&self.file("rejects", feed, at), rejects)?;
         }
-        if offers.height() > 0 {
-            write_parquet_atomic(&self.file("offers", feed, at), offers)?;
-        }
+        write_parquet_atomic(&self.file("offers", feed, at), offers)?;
         Ok(true)
     }
 

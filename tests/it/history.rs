@@ -238,3 +238,36 @@ async fn compaction_keeps_rows_and_deduplication() {
         before.height() / 3 * 4
     );
 }
+
+/// A run that crashed after its rejects file but before its offers file is not taken
+/// as stored: the next run for that hour redoes it whole, without duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_written_hour_is_redone_not_kept() {
+    let srv = server().await;
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    fixture_feeds(&srv, &feeds);
+    let store = Store::open(tmp.path().join("store"));
+    let at: chrono::DateTime<chrono::Utc> = "2024-10-07T03:00:00Z".parse().unwrap();
+    ingest_times(&feeds, &store, &[at]).await;
+    let offers = read_all(&tmp.path().join("store/offers")).unwrap().height();
+    let rejects = read_all(&tmp.path().join("store/rejects"))
+        .unwrap()
+        .height();
+    // Simulate the crash: the vast offers file of that hour is gone, its rejects remain.
+    let part = tmp.path().join("store/offers/date=2024-10-07");
+    std::fs::remove_file(part.join("vast__20241007T03.parquet")).unwrap();
+    assert!(!store.has_run("vast", at));
+    ingest_times(&feeds, &store, &[at]).await;
+    assert_eq!(
+        read_all(&tmp.path().join("store/offers")).unwrap().height(),
+        offers
+    );
+    assert_eq!(
+        read_all(&tmp.path().join("store/rejects"))
+            .unwrap()
+            .height(),
+        rejects
+    );
+    assert!(store.has_run("vast", at) && store.has_run("cncloud", at));
+}
