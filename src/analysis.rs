@@ -519,18 +519,7 @@ pub fn coverage(
     let mut unresolved = 0u32;
     if let Some(lf) = store.scan_rejects(Some(from), Some(to))? {
         let df = collect(
-            lf.clone()
-                .filter(
-                    col("reason")
-                        .eq(lit("unknown_gpu_name"))
-                        .or(col("reason").eq(lit("unknown_instance_type"))),
-                )
-                .with_column(
-                    when(col("reason").eq(lit("unknown_instance_type")))
-                        .then(col("instance_type"))
-                        .otherwise(col("gpu_name_raw"))
-                        .alias("name"),
-                )
+            unresolved_rejects(lf.clone())
                 .group_by([col("provider"), col("name")])
                 .agg([len().alias("n")])
                 .sort_by_exprs(
@@ -551,7 +540,7 @@ pub fn coverage(
         )?;
         let (r, n) = (strs(&df, "reason")?, u32s(&df, "n")?);
         for (reason, count) in r.iter().zip(&n) {
-            if reason == "unknown_gpu_name" || reason == "unknown_instance_type" {
+            if UNRESOLVED_REASONS.contains(&reason.as_str()) {
                 unresolved += count;
             }
         }
@@ -563,6 +552,26 @@ pub fn coverage(
         stored as f64 / (stored + unresolved) as f64
     };
     Ok(cov)
+}
+
+/// Reject reasons that mean "the tables do not know this name" (not a bad price etc.).
+pub const UNRESOLVED_REASONS: [&str; 2] = ["unknown_gpu_name", "unknown_instance_type"];
+
+/// The rejects whose GPU name or instance type did not resolve, with that raw value
+/// in a `name` column.
+fn unresolved_rejects(rejects: LazyFrame) -> LazyFrame {
+    rejects
+        .filter(
+            col("reason")
+                .eq(lit(UNRESOLVED_REASONS[0]))
+                .or(col("reason").eq(lit(UNRESOLVED_REASONS[1]))),
+        )
+        .with_column(
+            when(col("reason").eq(lit("unknown_instance_type")))
+                .then(col("instance_type"))
+                .otherwise(col("gpu_name_raw"))
+                .alias("name"),
+        )
 }
 
 /// A raw GPU name or instance type that did not resolve, with how often it appeared.
@@ -580,23 +589,13 @@ pub fn unknown_names(store: &Store) -> Result<Vec<UnknownName>, ReportError> {
         return Ok(Vec::new());
     };
     let df = collect(
-        lf.filter(
-            col("reason")
-                .eq(lit("unknown_gpu_name"))
-                .or(col("reason").eq(lit("unknown_instance_type"))),
-        )
-        .with_column(
-            when(col("reason").eq(lit("unknown_instance_type")))
-                .then(col("instance_type"))
-                .otherwise(col("gpu_name_raw"))
-                .alias("name"),
-        )
-        .group_by([col("feed"), col("reason"), col("name")])
-        .agg([len().alias("count")])
-        .sort_by_exprs(
-            [col("count"), col("feed"), col("name")],
-            SortMultipleOptions::default().with_order_descending_multi([true, false, false]),
-        ),
+        unresolved_rejects(lf)
+            .group_by([col("feed"), col("reason"), col("name")])
+            .agg([len().alias("count")])
+            .sort_by_exprs(
+                [col("count"), col("feed"), col("name")],
+                SortMultipleOptions::default().with_order_descending_multi([true, false, false]),
+            ),
     )?;
     let (f, r, n, c) = (
         strs(&df, "feed")?,

@@ -14,8 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::{FeedError, StoreError};
 use crate::feed::{self, Feed};
 use crate::fetch;
-use crate::ingest::{normalise_parsed, parse_pages};
-use crate::normalise;
+use crate::ingest::{load_fx, parse_pages, store_parsed};
 use crate::store::Store;
 use crate::tables::Tables;
 
@@ -177,9 +176,9 @@ pub async fn backfill(
         path: paths.first().cloned().unwrap_or_default(),
         source,
     })?;
-    let mut fx = normalise::fx_frame(&store.fx_rates()?).map_err(|source| StoreError::Polars {
-        path: store.root().to_path_buf(),
-        source,
+    let mut fx = load_fx(store).map_err(|e| StoreError::Io {
+        path: store.root().join("fx"),
+        source: std::io::Error::other(e),
     })?;
     let mut out = Vec::new();
     for (i, file) in files.iter().enumerate() {
@@ -210,20 +209,14 @@ pub async fn backfill(
             let parsed = parse_pages(&feed, &pages, at).map_err(|e| e.to_string())?;
             if !parsed.fx.is_empty() {
                 store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
-                fx = normalise::fx_frame(&store.fx_rates().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                fx = load_fx(store)?;
             }
             if parsed.offers.is_empty() && parsed.rejects.is_empty() {
                 o.counts = Some((0, 0, parsed.fx.len()));
                 return Ok(());
             }
-            let mut batch = normalise_parsed(&feed, &parsed, at, tables, &fx).map_err(|e| e.to_string())?;
-            let counts = (batch.offers.height(), batch.rejects.height(), parsed.fx.len());
-            if store
-                .append(&feed.config.name, at, &mut batch.offers, &mut batch.rejects)
-                .map_err(|e| e.to_string())?
-            {
-                o.counts = Some(counts);
-            }
+            let added = store_parsed(&feed, &parsed, at, store, tables, &fx).map_err(|e| e.to_string())?;
+            o.counts = added.map(|(stored, rejected)| (stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
             Ok(())
         }
         .await;
@@ -240,9 +233,9 @@ pub fn renormalise(
     store: &Store,
     tables: &Tables,
 ) -> Result<(usize, usize, Vec<String>), StoreError> {
-    let fx = normalise::fx_frame(&store.fx_rates()?).map_err(|source| StoreError::Polars {
-        path: store.root().to_path_buf(),
-        source,
+    let fx = load_fx(store).map_err(|e| StoreError::Io {
+        path: store.root().join("fx"),
+        source: std::io::Error::other(e),
     })?;
     let runs = store.raw_runs()?;
     let mut rebuilt = 0;
@@ -257,15 +250,16 @@ pub fn renormalise(
                     if parsed.offers.is_empty() && parsed.rejects.is_empty() {
                         return Ok(None);
                     }
-                    normalise_parsed(&feed, &parsed, run.at, tables, &fx).map(Some)
+                    store_parsed(&feed, &parsed, run.at, stage, tables, &fx)
                 });
             match res {
                 Ok(None) => {}
-                Ok(Some(mut batch)) => {
-                    stored += batch.offers.height();
-                    stage.append(&run.feed, run.at, &mut batch.offers, &mut batch.rejects)?;
+                Ok(Some((n, _))) => {
+                    stored += n;
                     rebuilt += 1;
                 }
+                // A failed write to the staging tree aborts (the live tree stays).
+                Err(FeedError::Store { source, .. }) => return Err(source),
                 Err(e) => failures.push(format!("{} {}: {e}", run.feed, run.at)),
             }
         }

@@ -181,6 +181,37 @@ pub fn normalise_parsed(
     })
 }
 
+/// The stored ECB rates as the frame normalisation joins on.
+pub fn load_fx(store: &Store) -> Result<DataFrame, String> {
+    let rates = store.fx_rates().map_err(|e| e.to_string())?;
+    normalise::fx_frame(&rates).map_err(|e| e.to_string())
+}
+
+/// What one stored run holds: offers stored, and rejects counted by reason.
+pub type Stored = (usize, Vec<(String, usize)>);
+
+/// Normalise a feed run's parsed offers and append them to `store`. Returns the
+/// offers stored and the rejects by reason, or `None` when that feed and hour were
+/// already stored (nothing written).
+pub fn store_parsed(
+    feed: &Feed,
+    parsed: &Parsed,
+    at: DateTime<Utc>,
+    store: &Store,
+    tables: &Tables,
+    fx: &DataFrame,
+) -> Result<Option<Stored>, FeedError> {
+    let mut batch = normalise_parsed(feed, parsed, at, tables, fx)?;
+    let counts = (batch.offers.height(), batch.reject_counts());
+    let added = store
+        .append(&feed.config.name, at, &mut batch.offers, &mut batch.rejects)
+        .map_err(|source| FeedError::Store {
+            feed: feed.config.name.clone(),
+            source,
+        })?;
+    Ok(added.then_some(counts))
+}
+
 /// Run one ingest of `feeds` at observation time `at`.
 pub async fn run(
     feeds: Vec<Feed>,
@@ -279,11 +310,7 @@ pub async fn run(
             }
         }
     }
-    let fx = match store
-        .fx_rates()
-        .map_err(|e| e.to_string())
-        .and_then(|r| normalise::fx_frame(&r).map_err(|e| e.to_string()))
-    {
+    let fx = match load_fx(store) {
         Ok(fx) => fx,
         Err(e) => {
             tracing::error!("FX table unreadable, non-USD prices will be rejected: {e}");
@@ -308,22 +335,16 @@ pub async fn run(
             );
             continue;
         }
-        let status = match normalise_parsed(&feed, &parsed, at, tables, &fx) {
+        let status = match store_parsed(&feed, &parsed, at, store, tables, &fx) {
+            Ok(Some((stored, rejected))) => Status::Stored {
+                read: parsed.offers.len() + parsed.rejects.len(),
+                stored,
+                rejected,
+                fx_rates,
+            },
+            Ok(None) => Status::AlreadyStored,
+            Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
             Err(e) => Status::Failed(e.to_string()),
-            Ok(mut batch) => {
-                let rejected = batch.reject_counts();
-                let stored = batch.offers.height();
-                match store.append(&name, at, &mut batch.offers, &mut batch.rejects) {
-                    Ok(true) => Status::Stored {
-                        read: parsed.offers.len() + parsed.rejects.len(),
-                        stored,
-                        rejected,
-                        fx_rates,
-                    },
-                    Ok(false) => Status::AlreadyStored,
-                    Err(e) => Status::Failed(format!("store: {e}")),
-                }
-            }
         };
         outcomes.insert(name, status);
     }

@@ -100,8 +100,7 @@ impl Adapter for Lambda {
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Request>, String> {
-        let r = get_bearer(url, secret);
-        Ok(vec![r])
+        Ok(vec![get_bearer(url, secret)])
     }
 
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {

@@ -82,8 +82,7 @@ impl Adapter for Ppio {
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Request>, String> {
-        let r = get_bearer(url, secret);
-        Ok(vec![r])
+        Ok(vec![get_bearer(url, secret)])
     }
 
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
