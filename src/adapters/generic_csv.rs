@@ -34,27 +34,29 @@ struct Keys {
     price_class: String,
     #[serde(default)]
     country: Option<String>,
-    columns: Columns,
+    columns: Fields,
 }
 
+/// Where each field of an offer is: a CSV column name here, a JSON pointer in
+/// `generic_json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Columns {
+pub(super) struct Fields {
     #[serde(default)]
-    gpu: Option<String>,
+    pub(super) gpu: Option<String>,
     #[serde(default)]
-    gpu_count: Option<String>,
-    price: String,
+    pub(super) gpu_count: Option<String>,
+    pub(super) price: String,
     #[serde(default)]
-    region: Option<String>,
+    pub(super) region: Option<String>,
     #[serde(default)]
-    country: Option<String>,
+    pub(super) country: Option<String>,
     #[serde(default)]
-    offer_id: Option<String>,
+    pub(super) offer_id: Option<String>,
     #[serde(default)]
-    memory_gb: Option<String>,
+    pub(super) memory_gb: Option<String>,
     #[serde(default)]
-    instance_type: Option<String>,
+    pub(super) instance_type: Option<String>,
 }
 
 pub struct GenericCsv {
@@ -62,7 +64,7 @@ pub struct GenericCsv {
     unit: PriceUnit,
     class: PriceClass,
     country: Option<String>,
-    columns: Columns,
+    columns: Fields,
 }
 
 /// Check an ISO 4217 code's shape.
@@ -76,33 +78,34 @@ pub fn check_currency(c: &str) -> Result<(), String> {
     }
 }
 
+/// Parse a published unit such as `cents/instance-hour`, checked against the unit table.
+pub fn known_unit(s: &str) -> Result<PriceUnit, String> {
+    let t = crate::tables::Tables::embedded();
+    PriceUnit::parse(s)
+        .filter(|u| t.period_hours(&u.period).is_some() && t.scale(&u.scale).is_some())
+        .ok_or_else(|| {
+            format!(
+                "key `price_unit`: {s:?} is not a known unit such as gpu-hour or instance-month"
+            )
+        })
+}
+
+/// Parse a declared price class.
+pub fn known_class(s: &str) -> Result<PriceClass, String> {
+    PriceClass::parse(s)
+        .ok_or_else(|| format!("key `price_class`: {s:?} must be on_demand, spot or reserved"))
+}
+
 pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
-    let unit = PriceUnit::parse(&k.price_unit)
-        .filter(|u| {
-            crate::tables::Tables::embedded()
-                .period_hours(&u.period)
-                .is_some()
-                && crate::tables::Tables::embedded().scale(&u.scale).is_some()
-        })
-        .ok_or_else(|| {
-            format!(
-                "key `price_unit`: {:?} is not a known unit such as gpu-hour or instance-month",
-                k.price_unit
-            )
-        })?;
+    let unit = known_unit(&k.price_unit)?;
     if k.columns.gpu.is_none() && k.columns.instance_type.is_none() {
         return Err(
             "[columns] needs `gpu` or `instance_type` (looked up in tables/instances.csv)".into(),
         );
     }
-    let class = PriceClass::parse(&k.price_class).ok_or_else(|| {
-        format!(
-            "key `price_class`: {:?} must be on_demand, spot or reserved",
-            k.price_class
-        )
-    })?;
+    let class = known_class(&k.price_class)?;
     Ok(Box::new(GenericCsv {
         currency: k.currency,
         unit,

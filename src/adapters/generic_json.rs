@@ -31,7 +31,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::generic_csv::check_currency;
+use super::generic_csv::{check_currency, known_class, known_unit, Fields};
 use super::{adapter_keys, json, Adapter, Page, ParseCtx};
 use crate::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
@@ -46,27 +46,7 @@ struct Keys {
     country: Option<String>,
     #[serde(default)]
     offers: String,
-    pointers: Pointers,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Pointers {
-    #[serde(default)]
-    gpu: Option<String>,
-    #[serde(default)]
-    gpu_count: Option<String>,
-    price: String,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    country: Option<String>,
-    #[serde(default)]
-    offer_id: Option<String>,
-    #[serde(default)]
-    memory_gb: Option<String>,
-    #[serde(default)]
-    instance_type: Option<String>,
+    pointers: Fields,
 }
 
 pub struct GenericJson {
@@ -75,7 +55,7 @@ pub struct GenericJson {
     class: PriceClass,
     country: Option<String>,
     offers: String,
-    pointers: Pointers,
+    pointers: Fields,
 }
 
 /// A JSON pointer must be empty or start with `/` (RFC 6901).
@@ -89,28 +69,11 @@ fn check_pointer(p: &str, key: &str) -> Result<(), String> {
     }
 }
 
-/// Parse a published unit such as `cents/instance-hour`, checked against the unit table.
-pub fn known_unit(s: &str) -> Result<PriceUnit, String> {
-    let t = crate::tables::Tables::embedded();
-    PriceUnit::parse(s)
-        .filter(|u| t.period_hours(&u.period).is_some() && t.scale(&u.scale).is_some())
-        .ok_or_else(|| {
-            format!(
-                "key `price_unit`: {s:?} is not a known unit such as gpu-hour or instance-month"
-            )
-        })
-}
-
 pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     let unit = known_unit(&k.price_unit)?;
-    let class = PriceClass::parse(&k.price_class).ok_or_else(|| {
-        format!(
-            "key `price_class`: {:?} must be on_demand, spot or reserved",
-            k.price_class
-        )
-    })?;
+    let class = known_class(&k.price_class)?;
     check_pointer(&k.offers, "offers")?;
     let p = &k.pointers;
     check_pointer(&p.price, "pointers.price")?;
