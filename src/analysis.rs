@@ -199,6 +199,11 @@ pub const EXPORT_PAIRS: &[(&str, &str)] = &[
     ("L20-48GB", "L40S-48GB"),
 ];
 
+/// Offers that enter statistics: whole GPUs at a plausible price.
+fn usable() -> Expr {
+    col("fractional_gpu").not().and(col("implausible").not())
+}
+
 fn q(name: &str, p: f64) -> Expr {
     col("v")
         .quantile(lit(p), QuantileMethod::Linear)
@@ -236,7 +241,8 @@ fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
         .map(|r| r.unwrap_single())
 }
 
-fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+/// A string column as owned strings ("" for null).
+pub(crate) fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
     Ok(df
         .column(name)?
         .str()?
@@ -284,7 +290,7 @@ pub fn stats(
         .alias("trimmed_mean_10");
     let hourly_avail = lf
         .clone()
-        .filter(col("fractional_gpu").not().and(col("implausible").not()))
+        .filter(usable())
         .group_by([
             col("gpu_model"),
             col("bloc"),
@@ -301,7 +307,7 @@ pub fn stats(
             .mean()
             .alias("gpus_available_mean")]);
     let df = collect(
-        lf.filter(col("fractional_gpu").not().and(col("implausible").not()))
+        lf.filter(usable())
             .group_by([col("gpu_model"), col("bloc"), col("price_class")])
             .agg([
                 len().alias("offers"),
@@ -421,7 +427,7 @@ pub fn daily(
         return Ok(Vec::new());
     };
     let df = collect(
-        lf.filter(col("fractional_gpu").not().and(col("implausible").not()))
+        lf.filter(usable())
             .group_by([
                 col("date"),
                 col("gpu_model"),
@@ -639,9 +645,7 @@ fn weekly_medians(
     // 1970 are positive, so truncation is the floor): the Monday-based week number.
     let df = collect(
         lf.filter(
-            col("fractional_gpu")
-                .not()
-                .and(col("implausible").not())
+            usable()
                 .and(col("price_class").eq(lit("on_demand")))
                 .and(col("bloc").eq(lit("CN")).or(col("bloc").eq(lit("US")))),
         )
@@ -750,20 +754,15 @@ pub fn provider_stats(
         return Ok(Vec::new());
     };
     let df = collect(
-        lf.filter(
-            col("fractional_gpu")
-                .not()
-                .and(col("implausible").not())
-                .and(col("price_class").eq(lit("on_demand"))),
-        )
-        .group_by([col("gpu_model"), col("provider"), col("bloc")])
-        .agg([
-            len().alias("offers"),
-            col("v").median().alias("median"),
-            q("p25", 0.25),
-            q("p75", 0.75),
-        ])
-        .sort(["gpu_model", "provider", "bloc"], Default::default()),
+        lf.filter(usable().and(col("price_class").eq(lit("on_demand"))))
+            .group_by([col("gpu_model"), col("provider"), col("bloc")])
+            .agg([
+                len().alias("offers"),
+                col("v").median().alias("median"),
+                q("p25", 0.25),
+                q("p75", 0.75),
+            ])
+            .sort(["gpu_model", "provider", "bloc"], Default::default()),
     )?;
     let (m, p, b, n) = (
         strs(&df, "gpu_model")?,

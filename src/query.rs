@@ -15,7 +15,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
-use crate::analysis::IsoWeek;
+use crate::analysis::{strs, IsoWeek};
 use crate::error::ReportError;
 use crate::store::Store;
 
@@ -208,15 +208,6 @@ fn stats() -> [Expr; 4] {
 
 fn observed_ms() -> Expr {
     col("observed_at").dt().timestamp(TimeUnit::Milliseconds)
-}
-
-fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
-    Ok(df
-        .column(name)?
-        .str()?
-        .iter()
-        .map(|s| s.unwrap_or("").to_string())
-        .collect())
 }
 
 fn nums(df: &DataFrame, name: &str) -> PolarsResult<Vec<Cell>> {
