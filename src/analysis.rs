@@ -1,23 +1,32 @@
 //! Analysis: weekly and daily statistics of USD per GPU-hour per model, bloc and
-//! price class, the CN/US ratios and the data coverage of a week.
+//! price class over the offers in force (`inforce`), provider-balanced headline
+//! figures, CN/US ratios per provider segment and per provider pair, the matched-cell
+//! chain-linked index and the long view of the main models. METHODOLOGY.md states
+//! the method.
 //!
-//! Everything is a lazy polars query over the store's scan of just the dates needed,
-//! run on the streaming engine and collected at the edge into small result rows.
-//! Invariants: no network I/O, no clock; quantiles interpolate linearly (numpy's
-//! default); fractional-GPU offers and implausible prices are counted, not averaged.
+//! The store is scanned lazily (only the dates needed) and collected once; the
+//! statistics are then plain arithmetic over the offers in force. Invariants: no
+//! network I/O, no clock; quantiles interpolate linearly (numpy's default);
+//! fractional-GPU offers and implausible prices are counted, not averaged; each offer
+//! counts once per period and each provider once per headline figure.
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::error::ReportError;
-use crate::store::Store;
+use std::collections::BTreeMap;
 
-/// Offers below `IMPLAUSIBLE_LOW` or above `IMPLAUSIBLE_HIGH` times their model's
-/// median over the analysed window are flagged and left out of the statistics.
+use crate::error::ReportError;
+use crate::inforce::{ms, quantile, InForce, Standing, DAY_MS, HOUR_MS};
+use crate::store::Store;
+use crate::tables::{Providers, SEGMENTS};
+
+/// Offers below `IMPLAUSIBLE_LOW` or above `IMPLAUSIBLE_HIGH` times the median of
+/// their model's observations in the same ISO week are flagged and left out of the
+/// statistics (the one outlier rule, applied in `inforce`).
 pub const IMPLAUSIBLE_LOW: f64 = 0.1;
 pub const IMPLAUSIBLE_HIGH: f64 = 10.0;
-/// Cells with fewer observations than this are marked thin.
+/// Cells with fewer offers in force than this are marked thin.
 pub const THIN_CELL: u32 = 5;
 /// How many unresolved names a week's coverage lists.
 pub const UNRESOLVED_LISTED: usize = 20;
@@ -29,7 +38,7 @@ pub struct Config {
     pub implausible_low: f64,
     /// Offers above this multiple of their model's median are implausible.
     pub implausible_high: f64,
-    /// Cells with fewer observations are marked thin.
+    /// Cells with fewer offers in force are marked thin.
     pub thin_cell: u32,
 }
 
@@ -100,18 +109,24 @@ pub fn default_week(store: &Store) -> Result<Option<IsoWeek>, ReportError> {
     }))
 }
 
-/// Statistics of one (model, bloc, class) cell.
+/// Statistics of one (model, bloc, class) cell over the offers in force in a period.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StatRow {
     pub gpu_model: String,
     pub bloc: String,
     pub price_class: String,
-    /// Offer observations (one offer seen in one hour counts once).
+    /// Offers in force in the period, each counted once however often it was seen.
     pub offers: u32,
+    /// Same as `offers` (kept for readers of the v1 summary).
     pub distinct_offers: u32,
+    /// Stored observations made in the period (one offer in one snapshot counts once).
+    pub observations: u32,
     pub providers: u32,
+    /// The providers behind the cell, sorted.
+    pub provider_names: Vec<String>,
     /// Mean over the hours of GPUs the sources said were available (where they say).
     pub gpus_available_mean: Option<f64>,
+    /// Offer-level distribution (each offer in force once).
     pub min: f64,
     pub p10: f64,
     pub p25: f64,
@@ -119,21 +134,55 @@ pub struct StatRow {
     pub p75: f64,
     pub p90: f64,
     pub trimmed_mean_10: f64,
+    /// The headline figure: the median of the providers' median prices (each provider
+    /// counts once).
+    pub provider_median: f64,
+    /// The same from the prices excluding VAT.
+    pub provider_median_ex_vat: f64,
+    /// Fewer than `thin_cell` offers in force, or a single provider.
     pub thin: bool,
 }
 
-/// CN vs US for one model (or one comparable pair across the export-control line).
+/// CN vs US for one model (or one comparable pair across the export-control line)
+/// within one provider segment (or `all`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RatioRow {
     pub gpu_model: String,
     pub cn_model: String,
     pub us_model: String,
     pub price_class: String,
+    /// `all`, or one segment of `tables/providers.toml`.
+    pub segment: String,
+    /// Provider-balanced figures (median of provider medians), as published.
     pub cn_median: f64,
     pub us_median: f64,
     pub cn_us_ratio: f64,
+    /// The same from prices excluding VAT.
+    pub cn_median_ex_vat: f64,
+    pub us_median_ex_vat: f64,
+    pub cn_us_ratio_ex_vat: f64,
+    pub cn_providers: Vec<String>,
+    pub us_providers: Vec<String>,
+    pub cn_offers: u32,
+    pub us_offers: u32,
+    /// Either side is a thin cell.
+    pub thin: bool,
     /// `same_model`, or `export_pair` for a China variant against its US counterpart.
     pub kind: String,
+}
+
+/// One CN provider against one US provider for the same model and class.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProviderPair {
+    pub gpu_model: String,
+    pub price_class: String,
+    pub cn_provider: String,
+    pub us_provider: String,
+    pub cn_median: f64,
+    pub us_median: f64,
+    pub ratio: f64,
+    pub cn_offers: u32,
+    pub us_offers: u32,
 }
 
 /// One day of one cell.
@@ -143,11 +192,28 @@ pub struct DailyPoint {
     pub gpu_model: String,
     pub bloc: String,
     pub price_class: String,
+    /// Offers in force that day.
     pub offers: u32,
+    pub providers: u32,
+    /// Observations stored that day.
+    pub observations: u32,
     pub gpus_available: f64,
+    /// Provider-balanced median.
     pub median: f64,
     pub p25: f64,
     pub p75: f64,
+}
+
+/// One week of the long view: the provider-balanced figure of a main model.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WeeklyPoint {
+    pub monday: NaiveDate,
+    pub gpu_model: String,
+    pub bloc: String,
+    pub price_class: String,
+    pub providers: u32,
+    pub offers: u32,
+    pub median: f64,
 }
 
 /// What the week's data do and do not cover.
@@ -177,6 +243,9 @@ pub struct Coverage {
 pub struct WeekAnalysis {
     pub index: Vec<IndexPoint>,
     pub providers: Vec<ProviderRow>,
+    pub provider_pairs: Vec<ProviderPair>,
+    /// Weekly provider-balanced figures of the main models over the whole history.
+    pub long_view: Vec<WeeklyPoint>,
     pub config: Config,
     pub week: String,
     pub from: NaiveDate,
@@ -199,41 +268,17 @@ pub const EXPORT_PAIRS: &[(&str, &str)] = &[
     ("L20-48GB", "L40S-48GB"),
 ];
 
-/// Offers that enter statistics: whole GPUs at a plausible price.
-fn usable() -> Expr {
-    col("fractional_gpu").not().and(col("implausible").not())
-}
+/// The models headlined first, in this order (export pairs follow them).
+pub const MAIN_MODELS: &[&str] = &[
+    "H100-SXM-80GB",
+    "H200-SXM-141GB",
+    "B200-SXM-180GB",
+    "A100-SXM-80GB",
+    "RTX4090-24GB",
+];
 
-fn q(name: &str, p: f64) -> Expr {
-    col("v")
-        .quantile(lit(p), QuantileMethod::Linear)
-        .alias(name)
-}
-
-/// The offers of dates `from..=to` with `v` (USD/GPU-hour), `date` and the flags.
-fn base(
-    store: &Store,
-    from: NaiveDate,
-    to: NaiveDate,
-    cfg: &Config,
-) -> Result<Option<LazyFrame>, ReportError> {
-    let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
-        return Ok(None);
-    };
-    let model_median = col("usd_per_gpu_hour").median().over([col("gpu_model")])?;
-    Ok(Some(
-        lf.with_columns([
-            col("observed_at").cast(DataType::Date).alias("date"),
-            col("usd_per_gpu_hour").alias("v"),
-        ])
-        .with_column(
-            (col("v")
-                .lt(model_median.clone() * lit(cfg.implausible_low))
-                .or(col("v").gt(model_median * lit(cfg.implausible_high))))
-            .alias("implausible"),
-        ),
-    ))
-}
+/// Cells with fewer providers than this are thin.
+pub const MIN_PROVIDERS: u32 = 2;
 
 fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
     // A plain query has one sink, so the result is a single frame.
@@ -251,15 +296,6 @@ pub(crate) fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
         .collect())
 }
 
-fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
-    Ok(df
-        .column(name)?
-        .cast(&DataType::Float64)?
-        .f64()?
-        .iter()
-        .collect())
-}
-
 fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
     Ok(df
         .column(name)?
@@ -270,111 +306,170 @@ fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
         .collect())
 }
 
-/// Weekly statistics of dates `from..=to`, sorted by model, bloc, class.
+type CellKey = (String, String, String);
+
+/// The offers in force grouped by (model, bloc, class), optionally of one segment.
+fn cells<'a>(st: &'a [Standing<'a>], segment: &str) -> BTreeMap<CellKey, Vec<&'a Standing<'a>>> {
+    let seg = Providers::embedded();
+    let mut out: BTreeMap<CellKey, Vec<&Standing>> = BTreeMap::new();
+    for o in st {
+        if segment == "all" || seg.segment(&o.key.provider) == segment {
+            let k = &o.key;
+            out.entry((k.gpu_model.clone(), k.bloc.clone(), k.price_class.clone()))
+                .or_default()
+                .push(o);
+        }
+    }
+    out
+}
+
+/// Per provider (sorted): its offers' median price, median ex-VAT price, offer count.
+fn by_provider(offers: &[&Standing]) -> BTreeMap<String, (f64, f64, u32)> {
+    let mut prices: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for o in offers {
+        let e = prices.entry(&o.key.provider).or_default();
+        e.0.push(o.v);
+        e.1.push(o.v_ex_vat);
+    }
+    prices
+        .into_iter()
+        .map(|(p, (mut v, mut x))| {
+            let n = v.len() as u32;
+            (
+                p.to_string(),
+                (quantile(&mut v, 0.5), quantile(&mut x, 0.5), n),
+            )
+        })
+        .collect()
+}
+
+/// The 10% trimmed mean as `scipy.stats.trim_mean(v, 0.1)`: the mean after cutting
+/// floor(10% of n) values at each end.
+fn trimmed_mean(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let cut = v.len() / 10;
+    let kept = &v[cut..v.len() - cut];
+    kept.iter().sum::<f64>() / kept.len() as f64
+}
+
+fn stat_row(key: &CellKey, offers: &[&Standing], cfg: &Config) -> StatRow {
+    let mut v: Vec<f64> = offers.iter().map(|o| o.v).collect();
+    let provs = by_provider(offers);
+    let mut pm: Vec<f64> = provs.values().map(|p| p.0).collect();
+    let mut px: Vec<f64> = provs.values().map(|p| p.1).collect();
+    let n = offers.len() as u32;
+    let providers = provs.len() as u32;
+    StatRow {
+        gpu_model: key.0.clone(),
+        bloc: key.1.clone(),
+        price_class: key.2.clone(),
+        offers: n,
+        distinct_offers: n,
+        observations: offers.iter().map(|o| o.observations).sum(),
+        providers,
+        provider_names: provs.keys().cloned().collect(),
+        gpus_available_mean: None,
+        min: quantile(&mut v, 0.0),
+        p10: quantile(&mut v, 0.1),
+        p25: quantile(&mut v, 0.25),
+        median: quantile(&mut v, 0.5),
+        p75: quantile(&mut v, 0.75),
+        p90: quantile(&mut v, 0.9),
+        trimmed_mean_10: trimmed_mean(&mut v),
+        provider_median: quantile(&mut pm, 0.5),
+        provider_median_ex_vat: quantile(&mut px, 0.5),
+        thin: n < cfg.thin_cell || providers < MIN_PROVIDERS,
+    }
+}
+
+/// Cell statistics of the offers in force, sorted by model, bloc, class.
+pub fn stat_rows(st: &[Standing], segment: &str, cfg: &Config) -> Vec<StatRow> {
+    cells(st, segment)
+        .iter()
+        .map(|(k, offers)| stat_row(k, offers, cfg))
+        .collect()
+}
+
+/// Mean over the hours of the period of GPUs reported available per cell.
+fn availability(inf: &InForce, from: i64, to: i64) -> BTreeMap<CellKey, f64> {
+    let mut hours: BTreeMap<(CellKey, i64), f64> = BTreeMap::new();
+    for s in inf
+        .spans
+        .iter()
+        .filter(|s| s.usable && s.start >= from && s.start < to)
+    {
+        if let Some(a) = s.gpus_available {
+            let k = &inf.offers[s.offer];
+            let cell = (k.gpu_model.clone(), k.bloc.clone(), k.price_class.clone());
+            *hours
+                .entry((cell, s.start.div_euclid(HOUR_MS)))
+                .or_default() += a;
+        }
+    }
+    let mut sums: BTreeMap<CellKey, (f64, u32)> = BTreeMap::new();
+    for ((cell, _), a) in hours {
+        let e = sums.entry(cell).or_default();
+        e.0 += a;
+        e.1 += 1;
+    }
+    sums.into_iter()
+        .map(|(k, (a, n))| (k, a / n as f64))
+        .collect()
+}
+
+/// Weekly statistics of the offers in force on dates `from..=to`, sorted by model,
+/// bloc, class.
 pub fn stats(
     store: &Store,
     from: NaiveDate,
     to: NaiveDate,
     cfg: &Config,
 ) -> Result<Vec<StatRow>, ReportError> {
-    let Some(lf) = base(store, from, to, cfg)? else {
-        return Ok(Vec::new());
-    };
-    let trimmed = col("v")
-        .filter(
-            col("v")
-                .gt_eq(col("v").quantile(lit(0.1), QuantileMethod::Linear))
-                .and(col("v").lt_eq(col("v").quantile(lit(0.9), QuantileMethod::Linear))),
-        )
-        .mean()
-        .alias("trimmed_mean_10");
-    let hourly_avail = lf
-        .clone()
-        .filter(usable())
-        .group_by([
-            col("gpu_model"),
-            col("bloc"),
-            col("price_class"),
-            col("observed_at"),
-        ])
-        .agg([
-            col("gpus_available").sum().alias("avail"),
-            col("gpus_available").count().alias("n_avail"),
-        ])
-        .group_by([col("gpu_model"), col("bloc"), col("price_class")])
-        .agg([col("avail")
-            .filter(col("n_avail").gt(lit(0)))
-            .mean()
-            .alias("gpus_available_mean")]);
-    let df = collect(
-        lf.filter(usable())
-            .group_by([col("gpu_model"), col("bloc"), col("price_class")])
-            .agg([
-                len().alias("offers"),
-                col("offer_id").n_unique().alias("distinct_offers"),
-                col("provider").n_unique().alias("providers"),
-                col("v").min().alias("min"),
-                q("p10", 0.1),
-                q("p25", 0.25),
-                col("v").median().alias("median"),
-                q("p75", 0.75),
-                q("p90", 0.9),
-                trimmed,
-            ])
-            .join(
-                hourly_avail,
-                [col("gpu_model"), col("bloc"), col("price_class")],
-                [col("gpu_model"), col("bloc"), col("price_class")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .sort(["gpu_model", "bloc", "price_class"], Default::default()),
-    )?;
-    let (m, b, c) = (
-        strs(&df, "gpu_model")?,
-        strs(&df, "bloc")?,
-        strs(&df, "price_class")?,
-    );
-    let (n, d, p) = (
-        u32s(&df, "offers")?,
-        u32s(&df, "distinct_offers")?,
-        u32s(&df, "providers")?,
-    );
-    let cols: Vec<Vec<Option<f64>>> = [
-        "min",
-        "p10",
-        "p25",
-        "median",
-        "p75",
-        "p90",
-        "trimmed_mean_10",
-        "gpus_available_mean",
-    ]
-    .iter()
-    .map(|c| f64s(&df, c))
-    .collect::<PolarsResult<_>>()?;
-    Ok((0..df.height())
-        .map(|i| StatRow {
-            gpu_model: m[i].clone(),
-            bloc: b[i].clone(),
-            price_class: c[i].clone(),
-            offers: n[i],
-            distinct_offers: d[i],
-            providers: p[i],
-            gpus_available_mean: cols[7][i],
-            min: cols[0][i].unwrap_or(f64::NAN),
-            p10: cols[1][i].unwrap_or(f64::NAN),
-            p25: cols[2][i].unwrap_or(f64::NAN),
-            median: cols[3][i].unwrap_or(f64::NAN),
-            p75: cols[4][i].unwrap_or(f64::NAN),
-            p90: cols[5][i].unwrap_or(f64::NAN),
-            trimmed_mean_10: cols[6][i].unwrap_or(f64::NAN),
-            thin: n[i] < cfg.thin_cell,
-        })
-        .collect())
+    let inf = InForce::load(store, from, to, cfg)?;
+    Ok(period_stats(&inf, from, to, cfg))
 }
 
-/// CN/US ratios from weekly rows: the same model in both blocs, then the export pairs.
-pub fn ratios(rows: &[StatRow]) -> Vec<RatioRow> {
+fn period_stats(inf: &InForce, from: NaiveDate, to: NaiveDate, cfg: &Config) -> Vec<StatRow> {
+    let (a, b) = (ms(from), ms(to) + DAY_MS);
+    let avail = availability(inf, a, b);
+    let mut rows = stat_rows(&inf.standing(a, b), "all", cfg);
+    for r in &mut rows {
+        let k = (r.gpu_model.clone(), r.bloc.clone(), r.price_class.clone());
+        r.gpus_available_mean = avail.get(&k).copied();
+    }
+    rows
+}
+
+fn ratio_row(cn: &StatRow, us: &StatRow, segment: &str, kind: &str) -> RatioRow {
+    let gpu_model = if kind == "same_model" {
+        cn.gpu_model.clone()
+    } else {
+        format!("{} vs {}", cn.gpu_model, us.gpu_model)
+    };
+    RatioRow {
+        gpu_model,
+        cn_model: cn.gpu_model.clone(),
+        us_model: us.gpu_model.clone(),
+        price_class: cn.price_class.clone(),
+        segment: segment.to_string(),
+        cn_median: cn.provider_median,
+        us_median: us.provider_median,
+        cn_us_ratio: cn.provider_median / us.provider_median,
+        cn_median_ex_vat: cn.provider_median_ex_vat,
+        us_median_ex_vat: us.provider_median_ex_vat,
+        cn_us_ratio_ex_vat: cn.provider_median_ex_vat / us.provider_median_ex_vat,
+        cn_providers: cn.provider_names.clone(),
+        us_providers: us.provider_names.clone(),
+        cn_offers: cn.offers,
+        us_offers: us.offers,
+        thin: cn.thin || us.thin,
+        kind: kind.to_string(),
+    }
+}
+
+/// CN/US ratios from cell rows of one segment: the same model in both blocs, then
+/// the export pairs.
+pub fn ratios(rows: &[StatRow], segment: &str) -> Vec<RatioRow> {
     let find = |model: &str, bloc: &str, class: &str| {
         rows.iter()
             .find(|r| r.gpu_model == model && r.bloc == bloc && r.price_class == class)
@@ -382,16 +477,7 @@ pub fn ratios(rows: &[StatRow]) -> Vec<RatioRow> {
     let mut out = Vec::new();
     for cn in rows.iter().filter(|r| r.bloc == "CN") {
         if let Some(us) = find(&cn.gpu_model, "US", &cn.price_class) {
-            out.push(RatioRow {
-                gpu_model: cn.gpu_model.clone(),
-                cn_model: cn.gpu_model.clone(),
-                us_model: us.gpu_model.clone(),
-                price_class: cn.price_class.clone(),
-                cn_median: cn.median,
-                us_median: us.median,
-                cn_us_ratio: cn.median / us.median,
-                kind: "same_model".into(),
-            });
+            out.push(ratio_row(cn, us, segment, "same_model"));
         }
     }
     for (cn_model, us_model) in EXPORT_PAIRS {
@@ -400,101 +486,122 @@ pub fn ratios(rows: &[StatRow]) -> Vec<RatioRow> {
             .filter(|r| r.gpu_model == *cn_model && r.bloc == "CN")
         {
             if let Some(us) = find(us_model, "US", &cn.price_class) {
-                out.push(RatioRow {
-                    gpu_model: format!("{cn_model} vs {us_model}"),
-                    cn_model: cn_model.to_string(),
-                    us_model: us_model.to_string(),
-                    price_class: cn.price_class.clone(),
-                    cn_median: cn.median,
-                    us_median: us.median,
-                    cn_us_ratio: cn.median / us.median,
-                    kind: "export_pair".into(),
-                });
+                out.push(ratio_row(cn, us, segment, "export_pair"));
             }
         }
     }
     out
 }
 
-/// Daily medians and quartiles of dates `from..=to`, sorted by date, model, bloc, class.
+/// Ratios over all providers, then per segment where both blocs have one (a segment
+/// row that repeats the `all` row, same providers on both sides, is left out).
+pub fn segment_ratios(st: &[Standing], all_rows: &[StatRow], cfg: &Config) -> Vec<RatioRow> {
+    let all = ratios(all_rows, "all");
+    let mut out = all.clone();
+    for seg in SEGMENTS {
+        let rows = stat_rows(st, seg, cfg);
+        out.extend(ratios(&rows, seg).into_iter().filter(|r| {
+            r.kind == "same_model"
+                && !all.iter().any(|a| {
+                    a.gpu_model == r.gpu_model
+                        && a.price_class == r.price_class
+                        && a.cn_providers == r.cn_providers
+                        && a.us_providers == r.us_providers
+                })
+        }));
+    }
+    out
+}
+
+/// Each CN provider against each US provider, per model and class.
+pub fn provider_pairs(providers: &[ProviderRow]) -> Vec<ProviderPair> {
+    let mut out = Vec::new();
+    for cn in providers.iter().filter(|p| p.bloc == "CN") {
+        for us in providers.iter().filter(|p| {
+            p.bloc == "US" && p.gpu_model == cn.gpu_model && p.price_class == cn.price_class
+        }) {
+            out.push(ProviderPair {
+                gpu_model: cn.gpu_model.clone(),
+                price_class: cn.price_class.clone(),
+                cn_provider: cn.provider.clone(),
+                us_provider: us.provider.clone(),
+                cn_median: cn.median,
+                us_median: us.median,
+                ratio: cn.median / us.median,
+                cn_offers: cn.offers,
+                us_offers: us.offers,
+            });
+        }
+    }
+    out
+}
+
+/// Daily statistics of the offers in force, sorted by date, model, bloc, class.
+fn daily_points(inf: &InForce, from: NaiveDate, to: NaiveDate, cfg: &Config) -> Vec<DailyPoint> {
+    let mut out = Vec::new();
+    for (date, st) in inf.daily(from, to) {
+        let (a, b) = (ms(date), ms(date) + DAY_MS);
+        let mut avail: BTreeMap<CellKey, f64> = BTreeMap::new();
+        for s in inf
+            .spans
+            .iter()
+            .filter(|s| s.usable && s.start >= a && s.start < b)
+        {
+            let k = &inf.offers[s.offer];
+            let cell = (k.gpu_model.clone(), k.bloc.clone(), k.price_class.clone());
+            *avail.entry(cell).or_default() += s.gpus_available.unwrap_or(0.0);
+        }
+        for (k, offers) in cells(&st, "all") {
+            let r = stat_row(&k, &offers, cfg);
+            out.push(DailyPoint {
+                date,
+                gpu_model: r.gpu_model,
+                bloc: r.bloc,
+                price_class: r.price_class,
+                offers: r.offers,
+                providers: r.providers,
+                observations: r.observations,
+                gpus_available: avail.get(&k).copied().unwrap_or(0.0),
+                median: r.provider_median,
+                p25: r.p25,
+                p75: r.p75,
+            });
+        }
+    }
+    out
+}
+
+/// Daily medians and quartiles of the offers in force on dates `from..=to`.
 pub fn daily(
     store: &Store,
     from: NaiveDate,
     to: NaiveDate,
     cfg: &Config,
 ) -> Result<Vec<DailyPoint>, ReportError> {
-    let Some(lf) = base(store, from, to, cfg)? else {
-        return Ok(Vec::new());
-    };
-    let df = collect(
-        lf.filter(usable())
-            .group_by([
-                col("date"),
-                col("gpu_model"),
-                col("bloc"),
-                col("price_class"),
-            ])
-            .agg([
-                len().alias("offers"),
-                col("gpus_available").sum().alias("gpus_available"),
-                col("v").median().alias("median"),
-                q("p25", 0.25),
-                q("p75", 0.75),
-            ])
-            .with_column(col("date").cast(DataType::Int32).alias("day"))
-            .sort(
-                ["date", "gpu_model", "bloc", "price_class"],
-                Default::default(),
-            ),
-    )?;
-    let day: Vec<i32> = df
-        .column("day")?
-        .i32()?
-        .iter()
-        .map(|d| d.unwrap_or(0))
-        .collect();
-    let (m, b, c) = (
-        strs(&df, "gpu_model")?,
-        strs(&df, "bloc")?,
-        strs(&df, "price_class")?,
-    );
-    let n = u32s(&df, "offers")?;
-    let (a, med, p25, p75) = (
-        f64s(&df, "gpus_available")?,
-        f64s(&df, "median")?,
-        f64s(&df, "p25")?,
-        f64s(&df, "p75")?,
-    );
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    Ok((0..df.height())
-        .map(|i| DailyPoint {
-            date: epoch + Duration::days(day[i] as i64),
-            gpu_model: m[i].clone(),
-            bloc: b[i].clone(),
-            price_class: c[i].clone(),
-            offers: n[i],
-            gpus_available: a[i].unwrap_or(0.0),
-            median: med[i].unwrap_or(f64::NAN),
-            p25: p25[i].unwrap_or(f64::NAN),
-            p75: p75[i].unwrap_or(f64::NAN),
-        })
-        .collect())
+    let inf = InForce::load(store, from, to, cfg)?;
+    Ok(daily_points(&inf, from, to, cfg))
 }
 
 /// Coverage of dates `from..=to`.
 pub fn coverage(
     store: &Store,
+    inf: &InForce,
     from: NaiveDate,
     to: NaiveDate,
     thin_cells: u32,
-    cfg: &Config,
 ) -> Result<Coverage, ReportError> {
     let mut cov = Coverage {
         thin_cells,
         ..Default::default()
     };
+    let (a, b) = (ms(from), ms(to) + DAY_MS);
+    let seen = inf.spans.iter().filter(|s| s.start >= a && s.start < b);
+    for s in seen {
+        cov.fractional += u32::from(s.fractional);
+        cov.implausible += u32::from(!s.fractional && s.implausible);
+    }
     let mut stored = 0u32;
-    if let Some(lf) = base(store, from, to, cfg)? {
+    if let Some(lf) = store.scan_offers(Some(from), Some(to))? {
         let df = collect(
             lf.clone()
                 .group_by([col("provider")])
@@ -507,19 +614,12 @@ pub fn coverage(
             .collect();
         let df = collect(
             lf.group_by([col("feed")])
-                .agg([
-                    len().alias("n"),
-                    col("implausible").sum().alias("implausible"),
-                    col("fractional_gpu").sum().alias("fractional"),
-                    col("sample").any(true).alias("sample"),
-                ])
+                .agg([len().alias("n"), col("sample").any(true).alias("sample")])
                 .sort(["feed"], Default::default()),
         )?;
         let (f, n) = (strs(&df, "feed")?, u32s(&df, "n")?);
         cov.feeds = f.into_iter().zip(n.iter().copied()).collect();
         stored = n.iter().sum();
-        cov.implausible = u32s(&df, "implausible")?.iter().sum();
-        cov.fractional = u32s(&df, "fractional")?.iter().sum();
         cov.sample_data = df.column("sample")?.bool()?.iter().any(|b| b == Some(true));
     }
     let mut unresolved = 0u32;
@@ -619,92 +719,89 @@ pub fn unknown_names(store: &Store) -> Result<Vec<UnknownName>, ReportError> {
         .collect())
 }
 
-/// One week of a bloc's chain-linked, mix-adjusted price index.
+/// One week of a bloc's chain-linked, matched-cell price index.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IndexPoint {
     pub week: String,
     pub monday: NaiveDate,
     pub bloc: String,
-    /// 100 at the bloc's first week with on-demand offers.
+    /// 100 at the bloc's first week with offers in force.
     pub index: f64,
-    /// Models quoted in both this week and the previous week with data (the link).
+    /// Cells (provider x model x class) in force both this week and the previous
+    /// week with data: the link. Same as `cells_matched` (v1 name).
     pub models_matched: u32,
+    pub cells_matched: u32,
 }
 
-/// Weekly on-demand medians per (Monday, model, bloc) for every week up to `to`,
-/// one streaming pass over the store.
-fn weekly_medians(
-    store: &Store,
+/// One weekly cell of the index: (Monday, "provider|model|class", bloc, median).
+pub type IndexCell = (NaiveDate, String, String, f64);
+
+/// Per week from `from` to `to`: each provider's median per (model, bloc, class),
+/// the index cells; and the main models' provider-balanced figures (long view).
+fn history(
+    inf: &InForce,
+    from: NaiveDate,
     to: NaiveDate,
     cfg: &Config,
-) -> Result<Vec<(NaiveDate, String, String, f64)>, ReportError> {
-    let Some(lf) = base(store, NaiveDate::MIN, to, cfg)? else {
-        return Ok(Vec::new());
-    };
-    // Days since 1970-01-01 (a Thursday) + 3, divided by 7 and truncated (dates after
-    // 1970 are positive, so truncation is the floor): the Monday-based week number.
-    let df = collect(
-        lf.filter(
-            usable()
-                .and(col("price_class").eq(lit("on_demand")))
-                .and(col("bloc").eq(lit("CN")).or(col("bloc").eq(lit("US")))),
-        )
-        .with_column(
-            ((col("date").cast(DataType::Int32) + lit(3)).cast(DataType::Float64) / lit(7.0))
-                .cast(DataType::Int32)
-                .alias("wk"),
-        )
-        .group_by([col("wk"), col("gpu_model"), col("bloc")])
-        .agg([col("v").median().alias("median")])
-        .sort(["wk", "bloc", "gpu_model"], Default::default()),
-    )?;
-    let wk: Vec<i32> = df
-        .column("wk")?
-        .cast(&DataType::Int32)?
-        .i32()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-    let (m, b, med) = (
-        strs(&df, "gpu_model")?,
-        strs(&df, "bloc")?,
-        f64s(&df, "median")?,
-    );
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    Ok((0..df.height())
-        .filter_map(|i| {
-            let monday = epoch + Duration::days(wk[i] as i64 * 7 - 3);
-            med[i].map(|v| (monday, m[i].clone(), b[i].clone(), v))
-        })
-        .collect())
+) -> (Vec<IndexCell>, Vec<WeeklyPoint>) {
+    let (mut cells_out, mut long) = (Vec::new(), Vec::new());
+    for (monday, st) in inf.weekly(from, to) {
+        for ((model, bloc, class), offers) in cells(&st, "all") {
+            if bloc != "CN" && bloc != "US" {
+                continue;
+            }
+            for (p, (median, _, _)) in by_provider(&offers) {
+                let cell = format!("{p}|{model}|{class}");
+                cells_out.push((monday, cell, bloc.clone(), median));
+            }
+            if class == "on_demand"
+                && MAIN_MODELS
+                    .iter()
+                    .chain(EXPORT_PAIRS.iter().map(|p| &p.0))
+                    .any(|m| *m == model)
+            {
+                let r = stat_row(&(model, bloc, class), &offers, cfg);
+                long.push(WeeklyPoint {
+                    monday,
+                    gpu_model: r.gpu_model,
+                    bloc: r.bloc,
+                    price_class: r.price_class,
+                    providers: r.providers,
+                    offers: r.offers,
+                    median: r.provider_median,
+                });
+            }
+        }
+    }
+    (cells_out, long)
 }
 
-/// Chain-link weekly medians into an index per bloc: each week's link is the geometric
-/// mean of the price relatives of the models quoted in both it and the previous week
-/// with data (Jevons), so a change in which models are offered is not a price move.
-/// A week with no matched model is a gap: no point, and the chain goes on from the
-/// last linked week.
-pub fn chain_index(medians: &[(NaiveDate, String, String, f64)]) -> Vec<IndexPoint> {
-    use std::collections::BTreeMap;
+/// Chain-link weekly cells into an index per bloc: each week's link is the geometric
+/// mean of the price relatives of the cells (provider x model x class) in force in
+/// both it and the previous week with data (Jevons over matched items), so a
+/// provider or model that appears, disappears or misses a snapshot is not a price
+/// move. A week with no matched cell is a gap: no point, and the chain goes on from
+/// the last linked week.
+pub fn chain_index(cells: &[IndexCell]) -> Vec<IndexPoint> {
     let mut by_bloc: BTreeMap<&str, BTreeMap<NaiveDate, BTreeMap<&str, f64>>> = BTreeMap::new();
-    for (monday, model, bloc, v) in medians {
+    for (monday, cell, bloc, v) in cells {
         if *v > 0.0 && v.is_finite() {
             by_bloc
                 .entry(bloc)
                 .or_default()
                 .entry(*monday)
                 .or_default()
-                .insert(model, *v);
+                .insert(cell, *v);
         }
     }
     let mut out = Vec::new();
     for (bloc, weeks) in by_bloc {
         let mut prev: Option<(&BTreeMap<&str, f64>, f64)> = None;
-        for (monday, models) in &weeks {
+        for (monday, cells) in &weeks {
             let point = match prev {
-                None => Some((100.0, models.len() as u32)),
+                None => Some((100.0, cells.len() as u32)),
                 Some((pm, pi)) => {
-                    let rel: Vec<f64> = models
+                    let rel: Vec<f64> = cells
                         .iter()
                         .filter_map(|(m, v)| pm.get(m).map(|p| (v / p).ln()))
                         .collect();
@@ -723,65 +820,60 @@ pub fn chain_index(medians: &[(NaiveDate, String, String, f64)]) -> Vec<IndexPoi
                     bloc: bloc.to_string(),
                     index,
                     models_matched: matched,
+                    cells_matched: matched,
                 });
-                prev = Some((models, index));
+                prev = Some((cells, index));
             }
         }
     }
     out
 }
 
-/// One provider's on-demand statistics for a model in a week.
+/// One provider's statistics for a model and class in a week (offers in force).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProviderRow {
     pub gpu_model: String,
     pub provider: String,
     pub bloc: String,
+    pub price_class: String,
+    pub segment: String,
     pub offers: u32,
     pub median: f64,
+    pub median_ex_vat: f64,
     pub p25: f64,
     pub p75: f64,
 }
 
-/// Per-provider on-demand medians of dates `from..=to`, sorted by model, provider, bloc.
-pub fn provider_stats(
-    store: &Store,
-    from: NaiveDate,
-    to: NaiveDate,
-    cfg: &Config,
-) -> Result<Vec<ProviderRow>, ReportError> {
-    let Some(lf) = base(store, from, to, cfg)? else {
-        return Ok(Vec::new());
-    };
-    let df = collect(
-        lf.filter(usable().and(col("price_class").eq(lit("on_demand"))))
-            .group_by([col("gpu_model"), col("provider"), col("bloc")])
-            .agg([
-                len().alias("offers"),
-                col("v").median().alias("median"),
-                q("p25", 0.25),
-                q("p75", 0.75),
-            ])
-            .sort(["gpu_model", "provider", "bloc"], Default::default()),
-    )?;
-    let (m, p, b, n) = (
-        strs(&df, "gpu_model")?,
-        strs(&df, "provider")?,
-        strs(&df, "bloc")?,
-        u32s(&df, "offers")?,
-    );
-    let (med, p25, p75) = (f64s(&df, "median")?, f64s(&df, "p25")?, f64s(&df, "p75")?);
-    Ok((0..df.height())
-        .map(|i| ProviderRow {
-            gpu_model: m[i].clone(),
-            provider: p[i].clone(),
-            bloc: b[i].clone(),
-            offers: n[i],
-            median: med[i].unwrap_or(f64::NAN),
-            p25: p25[i].unwrap_or(f64::NAN),
-            p75: p75[i].unwrap_or(f64::NAN),
+/// Per-provider medians of the offers in force, sorted by model, provider, bloc, class.
+pub fn provider_rows(st: &[Standing]) -> Vec<ProviderRow> {
+    let mut groups: BTreeMap<(&str, &str, &str, &str), Vec<&Standing>> = BTreeMap::new();
+    for o in st {
+        let k = o.key;
+        groups
+            .entry((&k.gpu_model, &k.provider, &k.bloc, &k.price_class))
+            .or_default()
+            .push(o);
+    }
+    let seg = Providers::embedded();
+    groups
+        .into_iter()
+        .map(|((m, p, b, c), offers)| {
+            let mut v: Vec<f64> = offers.iter().map(|o| o.v).collect();
+            let mut x: Vec<f64> = offers.iter().map(|o| o.v_ex_vat).collect();
+            ProviderRow {
+                gpu_model: m.to_string(),
+                provider: p.to_string(),
+                bloc: b.to_string(),
+                price_class: c.to_string(),
+                segment: seg.segment(p).to_string(),
+                offers: offers.len() as u32,
+                median: quantile(&mut v, 0.5),
+                median_ex_vat: quantile(&mut x, 0.5),
+                p25: quantile(&mut v, 0.25),
+                p75: quantile(&mut v, 0.75),
+            }
         })
-        .collect())
+        .collect()
 }
 
 /// Analyse one ISO week with the default settings.
@@ -789,23 +881,34 @@ pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, Report
     analyse_week_with(store, week, &Config::default())
 }
 
-/// Analyse one ISO week (daily series over the four weeks ending with it; the price
-/// index over every week up to it).
+/// Analyse one ISO week: its offers in force, the previous week's, the daily series
+/// over the four weeks ending with it, and the index and long view over every week
+/// up to it. The store is scanned once, from its first date.
 pub fn analyse_week_with(
     store: &Store,
     week: IsoWeek,
     cfg: &Config,
 ) -> Result<WeekAnalysis, ReportError> {
     let (from, to) = (week.monday(), week.sunday());
-    let rows = stats(store, from, to, cfg)?;
+    let first = store
+        .offer_dates()?
+        .first()
+        .copied()
+        .unwrap_or(from)
+        .min(from);
+    let inf = InForce::load(store, first, to, cfg)?;
+    let rows = period_stats(&inf, from, to, cfg);
     let prev = week.prev();
-    let prev_rows = stats(store, prev.monday(), prev.sunday(), cfg)?;
-    let ratios = ratios(&rows);
-    let daily = daily(store, from - Duration::days(21), to, cfg)?;
+    let prev_rows = period_stats(&inf, prev.monday(), prev.sunday(), cfg);
+    let standing = inf.standing(ms(from), ms(to) + DAY_MS);
+    let ratios = segment_ratios(&standing, &rows, cfg);
+    let providers = provider_rows(&standing);
+    let provider_pairs = provider_pairs(&providers);
+    let daily = daily_points(&inf, from - Duration::days(21), to, cfg);
     let thin = rows.iter().filter(|r| r.thin).count() as u32;
-    let coverage = coverage(store, from, to, thin, cfg)?;
-    let index = chain_index(&weekly_medians(store, to, cfg)?);
-    let providers = provider_stats(store, from, to, cfg)?;
+    let coverage = coverage(store, &inf, from, to, thin)?;
+    let (cells, long_view) = history(&inf, IsoWeek::of(first).monday(), to, cfg);
+    let index = chain_index(&cells);
     Ok(WeekAnalysis {
         week: week.label(),
         from,
@@ -817,6 +920,8 @@ pub fn analyse_week_with(
         coverage,
         index,
         providers,
+        provider_pairs,
+        long_view,
         config: *cfg,
     })
 }
@@ -850,7 +955,7 @@ mod tests {
                 (
                     p.week.clone(),
                     (p.index * 1e6).round() / 1e6,
-                    p.models_matched,
+                    p.cells_matched,
                 )
             })
             .collect();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod feed;
 pub mod fetch;
 pub mod fsutil;
+pub mod inforce;
 pub mod ingest;
 pub mod model;
 pub mod normalise;

@@ -104,64 +104,118 @@ pub struct Summary<'a> {
     pub coverage: &'a analysis::Coverage,
     pub index: &'a [analysis::IndexPoint],
     pub providers: &'a [analysis::ProviderRow],
+    pub provider_pairs: &'a [analysis::ProviderPair],
+    pub long_view: &'a [analysis::WeeklyPoint],
     pub config: analysis::Config,
     pub headlines: Vec<String>,
 }
 
-fn prev_median(a: &WeekAnalysis, model: &str, bloc: &str, class: &str) -> f64 {
+fn prev_row<'a>(a: &'a WeekAnalysis, model: &str, bloc: &str, class: &str) -> Option<&'a StatRow> {
     a.prev_rows
         .iter()
         .find(|r| r.gpu_model == model && r.bloc == bloc && r.price_class == class)
-        .map(|r| r.median)
-        .unwrap_or(f64::NAN)
 }
 
-/// Headline sentences: one per model quoted in both blocs (on-demand first).
+/// Provider names, at most four, then how many more.
+fn names(p: &[String]) -> String {
+    let mut s = p.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+    if p.len() > 4 {
+        let _ = write!(s, " +{} more", p.len() - 4);
+    }
+    s
+}
+
+fn side(v: f64, providers: &[String], offers: u32) -> String {
+    let plural = if offers == 1 { "" } else { "s" };
+    format!("{} ({}; {offers} offer{plural})", usd(v), names(providers))
+}
+
+/// Which headline comes first: main models in their order, then export pairs, then
+/// the rest by how many providers stand behind them; on-demand before other classes.
+fn rank(r: &analysis::RatioRow) -> (usize, bool, std::cmp::Reverse<usize>, String, String) {
+    let main = analysis::MAIN_MODELS.iter().position(|m| *m == r.gpu_model);
+    let group = match (r.kind.as_str(), main) {
+        ("same_model", Some(i)) => i,
+        ("export_pair", _) => analysis::MAIN_MODELS.len(),
+        _ => analysis::MAIN_MODELS.len() + 1,
+    };
+    let depth = r.cn_providers.len() + r.us_providers.len();
+    (
+        group,
+        r.price_class != "on_demand",
+        std::cmp::Reverse(depth),
+        r.gpu_model.clone(),
+        r.price_class.clone(),
+    )
+}
+
+/// How many ratio headlines a report keeps (the ratio tables list all).
+pub const HEADLINES_KEPT: usize = 6;
+
+/// What moved since last week: the ratio, and each side's provider-balanced price.
+fn change(a: &WeekAnalysis, r: &analysis::RatioRow) -> String {
+    let (Some(pc), Some(pu)) = (
+        prev_row(a, &r.cn_model, "CN", &r.price_class),
+        prev_row(a, &r.us_model, "US", &r.price_class),
+    ) else {
+        return String::new();
+    };
+    let prev_ratio = pc.provider_median / pu.provider_median;
+    if !prev_ratio.is_finite() {
+        return String::new();
+    }
+    format!(
+        "; ratio {} on the week (CN price {}, US price {})",
+        pct(r.cn_us_ratio / prev_ratio - 1.0),
+        pct(r.cn_median / pc.provider_median - 1.0),
+        pct(r.us_median / pu.provider_median - 1.0)
+    )
+}
+
+/// "No China / no US data this week" warnings, empty when both blocs have offers.
+pub fn banners(a: &WeekAnalysis) -> Vec<String> {
+    [("CN", "China"), ("US", "the US")]
+        .iter()
+        .filter(|(bloc, _)| !a.rows.iter().any(|r| r.bloc == *bloc))
+        .map(|(bloc, name)| {
+            format!(
+                "No {bloc} data this week: no offer from {name} was in force in {}, so no China-vs-US comparison can be made for it.",
+                a.week
+            )
+        })
+        .collect()
+}
+
+/// Headline sentences: the banners, the ranked ratios over all providers (each names
+/// the providers and offers behind both sides and flags thin cells), the index.
 pub fn headlines(a: &WeekAnalysis) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut ratios: Vec<&analysis::RatioRow> = a.ratios.iter().collect();
-    ratios.sort_by(|x, y| {
-        (
-            x.kind != "same_model",
-            x.price_class != "on_demand",
-            &x.gpu_model,
-            &x.price_class,
-        )
-            .cmp(&(
-                y.kind != "same_model",
-                y.price_class != "on_demand",
-                &y.gpu_model,
-                &y.price_class,
-            ))
-    });
-    for r in ratios {
-        let prev_cn = prev_median(a, &r.cn_model, "CN", &r.price_class);
-        let prev_us = prev_median(a, &r.us_model, "US", &r.price_class);
-        let prev_ratio = prev_cn / prev_us;
-        let change = if prev_ratio.is_finite() {
-            format!(", {} on the week", pct(r.cn_us_ratio / prev_ratio - 1.0))
-        } else {
-            String::new()
-        };
+    let mut out = banners(a);
+    let mut ratios: Vec<&analysis::RatioRow> =
+        a.ratios.iter().filter(|r| r.segment == "all").collect();
+    ratios.sort_by_key(|r| rank(r));
+    for r in ratios.into_iter().take(HEADLINES_KEPT) {
         let class = r.price_class.replace('_', "-");
-        if r.kind == "same_model" {
-            out.push(format!(
-                "{} ({class}): US median {}, CN-hosted {} per GPU-hour, ratio {}{change}",
-                r.gpu_model,
-                usd(r.us_median),
-                usd(r.cn_median),
-                num(r.cn_us_ratio, 2)
-            ));
+        let thin = if r.thin {
+            " (thin: few offers or one provider)"
         } else {
-            out.push(format!(
-                "{} in China ({}) against {} in the US ({}) per GPU-hour ({class}): ratio {}{change}",
-                r.cn_model,
-                usd(r.cn_median),
-                r.us_model,
-                usd(r.us_median),
-                num(r.cn_us_ratio, 2)
-            ));
-        }
+            ""
+        };
+        let cn = side(r.cn_median, &r.cn_providers, r.cn_offers);
+        let us = side(r.us_median, &r.us_providers, r.us_offers);
+        let ratio = format!(
+            "ratio {} ({} ex VAT)",
+            num(r.cn_us_ratio, 2),
+            num(r.cn_us_ratio_ex_vat, 2)
+        );
+        let what = if r.kind == "same_model" {
+            format!("{} ({class}): CN {cn} vs US {us} per GPU-hour", r.gpu_model)
+        } else {
+            format!(
+                "{} in China {cn} vs {} in the US {us} per GPU-hour ({class})",
+                r.cn_model, r.us_model
+            )
+        };
+        out.push(format!("{what}: {ratio}{}{thin}", change(a, r)));
     }
     out.extend(index_headline(a));
     out
@@ -203,7 +257,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
     let both: Vec<String> = a
         .ratios
         .iter()
-        .filter(|r| r.kind == "same_model" && r.price_class == "on_demand")
+        .filter(|r| r.kind == "same_model" && r.price_class == "on_demand" && r.segment == "all")
         .map(|r| r.gpu_model.clone())
         .collect();
     for model in &both {
@@ -215,7 +269,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                 .filter(|d| &d.gpu_model == model && d.bloc == bloc && d.price_class == "on_demand")
                 .collect();
             lines.push(Line {
-                label: format!("{bloc} median"),
+                label: format!("{bloc} provider-balanced median"),
                 color: PALETTE[ci],
                 points: pts.iter().map(|d| (d.date, d.median)).collect(),
                 band: pts.iter().map(|d| (d.date, d.p25, d.p75)).collect(),
@@ -228,7 +282,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                     sim,
                     &format!("{model} on-demand, CN vs US, daily median, {span}"),
                 ),
-                caption: caption("Bands: p25 to p75 of offers per day."),
+                caption: caption("Lines: median of provider medians of the offers in force each day. Bands: p25 to p75 of those offers."),
                 y_label: "USD per GPU-hour".into(),
                 lines,
                 reference: None,
@@ -301,8 +355,8 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                 .iter()
                 .filter(|r| r.gpu_model == *m && r.price_class == "on_demand")
                 .filter_map(|r| match r.bloc.as_str() {
-                    "CN" => Some((CN, r.median, r.p25, r.p75)),
-                    "US" => Some((US, r.median, r.p25, r.p75)),
+                    "CN" => Some((CN, r.provider_median, r.p25, r.p75)),
+                    "US" => Some((US, r.provider_median, r.p25, r.p75)),
                     _ => None,
                 })
                 .collect(),
@@ -319,14 +373,14 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                         a.week, a.from, a.to
                     ),
                 ),
-                caption: caption("Whiskers: p25 to p75."),
+                caption: caption("Bars: median of provider medians. Whiskers: p25 to p75 of the offers in force."),
                 y_label: "USD per GPU-hour".into(),
                 series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
                 groups,
             }),
         ));
     }
-    // Availability: offer observations per day per bloc.
+    // Availability: offers in force per day per bloc.
     let mut avail = Vec::new();
     for (bloc, ci) in [("CN", CN), ("US", US)] {
         let mut per_day: std::collections::BTreeMap<chrono::NaiveDate, f64> = Default::default();
@@ -334,7 +388,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
             *per_day.entry(d.date).or_default() += d.offers as f64;
         }
         avail.push(Line {
-            label: format!("{bloc} offer observations"),
+            label: format!("{bloc} offers in force"),
             color: PALETTE[ci],
             points: per_day.into_iter().collect(),
             band: Vec::new(),
@@ -343,9 +397,9 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
     out.push((
         "availability".into(),
         Chart::Line(LineChart {
-            title: short_label(sim, &format!("Offers observed per day by bloc, {span}")),
-            caption: caption("One offer seen in one hourly snapshot counts once."),
-            y_label: "offer observations per day".into(),
+            title: short_label(sim, &format!("Offers in force per day by bloc, {span}")),
+            caption: caption("Each offer counts once a day, however often it was seen."),
+            y_label: "offers in force per day".into(),
             lines: avail,
             reference: None,
             y_from_zero: true,
@@ -373,10 +427,10 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
             Chart::Line(LineChart {
                 title: short_label(
                     sim,
-                    &format!("On-demand price index by bloc, weeks to {}", a.week),
+                    &format!("Price index by bloc, matched cells, weeks to {}", a.week),
                 ),
                 caption: caption(
-                    "Chain-linked over matched models (geometric mean of median relatives).",
+                    "Chain-linked Jevons index over cells (provider x model x class) in force in both adjacent weeks.",
                 ),
                 y_label: "index (first week = 100)".into(),
                 lines: index_lines,
@@ -391,7 +445,7 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
         let rows: Vec<&analysis::ProviderRow> = a
             .providers
             .iter()
-            .filter(|p| &p.gpu_model == model)
+            .filter(|p| &p.gpu_model == model && p.price_class == "on_demand")
             .collect();
         let blocs = ["CN", "US", "OTHER"];
         let groups: Vec<BarGroup> = rows
@@ -420,7 +474,9 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                     sim,
                     &format!("{model} on-demand median by provider and bloc, {}", a.week),
                 ),
-                caption: caption("Whiskers: p25 to p75."),
+                caption: caption(
+                    "Bars: provider median of the offers in force. Whiskers: p25 to p75.",
+                ),
                 y_label: "USD per GPU-hour".into(),
                 series: blocs
                     .iter()
@@ -428,6 +484,85 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                     .map(|(i, b)| (b.to_string(), PALETTE[i]))
                     .collect(),
                 groups,
+            }),
+        ));
+    }
+    out.extend(export_chart(a, &caption));
+    out.extend(long_view_charts(a, &caption));
+    out
+}
+
+/// Export-control pairs: the China variant in China beside its US counterpart in the
+/// US (provider-balanced, all segments).
+fn export_chart(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Option<(String, Chart)> {
+    let sim = a.coverage.sample_data;
+    let groups: Vec<BarGroup> = a
+        .ratios
+        .iter()
+        .filter(|r| r.kind == "export_pair" && r.segment == "all")
+        .map(|r| BarGroup {
+            label: format!("{} vs {} ({})", r.cn_model, r.us_model, r.price_class),
+            bars: vec![
+                (CN, r.cn_median, r.cn_median, r.cn_median),
+                (US, r.us_median, r.us_median, r.us_median),
+            ],
+        })
+        .collect();
+    (!groups.is_empty()).then(|| {
+        (
+            "export-pairs".to_string(),
+            Chart::Bar(BarChart {
+                title: short_label(sim, &format!("Export-control pairs, {}", a.week)),
+                caption: caption("China variant in China (CN) against its US counterpart in the US (US); median of provider medians."),
+                y_label: "USD per GPU-hour".into(),
+                series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
+                groups,
+            }),
+        )
+    })
+}
+
+/// Per main model: weekly provider-balanced on-demand figures in each bloc over the
+/// whole history in the store.
+fn long_view_charts(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Vec<(String, Chart)> {
+    let sim = a.coverage.sample_data;
+    let mut out = Vec::new();
+    for model in analysis::MAIN_MODELS {
+        let lines: Vec<Line> = [("CN", CN), ("US", US)]
+            .iter()
+            .map(|(bloc, ci)| Line {
+                label: format!("{bloc} weekly"),
+                color: PALETTE[*ci],
+                points: a
+                    .long_view
+                    .iter()
+                    .filter(|p| p.gpu_model == *model && p.bloc == *bloc)
+                    .map(|p| (p.monday, p.median))
+                    .collect(),
+                band: Vec::new(),
+            })
+            .collect();
+        let Some(first) = lines
+            .iter()
+            .flat_map(|l| l.points.first())
+            .map(|p| p.0)
+            .min()
+        else {
+            continue;
+        };
+        out.push((
+            format!("long-{}", model.to_lowercase()),
+            Chart::Line(LineChart {
+                title: short_label(
+                    sim,
+                    &format!("{model} on-demand, CN vs US, weekly, {first} to {}", a.to),
+                ),
+                caption: caption("Median of provider medians of the offers in force each week; gaps: no offer in force."),
+                y_label: "USD per GPU-hour".into(),
+                lines,
+                reference: None,
+                y_from_zero: true,
+                step_days: 7,
             }),
         ));
     }
@@ -453,33 +588,177 @@ pub fn index_headline(a: &WeekAnalysis) -> Option<String> {
                 .unwrap_or(f64::NAN)
         };
         parts.push(format!(
-            "{bloc} {} ({} on the week, {} over four weeks)",
+            "{bloc} {} ({} on the week, {} over four weeks; {} cells linked)",
             num(last.index, 1),
             pct1(back(1)),
-            pct1(back(4))
+            pct1(back(4)),
+            last.cells_matched
         ));
     }
     (!parts.is_empty()).then(|| {
         format!(
-            "On-demand price index, mix-adjusted (first week = 100): {}",
+            "Price index over matched cells (provider x model x class, first week = 100): {}",
             parts.join("; ")
         )
     })
 }
 
+/// Feed-supplied text inside Markdown prose: characters with a Markdown or HTML
+/// meaning are backslash-escaped, so renderers show them literally.
+pub fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\`*_[]<>&|#".contains(c) {
+            out.push('\\');
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+/// A table for both renderings: header and rows of plain text.
+struct Table {
+    head: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn md(&self) -> String {
+        let mut s = format!("| {} |\n|", self.head.join(" | "));
+        s.push_str(&"---|".repeat(self.head.len()));
+        s.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().map(|c| md_text(c)).collect();
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
+        }
+        s
+    }
+    fn html(&self) -> String {
+        let mut s = String::from("<table><tr>");
+        for h in &self.head {
+            let _ = write!(s, "<th>{}</th>", esc(h));
+        }
+        s.push_str("</tr>\n");
+        for r in &self.rows {
+            s.push_str("<tr>");
+            for c in r {
+                let _ = write!(s, "<td>{}</td>", esc(c));
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</table>\n");
+        s
+    }
+}
+
+/// CN/US ratios per model, class and segment, with the providers behind each side.
+fn ratio_table(a: &WeekAnalysis, kind: &str) -> Table {
+    Table {
+        head: vec![
+            "model",
+            "class",
+            "segment",
+            "CN USD/GPU-h",
+            "CN providers",
+            "CN offers",
+            "US USD/GPU-h",
+            "US providers",
+            "US offers",
+            "CN/US",
+            "CN/US ex VAT",
+            "thin",
+        ],
+        rows: a
+            .ratios
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| {
+                vec![
+                    r.gpu_model.clone(),
+                    r.price_class.clone(),
+                    r.segment.clone(),
+                    num(r.cn_median, 4),
+                    r.cn_providers.join(", "),
+                    r.cn_offers.to_string(),
+                    num(r.us_median, 4),
+                    r.us_providers.join(", "),
+                    r.us_offers.to_string(),
+                    num(r.cn_us_ratio, 3),
+                    num(r.cn_us_ratio_ex_vat, 3),
+                    if r.thin { "thin" } else { "" }.to_string(),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Each CN provider against each US provider for the same model and class.
+fn pair_table(a: &WeekAnalysis) -> Table {
+    Table {
+        head: vec![
+            "model",
+            "class",
+            "CN provider",
+            "CN USD/GPU-h",
+            "CN offers",
+            "US provider",
+            "US USD/GPU-h",
+            "US offers",
+            "CN/US",
+        ],
+        rows: a
+            .provider_pairs
+            .iter()
+            .map(|p| {
+                vec![
+                    p.gpu_model.clone(),
+                    p.price_class.clone(),
+                    p.cn_provider.clone(),
+                    num(p.cn_median, 4),
+                    p.cn_offers.to_string(),
+                    p.us_provider.clone(),
+                    num(p.us_median, 4),
+                    p.us_offers.to_string(),
+                    num(p.ratio, 3),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The comparison tables of a week: (heading, table).
+fn tables(a: &WeekAnalysis) -> Vec<(&'static str, Table)> {
+    vec![
+        (
+            "CN/US ratios per model and segment (median of provider medians)",
+            ratio_table(a, "same_model"),
+        ),
+        (
+            "Export-control pairs (China variant in China vs US model in the US)",
+            ratio_table(a, "export_pair"),
+        ),
+        (
+            "Provider pairs (provider median against provider median)",
+            pair_table(a),
+        ),
+    ]
+}
+
 fn stat_table_md(rows: &[StatRow]) -> String {
     let mut s = String::from(
-        "| model | bloc | class | offers | p25 | median | p75 | min | p90 |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| model | bloc | class | offers | providers | provider-balanced | p25 | median | p75 | min | p90 |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |",
             r.gpu_model,
             r.bloc,
             r.price_class,
             r.offers,
             if r.thin { " (thin)" } else { "" },
+            r.providers,
+            usd(r.provider_median),
             usd(r.p25),
             usd(r.median),
             usd(r.p75),
@@ -490,9 +769,10 @@ fn stat_table_md(rows: &[StatRow]) -> String {
     s
 }
 
-/// The methodology paragraph, with the thresholds actually used.
+/// The methodology paragraph, with the thresholds actually used (METHODOLOGY.md has
+/// the full text).
 pub fn method(cfg: &analysis::Config) -> String {
-    format!("Prices are USD per GPU-hour: each published price is divided by the GPUs in the offer, converted from its unit (per instance, per month of 730 hours, cents, thousandths of a yuan) and from its currency at the ECB reference rate of the observation date or the latest earlier one (at most 7 days). Statistics are over every offer observation of the week (one offer in one hourly snapshot counts once); quantiles interpolate linearly. Fractional-GPU offers and prices under {}x or over {}x their model's median over the week are left out and counted; cells with fewer than {} observations are marked thin. GPU models are never merged across SXM/PCIe or across export variants (H800, H20, A800, RTX 4090D stay apart from H100, A100, RTX 4090); comparable pairs across the export-control line (e.g. H20 in China against H100 in the US) are shown as such. The price index chains week to week the geometric mean of the median price relatives of the models quoted in both weeks (first week = 100), so a change in which models are offered is not a price move. Bloc CN is mainland China; Hong Kong, Macau and Taiwan are OTHER. Prices compared are as published (usd_per_gpu_hour): Chinese list prices may include VAT, US list prices do not; the store also keeps the ex-VAT price.", cfg.implausible_low, cfg.implausible_high, cfg.thin_cell)
+    format!("Prices are USD per GPU-hour: each published price is divided by the GPUs in the offer, converted from its unit (per instance, per month of 730 hours, cents, thousandths of a yuan) and from its currency at the ECB reference rate of the observation date or the latest earlier one (at most 7 days). A price stands from its observation until the same feed's next snapshot of that provider supersedes it (an offer missing from that snapshot has ended) or until it expires: list prices after at most 45 days, marketplace offers after a few hours (tables/providers.toml); gaps beyond that stay gaps. Each week's and day's statistics are over the offers in force in it, each offer counted once at its last price in force. The headline figure of a model, bloc and class is the median of the providers' median prices, so each provider counts once; the offer-level quartiles stand beside it. Ratios compare these figures over all providers and within each segment (hyperscaler, gpu_cloud, marketplace), and provider by provider. Fractional-GPU offers and prices under {}x or over {}x the median of their model's observations in the same ISO week are left out and counted; cells with fewer than {} offers in force or a single provider are marked thin. GPU models are never merged across SXM/PCIe or across export variants (H800, H20, A800, RTX 4090D stay apart from H100, A100, RTX 4090); comparable pairs across the export-control line are shown as such. The price index chains week to week the geometric mean of the price relatives of the cells (provider x model x class) in force in both weeks (Jevons over matched items, first week = 100), so providers or models appearing or missing are not price moves. Bloc CN is mainland China; Hong Kong, Macau and Taiwan are OTHER. Prices compared are as published: Chinese list prices may include VAT, US list prices do not; ratios excluding VAT are shown beside. See METHODOLOGY.md.", cfg.implausible_low, cfg.implausible_high, cfg.thin_cell)
 }
 
 fn markdown(
@@ -519,6 +799,9 @@ fn markdown(
         "{} to {} (UTC). Generated {generated_at}.\n",
         a.from, a.to
     );
+    for b in banners(a) {
+        let _ = writeln!(s, "> **{}**\n", md_text(&b));
+    }
     let _ = writeln!(s, "## Headlines\n");
     if heads.is_empty() {
         let _ = writeln!(
@@ -527,7 +810,15 @@ fn markdown(
         );
     }
     for h in heads {
-        let _ = writeln!(s, "- {h}");
+        let _ = writeln!(s, "- {}", md_text(h));
+    }
+    for (title, t) in tables(a) {
+        let _ = writeln!(s, "\n## {title}\n");
+        if t.rows.is_empty() {
+            let _ = writeln!(s, "None this week.");
+        } else {
+            s.push_str(&t.md());
+        }
     }
     let _ = writeln!(s, "\n## Charts\n");
     for c in chart_names {
@@ -558,7 +849,7 @@ fn markdown(
     }
     let _ = writeln!(
         s,
-        "- share of offers whose GPU resolved to a model: {}\n- implausible prices left out: {}\n- fractional-GPU offers left out: {}\n- thin cells (fewer than {} observations): {}\n",
+        "- share of offers whose GPU resolved to a model: {}\n- implausible prices left out: {}\n- fractional-GPU offers left out: {}\n- thin cells (fewer than {} offers in force, or one provider): {}\n",
         pct_plain(a.coverage.resolved_share),
         a.coverage.implausible,
         a.coverage.fractional,
@@ -604,6 +895,9 @@ fn html(
         a.to,
         esc(generated_at)
     );
+    for b in banners(a) {
+        let _ = writeln!(s, "<p class=\"sim\">{}</p>", esc(&b));
+    }
     let _ = writeln!(s, "<h2>Headlines</h2><ul>");
     if heads.is_empty() {
         let _ = writeln!(
@@ -614,7 +908,16 @@ fn html(
     for h in heads {
         let _ = writeln!(s, "<li>{}</li>", esc(h));
     }
-    let _ = writeln!(s, "</ul><h2>Charts</h2>");
+    let _ = writeln!(s, "</ul>");
+    for (title, t) in tables(a) {
+        let _ = writeln!(s, "<h2>{}</h2>", esc(title));
+        if t.rows.is_empty() {
+            let _ = writeln!(s, "<p>None this week.</p>");
+        } else {
+            s.push_str(&t.html());
+        }
+    }
+    let _ = writeln!(s, "<h2>Charts</h2>");
     for (name, svg) in svgs {
         // The SVG is produced by plotters from escaped text; strip its XML prolog.
         let body = svg.trim_start_matches(|c| c != '<');
@@ -625,17 +928,18 @@ fn html(
         };
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", esc(name), body.trim());
     }
-    let _ = writeln!(s, "<h2>Statistics (USD per GPU-hour)</h2><table><tr><th>model</th><th>bloc</th><th>class</th><th>offers</th><th>providers</th><th>p25</th><th>median</th><th>p75</th><th>min</th><th>p90</th><th>10% trimmed mean</th></tr>");
+    let _ = writeln!(s, "<h2>Statistics (USD per GPU-hour)</h2><table><tr><th>model</th><th>bloc</th><th>class</th><th>offers</th><th>providers</th><th>provider-balanced</th><th>p25</th><th>median</th><th>p75</th><th>min</th><th>p90</th><th>10% trimmed mean</th></tr>");
     for r in &a.rows {
         let _ = writeln!(
             s,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if r.thin { " class=\"thin\"" } else { "" },
             esc(&r.gpu_model),
             esc(&r.bloc),
             esc(&r.price_class),
             r.offers,
             r.providers,
+            usd(r.provider_median),
             usd(r.p25),
             usd(r.median),
             usd(r.p75),
@@ -668,7 +972,7 @@ fn html(
     }
     let _ = writeln!(
         s,
-        "<li>share of offers whose GPU resolved to a model: {}</li><li>implausible prices left out: {}</li><li>fractional-GPU offers left out: {}</li><li>thin cells (fewer than {} observations, greyed): {}</li></ul>",
+        "<li>share of offers whose GPU resolved to a model: {}</li><li>implausible prices left out: {}</li><li>fractional-GPU offers left out: {}</li><li>thin cells (fewer than {} offers in force, or one provider; greyed): {}</li></ul>",
         pct_plain(a.coverage.resolved_share),
         a.coverage.implausible,
         a.coverage.fractional,
@@ -691,11 +995,11 @@ fn io_err(path: &Path) -> impl FnOnce(crate::error::StoreError) -> ReportError +
 }
 
 fn summary_csv(a: &WeekAnalysis) -> String {
-    let mut s = String::from("week,gpu_model,bloc,price_class,offers,distinct_offers,providers,min,p10,p25,median,p75,p90,trimmed_mean_10,thin\n");
+    let mut s = String::from("week,gpu_model,bloc,price_class,offers,distinct_offers,providers,min,p10,p25,median,p75,p90,trimmed_mean_10,thin,provider_median,provider_median_ex_vat,observations\n");
     for r in &a.rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             a.week,
             r.gpu_model,
             r.bloc,
@@ -710,7 +1014,10 @@ fn summary_csv(a: &WeekAnalysis) -> String {
             num(r.p75, 4),
             num(r.p90, 4),
             num(r.trimmed_mean_10, 4),
-            r.thin
+            r.thin,
+            num(r.provider_median, 4),
+            num(r.provider_median_ex_vat, 4),
+            r.observations
         );
     }
     s
@@ -771,6 +1078,8 @@ pub fn write_week_with(
         coverage: &a.coverage,
         index: &a.index,
         providers: &a.providers,
+        provider_pairs: &a.provider_pairs,
+        long_view: &a.long_view,
         config: a.config,
         headlines: heads.clone(),
     };

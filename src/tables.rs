@@ -499,6 +499,103 @@ impl Tables {
     }
 }
 
+const PROVIDERS_TOML: &str = include_str!("../tables/providers.toml");
+
+/// Segments a provider can belong to (`tables/providers.toml`), plus `unknown`.
+pub const SEGMENTS: [&str; 4] = ["hyperscaler", "gpu_cloud", "marketplace", "unknown"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderEntry {
+    segment: String,
+    valid_hours: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderDefaults {
+    list_price_hours: f64,
+    segment: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvidersFile {
+    defaults: ProviderDefaults,
+    providers: BTreeMap<String, ProviderEntry>,
+}
+
+/// Provider segments and price validity (`tables/providers.toml`).
+#[derive(Debug)]
+pub struct Providers {
+    defaults: ProviderDefaults,
+    providers: BTreeMap<String, ProviderEntry>,
+}
+
+impl Providers {
+    /// The embedded table. Panics only if it is invalid, which the tests rule out.
+    pub fn embedded() -> &'static Providers {
+        static P: OnceLock<Providers> = OnceLock::new();
+        P.get_or_init(|| {
+            Providers::parse(PROVIDERS_TOML).expect("embedded providers.toml is valid")
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TableError> {
+        let err = |message: String| TableError {
+            table: "tables/providers.toml".into(),
+            message,
+        };
+        let f: ProvidersFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let hours_ok = |h: f64| h.is_finite() && h > 0.0;
+        if !hours_ok(f.defaults.list_price_hours) {
+            return Err(err("defaults.list_price_hours must be positive".into()));
+        }
+        for (name, e) in &f.providers {
+            if !SEGMENTS.contains(&e.segment.as_str()) {
+                return Err(err(format!("{name}: unknown segment {:?}", e.segment)));
+            }
+            if e.valid_hours.is_some_and(|h| !hours_ok(h)) {
+                return Err(err(format!("{name}: valid_hours must be positive")));
+            }
+        }
+        Ok(Self {
+            defaults: f.defaults,
+            providers: f.providers,
+        })
+    }
+
+    fn entry(&self, provider: &str) -> Option<&ProviderEntry> {
+        self.providers.get(provider).or_else(|| {
+            provider
+                .split_once(':')
+                .and_then(|(agg, _)| self.providers.get(agg))
+        })
+    }
+
+    /// The provider's segment (`unknown` when the table does not list it).
+    pub fn segment(&self, provider: &str) -> &str {
+        self.entry(provider)
+            .map(|e| e.segment.as_str())
+            .unwrap_or(self.defaults.segment.as_str())
+    }
+
+    /// Hours an observed price of the provider stands when nothing supersedes it.
+    pub fn valid_hours(&self, provider: &str) -> f64 {
+        self.entry(provider)
+            .and_then(|e| e.valid_hours)
+            .unwrap_or(self.defaults.list_price_hours)
+    }
+
+    /// The longest validity of any provider: how far back a price can still stand.
+    pub fn max_valid_hours(&self) -> f64 {
+        self.providers
+            .values()
+            .filter_map(|e| e.valid_hours)
+            .fold(self.defaults.list_price_hours, f64::max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +625,25 @@ mod tests {
         assert_eq!(t.bloc(Some("HK")), "OTHER");
         assert_eq!(t.bloc(None), "OTHER");
         assert_eq!(t.period_hours("month"), Some(730.0));
+    }
+
+    #[test]
+    fn provider_segments_and_validity() {
+        let p = Providers::embedded();
+        let check = |provider: &str, expected: (&str, f64)| {
+            assert_eq!(
+                (p.segment(provider), p.valid_hours(provider)),
+                expected,
+                "{provider}"
+            );
+        };
+        check("aws", ("hyperscaler", 1080.0));
+        check("aliyun", ("hyperscaler", 1080.0));
+        check("lambda", ("gpu_cloud", 1080.0));
+        check("vastai", ("marketplace", 6.0));
+        check("shadeform:lambda", ("marketplace", 6.0));
+        check("nobody", ("unknown", 1080.0));
+        assert!(Providers::parse("[defaults]\nlist_price_hours = 1\nsegment = \"unknown\"\n[providers]\nx = { segment = \"cloud\" }\n").is_err());
     }
 
     #[test]

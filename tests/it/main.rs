@@ -9,6 +9,7 @@ mod feeds_cloud;
 mod feeds_market;
 mod golden;
 mod history;
+mod methodology;
 mod names;
 mod pipeline;
 mod props;

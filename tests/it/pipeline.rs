@@ -286,25 +286,33 @@ async fn ingest_then_report() {
                 ("price_class", row["price_class"].as_str().unwrap()),
             ],
         );
-        let v = f64_col(&sel, "usd_per_gpu_hour");
+        // Each offer in force counts once, at its last observed price (METHODOLOGY.md).
+        let latest = latest_prices(&sel);
+        let v: Vec<f64> = latest.values().map(|p| p.1).collect();
         assert_eq!(row["offers"].as_u64().unwrap() as usize, v.len(), "{row}");
+        assert_eq!(
+            row["observations"].as_u64().unwrap() as usize,
+            sel.height(),
+            "{row}"
+        );
         let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
         assert!(
             (row["min"].as_f64().unwrap() - min).abs() < 1e-12,
             "min of {row}"
         );
-        let (lo, hi) = (quantile(&v, 0.1), quantile(&v, 0.9));
-        let kept: Vec<f64> = v.iter().cloned().filter(|x| *x >= lo && *x <= hi).collect();
+        // scipy.stats.trim_mean(v, 0.1): cut floor(10% of n) values at each end.
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        let cut = sorted.len() / 10;
+        let kept = &sorted[cut..sorted.len() - cut];
         let trimmed = kept.iter().sum::<f64>() / kept.len() as f64;
         assert!(
             (row["trimmed_mean_10"].as_f64().unwrap() - trimmed).abs() < 1e-9,
             "trimmed mean of {row}"
         );
-        let distinct: std::collections::BTreeSet<String> =
-            str_col(&sel, "offer_id").into_iter().collect();
         assert_eq!(
             row["distinct_offers"].as_u64().unwrap() as usize,
-            distinct.len(),
+            latest.len(),
             "{row}"
         );
         for (k, q) in [
@@ -325,8 +333,24 @@ async fn ingest_then_report() {
         .iter()
         .find(|r| r["gpu_model"] == "H100-SXM-80GB" && r["price_class"] == "on_demand")
         .expect("H100 ratio");
-    let cn = quantile(&[2.5, 2.75, 2.25, 3.0], 0.5);
-    let us = quantile(&[2.9, 2.5, 3.19, 2.75, 2.61, 2.25, 3.48, 3.0], 0.5);
+    // Provider-balanced: the median of each provider's median of its latest prices.
+    let balanced = |bloc: &str| {
+        let sel = rows_where(
+            &offers,
+            &[
+                ("gpu_model", "H100-SXM-80GB"),
+                ("bloc", bloc),
+                ("price_class", "on_demand"),
+            ],
+        );
+        let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for (provider, price) in latest_prices(&sel).into_values() {
+            by.entry(provider).or_default().push(price);
+        }
+        let medians: Vec<f64> = by.values().map(|v| quantile(v, 0.5)).collect();
+        quantile(&medians, 0.5)
+    };
+    let (cn, us) = (balanced("CN"), balanced("US"));
     assert!((ratio["cn_median"].as_f64().unwrap() - cn).abs() < 1e-9);
     assert!((ratio["us_median"].as_f64().unwrap() - us).abs() < 1e-9);
     assert!((ratio["cn_us_ratio"].as_f64().unwrap() - cn / us).abs() < 1e-9);
@@ -336,6 +360,42 @@ async fn ingest_then_report() {
         !html.contains("SIMULATED"),
         "real-format fixtures are not labelled simulated"
     );
+}
+
+/// Per offer (feed, offer id, class): its provider and the price of its latest
+/// observation.
+fn latest_prices(
+    sel: &polars::prelude::DataFrame,
+) -> std::collections::BTreeMap<(String, String, String), (String, f64)> {
+    let t: Vec<i64> = sel
+        .column("observed_at")
+        .unwrap()
+        .cast(&polars::prelude::DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    let (feed, id, class, provider) = (
+        str_col(sel, "feed"),
+        str_col(sel, "offer_id"),
+        str_col(sel, "price_class"),
+        str_col(sel, "provider"),
+    );
+    let price = f64_col(sel, "usd_per_gpu_hour");
+    let mut best: std::collections::BTreeMap<(String, String, String), (i64, String, f64)> =
+        Default::default();
+    for i in 0..sel.height() {
+        let key = (feed[i].clone(), id[i].clone(), class[i].clone());
+        let e = best
+            .entry(key)
+            .or_insert((i64::MIN, String::new(), f64::NAN));
+        if t[i] >= e.0 {
+            *e = (t[i], provider[i].clone(), price[i]);
+        }
+    }
+    best.into_iter().map(|(k, (_, p, v))| (k, (p, v))).collect()
 }
 
 trait ContainsExt {

@@ -284,3 +284,279 @@ fn rows_where_reason_unknown(d: &polars::prelude::DataFrame) -> usize {
     rows_where(d, &[("reason", "unknown_gpu_name")]).height()
         + rows_where(d, &[("reason", "unknown_instance_type")]).height()
 }
+
+/// Median (linear interpolation) of the values.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    quantile(&v, 0.5)
+}
+
+/// Alibaba cn-shanghai A100 80GB: the per-GPU CNY prices of the source rows.
+fn alibaba_a100_80gb_cny(data: &Path) -> Vec<f64> {
+    let path = data.join("arthurchiao-gpu-prices-2023/alibaba_cn-shanghai_gpu_prices_cny.csv");
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    rdr.records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[5].contains("A100 80G"))
+        .map(|r| {
+            let gpus: f64 = r[5].split('*').next().unwrap().trim().parse().unwrap();
+            r[9].parse::<f64>().unwrap() / gpus
+        })
+        .collect()
+}
+
+/// AWS A100 80GB in US regions, per-GPU USD, one row per (instance type, region).
+fn aws_a100_80gb_usd(data: &Path, date: &str) -> Vec<f64> {
+    let path = data.join(format!("skypilot-catalog/aws/{date}/vms.csv"));
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let at = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (it, acc, cnt, price, region) = (
+        at("InstanceType"),
+        at("AcceleratorName"),
+        at("AcceleratorCount"),
+        at("Price"),
+        at("Region"),
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    for r in rdr.records().map(|r| r.unwrap()) {
+        if &r[acc] == "A100-80GB" && r[region].starts_with("us-") && !r[price].is_empty() {
+            let per_gpu = r[price].parse::<f64>().unwrap() / r[cnt].parse::<f64>().unwrap();
+            seen.insert((r[it].to_string(), r[region].to_string()), per_gpu);
+        }
+    }
+    seen.into_values().collect()
+}
+
+/// ISO weeks (by Monday) in which some US on-demand price of `model` (or of any model
+/// when `None`) changed, appeared or expired, judged from the stored snapshots alone:
+/// a feed's snapshot that differs from its previous one, or its last snapshot's
+/// prices expiring after their validity.
+fn weeks_with_changes(
+    offers: &polars::prelude::DataFrame,
+    model: Option<&str>,
+) -> std::collections::BTreeSet<chrono::NaiveDate> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let us = rows_where(offers, &[("bloc", "US"), ("price_class", "on_demand")]);
+    let (feed, provider, id, m) = (
+        str_col(&us, "feed"),
+        str_col(&us, "provider"),
+        str_col(&us, "offer_id"),
+        str_col(&us, "gpu_model"),
+    );
+    let price = f64_col(&us, "usd_per_gpu_hour");
+    let t: Vec<i64> = us
+        .column("observed_at")
+        .unwrap()
+        .cast(&polars::prelude::DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    // (feed, provider) -> snapshot time -> the snapshot's (offer, price bits) set.
+    type Snapshots = BTreeMap<i64, BTreeSet<(String, u64)>>;
+    let mut snaps: BTreeMap<(String, String), Snapshots> = BTreeMap::new();
+    for i in 0..us.height() {
+        let e = snaps
+            .entry((feed[i].clone(), provider[i].clone()))
+            .or_default()
+            .entry(t[i])
+            .or_default();
+        if model.is_none_or(|x| x == m[i]) {
+            e.insert((id[i].clone(), price[i].to_bits()));
+        }
+    }
+    let monday = |ms: i64| {
+        let d = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .date_naive();
+        gpurent::analysis::IsoWeek::of(d).monday()
+    };
+    let mut out = BTreeSet::new();
+    for ((_, provider), by_time) in &snaps {
+        let mut prev: Option<&BTreeSet<(String, u64)>> = None;
+        for (t, set) in by_time {
+            if prev != Some(set) && !(prev.is_none() && set.is_empty()) {
+                out.insert(monday(*t));
+            }
+            prev = Some(set);
+        }
+        let (last, set) = by_time.iter().next_back().unwrap();
+        if !set.is_empty() {
+            let valid = gpurent::tables::Providers::embedded().valid_hours(provider);
+            out.insert(monday(last + (valid * 3_600_000.0) as i64));
+        }
+    }
+    out
+}
+
+/// The real history, back-filled as a user would (SkyPilot catalogues of every cloud
+/// for the months around June 2023, to keep the runtime modest; the Alibaba and AWS
+/// 2023 lists; Tencent 2016-2021; ECB rates), and the 2023-W24 report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_history_2023_w24_methodology() {
+    let Some(data) = shared() else { return };
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    let mut ecb_spec = spec_format("ecb_fx");
+    ecb_spec.provider = Some("ecb".into());
+    ecb_spec.at = Some("2024-10-11T00:00:00Z".parse().unwrap());
+    import(&ecb_spec, &[data.join("ecb-fx/eurofxref-hist.csv")], &store).await;
+    let mut dirs = Vec::new();
+    for root in ["skypilot-catalog", "seedling-catalog"] {
+        for cloud in std::fs::read_dir(data.join(root)).unwrap() {
+            for snap in std::fs::read_dir(cloud.unwrap().path()).unwrap() {
+                let p = snap.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                if ("2023-03-01".."2023-10-01").contains(&name.as_str()) {
+                    dirs.push(p);
+                }
+            }
+        }
+    }
+    dirs.sort();
+    import(&spec_format("skypilot_csv"), &dirs, &store).await;
+    import(
+        &spec_feed("alibaba-2023.toml", Some("2023-06-17T00:00:00Z")),
+        &[data.join("arthurchiao-gpu-prices-2023/alibaba_cn-shanghai_gpu_prices_cny.csv")],
+        &store,
+    )
+    .await;
+    import(
+        &spec_feed("aws-2023-arthurchiao.toml", Some("2023-06-17T00:00:00Z")),
+        &[data.join("arthurchiao-gpu-prices-2023/aws_gpu_prices_usd.csv")],
+        &store,
+    )
+    .await;
+    import(
+        &spec_feed("tencent-docs.toml", None),
+        &[data.join("tencent-cloud-docs/gpu-price-overview")],
+        &store,
+    )
+    .await;
+    let week = gpurent::analysis::IsoWeek::parse("2023-W24").unwrap();
+    let generated = "2023-06-19T00:30:00Z".parse().unwrap();
+    let out = tmp.path().join("reports");
+    let dir = tokio::task::spawn_blocking({
+        let (store, out) = (store.clone(), out.clone());
+        move || gpurent::report::write_week(&store, &out, week, generated).unwrap()
+    })
+    .await
+    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+
+    // The Alibaba vs AWS A100-SXM-80GB pair, by hand from the two source files: the
+    // providers' medians per GPU, CNY at the ECB rate of the observation date
+    // (2023-06-17, a Saturday: Friday's rate).
+    let (fx_date, usd, cny) = ecb(&data, "2023-06-17");
+    let cn = median(alibaba_a100_80gb_cny(&data)) * usd / cny;
+    let gn7e = 277.93 / 8.0 * usd / cny;
+    assert!(
+        (cn / gn7e - 1.0).abs() < 1e-4,
+        "Alibaba's A100 80GB sizes cost the same per GPU"
+    );
+    let us = median(aws_a100_80gb_usd(&data, "2023-06-01"));
+    assert!((us - 40.96575 / 8.0).abs() < 1e-9, "p4de: {us}");
+    let pair = summary["provider_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["gpu_model"] == "A100-SXM-80GB"
+                && p["price_class"] == "on_demand"
+                && p["cn_provider"] == "aliyun"
+                && p["us_provider"] == "aws"
+        })
+        .expect("Alibaba vs AWS A100-SXM-80GB pair in 2023-W24");
+    let ratio = pair["ratio"].as_f64().unwrap();
+    assert!((ratio - cn / us).abs() < 1e-9, "{ratio} vs {}", cn / us);
+    eprintln!(
+        "REAL DATA Alibaba vs AWS A100-SXM-80GB 2023-W24: provider medians {cn:.4} / {us:.4} USD/GPU-h = {ratio:.4}; gn7e 8-GPU vs p4de alone: {:.4}",
+        gn7e / (40.96575 / 8.0)
+    );
+
+    // Weeks in which no US A100-SXM-80GB list price changed keep the same
+    // provider-balanced figure; weeks with no US price change at all keep the index.
+    let offers = read_all(&tmp.path().join("store/offers")).unwrap();
+    let a100_changes = weeks_with_changes(&offers, Some("A100-SXM-80GB"));
+    let any_changes = weeks_with_changes(&offers, None);
+    let points = |model: &str, bloc: &str| -> std::collections::BTreeMap<String, f64> {
+        summary["long_view"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["gpu_model"] == model && p["bloc"] == bloc)
+            .map(|p| {
+                (
+                    p["monday"].as_str().unwrap().to_string(),
+                    p["median"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let a100 = points("A100-SXM-80GB", "US");
+    let index: std::collections::BTreeMap<String, f64> = summary["index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["bloc"] == "US")
+        .map(|p| {
+            (
+                p["monday"].as_str().unwrap().to_string(),
+                p["index"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let (mut quiet_a100, mut quiet_all) = (0, 0);
+    let mut monday = chrono::NaiveDate::from_ymd_opt(2023, 4, 10).unwrap();
+    while monday <= week.monday() {
+        let (w, prev) = (
+            monday.to_string(),
+            (monday - chrono::Duration::days(7)).to_string(),
+        );
+        if !a100_changes.contains(&monday) {
+            if let (Some(a), Some(b)) = (a100.get(&w), a100.get(&prev)) {
+                assert_eq!(
+                    a, b,
+                    "US A100-SXM-80GB flipped in the week of {w} with no price change"
+                );
+                quiet_a100 += 1;
+            }
+        }
+        if !any_changes.contains(&monday) {
+            if let (Some(a), Some(b)) = (index.get(&w), index.get(&prev)) {
+                assert!(
+                    (a / b - 1.0).abs() < 1e-12,
+                    "US index moved in the week of {w}: {b} -> {a}"
+                );
+                quiet_all += 1;
+            }
+        }
+        monday += chrono::Duration::days(7);
+    }
+    assert!(
+        quiet_a100 >= 3 && quiet_all >= 2,
+        "too few quiet weeks: {quiet_a100}, {quiet_all}"
+    );
+    let heads: Vec<&str> = summary["headlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("A100-SXM-80GB (on-demand): CN")
+                && h.contains("aliyun")
+                && h.contains("aws")),
+        "{heads:#?}"
+    );
+    eprintln!(
+        "REAL DATA 2023-W24 (ECB {fx_date}): Alibaba vs AWS A100-SXM-80GB {ratio:.4}; {quiet_a100} quiet A100 weeks, {quiet_all} quiet index weeks\nheadlines:\n{}\nUS A100 weekly: {a100:?}",
+        heads.join("\n")
+    );
+}
