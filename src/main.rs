@@ -103,8 +103,8 @@ enum Command {
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
-    /// Prices of the latest hour in the store: per model, bloc and class, the offers
-    /// and the median, p25 and p75 in USD per GPU-hour.
+    /// The latest price in force per provider, model, bloc and class (USD per
+    /// GPU-hour), with its observation time and age at the store's latest observation.
     Prices {
         #[arg(long, default_value = "data")]
         store: PathBuf,
@@ -137,6 +137,15 @@ enum Command {
         /// Last observation date, YYYY-MM-DD (UTC).
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
+        /// One provider only, e.g. aws.
+        #[arg(long)]
+        provider: Option<String>,
+        /// One segment only: hyperscaler, gpu_cloud, marketplace or unknown.
+        #[arg(long)]
+        segment: Option<String>,
+        /// A row per provider (adds a provider column).
+        #[arg(long)]
+        by_provider: bool,
         /// table, csv or json.
         #[arg(long, default_value = "table")]
         format: gpurent::query::Format,
@@ -360,10 +369,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             every,
             from,
             to,
+            provider,
+            segment,
+            by_provider,
             format,
         } => {
             let store = Store::open(store);
             let q = gpurent::query::HistoryQuery {
+                provider,
+                segment,
+                by_provider,
                 model,
                 bloc,
                 country,

@@ -1,5 +1,6 @@
-//! Query commands for market watchers: `gpurent prices` (the latest hour in the store)
-//! and `gpurent history` (one model's median and quartiles per hour, day or ISO week).
+//! Query commands for market watchers: `gpurent prices` (the latest price in force
+//! per provider, see METHODOLOGY.md) and `gpurent history` (one model's median and
+//! quartiles per hour, day or ISO week, optionally per provider or segment).
 //!
 //! Each query is one lazy polars plan over [`Store::scan_offers`] (only the dates
 //! needed), run on the streaming engine and collected once into a small [`Table`].
@@ -12,12 +13,16 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
-use crate::analysis::{strs, IsoWeek};
+use crate::analysis::{strs, Config, IsoWeek};
 use crate::error::ReportError;
+use crate::inforce::{quantile, InForce};
 use crate::store::Store;
+use crate::tables::Providers;
 
 /// Output format of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,38 +273,60 @@ fn utc_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// The latest hour in the store: one row per model, bloc and price class.
+/// (model, bloc, class, provider).
+type ProviderCell<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// The latest price in force per provider, model, bloc and class at the store's
+/// latest observation time: the provider's median over its offers in force, when
+/// its latest price was observed and how old it is then (hours).
 pub fn prices(store: &Store) -> Result<Table, ReportError> {
-    let mut columns = vec!["hour_utc", "gpu_model", "bloc", "price_class"];
-    columns.extend(PRICE_COLUMNS);
+    let columns = vec![
+        "gpu_model",
+        "bloc",
+        "price_class",
+        "provider",
+        "offers",
+        "median_usd_per_gpu_hour",
+        "observed_at_utc",
+        "age_hours",
+    ];
     let Some(last) = store.offer_dates()?.last().copied() else {
         return Ok(Table {
             columns,
             rows: Vec::new(),
         });
     };
-    let Some(lf) = store.scan_offers(Some(last), Some(last))? else {
+    let inf = InForce::load(store, last, last, &Config::default())?;
+    let Some(now) = inf.latest else {
         return Ok(Table {
             columns,
             rows: Vec::new(),
         });
     };
-    let df = collect(
-        lf.with_column((observed_ms() / lit(HOUR_MS)).alias("hour"))
-            .filter(col("hour").eq(col("hour").max()))
-            .filter(col("fractional_gpu").not())
-            .group_by([
-                col("hour"),
-                col("gpu_model"),
-                col("bloc"),
-                col("price_class"),
-            ])
-            .agg(stats())
-            .sort(["gpu_model", "bloc", "price_class"], Default::default()),
-    )?;
-    let rows = rows(&df, "hour", |h| {
-        utc_ms(h * HOUR_MS).format("%Y-%m-%dT%H:00Z").to_string()
-    })?;
+    let mut groups: BTreeMap<ProviderCell, (Vec<f64>, i64)> = BTreeMap::new();
+    for o in inf.standing(now, now + 1) {
+        let k = o.key;
+        let e = groups
+            .entry((&k.gpu_model, &k.bloc, &k.price_class, &k.provider))
+            .or_insert((Vec::new(), i64::MIN));
+        e.0.push(o.v);
+        e.1 = e.1.max(o.observed);
+    }
+    let rows = groups
+        .into_iter()
+        .map(|((m, b, c, p), (mut v, seen))| {
+            vec![
+                Cell::Text(m.to_string()),
+                Cell::Text(b.to_string()),
+                Cell::Text(c.to_string()),
+                Cell::Text(p.to_string()),
+                Cell::Int(v.len() as u64),
+                Cell::Num(Some(quantile(&mut v, 0.5))),
+                Cell::Text(utc_ms(seen).format("%Y-%m-%dT%H:%MZ").to_string()),
+                Cell::Num(Some((now - seen) as f64 / HOUR_MS as f64)),
+            ]
+        })
+        .collect();
     Ok(Table { columns, rows })
 }
 
@@ -318,6 +345,12 @@ pub struct HistoryQuery {
     /// First and last observation dates (UTC), inclusive; all when `None`.
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// One provider only (the stored `provider` id).
+    pub provider: Option<String>,
+    /// One segment of `tables/providers.toml` only (`unknown` for unlisted providers).
+    pub segment: Option<String>,
+    /// A row per provider too (adds a `provider` column).
+    pub by_provider: bool,
 }
 
 /// Median, p25, p75 and offer observations of one model per period, bloc and class.
@@ -342,6 +375,17 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
     if let Some(c) = &hq.class {
         cond = cond.and(col("price_class").eq(lit(c.replace('-', "_"))));
     }
+    if let Some(p) = &hq.provider {
+        cond = cond.and(col("provider").eq(lit(p.clone())));
+    }
+    if let Some(seg) = &hq.segment {
+        let table = Providers::embedded();
+        let any = providers(store)?
+            .into_iter()
+            .filter(|p| table.segment(p) == seg.as_str())
+            .fold(lit(false), |acc, p| acc.or(col("provider").eq(lit(p))));
+        cond = cond.and(any);
+    }
     let ms = observed_ms();
     let period = match hq.every {
         Every::Hour => (ms.clone() / lit(HOUR_MS)) * lit(HOUR_MS),
@@ -350,20 +394,27 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
             ((ms - lit(FIRST_MONDAY_MS)) / lit(7 * DAY_MS)) * lit(7 * DAY_MS) + lit(FIRST_MONDAY_MS)
         }
     };
+    let mut keys = vec![
+        col("period"),
+        col("gpu_model"),
+        col("bloc"),
+        col("price_class"),
+    ];
+    let mut order = vec!["period", "bloc", "price_class"];
+    if hq.by_provider {
+        keys.push(col("provider"));
+        order.push("provider");
+        columns.insert(4, "provider");
+    }
     let df = collect(
         lf.filter(cond)
             .with_column(period.alias("period"))
-            .group_by([
-                col("period"),
-                col("gpu_model"),
-                col("bloc"),
-                col("price_class"),
-            ])
+            .group_by(keys)
             .agg(stats())
-            .sort(["period", "bloc", "price_class"], Default::default()),
+            .sort(order, Default::default()),
     )?;
     let every = hq.every;
-    let rows = rows(&df, "period", |p| {
+    let mut rows = rows(&df, "period", |p| {
         let t = utc_ms(p);
         match every {
             Every::Hour => t.format("%Y-%m-%dT%H:00Z").to_string(),
@@ -371,8 +422,26 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
             Every::Week => IsoWeek::of(t.date_naive()).label(),
         }
     })?;
+    if hq.by_provider {
+        for (r, p) in rows.iter_mut().zip(strs(&df, "provider")?) {
+            r.insert(4, Cell::Text(p));
+        }
+    }
     debug_assert!(rows.iter().all(|r| r.len() == columns.len()));
     Ok(Table { columns, rows })
+}
+
+/// The providers in the store, sorted.
+pub fn providers(store: &Store) -> Result<Vec<String>, ReportError> {
+    let Some(lf) = store.scan_offers(None, None)? else {
+        return Ok(Vec::new());
+    };
+    let df = collect(
+        lf.select([col("provider")])
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["provider"], Default::default()),
+    )?;
+    Ok(strs(&df, "provider")?)
 }
 
 /// The canonical models in the store (for a helpful message when a model has no rows).

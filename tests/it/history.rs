@@ -51,6 +51,9 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
         every: gpurent::query::Every::Day,
         from: None,
         to: None,
+        provider: None,
+        segment: None,
+        by_provider: false,
     };
     let csv = gpurent::query::history(&store, &q)
         .unwrap()

@@ -499,20 +499,22 @@ fn prices_and_history_match_an_independent_computation() {
     let (_tmp, store) = query_store();
     let s = store.to_str().unwrap();
 
-    // prices: the latest hour (11:00) only.
+    // prices: the prices in force at the latest observation (11:00): the 10:00
+    // offers missing from the 11:00 snapshot have ended; one provider (vastai).
     let (code, out, err) = gpurent(&["prices", "--store", s, "--format", "csv"]);
     assert_eq!(code, 0, "{err}");
-    let mut want = String::from("hour_utc,gpu_model,bloc,price_class,offers,median_usd_per_gpu_hour,p25_usd_per_gpu_hour,p75_usd_per_gpu_hour\n");
+    let mut want = String::from("gpu_model,bloc,price_class,provider,offers,median_usd_per_gpu_hour,observed_at_utc,age_hours\n");
     for ((m, b, c), v) in groups(HOUR_11) {
         want.push_str(&format!(
-            "2024-10-07T11:00Z,{m},{b},{c},{}\n",
-            stats_cells(&v)
+            "{m},{b},{c},vastai,{},{:.4},2024-10-07T11:00Z,0.0000\n",
+            v.len(),
+            quantile(&v, 0.5)
         ));
     }
     assert_eq!(out, want);
     // e.g. US on-demand H100 at 11:00: 2.2, 2.7, 2.9, 3.4 → median 2.8.
     assert!(
-        out.contains("2024-10-07T11:00Z,H100-SXM-80GB,US,on_demand,4,2.8000,"),
+        out.contains("H100-SXM-80GB,US,on_demand,vastai,4,2.8000,"),
         "{out}"
     );
 
@@ -537,7 +539,7 @@ fn prices_and_history_match_an_independent_computation() {
     let (_, table, _) = gpurent(&["prices", "--store", s]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
-        lines[0].starts_with("hour_utc") && lines[0].contains("median_usd_per_gpu_hour"),
+        lines[0].starts_with("gpu_model") && lines[0].contains("median_usd_per_gpu_hour"),
         "{table}"
     );
     assert_eq!(lines.len(), 1 + groups(HOUR_11).len(), "{table}");
