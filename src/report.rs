@@ -130,9 +130,10 @@ fn side(v: f64, providers: &[String], offers: u32) -> String {
     format!("{} ({}; {offers} offer{plural})", usd(v), names(providers))
 }
 
-/// Which headline comes first: main models in their order, then export pairs, then
-/// the rest by how many providers stand behind them; on-demand before other classes.
-fn rank(r: &analysis::RatioRow) -> (usize, bool, std::cmp::Reverse<usize>, String, String) {
+/// Which headline comes first: on-demand before other classes; within a class the
+/// main models in their order, then the export pairs, then the rest by how many
+/// providers stand behind them.
+fn rank(r: &analysis::RatioRow) -> (bool, usize, std::cmp::Reverse<usize>, String) {
     let main = analysis::MAIN_MODELS.iter().position(|m| *m == r.gpu_model);
     let group = match (r.kind.as_str(), main) {
         ("same_model", Some(i)) => i,
@@ -141,11 +142,10 @@ fn rank(r: &analysis::RatioRow) -> (usize, bool, std::cmp::Reverse<usize>, Strin
     };
     let depth = r.cn_providers.len() + r.us_providers.len();
     (
-        group,
         r.price_class != "on_demand",
+        group,
         std::cmp::Reverse(depth),
-        r.gpu_model.clone(),
-        r.price_class.clone(),
+        format!("{} {}", r.gpu_model, r.price_class),
     )
 }
 
@@ -1163,5 +1163,14 @@ mod md_tests {
         check("<script>alert(1)</script>", "` <script>alert(1)</script> `");
         check("a`b", "`` a`b ``");
         check("a\nb", "` a b `");
+    }
+
+    #[test]
+    fn md_text_escapes_markup() {
+        let check = |input: &str, expected: &str| assert_eq!(md_text(input), expected, "{input}");
+        check("aws, gcp", "aws, gcp");
+        check("<script>", "\\<script\\>");
+        check("on_demand *x* [y]", "on\\_demand \\*x\\* \\[y\\]");
+        check("a|b\nc", "a\\|b c");
     }
 }
