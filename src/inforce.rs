@@ -350,6 +350,83 @@ pub fn quantile(v: &mut [f64], p: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Offers of one feed and provider: (offer id, observed at hour, price). Returns
+    /// the offer ids and prices in force in hour `[at, at + 1)`.
+    fn in_force(provider: &str, obs: &[(&str, i64, f64)], at: i64) -> Vec<(String, f64)> {
+        let mut inf = InForce::default();
+        for (id, hour, v) in obs {
+            let key = OfferKey {
+                feed: "f".into(),
+                offer_id: id.to_string(),
+                price_class: "on_demand".into(),
+                provider: provider.into(),
+                gpu_model: "M".into(),
+                bloc: "US".into(),
+            };
+            let offer = inf
+                .offers
+                .iter()
+                .position(|k| *k == key)
+                .unwrap_or_else(|| {
+                    inf.offers.push(key);
+                    inf.offers.len() - 1
+                });
+            inf.spans.push(Span {
+                offer,
+                start: hour * HOUR_MS,
+                end: hour * HOUR_MS,
+                v: *v,
+                v_ex_vat: *v,
+                gpus_available: None,
+                usable: false,
+                fractional: false,
+                implausible: false,
+            });
+        }
+        inf.set_ends(Providers::embedded());
+        inf.flag_implausible(&Config::default());
+        inf.standing(at * HOUR_MS, (at + 1) * HOUR_MS)
+            .into_iter()
+            .map(|s| (s.key.offer_id.clone(), s.v))
+            .collect()
+    }
+
+    #[test]
+    fn life_spans() {
+        let check =
+            |provider: &str, obs: &[(&str, i64, f64)], at: i64, expected: &[(&str, f64)]| {
+                let want: Vec<(String, f64)> =
+                    expected.iter().map(|(i, v)| (i.to_string(), *v)).collect();
+                assert_eq!(
+                    in_force(provider, obs, at),
+                    want,
+                    "{provider} {obs:?} at {at}"
+                );
+            };
+        let list = [("a", 0, 2.0), ("b", 0, 3.0), ("a", 48, 2.5)];
+        // Before the next snapshot both stand; after it, b (missing) has ended and a
+        // has its new price.
+        check("aws", &list, 47, &[("a", 2.0), ("b", 3.0)]);
+        check("aws", &list, 48, &[("a", 2.5)]);
+        // The last snapshot stands for the validity (1080 h for a list price), no longer.
+        check("aws", &list, 48 + 1079, &[("a", 2.5)]);
+        check("aws", &list, 48 + 1080, &[]);
+        // A marketplace listing stands 6 hours: a gap beyond that stays a gap.
+        let market = [("h", 0, 1.0), ("h", 10, 1.2)];
+        check("vastai", &market, 5, &[("h", 1.0)]);
+        check("vastai", &market, 6, &[]);
+        check("vastai", &market, 10, &[("h", 1.2)]);
+        // An hour covering two observations of one offer counts it once, last price.
+        check("vastai", &[("h", 0, 1.0), ("h", 0, 1.0)], 0, &[("h", 1.0)]);
+        // The outlier rule: 100x the model's weekly median is left out.
+        check(
+            "aws",
+            &[("a", 0, 1.0), ("b", 0, 1.1), ("c", 0, 150.0)],
+            1,
+            &[("a", 1.0), ("b", 1.1)],
+        );
+    }
+
     #[test]
     fn quantiles_interpolate_linearly() {
         let check = |input: &[f64], p: f64, expected: f64| {
