@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
 
-use crate::analysis::{strs, Config, IsoWeek};
+use crate::analysis::{Config, IsoWeek};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::Providers;
@@ -146,10 +146,14 @@ impl InForce {
             "gpu_model",
             "bloc",
         ];
-        let s: Vec<Vec<String>> = names
+        let cols: Vec<&StringChunked> = names
             .iter()
-            .map(|n| strs(df, n))
+            .map(|n| df.column(n).and_then(|c| c.str()))
             .collect::<PolarsResult<_>>()?;
+        let s: Vec<Vec<&str>> = cols
+            .iter()
+            .map(|c| c.iter().map(|x| x.unwrap_or("")).collect())
+            .collect();
         let v = f64s(df, "usd_per_gpu_hour")?;
         let vx = f64s(df, "usd_per_gpu_hour_ex_vat")?;
         let avail = f64s(df, "gpus_available")?;
@@ -163,19 +167,20 @@ impl InForce {
             latest: t.iter().copied().max(),
             ..Self::default()
         };
-        let mut ids: HashMap<OfferKey, usize> = HashMap::new();
+        // Offers are interned by borrowed key: one allocation per offer, not per row.
+        let mut ids: HashMap<[&str; 6], usize> = HashMap::new();
         for i in 0..df.height() {
-            let key = OfferKey {
-                feed: s[0][i].clone(),
-                offer_id: s[1][i].clone(),
-                price_class: s[2][i].clone(),
-                provider: s[3][i].clone(),
-                gpu_model: s[4][i].clone(),
-                bloc: s[5][i].clone(),
-            };
+            let k = [s[0][i], s[1][i], s[2][i], s[3][i], s[4][i], s[5][i]];
             let n = ids.len();
-            let offer = *ids.entry(key.clone()).or_insert_with(|| {
-                out.offers.push(key);
+            let offer = *ids.entry(k).or_insert_with(|| {
+                out.offers.push(OfferKey {
+                    feed: k[0].into(),
+                    offer_id: k[1].into(),
+                    price_class: k[2].into(),
+                    provider: k[3].into(),
+                    gpu_model: k[4].into(),
+                    bloc: k[5].into(),
+                });
                 n
             });
             let price = v[i].unwrap_or(f64::NAN);
@@ -228,25 +233,20 @@ impl InForce {
 
     /// The implausible-price rule: per model and ISO week of observation.
     fn flag_implausible(&mut self, cfg: &Config) {
+        let Self { offers, spans, .. } = self;
+        let week = |s: &Span| (s.start - FIRST_MONDAY_MS).div_euclid(WEEK_MS);
         let mut by: HashMap<(&str, i64), Vec<f64>> = HashMap::new();
-        for s in self
-            .spans
-            .iter()
-            .filter(|s| !s.fractional && !s.implausible)
-        {
-            let week = (s.start - FIRST_MONDAY_MS).div_euclid(WEEK_MS);
-            by.entry((&self.offers[s.offer].gpu_model, week))
+        for s in spans.iter().filter(|s| !s.fractional && !s.implausible) {
+            by.entry((&offers[s.offer].gpu_model, week(s)))
                 .or_default()
                 .push(s.v);
         }
-        let medians: HashMap<(String, i64), f64> = by
+        let medians: HashMap<(&str, i64), f64> = by
             .into_iter()
-            .map(|((m, w), mut v)| ((m.to_string(), w), quantile(&mut v, 0.5)))
+            .map(|(k, mut v)| (k, quantile(&mut v, 0.5)))
             .collect();
-        for s in &mut self.spans {
-            let week = (s.start - FIRST_MONDAY_MS).div_euclid(WEEK_MS);
-            let key = (self.offers[s.offer].gpu_model.clone(), week);
-            if let Some(m) = medians.get(&key) {
+        for s in spans.iter_mut() {
+            if let Some(m) = medians.get(&(offers[s.offer].gpu_model.as_str(), week(s))) {
                 s.implausible |= s.v < m * cfg.implausible_low || s.v > m * cfg.implausible_high;
             }
             s.usable = !s.fractional && !s.implausible;
