@@ -149,6 +149,30 @@ fn rank(r: &analysis::RatioRow) -> (bool, usize, std::cmp::Reverse<usize>, Strin
     )
 }
 
+/// Why a ratio is thin, side by side: " (thin: one CN provider, 3 US offers)".
+fn thin_note(r: &analysis::RatioRow, cfg: &analysis::Config) -> String {
+    let mut why = Vec::new();
+    for (bloc, providers, offers) in [
+        ("CN", r.cn_providers.len(), r.cn_offers),
+        ("US", r.us_providers.len(), r.us_offers),
+    ] {
+        if (providers as u32) < analysis::MIN_PROVIDERS {
+            why.push(format!("one {bloc} provider"));
+        }
+        if offers < cfg.thin_cell {
+            why.push(format!(
+                "{offers} {bloc} offer{}",
+                if offers == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(" (thin: {})", why.join(", "))
+    }
+}
+
 /// How many ratio headlines a report keeps (the ratio tables list all).
 pub const HEADLINES_KEPT: usize = 6;
 
@@ -195,11 +219,7 @@ pub fn headlines(a: &WeekAnalysis) -> Vec<String> {
     ratios.sort_by_key(|r| rank(r));
     for r in ratios.into_iter().take(HEADLINES_KEPT) {
         let class = r.price_class.replace('_', "-");
-        let thin = if r.thin {
-            " (thin: few offers or one provider)"
-        } else {
-            ""
-        };
+        let thin = thin_note(r, &a.config);
         let cn = side(r.cn_median, &r.cn_providers, r.cn_offers);
         let us = side(r.us_median, &r.us_providers, r.us_offers);
         let ratio = format!(

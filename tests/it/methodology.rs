@@ -291,3 +291,30 @@ async fn an_offer_missing_from_the_next_snapshot_has_ended() {
         "y ended at the next snapshot"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_without_china_data_says_so_first() {
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    let offers = [("x", 2.0)];
+    snapshot(
+        tmp.path(),
+        &store,
+        "list-a",
+        "US",
+        at("2024-05-06", 0),
+        &offers,
+    )
+    .await;
+    let a = analysis::analyse_week(&store, IsoWeek::parse("2024-W19").unwrap()).unwrap();
+    let heads = gpurent::report::headlines(&a);
+    assert!(
+        heads[0].starts_with("No CN data this week") && heads[0].contains("2024-W19"),
+        "{heads:?}"
+    );
+    assert!(
+        !heads.iter().any(|h| h.starts_with("No US data")),
+        "{heads:?}"
+    );
+    assert!(a.ratios.is_empty() && a.provider_pairs.is_empty());
+}
