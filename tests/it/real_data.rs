@@ -439,14 +439,50 @@ async fn real_history_2023_w24_methodology() {
     let week = gpurent::analysis::IsoWeek::parse("2023-W24").unwrap();
     let generated = "2023-06-19T00:30:00Z".parse().unwrap();
     let out = tmp.path().join("reports");
-    let dir = tokio::task::spawn_blocking({
-        let (store, out) = (store.clone(), out.clone());
-        move || gpurent::report::write_week(&store, &out, week, generated).unwrap()
+    // Every weekly report of the five weeks up to 2023-W24 (more would only slow the
+    // test: each one is checked against the long view below).
+    let weeks: Vec<_> = (0..5)
+        .map(|i| gpurent::analysis::IsoWeek::of(week.monday() - chrono::Duration::weeks(4 - i)))
+        .collect();
+    let dirs = tokio::task::spawn_blocking({
+        let (store, out, weeks) = (store.clone(), out.clone(), weeks.clone());
+        move || {
+            weeks
+                .iter()
+                .map(|w| gpurent::report::write_week(&store, &out, *w, generated).unwrap())
+                .collect::<Vec<_>>()
+        }
     })
     .await
     .unwrap();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let read = |d: &std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("summary.json")).unwrap()).unwrap()
+    };
+    let summary = read(dirs.last().unwrap());
+    // Each week's own US A100-SXM-80GB figure is the long view's point for that week.
+    for (w, d) in weeks.iter().zip(&dirs) {
+        let own = read(d)["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["gpu_model"] == "A100-SXM-80GB"
+                    && r["bloc"] == "US"
+                    && r["price_class"] == "on_demand"
+            })
+            .map(|r| r["provider_median"].as_f64().unwrap());
+        let long = summary["long_view"].as_array().unwrap().iter().find(|p| {
+            p["gpu_model"] == "A100-SXM-80GB"
+                && p["bloc"] == "US"
+                && p["monday"] == w.monday().to_string()
+        });
+        assert_eq!(
+            own,
+            long.map(|p| p["median"].as_f64().unwrap()),
+            "{}",
+            w.label()
+        );
+    }
 
     // The Alibaba vs AWS A100-SXM-80GB pair, by hand from the two source files: the
     // providers' medians per GPU, CNY at the ECB rate of the observation date
