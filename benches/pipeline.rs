@@ -7,11 +7,12 @@
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use gpurent::analysis::{self, IsoWeek};
+use gpurent::analysis;
 use gpurent::model::{PriceClass, PriceUnit, RawOffer};
 use gpurent::normalise::{self, Context};
 use gpurent::store::Store;
 use gpurent::tables::Tables;
+use gpurent::week::IsoWeek;
 
 fn median_ms(mut f: impl FnMut(), runs: usize) -> (f64, f64) {
     let mut t: Vec<f64> = (0..runs)
@@ -86,7 +87,7 @@ fn main() {
     // 1. The demo's four weeks of hourly history, then one week's report.
     let s = Instant::now();
     let res = rt
-        .block_on(gpurent::demo::run(
+        .block_on(gpurent::run::demo::run(
             &tmp.path().join("demo"),
             Utc::now(),
             false,

@@ -1,23 +1,19 @@
 //! gpurent: hourly GPU rental prices in China and the United States.
 //!
-//! See `ARCHITECTURE.md` for the code map and each module's invariants.
+//! The modules follow the data flow, and imports only point down it:
+//! `ingest` (feed files, fetch, adapters, backfill) → `normalise` → `store` →
+//! `analysis` (statistics, in-force offers, queries) → `report` (charts, pages),
+//! with `run` (daemon, demo, simulated servers) on top and `model`, `error`,
+//! `tables`, `week` at the bottom. See `ARCHITECTURE.md` for the code map and each
+//! module's invariants.
 
-pub mod adapters;
 pub mod analysis;
-pub mod backfill;
-pub mod chart;
-pub mod demo;
 pub mod error;
-pub mod feed;
-pub mod fetch;
-pub mod fsutil;
-pub mod inforce;
 pub mod ingest;
 pub mod model;
 pub mod normalise;
-pub mod query;
 pub mod report;
-pub mod schedule;
-pub mod sim;
+pub mod run;
 pub mod store;
 pub mod tables;
+pub mod week;

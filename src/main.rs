@@ -9,8 +9,11 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use gpurent::analysis::{self, IsoWeek};
-use gpurent::{backfill, demo, feed, fetch, ingest, report, store::Store, tables::Tables};
+use gpurent::analysis;
+use gpurent::ingest::{self, backfill, feed, fetch};
+use gpurent::run::demo;
+use gpurent::week::IsoWeek;
+use gpurent::{report, store::Store, tables::Tables};
 
 #[derive(Parser)]
 #[command(
@@ -110,7 +113,7 @@ enum Command {
         store: PathBuf,
         /// table, csv or json.
         #[arg(long, default_value = "table")]
-        format: gpurent::query::Format,
+        format: gpurent::analysis::query::Format,
     },
     /// One model's median, p25, p75 (USD per GPU-hour) and offers per period.
     History {
@@ -130,7 +133,7 @@ enum Command {
         class: Option<String>,
         /// 1h, 1d or 1w (ISO weeks).
         #[arg(long, default_value = "1d")]
-        every: gpurent::query::Every,
+        every: gpurent::analysis::query::Every,
         /// First observation date, YYYY-MM-DD (UTC).
         #[arg(long)]
         from: Option<chrono::NaiveDate>,
@@ -148,7 +151,7 @@ enum Command {
         by_provider: bool,
         /// table, csv or json.
         #[arg(long, default_value = "table")]
-        format: gpurent::query::Format,
+        format: gpurent::analysis::query::Format,
     },
     /// The embedded default: simulated providers on 127.0.0.1, four weeks of hourly
     /// ingests over HTTP, then the weekly reports. No network, no keys.
@@ -335,7 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             store,
             reports,
         } => {
-            use gpurent::schedule;
+            use gpurent::run::schedule;
             let rt = runtime()?;
             // A clean stop is success; failed feeds are in the log and the run records.
             let _stats = rt.block_on(async {
@@ -353,7 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Prices { store, format } => {
-            let table = gpurent::query::prices(&Store::open(store))?;
+            let table = gpurent::analysis::query::prices(&Store::open(store))?;
             if table.rows.is_empty() {
                 eprintln!("gpurent: no offers in the store");
             }
@@ -375,7 +378,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
         } => {
             let store = Store::open(store);
-            let q = gpurent::query::HistoryQuery {
+            let q = gpurent::analysis::query::HistoryQuery {
                 provider,
                 segment,
                 by_provider,
@@ -387,9 +390,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 from,
                 to,
             };
-            let table = gpurent::query::history(&store, &q)?;
+            let table = gpurent::analysis::query::history(&store, &q)?;
             if table.rows.is_empty() {
-                let models = gpurent::query::models(&store)?;
+                let models = gpurent::analysis::query::models(&store)?;
                 eprintln!(
                     "gpurent: no offers of {} match (models in the store: {})",
                     q.model,

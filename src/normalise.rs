@@ -13,6 +13,7 @@ use polars::prelude::*;
 
 use crate::model::{Basis, FxRate, ParseReject, RawOffer};
 use crate::tables::Tables;
+use crate::week::epoch_days;
 
 /// FX rates older than this many days before the observation are not used.
 pub const FX_MAX_AGE_DAYS: i32 = 7;
@@ -106,14 +107,18 @@ pub fn fx_frame(rates: &[FxRate]) -> PolarsResult<DataFrame> {
     }
     let mut rows: Vec<(i32, String, f64)> = Vec::new();
     for (d, usd) in &usd_per_eur {
-        rows.push((days(*d), "EUR".into(), *usd));
+        rows.push((epoch_days(*d), "EUR".into(), *usd));
     }
     for r in rates
         .iter()
         .filter(|r| r.currency != "USD" && r.currency != "EUR")
     {
         if let Some(usd) = usd_per_eur.get(&r.date) {
-            rows.push((days(r.date), r.currency.clone(), usd / r.units_per_eur));
+            rows.push((
+                epoch_days(r.date),
+                r.currency.clone(),
+                usd / r.units_per_eur,
+            ));
         }
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
@@ -134,11 +139,6 @@ pub fn fx_frame(rates: &[FxRate]) -> PolarsResult<DataFrame> {
     df.lazy()
         .with_column(col("fx_date").cast(DataType::Date))
         .collect()
-}
-
-/// Days since 1970-01-01 (polars' Date representation).
-pub fn days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
 /// How a raw name / instance type resolved.
@@ -245,7 +245,7 @@ pub fn normalise(
     for o in offers {
         let at = o.observed_at.unwrap_or(ctx.observed_at);
         observed.push(at.timestamp_millis());
-        obs_date.push(days(at.date_naive()));
+        obs_date.push(epoch_days(at.date_naive()));
         feed.push(ctx.feed.to_string());
         provider.push(o.provider.clone());
         offer_id.push(o.offer_id.clone());

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use gpurent::sim::{self, HttpRequest, HttpResponse};
+use gpurent::run::sim::{self, HttpRequest, HttpResponse};
 use polars::prelude::*;
 
 /// A route table the test can change while the server runs.
@@ -190,10 +190,10 @@ pub async fn run_feeds(
     for (name, text) in feeds {
         std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
     }
-    let (feeds, broken) = gpurent::feed::load_dir(&dir).unwrap();
+    let (feeds, broken) = gpurent::ingest::feed::load_dir(&dir).unwrap();
     assert!(broken.is_empty(), "{broken:?}");
     let store = gpurent::store::Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
+    let client = gpurent::ingest::fetch::client();
     let at: chrono::DateTime<chrono::Utc> = AT.parse().unwrap();
     let report = gpurent::ingest::run(
         feeds,
@@ -305,9 +305,9 @@ pub async fn ingest_times(
     store: &gpurent::store::Store,
     times: &[chrono::DateTime<chrono::Utc>],
 ) {
-    let client = gpurent::fetch::client();
+    let client = gpurent::ingest::fetch::client();
     for at in times {
-        let (f, b) = gpurent::feed::load_dir(feeds).unwrap();
+        let (f, b) = gpurent::ingest::feed::load_dir(feeds).unwrap();
         let r = gpurent::ingest::run(
             f,
             b,

@@ -9,11 +9,11 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_default_feed_loads_and_its_sample_replays() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (feeds, broken) = gpurent::feed::load_dir(&root.join("feeds")).unwrap();
+    let (feeds, broken) = gpurent::ingest::feed::load_dir(&root.join("feeds")).unwrap();
     assert!(broken.is_empty(), "{broken:?}");
     let formats: std::collections::BTreeSet<String> =
         feeds.iter().map(|f| f.config.format.clone()).collect();
-    let all: std::collections::BTreeSet<String> = gpurent::adapters::names()
+    let all: std::collections::BTreeSet<String> = gpurent::ingest::adapters::names()
         .into_iter()
         .map(String::from)
         .collect();
@@ -59,10 +59,10 @@ async fn every_default_feed_loads_and_its_sample_replays() {
         )
         .unwrap();
     }
-    let (feeds, broken) = gpurent::feed::load_dir(&replay).unwrap();
+    let (feeds, broken) = gpurent::ingest::feed::load_dir(&replay).unwrap();
     assert!(broken.is_empty(), "{broken:?}");
     let store = gpurent::store::Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
+    let client = gpurent::ingest::fetch::client();
     let report = gpurent::ingest::run(
         feeds,
         broken,

@@ -14,10 +14,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use gpurent::adapters::sign::{aliyun_rpc_signature, tc3_authorization, Tc3Request};
+use gpurent::ingest::adapters::sign::{aliyun_rpc_signature, tc3_authorization, Tc3Request};
+use gpurent::ingest::{self, feed, fetch};
 use gpurent::ingest::{RunReport, Status};
-use gpurent::sim::{HttpRequest, HttpResponse};
-use gpurent::{feed, fetch, ingest, store::Store, tables::Tables};
+use gpurent::run::sim::{HttpRequest, HttpResponse};
+use gpurent::{store::Store, tables::Tables};
 use polars::prelude::DataFrame;
 
 use crate::common::*;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gpurent::sim::HttpResponse;
+use gpurent::run::sim::HttpResponse;
 
 use crate::common::*;
 
@@ -504,7 +504,8 @@ async fn a_404_fails_that_feed_only() {
 #[test]
 fn default_feed_files_load() {
     let (feeds, broken) =
-        gpurent::feed::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds")).unwrap();
+        gpurent::ingest::feed::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds"))
+            .unwrap();
     // (feed, format, provider, auth_env)
     let mine = [
         ("azure_retail", "azure_retail", "azure", None),
@@ -541,7 +542,7 @@ fn default_feed_files_load() {
         );
         assert!(c.enabled && !c.sample, "{name}: a live feed");
         assert!(
-            matches!(c.source, gpurent::feed::Source::Http(ref u) if u.starts_with("https://")),
+            matches!(c.source, gpurent::ingest::feed::Source::Http(ref u) if u.starts_with("https://")),
             "{name}: live URL"
         );
     }

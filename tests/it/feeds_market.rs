@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use gpurent::sim::HttpResponse;
+use gpurent::run::sim::HttpResponse;
 
 use crate::common::*;
 
@@ -527,7 +527,8 @@ async fn generic_json_needs_only_a_feed_file() {
 #[test]
 fn default_feed_files_load() {
     let (feeds, broken) =
-        gpurent::feed::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds")).unwrap();
+        gpurent::ingest::feed::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds"))
+            .unwrap();
     let mine = [
         "runpod",
         "lambda",
@@ -555,7 +556,7 @@ fn default_feed_files_load() {
             );
         } else {
             assert!(
-                matches!(f.config.source, gpurent::feed::Source::Http(ref u) if u.starts_with("https://")),
+                matches!(f.config.source, gpurent::ingest::feed::Source::Http(ref u) if u.starts_with("https://")),
                 "{name}: live URL"
             );
             assert!(

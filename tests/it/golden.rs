@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use gpurent::chart::{self, BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
+use gpurent::report::chart::{self, BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
 use gpurent::store::Store;
 
 use crate::common::*;
@@ -114,7 +114,7 @@ async fn report_text_is_stable() {
         .collect();
     ingest_times(&feeds, &store, &times).await;
     let out = tmp.path().join("reports");
-    let week = gpurent::analysis::IsoWeek::parse("2024-W41").unwrap();
+    let week = gpurent::week::IsoWeek::parse("2024-W41").unwrap();
     let generated = Utc.with_ymd_and_hms(2024, 10, 14, 0, 30, 0).unwrap();
     let dir = tokio::task::spawn_blocking({
         let (store, out) = (store.clone(), out.clone());

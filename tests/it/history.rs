@@ -1,6 +1,6 @@
 //! Re-normalisation from kept raw payloads and the unknown-names listing.
 
-use gpurent::sim::HttpResponse;
+use gpurent::run::sim::HttpResponse;
 use gpurent::store::Store;
 
 use crate::common::*;
@@ -22,7 +22,8 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
     // Lose the normalised trees (as after a table change); the raw payloads remain.
     std::fs::remove_dir_all(tmp.path().join("store/offers")).unwrap();
     let (runs, stored, failures) =
-        gpurent::backfill::renormalise(&store, gpurent::tables::Tables::embedded()).unwrap();
+        gpurent::ingest::backfill::renormalise(&store, gpurent::tables::Tables::embedded())
+            .unwrap();
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(
         runs, 4,
@@ -43,21 +44,21 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // History of one model in one country: the Hong Kong A100 host, per day.
-    let q = gpurent::query::HistoryQuery {
+    let q = gpurent::analysis::query::HistoryQuery {
         model: "A100-SXM-80GB".into(),
         bloc: None,
         country: Some("hk".into()),
         class: Some("on_demand".into()),
-        every: gpurent::query::Every::Day,
+        every: gpurent::analysis::query::Every::Day,
         from: None,
         to: None,
         provider: None,
         segment: None,
         by_provider: false,
     };
-    let csv = gpurent::query::history(&store, &q)
+    let csv = gpurent::analysis::query::history(&store, &q)
         .unwrap()
-        .render(gpurent::query::Format::Csv);
+        .render(gpurent::analysis::query::Format::Csv);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(
@@ -90,7 +91,7 @@ async fn price_index_arithmetic_on_a_small_store() {
     )
     .unwrap();
     let store = Store::open(tmp.path().join("store"));
-    let client = gpurent::fetch::client();
+    let client = gpurent::ingest::fetch::client();
     let base: serde_json::Value = serde_json::from_slice(&fixture("vastai_search.json")).unwrap();
     for (week, (cn, us)) in [(1.0, 1.0), (1.1, 1.1), (0.88, 1.1)].iter().enumerate() {
         let mut v = base.clone();
@@ -110,7 +111,7 @@ async fn price_index_arithmetic_on_a_small_store() {
             "/vast",
             HttpResponse::ok("application/json", serde_json::to_vec(&v).unwrap()),
         );
-        let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
+        let (f, b) = gpurent::ingest::feed::load_dir(&feeds).unwrap();
         let at = chrono::NaiveDate::from_ymd_opt(2024, 10, 7 + 7 * week as u32)
             .unwrap()
             .and_hms_opt(12, 0, 0)
@@ -126,11 +127,9 @@ async fn price_index_arithmetic_on_a_small_store() {
         )
         .await;
     }
-    let a = gpurent::analysis::analyse_week(
-        &store,
-        gpurent::analysis::IsoWeek::parse("2024-W43").unwrap(),
-    )
-    .unwrap();
+    let a =
+        gpurent::analysis::analyse_week(&store, gpurent::week::IsoWeek::parse("2024-W43").unwrap())
+            .unwrap();
     let got: Vec<(String, String, f64)> = a
         .index
         .iter()
@@ -208,8 +207,8 @@ async fn compaction_keeps_rows_and_deduplication() {
     assert_eq!(stats_before, stats_after);
 
     // A compacted hour is still stored: re-ingesting it adds nothing.
-    let client = gpurent::fetch::client();
-    let (f, b) = gpurent::feed::load_dir(&feeds).unwrap();
+    let client = gpurent::ingest::fetch::client();
+    let (f, b) = gpurent::ingest::feed::load_dir(&feeds).unwrap();
     let r = gpurent::ingest::run(
         f,
         b,

@@ -6,11 +6,12 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use gpurent::analysis::{self, IsoWeek, StatRow};
-use gpurent::backfill::{self, Spec};
-use gpurent::inforce::{InForce, HOUR_MS};
+use gpurent::analysis::inforce::{InForce, HOUR_MS};
+use gpurent::analysis::{self, StatRow};
+use gpurent::ingest::backfill::{self, Spec};
 use gpurent::store::Store;
 use gpurent::tables::{Providers, Tables};
+use gpurent::week::IsoWeek;
 
 use crate::common::*;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use gpurent::sim::HttpResponse;
+use gpurent::run::sim::HttpResponse;
 
 use crate::common::*;
 

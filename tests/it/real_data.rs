@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpurent::backfill::{self, Spec};
+use gpurent::ingest::backfill::{self, Spec};
 use gpurent::store::Store;
 use gpurent::tables::Tables;
 
@@ -372,7 +372,7 @@ fn weeks_with_changes(
         let d = chrono::DateTime::from_timestamp_millis(ms)
             .unwrap()
             .date_naive();
-        gpurent::analysis::IsoWeek::of(d).monday()
+        gpurent::week::IsoWeek::of(d).monday()
     };
     let mut out = BTreeSet::new();
     for ((_, provider), by_time) in &snaps {
@@ -436,13 +436,13 @@ async fn real_history_2023_w24_methodology() {
         &store,
     )
     .await;
-    let week = gpurent::analysis::IsoWeek::parse("2023-W24").unwrap();
+    let week = gpurent::week::IsoWeek::parse("2023-W24").unwrap();
     let generated = "2023-06-19T00:30:00Z".parse().unwrap();
     let out = tmp.path().join("reports");
     // Every weekly report of the five weeks up to 2023-W24 (more would only slow the
     // test: each one is checked against the long view below).
     let weeks: Vec<_> = (0..5)
-        .map(|i| gpurent::analysis::IsoWeek::of(week.monday() - chrono::Duration::weeks(4 - i)))
+        .map(|i| gpurent::week::IsoWeek::of(week.monday() - chrono::Duration::weeks(4 - i)))
         .collect();
     let dirs = tokio::task::spawn_blocking({
         let (store, out, weeks) = (store.clone(), out.clone(), weeks.clone());

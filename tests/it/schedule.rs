@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use gpurent::error::StoreError;
-use gpurent::schedule::{self, Clock, Daemon, SimClock};
-use gpurent::sim::{self, HttpRequest, HttpResponse};
+use gpurent::run::schedule::{self, Clock, Daemon, SimClock};
+use gpurent::run::sim::{self, HttpRequest, HttpResponse};
 use gpurent::store::Store;
 use gpurent::tables::Tables;
 
@@ -80,10 +80,10 @@ async fn provider(clock: Arc<SimClock>, store: PathBuf) -> Provider {
             Err(_) => "error",
         };
         attempts.lock().unwrap().push(outcome);
-        let h = (clock.now() - gpurent::demo::start()).num_hours();
+        let h = (clock.now() - gpurent::run::demo::start()).num_hours();
         match req.path() {
             "/vast" | "/vast6" => {
-                HttpResponse::ok("application/json", gpurent::demo::vast_payload(h))
+                HttpResponse::ok("application/json", gpurent::run::demo::vast_payload(h))
             }
             _ => HttpResponse::status(404),
         }
@@ -122,7 +122,7 @@ fn daemon(feeds: &Path, store: &Path, reports: &Path, log: Arc<Mutex<Vec<String>
         feeds: feeds.to_path_buf(),
         store: Store::open(store),
         reports: reports.to_path_buf(),
-        client: gpurent::fetch::client(),
+        client: gpurent::ingest::fetch::client(),
         tables: Tables::embedded(),
         log: Arc::new(move |l: &str| log.lock().unwrap().push(l.to_string())),
     }

@@ -1,0 +1,446 @@
+//! Offers in force: the life span of every stored price, and the offers standing in a
+//! period (an hour, a day, an ISO week), each counted once.
+//!
+//! A price observed at `t` in a snapshot of one feed and provider (all the rows of
+//! that feed and provider stored at one `observed_at`) stands from `t` until the next
+//! snapshot of the same feed and provider, or until it expires after the provider's
+//! `valid_hours` (`tables/providers.toml`), whichever comes first. An offer absent
+//! from the next snapshot has therefore ended there; a gap longer than the validity
+//! stays a gap. In a period each offer (feed, offer id, price class) counts once, at
+//! the last price it had in force in the period (the price of its latest observation
+//! standing in the period), as a price collector records the price on the shelf.
+//!
+//! Prices are flagged implausible by one rule used everywhere: below `low` or above
+//! `high` times the median of the whole-GPU observations of the same model in the
+//! same ISO week of observation.
+//!
+//! Invariants: no network, no clock; the store is scanned lazily (only the dates
+//! needed, reaching back the longest validity) and collected once; the rest is plain
+//! arithmetic over the collected spans, so results do not depend on row order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Duration, NaiveDate};
+use polars::prelude::*;
+
+use crate::analysis::Config;
+use crate::error::ReportError;
+use crate::store::Store;
+use crate::tables::Providers;
+use crate::week::IsoWeek;
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+pub const WEEK_MS: i64 = 7 * DAY_MS;
+/// 1970-01-05, the first Monday after the Unix epoch: week periods start on it.
+const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
+
+/// What identifies an offer and what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OfferKey {
+    pub feed: String,
+    pub offer_id: String,
+    pub price_class: String,
+    pub provider: String,
+    pub gpu_model: String,
+    pub bloc: String,
+}
+
+/// One stored observation and the time it stands.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    pub offer: usize,
+    /// Observation time, ms since the epoch.
+    pub start: i64,
+    /// End of validity (exclusive), ms since the epoch.
+    pub end: i64,
+    pub v: f64,
+    pub v_ex_vat: f64,
+    pub gpus_available: Option<f64>,
+    /// A whole-GPU offer at a plausible price.
+    pub usable: bool,
+    pub fractional: bool,
+    pub implausible: bool,
+}
+
+/// An offer in force in a period, counted once.
+#[derive(Debug, Clone)]
+pub struct Standing<'a> {
+    pub key: &'a OfferKey,
+    /// USD per GPU-hour: its last price in force in the period.
+    pub v: f64,
+    pub v_ex_vat: f64,
+    /// Observations of this offer made within the period.
+    pub observations: u32,
+    /// When its last price in force was observed, ms since the epoch.
+    pub observed: i64,
+}
+
+/// The spans of every observation from a scan.
+#[derive(Debug, Default)]
+pub struct InForce {
+    pub offers: Vec<OfferKey>,
+    pub spans: Vec<Span>,
+    /// The latest observation time scanned, ms since the epoch.
+    pub latest: Option<i64>,
+}
+
+/// How far back to scan so that every price still in force at `from` is found: the
+/// Monday of the week holding `from` minus the longest validity.
+pub fn scan_start(from: NaiveDate, providers: &Providers) -> NaiveDate {
+    let back = from - Duration::hours(providers.max_valid_hours().ceil() as i64);
+    IsoWeek::of(back).monday()
+}
+
+fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .collect())
+}
+
+impl InForce {
+    /// Load the observations of dates `scan_start(from)..=to`.
+    pub fn load(
+        store: &Store,
+        from: NaiveDate,
+        to: NaiveDate,
+        cfg: &Config,
+    ) -> Result<Self, ReportError> {
+        let providers = Providers::embedded();
+        let Some(lf) = store.scan_offers(Some(scan_start(from, providers)), Some(to))? else {
+            return Ok(Self::default());
+        };
+        let df = lf
+            .select([
+                col("observed_at").cast(DataType::Int64).alias("t"),
+                col("feed"),
+                col("offer_id"),
+                col("price_class"),
+                col("provider"),
+                col("gpu_model"),
+                col("bloc"),
+                col("usd_per_gpu_hour").cast(DataType::Float64),
+                col("usd_per_gpu_hour_ex_vat").cast(DataType::Float64),
+                col("gpus_available").cast(DataType::Float64),
+                col("fractional_gpu"),
+            ])
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())?;
+        Ok(Self::from_frame(&df, providers, cfg)?)
+    }
+
+    fn from_frame(df: &DataFrame, providers: &Providers, cfg: &Config) -> PolarsResult<Self> {
+        let t: Vec<i64> = df
+            .column("t")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        let names = [
+            "feed",
+            "offer_id",
+            "price_class",
+            "provider",
+            "gpu_model",
+            "bloc",
+        ];
+        let cols: Vec<&StringChunked> = names
+            .iter()
+            .map(|n| df.column(n).and_then(|c| c.str()))
+            .collect::<PolarsResult<_>>()?;
+        let s: Vec<Vec<&str>> = cols
+            .iter()
+            .map(|c| c.iter().map(|x| x.unwrap_or("")).collect())
+            .collect();
+        let v = f64s(df, "usd_per_gpu_hour")?;
+        let vx = f64s(df, "usd_per_gpu_hour_ex_vat")?;
+        let avail = f64s(df, "gpus_available")?;
+        let frac: Vec<bool> = df
+            .column("fractional_gpu")?
+            .bool()?
+            .iter()
+            .map(|b| b.unwrap_or(false))
+            .collect();
+        let mut out = Self {
+            latest: t.iter().copied().max(),
+            ..Self::default()
+        };
+        // Offers are interned by borrowed key: one allocation per offer, not per row.
+        let mut ids: HashMap<[&str; 6], usize> = HashMap::new();
+        for i in 0..df.height() {
+            let k = [s[0][i], s[1][i], s[2][i], s[3][i], s[4][i], s[5][i]];
+            let n = ids.len();
+            let offer = *ids.entry(k).or_insert_with(|| {
+                out.offers.push(OfferKey {
+                    feed: k[0].into(),
+                    offer_id: k[1].into(),
+                    price_class: k[2].into(),
+                    provider: k[3].into(),
+                    gpu_model: k[4].into(),
+                    bloc: k[5].into(),
+                });
+                n
+            });
+            let price = v[i].unwrap_or(f64::NAN);
+            out.spans.push(Span {
+                offer,
+                start: t[i],
+                end: t[i],
+                v: price,
+                v_ex_vat: vx[i].unwrap_or(price),
+                gpus_available: avail[i],
+                usable: false,
+                fractional: frac[i],
+                implausible: !(price.is_finite() && price > 0.0),
+            });
+        }
+        out.set_ends(providers);
+        out.flag_implausible(cfg);
+        Ok(out)
+    }
+
+    /// Each span ends at its feed and provider's next snapshot or at expiry.
+    fn set_ends(&mut self, providers: &Providers) {
+        let mut snaps: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+        for s in &self.spans {
+            let k = &self.offers[s.offer];
+            snaps
+                .entry((&k.feed, &k.provider))
+                .or_default()
+                .push(s.start);
+        }
+        for times in snaps.values_mut() {
+            times.sort_unstable();
+            times.dedup();
+        }
+        let ends: Vec<i64> = self
+            .spans
+            .iter()
+            .map(|s| {
+                let k = &self.offers[s.offer];
+                let times = &snaps[&(k.feed.as_str(), k.provider.as_str())];
+                let next = times.partition_point(|&x| x <= s.start);
+                let expiry = s.start + (providers.valid_hours(&k.provider) * HOUR_MS as f64) as i64;
+                times.get(next).map_or(expiry, |&n| n.min(expiry))
+            })
+            .collect();
+        for (s, e) in self.spans.iter_mut().zip(ends) {
+            s.end = e;
+        }
+    }
+
+    /// The implausible-price rule: per model and ISO week of observation.
+    fn flag_implausible(&mut self, cfg: &Config) {
+        let Self { offers, spans, .. } = self;
+        let week = |s: &Span| (s.start - FIRST_MONDAY_MS).div_euclid(WEEK_MS);
+        let mut by: HashMap<(&str, i64), Vec<f64>> = HashMap::new();
+        for s in spans.iter().filter(|s| !s.fractional && !s.implausible) {
+            by.entry((&offers[s.offer].gpu_model, week(s)))
+                .or_default()
+                .push(s.v);
+        }
+        let medians: HashMap<(&str, i64), f64> = by
+            .into_iter()
+            .map(|(k, mut v)| (k, quantile(&mut v, 0.5)))
+            .collect();
+        for s in spans.iter_mut() {
+            if let Some(m) = medians.get(&(offers[s.offer].gpu_model.as_str(), week(s))) {
+                s.implausible |= s.v < m * cfg.implausible_low || s.v > m * cfg.implausible_high;
+            }
+            s.usable = !s.fractional && !s.implausible;
+        }
+    }
+
+    /// The offers in force in `[from, to)` (ms), each once, sorted by offer key.
+    pub fn standing(&self, from: i64, to: i64) -> Vec<Standing<'_>> {
+        let mut acc: Acc<'_> = BTreeMap::new();
+        for s in self.spans.iter().filter(|s| s.usable) {
+            if s.end.min(to) > s.start.max(from) {
+                add(&mut acc, &self.offers[s.offer], s, from, to);
+            }
+        }
+        finish(acc)
+    }
+
+    /// The offers in force per ISO week, keyed by Monday, for weeks `from..=to`.
+    pub fn weekly(&self, from: NaiveDate, to: NaiveDate) -> BTreeMap<NaiveDate, Vec<Standing<'_>>> {
+        self.periods(WEEK_MS, FIRST_MONDAY_MS, from, to)
+    }
+
+    /// The offers in force per day for dates `from..=to`.
+    pub fn daily(&self, from: NaiveDate, to: NaiveDate) -> BTreeMap<NaiveDate, Vec<Standing<'_>>> {
+        self.periods(DAY_MS, 0, from, to)
+    }
+
+    /// One pass over the spans, each added to the periods it overlaps.
+    fn periods(
+        &self,
+        len: i64,
+        origin: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BTreeMap<NaiveDate, Vec<Standing<'_>>> {
+        let first = (ms(from) - origin).div_euclid(len);
+        let last = (ms(to) - origin).div_euclid(len);
+        let mut acc: BTreeMap<i64, Acc<'_>> = BTreeMap::new();
+        for s in self.spans.iter().filter(|s| s.usable && s.end > s.start) {
+            let a = (s.start - origin).div_euclid(len).max(first);
+            let b = (s.end - 1 - origin).div_euclid(len).min(last);
+            for p in a..=b {
+                let (ps, pe) = (origin + p * len, origin + (p + 1) * len);
+                add(acc.entry(p).or_default(), &self.offers[s.offer], s, ps, pe);
+            }
+        }
+        acc.into_iter()
+            .map(|(p, offers)| (date_of(origin + p * len), finish(offers)))
+            .collect()
+    }
+}
+
+/// Per offer: (start of its latest span in the period, price, ex-VAT price,
+/// observations made in the period).
+type Acc<'a> = BTreeMap<&'a OfferKey, (i64, f64, f64, u32)>;
+
+fn add<'a>(acc: &mut Acc<'a>, key: &'a OfferKey, s: &Span, ps: i64, pe: i64) {
+    let e = acc.entry(key).or_insert((i64::MIN, f64::NAN, f64::NAN, 0));
+    if s.start >= e.0 {
+        (e.0, e.1, e.2) = (s.start, s.v, s.v_ex_vat);
+    }
+    e.3 += u32::from(s.start >= ps && s.start < pe);
+}
+
+fn finish(acc: Acc<'_>) -> Vec<Standing<'_>> {
+    acc.into_iter()
+        .map(|(key, (observed, v, v_ex_vat, observations))| Standing {
+            key,
+            v,
+            v_ex_vat,
+            observations,
+            observed,
+        })
+        .collect()
+}
+
+/// Midnight UTC of a date, ms since the epoch.
+pub fn ms(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_millis()
+}
+
+fn date_of(ms: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + Duration::days(ms.div_euclid(DAY_MS))
+}
+
+/// Linear-interpolation quantile (numpy's default) of the values; sorts them.
+pub fn quantile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let h = (v.len() - 1) as f64 * p;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (h - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Offers of one feed and provider: (offer id, observed at hour, price). Returns
+    /// the offer ids and prices in force in hour `[at, at + 1)`.
+    fn in_force(provider: &str, obs: &[(&str, i64, f64)], at: i64) -> Vec<(String, f64)> {
+        let mut inf = InForce::default();
+        for (id, hour, v) in obs {
+            let key = OfferKey {
+                feed: "f".into(),
+                offer_id: id.to_string(),
+                price_class: "on_demand".into(),
+                provider: provider.into(),
+                gpu_model: "M".into(),
+                bloc: "US".into(),
+            };
+            let offer = inf
+                .offers
+                .iter()
+                .position(|k| *k == key)
+                .unwrap_or_else(|| {
+                    inf.offers.push(key);
+                    inf.offers.len() - 1
+                });
+            inf.spans.push(Span {
+                offer,
+                start: hour * HOUR_MS,
+                end: hour * HOUR_MS,
+                v: *v,
+                v_ex_vat: *v,
+                gpus_available: None,
+                usable: false,
+                fractional: false,
+                implausible: false,
+            });
+        }
+        inf.set_ends(Providers::embedded());
+        inf.flag_implausible(&Config::default());
+        inf.standing(at * HOUR_MS, (at + 1) * HOUR_MS)
+            .into_iter()
+            .map(|s| (s.key.offer_id.clone(), s.v))
+            .collect()
+    }
+
+    #[test]
+    fn life_spans() {
+        let check =
+            |provider: &str, obs: &[(&str, i64, f64)], at: i64, expected: &[(&str, f64)]| {
+                let want: Vec<(String, f64)> =
+                    expected.iter().map(|(i, v)| (i.to_string(), *v)).collect();
+                assert_eq!(
+                    in_force(provider, obs, at),
+                    want,
+                    "{provider} {obs:?} at {at}"
+                );
+            };
+        let list = [("a", 0, 2.0), ("b", 0, 3.0), ("a", 48, 2.5)];
+        // Before the next snapshot both stand; after it, b (missing) has ended and a
+        // has its new price.
+        check("aws", &list, 47, &[("a", 2.0), ("b", 3.0)]);
+        check("aws", &list, 48, &[("a", 2.5)]);
+        // The last snapshot stands for the validity (1080 h for a list price), no longer.
+        check("aws", &list, 48 + 1079, &[("a", 2.5)]);
+        check("aws", &list, 48 + 1080, &[]);
+        // A marketplace listing stands 6 hours: a gap beyond that stays a gap.
+        let market = [("h", 0, 1.0), ("h", 10, 1.2)];
+        check("vastai", &market, 5, &[("h", 1.0)]);
+        check("vastai", &market, 6, &[]);
+        check("vastai", &market, 10, &[("h", 1.2)]);
+        // An hour covering two observations of one offer counts it once, last price.
+        check("vastai", &[("h", 0, 1.0), ("h", 0, 1.0)], 0, &[("h", 1.0)]);
+        // The outlier rule: 100x the model's weekly median is left out.
+        check(
+            "aws",
+            &[("a", 0, 1.0), ("b", 0, 1.1), ("c", 0, 150.0)],
+            1,
+            &[("a", 1.0), ("b", 1.1)],
+        );
+    }
+
+    #[test]
+    fn quantiles_interpolate_linearly() {
+        let check = |input: &[f64], p: f64, expected: f64| {
+            let got = quantile(&mut input.to_vec(), p);
+            assert!(
+                (got - expected).abs() < 1e-12 || (got.is_nan() && expected.is_nan()),
+                "{input:?} {p}: {got}"
+            );
+        };
+        check(&[], 0.5, f64::NAN);
+        check(&[3.0], 0.25, 3.0);
+        check(&[4.0, 1.0, 3.0, 2.0], 0.5, 2.5);
+        check(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.25, 2.0);
+        check(&[1.0, 2.0], 0.1, 1.1);
+    }
+}

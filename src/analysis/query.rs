@@ -1,0 +1,510 @@
+//! Query commands for market watchers: `gpurent prices` (the latest price in force
+//! per provider, see METHODOLOGY.md) and `gpurent history` (one model's median and
+//! quartiles per hour, day or ISO week, optionally per provider or segment).
+//!
+//! Each query is one lazy polars plan over [`Store::scan_offers`] (only the dates
+//! needed), run on the streaming engine and collected once into a small [`Table`].
+//! Invariants: no network, no clock; rows are sorted; every price is USD per
+//! GPU-hour with exactly 4 decimals and the unit in the column name; quantiles
+//! interpolate linearly (numpy's default, as in the weekly report); fractional-GPU
+//! offers are left out (their per-GPU price is not comparable), everything else is
+//! counted as stored. One offer seen in one hourly snapshot counts once.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+
+use crate::analysis::inforce::{quantile, InForce};
+use crate::analysis::{strs, Config};
+use crate::error::ReportError;
+use crate::store::Store;
+use crate::tables::Providers;
+use crate::week::IsoWeek;
+
+/// Output format of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    Csv,
+    /// An array of objects, one per row, keys as the CSV header.
+    Json,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" => Ok(Self::Table),
+            "csv" => Ok(Self::Csv),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("unknown format {s:?} (use table, csv or json)")),
+        }
+    }
+}
+
+/// The period of a history row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    Hour,
+    Day,
+    /// ISO week, Monday to Sunday (UTC).
+    Week,
+}
+
+impl FromStr for Every {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "1h" => Ok(Self::Hour),
+            "1d" => Ok(Self::Day),
+            "1w" => Ok(Self::Week),
+            _ => Err(format!("unknown period {s:?} (use 1h, 1d or 1w)")),
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// 1970-01-05, the first Monday after the Unix epoch.
+const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
+
+/// One cell of a result table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Int(u64),
+    /// USD per GPU-hour, printed with 4 decimals (`None` when undefined).
+    Num(Option<f64>),
+}
+
+impl Cell {
+    fn plain(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Num(Some(v)) if v.is_finite() => format!("{v:.4}"),
+            Cell::Num(_) => String::new(),
+        }
+    }
+    fn json(&self) -> String {
+        match self {
+            Cell::Text(s) => serde_json::to_string(s).expect("string serialises"),
+            Cell::Num(Some(v)) if !v.is_finite() => "null".into(),
+            Cell::Num(None) => "null".into(),
+            _ => self.plain(),
+        }
+    }
+}
+
+/// A query result: column names (with units) and sorted rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    /// The table in `format`, ending with a newline.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(&self.columns).expect("write to memory");
+                for r in &self.rows {
+                    w.write_record(r.iter().map(Cell::plain))
+                        .expect("write to memory");
+                }
+                String::from_utf8(w.into_inner().expect("flush to memory"))
+                    .expect("UTF-8 in, UTF-8 out")
+            }
+            Format::Json => {
+                let mut s = String::from("[");
+                for (i, r) in self.rows.iter().enumerate() {
+                    let fields: Vec<String> = self
+                        .columns
+                        .iter()
+                        .zip(r)
+                        .map(|(c, v)| format!("\"{c}\": {}", v.json()))
+                        .collect();
+                    let _ = write!(
+                        s,
+                        "{}\n  {{{}}}",
+                        if i == 0 { "" } else { "," },
+                        fields.join(", ")
+                    );
+                }
+                s.push_str(if self.rows.is_empty() { "]\n" } else { "\n]\n" });
+                s
+            }
+            Format::Table => {
+                let cells: Vec<Vec<String>> = self
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(Cell::plain).collect())
+                    .collect();
+                let widths: Vec<usize> = self
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        cells
+                            .iter()
+                            .map(|r| r[i].chars().count())
+                            .max()
+                            .unwrap_or(0)
+                            .max(c.len())
+                    })
+                    .collect();
+                let numeric: Vec<bool> = (0..self.columns.len())
+                    .map(|i| {
+                        self.rows
+                            .first()
+                            .is_some_and(|r| !matches!(r[i], Cell::Text(_)))
+                    })
+                    .collect();
+                let line = |vals: Vec<&str>| {
+                    let parts: Vec<String> = vals
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            if numeric[i] {
+                                format!("{v:>w$}", w = widths[i])
+                            } else {
+                                format!("{v:<w$}", w = widths[i])
+                            }
+                        })
+                        .collect();
+                    format!("{}\n", parts.join("  ").trim_end())
+                };
+                let mut s = line(self.columns.clone());
+                for r in &cells {
+                    s.push_str(&line(r.iter().map(String::as_str).collect()));
+                }
+                s
+            }
+        }
+    }
+}
+
+fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    lf.collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+}
+
+fn q(name: &str, p: f64) -> Expr {
+    col("usd_per_gpu_hour")
+        .quantile(lit(p), QuantileMethod::Linear)
+        .alias(name)
+}
+
+/// Offers, then median, p25, p75 of `usd_per_gpu_hour`.
+fn stats() -> [Expr; 4] {
+    [
+        len().alias("offers"),
+        col("usd_per_gpu_hour").median().alias("median"),
+        q("p25", 0.25),
+        q("p75", 0.75),
+    ]
+}
+
+fn observed_ms() -> Expr {
+    col("observed_at").dt().timestamp(TimeUnit::Milliseconds)
+}
+
+fn nums(df: &DataFrame, name: &str) -> PolarsResult<Vec<Cell>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(Cell::Num)
+        .collect())
+}
+
+fn ints(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect())
+}
+
+const PRICE_COLUMNS: [&str; 4] = [
+    "offers",
+    "median_usd_per_gpu_hour",
+    "p25_usd_per_gpu_hour",
+    "p75_usd_per_gpu_hour",
+];
+
+/// Rows of `df` (grouped by `gpu_model`, `bloc`, `price_class` and a period column
+/// `key`, already sorted) with the period labelled by `label`.
+fn rows(df: &DataFrame, key: &str, label: impl Fn(i64) -> String) -> PolarsResult<Vec<Vec<Cell>>> {
+    let (k, m, b, c) = (
+        ints(df, key)?,
+        strs(df, "gpu_model")?,
+        strs(df, "bloc")?,
+        strs(df, "price_class")?,
+    );
+    let n = ints(df, "offers")?;
+    let (med, p25, p75) = (nums(df, "median")?, nums(df, "p25")?, nums(df, "p75")?);
+    Ok((0..df.height())
+        .map(|i| {
+            vec![
+                Cell::Text(label(k[i])),
+                Cell::Text(m[i].clone()),
+                Cell::Text(b[i].clone()),
+                Cell::Text(c[i].clone()),
+                Cell::Int(n[i].max(0) as u64),
+                med[i].clone(),
+                p25[i].clone(),
+                p75[i].clone(),
+            ]
+        })
+        .collect())
+}
+
+fn utc_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// (model, bloc, class, provider).
+type ProviderCell<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// The latest price in force per provider, model, bloc and class at the store's
+/// latest observation time: the provider's median over its offers in force, when
+/// its latest price was observed and how old it is then (hours).
+pub fn prices(store: &Store) -> Result<Table, ReportError> {
+    let columns = vec![
+        "gpu_model",
+        "bloc",
+        "price_class",
+        "provider",
+        "offers",
+        "median_usd_per_gpu_hour",
+        "observed_at_utc",
+        "age_hours",
+    ];
+    let Some(last) = store.offer_dates()?.last().copied() else {
+        return Ok(Table {
+            columns,
+            rows: Vec::new(),
+        });
+    };
+    let inf = InForce::load(store, last, last, &Config::default())?;
+    let Some(now) = inf.latest else {
+        return Ok(Table {
+            columns,
+            rows: Vec::new(),
+        });
+    };
+    let mut groups: BTreeMap<ProviderCell, (Vec<f64>, i64)> = BTreeMap::new();
+    for o in inf.standing(now, now + 1) {
+        let k = o.key;
+        let e = groups
+            .entry((&k.gpu_model, &k.bloc, &k.price_class, &k.provider))
+            .or_insert((Vec::new(), i64::MIN));
+        e.0.push(o.v);
+        e.1 = e.1.max(o.observed);
+    }
+    let rows = groups
+        .into_iter()
+        .map(|((m, b, c, p), (mut v, seen))| {
+            vec![
+                Cell::Text(m.to_string()),
+                Cell::Text(b.to_string()),
+                Cell::Text(c.to_string()),
+                Cell::Text(p.to_string()),
+                Cell::Int(v.len() as u64),
+                Cell::Num(Some(quantile(&mut v, 0.5))),
+                Cell::Text(utc_ms(seen).format("%Y-%m-%dT%H:%MZ").to_string()),
+                Cell::Num(Some((now - seen) as f64 / HOUR_MS as f64)),
+            ]
+        })
+        .collect();
+    Ok(Table { columns, rows })
+}
+
+/// What `gpurent history` asks for.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Canonical model id, e.g. `H100-SXM-80GB`.
+    pub model: String,
+    /// `CN`, `US` or `OTHER`; all blocs when `None`.
+    pub bloc: Option<String>,
+    /// ISO 3166-1 alpha-2 country (e.g. `HK`); all countries when `None`.
+    pub country: Option<String>,
+    /// `on_demand`, `spot` or `reserved`; all classes when `None`.
+    pub class: Option<String>,
+    pub every: Every,
+    /// First and last observation dates (UTC), inclusive; all when `None`.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// One provider only (the stored `provider` id).
+    pub provider: Option<String>,
+    /// One segment of `tables/providers.toml` only (`unknown` for unlisted providers).
+    pub segment: Option<String>,
+    /// A row per provider too (adds a `provider` column).
+    pub by_provider: bool,
+}
+
+/// Median, p25, p75 and offer observations of one model per period, bloc and class.
+pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
+    let mut columns = vec!["period_utc", "gpu_model", "bloc", "price_class"];
+    columns.extend(PRICE_COLUMNS);
+    let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
+        return Ok(Table {
+            columns,
+            rows: Vec::new(),
+        });
+    };
+    let mut cond = col("gpu_model")
+        .eq(lit(hq.model.clone()))
+        .and(col("fractional_gpu").not());
+    if let Some(b) = &hq.bloc {
+        cond = cond.and(col("bloc").eq(lit(b.to_ascii_uppercase())));
+    }
+    if let Some(c) = &hq.country {
+        cond = cond.and(col("country").eq(lit(c.to_ascii_uppercase())));
+    }
+    if let Some(c) = &hq.class {
+        cond = cond.and(col("price_class").eq(lit(c.replace('-', "_"))));
+    }
+    if let Some(p) = &hq.provider {
+        cond = cond.and(col("provider").eq(lit(p.clone())));
+    }
+    if let Some(seg) = &hq.segment {
+        let table = Providers::embedded();
+        let any = providers(store)?
+            .into_iter()
+            .filter(|p| table.segment(p) == seg.as_str())
+            .fold(lit(false), |acc, p| acc.or(col("provider").eq(lit(p))));
+        cond = cond.and(any);
+    }
+    let ms = observed_ms();
+    let period = match hq.every {
+        Every::Hour => (ms.clone() / lit(HOUR_MS)) * lit(HOUR_MS),
+        Every::Day => (ms.clone() / lit(DAY_MS)) * lit(DAY_MS),
+        Every::Week => {
+            ((ms - lit(FIRST_MONDAY_MS)) / lit(7 * DAY_MS)) * lit(7 * DAY_MS) + lit(FIRST_MONDAY_MS)
+        }
+    };
+    let mut keys = vec![
+        col("period"),
+        col("gpu_model"),
+        col("bloc"),
+        col("price_class"),
+    ];
+    let mut order = vec!["period", "bloc", "price_class"];
+    if hq.by_provider {
+        keys.push(col("provider"));
+        order.push("provider");
+        columns.insert(4, "provider");
+    }
+    let df = collect(
+        lf.filter(cond)
+            .with_column(period.alias("period"))
+            .group_by(keys)
+            .agg(stats())
+            .sort(order, Default::default()),
+    )?;
+    let every = hq.every;
+    let mut rows = rows(&df, "period", |p| {
+        let t = utc_ms(p);
+        match every {
+            Every::Hour => t.format("%Y-%m-%dT%H:00Z").to_string(),
+            Every::Day => t.format("%Y-%m-%d").to_string(),
+            Every::Week => IsoWeek::of(t.date_naive()).label(),
+        }
+    })?;
+    if hq.by_provider {
+        for (r, p) in rows.iter_mut().zip(strs(&df, "provider")?) {
+            r.insert(4, Cell::Text(p));
+        }
+    }
+    debug_assert!(rows.iter().all(|r| r.len() == columns.len()));
+    Ok(Table { columns, rows })
+}
+
+/// The providers in the store, sorted.
+pub fn providers(store: &Store) -> Result<Vec<String>, ReportError> {
+    let Some(lf) = store.scan_offers(None, None)? else {
+        return Ok(Vec::new());
+    };
+    let df = collect(
+        lf.select([col("provider")])
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["provider"], Default::default()),
+    )?;
+    Ok(strs(&df, "provider")?)
+}
+
+/// The canonical models in the store (for a helpful message when a model has no rows).
+pub fn models(store: &Store) -> Result<Vec<String>, ReportError> {
+    let Some(lf) = store.scan_offers(None, None)? else {
+        return Ok(Vec::new());
+    };
+    let df = collect(
+        lf.select([col("gpu_model")])
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["gpu_model"], Default::default()),
+    )?;
+    Ok(strs(&df, "gpu_model")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rows: Vec<Vec<Cell>>, format: Format, expected: &str) {
+        let t = Table {
+            columns: vec!["period_utc", "offers", "median_usd_per_gpu_hour"],
+            rows,
+        };
+        assert_eq!(t.render(format), expected, "{format:?}");
+    }
+
+    #[test]
+    fn renders_fixed_formats() {
+        let rows = || {
+            vec![
+                vec![
+                    Cell::Text("2024-10-07".into()),
+                    Cell::Int(3),
+                    Cell::Num(Some(2.5)),
+                ],
+                vec![Cell::Text("a,\"b\"".into()), Cell::Int(12), Cell::Num(None)],
+            ]
+        };
+        check(
+            rows(),
+            Format::Csv,
+            "period_utc,offers,median_usd_per_gpu_hour\n2024-10-07,3,2.5000\n\"a,\"\"b\"\"\",12,\n",
+        );
+        check(
+            rows(),
+            Format::Json,
+            "[\n  {\"period_utc\": \"2024-10-07\", \"offers\": 3, \"median_usd_per_gpu_hour\": 2.5000},\n  {\"period_utc\": \"a,\\\"b\\\"\", \"offers\": 12, \"median_usd_per_gpu_hour\": null}\n]\n",
+        );
+        check(
+            rows(),
+            Format::Table,
+            "period_utc  offers  median_usd_per_gpu_hour\n2024-10-07       3                   2.5000\na,\"b\"           12\n",
+        );
+        check(Vec::new(), Format::Json, "[]\n");
+    }
+
+    #[test]
+    fn parses_options() {
+        assert_eq!("1w".parse::<Every>(), Ok(Every::Week));
+        assert!("7d".parse::<Every>().is_err());
+        assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
+        assert!("xml".parse::<Format>().is_err());
+    }
+}

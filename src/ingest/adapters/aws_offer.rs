@@ -1,0 +1,840 @@
+//! `aws_offer`: AWS Price List bulk offer files for Amazon EC2, both forms AWS
+//! publishes (`.../offers/v1.0/aws/AmazonEC2/current/<region>/index.json|.csv`, and
+//! the China partition `https://pricing.cn-north-1.amazonaws.com.cn/offers/v1.0/cn/
+//! AmazonEC2/current/<region>/index.json|.csv`). The form is sniffed: `{` is JSON.
+//!
+//! * JSON: `{"formatVersion", "disclaimer", "offerCode": "AmazonEC2", "version",
+//!   "publicationDate", "products": {"<sku>": {"sku", "productFamily", "attributes":
+//!   {"instanceType", "regionCode", "location", "operatingSystem", "tenancy",
+//!   "preInstalledSw", "capacitystatus", "marketoption", "gpu", ...}}}, "terms":
+//!   {"OnDemand"|"Reserved": {"<sku>": {"<sku>.<offerTermCode>": {"termAttributes":
+//!   {"PurchaseOption", ...}, "priceDimensions": {"<rateCode>": {"rateCode", "unit":
+//!   "Hrs", "pricePerUnit": {"USD": "98.3200000000"}}}}}}}}`.
+//! * CSV: five preamble rows (`"FormatVersion"`, `"Disclaimer"`, `"Publication Date"`,
+//!   `"Version"`, `"OfferCode"`), then a header row starting `"SKU","OfferTermCode",
+//!   "RateCode","TermType",...` with, among ~90 columns, `Unit`, `PricePerUnit`,
+//!   `Currency`, `PurchaseOption`, `Product Family`, `Instance Type`, `Tenancy`,
+//!   `Operating System`, `CapacityStatus`, `GPU`, `MarketOption`, `Pre Installed S/W`,
+//!   `Region Code`; one row per price dimension.
+//!
+//! Price as published: `pricePerUnit` / `PricePerUnit` for unit `Hrs`, per instance-hour
+//! (`instance-hour`), in the currency that keys it / the `Currency` column (USD; CNY in
+//! the China partition). Offer id: the rate code (`<sku>.<offerTermCode>.<rateCode>`).
+//!
+//! Kept: a plain GPU box, i.e. products of family `Compute Instance[ (bare metal)]`
+//! whose `gpu` attribute is above 0, `operatingSystem` `Linux`, `tenancy` `Shared`,
+//! `preInstalledSw` `NA`, `capacitystatus` `Used` and `marketoption` `OnDemand` (the
+//! last three when the file has them). Everything else (non-GPU instance types,
+//! Windows/RHEL/SUSE, dedicated hosts, capacity reservations, SQL Server images,
+//! Capacity Blocks) is not a plain GPU offer and is dropped silently, as are prices of
+//! other services in the file. Terms: `OnDemand` → `on_demand`; `Reserved` with
+//! `PurchaseOption` `No Upfront` → `reserved` (a plain hourly price over a 1- or
+//! 3-year term); Partial/All Upfront reservations are skipped, since their price is
+//! an upfront fee plus an hourly rate and combining them would be a conversion.
+//! Counted as rejects: an on-demand unit other than `Hrs`, a price that is not a
+//! number, a price with no currency.
+//!
+//! Model and GPU count: the instance type is looked up in `tables/instances.csv`
+//! (provider `aws`); `gpu_name_raw` stays empty, so a GPU instance type missing from
+//! the catalogue is rejected as `unknown_instance_type` by normalisation. Region:
+//! `regionCode` (`Region Code`), else the `location` text (country unknown); country
+//! from `tables/regions.toml` `[aws]` (`cn-north-1`, `cn-northwest-1` are CN).
+//! Provider: the feed's `provider`; when that is the default (the format name) it is
+//! `aws`, the id the data tables use.
+//!
+//! Memory: offer files are hundreds of MB. The JSON is read with a streaming serde
+//! visitor into small typed structs: products that are not plain GPU boxes are
+//! dropped while reading, and terms of those products are skipped unparsed
+//! (`IgnoredAny`); unknown fields are skipped. (Were `terms` to precede `products`,
+//! which AWS files do not do, every SKU's terms would be kept until the join.) The CSV
+//! is read row by row.
+//!
+//! Verified against public sources (AWS Billing user guide "Reading the service price
+//! list file", recorded EC2 offer files and client code): the JSON layout and field
+//! names above, the CSV preamble and header (column names and order of a 2025 EC2
+//! file, including `CapacityStatus` with no space, `GPU`, `MarketOption`,
+//! `Pre Installed S/W`, `Region Code`), `Hrs`/`Quantity` units, `Upfront Fee` rows of
+//! Partial/All Upfront reservations, the `No Upfront` purchase option, the China
+//! partition URL. Assumed: that the China files key `pricePerUnit` by `CNY` and fill
+//! `Currency` with `CNY` (AWS China prices in RMB); that every EC2 product with GPUs
+//! has a `gpu` attribute above 0.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::{adapter_keys, Adapter, NoKeys, Page, ParseCtx};
+use crate::ingest::feed::FeedConfig;
+use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
+
+/// The provider id of the data tables, used when the feed keeps the default provider.
+pub const PROVIDER: &str = "aws";
+const FORMAT: &str = "aws_offer";
+
+pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+    let _: NoKeys = adapter_keys(keys)?;
+    Ok(Box::new(AwsOffer))
+}
+
+pub struct AwsOffer;
+
+/// The product attributes that decide whether a SKU is a plain GPU box.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Product {
+    family: String,
+    instance_type: String,
+    region: Option<String>,
+    os: String,
+    tenancy: String,
+    pre_sw: Option<String>,
+    capacity: Option<String>,
+    gpu: Option<String>,
+    market: Option<String>,
+}
+
+impl Product {
+    fn gpus(&self) -> f64 {
+        self.gpu
+            .as_deref()
+            .and_then(|g| g.trim().parse::<f64>().ok())
+            .filter(|g| g.is_finite())
+            .unwrap_or(0.0)
+    }
+
+    /// Linux, shared tenancy, no pre-installed software, ordinary capacity, with GPUs.
+    fn is_plain_gpu_box(&self) -> bool {
+        let absent_or =
+            |v: &Option<String>, want: &str| v.as_deref().is_none_or(|s| s.is_empty() || s == want);
+        self.family.starts_with("Compute Instance")
+            && !self.instance_type.is_empty()
+            && self.gpus() > 0.0
+            && self.os == "Linux"
+            && self.tenancy == "Shared"
+            && absent_or(&self.pre_sw, "NA")
+            && absent_or(&self.capacity, "Used")
+            && absent_or(&self.market, "OnDemand")
+    }
+}
+
+/// The price class of a term, or `None` when gpurent does not take it.
+fn term_class(term_type: &str, purchase_option: Option<&str>) -> Option<PriceClass> {
+    match (term_type, purchase_option) {
+        ("OnDemand", _) => Some(PriceClass::OnDemand),
+        ("Reserved", Some("No Upfront")) => Some(PriceClass::Reserved),
+        _ => None,
+    }
+}
+
+/// One price dimension of a kept product and term: an offer, nothing, or a reject.
+fn dimension(
+    provider: &str,
+    p: &Product,
+    class: PriceClass,
+    rate_code: &str,
+    unit: &str,
+    prices: &[(&str, &str)],
+) -> Result<Option<RawOffer>, ParseReject> {
+    let reject = |reason: &str, detail: String| ParseReject {
+        offer_id: rate_code.to_string(),
+        gpu_name_raw: String::new(),
+        reason: reason.to_string(),
+        detail: format!(
+            "{} in {}: {detail}",
+            p.instance_type,
+            p.region.as_deref().unwrap_or("?")
+        ),
+    };
+    if unit != "Hrs" {
+        // Reservations also carry an `Upfront Fee` (unit `Quantity`); not an hourly price.
+        return match class {
+            PriceClass::OnDemand => Err(reject(
+                "unsupported_unit",
+                format!("unit {unit:?} (expected \"Hrs\")"),
+            )),
+            _ => Ok(None),
+        };
+    }
+    let chosen = match prices {
+        [] => return Err(reject("missing_price", "no price".into())),
+        [one] => *one,
+        many => *many.iter().find(|(c, _)| *c == "USD").unwrap_or(&many[0]),
+    };
+    let (currency, amount) = chosen;
+    let price: f64 = amount
+        .trim()
+        .parse()
+        .map_err(|_| reject("bad_price", format!("price {amount:?} is not a number")))?;
+    if currency.trim().is_empty() {
+        return Err(reject("missing_currency", "no currency".into()));
+    }
+    let mut o = RawOffer::new(provider, rate_code, "");
+    o.instance_type = Some(p.instance_type.clone());
+    o.region = p.region.clone();
+    o.price_class = class;
+    o.price = Some(price);
+    o.currency = currency.trim().to_string();
+    o.price_unit = PriceUnit::instance_hour();
+    Ok(Some(o))
+}
+
+fn push(out: &mut Parsed, r: Result<Option<RawOffer>, ParseReject>) {
+    match r {
+        Ok(Some(o)) => out.offers.push(o),
+        Ok(None) => {}
+        Err(rej) => out.rejects.push(rej),
+    }
+}
+
+impl Adapter for AwsOffer {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+        let provider = if ctx.provider == FORMAT {
+            PROVIDER
+        } else {
+            ctx.provider
+        };
+        let first = page.body.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'{') {
+            parse_json(&page.body, provider)
+        } else {
+            parse_csv(&page.body, provider)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON: a streaming visitor that keeps only plain GPU products and their terms.
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct JsonProduct {
+    #[serde(default, rename = "productFamily")]
+    family: String,
+    #[serde(default)]
+    attributes: JsonAttributes,
+}
+
+#[derive(Deserialize, Default)]
+struct JsonAttributes {
+    #[serde(default, rename = "instanceType")]
+    instance_type: String,
+    #[serde(default, rename = "regionCode")]
+    region_code: Option<String>,
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default, rename = "operatingSystem")]
+    os: String,
+    #[serde(default)]
+    tenancy: String,
+    #[serde(default, rename = "preInstalledSw")]
+    pre_sw: Option<String>,
+    #[serde(default, rename = "capacitystatus")]
+    capacity: Option<String>,
+    #[serde(default)]
+    gpu: Option<String>,
+    #[serde(default, rename = "marketoption", alias = "marketOption")]
+    market: Option<String>,
+}
+
+impl From<JsonProduct> for Product {
+    fn from(p: JsonProduct) -> Self {
+        let a = p.attributes;
+        Product {
+            family: p.family,
+            instance_type: a.instance_type,
+            region: a.region_code.filter(|r| !r.is_empty()).or(a.location),
+            os: a.os,
+            tenancy: a.tenancy,
+            pre_sw: a.pre_sw,
+            capacity: a.capacity,
+            gpu: a.gpu,
+            market: a.market,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonTerm {
+    #[serde(default, rename = "priceDimensions")]
+    dims: BTreeMap<String, JsonDimension>,
+    #[serde(default, rename = "termAttributes")]
+    attrs: JsonTermAttributes,
+}
+
+#[derive(Deserialize, Default)]
+struct JsonTermAttributes {
+    #[serde(default, rename = "PurchaseOption")]
+    purchase_option: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JsonDimension {
+    #[serde(default, rename = "rateCode")]
+    rate_code: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default, rename = "pricePerUnit")]
+    price: BTreeMap<String, String>,
+}
+
+/// Terms of one term type: (sku, its terms by key), in file order.
+type SkuTerms = Vec<(String, BTreeMap<String, JsonTerm>)>;
+
+struct OfferFile {
+    products: Option<HashMap<String, Product>>,
+    terms: Vec<(String, SkuTerms)>,
+}
+
+struct OfferVisitor;
+
+impl<'de> Visitor<'de> for OfferVisitor {
+    type Value = OfferFile;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an AWS offer file object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OfferFile, A::Error> {
+        let mut file = OfferFile {
+            products: None,
+            terms: Vec::new(),
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "products" => file.products = Some(map.next_value_seed(ProductsSeed)?),
+                "terms" => {
+                    let keep = file
+                        .products
+                        .as_ref()
+                        .map(|p| p.keys().cloned().collect::<HashSet<String>>());
+                    file.terms = map.next_value_seed(TermsSeed {
+                        keep: keep.as_ref(),
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// `products`, keeping only plain GPU boxes.
+struct ProductsSeed;
+
+impl<'de> DeserializeSeed<'de> for ProductsSeed {
+    type Value = HashMap<String, Product>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ProductsSeed {
+    type Value = HashMap<String, Product>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of products by SKU")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = HashMap::new();
+        while let Some(sku) = map.next_key::<String>()? {
+            let p = Product::from(map.next_value::<JsonProduct>()?);
+            if p.is_plain_gpu_box() {
+                kept.insert(sku, p);
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// `terms`: `OnDemand` and `Reserved` terms of the kept SKUs (all SKUs when the
+/// products have not been read yet).
+struct TermsSeed<'k> {
+    keep: Option<&'k HashSet<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for TermsSeed<'_> {
+    type Value = Vec<(String, SkuTerms)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TermsSeed<'_> {
+    type Value = Vec<(String, SkuTerms)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of term types")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(term_type) = map.next_key::<String>()? {
+            if term_type == "OnDemand" || term_type == "Reserved" {
+                let terms = map.next_value_seed(SkuTermsSeed { keep: self.keep })?;
+                out.push((term_type, terms));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct SkuTermsSeed<'k> {
+    keep: Option<&'k HashSet<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for SkuTermsSeed<'_> {
+    type Value = SkuTerms;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SkuTermsSeed<'_> {
+    type Value = SkuTerms;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of terms by SKU")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(sku) = map.next_key::<String>()? {
+            if self.keep.is_none_or(|k| k.contains(&sku)) {
+                out.push((sku, map.next_value::<BTreeMap<String, JsonTerm>>()?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_json(body: &[u8], provider: &str) -> Result<Parsed, String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let file = serde::Deserializer::deserialize_map(&mut de, OfferVisitor)
+        .map_err(|e| format!("invalid JSON: {e}"))?;
+    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+    let products = file
+        .products
+        .ok_or("not an AWS offer file: no \"products\" object")?;
+    let mut out = Parsed::default();
+    for (term_type, skus) in &file.terms {
+        for (sku, terms) in skus {
+            let Some(p) = products.get(sku) else { continue };
+            for term in terms.values() {
+                let Some(class) = term_class(term_type, term.attrs.purchase_option.as_deref())
+                else {
+                    continue;
+                };
+                for (key, dim) in &term.dims {
+                    let rate_code = if dim.rate_code.is_empty() {
+                        key
+                    } else {
+                        &dim.rate_code
+                    };
+                    let prices: Vec<(&str, &str)> = dim
+                        .price
+                        .iter()
+                        .map(|(c, a)| (c.as_str(), a.as_str()))
+                        .collect();
+                    push(
+                        &mut out,
+                        dimension(provider, p, class, rate_code, &dim.unit, &prices),
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// CSV: preamble, header, one row per price dimension.
+// ---------------------------------------------------------------------------
+
+/// Rows before the header that may hold the preamble.
+const MAX_PREAMBLE_ROWS: usize = 10;
+
+fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut records = rdr.records();
+    let mut header = None;
+    for row in 1..=MAX_PREAMBLE_ROWS {
+        let Some(rec) = records.next() else { break };
+        let rec = rec.map_err(|e| format!("line {row}: {e}"))?;
+        let first = rec
+            .get(0)
+            .unwrap_or("")
+            .trim_start_matches('\u{feff}')
+            .trim();
+        if row == 1 && first != "FormatVersion" {
+            return Err(format!(
+                "not an AWS price list file: the first row starts with {first:?}, not \"FormatVersion\" (nor a JSON object)"
+            ));
+        }
+        if first == "SKU" {
+            header = Some((row, rec));
+            break;
+        }
+    }
+    let (header_row, header) = header.ok_or_else(|| {
+        format!("no header row starting with \"SKU\" in the first {MAX_PREAMBLE_ROWS} rows")
+    })?;
+    let index: HashMap<&str, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim(), i))
+        .collect();
+    let find = |names: &[&str]| names.iter().find_map(|n| index.get(n).copied());
+    let need = |name: &str| {
+        find(&[name])
+            .ok_or_else(|| format!("column {name:?} is not in the header (row {header_row})"))
+    };
+    let (c_term, c_rate, c_unit, c_price, c_cur) = (
+        need("TermType")?,
+        need("RateCode")?,
+        need("Unit")?,
+        need("PricePerUnit")?,
+        need("Currency")?,
+    );
+    let (c_family, c_type, c_os, c_tenancy) = (
+        need("Product Family")?,
+        need("Instance Type")?,
+        need("Operating System")?,
+        need("Tenancy")?,
+    );
+    let c_region = find(&["Region Code"]);
+    let c_location = find(&["Location"]);
+    let c_pre = find(&["Pre Installed S/W"]);
+    let c_capacity = find(&["CapacityStatus", "Capacity Status"]);
+    let c_gpu = find(&["GPU"]);
+    let c_market = find(&["MarketOption", "Market Option"]);
+    let c_purchase = find(&["PurchaseOption", "Purchase Option"]);
+    let mut out = Parsed::default();
+    for (i, rec) in records.enumerate() {
+        let line = header_row + 1 + i;
+        let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+        let get = |c: usize| rec.get(c).map(str::trim).unwrap_or("");
+        let opt = |c: Option<usize>| c.map(get).filter(|s| !s.is_empty()).map(str::to_string);
+        let p = Product {
+            family: get(c_family).to_string(),
+            instance_type: get(c_type).to_string(),
+            region: opt(c_region).or_else(|| opt(c_location)),
+            os: get(c_os).to_string(),
+            tenancy: get(c_tenancy).to_string(),
+            pre_sw: opt(c_pre),
+            capacity: opt(c_capacity),
+            gpu: opt(c_gpu),
+            market: opt(c_market),
+        };
+        if !p.is_plain_gpu_box() {
+            continue;
+        }
+        let Some(class) = term_class(get(c_term), opt(c_purchase).as_deref()) else {
+            continue;
+        };
+        let prices = [(get(c_cur), get(c_price))];
+        let prices: &[(&str, &str)] = if get(c_price).is_empty() {
+            &[]
+        } else {
+            &prices
+        };
+        push(
+            &mut out,
+            dimension(provider, &p, class, get(c_rate), get(c_unit), prices),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Product {
+        Product {
+            family: "Compute Instance".into(),
+            instance_type: "p5.48xlarge".into(),
+            region: Some("us-east-1".into()),
+            os: "Linux".into(),
+            tenancy: "Shared".into(),
+            pre_sw: Some("NA".into()),
+            capacity: Some("Used".into()),
+            gpu: Some("8".into()),
+            market: Some("OnDemand".into()),
+        }
+    }
+
+    fn check(change: fn(&mut Product), expected: bool, why: &str) {
+        let mut p = base();
+        change(&mut p);
+        assert_eq!(p.is_plain_gpu_box(), expected, "{why}: {p:?}");
+    }
+
+    #[test]
+    fn which_products_are_plain_gpu_boxes() {
+        check(|_| {}, true, "Linux shared on-demand GPU box");
+        check(
+            |p| p.family = "Compute Instance (bare metal)".into(),
+            true,
+            "bare metal",
+        );
+        check(
+            |p| p.gpu = Some("0.125".into()),
+            true,
+            "a GPU slice still has GPUs",
+        );
+        check(
+            |p| p.capacity = None,
+            true,
+            "older files have no capacitystatus",
+        );
+        check(
+            |p| p.market = None,
+            true,
+            "older files have no marketoption",
+        );
+        check(
+            |p| p.gpu = None,
+            false,
+            "no gpu attribute: not a GPU instance",
+        );
+        check(|p| p.gpu = Some("0".into()), false, "zero GPUs");
+        check(|p| p.gpu = Some("NA".into()), false, "gpu NA");
+        check(|p| p.os = "Windows".into(), false, "Windows");
+        check(|p| p.os = "RHEL".into(), false, "RHEL");
+        check(
+            |p| p.tenancy = "Dedicated".into(),
+            false,
+            "dedicated tenancy",
+        );
+        check(|p| p.tenancy = "Host".into(), false, "dedicated host");
+        check(
+            |p| p.pre_sw = Some("SQL Web".into()),
+            false,
+            "SQL Server pre-installed",
+        );
+        check(
+            |p| p.capacity = Some("UnusedCapacityReservation".into()),
+            false,
+            "unused capacity reservation",
+        );
+        check(
+            |p| p.capacity = Some("AllocatedCapacityReservation".into()),
+            false,
+            "allocated capacity reservation",
+        );
+        check(
+            |p| p.market = Some("CapacityBlock".into()),
+            false,
+            "capacity block",
+        );
+        check(
+            |p| p.family = "Dedicated Host".into(),
+            false,
+            "not an instance",
+        );
+        check(
+            |p| p.instance_type = String::new(),
+            false,
+            "no instance type",
+        );
+    }
+
+    #[test]
+    fn which_terms_are_taken() {
+        for (term, option, expected) in [
+            ("OnDemand", None, Some(PriceClass::OnDemand)),
+            ("Reserved", Some("No Upfront"), Some(PriceClass::Reserved)),
+            ("Reserved", Some("Partial Upfront"), None),
+            ("Reserved", Some("All Upfront"), None),
+            ("Reserved", None, None),
+            ("Spot", None, None),
+        ] {
+            assert_eq!(term_class(term, option), expected, "{term} {option:?}");
+        }
+    }
+
+    #[test]
+    fn dimensions_become_offers_or_rejects() {
+        let p = base();
+        let od = dimension(
+            "aws",
+            &p,
+            PriceClass::OnDemand,
+            "S.T.R",
+            "Hrs",
+            &[("USD", "98.3200000000")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (od.price, od.currency.as_str(), od.instance_type.as_deref()),
+            (Some(98.32), "USD", Some("p5.48xlarge"))
+        );
+        assert_eq!(
+            (
+                od.gpu_name_raw.as_str(),
+                od.gpu_count,
+                od.price_unit.label()
+            ),
+            ("", None, "instance-hour".to_string())
+        );
+        let cny = dimension(
+            "aws",
+            &p,
+            PriceClass::OnDemand,
+            "S.T.R",
+            "Hrs",
+            &[("CNY", "29.41")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(cny.currency, "CNY");
+        let both = dimension(
+            "aws",
+            &p,
+            PriceClass::OnDemand,
+            "S.T.R",
+            "Hrs",
+            &[("CNY", "1"), ("USD", "2")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((both.currency.as_str(), both.price), ("USD", Some(2.0)));
+        let reason = |r: Result<Option<RawOffer>, ParseReject>| r.unwrap_err().reason;
+        assert_eq!(
+            reason(dimension(
+                "aws",
+                &p,
+                PriceClass::OnDemand,
+                "x",
+                "Hrs",
+                &[("USD", "n/a")]
+            )),
+            "bad_price"
+        );
+        assert_eq!(
+            reason(dimension(
+                "aws",
+                &p,
+                PriceClass::OnDemand,
+                "x",
+                "Quantity",
+                &[("USD", "1")]
+            )),
+            "unsupported_unit"
+        );
+        assert_eq!(
+            reason(dimension("aws", &p, PriceClass::OnDemand, "x", "Hrs", &[])),
+            "missing_price"
+        );
+        // A reservation's upfront fee is not an hourly price: skipped, not counted.
+        assert!(dimension(
+            "aws",
+            &p,
+            PriceClass::Reserved,
+            "x",
+            "Quantity",
+            &[("USD", "0")]
+        )
+        .unwrap()
+        .is_none());
+    }
+
+    fn parse(body: &str) -> Result<Parsed, String> {
+        let ctx = ParseCtx {
+            feed: "a",
+            provider: "aws_offer",
+            observed_at: chrono::Utc::now(),
+        };
+        AwsOffer.parse(
+            &Page {
+                label: String::new(),
+                body: body.as_bytes().to_vec(),
+            },
+            &ctx,
+        )
+    }
+
+    const JSON: &str = r#"{"formatVersion":"v1.0","offerCode":"AmazonEC2","version":"1","publicationDate":"2024-10-01T00:00:00Z",
+      "terms":{"OnDemand":{"GPU1":{"GPU1.JRTCKXETXF":{"offerTermCode":"JRTCKXETXF","sku":"GPU1","priceDimensions":{"GPU1.JRTCKXETXF.6YS6EN2CT7":{"rateCode":"GPU1.JRTCKXETXF.6YS6EN2CT7","unit":"Hrs","pricePerUnit":{"USD":"98.3200000000"}}},"termAttributes":{}}},
+                           "CPU1":{"CPU1.JRTCKXETXF":{"priceDimensions":{"CPU1.JRTCKXETXF.6YS6EN2CT7":{"rateCode":"CPU1.JRTCKXETXF.6YS6EN2CT7","unit":"Hrs","pricePerUnit":{"USD":"0.096"}}}}}},
+               "Reserved":{"GPU1":{"GPU1.4NA7Y494T4":{"priceDimensions":{"GPU1.4NA7Y494T4.6YS6EN2CT7":{"rateCode":"GPU1.4NA7Y494T4.6YS6EN2CT7","unit":"Hrs","pricePerUnit":{"USD":"57.6300000000"}}},"termAttributes":{"LeaseContractLength":"1yr","OfferingClass":"standard","PurchaseOption":"No Upfront"}},
+                                   "GPU1.38NPMPTW36":{"priceDimensions":{"a":{"rateCode":"GPU1.38NPMPTW36.2TG2D8R56U","unit":"Quantity","pricePerUnit":{"USD":"250000"}},"b":{"rateCode":"GPU1.38NPMPTW36.6YS6EN2CT7","unit":"Hrs","pricePerUnit":{"USD":"28.5"}}},"termAttributes":{"PurchaseOption":"Partial Upfront"}}}}},
+      "products":{"GPU1":{"sku":"GPU1","productFamily":"Compute Instance","attributes":{"servicecode":"AmazonEC2","location":"US East (N. Virginia)","instanceType":"p5.48xlarge","gpu":"8","gpuMemory":"640 GB","operatingSystem":"Linux","tenancy":"Shared","preInstalledSw":"NA","capacitystatus":"Used","regionCode":"us-east-1","marketoption":"OnDemand"}},
+                  "CPU1":{"sku":"CPU1","productFamily":"Compute Instance","attributes":{"instanceType":"m5.large","operatingSystem":"Linux","tenancy":"Shared","preInstalledSw":"NA","capacitystatus":"Used","regionCode":"us-east-1"}}}}"#;
+
+    #[test]
+    fn json_terms_before_products_still_join() {
+        let p = parse(JSON).unwrap();
+        let got: Vec<(&str, PriceClass, Option<f64>)> = p
+            .offers
+            .iter()
+            .map(|o| (o.offer_id.as_str(), o.price_class, o.price))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "GPU1.JRTCKXETXF.6YS6EN2CT7",
+                    PriceClass::OnDemand,
+                    Some(98.32)
+                ),
+                (
+                    "GPU1.4NA7Y494T4.6YS6EN2CT7",
+                    PriceClass::Reserved,
+                    Some(57.63)
+                ),
+            ]
+        );
+        assert!(p
+            .offers
+            .iter()
+            .all(|o| o.provider == "aws" && o.region.as_deref() == Some("us-east-1")));
+        assert!(p.rejects.is_empty());
+    }
+
+    #[test]
+    fn csv_with_preamble() {
+        let csv = "\"FormatVersion\",\"v1.0\"\n\"Disclaimer\",\"x\"\n\"Publication Date\",\"2024-10-01T00:00:00Z\"\n\"Version\",\"1\"\n\"OfferCode\",\"AmazonEC2\"\n\
+\"SKU\",\"OfferTermCode\",\"RateCode\",\"TermType\",\"PriceDescription\",\"Unit\",\"PricePerUnit\",\"Currency\",\"PurchaseOption\",\"Product Family\",\"Instance Type\",\"Tenancy\",\"Operating System\",\"CapacityStatus\",\"GPU\",\"Pre Installed S/W\",\"Region Code\"\n\
+\"A\",\"JRTCKXETXF\",\"A.JRTCKXETXF.6YS6EN2CT7\",\"OnDemand\",\"d\",\"Hrs\",\"29.4100000000\",\"CNY\",,\"Compute Instance\",\"p3.2xlarge\",\"Shared\",\"Linux\",\"Used\",\"1\",\"NA\",\"cn-north-1\"\n\
+\"B\",\"JRTCKXETXF\",\"B.JRTCKXETXF.6YS6EN2CT7\",\"OnDemand\",\"d\",\"Hrs\",\"1.0\",\"CNY\",,\"Compute Instance\",\"c5.large\",\"Shared\",\"Linux\",\"Used\",,\"NA\",\"cn-north-1\"\n\
+\"A\",\"JRTCKXETXF\",\"A.JRTCKXETXF.X\",\"OnDemand\",\"d\",\"Hrs\",\"oops\",\"CNY\",,\"Compute Instance\",\"p3.2xlarge\",\"Shared\",\"Linux\",\"Used\",\"1\",\"NA\",\"cn-north-1\"\n";
+        let p = parse(csv).unwrap();
+        assert_eq!(p.offers.len(), 1);
+        let o = &p.offers[0];
+        assert_eq!(
+            (o.currency.as_str(), o.price, o.region.as_deref()),
+            ("CNY", Some(29.41), Some("cn-north-1"))
+        );
+        assert_eq!(p.rejects.len(), 1);
+        assert_eq!(p.rejects[0].reason, "bad_price");
+    }
+
+    #[test]
+    fn malformed_payloads_say_what_broke() {
+        for (body, expected) in [
+            (
+                "{\"formatVersion\":\"v1.0\",\"terms\":{}}",
+                "no \"products\"",
+            ),
+            ("{\"products\": [1, 2]}", "invalid JSON"),
+            ("{\"products\": {}} trailing", "invalid JSON"),
+            ("SKU,Unit\nA,Hrs\n", "FormatVersion"),
+            (
+                "\"FormatVersion\",\"v1.0\"\n\"Disclaimer\",\"x\"\n",
+                "no header row",
+            ),
+            (
+                "\"FormatVersion\",\"v1.0\"\n\"SKU\",\"RateCode\"\n",
+                "column \"TermType\"",
+            ),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert!(e.contains(expected), "{body:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `vastai`: the vast.ai bundles search response, `{"offers": [...]}`.
+//!
+//! Each offer is one host machine slice: `num_gpus` GPUs of `gpu_name` with
+//! `gpu_ram` MB each. On-demand price: `dph_total`, USD per hour for the whole
+//! offer. Spot (interruptible) price: `min_bid` when present and positive.
+//! Country: the two-letter code after the last comma of `geolocation`
+//! (`"Guangdong, CN"`, `"Texas, US"`); vast.ai has hosts in both blocs.
+
+use serde::Deserialize;
+
+use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx};
+use crate::ingest::feed::FeedConfig;
+use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
+
+pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+    let _: NoKeys = adapter_keys(keys)?;
+    Ok(Box::new(VastAi))
+}
+
+pub struct VastAi;
+
+#[derive(Deserialize)]
+struct Response {
+    offers: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Offer {
+    id: serde_json::Value,
+    gpu_name: String,
+    num_gpus: f64,
+    #[serde(default)]
+    gpu_ram: Option<f64>,
+    #[serde(default)]
+    dph_total: Option<f64>,
+    #[serde(default)]
+    min_bid: Option<f64>,
+    #[serde(default)]
+    geolocation: Option<String>,
+}
+
+/// The ISO country code at the end of a vast geolocation, if it looks like one.
+pub fn country_of(geolocation: &str) -> Option<String> {
+    let code = geolocation.rsplit(',').next()?.trim();
+    (code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()))
+        .then(|| code.to_ascii_uppercase())
+}
+
+impl Adapter for VastAi {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+        let resp: Response = json(&page.body)?;
+        let mut out = Parsed::default();
+        for (i, value) in resp.offers.into_iter().enumerate() {
+            let offer: Offer = match serde_json::from_value(value.clone()) {
+                Ok(o) => o,
+                Err(e) => {
+                    out.rejects.push(bad_record(
+                        value
+                            .get("id")
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| format!("#{i}")),
+                        str_at(&value, "gpu_name"),
+                        format!("offers[{i}]: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let id = match &offer.id {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            let mut base = RawOffer::new(ctx.provider, id, offer.gpu_name.clone());
+            base.region = offer.geolocation.clone();
+            base.country = offer.geolocation.as_deref().and_then(country_of);
+            base.gpu_count = Some(offer.num_gpus);
+            base.gpu_memory_gb = offer.gpu_ram.map(|mb| mb / 1024.0);
+            base.gpus_available = Some(offer.num_gpus);
+            base.currency = "USD".into();
+            base.price_unit = PriceUnit::instance_hour();
+            let mut od = base.clone();
+            od.price = offer.dph_total;
+            out.offers.push(od);
+            if let Some(bid) = offer.min_bid.filter(|b| *b > 0.0) {
+                let mut spot = base;
+                spot.price_class = PriceClass::Spot;
+                spot.price = Some(bid);
+                out.offers.push(spot);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(geo: &str, expected: Option<&str>) {
+        assert_eq!(country_of(geo).as_deref(), expected, "country_of({geo:?})");
+    }
+
+    #[test]
+    fn geolocation_country() {
+        check("Guangdong, CN", Some("CN"));
+        check("Texas, US", Some("US"));
+        check("Hong Kong, HK", Some("HK"));
+        check("US", Some("US"));
+        check("Sichuan, China, cn", Some("CN"));
+        check("Somewhere", None);
+        check("", None);
+    }
+
+    fn parse(body: &str) -> Parsed {
+        let ctx = ParseCtx {
+            feed: "v",
+            provider: "vastai",
+            observed_at: chrono::Utc::now(),
+        };
+        VastAi
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn price_rules() {
+        // (min_bid, expected classes and prices)
+        let cases: &[(&str, &[(PriceClass, f64)])] = &[
+            (
+                "0.5",
+                &[(PriceClass::OnDemand, 0.8), (PriceClass::Spot, 0.5)],
+            ),
+            ("0", &[(PriceClass::OnDemand, 0.8)]),
+            ("null", &[(PriceClass::OnDemand, 0.8)]),
+            ("-1", &[(PriceClass::OnDemand, 0.8)]),
+        ];
+        for (bid, expected) in cases {
+            let p = parse(&format!(
+                r#"{{"offers":[{{"id":7,"gpu_name":"RTX 4090","num_gpus":2,"gpu_ram":24564,"dph_total":0.8,"min_bid":{bid},"geolocation":"Guangdong, CN"}}]}}"#
+            ));
+            let got: Vec<(PriceClass, f64)> = p
+                .offers
+                .iter()
+                .map(|o| (o.price_class, o.price.unwrap()))
+                .collect();
+            assert_eq!(&got, expected, "min_bid {bid}");
+            assert!(p
+                .offers
+                .iter()
+                .all(|o| o.gpu_count == Some(2.0) && o.country.as_deref() == Some("CN")));
+        }
+    }
+
+    #[test]
+    fn bad_record_is_rejected_not_fatal() {
+        let p = parse(
+            r#"{"offers":[{"id":1,"gpu_name":"RTX 4090","num_gpus":"two"},{"id":2,"gpu_name":"H100 SXM","num_gpus":1,"dph_total":2.0}]}"#,
+        );
+        assert_eq!(p.offers.len(), 1);
+        assert_eq!(p.rejects.len(), 1);
+        assert!(p.rejects[0].detail.contains("offers[0]"));
+    }
+}

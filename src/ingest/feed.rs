@@ -1,0 +1,381 @@
+//! Feed files: one TOML file per feed in a feeds directory.
+//!
+//! Common keys are read here; every other key belongs to the adapter named by
+//! `format`, which rejects keys it does not know. Errors name the file and the key.
+//! Invariant: secrets are never stored in a feed file, only the *name* of the
+//! environment variable that holds them (`auth_env`).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::FeedError;
+use crate::ingest::adapters::{self, Adapter};
+
+/// Where a feed's payload comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A live `http(s)://` URL.
+    Http(String),
+    /// A recorded payload on disk, read through the same parsing path.
+    File(PathBuf),
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Http(u) => u.clone(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// The keys every feed file may have.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    /// The feed's name: the file stem.
+    pub name: String,
+    /// The feed file itself.
+    pub path: PathBuf,
+    pub format: String,
+    pub source: Source,
+    pub enabled: bool,
+    pub provider: String,
+    pub auth_env: Option<String>,
+    pub timeout_s: u64,
+    /// Attempts after the first on timeouts, 429 and 5xx.
+    pub retries: u32,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub retry_base_ms: u64,
+    /// Largest response body accepted, in bytes.
+    pub max_bytes: usize,
+    /// Share of VAT included in the published price (e.g. 0.06); 0 when prices are net.
+    pub price_includes_vat: f64,
+    /// Hours between ingests of this feed in the daemon.
+    pub interval_hours: u32,
+    /// True when the payload is a labelled sample or simulation, not a live source.
+    pub sample: bool,
+    /// The feed file's text, kept beside raw payloads for re-normalisation.
+    pub text: String,
+}
+
+/// A feed file with its adapter built.
+pub struct Feed {
+    pub config: FeedConfig,
+    pub adapter: Box<dyn Adapter>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn cfg_err(path: &Path, message: impl Into<String>) -> FeedError {
+    FeedError::Config {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn take_str(table: &mut toml::Table, key: &str, path: &Path) -> Result<Option<String>, FeedError> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(cfg_err(
+            path,
+            format!("key `{key}` must be a string, found {}", v.type_str()),
+        )),
+    }
+}
+
+fn take_bool(table: &mut toml::Table, key: &str, path: &Path) -> Result<Option<bool>, FeedError> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::Boolean(b)) => Ok(Some(b)),
+        Some(v) => Err(cfg_err(
+            path,
+            format!("key `{key}` must be true or false, found {}", v.type_str()),
+        )),
+    }
+}
+
+fn take_num(table: &mut toml::Table, key: &str, path: &Path) -> Result<Option<f64>, FeedError> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::Integer(i)) => Ok(Some(i as f64)),
+        Some(toml::Value::Float(f)) => Ok(Some(f)),
+        Some(v) => Err(cfg_err(
+            path,
+            format!("key `{key}` must be a number, found {}", v.type_str()),
+        )),
+    }
+}
+
+fn take_uint(
+    table: &mut toml::Table,
+    key: &str,
+    path: &Path,
+    max: f64,
+) -> Result<Option<f64>, FeedError> {
+    match take_num(table, key, path)? {
+        Some(n) if n.fract() != 0.0 || n < 1.0 || n > max => Err(cfg_err(
+            path,
+            format!("key `{key}` must be a whole number from 1 to {max}, found {n}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Read and validate one feed file, building its adapter.
+pub fn load_feed(path: &Path) -> Result<Feed, FeedError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| cfg_err(path, format!("cannot read: {e}")))?;
+    parse_feed(path, &text)
+}
+
+/// Parse a feed file's text (the path names it in errors and anchors relative URLs).
+pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| cfg_err(path, format!("invalid TOML: {e}")))?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| cfg_err(path, "file name is not UTF-8"))?
+        .to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(cfg_err(
+            path,
+            "feed file names may use only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    let format = take_str(&mut table, "format", path)?
+        .ok_or_else(|| cfg_err(path, "missing key `format`"))?;
+    let url =
+        take_str(&mut table, "url", path)?.ok_or_else(|| cfg_err(path, "missing key `url`"))?;
+    let source = if url.starts_with("http://") || url.starts_with("https://") {
+        check_live_url(&url).map_err(|m| cfg_err(path, format!("key `url`: {m}")))?;
+        Source::Http(url)
+    } else if url.contains("://") {
+        return Err(cfg_err(
+            path,
+            format!("key `url`: unsupported scheme in {url:?} (use http(s):// or a file path)"),
+        ));
+    } else {
+        let p = PathBuf::from(&url);
+        Source::File(if p.is_absolute() {
+            p
+        } else {
+            path.parent().unwrap_or(Path::new(".")).join(p)
+        })
+    };
+    let enabled = take_bool(&mut table, "enabled", path)?.unwrap_or(true);
+    let provider = take_str(&mut table, "provider", path)?.unwrap_or_else(|| format.clone());
+    let auth_env = take_str(&mut table, "auth_env", path)?;
+    if let Some(var) = &auth_env {
+        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(cfg_err(
+                path,
+                "key `auth_env` must name an environment variable (letters, digits, `_`)",
+            ));
+        }
+    }
+    let timeout_s = take_uint(&mut table, "timeout_s", path, 3600.0)?.unwrap_or(30.0) as u64;
+    let retries = match take_num(&mut table, "retries", path)? {
+        Some(n) if n.fract() != 0.0 || !(0.0..=10.0).contains(&n) => {
+            return Err(cfg_err(
+                path,
+                format!("key `retries` must be a whole number from 0 to 10, found {n}"),
+            ))
+        }
+        Some(n) => n as u32,
+        None => 3,
+    };
+    let retry_base_ms =
+        take_uint(&mut table, "retry_base_ms", path, 60_000.0)?.unwrap_or(500.0) as u64;
+    let max_bytes =
+        take_uint(&mut table, "max_bytes", path, 4e9)?.unwrap_or(256.0 * 1024.0 * 1024.0) as usize;
+    let price_includes_vat = take_num(&mut table, "price_includes_vat", path)?.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&price_includes_vat) {
+        return Err(cfg_err(path, format!("key `price_includes_vat` must be a rate from 0 to below 1 (e.g. 0.06), found {price_includes_vat}")));
+    }
+    let interval_hours =
+        take_uint(&mut table, "interval_hours", path, 24.0 * 366.0)?.unwrap_or(1.0) as u32;
+    let sample = take_bool(&mut table, "sample", path)?.unwrap_or(false);
+    let config = FeedConfig {
+        name,
+        path: path.to_path_buf(),
+        format: format.clone(),
+        source,
+        enabled,
+        provider,
+        auth_env,
+        timeout_s,
+        retries,
+        retry_base_ms,
+        max_bytes,
+        price_includes_vat,
+        interval_hours,
+        sample,
+        text: text.to_string(),
+    };
+    let builder = adapters::builder(&format).ok_or_else(|| {
+        cfg_err(
+            path,
+            format!(
+                "key `format`: unknown adapter {format:?} (known: {})",
+                adapters::names().join(", ")
+            ),
+        )
+    })?;
+    let adapter = builder(&config, table).map_err(|m| cfg_err(path, m))?;
+    Ok(Feed { config, adapter })
+}
+
+/// Live URLs must be https, except on the loopback interface (tests, the demo).
+pub fn check_live_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let rest = url.strip_prefix("http://").ok_or("not an http(s) URL")?;
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if let Some(h) = host.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?} must use https (plain http is allowed only on loopback)"
+        ))
+    }
+}
+
+/// A feed file that could not be loaded, kept so the run can report it.
+#[derive(Debug)]
+pub struct BrokenFeed {
+    pub name: String,
+    pub error: FeedError,
+}
+
+/// Load every `*.toml` in a directory, sorted by name. Broken files do not stop the others.
+pub fn load_dir(dir: &Path) -> Result<(Vec<Feed>, Vec<BrokenFeed>), FeedError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| cfg_err(dir, format!("cannot read feeds directory: {e}")))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    paths.sort();
+    let mut feeds = Vec::new();
+    let mut broken = Vec::new();
+    for p in paths {
+        match load_feed(&p) {
+            Ok(f) => feeds.push(f),
+            Err(error) => broken.push(BrokenFeed {
+                name: p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                error,
+            }),
+        }
+    }
+    Ok((feeds, broken))
+}
+
+/// Test support for adapters: build a feed of `format` from `url` plus `keys` and
+/// check it loads, or fails with an error containing `expected_err`.
+#[cfg(test)]
+pub(crate) fn check_feed_keys(format: &str, url: &str, keys: &str, expected_err: Option<&str>) {
+    let r = parse_feed(
+        Path::new("/feeds/check.toml"),
+        &format!("format = '{format}'\nurl = '{url}'\n{keys}"),
+    );
+    match (r, expected_err) {
+        (Ok(_), None) => {}
+        (Err(e), Some(want)) => assert!(e.to_string().contains(want), "{keys}: {e}"),
+        (Ok(_), Some(want)) => panic!("{keys}: expected an error containing {want:?}"),
+        (Err(e), None) => panic!("{keys}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_err(text: &str, expected: &str) {
+        let e = parse_feed(Path::new("/feeds/x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(expected),
+            "error {e:?} should contain {expected:?}"
+        );
+        assert!(
+            e.contains("/feeds/x.toml"),
+            "error {e:?} should name the file"
+        );
+    }
+
+    #[test]
+    fn bad_feed_files_name_file_and_key() {
+        check_err("url = 'a.json'", "missing key `format`");
+        check_err("format = 'vastai'", "missing key `url`");
+        check_err("format = 'nope'\nurl = 'a.json'", "unknown adapter");
+        check_err("format = 'vastai'\nurl = 'a.json'\nbogus = 1", "bogus");
+        check_err(
+            "format = 'vastai'\nurl = 'a.json'\nenabled = 'yes'",
+            "key `enabled`",
+        );
+        check_err(
+            "format = 'vastai'\nurl = 'http://example.com/x'",
+            "must use https",
+        );
+        check_err(
+            "format = 'vastai'\nurl = 'ftp://example.com/x'",
+            "unsupported scheme",
+        );
+        check_err(
+            "format = 'vastai'\nurl = 'a.json'\ntimeout_s = 0",
+            "key `timeout_s`",
+        );
+        check_err(
+            "format = 'vastai'\nurl = 'a.json'\nprice_includes_vat = 6",
+            "price_includes_vat",
+        );
+        check_err(
+            "format = 'vastai'\nurl = 'a.json'\nauth_env = 'A B'",
+            "auth_env",
+        );
+    }
+
+    #[test]
+    fn relative_paths_and_loopback() {
+        let f = parse_feed(
+            Path::new("/feeds/v.toml"),
+            "format = 'vastai'\nurl = 'samples/v.json'",
+        )
+        .unwrap();
+        assert_eq!(
+            f.config.source,
+            Source::File(PathBuf::from("/feeds/samples/v.json"))
+        );
+        assert_eq!(f.config.provider, "vastai");
+        for ok in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+            "https://a.b/c",
+        ] {
+            assert!(check_live_url(ok).is_ok(), "{ok}");
+        }
+        assert!(check_live_url("http://10.0.0.1/x").is_err());
+    }
+}

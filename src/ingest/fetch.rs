@@ -1,0 +1,302 @@
+//! Fetching payloads: live over HTTP (one shared reqwest client) or from a recorded
+//! file, so that recorded payloads replay through the same parsing path.
+//!
+//! HTTP rules: gzip; a per-feed timeout; retries with exponential backoff and jitter
+//! on timeouts, connection errors, 429 and 5xx (honouring `Retry-After` in seconds),
+//! never on other 4xx; a cap on the response size; paging where the adapter names a
+//! next page. Invariant: the secret is only handed to the adapter to build requests;
+//! it is removed from every error message and never logged.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::FeedError;
+use crate::ingest::adapters::{Page, Request};
+use crate::ingest::feed::{check_live_url, Feed, Source};
+
+/// Most pages followed for one feed, so a looping `next` link cannot run forever.
+pub const MAX_PAGES: usize = 1000;
+
+/// The one HTTP client of a process.
+pub fn client() -> reqwest::Client {
+    // reqwest is built without a default crypto provider; use ring (no C toolchain for
+    // aws-lc). Installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .gzip(true)
+        .user_agent(concat!("gpurent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client configuration is static")
+}
+
+/// The secret named by a feed's `auth_env`, if it has one and it is set.
+pub fn secret(feed: &Feed) -> Option<String> {
+    feed.config
+        .auth_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok())
+        .filter(|s| !s.is_empty())
+}
+
+fn redact(message: String, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => message.replace(s, "[redacted]"),
+        _ => message,
+    }
+}
+
+/// A URL as shown in errors and logs: the query string can carry key ids or signatures,
+/// so it is left out.
+pub fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?[query omitted]"),
+        None => url.to_string(),
+    }
+}
+
+/// Fetch every page of a feed.
+pub async fn fetch(
+    client: &reqwest::Client,
+    feed: &Feed,
+    secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Page>, FeedError> {
+    let cfg = &feed.config;
+    match &cfg.source {
+        Source::File(path) => read_recorded(&cfg.name, path).await,
+        Source::Http(url) => {
+            let requests =
+                feed.adapter
+                    .requests(url, secret, now)
+                    .map_err(|m| FeedError::Http {
+                        feed: cfg.name.clone(),
+                        url: shown_url(url),
+                        message: redact(m, secret),
+                    })?;
+            let mut pages = Vec::new();
+            for req in requests {
+                let mut next = Some(req);
+                while let Some(req) = next.take() {
+                    if pages.len() >= MAX_PAGES {
+                        return Err(FeedError::Http {
+                            feed: cfg.name.clone(),
+                            url: shown_url(&req.url),
+                            message: format!("more than {MAX_PAGES} pages"),
+                        });
+                    }
+                    let body = fetch_one(client, feed, &req, secret).await?;
+                    if let Some(link) = feed.adapter.next_page(&body) {
+                        check_live_url(&link).map_err(|m| FeedError::Http {
+                            feed: cfg.name.clone(),
+                            url: shown_url(&link),
+                            message: format!("next page: {m}"),
+                        })?;
+                        let mut n = Request::get(&link);
+                        n.headers = req.headers.clone();
+                        n.label = req.label.clone();
+                        next = Some(n);
+                    }
+                    pages.push(Page {
+                        label: req.label.clone(),
+                        body,
+                    });
+                }
+            }
+            Ok(pages)
+        }
+    }
+}
+
+/// Read a recorded payload: a file is one page with an empty label; a directory holds
+/// one page per file (sorted by name), each labelled with its file stem, which stands
+/// for the request context a live fetch would have (e.g. `cn-shanghai__ecs.gn7.8x`).
+pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Page>, FeedError> {
+    let err = |p: &std::path::Path| {
+        let (feed, p) = (feed.to_string(), p.to_path_buf());
+        move |source| FeedError::ReadPayload {
+            feed,
+            path: p,
+            source,
+        }
+    };
+    let meta = tokio::fs::metadata(path).await.map_err(err(path))?;
+    if !meta.is_dir() {
+        let body = tokio::fs::read(path).await.map_err(err(path))?;
+        return Ok(vec![Page {
+            label: String::new(),
+            body,
+        }]);
+    }
+    let mut files = Vec::new();
+    let mut rd = tokio::fs::read_dir(path).await.map_err(err(path))?;
+    while let Some(e) = rd.next_entry().await.map_err(err(path))? {
+        let p = e.path();
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if p.is_file() && !hidden {
+            files.push(p);
+        }
+    }
+    files.sort();
+    let mut pages = Vec::with_capacity(files.len());
+    for p in files {
+        let body = tokio::fs::read(&p).await.map_err(err(&p))?;
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        pages.push(Page { label, body });
+    }
+    Ok(pages)
+}
+
+enum Attempt {
+    Done(Vec<u8>),
+    Retry {
+        wait: Option<Duration>,
+        message: String,
+    },
+    Fail(FeedError),
+}
+
+async fn fetch_one(
+    client: &reqwest::Client,
+    feed: &Feed,
+    req: &Request,
+    secret: Option<&str>,
+) -> Result<Vec<u8>, FeedError> {
+    let cfg = &feed.config;
+    let mut attempt = 0u32;
+    loop {
+        match attempt_once(client, feed, req, secret).await {
+            Attempt::Done(body) => return Ok(body),
+            Attempt::Fail(e) => return Err(e),
+            Attempt::Retry { wait, message } => {
+                if attempt >= cfg.retries {
+                    return Err(FeedError::Http {
+                        feed: cfg.name.clone(),
+                        url: shown_url(&req.url),
+                        message: format!("{message} (gave up after {} attempts)", attempt + 1),
+                    });
+                }
+                let backoff = cfg.retry_base_ms.saturating_mul(1u64 << attempt.min(16));
+                let jitter = fastrand::u64(0..=backoff / 2);
+                let delay = wait.unwrap_or(Duration::from_millis(backoff + jitter));
+                tracing::warn!(feed = %cfg.name, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, "{message}; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn attempt_once(
+    client: &reqwest::Client,
+    feed: &Feed,
+    req: &Request,
+    secret: Option<&str>,
+) -> Attempt {
+    let cfg = &feed.config;
+    let url_shown = shown_url(&req.url);
+    let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => {
+            return Attempt::Fail(FeedError::Http {
+                feed: cfg.name.clone(),
+                url: url_shown,
+                message: format!("bad method {}", req.method),
+            })
+        }
+    };
+    let mut rb = client
+        .request(method, &req.url)
+        .timeout(Duration::from_secs(cfg.timeout_s));
+    for (k, v) in &req.headers {
+        rb = rb.header(k, v);
+    }
+    if let Some(b) = &req.body {
+        rb = rb.body(b.clone());
+    }
+    let mut resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let message = redact(format!("request failed: {e}"), secret);
+            return if e.is_timeout() || e.is_connect() || e.is_request() {
+                Attempt::Retry {
+                    wait: None,
+                    message,
+                }
+            } else {
+                Attempt::Fail(FeedError::Http {
+                    feed: cfg.name.clone(),
+                    url: url_shown,
+                    message,
+                })
+            };
+        }
+    };
+    let status = resp.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        let wait = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(300)));
+        return Attempt::Retry {
+            wait,
+            message: format!("HTTP status {}", status.as_u16()),
+        };
+    }
+    let error_is_record = status.is_client_error() && feed.adapter.error_bodies_are_records();
+    if !status.is_success() && !error_is_record {
+        return Attempt::Fail(FeedError::Status {
+            feed: cfg.name.clone(),
+            url: url_shown,
+            status: status.as_u16(),
+        });
+    }
+    if resp
+        .content_length()
+        .is_some_and(|n| n as usize > cfg.max_bytes)
+    {
+        return Attempt::Fail(FeedError::TooLarge {
+            feed: cfg.name.clone(),
+            url: url_shown,
+            limit_bytes: cfg.max_bytes,
+        });
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cfg.max_bytes {
+                    return Attempt::Fail(FeedError::TooLarge {
+                        feed: cfg.name.clone(),
+                        url: url_shown,
+                        limit_bytes: cfg.max_bytes,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Attempt::Done(body),
+            Err(e) => {
+                let message = redact(format!("reading body: {e}"), secret);
+                return if e.is_timeout() {
+                    Attempt::Retry {
+                        wait: None,
+                        message,
+                    }
+                } else {
+                    Attempt::Fail(FeedError::Http {
+                        feed: cfg.name.clone(),
+                        url: url_shown,
+                        message,
+                    })
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Ingest: fetch every enabled feed concurrently, parse, normalise, append to the store.
+//!
+//! One broken feed never stops the others: each feed ends as stored, skipped or
+//! failed, and the run's exit status says whether any failed. FX feeds are merged
+//! first so that price feeds of the same run convert at the freshest rates.
+
+pub mod adapters;
+pub mod backfill;
+pub mod feed;
+pub mod fetch;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::DataFrame;
+
+use crate::error::FeedError;
+use crate::ingest::adapters::{Page, ParseCtx};
+use crate::ingest::feed::{BrokenFeed, Feed, Source};
+use crate::model::Parsed;
+use crate::normalise::{self, Batch, Context};
+use crate::store::Store;
+use crate::tables::Tables;
+
+/// How one feed's run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Offers (and/or FX rates) were read and stored.
+    Stored {
+        read: usize,
+        stored: usize,
+        rejected: Vec<(String, usize)>,
+        fx_rates: usize,
+    },
+    /// This feed and hour were already in the store; nothing was added.
+    AlreadyStored,
+    /// Not run, for the reason given (disabled, key not set).
+    Skipped(String),
+    /// The feed failed; the message names the feed and what broke.
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub feed: String,
+    pub status: Status,
+}
+
+impl Outcome {
+    /// The one line printed per feed.
+    pub fn line(&self) -> String {
+        match &self.status {
+            Status::Stored {
+                read,
+                stored,
+                rejected,
+                fx_rates,
+            } => {
+                let total: usize = rejected.iter().map(|r| r.1).sum();
+                let mut s = format!(
+                    "{}: ok, {read} offers read, {stored} stored, {total} rejected",
+                    self.feed
+                );
+                if !rejected.is_empty() {
+                    let parts: Vec<String> =
+                        rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    s.push_str(&format!(" ({})", parts.join(", ")));
+                }
+                if *fx_rates > 0 {
+                    s.push_str(&format!(", {fx_rates} FX rates"));
+                }
+                s
+            }
+            Status::AlreadyStored => {
+                format!("{}: already stored for this hour, nothing added", self.feed)
+            }
+            Status::Skipped(why) => format!("{}: skipped: {why}", self.feed),
+            Status::Failed(e) => format!("{}: FAILED: {e}", self.feed),
+        }
+    }
+}
+
+/// A whole run's outcomes, sorted by feed name.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub outcomes: Vec<Outcome>,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.status, Status::Failed(_)))
+            .count()
+    }
+    /// 0 when every feed succeeded or was skipped, 1 when some failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.failed() > 0 {
+            1
+        } else {
+            0
+        }
+    }
+    pub fn to_json(&self, at: DateTime<Utc>) -> serde_json::Value {
+        let feeds: Vec<serde_json::Value> = self
+            .outcomes
+            .iter()
+            .map(|o| {
+                let mut v = serde_json::json!({"feed": o.feed, "line": o.line()});
+                let status = match &o.status {
+                    Status::Stored {
+                        read,
+                        stored,
+                        rejected,
+                        fx_rates,
+                    } => {
+                        v["read"] = (*read).into();
+                        v["stored"] = (*stored).into();
+                        v["fx_rates"] = (*fx_rates).into();
+                        v["rejected"] = rejected
+                            .iter()
+                            .map(|(r, n)| (r.clone(), serde_json::Value::from(*n)))
+                            .collect::<serde_json::Map<_, _>>()
+                            .into();
+                        "stored"
+                    }
+                    Status::AlreadyStored => "already_stored",
+                    Status::Skipped(_) => "skipped",
+                    Status::Failed(_) => "failed",
+                };
+                v["status"] = status.into();
+                v
+            })
+            .collect();
+        serde_json::json!({"kind": "ingest", "observed_at": at.to_rfc3339(), "feeds": feeds, "failed": self.failed()})
+    }
+}
+
+/// Parse a feed's pages with its adapter.
+pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Parsed, FeedError> {
+    let ctx = ParseCtx {
+        feed: &feed.config.name,
+        provider: &feed.config.provider,
+        observed_at: at,
+    };
+    let mut parsed = Parsed::default();
+    for (i, page) in pages.iter().enumerate() {
+        let p = feed
+            .adapter
+            .parse(page, &ctx)
+            .map_err(|message| FeedError::Parse {
+                feed: feed.config.name.clone(),
+                source_name: match &feed.config.source {
+                    Source::File(p) => p.display().to_string(),
+                    Source::Http(u) if pages.len() > 1 => format!("{u} (page {})", i + 1),
+                    Source::Http(u) => u.clone(),
+                },
+                message,
+            })?;
+        parsed.extend(p);
+    }
+    Ok(parsed)
+}
+
+/// Normalise parsed offers of a feed run.
+pub fn normalise_parsed(
+    feed: &Feed,
+    parsed: &Parsed,
+    at: DateTime<Utc>,
+    tables: &Tables,
+    fx: &DataFrame,
+) -> Result<Batch, FeedError> {
+    let ctx = Context {
+        feed: &feed.config.name,
+        observed_at: at,
+        vat_rate: feed.config.price_includes_vat,
+        sample: feed.config.sample,
+    };
+    normalise::normalise(&parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| {
+        FeedError::Normalise {
+            feed: feed.config.name.clone(),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// The stored ECB rates as the frame normalisation joins on.
+pub fn load_fx(store: &Store) -> Result<DataFrame, String> {
+    let rates = store.fx_rates().map_err(|e| e.to_string())?;
+    normalise::fx_frame(&rates).map_err(|e| e.to_string())
+}
+
+/// What one stored run holds: offers stored, and rejects counted by reason.
+pub type Stored = (usize, Vec<(String, usize)>);
+
+/// Normalise a feed run's parsed offers and append them to `store`. Returns the
+/// offers stored and the rejects by reason, or `None` when that feed and hour were
+/// already stored (nothing written).
+pub fn store_parsed(
+    feed: &Feed,
+    parsed: &Parsed,
+    at: DateTime<Utc>,
+    store: &Store,
+    tables: &Tables,
+    fx: &DataFrame,
+) -> Result<Option<Stored>, FeedError> {
+    let mut batch = normalise_parsed(feed, parsed, at, tables, fx)?;
+    let counts = (batch.offers.height(), batch.reject_counts());
+    let added = store
+        .append(&feed.config.name, at, &mut batch.offers, &mut batch.rejects)
+        .map_err(|source| FeedError::Store {
+            feed: feed.config.name.clone(),
+            source,
+        })?;
+    Ok(added.then_some(counts))
+}
+
+/// Run one ingest of `feeds` at observation time `at`.
+pub async fn run(
+    feeds: Vec<Feed>,
+    broken: Vec<BrokenFeed>,
+    store: &Store,
+    client: &reqwest::Client,
+    at: DateTime<Utc>,
+    tables: &Tables,
+) -> RunReport {
+    let mut outcomes: BTreeMap<String, Status> = BTreeMap::new();
+    for b in broken {
+        outcomes.insert(b.name, Status::Failed(b.error.to_string()));
+    }
+    let mut to_fetch = Vec::new();
+    for feed in feeds {
+        let name = feed.config.name.clone();
+        if !feed.config.enabled {
+            outcomes.insert(name, Status::Skipped("disabled (enabled = false)".into()));
+            continue;
+        }
+        let secret = fetch::secret(&feed);
+        if let (Some(var), None) = (&feed.config.auth_env, &secret) {
+            outcomes.insert(
+                name,
+                Status::Skipped(format!("environment variable {var} is not set")),
+            );
+            continue;
+        }
+        if store.has_run(&name, at) {
+            outcomes.insert(name, Status::AlreadyStored);
+            continue;
+        }
+        to_fetch.push((Arc::new(feed), secret));
+    }
+
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (feed, secret)) in to_fetch.iter().enumerate() {
+        let (feed, secret, client) = (Arc::clone(feed), secret.clone(), client.clone());
+        set.spawn(async move { (i, fetch::fetch(&client, &feed, secret.as_deref(), at).await) });
+    }
+    let mut fetched: Vec<Option<Result<Vec<Page>, FeedError>>> =
+        (0..to_fetch.len()).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, r)) => fetched[i] = Some(r),
+            Err(e) => tracing::error!("fetch task panicked: {e}"),
+        }
+    }
+
+    // Parse everything, keep raw payloads, merge FX first.
+    let mut parsed_runs = Vec::new();
+    for ((feed, _), result) in to_fetch.iter().zip(fetched) {
+        let name = feed.config.name.clone();
+        let pages = match result {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                outcomes.insert(name, Status::Failed(e.to_string()));
+                continue;
+            }
+            None => {
+                outcomes.insert(name, Status::Failed("fetch task did not finish".into()));
+                continue;
+            }
+        };
+        let meta = serde_json::json!({
+            "feed": name,
+            "format": feed.config.format,
+            "source": match &feed.config.source { Source::Http(u) => u.split('?').next().unwrap_or("").to_string(), Source::File(p) => p.display().to_string() },
+            "observed_at": at.to_rfc3339(),
+            "pages": pages.len(),
+        });
+        if let Err(e) = store.write_raw(&name, at, &feed.config.text, &meta, &pages) {
+            outcomes.insert(name, Status::Failed(format!("keeping raw payload: {e}")));
+            continue;
+        }
+        match parse_pages(feed, &pages, at) {
+            Ok(p) => parsed_runs.push((Arc::clone(feed), p)),
+            Err(e) => {
+                outcomes.insert(name, Status::Failed(e.to_string()));
+            }
+        }
+    }
+    let mut fx_added: BTreeMap<String, usize> = BTreeMap::new();
+    for (feed, parsed) in &parsed_runs {
+        if !parsed.fx.is_empty() {
+            match store.merge_fx(&parsed.fx) {
+                Ok(_) => {
+                    fx_added.insert(feed.config.name.clone(), parsed.fx.len());
+                }
+                Err(e) => {
+                    outcomes.insert(
+                        feed.config.name.clone(),
+                        Status::Failed(format!("storing FX rates: {e}")),
+                    );
+                }
+            }
+        }
+    }
+    let fx = match load_fx(store) {
+        Ok(fx) => fx,
+        Err(e) => {
+            tracing::error!("FX table unreadable, non-USD prices will be rejected: {e}");
+            normalise::fx_frame(&[]).expect("empty FX frame builds")
+        }
+    };
+    for (feed, parsed) in parsed_runs {
+        let name = feed.config.name.clone();
+        if outcomes.contains_key(&name) {
+            continue;
+        }
+        let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
+        if parsed.offers.is_empty() && parsed.rejects.is_empty() && fx_rates > 0 {
+            outcomes.insert(
+                name,
+                Status::Stored {
+                    read: 0,
+                    stored: 0,
+                    rejected: Vec::new(),
+                    fx_rates,
+                },
+            );
+            continue;
+        }
+        let status = match store_parsed(&feed, &parsed, at, store, tables, &fx) {
+            Ok(Some((stored, rejected))) => Status::Stored {
+                read: parsed.offers.len() + parsed.rejects.len(),
+                stored,
+                rejected,
+                fx_rates,
+            },
+            Ok(None) => Status::AlreadyStored,
+            Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
+            Err(e) => Status::Failed(e.to_string()),
+        };
+        outcomes.insert(name, status);
+    }
+    RunReport {
+        outcomes: outcomes
+            .into_iter()
+            .map(|(feed, status)| Outcome { feed, status })
+            .collect(),
+    }
+}

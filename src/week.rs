@@ -1,0 +1,56 @@
+//! Calendar helpers shared by every layer: the ISO week (`YYYY-Www`, Monday to
+//! Sunday, UTC dates) that reports and the daemon are organised by, and days since the
+//! Unix epoch (polars' `Date` representation).
+//! Invariant: pure functions of their arguments; no clock.
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+
+use crate::error::ReportError;
+
+/// Days since 1970-01-01 (polars' Date representation).
+pub fn epoch_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+/// An ISO week: `YYYY-Www`, Monday to Sunday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IsoWeek {
+    pub year: i32,
+    pub week: u32,
+}
+
+impl IsoWeek {
+    pub fn parse(s: &str) -> Result<Self, ReportError> {
+        let bad = || {
+            ReportError::Invalid(format!(
+                "week {s:?} is not of the form YYYY-Www (e.g. 2024-W07)"
+            ))
+        };
+        let (y, w) = s.split_once("-W").ok_or_else(bad)?;
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let week: u32 = w.parse().map_err(|_| bad())?;
+        if w.len() != 2 || NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).is_none() {
+            return Err(bad());
+        }
+        Ok(Self { year, week })
+    }
+    pub fn of(d: NaiveDate) -> Self {
+        let iw = d.iso_week();
+        Self {
+            year: iw.year(),
+            week: iw.week(),
+        }
+    }
+    pub fn monday(&self) -> NaiveDate {
+        NaiveDate::from_isoywd_opt(self.year, self.week, Weekday::Mon).expect("validated week")
+    }
+    pub fn sunday(&self) -> NaiveDate {
+        self.monday() + Duration::days(6)
+    }
+    pub fn prev(&self) -> Self {
+        Self::of(self.monday() - Duration::days(7))
+    }
+    pub fn label(&self) -> String {
+        format!("{}-W{:02}", self.year, self.week)
+    }
+}
