@@ -20,3 +20,4 @@ pub mod schedule;
 pub mod sim;
 pub mod store;
 pub mod tables;
+pub mod urlpolicy;
