@@ -76,6 +76,9 @@ pub fn write_parquet_via(
     write_atomic_via(tmp_dir, path, &buf)
 }
 
+/// Tries, 5 ms apart, before a held lock counts as held by another writer.
+const BRIEF_LOCK_TRIES: u32 = 40;
+
 /// How long `gpurent` waits for another writer's lock by default (`--lock-wait`).
 pub const DEFAULT_LOCK_WAIT_S: u64 = 600;
 
@@ -111,7 +114,17 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(io(&path))?;
-        match f.try_lock() {
+        // A lock held only for a moment is waited for: a child process forked by this
+        // one holds the inherited descriptor (and so the lock) until its exec.
+        let mut result = f.try_lock();
+        for _ in 0..BRIEF_LOCK_TRIES {
+            if !matches!(result, Err(fs::TryLockError::WouldBlock)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            result = f.try_lock();
+        }
+        match result {
             Ok(()) => {
                 let _ = f.set_len(0);
                 let _ = write!(f, "{}", std::process::id());

@@ -361,6 +361,12 @@ pub fn line<'a>(stdout: &'a str, feed: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for {feed} in {stdout}"))
 }
 
+/// A temporary directory on tmpfs when there is one: crash trials (kill -9, not power
+/// loss) and the soak are about faults, not about fsync latency on a busy disk.
+pub fn fast_tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempdir())
+}
+
 /// A port nothing listens on.
 fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use polars::prelude::*;
 
 use super::{check_store, glob_read};
-use crate::common::tempdir;
 
 const TRIALS: u64 = 10;
 
@@ -34,7 +33,7 @@ fn payload(n: usize, seed: usize) -> String {
 fn file_feeds(dir: &Path) -> PathBuf {
     let feeds = dir.join("feeds");
     std::fs::create_dir_all(&feeds).unwrap();
-    for (k, n) in [(1, 4000), (2, 2500), (3, 1500), (4, 600)] {
+    for (k, n) in [(1, 1500), (2, 800), (3, 400), (4, 150)] {
         let p = dir.join(format!("v{k}.json"));
         std::fs::write(&p, payload(n, k)).unwrap();
         std::fs::write(
@@ -186,7 +185,7 @@ fn trials(
 
 #[test]
 fn kill_9_during_ingest_backfill_compact_renormalise() {
-    let tmp = tempdir();
+    let tmp = super::fast_tempdir();
     let work = tmp.path();
     let feeds = file_feeds(work);
     let f = feeds.to_str().unwrap().to_string();
@@ -222,10 +221,10 @@ fn kill_9_during_ingest_backfill_compact_renormalise() {
 
     // Backfill: dated snapshots, one run per day.
     let snaps = work.join("snaps/vastai");
-    for d in 1..=6 {
+    for d in 1..=4 {
         let dir = snaps.join(format!("2024-10-0{d}"));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("offers.json"), payload(1500, d)).unwrap();
+        std::fs::write(dir.join("offers.json"), payload(600, d)).unwrap();
     }
     let sn = snaps.to_str().unwrap().to_string();
     let backfill = |s: &str| -> Vec<String> {
@@ -241,7 +240,7 @@ fn kill_9_during_ingest_backfill_compact_renormalise() {
             .collect::<Vec<_>>(),
     );
     let reference = per_hour(&ref_store, "offers");
-    assert_eq!(reference.len(), 6);
+    assert_eq!(reference.len(), 4);
     let ref_rejects = own_rejects(&ref_store);
     trials(
         "backfill",
@@ -255,11 +254,11 @@ fn kill_9_during_ingest_backfill_compact_renormalise() {
         span,
     );
 
-    // Compact and renormalise work on a copy of a store with 3 days of hourly runs.
+    // Compact and renormalise work on a copy of a store with 2 days of hourly runs.
     let base = work.join("base");
     let small = work.join("small");
     std::fs::create_dir_all(small.join("feeds")).unwrap();
-    std::fs::write(small.join("s.json"), payload(200, 1)).unwrap();
+    std::fs::write(small.join("s.json"), payload(100, 1)).unwrap();
     std::fs::write(
         small.join("feeds/s.toml"),
         format!(
@@ -272,7 +271,7 @@ fn kill_9_during_ingest_backfill_compact_renormalise() {
         .enable_all()
         .build()
         .unwrap();
-    let times: Vec<chrono::DateTime<chrono::Utc>> = (0..3 * 24)
+    let times: Vec<chrono::DateTime<chrono::Utc>> = (0..2 * 24)
         .map(|h| {
             "2024-10-01T00:00:00Z"
                 .parse::<chrono::DateTime<chrono::Utc>>()
@@ -286,7 +285,7 @@ fn kill_9_during_ingest_backfill_compact_renormalise() {
         &times,
     ));
     let reference = per_hour(&base, "offers");
-    assert_eq!(reference.len(), 72);
+    assert_eq!(reference.len(), 48);
     let ref_rejects = own_rejects(&base);
     let compact = |s: &str| -> Vec<String> {
         ["compact", "--store", s, "--before", "2024-10-05"]

@@ -16,7 +16,6 @@ use gpurent::store::Store;
 use gpurent::tables::Tables;
 
 use super::{check_store, fault_server, Fault};
-use crate::common::tempdir;
 
 fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -80,7 +79,8 @@ async fn daemon_fault_soak() {
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(30);
-    let tmp = tempdir();
+    let tmp = super::fast_tempdir();
+    let started = std::time::Instant::now();
     let (feeds, store, reports) = (
         tmp.path().join("feeds"),
         tmp.path().join("store"),
@@ -91,17 +91,18 @@ async fn daemon_fault_soak() {
     let (tx, shutdown) = tokio::sync::watch::channel(false);
     let clock = Arc::new(SimClock::new(start).stop_at(end, tx));
     let faults: Arc<Mutex<BTreeMap<&'static str, u32>>> = Arc::default();
-    let rss_day5 = Arc::new(Mutex::new(0u64));
-    let (c, f, r5) = (
-        Arc::clone(&clock),
-        Arc::clone(&faults),
-        Arc::clone(&rss_day5),
-    );
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    // VmRSS at the first request of each simulated day.
+    let rss: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (c, f, r5) = (Arc::clone(&clock), Arc::clone(&faults), Arc::clone(&rss));
     let rng = Mutex::new(fastrand::Rng::with_seed(2024));
     let srv = fault_server(move |req| {
         let h = (c.now() - gpurent::demo::start()).num_hours();
-        if h == 5 * 24 {
-            *r5.lock().unwrap() = status_kb("VmRSS:");
+        {
+            let mut r = r5.lock().unwrap();
+            if r.len() as i64 <= h / 24 {
+                r.push(status_kb("VmRSS:"));
+            }
         }
         let (name, fault) = draw(&mut rng.lock().unwrap(), &req.path, h);
         *f.lock().unwrap().entry(name).or_default() += 1;
@@ -122,10 +123,19 @@ async fn daemon_fault_soak() {
         reports: reports.clone(),
         client: gpurent::fetch::client(),
         tables: Tables::embedded(),
-        log: Arc::new(|_: &str| {}),
+        log: {
+            let l = Arc::clone(&log);
+            Arc::new(move |line: &str| {
+                // Run-level lines (not the per-feed ones) explain a missing record.
+                if line.contains(" ingest: ") || line.contains(" report") {
+                    l.lock().unwrap().push(line.to_string());
+                }
+            })
+        },
     };
     let stats = schedule::run(&d, clock.as_ref(), shutdown).await.unwrap();
     assert_eq!(clock.now(), end);
+    let (rss_daemon, hwm_daemon) = (status_kb("VmRSS:"), status_kb("VmHWM:"));
 
     // Every hour has one ingest record, and every feed in it is accounted for.
     let mut hours = BTreeMap::new();
@@ -169,10 +179,13 @@ async fn daemon_fault_soak() {
     let want: Vec<DateTime<Utc>> = (0..=days * 24)
         .map(|h| start + Duration::hours(h))
         .collect();
-    assert_eq!(
-        hours.keys().copied().collect::<Vec<_>>(),
-        want,
-        "one ingest record per hour"
+    let got: Vec<DateTime<Utc>> = hours.keys().copied().collect();
+    let missing: Vec<_> = want.iter().filter(|t| !hours.contains_key(t)).collect();
+    let extra: Vec<_> = got.iter().filter(|t| !want.contains(t)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "one ingest record per hour: missing {missing:?}, extra {extra:?}; log {:#?}",
+        log.lock().unwrap()
     );
     let offers = check_store(&store);
     assert!(offers.height() > 0);
@@ -200,13 +213,21 @@ async fn daemon_fault_soak() {
             "fault {kind} never drawn: {faults:?}"
         );
     }
+    let rss = rss.lock().unwrap().clone();
+    let weekly: Vec<String> = rss
+        .iter()
+        .step_by(7)
+        .map(|kb| format!("{} MB", kb / 1024))
+        .collect();
     println!(
-        "soak: {} simulated hours, {} ingest runs, {stored} feed-hours stored, {failed} failed with a reason, {} offers, {written} reports; faults {faults:?}; VmRSS day 5 {} kB, VmRSS end {} kB, VmHWM {} kB",
+        "soak: {} simulated hours in {:.0} s, {} ingest runs, {stored} feed-hours stored, {failed} failed with a reason, {} offers, {written} reports; faults {faults:?}; VmRSS (whole test process) at days 0, 7, 14, ...: {}; when the daemon stopped {} MB (VmHWM {} MB); after the checks VmHWM {} MB",
         want.len(),
+        started.elapsed().as_secs_f64(),
         stats.ingest_runs,
         offers.height(),
-        rss_day5.lock().unwrap(),
-        status_kb("VmRSS:"),
-        status_kb("VmHWM:")
+        weekly.join(", "),
+        rss_daemon / 1024,
+        hwm_daemon / 1024,
+        status_kb("VmHWM:") / 1024
     );
 }
