@@ -63,10 +63,11 @@ pub fn secret(feed: &Feed) -> Option<String> {
 /// What replaces a secret's value wherever it would appear.
 pub const REDACTED: &str = "[redacted]";
 
-/// The strings to scrub for a secret: the whole value and, for `id:key` pairs, each
-/// part of at least 6 characters (a key can be echoed without its id).
+/// The strings to scrub for a secret: the whole value (at least 4 characters, so a
+/// toy value cannot shred every payload) and, for `id:key` pairs, each part of at
+/// least 6 characters (a key can be echoed without its id).
 fn secret_parts(secret: Option<&str>) -> Vec<&str> {
-    let Some(s) = secret.filter(|s| !s.is_empty()) else {
+    let Some(s) = secret.filter(|s| s.len() >= 4) else {
         return Vec::new();
     };
     let mut parts = vec![s];
@@ -416,5 +417,48 @@ async fn attempt_once(
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, secret: Option<&str>, expected: &str) {
+        assert_eq!(scrub(text, secret), expected, "{text} / {secret:?}");
+        let mut bytes = text.as_bytes().to_vec();
+        scrub_bytes(&mut bytes, secret);
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected, "bytes: {text}");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        check(
+            "Bearer sk-123456 sk-123456",
+            Some("sk-123456"),
+            "Bearer [redacted] [redacted]",
+        );
+        check(
+            "id=AKID1234, key=topsecretkey",
+            Some("AKID1234:topsecretkey"),
+            "id=[redacted], key=[redacted]",
+        );
+        check(
+            "AKID1234:topsecretkey",
+            Some("AKID1234:topsecretkey"),
+            "[redacted]",
+        );
+        check("ab:cd abc", Some("ab:cd"), "[redacted] abc");
+        check("no secret here", None, "no secret here");
+        check("x marks x", Some("x"), "x marks x");
+    }
+
+    #[test]
+    fn shown_urls_drop_the_query() {
+        assert_eq!(
+            shown_url("https://a.b/c?key=s"),
+            "https://a.b/c?[query omitted]"
+        );
+        assert_eq!(shown_url("https://a.b/c"), "https://a.b/c");
     }
 }

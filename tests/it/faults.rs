@@ -1030,3 +1030,89 @@ fn unknown_unit_is_rejected_with_a_detail() {
         ["unit gpu-fortnight is not in tables/units.toml"]
     );
 }
+
+#[test]
+fn huge_numbers_are_per_record_in_other_json_adapters() {
+    // The fix is in the shared JSON decoding, so lambda (a typed map of entries) gets
+    // it too: the `1e999` entry is one bad_record, the other entry an offer.
+    let feed = gpurent::feed::parse_feed(
+        Path::new("/feeds/l.toml"),
+        "format = 'lambda'\nurl = 'l.json'",
+    )
+    .unwrap();
+    let body = r#"{"data": {
+      "gpu_1x_h100": {"instance_type": {"name": "gpu_1x_h100", "gpu_description": "H100 (80 GB SXM5)", "price_cents_per_hour": 249, "specs": {"gpus": 1}}},
+      "gpu_8x_h100": {"instance_type": {"name": "gpu_8x_h100", "gpu_description": "H100 (80 GB SXM5)", "price_cents_per_hour": 1e999, "specs": {"gpus": 8}}}
+    }}"#;
+    let ctx = gpurent::adapters::ParseCtx {
+        feed: "l",
+        provider: "lambda",
+        observed_at: AT.parse().unwrap(),
+    };
+    let page = gpurent::adapters::Page {
+        label: String::new(),
+        body: body.as_bytes().to_vec(),
+    };
+    let p = feed.adapter.parse(&page, &ctx).unwrap();
+    assert_eq!(p.offers.len(), 1);
+    assert_eq!(p.rejects.len(), 1);
+    assert_eq!(p.rejects[0].reason, "bad_record");
+    assert!(p.rejects[0].detail.contains("1e999"), "{:?}", p.rejects[0]);
+}
+
+#[test]
+fn response_caps_are_per_format() {
+    let cap = |format: &str, extra: &str| {
+        gpurent::feed::parse_feed(
+            Path::new("/feeds/x.toml"),
+            &format!("format = '{format}'\nurl = 'x'\n{extra}"),
+        )
+        .unwrap()
+        .config
+        .max_bytes
+    };
+    assert_eq!(cap("vastai", ""), 64 << 20);
+    assert_eq!(cap("ecb_fx", ""), 1 << 20);
+    assert_eq!(cap("lambda", ""), 4 << 20);
+    assert_eq!(cap("vastai", "max_bytes = 5000"), 5000);
+    assert!(gpurent::adapters::MAX_BYTES
+        .iter()
+        .all(|(_, b)| *b <= 1 << 30));
+}
+
+#[test]
+fn stray_temp_and_orphan_rejects_files_are_cleaned_under_the_lock() {
+    let srv = fault_server(|_| Fault::json(vast_body(3)));
+    let tmp = tempdir();
+    let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url("/v"), ""))]);
+    let store = tmp.path().join("store");
+    assert_eq!(ingest_env(&f, &store, "2024-10-07T11:00:00Z", &[]).0, 0);
+    // What a crashed older writer left: a partial temp file inside a partition, and a
+    // rejects file for an hour whose offers file was never written.
+    let part = store.join("offers/date=2024-10-07");
+    std::fs::write(
+        part.join(".tmp-1-2-vast__20241007T12.parquet"),
+        b"PAR1 partial",
+    )
+    .unwrap();
+    let rejects = store.join("rejects/date=2024-10-07");
+    std::fs::create_dir_all(&rejects).unwrap();
+    let donor = store.join("offers/date=2024-10-07/vast__20241007T11.parquet");
+    std::fs::copy(&donor, rejects.join("vast__20241007T13.parquet")).unwrap();
+    let own = |s: &Path| {
+        gpurent::store::Store::open(s)
+            .scan_rejects(None, None)
+            .unwrap()
+            .map_or(0, |lf| lf.collect().unwrap().height())
+    };
+    assert_eq!(
+        own(&store),
+        0,
+        "gpurent's readers skip a rejects file without offers"
+    );
+    assert_eq!(ingest_env(&f, &store, "2024-10-07T12:00:00Z", &[]).0, 0);
+    assert!(!part.join(".tmp-1-2-vast__20241007T12.parquet").exists());
+    assert!(!rejects.join("vast__20241007T13.parquet").exists());
+    assert_eq!(check_store(&store).height(), 6);
+    assert!(std::fs::read_dir(store.join(".tmp")).map_or(true, |mut r| r.next().is_none()));
+}
