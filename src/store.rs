@@ -86,6 +86,24 @@ pub const DEFAULT_LOCK_WAIT_S: u64 = 600;
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
+    root: PathBuf,
+}
+
+/// Stores whose lock this process holds now (so a second attempt from this process
+/// fails at once instead of waiting out [`BRIEF_LOCK_TRIES`]).
+static HELD_HERE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn held_here() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    HELD_HERE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let mut held = held_here();
+        if let Some(i) = held.iter().position(|r| *r == self.root) {
+            held.swap_remove(i);
+        }
+    }
 }
 
 impl Store {
@@ -115,10 +133,12 @@ impl Store {
             .open(&path)
             .map_err(io(&path))?;
         // A lock held only for a moment is waited for: a child process forked by this
-        // one holds the inherited descriptor (and so the lock) until its exec.
+        // one holds the inherited descriptor (and so the lock) until its exec. A lock
+        // this process holds itself is reported at once.
         let mut result = f.try_lock();
         for _ in 0..BRIEF_LOCK_TRIES {
-            if !matches!(result, Err(fs::TryLockError::WouldBlock)) {
+            let busy = matches!(result, Err(fs::TryLockError::WouldBlock));
+            if !busy || held_here().contains(&self.root) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -128,7 +148,11 @@ impl Store {
             Ok(()) => {
                 let _ = f.set_len(0);
                 let _ = write!(f, "{}", std::process::id());
-                let lock = StoreLock { _file: f };
+                held_here().push(self.root.clone());
+                let lock = StoreLock {
+                    _file: f,
+                    root: self.root.clone(),
+                };
                 self.clean_up()?;
                 Ok(lock)
             }

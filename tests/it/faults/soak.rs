@@ -95,7 +95,9 @@ async fn daemon_fault_soak() {
     // VmRSS at the first request of each simulated day.
     let rss: Arc<Mutex<Vec<u64>>> = Arc::default();
     let (c, f, r5) = (Arc::clone(&clock), Arc::clone(&faults), Arc::clone(&rss));
-    let rng = Mutex::new(fastrand::Rng::with_seed(2024));
+    // One seeded generator per provider: each feed's requests come one after another,
+    // so the fault sequence (and the figures printed) are the same on every run.
+    let rngs: Mutex<BTreeMap<String, fastrand::Rng>> = Mutex::default();
     let srv = fault_server(move |req| {
         let h = (c.now() - gpurent::demo::start()).num_hours();
         {
@@ -104,7 +106,12 @@ async fn daemon_fault_soak() {
                 r.push(status_kb("VmRSS:"));
             }
         }
-        let (name, fault) = draw(&mut rng.lock().unwrap(), &req.path, h);
+        let mut rngs = rngs.lock().unwrap();
+        let seed = 2024 + req.path.len() as u64;
+        let rng = rngs
+            .entry(req.path.clone())
+            .or_insert_with(|| fastrand::Rng::with_seed(seed));
+        let (name, fault) = draw(rng, &req.path, h);
         *f.lock().unwrap().entry(name).or_default() += 1;
         fault
     });
