@@ -40,6 +40,12 @@ pub enum FeedError {
         source_name: String,
         message: String,
     },
+    #[error("feed {feed}: {source_name}: the payload format seems to have changed: {message}")]
+    FormatChanged {
+        feed: String,
+        source_name: String,
+        message: String,
+    },
     #[error("feed {feed}: normalisation failed: {message}")]
     Normalise { feed: String, message: String },
     #[error("feed {feed}: store: {source}")]
@@ -61,6 +67,12 @@ pub enum StoreError {
     },
     #[error("store {path} is locked by another gpurent process (pid file says: {holder})")]
     Locked { path: PathBuf, holder: String },
+    #[error("store {path} is still locked by another gpurent process (pid {holder}) after waiting {waited_s} s; raise --lock-wait or check that process")]
+    LockTimeout {
+        path: PathBuf,
+        holder: String,
+        waited_s: u64,
+    },
 }
 
 /// An error in one of the data tables (GPU registry, regions, instances, units).

@@ -24,6 +24,10 @@ use gpurent::{report, store::Store, tables::Tables};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Seconds a writer (ingest, backfill, compact, renormalise) waits for another
+    /// writer's store lock before it gives up (exit 2).
+    #[arg(long, global = true, default_value_t = gpurent::store::DEFAULT_LOCK_WAIT_S)]
+    lock_wait: u64,
 }
 
 #[derive(Subcommand)]
@@ -186,20 +190,38 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Take the store's writer lock, waiting up to `--lock-wait` seconds for another writer.
+fn lock(store: &Store, wait_s: u64) -> anyhow::Result<gpurent::store::StoreLock> {
+    Ok(store.lock_wait(std::time::Duration::from_secs(wait_s), |pid| {
+        eprintln!(
+            "gpurent: store {} is locked by another writer (pid {pid}); waiting up to {wait_s} s (--lock-wait)",
+            store.root().display()
+        )
+    })?)
+}
+
+/// Print to stdout; a closed pipe (`| head`) ends the output quietly instead of a panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    let wait = cli.lock_wait;
     match cli.command {
         Command::Ingest { feeds, store, at } => {
             let at = at.unwrap_or_else(Utc::now);
             let (feeds, broken) = feed::load_dir(&feeds)?;
             let store = Store::open(store);
-            let _lock = store.lock()?;
+            let _lock = lock(&store, wait)?;
             let rt = runtime()?;
             let report = rt.block_on(async {
                 let client = fetch::client();
                 ingest::run(feeds, broken, &store, &client, at, Tables::embedded()).await
             });
             for o in &report.outcomes {
-                println!("{}", o.line());
+                emit(&format!("{}\n", o.line()));
             }
             store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
             Ok(report.exit_code() as u8)
@@ -240,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             paths,
         } => {
             let store = Store::open(store);
-            let _lock = store.lock()?;
+            let _lock = lock(&store, wait)?;
             let spec = backfill::Spec {
                 format,
                 feed_file: feed,
@@ -282,7 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Compact { store, before } => {
             let store = Store::open(store);
-            let _lock = store.lock()?;
+            let _lock = lock(&store, wait)?;
             let before = before.unwrap_or_else(|| Utc::now().date_naive());
             let (mut files_before, mut files_after, mut days) = (0, 0, 0);
             for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
@@ -300,16 +322,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Renormalise { store } => {
             let store = Store::open(store);
-            let _lock = store.lock()?;
-            let (runs, stored, failures) = backfill::renormalise(&store, Tables::embedded())?;
-            for f in &failures {
-                println!("FAILED: {f}");
+            let _lock = lock(&store, wait)?;
+            let r = backfill::renormalise(&store, Tables::embedded())?;
+            for f in &r.failures {
+                emit(&format!("FAILED: {f}\n"));
             }
-            println!(
-                "renormalise: {runs} runs rebuilt, {stored} offers stored, {} failed",
-                failures.len()
-            );
-            Ok(if failures.is_empty() { 0 } else { 1 })
+            emit(&format!(
+                "renormalise: {} runs rebuilt, {} offers stored, {} failed; {} runs kept unchanged ({} offers)\n",
+                r.rebuilt,
+                r.stored,
+                r.failures.len(),
+                r.kept_runs,
+                r.kept_offers
+            ));
+            Ok(if r.failures.is_empty() { 0 } else { 1 })
         }
         Command::Unknown { store } => {
             use std::io::Write as _;
@@ -349,7 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     reports,
                     client: fetch::client(),
                     tables: Tables::embedded(),
-                    log: std::sync::Arc::new(|line: &str| println!("{line}")),
+                    log: std::sync::Arc::new(|line: &str| emit(&format!("{line}\n"))),
                 };
                 schedule::run(&daemon, &schedule::RealClock, shutdown).await
             })?;
@@ -360,7 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             if table.rows.is_empty() {
                 eprintln!("gpurent: no offers in the store");
             }
-            print!("{}", table.render(format));
+            emit(&table.render(format));
             Ok(0)
         }
         Command::History {
@@ -399,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     models.join(", ")
                 );
             }
-            print!("{}", table.render(format));
+            emit(&table.render(format));
             Ok(0)
         }
         Command::Demo { out } => {

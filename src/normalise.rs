@@ -363,6 +363,10 @@ pub fn normalise(
             .then(col("gpu_count"))
             .otherwise(lit(1.0));
     let usd = per_gpu * col("fx_usd_per_unit");
+    let bad_price = col("price")
+        .lt_eq(lit(0.0))
+        .or(col("price").is_nan())
+        .or(col("price").is_infinite());
     let reason = when(col("pre_reason").is_not_null())
         .then(col("pre_reason"))
         .when(col("gpu_count").is_null())
@@ -373,15 +377,33 @@ pub fn normalise(
         .then(lit("unknown_unit"))
         .when(col("price").is_null())
         .then(lit("missing_price"))
-        .when(col("price").lt_eq(lit(0.0)).or(col("price").is_nan()))
+        .when(bad_price.clone())
         .then(lit("non_positive_price"))
         .when(col("fx_usd_per_unit").is_null())
         .then(lit("missing_fx_rate"))
         .otherwise(lit(NULL).cast(DataType::String));
     let detail = when(col("pre_detail").is_not_null())
         .then(col("pre_detail"))
+        .when(col("gpu_count").is_null())
+        .then(lit(
+            "no GPU count in the offer, and its instance type is not in tables/instances.csv",
+        ))
+        .when(col("gpu_count").lt_eq(lit(0.0)))
+        .then(lit("GPU count ") + col("gpu_count").cast(DataType::String) + lit(" is not positive"))
         .when(col("unit_factor").is_null())
         .then(lit("unit ") + col("price_unit") + lit(" is not in tables/units.toml"))
+        .when(col("price").is_null())
+        .then(lit("no price in the offer"))
+        .when(bad_price.clone())
+        .then(
+            lit("price ")
+                + col("price").cast(DataType::String)
+                + lit(" ")
+                + col("currency")
+                + lit(" per ")
+                + col("price_unit")
+                + lit(" is not a positive finite number"),
+        )
         .when(col("fx_usd_per_unit").is_null())
         .then(
             lit("no ECB rate for ")

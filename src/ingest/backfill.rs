@@ -5,7 +5,9 @@
 //! store path as a live ingest; re-running it adds nothing, because the store keeps
 //! one file per feed and hour. `renormalise` rebuilds the offers and rejects from the
 //! kept raw payloads after the tables change, swapping the new trees in atomically.
-//! Invariant: no network I/O; the observation time comes from the path or the caller.
+//! Invariants: no network I/O; the observation time comes from the path or the
+//! caller; `renormalise` never drops a stored hour: an hour whose raw payload is
+//! missing or no longer parses keeps its stored offers unchanged, and is counted.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::{FeedError, StoreError};
 use crate::ingest::feed::{self, Feed};
 use crate::ingest::fetch;
-use crate::ingest::{load_fx, parse_pages, store_parsed};
+use crate::ingest::{load_fx, parse_checked, parse_pages, quarantine, store_parsed};
 use crate::store::Store;
 use crate::tables::Tables;
 
@@ -195,18 +197,27 @@ pub async fn backfill(
             let at = match (spec.at, date_in_path(file)) {
                 (Some(at), _) => at,
                 (None, Some(d)) => d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
-                (None, None) => return Err(format!("{}: no YYYY-MM-DD in the path; pass --at", file.display())),
+                (None, None) => {
+                    return Err(format!(
+                        "{}: no YYYY-MM-DD in the path; pass --at",
+                        file.display()
+                    ))
+                }
             };
             o.observed_at = Some(at);
             if store.has_run(&feed.config.name, at) {
                 return Ok(());
             }
-            let pages = fetch::read_recorded(&feed.config.name, file).await.map_err(|e| e.to_string())?;
-            let meta = serde_json::json!({"feed": feed.config.name, "format": feed.config.format, "source": file.display().to_string(), "observed_at": at.to_rfc3339(), "pages": pages.len(), "backfill": true});
-            store
-                .write_raw(&feed.config.name, at, &feed.config.text, &meta, &pages)
+            let pages = fetch::read_recorded(&feed.config.name, file)
+                .await
                 .map_err(|e| e.to_string())?;
-            let parsed = parse_pages(&feed, &pages, at).map_err(|e| e.to_string())?;
+            let parsed = match parse_checked(&feed, &pages, at) {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = e.to_string();
+                    return Err(msg.clone() + &quarantine(store, &feed, at, &pages, &msg));
+                }
+            };
             if !parsed.fx.is_empty() {
                 store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
                 fx = load_fx(store)?;
@@ -215,8 +226,19 @@ pub async fn backfill(
                 o.counts = Some((0, 0, parsed.fx.len()));
                 return Ok(());
             }
-            let added = store_parsed(&feed, &parsed, at, store, tables, &fx).map_err(|e| e.to_string())?;
-            o.counts = added.map(|(stored, rejected)| (stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
+            let added = store_parsed(
+                &feed,
+                &parsed,
+                at,
+                store,
+                tables,
+                &fx,
+                Some(pages.as_slice()),
+            )
+            .map_err(|e| e.to_string())?;
+            o.counts = added.map(|(stored, rejected)| {
+                (stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len())
+            });
             Ok(())
         }
         .await;
@@ -227,45 +249,73 @@ pub async fn backfill(
     Ok(out)
 }
 
+/// What a renormalisation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Renormalised {
+    /// Runs rebuilt from their raw payload.
+    pub rebuilt: usize,
+    /// Offers stored by the rebuilt runs.
+    pub stored: usize,
+    /// Stored runs kept unchanged (raw payload missing or unparseable) and their offers.
+    pub kept_runs: usize,
+    pub kept_offers: usize,
+    /// One line per raw payload that could not be rebuilt (its old offers were kept).
+    pub failures: Vec<String>,
+}
+
 /// Rebuild offers and rejects from every kept raw payload with the current tables.
-/// Returns (runs rebuilt, offers stored, runs that failed with their error).
-pub fn renormalise(
-    store: &Store,
-    tables: &Tables,
-) -> Result<(usize, usize, Vec<String>), StoreError> {
+/// A stored run that cannot be rebuilt keeps its stored offers and rejects unchanged.
+pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, StoreError> {
     let fx = load_fx(store).map_err(|e| StoreError::Io {
         path: store.root().join("fx"),
         source: std::io::Error::other(e),
     })?;
     let runs = store.raw_runs()?;
-    let mut rebuilt = 0;
-    let mut stored = 0;
-    let mut failures = Vec::new();
+    let stored_runs = store.stored_runs()?;
     store.replace_normalised(|stage| {
+        let mut out = Renormalised::default();
         for run in &runs {
-            let (text, pages) = run.load()?;
+            let (text, pages) = match run.load() {
+                Ok(x) => x,
+                Err(e) => {
+                    out.failures.push(format!(
+                        "{} {}: raw payload unreadable: {e}; its stored offers are kept",
+                        run.feed, run.at
+                    ));
+                    continue;
+                }
+            };
             let res = feed::parse_feed(&PathBuf::from(format!("{}.toml", run.feed)), &text)
                 .and_then(|feed| {
                     let parsed = parse_pages(&feed, &pages, run.at)?;
                     if parsed.offers.is_empty() && parsed.rejects.is_empty() {
                         return Ok(None);
                     }
-                    store_parsed(&feed, &parsed, run.at, stage, tables, &fx)
+                    store_parsed(&feed, &parsed, run.at, stage, tables, &fx, None)
                 });
             match res {
                 Ok(None) => {}
                 Ok(Some((n, _))) => {
-                    stored += n;
-                    rebuilt += 1;
+                    out.stored += n;
+                    out.rebuilt += 1;
                 }
                 // A failed write to the staging tree aborts (the live tree stays).
                 Err(FeedError::Store { source, .. }) => return Err(source),
-                Err(e) => failures.push(format!("{} {}: {e}", run.feed, run.at)),
+                Err(e) => out.failures.push(format!(
+                    "{} {}: {e}; its stored offers are kept",
+                    run.feed, run.at
+                )),
             }
         }
-        Ok(())
-    })?;
-    Ok((rebuilt, stored, failures))
+        // Every stored run the stage does not hold yet is carried over unchanged.
+        for (feed, at) in &stored_runs {
+            if !stage.has_run(feed, *at) {
+                out.kept_offers += store.copy_run(stage, feed, *at)?;
+                out.kept_runs += 1;
+            }
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]

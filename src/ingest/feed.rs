@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::FeedError;
 use crate::ingest::adapters::{self, Adapter};
+use crate::ingest::urlpolicy;
 
 /// Where a feed's payload comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +159,7 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     let url =
         take_str(&mut table, "url", path)?.ok_or_else(|| cfg_err(path, "missing key `url`"))?;
     let source = if url.starts_with("http://") || url.starts_with("https://") {
-        check_live_url(&url).map_err(|m| cfg_err(path, format!("key `url`: {m}")))?;
+        urlpolicy::check(&url).map_err(|m| cfg_err(path, format!("key `url`: {m}")))?;
         Source::Http(url)
     } else if url.contains("://") {
         return Err(cfg_err(
@@ -197,8 +198,9 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     };
     let retry_base_ms =
         take_uint(&mut table, "retry_base_ms", path, 60_000.0)?.unwrap_or(500.0) as u64;
-    let max_bytes =
-        take_uint(&mut table, "max_bytes", path, 4e9)?.unwrap_or(256.0 * 1024.0 * 1024.0) as usize;
+    let max_bytes = take_uint(&mut table, "max_bytes", path, 4e9)?
+        .map(|n| n as usize)
+        .unwrap_or_else(|| adapters::max_bytes(&format));
     let price_includes_vat = take_num(&mut table, "price_includes_vat", path)?.unwrap_or(0.0);
     if !(0.0..1.0).contains(&price_includes_vat) {
         return Err(cfg_err(path, format!("key `price_includes_vat` must be a rate from 0 to below 1 (e.g. 0.06), found {price_includes_vat}")));
@@ -236,25 +238,10 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     Ok(Feed { config, adapter })
 }
 
-/// Live URLs must be https, except on the loopback interface (tests, the demo).
+/// Live URLs must be https, except on the loopback interface (tests, the demo); see
+/// [`crate::ingest::urlpolicy`], which this delegates to.
 pub fn check_live_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let rest = url.strip_prefix("http://").ok_or("not an http(s) URL")?;
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = if let Some(h) = host.strip_prefix('[') {
-        h.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-    };
-    if host == "localhost" || host == "::1" || host.starts_with("127.") {
-        Ok(())
-    } else {
-        Err(format!(
-            "{url:?} must use https (plain http is allowed only on loopback)"
-        ))
-    }
+    urlpolicy::check(url).map(|_| ())
 }
 
 /// A feed file that could not be loaded, kept so the run can report it.
@@ -264,7 +251,9 @@ pub struct BrokenFeed {
     pub error: FeedError,
 }
 
-/// Load every `*.toml` in a directory, sorted by name. Broken files do not stop the others.
+/// Load every `*.toml` in a directory, sorted by name. Broken files do not stop the
+/// others; a directory with no `*.toml` at all is an error (a wrong `--feeds` path
+/// must not look like a successful run).
 pub fn load_dir(dir: &Path) -> Result<(Vec<Feed>, Vec<BrokenFeed>), FeedError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| cfg_err(dir, format!("cannot read feeds directory: {e}")))?;
@@ -272,6 +261,12 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Feed>, Vec<BrokenFeed>), FeedError> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
         .collect();
+    if paths.is_empty() {
+        return Err(cfg_err(
+            dir,
+            "no feeds: the directory holds no feed files (*.toml)",
+        ));
+    }
     paths.sort();
     let mut feeds = Vec::new();
     let mut broken = Vec::new();

@@ -4,8 +4,14 @@
 //! HTTP rules: gzip; a per-feed timeout; retries with exponential backoff and jitter
 //! on timeouts, connection errors, 429 and 5xx (honouring `Retry-After` in seconds),
 //! never on other 4xx; a cap on the response size; paging where the adapter names a
-//! next page. Invariant: the secret is only handed to the adapter to build requests;
-//! it is removed from every error message and never logged.
+//! next page. Every URL requested (feed URL, adapter request, next-page link, redirect
+//! target) passes [`crate::ingest::urlpolicy::check`] first.
+//!
+//! Invariants: the secret is only handed to the adapter to build requests; it is
+//! removed ([`scrub`]) from every error message and from every fetched body before
+//! anything parses, archives or prints it, so a server that echoes the key cannot
+//! leak it. Errors carry the cause from reqwest's source chain ("Connection refused",
+//! "timed out after 2 s", "body ended early after 800 bytes"), never the URL's query.
 
 use std::time::Duration;
 
@@ -13,18 +19,33 @@ use chrono::{DateTime, Utc};
 
 use crate::error::FeedError;
 use crate::ingest::adapters::{Page, Request};
-use crate::ingest::feed::{check_live_url, Feed, Source};
+use crate::ingest::feed::{Feed, Source};
+use crate::ingest::urlpolicy;
 
 /// Most pages followed for one feed, so a looping `next` link cannot run forever.
 pub const MAX_PAGES: usize = 1000;
 
-/// The one HTTP client of a process.
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// The one HTTP client of a process. Redirects are followed only to URLs that pass
+/// the URL policy (a 302 to a plain-http address off loopback is an error).
 pub fn client() -> reqwest::Client {
     // reqwest is built without a default crypto provider; use ring (no C toolchain for
     // aws-lc). Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let redirects = reqwest::redirect::Policy::custom(|a| {
+        if a.previous().len() >= MAX_REDIRECTS {
+            return a.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        match urlpolicy::check_url(a.url()) {
+            Ok(()) => a.follow(),
+            Err(m) => a.error(format!("redirect refused: {m}")),
+        }
+    });
     reqwest::Client::builder()
         .gzip(true)
+        .redirect(redirects)
         .user_agent(concat!("gpurent/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("HTTP client configuration is static")
@@ -39,10 +60,93 @@ pub fn secret(feed: &Feed) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// What replaces a secret's value wherever it would appear.
+pub const REDACTED: &str = "[redacted]";
+
+/// The strings to scrub for a secret: the whole value (at least 4 characters, so a
+/// toy value cannot shred every payload) and, for `id:key` pairs, each part of at
+/// least 6 characters (a key can be echoed without its id).
+fn secret_parts(secret: Option<&str>) -> Vec<&str> {
+    let Some(s) = secret.filter(|s| s.len() >= 4) else {
+        return Vec::new();
+    };
+    let mut parts = vec![s];
+    parts.extend(s.split(':').filter(|p| p.len() >= 6 && *p != s));
+    parts
+}
+
+/// `text` with every occurrence of the secret (and of its `id:key` parts) replaced.
+pub fn scrub(text: &str, secret: Option<&str>) -> String {
+    secret_parts(secret)
+        .into_iter()
+        .fold(text.to_string(), |t, p| t.replace(p, REDACTED))
+}
+
+/// Scrub a fetched body in place (bytes, so a non-UTF-8 body is scrubbed too).
+pub fn scrub_bytes(body: &mut Vec<u8>, secret: Option<&str>) {
+    for part in secret_parts(secret) {
+        let p = part.as_bytes();
+        if body.windows(p.len()).any(|w| w == p) {
+            let mut out = Vec::with_capacity(body.len());
+            let mut i = 0;
+            while i < body.len() {
+                if body[i..].starts_with(p) {
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    i += p.len();
+                } else {
+                    out.push(body[i]);
+                    i += 1;
+                }
+            }
+            *body = out;
+        }
+    }
+}
+
 fn redact(message: String, secret: Option<&str>) -> String {
-    match secret {
-        Some(s) if !s.is_empty() => message.replace(s, "[redacted]"),
-        _ => message,
+    scrub(&message, secret)
+}
+
+/// The causes under a reqwest error, outermost first, without repeats and without
+/// the URL (which can carry a query): "client error (Connect): tcp connect error:
+/// Connection refused (os error 111)".
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        next = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A send error in words: timeouts say how long, connection errors say why.
+fn send_error(e: &reqwest::Error, timeout_s: u64) -> String {
+    let chain = cause_chain(e);
+    if e.is_timeout() {
+        format!("timed out after {timeout_s} s waiting for a response")
+    } else if e.is_connect() {
+        format!("cannot connect: {chain}")
+    } else {
+        format!("request failed: {chain}")
+    }
+}
+
+/// A body error in words, with the (decoded) bytes received so far.
+fn body_error(e: &reqwest::Error, timeout_s: u64, received: usize) -> String {
+    let chain = cause_chain(e);
+    let cut_off = ["end of file", "message length", "connection", "closed"]
+        .iter()
+        .any(|m| chain.contains(m));
+    if e.is_timeout() {
+        format!("timed out after {timeout_s} s while reading the body ({received} bytes received)")
+    } else if cut_off {
+        format!("body ended early after {received} bytes: {chain}")
+    } else {
+        format!("cannot read the body after {received} bytes: {chain}")
     }
 }
 
@@ -64,7 +168,13 @@ pub async fn fetch(
 ) -> Result<Vec<Page>, FeedError> {
     let cfg = &feed.config;
     match &cfg.source {
-        Source::File(path) => read_recorded(&cfg.name, path).await,
+        Source::File(path) => {
+            let mut pages = read_recorded(&cfg.name, path).await?;
+            for p in &mut pages {
+                scrub_bytes(&mut p.body, secret);
+            }
+            Ok(pages)
+        }
         Source::Http(url) => {
             let requests =
                 feed.adapter
@@ -85,12 +195,13 @@ pub async fn fetch(
                             message: format!("more than {MAX_PAGES} pages"),
                         });
                     }
-                    let body = fetch_one(client, feed, &req, secret).await?;
+                    let mut body = fetch_one(client, feed, &req, secret).await?;
+                    scrub_bytes(&mut body, secret);
                     if let Some(link) = feed.adapter.next_page(&body) {
-                        check_live_url(&link).map_err(|m| FeedError::Http {
+                        urlpolicy::check(&link).map_err(|m| FeedError::Http {
                             feed: cfg.name.clone(),
                             url: shown_url(&link),
-                            message: format!("next page: {m}"),
+                            message: format!("next page refused: {m}"),
                         })?;
                         let mut n = Request::get(&link);
                         n.headers = req.headers.clone();
@@ -200,6 +311,13 @@ async fn attempt_once(
 ) -> Attempt {
     let cfg = &feed.config;
     let url_shown = shown_url(&req.url);
+    if let Err(m) = urlpolicy::check(&req.url) {
+        return Attempt::Fail(FeedError::Http {
+            feed: cfg.name.clone(),
+            url: url_shown,
+            message: redact(m, secret),
+        });
+    }
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
@@ -222,7 +340,7 @@ async fn attempt_once(
     let mut resp = match rb.send().await {
         Ok(r) => r,
         Err(e) => {
-            let message = redact(format!("request failed: {e}"), secret);
+            let message = redact(send_error(&e, cfg.timeout_s), secret);
             return if e.is_timeout() || e.is_connect() || e.is_request() {
                 Attempt::Retry {
                     wait: None,
@@ -283,8 +401,9 @@ async fn attempt_once(
             }
             Ok(None) => return Attempt::Done(body),
             Err(e) => {
-                let message = redact(format!("reading body: {e}"), secret);
-                return if e.is_timeout() {
+                let message = redact(body_error(&e, cfg.timeout_s, body.len()), secret);
+                // A slow or cut-off body is transient: retry.
+                return if e.is_timeout() || message.contains("body ended early") {
                     Attempt::Retry {
                         wait: None,
                         message,
@@ -298,5 +417,48 @@ async fn attempt_once(
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, secret: Option<&str>, expected: &str) {
+        assert_eq!(scrub(text, secret), expected, "{text} / {secret:?}");
+        let mut bytes = text.as_bytes().to_vec();
+        scrub_bytes(&mut bytes, secret);
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected, "bytes: {text}");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        check(
+            "Bearer sk-123456 sk-123456",
+            Some("sk-123456"),
+            "Bearer [redacted] [redacted]",
+        );
+        check(
+            "id=AKID1234, key=topsecretkey",
+            Some("AKID1234:topsecretkey"),
+            "id=[redacted], key=[redacted]",
+        );
+        check(
+            "AKID1234:topsecretkey",
+            Some("AKID1234:topsecretkey"),
+            "[redacted]",
+        );
+        check("ab:cd abc", Some("ab:cd"), "[redacted] abc");
+        check("no secret here", None, "no secret here");
+        check("x marks x", Some("x"), "x marks x");
+    }
+
+    #[test]
+    fn shown_urls_drop_the_query() {
+        assert_eq!(
+            shown_url("https://a.b/c?key=s"),
+            "https://a.b/c?[query omitted]"
+        );
+        assert_eq!(shown_url("https://a.b/c"), "https://a.b/c");
     }
 }

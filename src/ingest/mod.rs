@@ -3,11 +3,20 @@
 //! One broken feed never stops the others: each feed ends as stored, skipped or
 //! failed, and the run's exit status says whether any failed. FX feeds are merged
 //! first so that price feeds of the same run convert at the freshest rates.
+//!
+//! Invariants: a payload is archived under `raw/` only once it parsed and passed the
+//! format check, immediately before its offers are stored (so `raw/` always holds the
+//! payload the stored offers came from); a payload that failed goes to `failed/`. A
+//! feed whose records are all, or nearly all, malformed has failed ([`check_format`]):
+//! a changed format must not look like a quiet run. An offer listed twice in one run
+//! is kept once (the first) and counted as a `duplicate_offer` reject. Every message
+//! is scrubbed of the feed's secret ([`fetch::scrub`]).
 
 pub mod adapters;
 pub mod backfill;
 pub mod feed;
 pub mod fetch;
+pub mod urlpolicy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +27,7 @@ use polars::prelude::DataFrame;
 use crate::error::FeedError;
 use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
-use crate::model::Parsed;
+use crate::model::{ParseReject, Parsed};
 use crate::normalise::{self, Batch, Context};
 use crate::store::Store;
 use crate::tables::Tables;
@@ -153,14 +162,129 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
                 feed: feed.config.name.clone(),
                 source_name: match &feed.config.source {
                     Source::File(p) => p.display().to_string(),
-                    Source::Http(u) if pages.len() > 1 => format!("{u} (page {})", i + 1),
-                    Source::Http(u) => u.clone(),
+                    Source::Http(u) if pages.len() > 1 => {
+                        format!("{} (page {})", fetch::shown_url(u), i + 1)
+                    }
+                    Source::Http(u) => fetch::shown_url(u),
                 },
                 message,
             })?;
         parsed.extend(p);
     }
+    dedupe(&mut parsed);
     Ok(parsed)
+}
+
+/// Keep the first of offers that share (offer id, price class, observation time) in
+/// one run; each later one becomes a `duplicate_offer` reject.
+pub fn dedupe(parsed: &mut Parsed) {
+    let mut seen = std::collections::HashSet::new();
+    let mut dups = Vec::new();
+    parsed.offers.retain(|o| {
+        let key = (o.offer_id.clone(), o.price_class, o.observed_at);
+        if seen.insert(key) {
+            return true;
+        }
+        dups.push(ParseReject {
+            offer_id: o.offer_id.clone(),
+            gpu_name_raw: o.gpu_name_raw.clone(),
+            reason: "duplicate_offer".into(),
+            detail: format!(
+                "offer id {:?} ({}) is listed more than once in the payload; the first is kept",
+                o.offer_id,
+                o.price_class.as_str()
+            ),
+        });
+        false
+    });
+    parsed.rejects.extend(dups);
+}
+
+/// Reject reasons that mean a record did not have the shape the adapter expects.
+pub const MALFORMED: &[&str] = &["bad_record", "bad_field"];
+/// A run with at least this many records ...
+pub const DRIFT_MIN_RECORDS: usize = 5;
+/// ... of which at least this share is malformed has failed (and so has a run whose
+/// every record is malformed, however few).
+pub const DRIFT_SHARE: f64 = 0.9;
+
+/// Fail a run whose records are all, or nearly all, malformed: the provider has most
+/// likely renamed or moved fields. The message names the missing fields.
+pub fn check_format(feed: &Feed, parsed: &Parsed) -> Result<(), FeedError> {
+    let bad: Vec<&ParseReject> = parsed
+        .rejects
+        .iter()
+        .filter(|r| MALFORMED.contains(&r.reason.as_str()))
+        .collect();
+    let total = parsed.offers.len() + parsed.rejects.len();
+    let drifted = !bad.is_empty()
+        && (bad.len() == total
+            || (total >= DRIFT_MIN_RECORDS && bad.len() as f64 >= DRIFT_SHARE * total as f64));
+    if !drifted {
+        return Ok(());
+    }
+    let mut missing: Vec<&str> = bad
+        .iter()
+        .filter_map(|r| r.detail.split("missing field `").nth(1))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let what = if missing.is_empty() {
+        format!("first: {}", bad[0].detail)
+    } else {
+        format!("missing fields: {}", missing.join(", "))
+    };
+    Err(FeedError::FormatChanged {
+        feed: feed.config.name.clone(),
+        source_name: source_name(feed),
+        message: format!(
+            "{} of {total} records malformed ({what}); nothing stored",
+            bad.len()
+        ),
+    })
+}
+
+fn source_name(feed: &Feed) -> String {
+    match &feed.config.source {
+        Source::File(p) => p.display().to_string(),
+        Source::Http(u) => fetch::shown_url(u),
+    }
+}
+
+/// Parse a run's pages and check their format.
+pub fn parse_checked(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Parsed, FeedError> {
+    let parsed = parse_pages(feed, pages, at)?;
+    check_format(feed, &parsed)?;
+    Ok(parsed)
+}
+
+/// The `meta.json` kept with a run's payload.
+pub fn payload_meta(feed: &Feed, at: DateTime<Utc>, pages: usize) -> serde_json::Value {
+    serde_json::json!({
+        "feed": feed.config.name,
+        "format": feed.config.format,
+        "source": source_name(feed),
+        "observed_at": at.to_rfc3339(),
+        "pages": pages,
+    })
+}
+
+/// Keep a failed payload under `failed/` for diagnosis; the note to add to the
+/// error (where it went, or why it could not be kept).
+pub fn quarantine(
+    store: &Store,
+    feed: &Feed,
+    at: DateTime<Utc>,
+    pages: &[Page],
+    error: &str,
+) -> String {
+    let mut meta = payload_meta(feed, at, pages.len());
+    meta["error"] = error.into();
+    match store.write_failed(&feed.config.name, at, &feed.config.text, &meta, pages) {
+        Ok(dir) => format!(" (payload kept in {})", dir.display()),
+        Err(e) => format!(" (payload not kept: {e})"),
+    }
 }
 
 /// Normalise parsed offers of a feed run.
@@ -194,9 +318,10 @@ pub fn load_fx(store: &Store) -> Result<DataFrame, String> {
 /// What one stored run holds: offers stored, and rejects counted by reason.
 pub type Stored = (usize, Vec<(String, usize)>);
 
-/// Normalise a feed run's parsed offers and append them to `store`. Returns the
-/// offers stored and the rejects by reason, or `None` when that feed and hour were
-/// already stored (nothing written).
+/// Normalise a feed run's parsed offers and append them to `store`. When `pages` is
+/// given, the payload is archived under `raw/` (replacing an earlier one) just before
+/// the offers are written. Returns the offers stored and the rejects by reason, or
+/// `None` when that feed and hour were already stored (nothing written).
 pub fn store_parsed(
     feed: &Feed,
     parsed: &Parsed,
@@ -204,15 +329,26 @@ pub fn store_parsed(
     store: &Store,
     tables: &Tables,
     fx: &DataFrame,
+    pages: Option<&[Page]>,
 ) -> Result<Option<Stored>, FeedError> {
+    if store.has_run(&feed.config.name, at) {
+        return Ok(None);
+    }
     let mut batch = normalise_parsed(feed, parsed, at, tables, fx)?;
     let counts = (batch.offers.height(), batch.reject_counts());
+    let store_err = |source| FeedError::Store {
+        feed: feed.config.name.clone(),
+        source,
+    };
+    if let Some(pages) = pages {
+        let meta = payload_meta(feed, at, pages.len());
+        store
+            .write_raw(&feed.config.name, at, &feed.config.text, &meta, pages)
+            .map_err(store_err)?;
+    }
     let added = store
         .append(&feed.config.name, at, &mut batch.offers, &mut batch.rejects)
-        .map_err(|source| FeedError::Store {
-            feed: feed.config.name.clone(),
-            source,
-        })?;
+        .map_err(store_err)?;
     Ok(added.then_some(counts))
 }
 
@@ -265,7 +401,7 @@ pub async fn run(
         }
     }
 
-    // Parse everything, keep raw payloads, merge FX first.
+    // Parse and check everything (failed payloads are quarantined), merge FX first.
     let mut parsed_runs = Vec::new();
     for ((feed, _), result) in to_fetch.iter().zip(fetched) {
         let name = feed.config.name.clone();
@@ -280,26 +416,17 @@ pub async fn run(
                 continue;
             }
         };
-        let meta = serde_json::json!({
-            "feed": name,
-            "format": feed.config.format,
-            "source": match &feed.config.source { Source::Http(u) => u.split('?').next().unwrap_or("").to_string(), Source::File(p) => p.display().to_string() },
-            "observed_at": at.to_rfc3339(),
-            "pages": pages.len(),
-        });
-        if let Err(e) = store.write_raw(&name, at, &feed.config.text, &meta, &pages) {
-            outcomes.insert(name, Status::Failed(format!("keeping raw payload: {e}")));
-            continue;
-        }
-        match parse_pages(feed, &pages, at) {
-            Ok(p) => parsed_runs.push((Arc::clone(feed), p)),
+        match parse_checked(feed, &pages, at) {
+            Ok(p) => parsed_runs.push((Arc::clone(feed), p, pages)),
             Err(e) => {
-                outcomes.insert(name, Status::Failed(e.to_string()));
+                let msg = e.to_string();
+                let kept = quarantine(store, feed, at, &pages, &msg);
+                outcomes.insert(name, Status::Failed(msg + &kept));
             }
         }
     }
     let mut fx_added: BTreeMap<String, usize> = BTreeMap::new();
-    for (feed, parsed) in &parsed_runs {
+    for (feed, parsed, _) in &parsed_runs {
         if !parsed.fx.is_empty() {
             match store.merge_fx(&parsed.fx) {
                 Ok(_) => {
@@ -321,13 +448,17 @@ pub async fn run(
             normalise::fx_frame(&[]).expect("empty FX frame builds")
         }
     };
-    for (feed, parsed) in parsed_runs {
+    for (feed, parsed, pages) in parsed_runs {
         let name = feed.config.name.clone();
         if outcomes.contains_key(&name) {
             continue;
         }
         let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
         if parsed.offers.is_empty() && parsed.rejects.is_empty() && fx_rates > 0 {
+            let meta = payload_meta(&feed, at, pages.len());
+            if let Err(e) = store.write_raw(&name, at, &feed.config.text, &meta, &pages) {
+                tracing::warn!(feed = %name, "keeping the raw FX payload: {e}");
+            }
             outcomes.insert(
                 name,
                 Status::Stored {
@@ -339,7 +470,15 @@ pub async fn run(
             );
             continue;
         }
-        let status = match store_parsed(&feed, &parsed, at, store, tables, &fx) {
+        let status = match store_parsed(
+            &feed,
+            &parsed,
+            at,
+            store,
+            tables,
+            &fx,
+            Some(pages.as_slice()),
+        ) {
             Ok(Some((stored, rejected))) => Status::Stored {
                 read: parsed.offers.len() + parsed.rejects.len(),
                 stored,
@@ -352,10 +491,21 @@ pub async fn run(
         };
         outcomes.insert(name, status);
     }
+    let secrets: BTreeMap<String, Option<String>> = to_fetch
+        .iter()
+        .map(|(f, s)| (f.config.name.clone(), s.clone()))
+        .collect();
     RunReport {
         outcomes: outcomes
             .into_iter()
-            .map(|(feed, status)| Outcome { feed, status })
+            .map(|(feed, status)| {
+                let secret = secrets.get(&feed).and_then(|s| s.as_deref());
+                let status = match status {
+                    Status::Failed(m) => Status::Failed(fetch::scrub(&m, secret)),
+                    other => other,
+                };
+                Outcome { feed, status }
+            })
             .collect(),
     }
 }

@@ -8,16 +8,26 @@
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
 //! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/             feed.toml, meta.json, page-NNN.gz
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
+//! <store>/failed/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>__<n>/      payloads that failed (diagnosis only)
 //! <store>/runs/<YYYYMMDDTHHMMSS>-<kind>.json                       one record per run
+//! <store>/.tmp/                                                   temporary files and swap jobs
 //! <store>/.lock                                                   held by the writer
 //! ```
 //! Invariants: one file per feed and hour, never overwritten, so re-ingesting an hour
 //! adds nothing (the offers file, written last and even when empty, marks the run);
-//! every file is written to a temporary name, synced and renamed, so a crash leaves
-//! the whole file or none; readers scan lazily and only the dates asked for.
+//! every file is written under `.tmp/`, synced and renamed into place, so a crash
+//! leaves the whole file or none, and no glob such as `offers/*/*.parquet` ever sees a
+//! partial file; whole directories (a compacted day, a raw run, the renormalised
+//! trees) are replaced by [`fsutil::swap_dirs`]. Taking the lock cleans up after a
+//! crash: it finishes or drops swap jobs, empties `.tmp/`, and deletes a rejects file
+//! whose hour has no offers file (the offers file is renamed last). `raw/` holds only
+//! payloads whose offers were stored (the exact payload of each stored hour);
+//! payloads that failed go to `failed/`, which `renormalise` never reads. Readers
+//! scan lazily and only the dates asked for.
 
 pub mod fsutil;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +38,7 @@ use polars::prelude::*;
 use crate::error::StoreError;
 use crate::ingest::adapters::Page;
 use crate::model::FxRate;
-use crate::store::fsutil::{tmp_name, write_atomic};
+use crate::store::fsutil::write_atomic_via;
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -54,20 +64,48 @@ fn pl(path: &Path) -> impl FnOnce(PolarsError) -> StoreError + '_ {
     }
 }
 
-/// Write a frame as Parquet (zstd) atomically.
-pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
+/// Write a frame as Parquet (zstd) atomically, the temporary file in `tmp_dir`.
+pub fn write_parquet_via(
+    tmp_dir: &Path,
+    path: &Path,
+    df: &mut DataFrame,
+) -> Result<(), StoreError> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
         .finish(df)
         .map_err(pl(path))?;
-    write_atomic(path, &buf)
+    write_atomic_via(tmp_dir, path, &buf)
 }
+
+/// Tries, 5 ms apart, before a held lock counts as held by another writer.
+const BRIEF_LOCK_TRIES: u32 = 40;
+
+/// How long `gpurent` waits for another writer's lock by default (`--lock-wait`).
+pub const DEFAULT_LOCK_WAIT_S: u64 = 600;
 
 /// Holds the store's writer lock until dropped.
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
+    root: PathBuf,
+}
+
+/// Stores whose lock this process holds now (so a second attempt from this process
+/// fails at once instead of waiting out [`BRIEF_LOCK_TRIES`]).
+static HELD_HERE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn held_here() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    HELD_HERE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let mut held = held_here();
+        if let Some(i) = held.iter().position(|r| *r == self.root) {
+            held.swap_remove(i);
+        }
+    }
 }
 
 impl Store {
@@ -79,7 +117,13 @@ impl Store {
         &self.root
     }
 
-    /// Take the writer lock, or fail at once if another process holds it.
+    /// Where temporary files and swap jobs live (outside every partition).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join(".tmp")
+    }
+
+    /// Take the writer lock, or fail at once if another process holds it. Taking it
+    /// cleans up after a crashed writer (see the module header).
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
         fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let path = self.root.join(".lock");
@@ -90,11 +134,29 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(io(&path))?;
-        match f.try_lock() {
+        // A lock held only for a moment is waited for: a child process forked by this
+        // one holds the inherited descriptor (and so the lock) until its exec. A lock
+        // this process holds itself is reported at once.
+        let mut result = f.try_lock();
+        for _ in 0..BRIEF_LOCK_TRIES {
+            let busy = matches!(result, Err(fs::TryLockError::WouldBlock));
+            if !busy || held_here().contains(&self.root) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            result = f.try_lock();
+        }
+        match result {
             Ok(()) => {
                 let _ = f.set_len(0);
                 let _ = write!(f, "{}", std::process::id());
-                Ok(StoreLock { _file: f })
+                held_here().push(self.root.clone());
+                let lock = StoreLock {
+                    _file: f,
+                    root: self.root.clone(),
+                };
+                self.clean_up()?;
+                Ok(lock)
             }
             Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
                 path: self.root.clone(),
@@ -102,6 +164,78 @@ impl Store {
             }),
             Err(fs::TryLockError::Error(e)) => Err(io(&path)(e)),
         }
+    }
+
+    /// Take the writer lock, waiting up to `max` for another writer to finish
+    /// (polling every 250 ms); `waiting` is told once, with the holder's pid, when the
+    /// store is busy. After `max` the error says how long it waited.
+    pub fn lock_wait(
+        &self,
+        max: std::time::Duration,
+        waiting: impl FnOnce(&str),
+    ) -> Result<StoreLock, StoreError> {
+        let start = std::time::Instant::now();
+        let mut waiting = Some(waiting);
+        loop {
+            match self.lock() {
+                Err(StoreError::Locked { path, holder }) => {
+                    if start.elapsed() >= max {
+                        return Err(StoreError::LockTimeout {
+                            path,
+                            holder,
+                            waited_s: start.elapsed().as_secs(),
+                        });
+                    }
+                    if let Some(w) = waiting.take() {
+                        w(holder.trim());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// After a crash (called with the lock held): finish or drop swap jobs, empty
+    /// `.tmp/`, remove temporary files an older version left inside partitions, and
+    /// delete rejects files whose hour has no offers file.
+    fn clean_up(&self) -> Result<(), StoreError> {
+        fsutil::recover_swaps(&self.tmp_dir())?;
+        for kind in ["offers", "rejects", "raw"] {
+            for (_, dir) in self.partitions(kind)? {
+                for e in fs::read_dir(&dir).map_err(io(&dir))? {
+                    let p = e.map_err(io(&dir))?.path();
+                    let stray = p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+                    if stray && p.is_dir() {
+                        fs::remove_dir_all(&p).map_err(io(&p))?;
+                    } else if stray || (kind == "rejects" && self.is_orphan_reject(&p)) {
+                        fs::remove_file(&p).map_err(io(&p))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An hourly rejects file whose hour has no offers (the run did not complete).
+    fn is_orphan_reject(&self, path: &Path) -> bool {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some((feed, rest)) = name.split_once("__") else {
+            return false;
+        };
+        let Some(hour) = rest.strip_suffix(".parquet").filter(|h| h.contains('T')) else {
+            return false;
+        };
+        let Ok(at) = chrono::NaiveDateTime::parse_from_str(&format!("{hour}0000"), "%Y%m%dT%H%M%S")
+        else {
+            return false;
+        };
+        !self.has_offers(feed, at.and_utc())
     }
 
     fn partition(&self, kind: &str, date: NaiveDate) -> PathBuf {
@@ -115,13 +249,17 @@ impl Store {
 
     /// True when this feed's offers for this hour are already stored.
     pub fn has_run(&self, feed: &str, at: DateTime<Utc>) -> bool {
+        self.has_offers(feed, at)
+    }
+
+    fn has_offers(&self, feed: &str, at: DateTime<Utc>) -> bool {
         // The offers file is written last, so it marks a complete run.
         if self.file("offers", feed, at).exists() {
             return true;
         }
         // A compacted day lists the hours it holds.
         let key = hour_key(at);
-        ["offers", "rejects"].iter().any(|kind| {
+        ["offers"].iter().any(|kind| {
             std::fs::read_to_string(
                 self.partition(kind, at.date_naive())
                     .join(format!("{feed}.hours.txt")),
@@ -133,97 +271,122 @@ impl Store {
     /// Merge each feed's hourly files of one date into one file per feed and kind
     /// (`<feed>__<YYYYMMDD>.parquet`, rows sorted by time) and record the merged hours
     /// in `<feed>.hours.txt`, so re-ingesting such an hour still adds nothing. The new
-    /// partition is built aside and swapped in by rename. Returns files before/after.
+    /// partitions (offers and rejects together) are built under `.tmp/` and swapped in
+    /// by one [`fsutil::swap_dirs`] job. Returns files before/after.
     /// The caller holds the store lock.
     pub fn compact(&self, date: NaiveDate) -> Result<(usize, usize), StoreError> {
         let (mut before, mut after) = (0, 0);
-        for kind in ["offers", "rejects"] {
-            let dir = self.partition(kind, date);
-            if !dir.is_dir() {
-                continue;
-            }
-            let mut by_feed: std::collections::BTreeMap<
-                String,
-                (Vec<PathBuf>, std::collections::BTreeSet<String>),
-            > = Default::default();
-            for e in fs::read_dir(&dir).map_err(io(&dir))? {
-                let p = e.map_err(io(&dir))?.path();
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if name.starts_with('.') {
+        let job = self.tmp_dir().join(format!("swap-compact-{date}"));
+        if job.exists() {
+            fs::remove_dir_all(&job).map_err(io(&job))?;
+        }
+        let mut targets = Vec::new();
+        let res = (|| -> Result<(), StoreError> {
+            for kind in ["offers", "rejects"] {
+                let dir = self.partition(kind, date);
+                if !dir.is_dir() {
                     continue;
                 }
-                if let Some(feed) = name.strip_suffix(".hours.txt") {
-                    let text = fs::read_to_string(&p).map_err(io(&p))?;
-                    by_feed
-                        .entry(feed.to_string())
-                        .or_default()
-                        .1
-                        .extend(text.lines().map(str::to_string));
-                } else if let Some((feed, rest)) = name.split_once("__") {
-                    let stem = rest.trim_end_matches(".parquet");
-                    let entry = by_feed.entry(feed.to_string()).or_default();
-                    if stem.contains('T') {
-                        entry.1.insert(stem.to_string());
-                    }
-                    entry.0.push(p);
+                let by_feed = self.partition_files(&dir)?;
+                let files: usize = by_feed.values().map(|v| v.0.len()).sum();
+                before += files;
+                if by_feed.values().all(|v| v.0.len() <= 1) {
+                    after += files;
+                    continue;
                 }
-            }
-            let files: usize = by_feed.values().map(|v| v.0.len()).sum();
-            before += files;
-            if by_feed.values().all(|v| v.0.len() <= 1) {
-                after += files;
-                continue;
-            }
-            let stage = dir.with_file_name(format!(".date={date}.compact-{}", std::process::id()));
-            if stage.exists() {
-                fs::remove_dir_all(&stage).map_err(io(&stage))?;
-            }
-            let res = (|| -> Result<(), StoreError> {
+                let stage = job.join(format!("new-{}", targets.len()));
                 fs::create_dir_all(&stage).map_err(io(&stage))?;
-                for (feed, (mut files, hours)) in by_feed {
-                    files.sort();
-                    let paths: Vec<PlRefPath> = files
-                        .iter()
-                        .map(|p| PlRefPath::try_from_path(p))
-                        .collect::<PolarsResult<_>>()
-                        .map_err(pl(&dir))?;
-                    let args = ScanArgsParquet {
-                        allow_missing_columns: true,
-                        ..Default::default()
-                    };
-                    let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-                        .and_then(|lf| {
-                            lf.sort(
-                                ["observed_at"],
-                                SortMultipleOptions::default().with_maintain_order(true),
-                            )
-                            .collect()
-                        })
-                        .map_err(pl(&dir))?;
-                    let out = stage.join(format!("{feed}__{}.parquet", date.format("%Y%m%d")));
-                    write_parquet_atomic(&out, &mut df)?;
-                    let list: Vec<String> = hours.into_iter().collect();
-                    write_atomic(
-                        &stage.join(format!("{feed}.hours.txt")),
-                        (list.join("\n") + "\n").as_bytes(),
-                    )?;
+                for (feed, (files, hours)) in by_feed {
+                    self.merge_files(&dir, &stage, &feed, date, &files, hours)?;
                     after += 1;
                 }
-                Ok(())
-            })();
-            if let Err(e) = res {
-                let _ = fs::remove_dir_all(&stage);
-                return Err(e);
+                targets.push((dir, stage));
             }
-            let old = dir.with_file_name(format!(".date={date}.old-{}", std::process::id()));
-            fs::rename(&dir, &old).map_err(io(&dir))?;
-            fs::rename(&stage, &dir).map_err(io(&dir))?;
-            fs::remove_dir_all(&old).map_err(io(&old))?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_dir_all(&job);
+            return Err(e);
+        }
+        if !targets.is_empty() {
+            fsutil::swap_dirs(&job, &targets)?;
         }
         Ok((before, after))
+    }
+
+    /// A partition's data files by feed, with the hours they hold.
+    #[allow(clippy::type_complexity)]
+    fn partition_files(
+        &self,
+        dir: &Path,
+    ) -> Result<BTreeMap<String, (Vec<PathBuf>, BTreeSet<String>)>, StoreError> {
+        let mut by_feed: BTreeMap<String, (Vec<PathBuf>, BTreeSet<String>)> = BTreeMap::new();
+        for e in fs::read_dir(dir).map_err(io(dir))? {
+            let p = e.map_err(io(dir))?.path();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(feed) = name.strip_suffix(".hours.txt") {
+                let text = fs::read_to_string(&p).map_err(io(&p))?;
+                by_feed
+                    .entry(feed.to_string())
+                    .or_default()
+                    .1
+                    .extend(text.lines().map(str::to_string));
+            } else if let Some((feed, rest)) = name.split_once("__") {
+                let stem = rest.trim_end_matches(".parquet");
+                let entry = by_feed.entry(feed.to_string()).or_default();
+                if stem.contains('T') {
+                    entry.1.insert(stem.to_string());
+                }
+                entry.0.push(p);
+            }
+        }
+        Ok(by_feed)
+    }
+
+    /// Merge one feed's files of a date into `stage` (one file plus its hours list).
+    fn merge_files(
+        &self,
+        dir: &Path,
+        stage: &Path,
+        feed: &str,
+        date: NaiveDate,
+        files: &[PathBuf],
+        hours: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let mut files = files.to_vec();
+        files.sort();
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|p| PlRefPath::try_from_path(p))
+            .collect::<PolarsResult<_>>()
+            .map_err(pl(dir))?;
+        let args = ScanArgsParquet {
+            allow_missing_columns: true,
+            ..Default::default()
+        };
+        let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+            .and_then(|lf| {
+                lf.sort(
+                    ["observed_at"],
+                    SortMultipleOptions::default().with_maintain_order(true),
+                )
+                .collect()
+            })
+            .map_err(pl(dir))?;
+        let out = stage.join(format!("{feed}__{}.parquet", date.format("%Y%m%d")));
+        write_parquet_via(stage, &out, &mut df)?;
+        let list: Vec<String> = hours.into_iter().collect();
+        write_atomic_via(
+            stage,
+            &stage.join(format!("{feed}.hours.txt")),
+            (list.join("\n") + "\n").as_bytes(),
+        )
     }
 
     /// Store one feed run's offers and rejects. Returns false (and writes nothing)
@@ -239,16 +402,42 @@ impl Store {
             return Ok(false);
         }
         // Rejects first, offers last (even with no rows): the offers file marks the run
-        // complete, so a crash between the two leaves an hour that a re-run redoes
-        // whole (the rejects file is replaced by rename), never one that is half kept.
+        // complete. A crash between the two leaves a rejects file without offers, which
+        // readers skip and the next lock deletes; a re-run redoes the hour whole.
+        let tmp = self.tmp_dir();
         if rejects.height() > 0 {
-            write_parquet_atomic(&self.file("rejects", feed, at), rejects)?;
+            write_parquet_via(&tmp, &self.file("rejects", feed, at), rejects)?;
         }
-        write_parquet_atomic(&self.file("offers", feed, at), offers)?;
+        write_parquet_via(&tmp, &self.file("offers", feed, at), offers)?;
         Ok(true)
     }
 
-    /// Keep a run's raw payload pages (gzip) and the feed file, for re-normalisation.
+    /// Write a run's payload directory (feed file, meta.json, gzipped pages) at `dir`.
+    fn write_payload(
+        dir: &Path,
+        feed_text: &str,
+        meta: &serde_json::Value,
+        pages: &[Page],
+    ) -> Result<(), StoreError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fsutil::write_atomic(&dir.join("feed.toml"), feed_text.as_bytes())?;
+        let meta_text = serde_json::to_vec_pretty(meta).expect("JSON value serialises");
+        fsutil::write_atomic(&dir.join("meta.json"), &meta_text)?;
+        for (i, p) in pages.iter().enumerate() {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&p.body).map_err(io(dir))?;
+            let gz = enc.finish().map_err(io(dir))?;
+            fsutil::write_atomic(&dir.join(format!("page-{i:03}.gz")), &gz)?;
+            if !p.label.is_empty() {
+                fsutil::write_atomic(&dir.join(format!("page-{i:03}.label")), p.label.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep the raw payload (gzip) and feed file of a run whose offers are about to be
+    /// stored, for re-normalisation. It replaces any payload kept for that feed and
+    /// hour, so the kept payload is always the one the stored offers came from.
     pub fn write_raw(
         &self,
         feed: &str,
@@ -260,28 +449,44 @@ impl Store {
         let dir = self
             .partition("raw", at.date_naive())
             .join(format!("{feed}__{}", hour_key(at)));
-        if dir.exists() {
-            return Ok(());
+        let job = self.tmp_dir().join(format!(
+            "swap-raw-{feed}__{}-{}",
+            hour_key(at),
+            fastrand::u64(..)
+        ));
+        let new = job.join("new-0");
+        let res = Self::write_payload(&new, feed_text, meta, pages)
+            .and_then(|()| fsutil::swap_dirs(&job, &[(dir, new)]));
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&job);
         }
-        let parent = dir.parent().expect("raw dir has a parent");
-        fs::create_dir_all(parent).map_err(io(parent))?;
-        let tmp = tmp_name(&dir);
-        let res = (|| -> Result<(), StoreError> {
-            fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-            write_atomic(&tmp.join("feed.toml"), feed_text.as_bytes())?;
-            let meta_text = serde_json::to_vec_pretty(meta).expect("JSON value serialises");
-            write_atomic(&tmp.join("meta.json"), &meta_text)?;
-            for (i, p) in pages.iter().enumerate() {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                enc.write_all(&p.body).map_err(io(&tmp))?;
-                let gz = enc.finish().map_err(io(&tmp))?;
-                write_atomic(&tmp.join(format!("page-{i:03}.gz")), &gz)?;
-                if !p.label.is_empty() {
-                    write_atomic(&tmp.join(format!("page-{i:03}.label")), p.label.as_bytes())?;
+        res
+    }
+
+    /// Keep a payload that failed to parse (or looked like a changed format) apart
+    /// from `raw/`, for diagnosis: `failed/date=…/<feed>__<hour>__<n>/` with the error
+    /// in `meta.json`. `renormalise` never reads it. Returns the directory.
+    pub fn write_failed(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        feed_text: &str,
+        meta: &serde_json::Value,
+        pages: &[Page],
+    ) -> Result<PathBuf, StoreError> {
+        let parent = self.partition("failed", at.date_naive());
+        let tmp = self.tmp_dir().join(format!("failed-{}", fastrand::u64(..)));
+        let res = (|| {
+            Self::write_payload(&tmp, feed_text, meta, pages)?;
+            fs::create_dir_all(&parent).map_err(io(&parent))?;
+            for n in 1.. {
+                let dir = parent.join(format!("{feed}__{}__{n:03}", hour_key(at)));
+                if !dir.exists() {
+                    fs::rename(&tmp, &dir).map_err(io(&dir))?;
+                    return Ok(dir);
                 }
             }
-            fs::rename(&tmp, &dir).map_err(io(&dir))
+            unreachable!("some attempt number is free")
         })();
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
@@ -368,7 +573,8 @@ impl Store {
                 let is_data = p.extension().is_some_and(|x| x == "parquet")
                     && !p
                         .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                    && !(kind == "rejects" && self.is_orphan_reject(&p));
                 if is_data {
                     files.push(p);
                 }
@@ -500,7 +706,7 @@ impl Store {
                 .collect()
         })
         .map_err(pl(&path))?;
-        write_parquet_atomic(&path, &mut df)?;
+        write_parquet_via(&self.tmp_dir(), &path, &mut df)?;
         Ok(added)
     }
 
@@ -517,45 +723,93 @@ impl Store {
             at.nanosecond() / 1_000_000
         ));
         let text = serde_json::to_vec_pretty(record).expect("JSON value serialises");
-        write_atomic(&path, &text)?;
+        write_atomic_via(&self.tmp_dir(), &path, &text)?;
         Ok(path)
     }
 
-    /// Replace the offers and rejects trees with freshly built ones, atomically per tree:
-    /// the new tree is built aside by `build` and swapped in by rename.
-    pub fn replace_normalised(
+    /// Replace the offers and rejects trees with freshly built ones, as one
+    /// [`fsutil::swap_dirs`] job: the new trees are built by `build` into a staging
+    /// store under `.tmp/`; a crash before the swap commits keeps the old trees, one
+    /// after it finishes at the next lock.
+    pub fn replace_normalised<T>(
         &self,
-        build: impl FnOnce(&Store) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let staging = self
-            .root
-            .join(format!(".renormalise-{}", std::process::id()));
-        if staging.exists() {
-            fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        build: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let job = self.tmp_dir().join("swap-renormalise");
+        if job.exists() {
+            fs::remove_dir_all(&job).map_err(io(&job))?;
         }
-        let stage = Store::open(&staging);
-        if let Err(e) = build(&stage) {
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e);
+        let stage = Store::open(job.join("stage"));
+        let out = match build(&stage) {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&job);
+                return Err(e);
+            }
+        };
+        let targets: Vec<(PathBuf, PathBuf)> = ["offers", "rejects"]
+            .iter()
+            .map(|kind| (self.root.join(kind), stage.root.join(kind)))
+            .collect();
+        fsutil::swap_dirs(&job, &targets)?;
+        Ok(out)
+    }
+
+    /// Every (feed, hour) with stored offers: hourly files and compacted days' hours.
+    pub fn stored_runs(&self) -> Result<BTreeSet<(String, DateTime<Utc>)>, StoreError> {
+        let parse = |h: &str| {
+            chrono::NaiveDateTime::parse_from_str(&format!("{h}0000"), "%Y%m%dT%H%M%S")
+                .ok()
+                .map(|t| t.and_utc())
+        };
+        let mut out = BTreeSet::new();
+        for (_, dir) in self.partitions("offers")? {
+            for (feed, (_, hours)) in self.partition_files(&dir)? {
+                out.extend(
+                    hours
+                        .iter()
+                        .filter_map(|h| parse(h))
+                        .map(|t| (feed.clone(), t)),
+                );
+            }
         }
+        Ok(out)
+    }
+
+    /// Copy one stored run (feed, hour) into `to`, unchanged: the hourly files as they
+    /// are, or the hour's rows of a compacted day.
+    pub fn copy_run(&self, to: &Store, feed: &str, at: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut offers = 0;
         for kind in ["offers", "rejects"] {
-            let live = self.root.join(kind);
-            let old = self
-                .root
-                .join(format!(".old-{kind}-{}", std::process::id()));
-            let new = staging.join(kind);
-            if live.exists() {
-                fs::rename(&live, &old).map_err(io(&live))?;
+            let hourly = self.file(kind, feed, at);
+            let mut df = if hourly.exists() {
+                let f = File::open(&hourly).map_err(io(&hourly))?;
+                ParquetReader::new(f).finish().map_err(pl(&hourly))?
+            } else {
+                let daily = self
+                    .partition(kind, at.date_naive())
+                    .join(format!("{feed}__{}.parquet", at.format("%Y%m%d")));
+                if !daily.exists() {
+                    continue;
+                }
+                let (from, to_t) = (at.timestamp_millis(), at.timestamp_millis() + 3_600_000);
+                let t = col("observed_at").cast(DataType::Int64);
+                LazyFrame::scan_parquet(
+                    PlRefPath::try_from_path(&daily).map_err(pl(&daily))?,
+                    Default::default(),
+                )
+                .map(|lf| lf.filter(t.clone().gt_eq(lit(from)).and(t.lt(lit(to_t)))))
+                .and_then(|lf| lf.collect())
+                .map_err(pl(&daily))?
+            };
+            if kind == "offers" {
+                offers = df.height();
+            } else if df.height() == 0 {
+                continue;
             }
-            if new.exists() {
-                fs::rename(&new, &live).map_err(io(&live))?;
-            }
-            if old.exists() {
-                fs::remove_dir_all(&old).map_err(io(&old))?;
-            }
+            write_parquet_via(&to.tmp_dir(), &to.file(kind, feed, at), &mut df)?;
         }
-        let _ = fs::remove_dir_all(&staging);
-        Ok(())
+        Ok(offers)
     }
 }
 

@@ -320,3 +320,13 @@ pub async fn ingest_times(
         assert_eq!(r.exit_code(), 0, "{:?}", r.outcomes);
     }
 }
+
+/// Report a skipped test where the user sees it: libtest captures `println!` of passing
+/// tests, so write to the process's stderr directly, with a count of skips so far.
+pub fn report_skip(why: &str) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+    let n = SKIPPED.fetch_add(1, Ordering::SeqCst) + 1;
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({n} so far): {why}");
+}

@@ -21,9 +21,9 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
 
     // Lose the normalised trees (as after a table change); the raw payloads remain.
     std::fs::remove_dir_all(tmp.path().join("store/offers")).unwrap();
-    let (runs, stored, failures) =
-        gpurent::ingest::backfill::renormalise(&store, gpurent::tables::Tables::embedded())
-            .unwrap();
+    let r = gpurent::ingest::backfill::renormalise(&store, gpurent::tables::Tables::embedded())
+        .unwrap();
+    let (runs, stored, failures) = (r.rebuilt, r.stored, r.failures);
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(
         runs, 4,

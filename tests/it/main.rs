@@ -4,6 +4,7 @@
 
 mod common;
 mod default_feeds;
+mod faults;
 mod feeds_china;
 mod feeds_cloud;
 mod feeds_market;

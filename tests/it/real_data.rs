@@ -19,7 +19,10 @@ fn shared() -> Option<PathBuf> {
     if std::env::var("GPURENT_REQUIRE_SHARED").as_deref() == Ok("1") {
         panic!("GPURENT_REQUIRE_SHARED=1 but {} is missing", dir.display());
     }
-    eprintln!("SKIPPED: {} not found (real-data test)", dir.display());
+    crate::common::report_skip(&format!(
+        "{} not found (real-data test; GPURENT_REQUIRE_SHARED=1 makes this a failure)",
+        dir.display()
+    ));
     None
 }
 

@@ -198,7 +198,9 @@ fn hostile_feed_text_renders_as_text() {
         if std::env::var("GPURENT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
             panic!("chromium not installed and GPURENT_REQUIRE_CHROMIUM=1 (run scripts/setup.sh)");
         }
-        println!("SKIPPED: chromium not installed");
+        crate::common::report_skip(
+            "chromium not installed (page render; GPURENT_REQUIRE_CHROMIUM=1 makes this a failure)",
+        );
         return;
     };
     let url = format!("file://{}", index.canonicalize().unwrap().display());

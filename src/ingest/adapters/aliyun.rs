@@ -76,7 +76,8 @@ use serde::Deserialize;
 
 use super::sign::{aliyun_percent_encode, aliyun_rpc_signature};
 use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
-use crate::ingest::feed::{check_live_url, FeedConfig};
+use crate::ingest::feed::FeedConfig;
+use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The ECS API version `DescribePrice` belongs to.
@@ -124,7 +125,8 @@ fn check_endpoint(template: &str) -> Result<(), String> {
             "key `endpoint`: {template:?} must not carry a query or fragment"
         ));
     }
-    check_live_url(&endpoint_for(template, "cn-hangzhou"))
+    urlpolicy::check(&endpoint_for(template, "cn-hangzhou"))
+        .map(|_| ())
         .map_err(|m| format!("key `endpoint`: {m}"))
 }
 
@@ -302,7 +304,7 @@ impl Adapter for Aliyun {
         }
         let mut out = Vec::with_capacity(self.regions.len() * self.instance_types.len());
         for region in &self.regions {
-            check_live_url(&endpoint_for(endpoint, region))?;
+            urlpolicy::check(&endpoint_for(endpoint, region)).map(|_| ())?;
             for it in &self.instance_types {
                 out.push(self.signed_request(endpoint, region, it, id, key, now, &random_nonce()));
             }

@@ -112,6 +112,39 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("generic_json", generic_json::build),
 ];
 
+/// Largest response body (decoded bytes) accepted per page, by format: a few times
+/// the largest real payload, so a runaway or gzip-bombed response fails early. A
+/// feed's `max_bytes` key overrides it. AWS region offer files are hundreds of MB;
+/// API pages (Azure, GCP, vast.ai) are a few MB; signed per-query APIs a few KB.
+pub const MAX_BYTES: &[(&str, usize)] = &[
+    ("aws_offer", 1 << 30),
+    ("vastai", 64 << 20),
+    ("generic_csv", 64 << 20),
+    ("generic_json", 64 << 20),
+    ("skypilot_csv", 64 << 20),
+    ("azure_retail", 16 << 20),
+    ("gcp_billing", 32 << 20),
+    ("shadeform", 16 << 20),
+    ("runpod", 8 << 20),
+    ("lambda", 4 << 20),
+    ("autodl", 8 << 20),
+    ("ppio", 8 << 20),
+    ("aliyun", 1 << 20),
+    ("tencent", 1 << 20),
+    ("ecb_fx", 1 << 20),
+];
+
+/// The cap for formats not in [`MAX_BYTES`].
+pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+
+/// The response cap of a format, in bytes.
+pub fn max_bytes(format: &str) -> usize {
+    MAX_BYTES
+        .iter()
+        .find(|(n, _)| *n == format)
+        .map_or(DEFAULT_MAX_BYTES, |(_, b)| *b)
+}
+
 pub fn builder(format: &str) -> Option<Builder> {
     REGISTRY.iter().find(|(n, _)| *n == format).map(|(_, b)| *b)
 }
@@ -164,7 +197,86 @@ pub fn get_bearer(url: &str, secret: Option<&str>) -> Request {
     r
 }
 
-/// Parse JSON with a message that says where it broke.
+/// Parse JSON with a message that says where it broke. A number too large for an
+/// f64 (`1e999`) would fail the whole payload in serde_json; it is turned into a
+/// string first ([`quote_huge_numbers`]), so only the record holding it is rejected.
 pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
+    let body = quote_huge_numbers(body);
+    serde_json::from_slice(&body).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// JSON text with every number literal that overflows f64 (e.g. `1e999`,
+/// `-1e400`, a 400-digit integer) wrapped in quotes, so it reads as the string
+/// `"1e999"`: a typed field then fails for that record only (a `bad_record`), and a
+/// price read from a string is rejected by normalisation as not finite. Strings
+/// (and escapes inside them) are left alone; other bytes are copied unchanged.
+pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let number_byte = |c: u8| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E');
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut copied, mut in_string) = (0, 0, false);
+    while i < body.len() {
+        let c = body[i];
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            while i < body.len() && number_byte(body[i]) {
+                i += 1;
+            }
+            let token = std::str::from_utf8(&body[start..i]).unwrap_or("");
+            if token.parse::<f64>().is_ok_and(|v| v.is_infinite()) {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 16));
+                o.extend_from_slice(&body[copied..start]);
+                o.push(b'"');
+                o.extend_from_slice(&body[start..i]);
+                o.push(b'"');
+                copied = i;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(body),
+        Some(mut o) => {
+            o.extend_from_slice(&body[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: &str) {
+        let got = quote_huge_numbers(input.as_bytes());
+        assert_eq!(std::str::from_utf8(&got).unwrap(), expected, "{input}");
+    }
+
+    #[test]
+    fn huge_numbers_become_strings() {
+        check(r#"{"a":1e999}"#, r#"{"a":"1e999"}"#);
+        check(r#"[1.5,-1E400,2]"#, r#"[1.5,"-1E400",2]"#);
+        check(r#"{"s":"1e999","n":1e308}"#, r#"{"s":"1e999","n":1e308}"#);
+        check(r#"{"s":"a\"1e999"}"#, r#"{"s":"a\"1e999"}"#);
+        check(
+            &format!("[{}]", "9".repeat(400)),
+            &format!("[\"{}\"]", "9".repeat(400)),
+        );
+        check("", "");
+        check("not json 1e999", "not json \"1e999\"");
+    }
 }

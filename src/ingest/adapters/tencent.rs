@@ -74,7 +74,8 @@ use serde::Deserialize;
 
 use super::sign::{tc3_authorization, Tc3Request};
 use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
-use crate::ingest::feed::{check_live_url, FeedConfig};
+use crate::ingest::feed::FeedConfig;
+use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 pub const ACTION: &str = "InquiryPriceRunInstances";
@@ -159,7 +160,8 @@ pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, S
     let currency = k.currency.unwrap_or_else(|| "CNY".into());
     super::generic_csv::check_currency(&currency)?;
     if let Some(e) = &k.endpoint {
-        check_live_url(&endpoint_for(e, "ap-guangzhou"))
+        urlpolicy::check(&endpoint_for(e, "ap-guangzhou"))
+            .map(|_| ())
             .map_err(|m| format!("key `endpoint`: {m}"))?;
         host_of(e).map_err(|m| format!("key `endpoint`: {m}"))?;
     }
@@ -306,7 +308,7 @@ impl Adapter for Tencent {
         self.queries
             .iter()
             .map(|q| {
-                check_live_url(&endpoint_for(endpoint, &q.region))?;
+                urlpolicy::check(&endpoint_for(endpoint, &q.region)).map(|_| ())?;
                 self.signed_request(endpoint, q, id, key, now)
             })
             .collect()
