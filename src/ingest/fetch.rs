@@ -197,7 +197,7 @@ pub async fn fetch(
                     }
                     let mut body = fetch_one(client, feed, &req, secret).await?;
                     scrub_bytes(&mut body, secret);
-                    if let Some(link) = feed.adapter.next_page(&body) {
+                    if let Some(link) = feed.adapter.next_page(&req.url, &body) {
                         urlpolicy::check(&link).map_err(|m| FeedError::Http {
                             feed: cfg.name.clone(),
                             url: shown_url(&link),

@@ -76,7 +76,6 @@ use serde::Deserialize;
 
 use super::sign::{aliyun_percent_encode, aliyun_rpc_signature};
 use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -150,7 +149,7 @@ fn check_names(what: &str, names: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     check_names("regions", &k.regions)?;
     check_names("instance_types", &k.instance_types)?;

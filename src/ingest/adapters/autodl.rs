@@ -33,7 +33,6 @@
 use serde::Deserialize;
 
 use super::{adapter_keys, bad_record, json, str_at, Adapter, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{Parsed, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +52,7 @@ fn default_page_size() -> u32 {
     100
 }
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     if !(1..=100).contains(&k.pages) {
         return Err(format!(

@@ -49,14 +49,13 @@
 use serde::Deserialize;
 
 use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
 pub const PROVIDER: &str = "azure";
 const FORMAT: &str = "azure_retail";
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(AzureRetail))
 }
@@ -193,7 +192,7 @@ fn term_suffix(term: Option<&str>) -> &'static str {
 }
 
 impl Adapter for AzureRetail {
-    fn next_page(&self, body: &[u8]) -> Option<String> {
+    fn next_page(&self, _url: &str, body: &[u8]) -> Option<String> {
         serde_json::from_slice::<NextLink>(body)
             .ok()
             .and_then(|n| n.next)
@@ -433,13 +432,16 @@ mod tests {
     fn next_page_link() {
         let a = AzureRetail;
         assert_eq!(
-            a.next_page(br#"{"Items":[],"NextPageLink":"https://prices.azure.com:443/api/retail/prices?$skip=100"}"#),
+            a.next_page("", br#"{"Items":[],"NextPageLink":"https://prices.azure.com:443/api/retail/prices?$skip=100"}"#),
             Some("https://prices.azure.com:443/api/retail/prices?$skip=100".into())
         );
-        assert_eq!(a.next_page(br#"{"Items":[],"NextPageLink":null}"#), None);
-        assert_eq!(a.next_page(br#"{"Items":[],"NextPageLink":""}"#), None);
-        assert_eq!(a.next_page(br#"{"Items":[]}"#), None);
-        assert_eq!(a.next_page(b"not json"), None);
+        assert_eq!(
+            a.next_page("", br#"{"Items":[],"NextPageLink":null}"#),
+            None
+        );
+        assert_eq!(a.next_page("", br#"{"Items":[],"NextPageLink":""}"#), None);
+        assert_eq!(a.next_page("", br#"{"Items":[]}"#), None);
+        assert_eq!(a.next_page("", b"not json"), None);
     }
 
     #[test]

@@ -8,10 +8,9 @@
 use chrono::NaiveDate;
 
 use super::{adapter_keys, Adapter, NoKeys, Page, ParseCtx};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{FxRate, Parsed};
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(EcbFx))
 }

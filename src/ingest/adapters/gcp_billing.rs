@@ -50,7 +50,6 @@
 use serde::{Deserialize, Deserializer};
 
 use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
-use crate::ingest::feed::{FeedConfig, Source};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
@@ -59,19 +58,13 @@ const FORMAT: &str = "gcp_billing";
 /// The header that carries the API key.
 pub const KEY_HEADER: &str = "X-Goog-Api-Key";
 
-pub fn build(cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
-    let base = match &cfg.source {
-        Source::Http(u) => Some(u.clone()),
-        Source::File(_) => None,
-    };
-    Ok(Box::new(GcpBilling { base }))
+    Ok(Box::new(GcpBilling))
 }
 
-pub struct GcpBilling {
-    /// The feed URL, on which the next page's `pageToken` is set.
-    base: Option<String>,
-}
+/// The next page is the request's URL with its `pageToken` set to the payload's.
+pub struct GcpBilling;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -298,7 +291,7 @@ impl Adapter for GcpBilling {
         Ok(vec![r])
     }
 
-    fn next_page(&self, body: &[u8]) -> Option<String> {
+    fn next_page(&self, url: &str, body: &[u8]) -> Option<String> {
         let token = serde_json::from_slice::<NextToken>(body)
             .ok()?
             .next_page_token?;
@@ -306,9 +299,7 @@ impl Adapter for GcpBilling {
         if token.is_empty() {
             return None;
         }
-        self.base
-            .as_deref()
-            .map(|b| with_query_param(b, "pageToken", token))
+        Some(with_query_param(url, "pageToken", token))
     }
 
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
@@ -554,7 +545,7 @@ mod tests {
             provider: "gcp_billing",
             observed_at: chrono::Utc::now(),
         };
-        let p = GcpBilling { base: None }
+        let p = GcpBilling
             .parse(
                 &Page {
                     label: String::new(),
@@ -611,15 +602,14 @@ mod tests {
 
     #[test]
     fn paging_and_the_key_header() {
-        let g = GcpBilling {
-            base: Some("https://cloudbilling.googleapis.com/v1/services/6F81-5844-456A/skus?currencyCode=USD&pageToken=old".into()),
-        };
+        let g = GcpBilling;
+        let url = "https://cloudbilling.googleapis.com/v1/services/6F81-5844-456A/skus?currencyCode=USD&pageToken=old";
         assert_eq!(
-            g.next_page(br#"{"skus":[],"nextPageToken":"a/b+c="}"#).as_deref(),
+            g.next_page(url, br#"{"skus":[],"nextPageToken":"a/b+c="}"#).as_deref(),
             Some("https://cloudbilling.googleapis.com/v1/services/6F81-5844-456A/skus?currencyCode=USD&pageToken=a%2Fb%2Bc%3D")
         );
-        assert_eq!(g.next_page(br#"{"skus":[],"nextPageToken":""}"#), None);
-        assert_eq!(g.next_page(br#"{"skus":[]}"#), None);
+        assert_eq!(g.next_page(url, br#"{"skus":[],"nextPageToken":""}"#), None);
+        assert_eq!(g.next_page(url, br#"{"skus":[]}"#), None);
         assert_eq!(
             with_query_param("http://127.0.0.1:9/gcp", "pageToken", "T2"),
             "http://127.0.0.1:9/gcp?pageToken=T2"
@@ -654,7 +644,7 @@ mod tests {
             provider: "gcp",
             observed_at: chrono::Utc::now(),
         };
-        let e = GcpBilling { base: None }
+        let e = GcpBilling
             .parse(
                 &Page {
                     label: String::new(),

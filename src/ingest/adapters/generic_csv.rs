@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{adapter_keys, Adapter, Page, ParseCtx};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +95,7 @@ pub fn known_class(s: &str) -> Result<PriceClass, String> {
         .ok_or_else(|| format!("key `price_class`: {s:?} must be on_demand, spot or reserved"))
 }
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     let unit = known_unit(&k.price_unit)?;

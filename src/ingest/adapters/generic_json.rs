@@ -33,7 +33,6 @@ use serde_json::Value;
 
 use super::generic_csv::{check_currency, known_class, known_unit, Fields};
 use super::{adapter_keys, json, Adapter, Page, ParseCtx};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +68,7 @@ fn check_pointer(p: &str, key: &str) -> Result<(), String> {
     }
 }
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     let unit = known_unit(&k.price_unit)?;

@@ -32,10 +32,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{adapter_keys, get_bearer, json, Adapter, NoKeys, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(Lambda))
 }

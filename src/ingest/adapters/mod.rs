@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ingest::feed::FeedConfig;
 use crate::model::Parsed;
 
 pub mod aliyun;
@@ -81,8 +80,9 @@ pub trait Adapter: Send + Sync {
     fn error_bodies_are_records(&self) -> bool {
         false
     }
-    /// The URL of the next page, when the payload names one.
-    fn next_page(&self, _body: &[u8]) -> Option<String> {
+    /// The URL of the next page, when the payload names one; `url` is the request
+    /// that returned `body`.
+    fn next_page(&self, _url: &str, _body: &[u8]) -> Option<String> {
         None
     }
     /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
@@ -90,8 +90,8 @@ pub trait Adapter: Send + Sync {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String>;
 }
 
-/// Builds an adapter from the feed's common keys and its remaining, adapter-specific keys.
-pub type Builder = fn(&FeedConfig, toml::Table) -> Result<Box<dyn Adapter>, String>;
+/// Builds an adapter from its own keys (the feed file's keys less the common ones).
+pub type Builder = fn(toml::Table) -> Result<Box<dyn Adapter>, String>;
 
 /// Every adapter, by the `format` name feed files use.
 pub const REGISTRY: &[(&str, Builder)] = &[

@@ -33,7 +33,6 @@ use serde_json::Value;
 use super::generic_csv::check_currency;
 use super::generic_json::{number, text};
 use super::{adapter_keys, get_bearer, json, Adapter, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +41,7 @@ struct Keys {
     currency: String,
 }
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     Ok(Box::new(Ppio {

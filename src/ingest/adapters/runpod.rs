@@ -38,13 +38,12 @@
 use serde::Deserialize;
 
 use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The GraphQL query sent on a live fetch.
 pub const QUERY: &str = "query GpuTypes { gpuTypes { id displayName memoryInGb secureCloud communityCloud securePrice communityPrice secureSpotPrice communitySpotPrice } }";
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(RunPod))
 }

@@ -35,11 +35,10 @@
 use serde::Deserialize;
 
 use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 use crate::tables::Tables;
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(Shadeform))
 }

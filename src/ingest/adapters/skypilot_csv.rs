@@ -15,10 +15,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{adapter_keys, Adapter, NoKeys, Page, ParseCtx};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(SkyPilotCsv))
 }

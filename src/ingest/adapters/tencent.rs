@@ -74,7 +74,6 @@ use serde::Deserialize;
 
 use super::sign::{tc3_authorization, Tc3Request};
 use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
-use crate::ingest::feed::FeedConfig;
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -135,7 +134,7 @@ fn valid_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let k: Keys = adapter_keys(keys)?;
     if k.queries.is_empty() {
         return Err("key `queries` must list at least one { region, zone, instance_type }".into());

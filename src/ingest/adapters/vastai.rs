@@ -9,10 +9,9 @@
 use serde::Deserialize;
 
 use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx};
-use crate::ingest::feed::FeedConfig;
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
-pub fn build(_cfg: &FeedConfig, keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(VastAi))
 }
