@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod ingest;
 pub mod model;
 pub mod normalise;
+pub mod peers;
 pub mod query;
 pub mod report;
 pub mod schedule;

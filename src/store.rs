@@ -11,7 +11,8 @@
 //! <store>/runs/<YYYYMMDDTHHMMSS>-<kind>.json                       one record per run
 //! <store>/.lock                                                   held by the writer
 //! ```
-//! Invariants: one file per feed and hour, never overwritten, so re-ingesting an hour
+//! Invariants: one file per feed and hour, never overwritten (except by FX healing,
+//! which rebuilds an hour from its own raw payload), so re-ingesting an hour
 //! adds nothing (the offers file, written last and even when empty, marks the run);
 //! every file is written to a temporary name, synced and renamed, so a crash leaves
 //! the whole file or none; readers scan lazily and only the dates asked for.
@@ -60,6 +61,17 @@ pub fn write_parquet_atomic(path: &Path, df: &mut DataFrame) -> Result<(), Store
         .finish(df)
         .map_err(pl(path))?;
     write_atomic(path, &buf)
+}
+
+/// Scan options for one kind of file. Offers are read against the current offer
+/// schema, so files written before a column was added (e.g. `peer`) read as null in
+/// that column, whatever order the files come in.
+fn scan_args(kind: &str) -> ScanArgsParquet {
+    ScanArgsParquet {
+        allow_missing_columns: true,
+        schema: (kind == "offers").then(crate::normalise::offer_schema),
+        ..Default::default()
+    }
 }
 
 /// Holds the store's writer lock until dropped.
@@ -188,10 +200,7 @@ impl Store {
                         .map(|p| PlRefPath::try_from_path(p))
                         .collect::<PolarsResult<_>>()
                         .map_err(pl(&dir))?;
-                    let args = ScanArgsParquet {
-                        allow_missing_columns: true,
-                        ..Default::default()
-                    };
+                    let args = scan_args(kind);
                     let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
                         .and_then(|lf| {
                             lf.sort(
@@ -244,6 +253,44 @@ impl Store {
         }
         write_parquet_atomic(&self.file("offers", feed, at), offers)?;
         Ok(true)
+    }
+
+    /// Offers stored by one feed run, `None` when its hour is not a file of its own
+    /// (not stored, or merged into a compacted day).
+    pub fn run_offer_count(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let path = self.file("offers", feed, at);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let f = File::open(&path).map_err(io(&path))?;
+        let mut r = ParquetReader::new(f);
+        let n = r.num_rows().map_err(pl(&path))?;
+        Ok(Some(n))
+    }
+
+    /// Replace one stored run's offers and rejects (FX healing: the same raw payload
+    /// normalised with rates that arrived later). Each file is replaced by rename;
+    /// offers first, so a crash in between never counts an offer twice.
+    pub fn rewrite_run(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        offers: &mut DataFrame,
+        rejects: &mut DataFrame,
+    ) -> Result<(), StoreError> {
+        write_parquet_atomic(&self.file("offers", feed, at), offers)?;
+        let rj = self.file("rejects", feed, at);
+        if rejects.height() > 0 {
+            write_parquet_atomic(&rj, rejects)
+        } else if rj.exists() {
+            fs::remove_file(&rj).map_err(io(&rj))
+        } else {
+            Ok(())
+        }
     }
 
     /// Keep a run's raw payload pages (gzip) and the feed file, for re-normalisation.
@@ -391,10 +438,7 @@ impl Store {
             .map(|p| PlRefPath::try_from_path(p))
             .collect::<PolarsResult<_>>()
             .map_err(pl(&self.root))?;
-        let args = ScanArgsParquet {
-            allow_missing_columns: true,
-            ..Default::default()
-        };
+        let args = scan_args(kind);
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
             .map(Some)
             .map_err(pl(&self.root))

@@ -10,6 +10,7 @@ mod feeds_market;
 mod golden;
 mod history;
 mod names;
+mod peers;
 mod pipeline;
 mod props;
 mod real_data;
