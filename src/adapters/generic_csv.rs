@@ -317,9 +317,11 @@ mod tests {
         feed.adapter.parse(&page, &ctx).unwrap()
     }
 
-    /// One group row → (provider, day, country, class, price, group offers), or the
-    /// reject detail.
-    fn check(row: &str, expected: Result<(&str, &str, Option<&str>, PriceClass, f64, f64), &str>) {
+    /// (provider, day, country, class, price, group offers) of a stored group row.
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, PriceClass, f64, f64);
+
+    /// One group row → its stored fields, or the reject detail.
+    fn check(row: &str, expected: Result<Row, &str>) {
         let p = parse(&format!(
             "date,provider,gpu_model,region,rental_type,price_median_usd,n_offers\n{row}\n"
         ));

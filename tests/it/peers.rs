@@ -531,7 +531,7 @@ async fn real_tracker_cn_vs_us_rtx4090_week() {
     };
     let out = backfill::backfill(
         &spec,
-        &[csv_path.clone()],
+        std::slice::from_ref(&csv_path),
         &store,
         Tables::embedded(),
         |_, _, _| {},
