@@ -593,3 +593,108 @@ async fn real_tracker_cn_vs_us_rtx4090_week() {
         cn / us
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_backfill_of_versions_shows_progress_and_counts_missing() {
+    let srv = server().await;
+    srv.routes.set(
+        "/v2/20240102/catalog.zip",
+        HttpResponse::ok("application/zip", standard_catalog(98.32)),
+    );
+    let tmp = tempdir();
+    let store = tmp.path().join("store").display().to_string();
+    let url = srv.url("/v2");
+    let args = [
+        "backfill",
+        "--format",
+        "gpuhunt_catalog",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--url",
+        &url,
+        "--store",
+        &store,
+    ]
+    .map(String::from);
+    let run = move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        gpurent(&a)
+    };
+    let (code, out, err) = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("[###############---------------] 1/2 20240101: no such version, skipped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2/2 20240102: 3 offers stored, 0 rejected"),
+        "{err}"
+    );
+    assert!(
+        out.contains("backfill: 2 days, 3 offers stored, 1 versions missing, 0 failed"),
+        "{out}"
+    );
+    let (code, out, err) = tokio::task::spawn_blocking(run).await.unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("20240102: already imported, nothing added"),
+        "{err}"
+    );
+    assert!(
+        out.contains("backfill: 2 days, 0 offers stored, 1 versions missing"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_fx_rates_heals_earlier_backfilled_prices() {
+    let tmp = tempdir();
+    let day = tmp.path().join("cn/2024-10-07");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(day.join("prices.csv"), fixture("cn_cloud_prices.csv")).unwrap();
+    let feed = tmp.path().join("cncloud.toml");
+    std::fs::write(&feed, "format = \"generic_csv\"\nurl = \"x.csv\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\ncheck_places = false\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n").unwrap();
+    let store = Store::open(tmp.path().join("store"));
+    let spec = Spec {
+        format: None,
+        feed_file: Some(feed),
+        provider: None,
+        at: None,
+    };
+    let out = backfill::backfill(
+        &spec,
+        &[tmp.path().join("cn")],
+        &store,
+        Tables::embedded(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(
+        out[0].rejected.iter().any(|r| r.0 == "missing_fx_rate"),
+        "{out:?}"
+    );
+    assert_eq!(
+        read_all(&tmp.path().join("store/offers")).unwrap().height(),
+        0
+    );
+
+    let ecb = tmp.path().join("fx.xml");
+    std::fs::write(&ecb, fixture("eurofxref-daily.xml")).unwrap();
+    let spec = Spec {
+        format: Some("ecb_fx".into()),
+        feed_file: None,
+        provider: Some("ecb".into()),
+        at: Some(at("2024-10-07T16:00:00Z")),
+    };
+    backfill::backfill(&spec, &[ecb], &store, Tables::embedded(), |_, _, _| {})
+        .await
+        .unwrap();
+    let offers = read_all(&tmp.path().join("store/offers")).unwrap();
+    let a100 = rows_where(&offers, &[("offer_id", "line2")]);
+    assert_eq!(a100.height(), 1, "healed without a manual renormalise");
+    let want = 69.0 / 8.0 * USD_PER_CNY;
+    assert!((f64_col(&a100, "usd_per_gpu_hour")[0] - want).abs() < 1e-9);
+}
