@@ -57,15 +57,15 @@ pub struct Disagreement {
 impl Disagreement {
     pub fn header() -> String {
         format!(
-            "{:<12}  {:<16}  {:<9}  {:<10}  {:>9}  {:>9}  {:>7}  feeds (low / high)",
-            "provider", "model", "class", "day", "low", "high", "diff"
+            "{:<12}  {:<16}  {:<9}  {:<10}  {:>14}  {:>14}  {:>7}  feeds (low / high)",
+            "provider", "model", "class", "day", "low USD/GPU-h", "high USD/GPU-h", "diff"
         )
     }
 
     /// One fixed-format line; prices in USD per GPU-hour, the difference in percent.
     pub fn line(&self) -> String {
         format!(
-            "{:<12}  {:<16}  {:<9}  {:<10}  {:>9.4}  {:>9.4}  {:>6.1}%  {} / {}",
+            "{:<12}  {:<16}  {:<9}  {:<10}  {:>14.4}  {:>14.4}  {:>6.1}%  {} / {}",
             self.provider,
             self.gpu_model,
             self.price_class,

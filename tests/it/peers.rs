@@ -307,6 +307,10 @@ async fn crosscheck_lists_cells_where_sources_disagree() {
     assert!((r.low_usd - 12.0).abs() < 1e-12 && (r.high_usd - 12.29).abs() < 1e-12);
     assert!((r.rel_diff - (12.29 - 12.0) / 12.0).abs() < 1e-12);
     assert_eq!(r.day, NaiveDate::from_ymd_opt(2024, 10, 7).unwrap());
+    let table: Vec<String> = std::iter::once(gpurent::peers::Disagreement::header())
+        .chain(rows.iter().map(|r| r.line()))
+        .collect();
+    insta::assert_snapshot!("crosscheck_table", table.join("\n"));
     // 2.4% apart: within a 5% tolerance.
     assert!(gpurent::peers::crosscheck(&store, None, None, 0.05)
         .unwrap()
