@@ -160,6 +160,8 @@ pub struct FileOutcome {
     pub rejected: Vec<(String, usize)>,
     /// A catalogue version that does not exist (HTTP 404 or 403); nothing stored.
     pub missing: bool,
+    /// Earlier runs healed by the FX rates this file brought.
+    pub healed: Healed,
     pub error: Option<String>,
 }
 
@@ -241,7 +243,7 @@ fn store_run(
     if !parsed.fx.is_empty() {
         store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
         *fx = load_fx(store)?;
-        heal_fx(store, tables, &parsed.fx).map_err(|e| e.to_string())?;
+        o.healed = heal_fx(store, tables, &parsed.fx).map_err(|e| e.to_string())?;
     }
     if parsed.offers.is_empty() && parsed.rejects.is_empty() {
         o.counts = Some((0, 0, parsed.fx.len()));
@@ -280,6 +282,7 @@ pub async fn backfill(
             counts: None,
             rejected: Vec::new(),
             missing: false,
+            healed: Healed::default(),
             error: None,
         };
         let res: Result<(), String> = async {
@@ -370,6 +373,7 @@ pub async fn backfill_versions(
             counts: None,
             rejected: Vec::new(),
             missing: false,
+            healed: Healed::default(),
             error: None,
         };
         let res: Result<(), String> = async {

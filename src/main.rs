@@ -205,24 +205,44 @@ fn progress_line(o: &backfill::FileOutcome, i: usize, n: usize) {
     let what = match (&o.error, o.counts) {
         (Some(e), _) => format!("FAILED: {e}"),
         _ if o.missing => "no such version, skipped".into(),
-        (None, Some((s, r, fx))) => format!(
-            "{s} offers stored, {r} rejected{}{}",
-            if o.rejected.is_empty() {
-                String::new()
-            } else {
-                let parts: Vec<String> =
-                    o.rejected.iter().map(|(r, k)| format!("{r} {k}")).collect();
-                format!(" ({})", parts.join(", "))
-            },
-            if fx > 0 {
-                format!(", {fx} FX rates")
-            } else {
-                String::new()
-            }
-        ),
+        (None, Some((s, r, fx))) => {
+            format!(
+                "{s} offers stored, {r} rejected{}{}",
+                if o.rejected.is_empty() {
+                    String::new()
+                } else {
+                    let parts: Vec<String> =
+                        o.rejected.iter().map(|(r, k)| format!("{r} {k}")).collect();
+                    format!(" ({})", parts.join(", "))
+                },
+                if fx > 0 {
+                    format!(", {fx} FX rates")
+                } else {
+                    String::new()
+                }
+            ) + &healed_note(&o.healed)
+        }
         (None, None) => "already imported, nothing added".into(),
     };
     eprintln!("{bar} {}: {what}", o.path.display());
+}
+
+/// ", N earlier runs healed (M offers)" when new FX rates healed stored runs.
+fn healed_note(h: &backfill::Healed) -> String {
+    let mut s = String::new();
+    if h.runs > 0 {
+        s = format!(
+            ", {} earlier runs re-normalised with these rates ({} offers recovered)",
+            h.runs, h.offers
+        );
+    }
+    if h.compacted > 0 {
+        s.push_str(&format!(
+            ", {} compacted runs still wait for them (run `gpurent renormalise`)",
+            h.compacted
+        ));
+    }
+    s
 }
 
 /// Unknown providers and regions a backfill rejected, loudly, after the bar.

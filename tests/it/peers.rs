@@ -693,12 +693,54 @@ async fn backfill_of_fx_rates_heals_earlier_backfilled_prices() {
         provider: Some("ecb".into()),
         at: Some(at("2024-10-07T16:00:00Z")),
     };
-    backfill::backfill(&spec, &[ecb], &store, Tables::embedded(), |_, _, _| {})
+    let fx = backfill::backfill(&spec, &[ecb], &store, Tables::embedded(), |_, _, _| {})
         .await
         .unwrap();
+    assert_eq!(fx[0].healed.runs, 1, "{fx:?}");
     let offers = read_all(&tmp.path().join("store/offers")).unwrap();
     let a100 = rows_where(&offers, &[("offer_id", "line2")]);
     assert_eq!(a100.height(), 1, "healed without a manual renormalise");
     let want = 69.0 / 8.0 * USD_PER_CNY;
     assert!((f64_col(&a100, "usd_per_gpu_hour")[0] - want).abs() < 1e-9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_provider_file_is_one_reject_naming_it() {
+    let srv = server().await;
+    let zip = catalog(&[
+        (
+            "aws.csv",
+            format!(
+                "{HEADER}g5.xlarge,us-west-2,1.006,4,16.0,1,A10G,24.0,False,,nvidia,,\n\
+                     g5.2xlarge,us-west-2,cheap,8,32.0,1,A10G,24.0,False,,nvidia,,\n\
+                     g5.4xlarge,us-west-2,1.6,16,64.0,1,A10G,24.0,maybe,,nvidia,,\n"
+            ),
+        ),
+        (
+            "oci.csv",
+            "instance_name,location,cpu\nBM.GPU4.8,us-ashburn-1,64\n".into(),
+        ),
+    ]);
+    srv.routes.set(
+        "/v2/20240508/catalog.zip",
+        HttpResponse::ok("application/zip", zip),
+    );
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    let feed = format!(
+        "format = \"gpuhunt_catalog\"\nurl = \"{}\"\nversion = \"20240508\"\n",
+        srv.url("/v2")
+    );
+    let r = ingest(&tmp.path().join("feeds"), &[("gpuhunt", feed)], &store, AT).await;
+    let line = r.outcomes[0].line();
+    assert!(line.contains("1 stored, 3 rejected"), "{line}");
+    let rejects = read_all(&tmp.path().join("store/rejects")).unwrap();
+    let details = str_col(&rejects, "detail").join("\n");
+    for want in [
+        "oci.csv: column \"price\" missing from the header",
+        "aws.csv line 3: column \"price\": \"cheap\" is not a number",
+        "aws.csv line 4: column \"spot\": \"maybe\" is not True or False",
+    ] {
+        assert!(details.contains(want), "{want:?} not in {details}");
+    }
 }
