@@ -141,6 +141,8 @@ fn main() {
             observed_at: at,
             vat_rate: 0.0,
             sample: true,
+            peer: false,
+            check_places: false,
         };
         let mut b = normalise::normalise(&offers, &[], &ctx, Tables::embedded(), &fx).unwrap();
         rows += b.offers.height();

@@ -77,8 +77,32 @@ enum Command {
         /// Observation time for files whose path holds no date (RFC 3339).
         #[arg(long)]
         at: Option<DateTime<Utc>>,
-        #[arg(required = true)]
+        /// With --format gpuhunt_catalog: the first day whose version YYYYMMDD to fetch.
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// The last day whose version to fetch.
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        /// With --from/--to: the catalogue base URL.
+        #[arg(long, default_value = gpurent::ingest::adapters::gpuhunt_catalog::DEFAULT_URL)]
+        url: String,
+        #[arg(required_unless_present = "from")]
         paths: Vec<PathBuf>,
+    },
+    /// List provider x model x class x day cells where two sources' median prices
+    /// (USD per GPU-hour) differ by more than the tolerance.
+    Crosscheck {
+        #[arg(long, default_value = "data")]
+        store: PathBuf,
+        /// Largest accepted relative difference, e.g. 0.05 for 5%.
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
+        /// First observation date, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last observation date, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
     },
     /// Merge each feed's hourly files into one file per day for dates before --before
     /// (default: yesterday), so a long history is a few large files, not many small ones.
@@ -207,6 +231,94 @@ fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// The backfill progress bar: one line per file or version.
+fn progress_line(o: &backfill::FileOutcome, i: usize, n: usize) {
+    let done = i * 30 / n.max(1);
+    let bar = format!("[{}{}] {i}/{n}", "#".repeat(done), "-".repeat(30 - done));
+    let what = match (&o.error, o.counts) {
+        (Some(e), _) => format!("FAILED: {e}"),
+        _ if o.missing => "no such version, skipped".into(),
+        (None, Some((s, r, fx))) => {
+            format!(
+                "{s} offers stored, {r} rejected{}{}",
+                if o.rejected.is_empty() {
+                    String::new()
+                } else {
+                    let parts: Vec<String> =
+                        o.rejected.iter().map(|(r, k)| format!("{r} {k}")).collect();
+                    format!(" ({})", parts.join(", "))
+                },
+                if fx > 0 {
+                    format!(", {fx} FX rates")
+                } else {
+                    String::new()
+                }
+            ) + &healed_note(&o.healed)
+        }
+        (None, None) => "already imported, nothing added".into(),
+    };
+    eprintln!("{bar} {}: {what}", o.path.display());
+}
+
+/// ", N earlier runs healed (M offers)" when new FX rates healed stored runs.
+fn healed_note(h: &backfill::Healed) -> String {
+    let mut s = String::new();
+    if h.runs > 0 {
+        s = format!(
+            ", {} earlier runs re-normalised with these rates ({} offers recovered)",
+            h.runs, h.offers
+        );
+    }
+    if h.compacted > 0 {
+        s.push_str(&format!(
+            ", {} compacted runs still wait for them (run `gpurent renormalise`)",
+            h.compacted
+        ));
+    }
+    s
+}
+
+/// Unknown providers and regions a backfill rejected, loudly, after the bar.
+fn print_unplaced(outcomes: &[backfill::FileOutcome]) {
+    for reason in ["unknown_provider", "unknown_region"] {
+        let n: usize = outcomes
+            .iter()
+            .flat_map(|o| o.rejected.iter())
+            .filter(|r| r.0 == reason)
+            .map(|r| r.1)
+            .sum();
+        if n > 0 {
+            println!("backfill: WARNING: {n} offers rejected as {reason} (not stored as bloc OTHER); `gpurent unknown` lists them");
+        }
+    }
+}
+
+/// `backfill --format gpuhunt_catalog --from --to`: one catalogue version per day.
+fn backfill_versions(spec: &backfill::VersionSpec, store: &Store) -> anyhow::Result<u8> {
+    anyhow::ensure!(
+        spec.format == "gpuhunt_catalog",
+        "--from/--to fetch dated catalogue versions: use them with --format gpuhunt_catalog"
+    );
+    let rt = runtime()?;
+    let outcomes = rt.block_on(backfill::backfill_versions(
+        spec,
+        store,
+        Tables::embedded(),
+        &fetch::client(),
+        progress_line,
+    ))?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let missing = outcomes.iter().filter(|o| o.missing).count();
+    let stored: usize = outcomes.iter().filter_map(|o| o.counts).map(|c| c.0).sum();
+    print_unplaced(&outcomes);
+    println!(
+        "backfill: {} days, {stored} offers stored, {missing} versions missing, {failed} failed",
+        outcomes.len()
+    );
+    store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "days": outcomes.len(), "stored": stored, "missing": missing, "failed": failed}))?;
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let wait = cli.lock_wait;
     match cli.command {
@@ -222,6 +334,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             });
             for o in &report.outcomes {
                 emit(&format!("{}\n", o.line()));
+            }
+            if report.healed.runs > 0 {
+                println!(
+                    "fx: {} earlier runs re-normalised with the new rates, {} offers recovered",
+                    report.healed.runs, report.healed.offers
+                );
             }
             store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
             Ok(report.exit_code() as u8)
@@ -259,10 +377,22 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             provider,
             store,
             at,
+            from,
+            to,
+            url,
             paths,
         } => {
             let store = Store::open(store);
             let _lock = lock(&store, wait)?;
+            if let (Some(from), Some(to)) = (from, to) {
+                let spec = backfill::VersionSpec {
+                    format: format.unwrap_or_default(),
+                    url,
+                    from,
+                    to,
+                };
+                return backfill_versions(&spec, &store);
+            }
             let spec = backfill::Spec {
                 format,
                 feed_file: feed,
@@ -275,32 +405,37 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 &paths,
                 &store,
                 Tables::embedded(),
-                |o, i, n| {
-                    let done = i * 30 / n.max(1);
-                    let bar = format!("[{}{}] {i}/{n}", "#".repeat(done), "-".repeat(30 - done));
-                    let what = match (&o.error, o.counts) {
-                        (Some(e), _) => format!("FAILED: {e}"),
-                        (None, Some((s, r, fx))) => format!(
-                            "{s} offers stored, {r} rejected{}",
-                            if fx > 0 {
-                                format!(", {fx} FX rates")
-                            } else {
-                                String::new()
-                            }
-                        ),
-                        (None, None) => "already imported, nothing added".into(),
-                    };
-                    eprintln!("{bar} {}: {what}", o.path.display());
-                },
+                progress_line,
             ))?;
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
             let stored: usize = outcomes.iter().filter_map(|o| o.counts).map(|c| c.0).sum();
+            print_unplaced(&outcomes);
             println!(
                 "backfill: {} files, {stored} offers stored, {failed} failed",
                 outcomes.len()
             );
             store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
             Ok(if failed > 0 { 1 } else { 0 })
+        }
+        Command::Crosscheck {
+            store,
+            tolerance,
+            from,
+            to,
+        } => {
+            anyhow::ensure!(tolerance >= 0.0, "--tolerance must not be negative");
+            let rows =
+                gpurent::analysis::peers::crosscheck(&Store::open(store), from, to, tolerance)?;
+            println!("{}", gpurent::analysis::peers::Disagreement::header());
+            for r in &rows {
+                println!("{}", r.line());
+            }
+            eprintln!(
+                "crosscheck: {} cells where sources differ by more than {:.1}%",
+                rows.len(),
+                tolerance * 100.0
+            );
+            Ok(0)
         }
         Command::Compact { store, before } => {
             let store = Store::open(store);

@@ -116,6 +116,9 @@ pub struct RawOffer {
     pub gpus_available: Option<f64>,
     /// Overrides the run's observation time (backfill of dated snapshots).
     pub observed_at: Option<DateTime<Utc>>,
+    /// For a peer's group row (an aggregate, e.g. a daily median over offers): the
+    /// offers it summarises. `None` for a single offer.
+    pub group_offers: Option<f64>,
 }
 
 impl RawOffer {
@@ -140,6 +143,7 @@ impl RawOffer {
             price_unit: PriceUnit::gpu_hour(),
             gpus_available: None,
             observed_at: None,
+            group_offers: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub const OFFER_COLUMNS: &[&str] = &[
     "usd_per_gpu_hour",
     "usd_per_gpu_hour_ex_vat",
     "sample",
+    "peer",
+    "group_offers",
 ];
 
 /// Columns of a stored reject row, in order.
@@ -72,6 +74,11 @@ pub struct Context<'a> {
     pub vat_rate: f64,
     /// The feed is a labelled sample or simulation.
     pub sample: bool,
+    /// The feed republishes a peer's data (stored as column `peer`).
+    pub peer: bool,
+    /// Reject offers whose provider or region tables/regions.toml does not know,
+    /// instead of storing them as bloc OTHER (backfills).
+    pub check_places: bool,
 }
 
 /// Normalised offers and rejects of one feed run.
@@ -141,6 +148,29 @@ pub fn fx_frame(rates: &[FxRate]) -> PolarsResult<DataFrame> {
         .collect()
 }
 
+/// The schema of stored offer rows (what [`normalise`] writes), built once.
+pub fn offer_schema() -> SchemaRef {
+    static SCHEMA: std::sync::OnceLock<SchemaRef> = std::sync::OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let ctx = Context {
+                feed: "",
+                observed_at: DateTime::<Utc>::UNIX_EPOCH,
+                vat_rate: 0.0,
+                sample: false,
+                peer: false,
+                check_places: false,
+            };
+            let fx = fx_frame(&[]).expect("an empty FX frame builds");
+            normalise(&[], &[], &ctx, Tables::embedded(), &fx)
+                .expect("normalising no offers cannot fail")
+                .offers
+                .schema()
+                .clone()
+        })
+        .clone()
+}
+
 /// How a raw name / instance type resolved.
 #[derive(Debug, Clone)]
 struct Resolution {
@@ -202,6 +232,27 @@ fn resolve(tables: &Tables, o: &RawOffer) -> Resolution {
     }
 }
 
+/// With `check_places`: an offer that names a region its tables cannot place.
+fn unplaced(tables: &Tables, o: &RawOffer) -> Option<(&'static str, String)> {
+    let region = o.region.as_deref()?;
+    if !tables.knows_provider(&o.provider) {
+        return Some((
+            "unknown_provider",
+            format!(
+                "provider {:?} has no table in tables/regions.toml (region {region:?})",
+                o.provider
+            ),
+        ));
+    }
+    Some((
+        "unknown_region",
+        format!(
+            "region {region:?} of provider {} is not in tables/regions.toml",
+            o.provider
+        ),
+    ))
+}
+
 /// Normalise one feed run's offers. `fx` is [`fx_frame`]'s output (may be empty).
 pub fn normalise(
     offers: &[RawOffer],
@@ -242,6 +293,7 @@ pub fn normalise(
         Vec::with_capacity(n),
     );
     let (mut pre_reason, mut pre_detail) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut groups: Vec<Option<f64>> = Vec::with_capacity(n);
     for o in offers {
         let at = o.observed_at.unwrap_or(ctx.observed_at);
         observed.push(at.timestamp_millis());
@@ -258,7 +310,13 @@ pub fn normalise(
                 .map(str::to_string)
         });
         bloc.push(tables.bloc(c.as_deref()).to_string());
+        let place_reject = if ctx.check_places && c.is_none() {
+            unplaced(tables, o)
+        } else {
+            None
+        };
         country.push(c);
+        groups.push(o.group_offers);
         name_raw.push(o.gpu_name_raw.clone());
         let key = (
             o.provider.clone(),
@@ -293,8 +351,9 @@ pub fn normalise(
             },
         );
         per_instance.push(o.price_unit.basis == Basis::Instance);
-        pre_reason.push(res.reject.as_ref().map(|r| r.0.to_string()));
-        pre_detail.push(res.reject.map(|r| r.1));
+        let reject = res.reject.or(place_reject);
+        pre_reason.push(reject.as_ref().map(|r| r.0.to_string()));
+        pre_detail.push(reject.map(|r| r.1));
     }
     let raw = DataFrame::new_infer_height(vec![
         Column::new("observed_at".into(), observed),
@@ -319,6 +378,7 @@ pub fn normalise(
         Column::new("per_instance".into(), per_instance),
         Column::new("pre_reason".into(), pre_reason),
         Column::new("pre_detail".into(), pre_detail),
+        Column::new("group_offers".into(), groups),
     ])?;
 
     let fx_lf = fx
@@ -420,6 +480,7 @@ pub fn normalise(
             lit(ctx.vat_rate).alias("vat_rate"),
             col("gpu_count").lt(lit(1.0)).alias("fractional_gpu"),
             lit(ctx.sample).alias("sample"),
+            lit(ctx.peer).alias("peer"),
         ])
         .with_columns([
             (col("usd_per_gpu_hour") / (lit(1.0) + col("vat_rate")))
@@ -525,6 +586,8 @@ mod tests {
             observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 0, 0, 0).unwrap(),
             vat_rate: 0.0,
             sample: false,
+            peer: false,
+            check_places: false,
         };
         let b = normalise(&[o], &[], &ctx, Tables::embedded(), &fx).unwrap();
         let got = b

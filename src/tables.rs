@@ -16,6 +16,7 @@ const GPUS_TOML: &str = include_str!("../tables/gpus.toml");
 const REGIONS_TOML: &str = include_str!("../tables/regions.toml");
 const INSTANCES_CSV: &str = include_str!("../tables/instances.csv");
 const UNITS_TOML: &str = include_str!("../tables/units.toml");
+const PROVIDERS_TOML: &str = include_str!("../tables/providers.toml");
 
 /// Relative tolerance when snapping a reported memory size to a known one.
 pub const MEMORY_SNAP_TOLERANCE: f64 = 0.07;
@@ -386,6 +387,25 @@ pub struct Tables {
     period_hours: BTreeMap<String, f64>,
     scale: BTreeMap<String, f64>,
     bloc: BTreeMap<String, String>,
+    /// Peer source's provider name (normalised) -> gpurent provider id.
+    peer_providers: HashMap<String, String>,
+}
+
+/// The `[peer]` table of `tables/providers.toml` (its other tables are read by
+/// [`Providers`], which rejects unknown keys).
+#[derive(Debug, Deserialize)]
+struct PeerNamesFile {
+    peer: BTreeMap<String, String>,
+}
+
+/// A peer's provider name as a lookup key and default id: lowercased, trimmed, each
+/// run of spaces as `_`.
+fn provider_key(name: &str) -> String {
+    name.trim()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 impl Tables {
@@ -456,7 +476,16 @@ impl Tables {
             table: "tables/units.toml".into(),
             message: e.to_string(),
         })?;
+        let providers: PeerNamesFile = toml::from_str(PROVIDERS_TOML).map_err(|e| TableError {
+            table: "tables/providers.toml".into(),
+            message: e.to_string(),
+        })?;
         Ok(Self {
+            peer_providers: providers
+                .peer
+                .into_iter()
+                .map(|(k, v)| (provider_key(&k), v))
+                .collect(),
             gpus,
             regions,
             instances: inst,
@@ -472,6 +501,18 @@ impl Tables {
             .get(provider)
             .and_then(|m| m.get(region))
             .map(String::as_str)
+    }
+
+    /// True when tables/regions.toml has a table for this provider.
+    pub fn knows_provider(&self, provider: &str) -> bool {
+        self.regions.contains_key(provider)
+    }
+
+    /// gpurent's id for a provider as a peer source names it (tables/providers.toml);
+    /// an unlisted name is kept, lowercased, with spaces as `_`.
+    pub fn provider_id(&self, peer_name: &str) -> String {
+        let key = provider_key(peer_name);
+        self.peer_providers.get(&key).cloned().unwrap_or(key)
     }
 
     /// GPU model and count of a provider's instance type.
@@ -499,8 +540,6 @@ impl Tables {
     }
 }
 
-const PROVIDERS_TOML: &str = include_str!("../tables/providers.toml");
-
 /// Segments a provider can belong to (`tables/providers.toml`), plus `unknown`.
 pub const SEGMENTS: [&str; 4] = ["hyperscaler", "gpu_cloud", "marketplace", "unknown"];
 
@@ -523,6 +562,9 @@ struct ProviderDefaults {
 struct ProvidersFile {
     defaults: ProviderDefaults,
     providers: BTreeMap<String, ProviderEntry>,
+    /// Peers' provider names, read by [`Tables`].
+    #[serde(default, rename = "peer")]
+    _peer: BTreeMap<String, String>,
 }
 
 /// Provider segments and price validity (`tables/providers.toml`).
@@ -625,6 +667,28 @@ mod tests {
         assert_eq!(t.bloc(Some("HK")), "OTHER");
         assert_eq!(t.bloc(None), "OTHER");
         assert_eq!(t.period_hours("month"), Some(730.0));
+    }
+
+    fn check_provider(peer_name: &str, expected: &str) {
+        assert_eq!(
+            Tables::embedded().provider_id(peer_name),
+            expected,
+            "{peer_name}"
+        );
+    }
+
+    #[test]
+    fn peer_provider_ids() {
+        for (name, id) in [
+            ("lambdalabs", "lambda"),
+            ("vast.ai", "vastai"),
+            ("Oracle", "oci"),
+            ("aws", "aws"),
+            ("massed compute", "massed_compute"),
+            (" Build  AI ", "build_ai"),
+        ] {
+            check_provider(name, id);
+        }
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct OfferKey {
     pub provider: String,
     pub gpu_model: String,
     pub bloc: String,
+    /// From a peer's catalogue (`peer` column): yields to an own feed of the same cell.
+    pub peer: bool,
 }
 
 /// One stored observation and the time it stands.
@@ -126,6 +128,7 @@ impl InForce {
                 col("usd_per_gpu_hour_ex_vat").cast(DataType::Float64),
                 col("gpus_available").cast(DataType::Float64),
                 col("fractional_gpu"),
+                col("peer").fill_null(lit(false)),
             ])
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())?;
@@ -164,16 +167,22 @@ impl InForce {
             .iter()
             .map(|b| b.unwrap_or(false))
             .collect();
+        let peer: Vec<bool> = df
+            .column("peer")?
+            .bool()?
+            .iter()
+            .map(|b| b.unwrap_or(false))
+            .collect();
         let mut out = Self {
             latest: t.iter().copied().max(),
             ..Self::default()
         };
         // Offers are interned by borrowed key: one allocation per offer, not per row.
-        let mut ids: HashMap<[&str; 6], usize> = HashMap::new();
+        let mut ids: HashMap<([&str; 6], bool), usize> = HashMap::new();
         for i in 0..df.height() {
             let k = [s[0][i], s[1][i], s[2][i], s[3][i], s[4][i], s[5][i]];
             let n = ids.len();
-            let offer = *ids.entry(k).or_insert_with(|| {
+            let offer = *ids.entry((k, peer[i])).or_insert_with(|| {
                 out.offers.push(OfferKey {
                     feed: k[0].into(),
                     offer_id: k[1].into(),
@@ -181,6 +190,7 @@ impl InForce {
                     provider: k[3].into(),
                     gpu_model: k[4].into(),
                     bloc: k[5].into(),
+                    peer: peer[i],
                 });
                 n
             });
@@ -312,8 +322,14 @@ fn add<'a>(acc: &mut Acc<'a>, key: &'a OfferKey, s: &Span, ps: i64, pe: i64) {
     e.3 += u32::from(s.start >= ps && s.start < pe);
 }
 
+/// The offers of a period, each once; a peer's offer is left out where an own feed
+/// has an offer of the same provider, model and class in force in the period (one
+/// provider, counted once; see METHODOLOGY.md).
 fn finish(acc: Acc<'_>) -> Vec<Standing<'_>> {
+    let own: std::collections::HashSet<(&str, &str, &str)> =
+        acc.keys().filter(|k| !k.peer).map(|k| cell_of(k)).collect();
     acc.into_iter()
+        .filter(|(key, _)| !(key.peer && own.contains(&cell_of(key))))
         .map(|(key, (observed, v, v_ex_vat, observations))| Standing {
             key,
             v,
@@ -322,6 +338,10 @@ fn finish(acc: Acc<'_>) -> Vec<Standing<'_>> {
             observed,
         })
         .collect()
+}
+
+fn cell_of(k: &OfferKey) -> (&str, &str, &str) {
+    (&k.provider, &k.gpu_model, &k.price_class)
 }
 
 /// Midnight UTC of a date, ms since the epoch.
@@ -363,6 +383,7 @@ mod tests {
                 provider: provider.into(),
                 gpu_model: "M".into(),
                 bloc: "US".into(),
+                peer: false,
             };
             let offer = inf
                 .offers

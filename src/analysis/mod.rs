@@ -11,6 +11,7 @@
 //! counts once per period and each provider once per headline figure.
 
 pub mod inforce;
+pub mod peers;
 pub mod query;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
@@ -622,20 +623,29 @@ pub fn coverage(
 }
 
 /// Reject reasons that mean "the tables do not know this name" (not a bad price etc.).
-pub const UNRESOLVED_REASONS: [&str; 2] = ["unknown_gpu_name", "unknown_instance_type"];
+pub const UNRESOLVED_REASONS: [&str; 4] = [
+    "unknown_gpu_name",
+    "unknown_instance_type",
+    "unknown_provider",
+    "unknown_region",
+];
 
 /// The rejects whose GPU name or instance type did not resolve, with that raw value
 /// in a `name` column.
 fn unresolved_rejects(rejects: LazyFrame) -> LazyFrame {
     rejects
         .filter(
-            col("reason")
-                .eq(lit(UNRESOLVED_REASONS[0]))
-                .or(col("reason").eq(lit(UNRESOLVED_REASONS[1]))),
+            UNRESOLVED_REASONS
+                .iter()
+                .fold(lit(false), |any, r| any.or(col("reason").eq(lit(*r)))),
         )
         .with_column(
             when(col("reason").eq(lit("unknown_instance_type")))
                 .then(col("instance_type"))
+                .when(col("reason").eq(lit("unknown_provider")))
+                .then(col("provider"))
+                .when(col("reason").eq(lit("unknown_region")))
+                .then(col("provider") + lit("/") + col("region"))
                 .otherwise(col("gpu_name_raw"))
                 .alias("name"),
         )

@@ -7,8 +7,9 @@
 //! Invariants: no network, no clock; rows are sorted; every price is USD per
 //! GPU-hour with exactly 4 decimals and the unit in the column name; quantiles
 //! interpolate linearly (numpy's default, as in the weekly report); fractional-GPU
-//! offers are left out (their per-GPU price is not comparable), everything else is
-//! counted as stored. One offer seen in one hourly snapshot counts once.
+//! offers are left out (their per-GPU price is not comparable), and a peer's rows give
+//! way to gpurent's own feed of the same provider, model, class and day
+//! ([`crate::analysis::peers::prefer_own_sources`]); everything else is counted as stored. One offer seen in one hourly snapshot counts once.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -364,6 +365,7 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
             rows: Vec::new(),
         });
     };
+    let lf = crate::analysis::peers::prefer_own_sources(lf);
     let mut cond = col("gpu_model")
         .eq(lit(hq.model.clone()))
         .and(col("fractional_gpu").not());

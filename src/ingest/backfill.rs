@@ -5,18 +5,29 @@
 //! store path as a live ingest; re-running it adds nothing, because the store keeps
 //! one file per feed and hour. `renormalise` rebuilds the offers and rejects from the
 //! kept raw payloads after the tables change, swapping the new trees in atomically.
-//! Invariants: no network I/O; the observation time comes from the path or the
-//! caller; `renormalise` never drops a stored hour: an hour whose raw payload is
-//! missing or no longer parses keeps its stored offers unchanged, and is counted.
+//! `backfill_versions` fetches a peer's dated catalogue versions (gpuhunt's
+//! `YYYYMMDD`) over HTTP, one per day, skipping and counting the missing ones.
+//! `heal_fx` re-normalises the kept runs whose offers waited for an FX rate, once
+//! the rate is stored. Rows that carry their own observation day (a peer's daily
+//! observations) are stored under that day, one run per day ([`store_by_day`]), so
+//! date-bounded reads find them.
+//! Invariants: no network I/O except in `backfill_versions`; the observation time
+//! comes from the path, the version or the caller; `renormalise` never drops a stored
+//! hour: an hour whose raw payload is missing or no longer parses keeps its stored
+//! offers unchanged, and is counted.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::{FeedError, StoreError};
+use crate::ingest::adapters::Page;
 use crate::ingest::feed::{self, Feed};
 use crate::ingest::fetch;
-use crate::ingest::{load_fx, parse_checked, parse_pages, quarantine, store_parsed};
+use crate::ingest::{
+    load_fx, normalise_parsed, parse_checked, parse_pages, quarantine, store_parsed, Stored,
+};
+use crate::model::Parsed;
 use crate::store::Store;
 use crate::tables::Tables;
 
@@ -81,6 +92,59 @@ pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     Ok(out)
 }
 
+/// Store a parsed run; offers that carry their own observation day are stored as one
+/// run per day (at midnight, or at `at` on `at`'s own day). Parse rejects stay with
+/// `at`. `None` when every day was already stored.
+pub fn store_by_day(
+    feed: &Feed,
+    parsed: &Parsed,
+    at: DateTime<Utc>,
+    store: &Store,
+    tables: &Tables,
+    fx: &polars::prelude::DataFrame,
+    pages: Option<&[Page]>,
+) -> Result<Option<Stored>, FeedError> {
+    let day_of =
+        |o: &crate::model::RawOffer| o.observed_at.map_or(at.date_naive(), |t| t.date_naive());
+    if parsed.offers.iter().all(|o| day_of(o) == at.date_naive()) {
+        return store_parsed(feed, parsed, at, store, tables, fx, pages);
+    }
+    let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
+    days.entry(at.date_naive()).or_default().rejects = parsed.rejects.clone();
+    for o in &parsed.offers {
+        days.entry(day_of(o)).or_default().offers.push(o.clone());
+    }
+    let mut total: Option<Stored> = None;
+    for (day, part) in days {
+        // The run at `at` keeps the raw payload, even when none of its rows is of that
+        // day, so `renormalise` can rebuild every day from it.
+        let here = day == at.date_naive();
+        if !here && part.offers.is_empty() && part.rejects.is_empty() {
+            continue;
+        }
+        let when = if here {
+            at
+        } else {
+            day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+        };
+        let raw = if here { pages } else { None };
+        if let Some((n, rejected)) = store_parsed(feed, &part, when, store, tables, fx, raw)? {
+            let t = total.get_or_insert_with(|| (0, Vec::new()));
+            t.0 += n;
+            for (reason, k) in rejected {
+                match t.1.iter_mut().find(|r| r.0 == reason) {
+                    Some(r) => r.1 += k,
+                    None => t.1.push((reason, k)),
+                }
+            }
+        }
+    }
+    if let Some(t) = total.as_mut() {
+        t.1.sort();
+    }
+    Ok(total)
+}
+
 /// What to import.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -102,6 +166,12 @@ pub struct FileOutcome {
     pub observed_at: Option<DateTime<Utc>>,
     /// Stored, rejected, FX rates; `None` when the file was already imported.
     pub counts: Option<(usize, usize, usize)>,
+    /// Rejects by reason (e.g. `unknown_region`), sorted by reason.
+    pub rejected: Vec<(String, usize)>,
+    /// A catalogue version that does not exist (HTTP 404 or 403); nothing stored.
+    pub missing: bool,
+    /// Earlier runs healed by the FX rates this file brought.
+    pub healed: Healed,
     pub error: Option<String>,
 }
 
@@ -138,6 +208,9 @@ fn feed_for(spec: &Spec, file: &Path) -> Result<Feed, FeedError> {
         .or_else(|| provider_in_path(file))
         .ok_or_else(|| cfg_err("no provider: pass --provider".into()))?;
     table.insert("provider".into(), toml::Value::String(provider.clone()));
+    table
+        .entry("check_places")
+        .or_insert(toml::Value::Boolean(true));
     let format = table
         .get("format")
         .and_then(|v| v.as_str())
@@ -166,6 +239,36 @@ fn feed_for(spec: &Spec, file: &Path) -> Result<Feed, FeedError> {
     feed::parse_feed(&PathBuf::from(format!("{name}.toml")), &text)
 }
 
+/// Merge a run's FX rates (healing the runs that waited for them), then store its
+/// offers by day, filling in the outcome's counts.
+fn store_run(
+    feed: &Feed,
+    parsed: &Parsed,
+    at: DateTime<Utc>,
+    store: &Store,
+    tables: &Tables,
+    fx: &mut polars::prelude::DataFrame,
+    o: &mut FileOutcome,
+    pages: Option<&[Page]>,
+) -> Result<(), String> {
+    if !parsed.fx.is_empty() {
+        store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
+        *fx = load_fx(store)?;
+        o.healed = heal_fx(store, tables, &parsed.fx).map_err(|e| e.to_string())?;
+    }
+    if parsed.offers.is_empty() && parsed.rejects.is_empty() {
+        o.counts = Some((0, 0, parsed.fx.len()));
+        return Ok(());
+    }
+    let added =
+        store_by_day(feed, parsed, at, store, tables, fx, pages).map_err(|e| e.to_string())?;
+    if let Some((stored, rejected)) = added {
+        o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
+        o.rejected = rejected;
+    }
+    Ok(())
+}
+
 /// Import every file under `paths`; `progress` is called once per file with a line.
 pub async fn backfill(
     spec: &Spec,
@@ -189,6 +292,9 @@ pub async fn backfill(
             feed: String::new(),
             observed_at: None,
             counts: None,
+            rejected: Vec::new(),
+            missing: false,
+            healed: Healed::default(),
             error: None,
         };
         let res: Result<(), String> = async {
@@ -218,28 +324,16 @@ pub async fn backfill(
                     return Err(msg.clone() + &quarantine(store, &feed, at, &pages, &msg));
                 }
             };
-            if !parsed.fx.is_empty() {
-                store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
-                fx = load_fx(store)?;
-            }
-            if parsed.offers.is_empty() && parsed.rejects.is_empty() {
-                o.counts = Some((0, 0, parsed.fx.len()));
-                return Ok(());
-            }
-            let added = store_parsed(
+            store_run(
                 &feed,
                 &parsed,
                 at,
                 store,
                 tables,
-                &fx,
-                Some(pages.as_slice()),
+                &mut fx,
+                &mut o,
+                Some(&pages),
             )
-            .map_err(|e| e.to_string())?;
-            o.counts = added.map(|(stored, rejected)| {
-                (stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len())
-            });
-            Ok(())
         }
         .await;
         o.error = res.err();
@@ -261,6 +355,108 @@ pub struct Renormalised {
     pub kept_offers: usize,
     /// One line per raw payload that could not be rebuilt (its old offers were kept).
     pub failures: Vec<String>,
+}
+
+/// A peer's dated catalogue versions to import, one per day.
+#[derive(Debug, Clone)]
+pub struct VersionSpec {
+    /// The adapter; it must read a `version` key (gpuhunt_catalog).
+    pub format: String,
+    /// The catalogue base URL.
+    pub url: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// The feed of one version: stored as `backfill-<format>`, places checked.
+fn version_feed(spec: &VersionSpec, version: &str) -> Result<Feed, FeedError> {
+    let mut t = toml::Table::new();
+    for (k, v) in [("format", &spec.format), ("url", &spec.url)] {
+        t.insert(k.into(), toml::Value::String(v.clone()));
+    }
+    t.insert("version".into(), toml::Value::String(version.into()));
+    t.insert("check_places".into(), toml::Value::Boolean(true));
+    let text = toml::to_string(&t).map_err(|e| FeedError::Config {
+        path: PathBuf::from(&spec.url),
+        message: e.to_string(),
+    })?;
+    feed::parse_feed(
+        &PathBuf::from(format!("backfill-{}.toml", spec.format)),
+        &text,
+    )
+}
+
+/// Fetch and store each day's version `YYYYMMDD` from `from` to `to`, at that day's
+/// midnight. A version the server does not have (404, or 403 as S3 answers for a
+/// missing key) is counted as missing; a day already stored is not fetched again.
+pub async fn backfill_versions(
+    spec: &VersionSpec,
+    store: &Store,
+    tables: &Tables,
+    client: &reqwest::Client,
+    mut progress: impl FnMut(&FileOutcome, usize, usize),
+) -> Result<Vec<FileOutcome>, StoreError> {
+    let mut fx = load_fx(store).map_err(|e| StoreError::Io {
+        path: store.root().join("fx"),
+        source: std::io::Error::other(e),
+    })?;
+    let days: Vec<NaiveDate> = spec
+        .from
+        .iter_days()
+        .take_while(|d| *d <= spec.to)
+        .collect();
+    let mut out = Vec::new();
+    for (i, day) in days.iter().enumerate() {
+        let version = day.format("%Y%m%d").to_string();
+        let at = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        let mut o = FileOutcome {
+            path: PathBuf::from(&version),
+            feed: format!("backfill-{}", spec.format),
+            observed_at: Some(at),
+            counts: None,
+            rejected: Vec::new(),
+            missing: false,
+            healed: Healed::default(),
+            error: None,
+        };
+        let res: Result<(), String> = async {
+            let feed = version_feed(spec, &version).map_err(|e| e.to_string())?;
+            if store.has_run(&feed.config.name, at) {
+                return Ok(());
+            }
+            let pages = match fetch::fetch(client, &feed, None, at).await {
+                Err(FeedError::Status {
+                    status: 403 | 404, ..
+                }) => {
+                    o.missing = true;
+                    return Ok(());
+                }
+                r => r.map_err(|e| e.to_string())?,
+            };
+            let parsed = match parse_checked(&feed, &pages, at) {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = e.to_string();
+                    return Err(msg.clone() + &quarantine(store, &feed, at, &pages, &msg));
+                }
+            };
+            store_run(
+                &feed,
+                &parsed,
+                at,
+                store,
+                tables,
+                &mut fx,
+                &mut o,
+                Some(&pages),
+            )
+        }
+        .await;
+        o.error = res.err();
+        progress(&o, i + 1, days.len());
+        out.push(o);
+    }
+    Ok(out)
 }
 
 /// Rebuild offers and rejects from every kept raw payload with the current tables.
@@ -291,7 +487,7 @@ pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, Store
                     if parsed.offers.is_empty() && parsed.rejects.is_empty() {
                         return Ok(None);
                     }
-                    store_parsed(&feed, &parsed, run.at, stage, tables, &fx, None)
+                    store_by_day(&feed, &parsed, run.at, stage, tables, &fx, None)
                 });
             match res {
                 Ok(None) => {}
@@ -316,6 +512,110 @@ pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, Store
         }
         Ok(out)
     })
+}
+
+/// Runs re-normalised by [`heal_fx`] and the offers they now store.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Healed {
+    pub runs: usize,
+    pub offers: usize,
+    /// Runs that would heal but sit in a compacted day (run `gpurent renormalise`).
+    pub compacted: usize,
+}
+
+/// The (feed, hour) of every stored run with `missing_fx_rate` rejects in one of
+/// `currencies`.
+fn waiting_runs(
+    store: &Store,
+    currencies: &[String],
+) -> Result<std::collections::BTreeSet<(String, String)>, StoreError> {
+    use polars::prelude::*;
+    let Some(lf) = store.scan_rejects(None, None)? else {
+        return Ok(Default::default());
+    };
+    let pl = |source| StoreError::Polars {
+        path: store.root().join("rejects"),
+        source,
+    };
+    let wanted = currencies.iter().fold(lit(false), |any, c| {
+        any.or(col("currency").eq(lit(c.clone())))
+    });
+    let df = lf
+        .filter(col("reason").eq(lit("missing_fx_rate")).and(wanted))
+        .select([col("feed"), col("observed_at").dt().strftime("%Y%m%dT%H")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .map_err(pl)?;
+    let feeds = df
+        .column("feed")
+        .and_then(|c| c.str().cloned())
+        .map_err(pl)?;
+    let hours = df
+        .column("observed_at")
+        .and_then(|c| c.str().cloned())
+        .map_err(pl)?;
+    Ok(feeds
+        .iter()
+        .zip(hours.iter())
+        .filter_map(|(f, h)| Some((f?.to_string(), h?.to_string())))
+        .collect())
+}
+
+/// After new FX rates are stored: re-normalise, from the kept raw payloads, the runs
+/// whose offers were rejected as `missing_fx_rate` in a currency of `new_rates`, and
+/// replace their offers and rejects when more offers now convert. No manual
+/// `renormalise` is needed whichever of the prices and the rates arrived first.
+pub fn heal_fx(
+    store: &Store,
+    tables: &Tables,
+    new_rates: &[crate::model::FxRate],
+) -> Result<Healed, StoreError> {
+    let mut currencies: Vec<String> = new_rates.iter().map(|r| r.currency.clone()).collect();
+    currencies.sort();
+    currencies.dedup();
+    let waiting = waiting_runs(store, &currencies)?;
+    let mut healed = Healed::default();
+    if waiting.is_empty() {
+        return Ok(healed);
+    }
+    let fx = load_fx(store).map_err(|e| StoreError::Io {
+        path: store.root().join("fx"),
+        source: std::io::Error::other(e),
+    })?;
+    for run in store.raw_runs()? {
+        if !waiting.contains(&(run.feed.clone(), crate::store::hour_key(run.at))) {
+            continue;
+        }
+        let (text, pages) = run.load()?;
+        let batch = feed::parse_feed(&PathBuf::from(format!("{}.toml", run.feed)), &text).and_then(
+            |feed| {
+                let parsed = parse_pages(&feed, &pages, run.at)?;
+                normalise_parsed(&feed, &parsed, run.at, tables, &fx)
+            },
+        );
+        let Ok(mut batch) = batch else {
+            continue; // the run failed the same way when it was stored
+        };
+        let before = store.run_offer_count(&run.feed, run.at)?;
+        match before {
+            Some(n) if batch.offers.height() > n => {
+                store.rewrite_run(&run.feed, run.at, &mut batch.offers, &mut batch.rejects)?;
+                healed.runs += 1;
+                healed.offers += batch.offers.height() - n;
+            }
+            None => healed.compacted += 1,
+            Some(_) => {}
+        }
+    }
+    if healed.runs + healed.compacted > 0 {
+        tracing::info!(
+            runs = healed.runs,
+            offers = healed.offers,
+            compacted = healed.compacted,
+            "re-normalised runs that waited for FX rates"
+        );
+    }
+    Ok(healed)
 }
 
 #[cfg(test)]

@@ -54,6 +54,14 @@ pub struct FeedConfig {
     pub interval_hours: u32,
     /// True when the payload is a labelled sample or simulation, not a live source.
     pub sample: bool,
+    /// The feed republishes a peer's data (key `peer`; default: the adapter's, true
+    /// for `gpuhunt_catalog`). Peer rows are stored with `peer = true` and give way
+    /// to gpurent's own feeds in the statistics (see `peers::prefer_own_sources`).
+    pub peer: bool,
+    /// Offers whose provider or region tables/regions.toml does not know are rejected
+    /// (`unknown_provider`, `unknown_region`) instead of being stored as bloc OTHER.
+    /// Key `check_places`; backfill sets it.
+    pub check_places: bool,
     /// The feed file's text, kept beside raw payloads for re-normalisation.
     pub text: String,
 }
@@ -208,7 +216,9 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     let interval_hours =
         take_uint(&mut table, "interval_hours", path, 24.0 * 366.0)?.unwrap_or(1.0) as u32;
     let sample = take_bool(&mut table, "sample", path)?.unwrap_or(false);
-    let config = FeedConfig {
+    let peer = take_bool(&mut table, "peer", path)?;
+    let check_places = take_bool(&mut table, "check_places", path)?.unwrap_or(false);
+    let mut config = FeedConfig {
         name,
         path: path.to_path_buf(),
         format: format.clone(),
@@ -223,6 +233,8 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
         price_includes_vat,
         interval_hours,
         sample,
+        peer: false,
+        check_places,
         text: text.to_string(),
     };
     let builder = adapters::builder(&format).ok_or_else(|| {
@@ -235,6 +247,7 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
         )
     })?;
     let adapter = builder(table).map_err(|m| cfg_err(path, m))?;
+    config.peer = peer.unwrap_or_else(|| adapter.peer_by_default());
     Ok(Feed { config, adapter })
 }
 

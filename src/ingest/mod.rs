@@ -94,6 +94,8 @@ impl Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
     pub outcomes: Vec<Outcome>,
+    /// Earlier runs re-normalised because FX rates they waited for arrived.
+    pub healed: crate::ingest::backfill::Healed,
 }
 
 impl RunReport {
@@ -142,7 +144,7 @@ impl RunReport {
                 v
             })
             .collect();
-        serde_json::json!({"kind": "ingest", "observed_at": at.to_rfc3339(), "feeds": feeds, "failed": self.failed()})
+        serde_json::json!({"kind": "ingest", "observed_at": at.to_rfc3339(), "feeds": feeds, "failed": self.failed(), "fx_healed_runs": self.healed.runs, "fx_healed_offers": self.healed.offers})
     }
 }
 
@@ -300,6 +302,8 @@ pub fn normalise_parsed(
         observed_at: at,
         vat_rate: feed.config.price_includes_vat,
         sample: feed.config.sample,
+        peer: feed.config.peer,
+        check_places: feed.config.check_places,
     };
     normalise::normalise(&parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| {
         FeedError::Normalise {
@@ -441,6 +445,11 @@ pub async fn run(
             }
         }
     }
+    let new_rates: Vec<crate::model::FxRate> = parsed_runs
+        .iter()
+        .filter(|(f, _, _)| fx_added.contains_key(&f.config.name))
+        .flat_map(|(_, p, _)| p.fx.iter().cloned())
+        .collect();
     let fx = match load_fx(store) {
         Ok(fx) => fx,
         Err(e) => {
@@ -495,7 +504,16 @@ pub async fn run(
         .iter()
         .map(|(f, s)| (f.config.name.clone(), s.clone()))
         .collect();
+    let healed = if new_rates.is_empty() {
+        Default::default()
+    } else {
+        crate::ingest::backfill::heal_fx(store, tables, &new_rates).unwrap_or_else(|e| {
+            tracing::error!("re-normalising runs that waited for FX rates: {e}");
+            Default::default()
+        })
+    };
     RunReport {
+        healed,
         outcomes: outcomes
             .into_iter()
             .map(|(feed, status)| {

@@ -13,7 +13,8 @@
 //! <store>/.tmp/                                                   temporary files and swap jobs
 //! <store>/.lock                                                   held by the writer
 //! ```
-//! Invariants: one file per feed and hour, never overwritten, so re-ingesting an hour
+//! Invariants: one file per feed and hour, never overwritten (except by FX healing,
+//! which rebuilds an hour from its own raw payload), so re-ingesting an hour
 //! adds nothing (the offers file, written last and even when empty, marks the run);
 //! every file is written under `.tmp/`, synced and renamed into place, so a crash
 //! leaves the whole file or none, and no glob such as `offers/*/*.parquet` ever sees a
@@ -83,6 +84,17 @@ const BRIEF_LOCK_TRIES: u32 = 40;
 
 /// How long `gpurent` waits for another writer's lock by default (`--lock-wait`).
 pub const DEFAULT_LOCK_WAIT_S: u64 = 600;
+
+/// Scan options for one kind of file. Offers are read against the current offer
+/// schema, so files written before a column was added (e.g. `peer`) read as null in
+/// that column, whatever order the files come in.
+fn scan_args(kind: &str) -> ScanArgsParquet {
+    ScanArgsParquet {
+        allow_missing_columns: true,
+        schema: (kind == "offers").then(crate::normalise::offer_schema),
+        ..Default::default()
+    }
+}
 
 /// Holds the store's writer lock until dropped.
 #[derive(Debug)]
@@ -297,7 +309,7 @@ impl Store {
                 let stage = job.join(format!("new-{}", targets.len()));
                 fs::create_dir_all(&stage).map_err(io(&stage))?;
                 for (feed, (files, hours)) in by_feed {
-                    self.merge_files(&dir, &stage, &feed, date, &files, hours)?;
+                    self.merge_files(kind, &dir, &stage, &feed, date, &files, hours)?;
                     after += 1;
                 }
                 targets.push((dir, stage));
@@ -350,8 +362,10 @@ impl Store {
     }
 
     /// Merge one feed's files of a date into `stage` (one file plus its hours list).
+    #[allow(clippy::too_many_arguments)]
     fn merge_files(
         &self,
+        kind: &str,
         dir: &Path,
         stage: &Path,
         feed: &str,
@@ -366,10 +380,7 @@ impl Store {
             .map(|p| PlRefPath::try_from_path(p))
             .collect::<PolarsResult<_>>()
             .map_err(pl(dir))?;
-        let args = ScanArgsParquet {
-            allow_missing_columns: true,
-            ..Default::default()
-        };
+        let args = scan_args(kind);
         let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
             .and_then(|lf| {
                 lf.sort(
@@ -433,6 +444,45 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Offers stored by one feed run, `None` when its hour is not a file of its own
+    /// (not stored, or merged into a compacted day).
+    pub fn run_offer_count(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let path = self.file("offers", feed, at);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let f = File::open(&path).map_err(io(&path))?;
+        let mut r = ParquetReader::new(f);
+        let n = r.num_rows().map_err(pl(&path))?;
+        Ok(Some(n))
+    }
+
+    /// Replace one stored run's offers and rejects (FX healing: the same raw payload
+    /// normalised with rates that arrived later). Each file is replaced by rename;
+    /// offers first, so a crash in between never loses an offer.
+    pub fn rewrite_run(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        offers: &mut DataFrame,
+        rejects: &mut DataFrame,
+    ) -> Result<(), StoreError> {
+        let tmp = self.tmp_dir();
+        write_parquet_via(&tmp, &self.file("offers", feed, at), offers)?;
+        let rj = self.file("rejects", feed, at);
+        if rejects.height() > 0 {
+            write_parquet_via(&tmp, &rj, rejects)
+        } else if rj.exists() {
+            fs::remove_file(&rj).map_err(io(&rj))
+        } else {
+            Ok(())
+        }
     }
 
     /// Keep the raw payload (gzip) and feed file of a run whose offers are about to be
@@ -599,10 +649,7 @@ impl Store {
             .map(|p| PlRefPath::try_from_path(p))
             .collect::<PolarsResult<_>>()
             .map_err(pl(&self.root))?;
-        let args = ScanArgsParquet {
-            allow_missing_columns: true,
-            ..Default::default()
-        };
+        let args = scan_args(kind);
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
             .map(Some)
             .map_err(pl(&self.root))

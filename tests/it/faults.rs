@@ -1019,6 +1019,8 @@ fn unknown_unit_is_rejected_with_a_detail() {
         observed_at: AT.parse().unwrap(),
         vat_rate: 0.0,
         sample: false,
+        peer: false,
+        check_places: false,
     };
     let fx = gpurent::normalise::fx_frame(&[]).unwrap();
     let b =

@@ -12,6 +12,7 @@ mod golden;
 mod history;
 mod methodology;
 mod names;
+mod peers;
 mod pipeline;
 mod props;
 mod real_data;

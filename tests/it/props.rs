@@ -13,6 +13,8 @@ fn usd_per_gpu_hour(offer: RawOffer, fx: &[FxRate]) -> f64 {
         observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 12, 0, 0).unwrap(),
         vat_rate: 0.0,
         sample: true,
+        peer: false,
+        check_places: false,
     };
     let batch = normalise(
         &[offer],

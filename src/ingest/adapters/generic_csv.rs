@@ -17,6 +17,14 @@
 //! price = "price"
 //! region = "region"              # optional, also: country, offer_id, memory_gb, instance_type
 //! ```
+//!
+//! For a peer's aggregated observations (one row per provider, model and day, e.g.
+//! gpu-pricing-tracker-2026), `[columns]` may also name `date` (the row's observation
+//! day, `YYYY-MM-DD` or RFC 3339), `provider` (mapped through tables/providers.toml),
+//! `price_class` (`on_demand`, `spot`, `reserved`; overrides the key `price_class`)
+//! and `offers` (the offers a group row summarises, stored as `group_offers`; `price`
+//! is then the group's median). A `country` cell that is not an ISO 3166-1 alpha-2
+//! code (e.g. `global`) states no country.
 
 use std::collections::HashMap;
 
@@ -56,6 +64,44 @@ pub(super) struct Fields {
     pub(super) memory_gb: Option<String>,
     #[serde(default)]
     pub(super) instance_type: Option<String>,
+    #[serde(default)]
+    pub(super) date: Option<String>,
+    #[serde(default)]
+    pub(super) provider: Option<String>,
+    #[serde(default)]
+    pub(super) price_class: Option<String>,
+    #[serde(default)]
+    pub(super) offers: Option<String>,
+}
+
+impl Fields {
+    /// The `[columns]` keys only generic_csv reads, for adapters that must refuse them.
+    pub(super) fn group_keys_set(&self) -> Option<&'static str> {
+        [
+            ("date", &self.date),
+            ("provider", &self.provider),
+            ("price_class", &self.price_class),
+            ("offers", &self.offers),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.is_some())
+        .map(|(k, _)| k)
+    }
+}
+
+/// A country cell: kept only when it has the shape of an ISO 3166-1 alpha-2 code.
+fn iso_country(s: String) -> Option<String> {
+    (s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase())).then_some(s)
+}
+
+/// A date cell: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+fn row_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
 pub struct GenericCsv {
@@ -114,6 +160,39 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     }))
 }
 
+/// The optional per-row columns of group rows.
+struct GroupCols {
+    date: Option<usize>,
+    provider: Option<usize>,
+    class: Option<usize>,
+    offers: Option<usize>,
+}
+
+impl GroupCols {
+    /// Fill the offer from the row's date, provider, class and group size cells.
+    fn apply(&self, rec: &csv::StringRecord, o: &mut RawOffer) -> Result<(), String> {
+        let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(str::trim);
+        if let Some(d) = get(self.date) {
+            o.observed_at = Some(row_time(d).map_err(|e| format!("column date: {e}"))?);
+        }
+        if let Some(p) = get(self.provider).filter(|p| !p.is_empty()) {
+            o.provider = crate::tables::Tables::embedded().provider_id(p);
+        }
+        if let Some(c) = get(self.class) {
+            o.price_class = known_class(c).map_err(|e| format!("column price_class: {e}"))?;
+        }
+        if let Some(n) = get(self.offers).filter(|n| !n.is_empty()) {
+            let n: f64 = n
+                .parse()
+                .ok()
+                .filter(|n: &f64| *n >= 1.0)
+                .ok_or_else(|| format!("column offers: {n:?} is not a count of offers"))?;
+            o.group_offers = Some(n);
+        }
+        Ok(())
+    }
+}
+
 impl Adapter for GenericCsv {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
         let mut rdr = csv::ReaderBuilder::new()
@@ -145,6 +224,12 @@ impl Adapter for GenericCsv {
         let offer_id = col(&c.offer_id, "offer_id")?;
         let memory = col(&c.memory_gb, "memory_gb")?;
         let instance = col(&c.instance_type, "instance_type")?;
+        let group = GroupCols {
+            date: col(&c.date, "date")?,
+            provider: col(&c.provider, "provider")?,
+            class: col(&c.price_class, "price_class")?,
+            offers: col(&c.offers, "offers")?,
+        };
         let mut out = Parsed::default();
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
@@ -181,7 +266,9 @@ impl Adapter for GenericCsv {
             };
             let mut o = RawOffer::new(ctx.provider, id, name);
             o.region = opt(region);
-            o.country = opt(country).or_else(|| self.country.clone());
+            o.country = opt(country)
+                .and_then(iso_country)
+                .or_else(|| self.country.clone());
             o.gpu_count = n;
             o.gpu_memory_gb = memory.and_then(|m| get(m).parse().ok());
             o.instance_type = opt(instance);
@@ -189,8 +276,111 @@ impl Adapter for GenericCsv {
             o.price = p;
             o.currency = self.currency.clone();
             o.price_unit = self.unit.clone();
+            if let Err(detail) = group.apply(&rec, &mut o) {
+                out.rejects.push(ParseReject {
+                    offer_id: o.offer_id,
+                    gpu_name_raw: o.gpu_name_raw,
+                    reason: "bad_field".into(),
+                    detail: format!("line {line}: {detail}"),
+                });
+                continue;
+            }
             out.offers.push(o);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(csv: &str) -> Parsed {
+        let feed = crate::ingest::feed::parse_feed(
+            std::path::Path::new("/feeds/tracker.toml"),
+            "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 'tracker'\ncurrency = 'USD'\n\
+             price_unit = 'gpu-hour'\nprice_class = 'on_demand'\n[columns]\ndate = 'date'\n\
+             provider = 'provider'\ngpu = 'gpu_model'\ncountry = 'region'\n\
+             price_class = 'rental_type'\nprice = 'price_median_usd'\noffers = 'n_offers'\n",
+        )
+        .unwrap();
+        let ctx = ParseCtx {
+            feed: "tracker",
+            provider: "tracker",
+            observed_at: chrono::Utc::now(),
+        };
+        let page = Page {
+            label: String::new(),
+            body: csv.as_bytes().to_vec(),
+        };
+        feed.adapter.parse(&page, &ctx).unwrap()
+    }
+
+    /// (provider, day, country, class, price, group offers) of a stored group row.
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, PriceClass, f64, f64);
+
+    /// One group row → its stored fields, or the reject detail.
+    fn check(row: &str, expected: Result<Row, &str>) {
+        let p = parse(&format!(
+            "date,provider,gpu_model,region,rental_type,price_median_usd,n_offers\n{row}\n"
+        ));
+        match (p.offers.first(), p.rejects.first(), expected) {
+            (Some(o), None, Ok((prov, day, country, class, price, n))) => {
+                let got = (
+                    o.provider.as_str(),
+                    o.observed_at.unwrap().date_naive().to_string(),
+                    o.country.as_deref(),
+                    o.price_class,
+                    o.price.unwrap(),
+                    o.group_offers.unwrap(),
+                );
+                assert_eq!(
+                    got,
+                    (prov, day.to_string(), country, class, price, n),
+                    "{row}"
+                );
+            }
+            (None, Some(r), Err(want)) => assert!(r.detail.contains(want), "{row}: {}", r.detail),
+            (o, r, e) => panic!("{row}: got {o:?} / {r:?}, expected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn group_rows() {
+        use PriceClass::*;
+        check(
+            "2026-05-11,vast.ai,RTX_4090,CN,on_demand,0.36,12",
+            Ok(("vastai", "2026-05-11", Some("CN"), OnDemand, 0.36, 12.0)),
+        );
+        check(
+            "2026-05-11,Massed Compute,H100_SXM,global,spot,1.9,1",
+            Ok(("massed_compute", "2026-05-11", None, Spot, 1.9, 1.0)),
+        );
+        check(
+            "2026-05-11,oracle,H100_SXM,us,on_demand,10,3",
+            Ok(("oci", "2026-05-11", None, OnDemand, 10.0, 3.0)),
+        );
+        check(
+            "11/05/2026,vast.ai,RTX_4090,CN,on_demand,0.36,12",
+            Err("column date"),
+        );
+        check(
+            "2026-05-11,vast.ai,RTX_4090,CN,hourly,0.36,12",
+            Err("column price_class"),
+        );
+        check(
+            "2026-05-11,vast.ai,RTX_4090,CN,spot,0.36,0",
+            Err("column offers"),
+        );
+    }
+
+    #[test]
+    fn generic_json_refuses_group_columns() {
+        crate::ingest::feed::check_feed_keys(
+            "generic_json",
+            "x.json",
+            "currency = 'USD'\nprice_unit = 'gpu-hour'\nprice_class = 'spot'\n[pointers]\ngpu = '/g'\nprice = '/p'\ndate = '/d'",
+            Some("pointers.date"),
+        );
     }
 }

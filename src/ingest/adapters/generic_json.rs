@@ -89,6 +89,11 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
             check_pointer(ptr, &format!("pointers.{name}"))?;
         }
     }
+    if let Some(k) = p.group_keys_set() {
+        return Err(format!(
+            "key `pointers.{k}`: group rows are read by generic_csv only"
+        ));
+    }
     if p.gpu.is_none() && p.instance_type.is_none() {
         return Err(
             "[pointers] needs `gpu` or `instance_type` (looked up in tables/instances.csv)".into(),

@@ -17,6 +17,7 @@ pub mod ecb_fx;
 pub mod gcp_billing;
 pub mod generic_csv;
 pub mod generic_json;
+pub mod gpuhunt_catalog;
 pub mod lambda;
 pub mod ppio;
 pub mod runpod;
@@ -85,6 +86,11 @@ pub trait Adapter: Send + Sync {
     fn next_page(&self, _url: &str, _body: &[u8]) -> Option<String> {
         None
     }
+    /// True when the feed republishes a peer's data (another tracker or catalogue):
+    /// its rows are stored with `peer = true` unless the feed file says otherwise.
+    fn peer_by_default(&self) -> bool {
+        false
+    }
     /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
     /// is malformed; a bad record is a [`crate::model::ParseReject`] instead.
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String>;
@@ -110,6 +116,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("autodl", autodl::build),
     ("ppio", ppio::build),
     ("generic_json", generic_json::build),
+    ("gpuhunt_catalog", gpuhunt_catalog::build),
 ];
 
 /// Largest response body (decoded bytes) accepted per page, by format: a few times
