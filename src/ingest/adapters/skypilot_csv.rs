@@ -5,9 +5,12 @@
 //! `AcceleratorName`, `AcceleratorCount`, `Price`, `SpotPrice`, `Region`, optional
 //! `AvailabilityZone` and `GpuInfo` (a Python-dict string whose `SizeInMiB` gives GPU
 //! memory). Prices are USD per hour for the whole row: per instance-hour, or for GCP's
-//! accelerator rows (empty `InstanceType`) per `AcceleratorCount` attached GPUs.
+//! accelerator rows (empty `InstanceType`) per `AcceleratorCount` attached GPUs only.
 //! Rules (verified against the real files in `shared/data/skypilot-catalog`):
-//! rows without an accelerator are host VMs, not GPU offers, and are skipped; a `Price`
+//! rows without an accelerator are host VMs, not GPU offers; a GCP GPU-only row is
+//! priced together with each host VM bound to it in the same zone (`a2-highgpu-1g` =
+//! its VM row + the `A100` x1 row), as the provider bills it, and is rejected as
+//! `gpu_only_price` where no such host exists (N1-attached GPUs); a `Price`
 //! of 0 or empty is missing, not free; on-demand prices repeat once per availability
 //! zone, so one on-demand offer is kept per instance type and region, and one spot
 //! offer per zone.
@@ -48,6 +51,98 @@ fn price(s: &str) -> Result<Option<f64>, String> {
     Ok((v > 0.0).then_some(v))
 }
 
+/// One trimmed cell of a record ("" when the row is short).
+fn get(rec: &csv::StringRecord, c: usize) -> &str {
+    rec.get(c).map(str::trim).unwrap_or("")
+}
+
+/// A host VM row (an instance type without an accelerator) and its prices.
+#[derive(Debug, Clone)]
+struct HostVm {
+    instance_type: String,
+    od: Option<f64>,
+    spot: Option<f64>,
+}
+
+/// Host VM rows by (region, zone).
+type Hosts = HashMap<(String, String), Vec<HostVm>>;
+
+/// GCP machine families whose GPUs are fixed by the machine type, and the SkyPilot
+/// accelerator name each one carries (SkyPilot prices the VM and its GPUs as two rows;
+/// the instance's price is their sum). N1 machines, to which T4, V100, P100, P4 and K80
+/// attach in any number, have no bound host: their GPU-only rows are not comparable
+/// with instance prices and are rejected as `gpu_only_price`.
+const BOUND_FAMILIES: [(&str, &str); 6] = [
+    ("a2-highgpu-", "A100"),
+    ("a2-megagpu-", "A100"),
+    ("a2-ultragpu-", "A100-80GB"),
+    ("a3-highgpu-", "H100"),
+    ("a3-megagpu-", "H100-MEGA"),
+    ("g2-standard-", "L4"),
+];
+
+fn host_vms(
+    records: &[csv::StringRecord],
+    (c_it, c_acc, c_price, c_region): (usize, usize, usize, usize),
+    c_spot: Option<usize>,
+    c_zone: Option<usize>,
+) -> Hosts {
+    let mut hosts = Hosts::new();
+    for rec in records {
+        let it = get(rec, c_it);
+        if it.is_empty() || !get(rec, c_acc).is_empty() {
+            continue;
+        }
+        let zone = c_zone.map(|c| get(rec, c)).unwrap_or("").to_string();
+        hosts
+            .entry((get(rec, c_region).to_string(), zone))
+            .or_default()
+            .push(HostVm {
+                instance_type: it.to_string(),
+                od: price(get(rec, c_price)).ok().flatten(),
+                spot: c_spot.and_then(|c| price(get(rec, c)).ok().flatten()),
+            });
+    }
+    hosts
+}
+
+/// The host VMs in `region`/`zone` bound to `count` GPUs named `acc` (the GPU count of a
+/// machine type comes from `tables/instances.csv`).
+fn bound_hosts<'a>(
+    hosts: &'a Hosts,
+    provider: &str,
+    acc: &str,
+    count: f64,
+    region: &str,
+    zone: &str,
+) -> Vec<&'a HostVm> {
+    let tables = crate::tables::Tables::embedded();
+    let Some(vms) = hosts.get(&(region.to_string(), zone.to_string())) else {
+        return Vec::new();
+    };
+    vms.iter()
+        .filter(|h| {
+            BOUND_FAMILIES
+                .iter()
+                .any(|(prefix, a)| h.instance_type.starts_with(prefix) && *a == acc)
+                && tables
+                    .instance(provider, &h.instance_type)
+                    .is_some_and(|g| (g.gpu_count - count).abs() < 1e-9)
+        })
+        .collect()
+}
+
+fn gpu_only_reject(acc: &str, count: f64, region: &str, zone: &str) -> ParseReject {
+    ParseReject {
+        offer_id: format!("{acc}x{count}|{zone}"),
+        gpu_name_raw: acc.to_string(),
+        reason: "gpu_only_price".into(),
+        detail: format!(
+            "{acc} x{count} in {region}/{zone} is priced without its host VM and no machine type bound to it is listed there: not comparable with instance prices"
+        ),
+    }
+}
+
 impl Adapter for SkyPilotCsv {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
         let mut rdr = csv::ReaderBuilder::new()
@@ -77,52 +172,44 @@ impl Adapter for SkyPilotCsv {
         let c_spot = idx.get("SpotPrice").copied();
         let c_zone = idx.get("AvailabilityZone").copied();
         let c_info = idx.get("GpuInfo").copied();
+        let records: Vec<csv::StringRecord> = rdr
+            .records()
+            .enumerate()
+            .map(|(i, r)| r.map_err(|e| format!("line {}: {e}", i + 2)))
+            .collect::<Result<_, _>>()?;
+        let hosts = host_vms(&records, (c_it, c_acc, c_price, c_region), c_spot, c_zone);
         let mut out = Parsed::default();
         let mut seen_od: HashSet<(String, String)> = HashSet::new();
         let mut seen_spot: HashSet<(String, String)> = HashSet::new();
-        for (i, rec) in rdr.records().enumerate() {
+        for (i, rec) in records.iter().enumerate() {
             let line = i + 2;
-            let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
-            let get = |c: usize| rec.get(c).map(str::trim).unwrap_or("");
-            let acc = get(c_acc);
+            let acc = get(rec, c_acc);
             if acc.is_empty() {
                 continue;
             }
-            let it = get(c_it);
-            let region = get(c_region).to_string();
-            let zone = c_zone.map(get).unwrap_or("").to_string();
-            let count = match get(c_cnt).parse::<f64>() {
+            let it = get(rec, c_it);
+            let region = get(rec, c_region).to_string();
+            let zone = c_zone.map(|c| get(rec, c)).unwrap_or("").to_string();
+            let count = match get(rec, c_cnt).parse::<f64>() {
                 Ok(n) if n > 0.0 => n,
                 _ => {
                     out.rejects.push(ParseReject {
                         offer_id: format!("line{line}"),
                         gpu_name_raw: acc.to_string(),
                         reason: "bad_field".into(),
-                        detail: format!("line {line}: column \"AcceleratorCount\": {:?} is not a positive number", get(c_cnt)),
+                        detail: format!("line {line}: column \"AcceleratorCount\": {:?} is not a positive number", get(rec, c_cnt)),
                     });
                     continue;
                 }
             };
-            let product = if it.is_empty() {
-                format!("{acc}x{count}")
-            } else {
-                it.to_string()
-            };
-            let mut base = RawOffer::new(ctx.provider, String::new(), acc);
-            base.instance_type = (!it.is_empty()).then(|| it.to_string());
-            base.region = (!region.is_empty()).then(|| region.clone());
-            base.gpu_count = Some(count);
-            base.gpu_memory_gb = c_info.map(get).and_then(gpu_memory_gb);
-            base.currency = "USD".into();
-            base.price_unit = PriceUnit::instance_hour();
             let (od, spot) = match (
-                price(get(c_price)),
-                c_spot.map(|c| price(get(c))).transpose(),
+                price(get(rec, c_price)),
+                c_spot.map(|c| price(get(rec, c))).transpose(),
             ) {
                 (Ok(od), Ok(spot)) => (od, spot.flatten()),
                 (Err(e), _) | (_, Err(e)) => {
                     out.rejects.push(ParseReject {
-                        offer_id: format!("{product}|{region}"),
+                        offer_id: format!("{}|{region}", if it.is_empty() { acc } else { it }),
                         gpu_name_raw: acc.to_string(),
                         reason: "bad_field".into(),
                         detail: format!("line {line}: price {e}"),
@@ -130,24 +217,49 @@ impl Adapter for SkyPilotCsv {
                     continue;
                 }
             };
-            if seen_od.insert((product.clone(), region.clone())) {
-                let mut o = base.clone();
-                o.offer_id = format!("{product}|{region}");
-                o.price = od;
-                out.offers.push(o);
-            }
-            if let Some(sp) = spot {
-                let where_ = if zone.is_empty() {
-                    region.clone()
-                } else {
-                    zone.clone()
-                };
-                if seen_spot.insert((product.clone(), where_.clone())) {
-                    let mut o = base;
-                    o.offer_id = format!("{product}|{where_}");
-                    o.price_class = PriceClass::Spot;
-                    o.price = Some(sp);
+            let mut base = RawOffer::new(ctx.provider, String::new(), acc);
+            base.region = (!region.is_empty()).then(|| region.clone());
+            base.gpu_count = Some(count);
+            base.gpu_memory_gb = c_info.map(|c| get(rec, c)).and_then(gpu_memory_gb);
+            base.currency = "USD".into();
+            base.price_unit = PriceUnit::instance_hour();
+            // An instance row is priced whole; a GPU-only row (GCP) is priced with each
+            // host VM that is bound to it in the same zone, or not at all.
+            let priced: Vec<(String, Option<f64>, Option<f64>)> = if it.is_empty() {
+                let bound = bound_hosts(&hosts, ctx.provider, acc, count, &region, &zone);
+                if bound.is_empty() {
+                    out.rejects
+                        .push(gpu_only_reject(acc, count, &region, &zone));
+                    continue;
+                }
+                bound
+                    .into_iter()
+                    .map(|h| {
+                        let sum = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
+                        (h.instance_type.clone(), sum(h.od, od), sum(h.spot, spot))
+                    })
+                    .collect()
+            } else {
+                vec![(it.to_string(), od, spot)]
+            };
+            for (product, od, spot) in priced {
+                let mut base = base.clone();
+                base.instance_type = Some(product.clone());
+                if seen_od.insert((product.clone(), region.clone())) {
+                    let mut o = base.clone();
+                    o.offer_id = format!("{product}|{region}");
+                    o.price = od;
                     out.offers.push(o);
+                }
+                if let Some(sp) = spot {
+                    let where_ = if zone.is_empty() { &region } else { &zone };
+                    if seen_spot.insert((product.clone(), where_.clone())) {
+                        let mut o = base;
+                        o.offer_id = format!("{product}|{where_}");
+                        o.price_class = PriceClass::Spot;
+                        o.price = Some(sp);
+                        out.offers.push(o);
+                    }
                 }
             }
         }
@@ -227,5 +339,78 @@ mod tests {
             ]
         );
         assert_eq!(p.offers[0].gpu_memory_gb, Some(80.0));
+    }
+
+    #[test]
+    fn gcp_gpu_rows_are_priced_with_their_bound_host() {
+        let ctx = ParseCtx {
+            feed: "sky",
+            provider: "gcp",
+            observed_at: chrono::Utc::now(),
+        };
+        // GCP's layout: host VM rows without an accelerator, GPU rows without a type.
+        let csv = "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n\
+                   a2-highgpu-1g,12.0,85.0,,,,us-central1,us-central1-a,0.9,0.3\n\
+                   a2-highgpu-2g,24.0,170.0,,,,us-central1,us-central1-a,1.8,0.6\n\
+                   n1-highmem-8,8.0,52.0,,,,us-central1,us-central1-a,0.47,0.1\n\
+                   ,,,A100,1.0,,us-central1,us-central1-a,2.9,0.9\n\
+                   ,,,A100,2.0,,us-central1,us-central1-a,5.8,1.8\n\
+                   ,,,T4,1.0,,us-central1,us-central1-a,0.35,0.11\n";
+        let p = SkyPilotCsv
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: csv.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .unwrap();
+        let got: Vec<(String, Option<String>, PriceClass, f64)> = p
+            .offers
+            .iter()
+            .map(|o| {
+                let v = (o.price.unwrap() * 1e6).round() / 1e6;
+                (
+                    o.offer_id.clone(),
+                    o.instance_type.clone(),
+                    o.price_class,
+                    v,
+                )
+            })
+            .collect();
+        let it = |s: &str| Some(s.to_string());
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "a2-highgpu-1g|us-central1".into(),
+                    it("a2-highgpu-1g"),
+                    PriceClass::OnDemand,
+                    3.8
+                ),
+                (
+                    "a2-highgpu-1g|us-central1-a".into(),
+                    it("a2-highgpu-1g"),
+                    PriceClass::Spot,
+                    1.2
+                ),
+                (
+                    "a2-highgpu-2g|us-central1".into(),
+                    it("a2-highgpu-2g"),
+                    PriceClass::OnDemand,
+                    7.6
+                ),
+                (
+                    "a2-highgpu-2g|us-central1-a".into(),
+                    it("a2-highgpu-2g"),
+                    PriceClass::Spot,
+                    2.4
+                ),
+            ]
+        );
+        // The T4 attaches to any N1 machine: no bound host, so not an instance price.
+        assert_eq!(p.rejects.len(), 1);
+        assert_eq!(p.rejects[0].reason, "gpu_only_price");
+        assert_eq!(p.rejects[0].gpu_name_raw, "T4");
     }
 }
