@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the code map and each module's invariants.
 
 pub mod adapters;
+pub mod alerts;
 pub mod analysis;
 pub mod backfill;
 pub mod chart;

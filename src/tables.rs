@@ -227,6 +227,46 @@ impl GpuRegistry {
     }
 
     /// True for accelerators that are not GPUs (TPUs, Inferentia, FPGAs, ...).
+    /// A model as a user types it (canonical id or alias, any case): `Ok(id)`, or
+    /// the close candidates (the models a family name covers, or look-alike ids).
+    pub fn find_model(&self, input: &str) -> Result<String, Vec<String>> {
+        if let Some(m) = self
+            .models
+            .iter()
+            .find(|m| m.id.eq_ignore_ascii_case(input))
+        {
+            return Ok(m.id.clone());
+        }
+        let key = normalise_name(input);
+        let close: Vec<String> = match self.resolve(input, None) {
+            Some(id) if self.model(&id).is_some() => return Ok(id),
+            // A coarse id (family, form or memory): every model it can be.
+            Some(coarse) => {
+                let tokens: Vec<String> = coarse.split('-').map(normalise_name).collect();
+                self.models
+                    .iter()
+                    .filter(|m| {
+                        let id = normalise_name(&m.id);
+                        tokens.iter().all(|t| id.split(' ').any(|p| p == t))
+                    })
+                    .map(|m| m.id.clone())
+                    .collect()
+            }
+            None => self
+                .models
+                .iter()
+                .filter(|m| {
+                    let id = normalise_name(&m.id);
+                    id.contains(&key) || strsim::levenshtein(&id, &key) <= 3
+                })
+                .map(|m| m.id.clone())
+                .collect(),
+        };
+        let mut close = close;
+        close.sort();
+        Err(close)
+    }
+
     pub fn is_not_gpu(&self, raw: &str) -> bool {
         let key = normalise_name(raw);
         self.not_gpu.contains(&key)
@@ -396,6 +436,31 @@ impl Tables {
         TABLES.get_or_init(|| {
             Tables::parse(GPUS_TOML, REGIONS_TOML, INSTANCES_CSV, UNITS_TOML)
                 .expect("embedded tables are valid (checked by tests)")
+        })
+    }
+
+    /// The tables read at run time from `dir` (`gpus.toml`, `regions.toml`,
+    /// `instances.csv`, `units.toml`) instead of the embedded copy, checked the same
+    /// way; errors name the file under `dir`.
+    pub fn load_dir(dir: &std::path::Path) -> Result<Tables, TableError> {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| TableError {
+                table: dir.join(name).display().to_string(),
+                message: format!("cannot read: {e}"),
+            })
+        };
+        let (g, r, i, u) = (
+            read("gpus.toml")?,
+            read("regions.toml")?,
+            read("instances.csv")?,
+            read("units.toml")?,
+        );
+        Tables::parse(&g, &r, &i, &u).map_err(|e| TableError {
+            table: match e.table.strip_prefix("tables/") {
+                Some(name) => dir.join(name).display().to_string(),
+                None => e.table,
+            },
+            message: e.message,
         })
     }
 
