@@ -20,7 +20,7 @@ use crate::error::ReportError;
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 pub const FONT_FAMILY: &str = "DejaVu Sans";
 pub const WIDTH: u32 = 960;
-/// Height of a line chart; bar charts grow with their number of groups.
+/// Height of a line chart; a bar chart is as tall as its groups need.
 pub const HEIGHT: u32 = 540;
 
 /// An sRGB colour.
@@ -703,6 +703,8 @@ fn series(svg: &mut Svg, c: &LineChart, xs: &Scale, ys: &Scale) {
 // ---------------------------------------------------------------- bar chart
 
 const BAR_H: f64 = 11.0;
+/// The least height of a bar chart, in pixels.
+pub const MIN_BAR_HEIGHT: f64 = 240.0;
 const GROUP_GAP: f64 = 12.0;
 
 /// The series that have at least one bar, in series order.
@@ -731,7 +733,8 @@ fn draw_bar(c: &BarChart) -> Option<String> {
     // Header height does not depend on the canvas height: measure it on a scratch canvas.
     let (top, _) = frame(&mut Svg::new(w, 1000.0), &c.title, &c.caption, &keys);
     let needed = top + 4.0 + c.groups.len() as f64 * group_h + 44.0 + caption_height(&c.caption, w);
-    let h = needed.max(f64::from(HEIGHT)).ceil();
+    // As tall as the groups need: no empty band under a few bars.
+    let h = needed.max(MIN_BAR_HEIGHT).ceil();
     let mut svg = Svg::new(w, h);
     let (top, bottom) = frame(&mut svg, &c.title, &c.caption, &keys);
     let label_w = c

@@ -572,6 +572,30 @@ mod tests {
         assert_eq!(normalise_name(input), expected, "normalise_name({input:?})");
     }
 
+    fn check_find(input: &str, expected: Result<&str, &[&str]>) {
+        let got = Tables::embedded().gpus.find_model(input);
+        match expected {
+            Ok(id) => assert_eq!(got, Ok(id.to_string()), "{input}"),
+            // Every listed candidate is among the close matches offered.
+            Err(some) => {
+                let close = got.expect_err(input);
+                for s in some {
+                    assert!(close.iter().any(|c| c == s), "{input}: {close:?} lacks {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn models_as_users_type_them() {
+        check_find("H100-SXM-80GB", Ok("H100-SXM-80GB"));
+        check_find("h100-sxm-80gb", Ok("H100-SXM-80GB"));
+        check_find("NVIDIA H100 SXM5", Ok("H100-SXM-80GB"));
+        check_find("H100", Err(&["H100-SXM-80GB", "H100-PCIE-80GB"]));
+        check_find("H100-SXM-80G", Err(&["H100-SXM-80GB"]));
+        check_find("Quantum GPU", Err(&[]));
+    }
+
     #[test]
     fn name_normalisation() {
         for (input, expected) in [
