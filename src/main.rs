@@ -1,16 +1,18 @@
 //! The `gpurent` command: thin glue over the library. Errors become `anyhow` reports
 //! here and nowhere else. Exit status: 0 success, 1 some feeds failed (the others
-//! were stored), 2 a fatal error.
+//! were stored), 2 a fatal error or a usage error, 3 a query (`prices`, `history`)
+//! matched no rows (the reason is on stderr).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use gpurent::analysis;
 use gpurent::ingest::{self, backfill, feed, fetch};
+use gpurent::report::alerts;
 use gpurent::run::demo;
 use gpurent::week::IsoWeek;
 use gpurent::{report, store::Store, tables::Tables};
@@ -22,12 +24,87 @@ use gpurent::{report, store::Store, tables::Tables};
     about = "GPU rental prices, China vs US: ingest, history, charts, weekly report"
 )]
 struct Cli {
+    /// Read the tables (gpus.toml, regions.toml, instances.csv, units.toml) from DIR
+    /// instead of the copy built into the binary; also GPURENT_TABLES.
+    #[arg(long, global = true, value_name = "DIR")]
+    tables: Option<PathBuf>,
+    /// Alert rules (TOML, see alerts.toml), evaluated after `ingest` and with
+    /// `report`; also GPURENT_ALERTS. Without it no alert is evaluated.
+    #[arg(long, global = true, value_name = "FILE")]
+    alerts: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
     /// Seconds a writer (ingest, backfill, compact, renormalise) waits for another
     /// writer's store lock before it gives up (exit 2).
     #[arg(long, global = true, default_value_t = gpurent::store::DEFAULT_LOCK_WAIT_S)]
     lock_wait: u64,
+}
+
+/// Exit status of a query that matched no rows.
+const NO_ROWS: u8 = 3;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Bloc {
+    #[value(name = "CN")]
+    Cn,
+    #[value(name = "US")]
+    Us,
+    #[value(name = "OTHER")]
+    Other,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Class {
+    #[value(name = "on_demand", alias = "on-demand")]
+    OnDemand,
+    Spot,
+    Reserved,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Every {
+    #[value(name = "1h")]
+    Hour,
+    #[value(name = "1d")]
+    Day,
+    #[value(name = "1w")]
+    Week,
+}
+
+impl Format {
+    fn query(self) -> gpurent::analysis::query::Format {
+        match self {
+            Format::Table => gpurent::analysis::query::Format::Table,
+            Format::Csv => gpurent::analysis::query::Format::Csv,
+            Format::Json => gpurent::analysis::query::Format::Json,
+        }
+    }
+}
+
+/// An observation time: RFC 3339, or a date (`2023-06-17`, meaning 00:00 UTC).
+fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        })
+        .map_err(|_| {
+            format!(
+                "{s:?} is neither a date (2023-06-17) nor an RFC 3339 time (2023-06-17T10:00:00Z)"
+            )
+        })
+}
+
+fn adapter_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(gpurent::ingest::adapters::names())
 }
 
 #[derive(Subcommand)]
@@ -38,8 +115,8 @@ enum Command {
         feeds: PathBuf,
         #[arg(long, default_value = "data")]
         store: PathBuf,
-        /// Observation time (RFC 3339); default: now.
-        #[arg(long)]
+        /// Observation time: RFC 3339 or a date (00:00 UTC); default: now.
+        #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
     /// Write the weekly report of one ISO week (default: the last complete week).
@@ -64,7 +141,7 @@ enum Command {
     /// Import dated snapshot files (a `YYYY-MM-DD` in the path gives the date).
     Backfill {
         /// The adapter, e.g. skypilot_csv.
-        #[arg(long, required_unless_present = "feed")]
+        #[arg(long, required_unless_present = "feed", value_parser = adapter_names())]
         format: Option<String>,
         /// A feed file whose keys describe the files (its url is replaced by each file).
         #[arg(long)]
@@ -74,8 +151,9 @@ enum Command {
         provider: Option<String>,
         #[arg(long, default_value = "data")]
         store: PathBuf,
-        /// Observation time for files whose path holds no date (RFC 3339).
-        #[arg(long)]
+        /// Observation time for files whose path holds no date: a date (2023-06-17,
+        /// 00:00 UTC) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
         /// With --format gpuhunt_catalog: the first day whose version YYYYMMDD to fetch.
         #[arg(long, requires = "to")]
@@ -104,12 +182,13 @@ enum Command {
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
     },
-    /// Merge each feed's hourly files into one file per day for dates before --before
-    /// (default: yesterday), so a long history is a few large files, not many small ones.
+    /// Merge each feed's hourly files into one file per day for every date before
+    /// --before, so a long history is a few large files, not many small ones.
     Compact {
         #[arg(long, default_value = "data")]
         store: PathBuf,
-        /// First date NOT to compact, YYYY-MM-DD (UTC); default: today.
+        /// First date NOT to compact, YYYY-MM-DD (UTC); default: today, so every day
+        /// up to yesterday is compacted.
         #[arg(long)]
         before: Option<chrono::NaiveDate>,
     },
@@ -139,29 +218,29 @@ enum Command {
     Prices {
         #[arg(long, default_value = "data")]
         store: PathBuf,
-        /// table, csv or json.
-        #[arg(long, default_value = "table")]
-        format: gpurent::analysis::query::Format,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// One model's median, p25, p75 (USD per GPU-hour) and offers per period.
     History {
         #[arg(long, default_value = "data")]
         store: PathBuf,
-        /// Canonical model id, e.g. H100-SXM-80GB (see `gpurent prices`).
+        /// GPU model: a canonical id or any alias, in any case (e.g. H100-SXM-80GB,
+        /// "h100 sxm"); resolved through the GPU tables.
         #[arg(long)]
         model: String,
-        /// CN, US or OTHER (default: all).
-        #[arg(long)]
-        bloc: Option<String>,
+        /// Bloc (default: all).
+        #[arg(long, value_enum, ignore_case = true)]
+        bloc: Option<Bloc>,
         /// ISO country code, e.g. HK (default: all).
         #[arg(long)]
         country: Option<String>,
-        /// on_demand, spot or reserved (default: all).
-        #[arg(long)]
-        class: Option<String>,
-        /// 1h, 1d or 1w (ISO weeks).
-        #[arg(long, default_value = "1d")]
-        every: gpurent::analysis::query::Every,
+        /// Price class (default: all).
+        #[arg(long, value_enum)]
+        class: Option<Class>,
+        /// Period of a row (1w: ISO weeks).
+        #[arg(long, value_enum, default_value = "1d")]
+        every: Every,
         /// First observation date, YYYY-MM-DD (UTC).
         #[arg(long)]
         from: Option<chrono::NaiveDate>,
@@ -177,9 +256,8 @@ enum Command {
         /// A row per provider (adds a provider column).
         #[arg(long)]
         by_provider: bool,
-        /// table, csv or json.
-        #[arg(long, default_value = "table")]
-        format: gpurent::analysis::query::Format,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// The embedded default: simulated providers on 127.0.0.1, four weeks of hourly
     /// ingests over HTTP, then the weekly reports. No network, no keys.
@@ -205,6 +283,61 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A model as typed, resolved to its canonical id through the GPU tables.
+fn resolve_model(tables: &Tables, input: &str) -> anyhow::Result<String> {
+    match tables.gpus.find_model(input) {
+        Ok(id) => {
+            if id != input {
+                eprintln!("gpurent: --model {input}: using {id}");
+            }
+            Ok(id)
+        }
+        Err(close) if close.is_empty() => anyhow::bail!(
+            "--model {input}: no GPU model or alias of that name in the tables (see `gpurent prices` for the models in the store)"
+        ),
+        Err(close) => anyhow::bail!(
+            "--model {input}: not one model; did you mean one of: {}",
+            close.join(", ")
+        ),
+    }
+}
+
+/// Why a history query matched nothing: the model absent, or the filters too narrow.
+fn why_no_rows(
+    store: &Store,
+    q: &gpurent::analysis::query::HistoryQuery,
+) -> anyhow::Result<String> {
+    let models = gpurent::analysis::query::models(store)?;
+    if models.is_empty() {
+        return Ok(format!("no offers in store {}", store.root().display()));
+    }
+    if !models.contains(&q.model) {
+        return Ok(format!(
+            "no offers of {} in the store (models in the store: {})",
+            q.model,
+            models.join(", ")
+        ));
+    }
+    let dates = store.offer_dates()?;
+    let filters: Vec<String> = [
+        q.bloc.as_ref().map(|b| format!("--bloc {b}")),
+        q.country.as_ref().map(|c| format!("--country {c}")),
+        q.class.as_ref().map(|c| format!("--class {c}")),
+        q.from.map(|d| format!("--from {d}")),
+        q.to.map(|d| format!("--to {d}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(format!(
+        "no offers of {} match {} (the store holds offers from {} to {})",
+        q.model,
+        filters.join(" "),
+        dates.first().map(|d| d.to_string()).unwrap_or_default(),
+        dates.last().map(|d| d.to_string()).unwrap_or_default()
+    ))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -294,7 +427,11 @@ fn print_unplaced(outcomes: &[backfill::FileOutcome]) {
 }
 
 /// `backfill --format gpuhunt_catalog --from --to`: one catalogue version per day.
-fn backfill_versions(spec: &backfill::VersionSpec, store: &Store) -> anyhow::Result<u8> {
+fn backfill_versions(
+    spec: &backfill::VersionSpec,
+    store: &Store,
+    tables: &Tables,
+) -> anyhow::Result<u8> {
     anyhow::ensure!(
         spec.format == "gpuhunt_catalog",
         "--from/--to fetch dated catalogue versions: use them with --format gpuhunt_catalog"
@@ -303,7 +440,7 @@ fn backfill_versions(spec: &backfill::VersionSpec, store: &Store) -> anyhow::Res
     let outcomes = rt.block_on(backfill::backfill_versions(
         spec,
         store,
-        Tables::embedded(),
+        tables,
         &fetch::client(),
         progress_line,
     ))?;
@@ -319,8 +456,42 @@ fn backfill_versions(spec: &backfill::VersionSpec, store: &Store) -> anyhow::Res
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+/// The tables: from `--tables DIR` or GPURENT_TABLES when given, else embedded.
+fn load_tables(dir: Option<PathBuf>) -> anyhow::Result<&'static Tables> {
+    match dir.or_else(|| std::env::var_os("GPURENT_TABLES").map(PathBuf::from)) {
+        // Loaded once per process and kept for its lifetime, like the embedded copy.
+        Some(dir) => Ok(Box::leak(Box::new(Tables::load_dir(&dir)?))),
+        None => Ok(Tables::embedded()),
+    }
+}
+
+/// The alert rules from `--alerts FILE` or GPURENT_ALERTS, if given.
+fn load_alerts(file: Option<PathBuf>) -> anyhow::Result<Option<alerts::Config>> {
+    match file.or_else(|| std::env::var_os("GPURENT_ALERTS").map(PathBuf::from)) {
+        Some(f) => Ok(Some(alerts::Config::load(&f)?)),
+        None => Ok(None),
+    }
+}
+
+/// Evaluate the alert rules for `week`, record and deliver the new firings, print them.
+fn run_alerts(
+    rt: &tokio::runtime::Runtime,
+    cfg: &alerts::Config,
+    store: &Store,
+    week: IsoWeek,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let fired = rt.block_on(alerts::run(store, cfg, week, now, &fetch::client()))?;
+    for f in &fired {
+        println!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let wait = cli.lock_wait;
+    let tables = load_tables(cli.tables)?;
+    let alert_rules = load_alerts(cli.alerts)?;
     match cli.command {
         Command::Ingest { feeds, store, at } => {
             let at = at.unwrap_or_else(Utc::now);
@@ -330,7 +501,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let rt = runtime()?;
             let report = rt.block_on(async {
                 let client = fetch::client();
-                ingest::run(feeds, broken, &store, &client, at, Tables::embedded()).await
+                ingest::run(feeds, broken, &store, &client, at, tables).await
             });
             for o in &report.outcomes {
                 emit(&format!("{}\n", o.line()));
@@ -342,6 +513,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 );
             }
             store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
+            if let Some(cfg) = &alert_rules {
+                run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at)?;
+            }
             Ok(report.exit_code() as u8)
         }
         Command::Report {
@@ -367,6 +541,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => analysis::default_week(&store)?
                     .with_context(|| format!("no offers in store {}", store.root().display()))?,
             };
+            if let Some(rules) = &alert_rules {
+                // Before the report is written, so this week's firings appear in it.
+                run_alerts(&runtime()?, rules, &store, week, Utc::now())?;
+            }
             let dir = report::write_week_with(&store, &out, week, Utc::now(), &cfg)?;
             println!("{}", dir.join("index.html").display());
             Ok(0)
@@ -382,6 +560,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             url,
             paths,
         } => {
+            if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+                anyhow::bail!("{} does not exist", missing.display());
+            }
             let store = Store::open(store);
             let _lock = lock(&store, wait)?;
             if let (Some(from), Some(to)) = (from, to) {
@@ -391,7 +572,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     from,
                     to,
                 };
-                return backfill_versions(&spec, &store);
+                return backfill_versions(&spec, &store, tables);
             }
             let spec = backfill::Spec {
                 format,
@@ -404,7 +585,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 &spec,
                 &paths,
                 &store,
-                Tables::embedded(),
+                tables,
                 progress_line,
             ))?;
             let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
@@ -458,7 +639,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Renormalise { store } => {
             let store = Store::open(store);
             let _lock = lock(&store, wait)?;
-            let r = backfill::renormalise(&store, Tables::embedded())?;
+            let r = backfill::renormalise(&store, tables)?;
             for f in &r.failures {
                 emit(&format!("FAILED: {f}\n"));
             }
@@ -509,8 +690,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     store: Store::open(store),
                     reports,
                     client: fetch::client(),
-                    tables: Tables::embedded(),
+                    tables,
                     log: std::sync::Arc::new(|line: &str| emit(&format!("{line}\n"))),
+                    alerts: alert_rules,
                 };
                 schedule::run(&daemon, &schedule::RealClock, shutdown).await
             })?;
@@ -520,8 +702,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let table = gpurent::analysis::query::prices(&Store::open(store))?;
             if table.rows.is_empty() {
                 eprintln!("gpurent: no offers in the store");
+                return Ok(NO_ROWS);
             }
-            emit(&table.render(format));
+            emit(&table.render(format.query()));
             Ok(0)
         }
         Command::History {
@@ -538,29 +721,33 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             by_provider,
             format,
         } => {
+            if let (Some(f), Some(t)) = (from, to) {
+                anyhow::ensure!(f <= t, "--from {f} is later than --to {t}");
+            }
+            let model = resolve_model(tables, &model)?;
             let store = Store::open(store);
             let q = gpurent::analysis::query::HistoryQuery {
                 provider,
                 segment,
                 by_provider,
                 model,
-                bloc,
+                bloc: bloc.map(|b| b.to_possible_value().expect("named").get_name().to_string()),
                 country,
-                class,
-                every,
+                class: class.map(|c| c.to_possible_value().expect("named").get_name().to_string()),
+                every: match every {
+                    Every::Hour => gpurent::analysis::query::Every::Hour,
+                    Every::Day => gpurent::analysis::query::Every::Day,
+                    Every::Week => gpurent::analysis::query::Every::Week,
+                },
                 from,
                 to,
             };
             let table = gpurent::analysis::query::history(&store, &q)?;
             if table.rows.is_empty() {
-                let models = gpurent::analysis::query::models(&store)?;
-                eprintln!(
-                    "gpurent: no offers of {} match (models in the store: {})",
-                    q.model,
-                    models.join(", ")
-                );
+                eprintln!("gpurent: {}", why_no_rows(&store, &q)?);
+                return Ok(NO_ROWS);
             }
-            emit(&table.render(format));
+            emit(&table.render(format.query()));
             Ok(0)
         }
         Command::Demo { out } => {

@@ -180,3 +180,11 @@ impl Parsed {
         self.fx.extend(other.fx);
     }
 }
+
+/// One fetched payload and the label of the request that produced it (for a live
+/// fetch, the adapter's request context; for a recorded file, its stem).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub label: String,
+    pub body: Vec<u8>,
+}

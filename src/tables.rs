@@ -228,6 +228,46 @@ impl GpuRegistry {
     }
 
     /// True for accelerators that are not GPUs (TPUs, Inferentia, FPGAs, ...).
+    /// A model as a user types it (canonical id or alias, any case): `Ok(id)`, or
+    /// the close candidates (the models a family name covers, or look-alike ids).
+    pub fn find_model(&self, input: &str) -> Result<String, Vec<String>> {
+        if let Some(m) = self
+            .models
+            .iter()
+            .find(|m| m.id.eq_ignore_ascii_case(input))
+        {
+            return Ok(m.id.clone());
+        }
+        let key = normalise_name(input);
+        let close: Vec<String> = match self.resolve(input, None) {
+            Some(id) if self.model(&id).is_some() => return Ok(id),
+            // A coarse id (family, form or memory): every model it can be.
+            Some(coarse) => {
+                let tokens: Vec<String> = coarse.split('-').map(normalise_name).collect();
+                self.models
+                    .iter()
+                    .filter(|m| {
+                        let id = normalise_name(&m.id);
+                        tokens.iter().all(|t| id.split(' ').any(|p| p == t))
+                    })
+                    .map(|m| m.id.clone())
+                    .collect()
+            }
+            None => self
+                .models
+                .iter()
+                .filter(|m| {
+                    let id = normalise_name(&m.id);
+                    id.contains(&key) || strsim::levenshtein(&id, &key) <= 3
+                })
+                .map(|m| m.id.clone())
+                .collect(),
+        };
+        let mut close = close;
+        close.sort();
+        Err(close)
+    }
+
     pub fn is_not_gpu(&self, raw: &str) -> bool {
         let key = normalise_name(raw);
         self.not_gpu.contains(&key)
@@ -416,6 +456,31 @@ impl Tables {
         TABLES.get_or_init(|| {
             Tables::parse(GPUS_TOML, REGIONS_TOML, INSTANCES_CSV, UNITS_TOML)
                 .expect("embedded tables are valid (checked by tests)")
+        })
+    }
+
+    /// The tables read at run time from `dir` (`gpus.toml`, `regions.toml`,
+    /// `instances.csv`, `units.toml`) instead of the embedded copy, checked the same
+    /// way; errors name the file under `dir`.
+    pub fn load_dir(dir: &std::path::Path) -> Result<Tables, TableError> {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| TableError {
+                table: dir.join(name).display().to_string(),
+                message: format!("cannot read: {e}"),
+            })
+        };
+        let (g, r, i, u) = (
+            read("gpus.toml")?,
+            read("regions.toml")?,
+            read("instances.csv")?,
+            read("units.toml")?,
+        );
+        Tables::parse(&g, &r, &i, &u).map_err(|e| TableError {
+            table: match e.table.strip_prefix("tables/") {
+                Some(name) => dir.join(name).display().to_string(),
+                None => e.table,
+            },
+            message: e.message,
         })
     }
 
@@ -644,6 +709,30 @@ mod tests {
 
     fn check_norm(input: &str, expected: &str) {
         assert_eq!(normalise_name(input), expected, "normalise_name({input:?})");
+    }
+
+    fn check_find(input: &str, expected: Result<&str, &[&str]>) {
+        let got = Tables::embedded().gpus.find_model(input);
+        match expected {
+            Ok(id) => assert_eq!(got, Ok(id.to_string()), "{input}"),
+            // Every listed candidate is among the close matches offered.
+            Err(some) => {
+                let close = got.expect_err(input);
+                for s in some {
+                    assert!(close.iter().any(|c| c == s), "{input}: {close:?} lacks {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn models_as_users_type_them() {
+        check_find("H100-SXM-80GB", Ok("H100-SXM-80GB"));
+        check_find("h100-sxm-80gb", Ok("H100-SXM-80GB"));
+        check_find("NVIDIA H100 SXM5", Ok("H100-SXM-80GB"));
+        check_find("H100", Err(&["H100-SXM-80GB", "H100-PCIE-80GB"]));
+        check_find("H100-SXM-80G", Err(&["H100-SXM-80GB"]));
+        check_find("Quantum GPU", Err(&[]));
     }
 
     #[test]

@@ -848,6 +848,18 @@ pub fn provider_rows(st: &[Standing]) -> Vec<ProviderRow> {
 }
 
 /// Analyse one ISO week with the default settings.
+/// Each provider's offers in force over dates `from..=to` (e.g. a previous week, for
+/// the alerts on provider price moves).
+pub fn provider_stats(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    cfg: &Config,
+) -> Result<Vec<ProviderRow>, ReportError> {
+    let inf = InForce::load(store, from, to, cfg)?;
+    Ok(provider_rows(&inf.standing(ms(from), ms(to) + DAY_MS)))
+}
+
 pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, ReportError> {
     analyse_week_with(store, week, &Config::default())
 }

@@ -1,16 +1,19 @@
-//! Charts with plotters, as SVG strings and PNG files, in the bundled DejaVu Sans font.
+//! Charts written as SVG with a fixed layout, and PNGs rendered from that same SVG
+//! with resvg, so the two are identical. Text is DejaVu Sans (bundled): its metrics
+//! lay out the labels, and the same font is the only one resvg can use.
 //!
-//! Invariants: no network I/O and no clock; the same input gives byte-identical SVG
-//! (fixed size, fixed colours, fixed number format, bundled font); gaps in a series
-//! are drawn as gaps, never interpolated.
+//! Invariants: no network I/O and no clock; the same input gives byte-identical SVG;
+//! gaps in a series are drawn as gaps, never interpolated; every label is placed
+//! from measured text widths, outside the plot area, so tick labels, the legend and
+//! the titles neither overlap nor leave the canvas ([`layout_issues`] checks it with
+//! resvg's own text layout); an empty chart is an error, never an empty axis.
 
+use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{Arc, OnceLock};
 
-use chrono::{Duration, NaiveDate};
-use plotters::coord::Shift;
-use plotters::prelude::*;
-use plotters::style::FontStyle;
+use chrono::{Datelike, Duration, NaiveDate};
+use resvg::{tiny_skia, usvg};
 
 use crate::error::ReportError;
 
@@ -18,36 +21,42 @@ static FONT: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/assets/fonts/DejaVuSans.ttf"
 ));
-pub const FONT_FAMILY: &str = "sans-serif";
+pub const FONT_FAMILY: &str = "DejaVu Sans";
 pub const WIDTH: u32 = 960;
+/// Height of a line chart; a bar chart is as tall as its groups need.
 pub const HEIGHT: u32 = 540;
 
-/// Register the bundled font (once per process) under the family plotters asks for.
-pub fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            if plotters::style::register_font(FONT_FAMILY, style, FONT).is_err() {
-                panic!("bundled font is not valid TrueType");
-            }
-        }
-    });
+/// An sRGB colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RGBColor(pub u8, pub u8, pub u8);
+
+impl RGBColor {
+    fn hex(self) -> String {
+        format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
+    }
 }
 
-/// Fixed palette: CN red, US blue, other series after.
+/// Okabe–Ito, a colour-blind-safe palette: CN vermillion, US blue, then the others.
+/// Reference lines are grey and dashed, unlike any series.
 pub const PALETTE: &[RGBColor] = &[
-    RGBColor(200, 40, 40),
-    RGBColor(30, 90, 200),
-    RGBColor(40, 150, 70),
-    RGBColor(230, 140, 20),
-    RGBColor(130, 60, 170),
-    RGBColor(100, 100, 100),
-    RGBColor(20, 160, 170),
-    RGBColor(170, 110, 60),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
 ];
+const INK: &str = "#222222";
+const MUTED: &str = "#505050";
+const GRID: &str = "#e4e4e4";
+const REFERENCE: &str = "#6e6e6e";
+/// Dash patterns given to a series whose colour an earlier series already uses.
+const DASHES: [&str; 3] = ["7 4", "2 3", "9 3 2 3"];
 
 /// One line, optionally with a band (e.g. p25–p75), over dates.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Line {
     pub label: String,
     pub color: RGBColor,
@@ -56,17 +65,22 @@ pub struct Line {
 }
 
 /// A time-series chart.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LineChart {
     pub title: String,
     pub caption: String,
     pub y_label: String,
     pub lines: Vec<Line>,
-    /// A horizontal reference line (e.g. ratio 1.0).
+    /// A horizontal reference line (e.g. ratio 1.0), drawn grey and dashed.
     pub reference: Option<f64>,
     pub y_from_zero: bool,
     /// Spacing of the series in days (1 daily, 7 weekly); wider gaps are not joined.
+    /// Weekly series get ISO-week labels on the x axis.
     pub step_days: i64,
+    /// Days to shade (e.g. the report week), first and last inclusive.
+    pub highlight: Option<(NaiveDate, NaiveDate)>,
+    /// The y values are counts: whole-number ticks only.
+    pub integer_y: bool,
 }
 
 /// One group of bars (e.g. a model), one bar per series (e.g. bloc), each with a range.
@@ -77,10 +91,12 @@ pub struct BarGroup {
     pub bars: Vec<(usize, f64, f64, f64)>,
 }
 
+/// Horizontal bars: one row of bars per group, values along the x axis.
 #[derive(Debug, Clone)]
 pub struct BarChart {
     pub title: String,
     pub caption: String,
+    /// The value axis's label.
     pub y_label: String,
     pub series: Vec<(String, RGBColor)>,
     pub groups: Vec<BarGroup>,
@@ -93,70 +109,437 @@ pub enum Chart {
     Bar(BarChart),
 }
 
-fn day(d: NaiveDate) -> f64 {
-    crate::week::epoch_days(d) as f64
+impl Chart {
+    /// True when there is nothing to draw (no finite point, no bar).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Chart::Line(c) => !c
+                .lines
+                .iter()
+                .any(|l| l.points.iter().any(|p| p.1.is_finite())),
+            Chart::Bar(c) => bars_empty(c),
+        }
+    }
 }
 
-fn date_of(x: f64) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + Duration::days(x.round() as i64)
+fn bars_empty(c: &BarChart) -> bool {
+    !c.groups
+        .iter()
+        .any(|g| g.bars.iter().any(|b| b.1.is_finite()))
+}
+
+// ---------------------------------------------------------------- text metrics
+
+fn face() -> &'static ttf_parser::Face<'static> {
+    static FACE: OnceLock<ttf_parser::Face<'static>> = OnceLock::new();
+    FACE.get_or_init(|| ttf_parser::Face::parse(FONT, 0).expect("bundled font is valid TrueType"))
+}
+
+/// Advance width of `s` in pixels at font size `size` (no kerning: never narrower
+/// than the rendered text by more than a pixel or two).
+pub fn text_width(s: &str, size: f64) -> f64 {
+    let f = face();
+    let upem = f64::from(f.units_per_em());
+    let units: f64 = s
+        .chars()
+        .map(|c| {
+            f.glyph_index(c)
+                .and_then(|g| f.glyph_hor_advance(g))
+                .map_or(upem * 0.6, f64::from)
+        })
+        .sum();
+    units * size / upem
+}
+
+/// Greedy word wrap to lines no wider than `max_w`.
+fn wrap(s: &str, size: f64, max_w: f64) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in s.split_whitespace() {
+        match lines.last_mut() {
+            Some(l) if text_width(&format!("{l} {word}"), size) <= max_w => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+// ---------------------------------------------------------------- SVG writer
+
+struct Svg {
+    w: f64,
+    h: f64,
+    body: String,
+}
+
+impl Svg {
+    fn new(w: f64, h: f64) -> Self {
+        Svg {
+            w,
+            h,
+            body: String::new(),
+        }
+    }
+
+    /// Text with its baseline at `y`; `anchor` is start, middle or end.
+    fn text(&mut self, x: f64, y: f64, size: f64, anchor: &str, fill: &str, s: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="{anchor}" fill="{fill}">{}</text>"#,
+            xml(s)
+        );
+    }
+
+    /// Text turned a quarter left, centred on (`x`, `y`) along its length.
+    fn text_up(&mut self, x: f64, y: f64, size: f64, s: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="middle" fill="{INK}" transform="rotate(-90 {x:.1} {y:.1})">{}</text>"#,
+            xml(s)
+        );
+    }
+
+    fn polyline(&mut self, pts: &[(f64, f64)], stroke: &str, width: f64, dash: Option<&str>) {
+        let d: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let dash = dash
+            .map(|d| format!(r#" stroke-dasharray="{d}""#))
+            .unwrap_or_default();
+        let _ = writeln!(
+            self.body,
+            r#"<polyline points="{}" fill="none" stroke="{stroke}" stroke-width="{width}"{dash}/>"#,
+            d.join(" ")
+        );
+    }
+
+    fn polygon(&mut self, pts: &[(f64, f64)], fill: &str, opacity: f64) {
+        let d: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let _ = writeln!(
+            self.body,
+            r#"<polygon points="{}" fill="{fill}" fill-opacity="{opacity}"/>"#,
+            d.join(" ")
+        );
+    }
+
+    fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, opacity: f64) {
+        let _ = writeln!(
+            self.body,
+            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{fill}" fill-opacity="{opacity}"/>"#
+        );
+    }
+
+    fn circle(&mut self, x: f64, y: f64, r: f64, fill: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<circle cx="{x:.1}" cy="{y:.1}" r="{r}" fill="{fill}"/>"#
+        );
+    }
+
+    fn finish(self) -> String {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"{FONT_FAMILY}\">\n<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n{}</svg>\n",
+            self.body,
+            w = self.w,
+            h = self.h
+        )
+    }
+}
+
+// ---------------------------------------------------------------- frame: title, legend, caption
+
+/// A legend entry: a line (with its dash) or a filled box, and its label.
+struct Key {
+    label: String,
+    color: String,
+    dash: Option<&'static str>,
+    boxed: bool,
+}
+
+const TITLE_SIZE: f64 = 17.0;
+const LEGEND_SIZE: f64 = 13.0;
+const CAPTION_SIZE: f64 = 12.0;
+const TICK_SIZE: f64 = 12.0;
+const DESC_SIZE: f64 = 13.0;
+
+/// Lines of the caption, wrapped to the canvas.
+fn caption_lines(caption: &str, w: f64) -> Vec<String> {
+    wrap(caption, CAPTION_SIZE, w - 20.0)
+}
+
+/// Height the caption takes at the bottom.
+fn caption_height(caption: &str, w: f64) -> f64 {
+    caption_lines(caption, w).len() as f64 * 15.0 + 8.0
+}
+
+/// Draw the title, the legend (in rows, above the plot) and the caption; returns the
+/// y range left for the plot.
+fn frame(svg: &mut Svg, title: &str, caption: &str, keys: &[Key]) -> (f64, f64) {
+    let (w, h) = (svg.w, svg.h);
+    let mut y = 8.0;
+    for line in wrap(title, TITLE_SIZE, w - 20.0) {
+        y += 20.0;
+        svg.text(10.0, y, TITLE_SIZE, "start", INK, &line);
+    }
+    y += 8.0;
+    let mut x = 10.0;
+    let mut row_used = false;
+    for k in keys {
+        let item_w = 26.0 + text_width(&k.label, LEGEND_SIZE) + 18.0;
+        if row_used && x + item_w > w - 10.0 {
+            x = 10.0;
+            y += 18.0;
+        }
+        let mid = y + 9.0;
+        if k.boxed {
+            svg.rect(x, mid - 5.0, 18.0, 10.0, &k.color, 0.85);
+        } else {
+            svg.polyline(&[(x, mid), (x + 20.0, mid)], &k.color, 2.5, k.dash);
+        }
+        svg.text(x + 26.0, mid + 4.5, LEGEND_SIZE, "start", INK, &k.label);
+        x += item_w;
+        row_used = true;
+    }
+    if row_used {
+        y += 18.0;
+    }
+    let lines = caption_lines(caption, w);
+    for (i, line) in lines.iter().enumerate() {
+        let base = h - 8.0 - (lines.len() - 1 - i) as f64 * 15.0;
+        svg.text(10.0, base, CAPTION_SIZE, "start", MUTED, line);
+    }
+    (y + 10.0, h - caption_height(caption, w))
+}
+
+// ---------------------------------------------------------------- ticks
+
+/// Evenly spaced "nice" ticks covering `lo..hi` (at most about `max_n`), and the
+/// decimals that tell each apart. Whole numbers only when `integer`.
+fn nice_ticks(lo: f64, hi: f64, integer: bool, max_n: usize) -> (Vec<f64>, usize) {
+    let span = if hi > lo {
+        hi - lo
+    } else {
+        (hi.abs() * 0.1).max(1.0)
+    };
+    let raw = span / max_n.max(2) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let mut step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= max_n.max(2) as f64)
+        .unwrap_or(10.0 * mag);
+    if integer {
+        step = step.max(1.0).round();
+    }
+    let first = (lo / step + 1e-9).floor();
+    let last = (hi / step - 1e-9).ceil().max(first + 1.0);
+    let ticks = (first as i64..=last as i64)
+        .map(|i| i as f64 * step)
+        .collect();
+    let decimals = (0..=6)
+        .find(|d| {
+            let scaled = step * 10f64.powi(*d);
+            (scaled - scaled.round()).abs() < 1e-6
+        })
+        .unwrap_or(6) as usize;
+    (ticks, decimals)
+}
+
+/// How an x tick is labelled.
+#[derive(Clone, Copy)]
+enum DateLabel {
+    MonthDay,
+    Full,
+    IsoWeek,
+    Month,
+    Year,
+}
+
+impl DateLabel {
+    fn fmt(self, d: NaiveDate) -> String {
+        match self {
+            DateLabel::MonthDay => d.format("%m-%d").to_string(),
+            DateLabel::Full => d.format("%Y-%m-%d").to_string(),
+            DateLabel::IsoWeek => {
+                let w = d.iso_week();
+                format!("{}-W{:02}", w.year(), w.week())
+            }
+            DateLabel::Month => d.format("%Y-%m").to_string(),
+            DateLabel::Year => d.format("%Y").to_string(),
+        }
+    }
+}
+
+/// The first day of every `k`-th month from `start`'s month up to `b`, kept from `a`.
+fn months(start: NaiveDate, a: NaiveDate, b: NaiveDate, k: u32) -> Vec<NaiveDate> {
+    let mut out = Vec::new();
+    let mut m = start.with_day(1);
+    while let Some(d) = m.filter(|d| *d <= b) {
+        if d >= a {
+            out.push(d);
+        }
+        m = d.checked_add_months(chrono::Months::new(k));
+    }
+    out
+}
+
+/// Candidate tick sets for dates `a..=b`, finest first.
+fn date_candidates(a: NaiveDate, b: NaiveDate, weekly: bool) -> Vec<(Vec<NaiveDate>, DateLabel)> {
+    let day_label = if a.year() == b.year() {
+        DateLabel::MonthDay
+    } else {
+        DateLabel::Full
+    };
+    let every = |start: NaiveDate, step: i64| -> Vec<NaiveDate> {
+        let n = (b - start).num_days().max(0) / step;
+        (0..=n).map(|i| start + Duration::days(i * step)).collect()
+    };
+    let monday = a + Duration::days((7 - a.weekday().num_days_from_monday() as i64) % 7);
+    let mut out = Vec::new();
+    if !weekly {
+        for s in [1, 2, 3, 4] {
+            out.push((every(a, s), day_label));
+        }
+    }
+    let week_label = if weekly {
+        DateLabel::IsoWeek
+    } else {
+        day_label
+    };
+    for k in [1, 2, 4, 8] {
+        out.push((every(monday, 7 * k), week_label));
+    }
+    for k in [1, 2, 3, 6, 12, 24, 60, 120] {
+        let label = if k >= 12 {
+            DateLabel::Year
+        } else {
+            DateLabel::Month
+        };
+        let start = if k >= 12 {
+            NaiveDate::from_ymd_opt(a.year(), 1, 1).expect("1 January")
+        } else {
+            a
+        };
+        out.push((months(start, a, b, k), label));
+    }
+    out
+}
+
+/// The x ticks for dates `a..=b` in `plot_w` pixels, and the axis description.
+fn date_ticks(
+    a: NaiveDate,
+    b: NaiveDate,
+    weekly: bool,
+    plot_w: f64,
+) -> (Vec<(NaiveDate, String)>, String) {
+    let cands = date_candidates(a, b, weekly);
+    let fits = |ticks: &[NaiveDate], label: DateLabel| {
+        let widest = ticks
+            .iter()
+            .map(|d| text_width(&label.fmt(*d), TICK_SIZE))
+            .fold(0.0, f64::max);
+        ticks.len() as f64 * (widest + 14.0) <= plot_w
+    };
+    let (ticks, label) = cands
+        .iter()
+        .find(|(t, l)| !t.is_empty() && fits(t, *l))
+        .or_else(|| cands.iter().rev().find(|(t, _)| !t.is_empty()))
+        .cloned()
+        .unwrap_or((vec![a], DateLabel::Full));
+    let desc = match label {
+        DateLabel::IsoWeek => "ISO week (UTC, label at its Monday)".to_string(),
+        DateLabel::MonthDay => format!("date (UTC), {}", a.year()),
+        _ => "date (UTC)".to_string(),
+    };
+    (ticks.iter().map(|d| (*d, label.fmt(*d))).collect(), desc)
+}
+
+// ---------------------------------------------------------------- line chart
+
+fn day(d: NaiveDate) -> f64 {
+    f64::from(crate::week::epoch_days(d))
 }
 
 /// Split a series where consecutive points are more than `step_days` apart.
-fn runs(points: &[(NaiveDate, f64)], step_days: i64) -> Vec<Vec<(f64, f64)>> {
-    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+fn runs(points: &[(NaiveDate, f64)], step_days: i64) -> Vec<Vec<(NaiveDate, f64)>> {
+    let mut out: Vec<Vec<(NaiveDate, f64)>> = Vec::new();
     let mut prev: Option<NaiveDate> = None;
     for (d, v) in points.iter().filter(|p| p.1.is_finite()) {
         if prev.is_none_or(|p| (*d - p).num_days() > step_days) {
             out.push(Vec::new());
         }
-        out.last_mut().expect("pushed above").push((day(*d), *v));
+        out.last_mut().expect("pushed above").push((*d, *v));
         prev = Some(*d);
     }
     out
 }
 
-fn err<E: std::fmt::Display>(name: &str) -> impl Fn(E) -> ReportError + '_ {
-    move |e| ReportError::Chart {
-        name: name.to_string(),
-        message: e.to_string(),
+/// A linear map from data to pixels.
+#[derive(Clone, Copy)]
+struct Scale {
+    d0: f64,
+    d1: f64,
+    p0: f64,
+    p1: f64,
+}
+
+impl Scale {
+    fn at(&self, v: f64) -> f64 {
+        self.p0 + (v - self.d0) / (self.d1 - self.d0) * (self.p1 - self.p0)
     }
 }
 
-fn frame<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    caption: &str,
-    name: &str,
-) -> Result<DrawingArea<DB, Shift>, ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE).map_err(err(name))?;
-    let (_, h) = root.dim_in_pixel();
-    let (body, foot) = root.split_vertically(h - 28);
-    foot.draw(&Text::new(
-        caption.to_string(),
-        (10, 6),
-        (FONT_FAMILY, 13).into_font().color(&RGBColor(80, 80, 80)),
-    ))
-    .map_err(err(name))?;
-    Ok(body)
+/// Dash of each line: none for the first use of a colour, a pattern for repeats.
+fn dashes(lines: &[Line]) -> Vec<Option<&'static str>> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let before = lines[..i].iter().filter(|o| o.color == l.color).count();
+            (before > 0).then(|| DASHES[(before - 1) % DASHES.len()])
+        })
+        .collect()
 }
 
-fn draw_line<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    c: &LineChart,
-    name: &str,
-) -> Result<(), ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    let body = frame(root, &c.caption, name)?;
-    let all_x: Vec<f64> = c
+fn line_keys(c: &LineChart) -> Vec<Key> {
+    let mut keys: Vec<Key> = c
         .lines
         .iter()
-        .flat_map(|l| l.points.iter().map(|p| day(p.0)))
+        .zip(dashes(&c.lines))
+        .filter(|(l, _)| l.points.iter().any(|p| p.1.is_finite()))
+        .map(|(l, dash)| Key {
+            label: l.label.clone(),
+            color: l.color.hex(),
+            dash,
+            boxed: false,
+        })
         .collect();
-    let all_y: Vec<f64> = c
+    if let Some(r) = c.reference {
+        keys.push(Key {
+            label: format!("reference {}", trim_num(r)),
+            color: REFERENCE.into(),
+            dash: Some("5 4"),
+            boxed: false,
+        });
+    }
+    keys
+}
+
+fn trim_num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The y range of a line chart's data, bands and reference.
+fn y_extent(c: &LineChart) -> (f64, f64) {
+    let ys: Vec<f64> = c
         .lines
         .iter()
         .flat_map(|l| {
@@ -168,244 +551,410 @@ where
         .chain(c.reference)
         .filter(|v| v.is_finite())
         .collect();
-    let (x0, x1) = match (
-        all_x.iter().cloned().reduce(f64::min),
-        all_x.iter().cloned().reduce(f64::max),
-    ) {
-        (Some(a), Some(b)) if b > a => (a, b),
-        (Some(a), _) => (a - 1.0, a + 1.0),
-        _ => (0.0, 1.0),
-    };
-    let (mut y0, mut y1) = match (
-        all_y.iter().cloned().reduce(f64::min),
-        all_y.iter().cloned().reduce(f64::max),
-    ) {
-        (Some(a), Some(b)) => (a, b),
-        _ => (0.0, 1.0),
-    };
+    let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.002).max(1e-9);
     if c.y_from_zero {
-        y0 = 0.0;
+        (0.0_f64.min(lo), hi + pad)
+    } else {
+        (lo - pad, hi + pad)
     }
-    let pad = ((y1 - y0) * 0.08).max(0.01);
-    y1 += pad;
-    if !c.y_from_zero {
-        y0 -= pad;
-    }
-    let mut chart = ChartBuilder::on(&body)
-        .caption(&c.title, (FONT_FAMILY, 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(err(name))?;
-    let fmt_x = |x: &f64| date_of(*x).format("%m-%d").to_string();
-    let fmt_y = |y: &f64| format!("{y:.2}");
-    chart
-        .configure_mesh()
-        .x_desc("date (UTC)")
-        .y_desc(c.y_label.as_str())
-        .x_labels(8)
-        .y_labels(8)
-        .x_label_formatter(&fmt_x)
-        .y_label_formatter(&fmt_y)
-        .label_style((FONT_FAMILY, 13))
-        .axis_desc_style((FONT_FAMILY, 14))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(err(name))?;
-    if let Some(r) = c.reference {
-        chart
-            .draw_series(LineSeries::new(
-                vec![(x0, r), (x1, r)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err(name))?
-            .label(format!("{r:.1}"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
-    }
-    for l in &c.lines {
-        // Band: one polygon per run of consecutive days.
-        let band_pts: Vec<(NaiveDate, f64)> = l.band.iter().map(|b| (b.0, b.1)).collect();
-        for run in runs(&band_pts, c.step_days) {
-            let days: Vec<f64> = run.iter().map(|p| p.0).collect();
-            let mut poly: Vec<(f64, f64)> = Vec::new();
-            for b in l.band.iter().filter(|b| days.contains(&day(b.0))) {
-                poly.push((day(b.0), b.2));
-            }
-            for b in l.band.iter().rev().filter(|b| days.contains(&day(b.0))) {
-                poly.push((day(b.0), b.1));
-            }
-            if poly.len() >= 4 {
-                chart
-                    .draw_series(std::iter::once(Polygon::new(
-                        poly,
-                        l.color.mix(0.15).filled(),
-                    )))
-                    .map_err(err(name))?;
-            }
-        }
-        let color = l.color;
-        let mut first = true;
-        for run in runs(&l.points, c.step_days) {
-            let s = chart
-                .draw_series(LineSeries::new(run.clone(), color.stroke_width(2)))
-                .map_err(err(name))?;
-            if first {
-                s.label(l.label.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-                first = false;
-            }
-            chart
-                .draw_series(run.iter().map(|p| Circle::new(*p, 2, color.filled())))
-                .map_err(err(name))?;
-        }
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .label_font((FONT_FAMILY, 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err(name))?;
-    body.present().map_err(err(name))?;
-    Ok(())
 }
 
-fn draw_bar<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    c: &BarChart,
-    name: &str,
-) -> Result<(), ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    let body = frame(root, &c.caption, name)?;
-    let n = c.groups.len().max(1);
-    let k = c.series.len().max(1) as f64;
-    let ymax = c
+/// The first and last dates of a line chart (points and highlight).
+fn x_extent(c: &LineChart) -> Option<(NaiveDate, NaiveDate)> {
+    let dates: Vec<NaiveDate> = c
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().filter(|p| p.1.is_finite()).map(|p| p.0))
+        .collect();
+    let (mut a, mut b) = (dates.iter().min().copied(), dates.iter().max().copied());
+    if let Some((h0, h1)) = c.highlight {
+        a = a.map(|a| a.min(h0));
+        b = b.map(|b| b.max(h1));
+    }
+    a.zip(b)
+}
+
+fn draw_line(c: &LineChart) -> Option<String> {
+    let (a, b) = x_extent(c)?;
+    let mut svg = Svg::new(f64::from(WIDTH), f64::from(HEIGHT));
+    let (top, bottom) = frame(&mut svg, &c.title, &c.caption, &line_keys(c));
+    let (lo, hi) = y_extent(c);
+    let plot_top = top + 4.0;
+    let plot_bottom = bottom - 44.0;
+    let max_y = ((plot_bottom - plot_top) / 36.0).floor().max(2.0) as usize;
+    let (yt, dec) = nice_ticks(lo, hi, c.integer_y, max_y);
+    let ylabels: Vec<String> = yt.iter().map(|v| format!("{v:.dec$}")).collect();
+    let label_w = ylabels
+        .iter()
+        .map(|s| text_width(s, TICK_SIZE))
+        .fold(0.0, f64::max);
+    let left = 10.0 + 18.0 + 8.0 + label_w + 6.0;
+    let half = (c.step_days.max(1) as f64) / 2.0;
+    let est_w = f64::from(WIDTH) - left - 50.0;
+    let (xt, xdesc) = date_ticks(a, b, c.step_days >= 7, est_w);
+    let last_half = xt.last().map_or(0.0, |t| text_width(&t.1, TICK_SIZE) / 2.0);
+    let right = f64::from(WIDTH) - (last_half + 6.0).max(24.0);
+    let xs = Scale {
+        d0: day(a) - half,
+        d1: day(b) + half,
+        p0: left,
+        p1: right,
+    };
+    let ys = Scale {
+        d0: yt[0],
+        d1: *yt.last().expect("at least two ticks"),
+        p0: plot_bottom,
+        p1: plot_top,
+    };
+    grid(&mut svg, &xs, &ys, &yt, &xt);
+    if let Some((h0, h1)) = c.highlight {
+        let (x0, x1) = (xs.at(day(h0) - 0.5), xs.at(day(h1) + 0.5));
+        svg.rect(
+            x0,
+            plot_top,
+            x1 - x0,
+            plot_bottom - plot_top,
+            "#000000",
+            0.07,
+        );
+    }
+    if let Some(r) = c.reference {
+        let y = ys.at(r);
+        svg.polyline(&[(left, y), (right, y)], REFERENCE, 1.5, Some("5 4"));
+    }
+    series(&mut svg, c, &xs, &ys);
+    axes(&mut svg, &xs, &ys, &yt, &ylabels, &xt);
+    svg.text(
+        (left + right) / 2.0,
+        plot_bottom + 38.0,
+        DESC_SIZE,
+        "middle",
+        INK,
+        &xdesc,
+    );
+    svg.text_up(22.0, (plot_top + plot_bottom) / 2.0, DESC_SIZE, &c.y_label);
+    Some(svg.finish())
+}
+
+fn grid(svg: &mut Svg, xs: &Scale, ys: &Scale, yt: &[f64], xt: &[(NaiveDate, String)]) {
+    for v in yt {
+        let y = ys.at(*v);
+        svg.polyline(&[(xs.p0, y), (xs.p1, y)], GRID, 1.0, None);
+    }
+    for (d, _) in xt {
+        let x = xs.at(day(*d));
+        svg.polyline(&[(x, ys.p0), (x, ys.p1)], GRID, 1.0, None);
+    }
+}
+
+fn axes(
+    svg: &mut Svg,
+    xs: &Scale,
+    ys: &Scale,
+    yt: &[f64],
+    ylabels: &[String],
+    xt: &[(NaiveDate, String)],
+) {
+    svg.polyline(
+        &[(xs.p0, ys.p1), (xs.p0, ys.p0), (xs.p1, ys.p0)],
+        INK,
+        1.0,
+        None,
+    );
+    for (v, s) in yt.iter().zip(ylabels) {
+        let y = ys.at(*v);
+        svg.polyline(&[(xs.p0 - 4.0, y), (xs.p0, y)], INK, 1.0, None);
+        svg.text(xs.p0 - 7.0, y + 4.0, TICK_SIZE, "end", INK, s);
+    }
+    for (d, s) in xt {
+        let x = xs.at(day(*d));
+        svg.polyline(&[(x, ys.p0), (x, ys.p0 + 4.0)], INK, 1.0, None);
+        svg.text(x, ys.p0 + 18.0, TICK_SIZE, "middle", INK, s);
+    }
+}
+
+fn series(svg: &mut Svg, c: &LineChart, xs: &Scale, ys: &Scale) {
+    let px = |d: NaiveDate, v: f64| (xs.at(day(d)), ys.at(v));
+    for l in &c.lines {
+        let band_pts: Vec<(NaiveDate, f64)> = l.band.iter().map(|b| (b.0, b.1)).collect();
+        for run in runs(&band_pts, c.step_days) {
+            let inside = |b: &&(NaiveDate, f64, f64)| run.iter().any(|p| p.0 == b.0);
+            let mut poly: Vec<(f64, f64)> =
+                l.band.iter().filter(inside).map(|b| px(b.0, b.2)).collect();
+            poly.extend(l.band.iter().rev().filter(inside).map(|b| px(b.0, b.1)));
+            if poly.len() >= 4 {
+                svg.polygon(&poly, &l.color.hex(), 0.16);
+            }
+        }
+    }
+    for (l, dash) in c.lines.iter().zip(dashes(&c.lines)) {
+        let color = l.color.hex();
+        for run in runs(&l.points, c.step_days) {
+            let pts: Vec<(f64, f64)> = run.iter().map(|p| px(p.0, p.1)).collect();
+            if pts.len() > 1 {
+                svg.polyline(&pts, &color, 2.0, dash);
+            }
+            for (x, y) in pts {
+                svg.circle(x, y, 2.5, &color);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- bar chart
+
+const BAR_H: f64 = 11.0;
+/// The least height of a bar chart, in pixels.
+pub const MIN_BAR_HEIGHT: f64 = 240.0;
+const GROUP_GAP: f64 = 12.0;
+
+/// The series that have at least one bar, in series order.
+fn used_series(c: &BarChart) -> Vec<usize> {
+    (0..c.series.len())
+        .filter(|i| c.groups.iter().any(|g| g.bars.iter().any(|b| b.0 == *i)))
+        .collect()
+}
+
+fn draw_bar(c: &BarChart) -> Option<String> {
+    if bars_empty(c) {
+        return None;
+    }
+    let used = used_series(c);
+    let keys: Vec<Key> = used
+        .iter()
+        .map(|i| Key {
+            label: c.series[*i].0.clone(),
+            color: c.series[*i].1.hex(),
+            dash: None,
+            boxed: true,
+        })
+        .collect();
+    let group_h = used.len() as f64 * (BAR_H + 2.0) + GROUP_GAP;
+    let w = f64::from(WIDTH);
+    // Header height does not depend on the canvas height: measure it on a scratch canvas.
+    let (top, _) = frame(&mut Svg::new(w, 1000.0), &c.title, &c.caption, &keys);
+    let needed = top + 4.0 + c.groups.len() as f64 * group_h + 44.0 + caption_height(&c.caption, w);
+    // As tall as the groups need: no empty band under a few bars.
+    let h = needed.max(MIN_BAR_HEIGHT).ceil();
+    let mut svg = Svg::new(w, h);
+    let (top, bottom) = frame(&mut svg, &c.title, &c.caption, &keys);
+    let label_w = c
+        .groups
+        .iter()
+        .map(|g| text_width(&g.label, TICK_SIZE))
+        .fold(0.0, f64::max);
+    let left = 10.0 + label_w + 10.0;
+    let vmax = c
         .groups
         .iter()
         .flat_map(|g| g.bars.iter().flat_map(|b| [b.1, b.3]))
         .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        * 1.12;
-    let ymax = if ymax > 0.0 { ymax } else { 1.0 };
-    let labels: Vec<String> = c.groups.iter().map(|g| g.label.clone()).collect();
-    let fmt_x = |x: &f64| {
-        let i = x.floor() as usize;
-        if (x - x.floor() - 0.5).abs() < 1e-9 {
-            labels.get(i).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
+        .fold(0.0f64, f64::max);
+    let max_x = ((w - left - 40.0) / 70.0).floor().max(2.0) as usize;
+    let (xt, dec) = nice_ticks(0.0, vmax * 1.04, false, max_x);
+    let xlabels: Vec<String> = xt.iter().map(|v| format!("{v:.dec$}")).collect();
+    let last_half = text_width(xlabels.last().expect("two ticks"), TICK_SIZE) / 2.0;
+    let plot_bottom = bottom - 44.0;
+    let xs = Scale {
+        d0: 0.0,
+        d1: *xt.last().expect("two ticks"),
+        p0: left,
+        p1: w - (last_half + 6.0).max(24.0),
     };
-    let fmt_y = |y: &f64| format!("{y:.2}");
-    let mut chart = ChartBuilder::on(&body)
-        .caption(&c.title, (FONT_FAMILY, 17))
-        .margin(12)
-        .x_label_area_size(60)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..n as f64, 0.0..ymax)
-        .map_err(err(name))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n * 2 + 1)
-        .x_label_formatter(&fmt_x)
-        .y_label_formatter(&fmt_y)
-        .y_desc(c.y_label.as_str())
-        .label_style((FONT_FAMILY, 12))
-        .axis_desc_style((FONT_FAMILY, 14))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(err(name))?;
-    for (si, (label, color)) in c.series.iter().enumerate() {
-        let color = *color;
-        let w = 0.8 / k;
-        let bars: Vec<(f64, f64, f64, f64, f64)> = c
-            .groups
-            .iter()
-            .enumerate()
-            .flat_map(|(gi, g)| {
-                g.bars
-                    .iter()
-                    .filter(move |b| b.0 == si)
-                    .map(move |b| (gi as f64 + 0.1 + si as f64 * w, b.1, b.2, b.3, w))
-            })
-            .collect();
-        chart
-            .draw_series(bars.iter().map(|(x, v, _, _, w)| {
-                Rectangle::new([(*x, 0.0), (*x + w * 0.9, *v)], color.mix(0.8).filled())
-            }))
-            .map_err(err(name))?
-            .label(label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
-        chart
-            .draw_series(
-                bars.iter()
-                    .filter(|b| b.2.is_finite() && b.3.is_finite())
-                    .map(|(x, _, lo, hi, w)| {
-                        let xm = x + w * 0.45;
-                        PathElement::new(vec![(xm, *lo), (xm, *hi)], BLACK.stroke_width(1))
-                    }),
-            )
-            .map_err(err(name))?;
+    for (v, s) in xt.iter().zip(&xlabels) {
+        let x = xs.at(*v);
+        svg.polyline(&[(x, top + 4.0), (x, plot_bottom)], GRID, 1.0, None);
+        svg.polyline(&[(x, plot_bottom), (x, plot_bottom + 4.0)], INK, 1.0, None);
+        svg.text(x, plot_bottom + 18.0, TICK_SIZE, "middle", INK, s);
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .label_font((FONT_FAMILY, 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err(name))?;
-    body.present().map_err(err(name))?;
-    Ok(())
+    for (gi, g) in c.groups.iter().enumerate() {
+        let y0 = top + 4.0 + gi as f64 * group_h + GROUP_GAP / 2.0;
+        bar_group(&mut svg, c, g, &used, &xs, y0);
+    }
+    svg.polyline(
+        &[(left, top + 4.0), (left, plot_bottom), (xs.p1, plot_bottom)],
+        INK,
+        1.0,
+        None,
+    );
+    svg.text(
+        (left + xs.p1) / 2.0,
+        plot_bottom + 38.0,
+        DESC_SIZE,
+        "middle",
+        INK,
+        &c.y_label,
+    );
+    Some(svg.finish())
 }
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    chart: &Chart,
-    name: &str,
-) -> Result<(), ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    match chart {
-        Chart::Line(c) => draw_line(&root, c, name),
-        Chart::Bar(c) => draw_bar(&root, c, name),
+fn bar_group(svg: &mut Svg, c: &BarChart, g: &BarGroup, used: &[usize], xs: &Scale, y0: f64) {
+    let mid = y0 + used.len() as f64 * (BAR_H + 2.0) / 2.0;
+    svg.text(xs.p0 - 8.0, mid + 4.0, TICK_SIZE, "end", INK, &g.label);
+    for (slot, si) in used.iter().enumerate() {
+        let y = y0 + slot as f64 * (BAR_H + 2.0);
+        for b in g.bars.iter().filter(|b| b.0 == *si && b.1.is_finite()) {
+            let color = c.series[*si].1.hex();
+            svg.rect(xs.p0, y, xs.at(b.1) - xs.p0, BAR_H, &color, 0.85);
+            if b.2.is_finite() && b.3.is_finite() {
+                let (x0, x1, ym) = (xs.at(b.2), xs.at(b.3), y + BAR_H / 2.0);
+                svg.polyline(&[(x0, ym), (x1, ym)], INK, 1.2, None);
+                svg.polyline(&[(x0, ym - 3.0), (x0, ym + 3.0)], INK, 1.2, None);
+                svg.polyline(&[(x1, ym - 3.0), (x1, ym + 3.0)], INK, 1.2, None);
+            }
+        }
     }
 }
 
-/// Render a chart to an SVG string.
+// ---------------------------------------------------------------- output
+
+/// Render a chart to an SVG string. An empty chart is an error (never an empty axis).
 pub fn to_svg(chart: &Chart, name: &str) -> Result<String, ReportError> {
-    register_font();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(root, chart, name)?;
-    }
-    Ok(svg)
+    let svg = match chart {
+        Chart::Line(c) => draw_line(c),
+        Chart::Bar(c) => draw_bar(c),
+    };
+    svg.ok_or_else(|| ReportError::Chart {
+        name: name.to_string(),
+        message: "no data to draw".into(),
+    })
 }
 
-/// Render a chart to a PNG file (written to a temporary name, then renamed).
-pub fn to_png(chart: &Chart, name: &str, path: &Path) -> Result<(), ReportError> {
-    register_font();
-    let tmp = path.with_file_name(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    {
-        let root = BitMapBackend::new(&tmp, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(root, chart, name)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
+/// The bundled font, and nothing else, for resvg.
+pub fn fontdb() -> Arc<usvg::fontdb::Database> {
+    static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_data(FONT.to_vec());
+        db.set_sans_serif_family(FONT_FAMILY);
+        Arc::new(db)
     })
+    .clone()
+}
+
+/// Parse an SVG with the bundled font.
+pub fn parse_svg(svg: &str) -> Result<usvg::Tree, String> {
+    let opt = usvg::Options {
+        font_family: FONT_FAMILY.into(),
+        fontdb: fontdb(),
+        ..Default::default()
+    };
+    usvg::Tree::from_str(svg, &opt).map_err(|e| e.to_string())
+}
+
+/// Rasterise an SVG to PNG bytes at its own size.
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
+    let tree = parse_svg(svg)?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| "zero-sized chart".to_string())?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| e.to_string())
+}
+
+/// Render a chart to a PNG file (from its SVG; written atomically).
+pub fn to_png(chart: &Chart, name: &str, path: &Path) -> Result<(), ReportError> {
+    let svg = to_svg(chart, name)?;
+    write_png(&svg, name, path)
+}
+
+/// Write an already rendered SVG as a PNG file (atomically).
+pub fn write_png(svg: &str, name: &str, path: &Path) -> Result<(), ReportError> {
+    let png = svg_to_png(svg).map_err(|message| ReportError::Chart {
+        name: name.to_string(),
+        message,
+    })?;
+    crate::store::fsutil::write_atomic(path, &png).map_err(|e| ReportError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Every text of an SVG as resvg lays it out: (text, left, top, right, bottom).
+pub fn text_boxes(svg: &str) -> Result<Vec<(String, [f32; 4])>, String> {
+    fn walk(g: &usvg::Group, out: &mut Vec<(String, [f32; 4])>) {
+        for n in g.children() {
+            match n {
+                usvg::Node::Group(g) => walk(g, out),
+                usvg::Node::Text(t) => {
+                    let s: String = t.chunks().iter().map(|c| c.text()).collect();
+                    let r = t.abs_bounding_box();
+                    out.push((s, [r.left(), r.top(), r.right(), r.bottom()]));
+                }
+                _ => {}
+            }
+        }
+    }
+    let tree = parse_svg(svg)?;
+    let mut out = Vec::new();
+    walk(tree.root(), &mut out);
+    Ok(out)
+}
+
+/// Layout problems of an SVG: a text leaving the canvas, or two texts overlapping.
+pub fn layout_issues(svg: &str) -> Result<Vec<String>, String> {
+    let size = parse_svg(svg)?.size();
+    let boxes = text_boxes(svg)?;
+    let mut out = Vec::new();
+    for (s, [l, t, r, b]) in &boxes {
+        if *l < 0.0 || *t < 0.0 || *r > size.width() || *b > size.height() {
+            out.push(format!(
+                "{s:?} leaves the canvas: {l:.0},{t:.0} to {r:.0},{b:.0}"
+            ));
+        }
+    }
+    for (i, (s1, a)) in boxes.iter().enumerate() {
+        for (s2, b) in &boxes[i + 1..] {
+            let overlap_x = a[2].min(b[2]) - a[0].max(b[0]);
+            let overlap_y = a[3].min(b[3]) - a[1].max(b[1]);
+            if overlap_x > 0.5 && overlap_y > 0.5 {
+                out.push(format!("{s1:?} overlaps {s2:?}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(lo: f64, hi: f64, integer: bool, expected: &[&str]) {
+        let (t, dec) = nice_ticks(lo, hi, integer, 8);
+        let got: Vec<String> = t.iter().map(|v| format!("{v:.dec$}")).collect();
+        assert_eq!(got, expected, "{lo}..{hi}");
+    }
+
+    #[test]
+    fn ticks_are_distinct_and_as_precise_as_needed() {
+        check(
+            0.99,
+            1.0,
+            false,
+            &["0.990", "0.992", "0.994", "0.996", "0.998", "1.000"],
+        );
+        check(
+            0.0,
+            2100.0,
+            true,
+            &["0", "500", "1000", "1500", "2000", "2500"],
+        );
+        check(0.0, 3.0, true, &["0", "1", "2", "3"]);
+        check(
+            0.0,
+            2.6,
+            false,
+            &["0.0", "0.5", "1.0", "1.5", "2.0", "2.5", "3.0"],
+        );
+        check(
+            0.8,
+            1.2,
+            false,
+            &[
+                "0.80", "0.85", "0.90", "0.95", "1.00", "1.05", "1.10", "1.15", "1.20",
+            ],
+        );
+    }
 }

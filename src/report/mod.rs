@@ -1,11 +1,13 @@
 //! The weekly report: `<out>/<YYYY-Www>/` with `index.html` (self-contained, inline
 //! SVG), `report.md`, `summary.json`, `summary.csv` and `charts/*.svg|png`, plus
-//! `<out>/index.html` listing every week.
+//! `<out>/index.html` (the latest week's headlines, then every week, newest first)
+//! and `<out>/feed.xml` (an Atom feed, one entry per week).
 //!
 //! Invariants: no network I/O and no clock (`generated_at` is passed in); every piece
 //! of feed-supplied text is HTML-escaped; numbers have a fixed format and a unit;
 //! simulated or sample data are labelled in the title, headers and chart captions.
 
+pub mod alerts;
 pub mod chart;
 
 use std::collections::BTreeSet;
@@ -17,6 +19,7 @@ use serde::Serialize;
 
 use crate::analysis::{self, StatRow, WeekAnalysis};
 use crate::error::ReportError;
+use crate::report::alerts::Firing;
 use crate::report::chart::{BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
 use crate::store::fsutil::write_atomic;
 use crate::store::Store;
@@ -266,16 +269,38 @@ fn sources(a: &WeekAnalysis) -> String {
     format!("Sources: gpurent feeds {}", feeds.join(", "))
 }
 
+/// The dates a line chart's x axis covers (its points and the shaded week), as a
+/// title's span, so the title and the axis agree.
+fn span_of(lines: &[Line], week: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> Option<String> {
+    let dates: Vec<chrono::NaiveDate> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().filter(|p| p.1.is_finite()).map(|p| p.0))
+        .collect();
+    let (first, last) = (dates.iter().min()?, dates.iter().max()?);
+    let (first, last) = match week {
+        Some((a, b)) => ((*first).min(a), (*last).max(b)),
+        None => (*first, *last),
+    };
+    Some(format!("{first} to {last}"))
+}
+
 /// The charts of a week, by file stem.
 pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
-    let sim = a.coverage.sample_data;
-    let span = format!(
-        "{} to {}",
-        a.daily.first().map(|d| d.date).unwrap_or(a.from),
-        a.to
-    );
-    let caption = |extra: &str| label(sim, &format!("{}. {extra}", sources(a)));
+    chart_set(a).0
+}
+
+/// The daily on-demand series of one model in one bloc.
+fn daily_of<'a>(a: &'a WeekAnalysis, model: &str, bloc: &str) -> Vec<&'a analysis::DailyPoint> {
+    a.daily
+        .iter()
+        .filter(|d| d.gpu_model == model && d.bloc == bloc && d.price_class == "on_demand")
+        .collect()
+}
+
+/// The charts of a week, by file stem, and one line for each chart left out and why.
+pub fn chart_set(a: &WeekAnalysis) -> (Vec<(String, Chart)>, Vec<String>) {
     let mut out = Vec::new();
+    let mut notes = Vec::new();
     // Models quoted on demand in both blocs this week.
     let both: Vec<String> = a
         .ratios
@@ -284,85 +309,138 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
         .map(|r| r.gpu_model.clone())
         .collect();
     for model in &both {
-        let mut lines = Vec::new();
-        for (bloc, ci) in [("CN", CN), ("US", US)] {
-            let pts: Vec<_> = a
-                .daily
-                .iter()
-                .filter(|d| &d.gpu_model == model && d.bloc == bloc && d.price_class == "on_demand")
-                .collect();
-            lines.push(Line {
-                label: format!("{bloc} provider-balanced median"),
-                color: PALETTE[ci],
-                points: pts.iter().map(|d| (d.date, d.median)).collect(),
-                band: pts.iter().map(|d| (d.date, d.p25, d.p75)).collect(),
-            });
-        }
         out.push((
             format!("price-{}", model.to_lowercase()),
-            Chart::Line(LineChart {
-                title: short_label(
-                    sim,
-                    &format!("{model} on-demand, CN vs US, daily median, {span}"),
-                ),
-                caption: caption("Lines: median of provider medians of the offers in force each day. Bands: p25 to p75 of those offers."),
-                y_label: "USD per GPU-hour".into(),
-                lines,
-                reference: None,
-                y_from_zero: true,
-                step_days: 1,
-            }),
+            price_chart(a, model),
         ));
     }
-    // CN/US ratio over time for the models in both blocs.
-    let mut ratio_lines = Vec::new();
+    match ratio_chart(a, &both) {
+        Some(c) => out.push(("ratio".into(), c)),
+        None => notes.push(
+            "CN/US ratio chart not drawn: no day with both CN and US on-demand offers of the same model."
+                .to_string(),
+        ),
+    }
+    match medians_chart(a) {
+        Some(c) => out.push(("week-medians".into(), c)),
+        None => notes.push(format!(
+            "Median-per-model chart not drawn: no on-demand offer in CN or US in {}.",
+            a.week
+        )),
+    }
+    out.push(("availability".into(), availability_chart(a)));
+    match index_chart(a) {
+        Some(c) => out.push(("index".into(), c)),
+        None => notes.push(
+            "Price index chart not drawn: no two consecutive weeks with a model quoted in both."
+                .to_string(),
+        ),
+    }
+    out.extend(export_chart(a));
+    out.extend(long_view_charts(a));
+    for model in both.iter().take(3) {
+        match provider_chart(a, model) {
+            Some(c) => out.push((format!("providers-{}", model.to_lowercase()), c)),
+            None => notes.push(format!(
+                "{model} provider chart not drawn: a single provider quotes it on demand this week."
+            )),
+        }
+    }
+    // A chart with no point is never drawn (no empty axis).
+    out.retain(|(name, c)| {
+        let empty = c.is_empty();
+        if empty {
+            notes.push(format!(
+                "{name} chart not drawn: no data in the four weeks."
+            ));
+        }
+        !empty
+    });
+    (out, notes)
+}
+
+fn caption(a: &WeekAnalysis, extra: &str) -> String {
+    label(a.coverage.sample_data, &format!("{}. {extra}", sources(a)))
+}
+
+fn price_chart(a: &WeekAnalysis, model: &str) -> Chart {
+    let sim = a.coverage.sample_data;
+    let lines: Vec<Line> = [("CN", CN), ("US", US)]
+        .iter()
+        .map(|(bloc, ci)| {
+            let pts = daily_of(a, model, bloc);
+            Line {
+                label: format!("{bloc} median"),
+                color: PALETTE[*ci],
+                points: pts.iter().map(|d| (d.date, d.median)).collect(),
+                band: pts.iter().map(|d| (d.date, d.p25, d.p75)).collect(),
+            }
+        })
+        .collect();
+    let span = span_of(&lines, Some((a.from, a.to))).unwrap_or_default();
+    Chart::Line(LineChart {
+        title: short_label(
+            sim,
+            &format!("{model} on-demand, CN vs US, daily median, {span}"),
+        ),
+        caption: caption(
+            a,
+            "Bands: p25 to p75 of offers per day. Shaded: the report week.",
+        ),
+        y_label: "USD per GPU-hour".into(),
+        lines,
+        y_from_zero: true,
+        step_days: 1,
+        highlight: Some((a.from, a.to)),
+        ..Default::default()
+    })
+}
+
+/// CN/US ratio over time for the models in both blocs; `None` when no day has both.
+fn ratio_chart(a: &WeekAnalysis, both: &[String]) -> Option<Chart> {
+    let sim = a.coverage.sample_data;
+    let mut lines = Vec::new();
     for (i, model) in both.iter().enumerate() {
-        let cn: Vec<_> = a
-            .daily
-            .iter()
-            .filter(|d| &d.gpu_model == model && d.bloc == "CN" && d.price_class == "on_demand")
-            .collect();
-        let points: Vec<_> = cn
+        let us = daily_of(a, model, "US");
+        let points: Vec<_> = daily_of(a, model, "CN")
             .iter()
             .filter_map(|c| {
-                a.daily
-                    .iter()
-                    .find(|u| {
-                        u.date == c.date
-                            && &u.gpu_model == model
-                            && u.bloc == "US"
-                            && u.price_class == "on_demand"
-                    })
+                us.iter()
+                    .find(|u| u.date == c.date)
                     .map(|u| (c.date, c.median / u.median))
             })
             .collect();
-        ratio_lines.push(Line {
-            label: model.clone(),
-            color: PALETTE[(i + 2) % PALETTE.len()],
-            points,
-            band: Vec::new(),
-        });
+        if !points.is_empty() {
+            lines.push(Line {
+                label: model.clone(),
+                color: PALETTE[(i + 2) % PALETTE.len()],
+                points,
+                band: Vec::new(),
+            });
+        }
     }
-    if !ratio_lines.is_empty() {
-        out.push((
-            "ratio".into(),
-            Chart::Line(LineChart {
-                title: short_label(
-                    sim,
-                    &format!("CN/US ratio of daily on-demand medians, {span}"),
-                ),
-                caption: caption(
-                    "Below 1.0: cheaper in China. Ratio of medians in USD per GPU-hour.",
-                ),
-                y_label: "CN median / US median".into(),
-                lines: ratio_lines,
-                reference: Some(1.0),
-                y_from_zero: false,
-                step_days: 1,
-            }),
-        ));
-    }
-    // Latest week: median per model, CN beside US.
+    let span = span_of(&lines, Some((a.from, a.to)))?;
+    Some(Chart::Line(LineChart {
+        title: short_label(
+            sim,
+            &format!("CN/US ratio of daily on-demand medians, {span}"),
+        ),
+        caption: caption(
+            a,
+            "Below 1.0: cheaper in China. Ratio of medians in USD per GPU-hour. Shaded: the report week.",
+        ),
+        y_label: "CN median / US median".into(),
+        lines,
+        reference: Some(1.0),
+        step_days: 1,
+        highlight: Some((a.from, a.to)),
+        ..Default::default()
+    }))
+}
+
+/// Latest week: median per model, CN beside US.
+fn medians_chart(a: &WeekAnalysis) -> Option<Chart> {
+    let sim = a.coverage.sample_data;
     let models: BTreeSet<&str> = a
         .rows
         .iter()
@@ -385,52 +463,63 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                 .collect(),
         })
         .collect();
-    if !groups.is_empty() {
-        out.push((
-            "week-medians".into(),
-            Chart::Bar(BarChart {
-                title: short_label(
-                    sim,
-                    &format!(
-                        "On-demand median per model, {} ({} to {})",
-                        a.week, a.from, a.to
-                    ),
+    (!groups.is_empty()).then(|| {
+        Chart::Bar(BarChart {
+            title: short_label(
+                sim,
+                &format!(
+                    "On-demand median per model, {} ({} to {})",
+                    a.week, a.from, a.to
                 ),
-                caption: caption("Bars: median of provider medians. Whiskers: p25 to p75 of the offers in force."),
-                y_label: "USD per GPU-hour".into(),
-                series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
-                groups,
-            }),
-        ));
-    }
-    // Availability: offers in force per day per bloc.
-    let mut avail = Vec::new();
+            ),
+            caption: caption(
+                a,
+                "Bars: median of provider medians. Whiskers: p25 to p75 of the offers in force.",
+            ),
+            y_label: "USD per GPU-hour".into(),
+            series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
+            groups,
+        })
+    })
+}
+
+/// Availability: offers in force per day per bloc.
+fn availability_chart(a: &WeekAnalysis) -> Chart {
+    let sim = a.coverage.sample_data;
+    let mut lines = Vec::new();
     for (bloc, ci) in [("CN", CN), ("US", US)] {
         let mut per_day: std::collections::BTreeMap<chrono::NaiveDate, f64> = Default::default();
         for d in a.daily.iter().filter(|d| d.bloc == bloc) {
             *per_day.entry(d.date).or_default() += d.offers as f64;
         }
-        avail.push(Line {
+        lines.push(Line {
             label: format!("{bloc} offers in force"),
             color: PALETTE[ci],
             points: per_day.into_iter().collect(),
             band: Vec::new(),
         });
     }
-    out.push((
-        "availability".into(),
-        Chart::Line(LineChart {
-            title: short_label(sim, &format!("Offers in force per day by bloc, {span}")),
-            caption: caption("Each offer counts once a day, however often it was seen."),
-            y_label: "offers in force per day".into(),
-            lines: avail,
-            reference: None,
-            y_from_zero: true,
-            step_days: 1,
-        }),
-    ));
-    // The chain-linked price index per bloc.
-    let index_lines: Vec<Line> = [("CN", CN), ("US", US)]
+    let span = span_of(&lines, Some((a.from, a.to))).unwrap_or_default();
+    Chart::Line(LineChart {
+        title: short_label(sim, &format!("Offers in force per day by bloc, {span}")),
+        caption: caption(
+            a,
+            "Each offer counts once a day, however often it was seen. Shaded: the report week.",
+        ),
+        y_label: "offers in force per day".into(),
+        lines,
+        y_from_zero: true,
+        step_days: 1,
+        highlight: Some((a.from, a.to)),
+        integer_y: true,
+        ..Default::default()
+    })
+}
+
+/// The chain-linked price index per bloc; `None` without any index point.
+fn index_chart(a: &WeekAnalysis) -> Option<Chart> {
+    let sim = a.coverage.sample_data;
+    let lines: Vec<Line> = [("CN", CN), ("US", US)]
         .iter()
         .map(|(bloc, ci)| Line {
             label: format!("{bloc} index"),
@@ -444,80 +533,82 @@ pub fn charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
             band: Vec::new(),
         })
         .collect();
-    if index_lines.iter().any(|l| !l.points.is_empty()) {
-        out.push((
-            "index".into(),
-            Chart::Line(LineChart {
-                title: short_label(
-                    sim,
-                    &format!("Price index by bloc, matched cells, weeks to {}", a.week),
-                ),
-                caption: caption(
-                    "Chain-linked Jevons index over cells (provider x model x class) in force in both adjacent weeks.",
-                ),
-                y_label: "index (first week = 100)".into(),
-                lines: index_lines,
-                reference: Some(100.0),
-                y_from_zero: false,
-                step_days: 7,
-            }),
-        ));
+    let first = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .min()?;
+    Some(Chart::Line(LineChart {
+        title: short_label(
+            sim,
+            &format!(
+                "On-demand price index by bloc, matched cells, weeks {} to {}",
+                IsoWeek::of(first).label(),
+                a.week
+            ),
+        ),
+        caption: caption(
+            a,
+            "Chain-linked Jevons index over cells (provider x model x class) in force in both adjacent weeks.",
+        ),
+        y_label: "index (first week = 100)".into(),
+        lines,
+        reference: Some(100.0),
+        step_days: 7,
+        ..Default::default()
+    }))
+}
+
+/// One model's median by provider and bloc; `None` when a single provider quotes it.
+fn provider_chart(a: &WeekAnalysis, model: &str) -> Option<Chart> {
+    let sim = a.coverage.sample_data;
+    let rows: Vec<&analysis::ProviderRow> = a
+        .providers
+        .iter()
+        .filter(|p| p.gpu_model == model && p.price_class == "on_demand")
+        .collect();
+    let blocs = ["CN", "US", "OTHER"];
+    let providers: BTreeSet<&str> = rows.iter().map(|r| r.provider.as_str()).collect();
+    if providers.len() < 2 {
+        return None;
     }
-    // Provider spread for the models quoted in both blocs.
-    for model in both.iter().take(3) {
-        let rows: Vec<&analysis::ProviderRow> = a
-            .providers
+    let groups: Vec<BarGroup> = providers
+        .into_iter()
+        .map(|prov| BarGroup {
+            label: prov.to_string(),
+            bars: rows
+                .iter()
+                .filter(|r| r.provider == prov)
+                .filter_map(|r| {
+                    blocs
+                        .iter()
+                        .position(|b| *b == r.bloc)
+                        .map(|i| (i, r.median, r.p25, r.p75))
+                })
+                .collect(),
+        })
+        .collect();
+    Some(Chart::Bar(BarChart {
+        title: short_label(
+            sim,
+            &format!("{model} on-demand median by provider and bloc, {}", a.week),
+        ),
+        caption: caption(
+            a,
+            "Bars: provider median of the offers in force. Whiskers: p25 to p75.",
+        ),
+        y_label: "USD per GPU-hour".into(),
+        series: blocs
             .iter()
-            .filter(|p| &p.gpu_model == model && p.price_class == "on_demand")
-            .collect();
-        let blocs = ["CN", "US", "OTHER"];
-        let groups: Vec<BarGroup> = rows
-            .iter()
-            .map(|r| r.provider.as_str())
-            .collect::<BTreeSet<&str>>()
-            .into_iter()
-            .map(|prov| BarGroup {
-                label: prov.to_string(),
-                bars: rows
-                    .iter()
-                    .filter(|r| r.provider == prov)
-                    .filter_map(|r| {
-                        blocs
-                            .iter()
-                            .position(|b| *b == r.bloc)
-                            .map(|i| (i, r.median, r.p25, r.p75))
-                    })
-                    .collect(),
-            })
-            .collect();
-        out.push((
-            format!("providers-{}", model.to_lowercase()),
-            Chart::Bar(BarChart {
-                title: short_label(
-                    sim,
-                    &format!("{model} on-demand median by provider and bloc, {}", a.week),
-                ),
-                caption: caption(
-                    "Bars: provider median of the offers in force. Whiskers: p25 to p75.",
-                ),
-                y_label: "USD per GPU-hour".into(),
-                series: blocs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| (b.to_string(), PALETTE[i]))
-                    .collect(),
-                groups,
-            }),
-        ));
-    }
-    out.extend(export_chart(a, &caption));
-    out.extend(long_view_charts(a, &caption));
-    out
+            .enumerate()
+            .map(|(i, b)| (b.to_string(), PALETTE[i]))
+            .collect(),
+        groups,
+    }))
 }
 
 /// Export-control pairs: the China variant in China beside its US counterpart in the
 /// US (provider-balanced, all segments).
-fn export_chart(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Option<(String, Chart)> {
+fn export_chart(a: &WeekAnalysis) -> Option<(String, Chart)> {
     let sim = a.coverage.sample_data;
     let groups: Vec<BarGroup> = a
         .ratios
@@ -536,7 +627,7 @@ fn export_chart(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Option<(S
             "export-pairs".to_string(),
             Chart::Bar(BarChart {
                 title: short_label(sim, &format!("Export-control pairs, {}", a.week)),
-                caption: caption("China variant in China (CN) against its US counterpart in the US (US); median of provider medians."),
+                caption: caption(a, "China variant in China (CN) against its US counterpart in the US (US); median of provider medians."),
                 y_label: "USD per GPU-hour".into(),
                 series: vec![("CN".into(), PALETTE[CN]), ("US".into(), PALETTE[US])],
                 groups,
@@ -547,7 +638,7 @@ fn export_chart(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Option<(S
 
 /// Per main model: weekly provider-balanced on-demand figures in each bloc over the
 /// whole history in the store.
-fn long_view_charts(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Vec<(String, Chart)> {
+fn long_view_charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
     let sim = a.coverage.sample_data;
     let mut out = Vec::new();
     for model in analysis::MAIN_MODELS {
@@ -580,12 +671,12 @@ fn long_view_charts(a: &WeekAnalysis, caption: &dyn Fn(&str) -> String) -> Vec<(
                     sim,
                     &format!("{model} on-demand, CN vs US, weekly, {first} to {}", a.to),
                 ),
-                caption: caption("Median of provider medians of the offers in force each week; gaps: no offer in force."),
+                caption: caption(a, "Median of provider medians of the offers in force each week; gaps: no offer in force."),
                 y_label: "USD per GPU-hour".into(),
                 lines,
-                reference: None,
                 y_from_zero: true,
                 step_days: 7,
+                ..Default::default()
             }),
         ));
     }
@@ -764,7 +855,101 @@ fn tables(a: &WeekAnalysis) -> Vec<(&'static str, Table)> {
             "Provider pairs (provider median against provider median)",
             pair_table(a),
         ),
+        ("Prices per provider", provider_table(a)),
+        ("What could not be compared, and why", uncompared_table(a)),
     ]
+}
+
+/// Each provider's median of the offers in force, per model, class and bloc.
+fn provider_table(a: &WeekAnalysis) -> Table {
+    let mut rows: Vec<&analysis::ProviderRow> = a.providers.iter().collect();
+    rows.sort_by(|x, y| {
+        (&x.gpu_model, &x.price_class, &x.bloc, &x.provider).cmp(&(
+            &y.gpu_model,
+            &y.price_class,
+            &y.bloc,
+            &y.provider,
+        ))
+    });
+    Table {
+        head: vec![
+            "model",
+            "class",
+            "bloc",
+            "provider",
+            "segment",
+            "offers",
+            "USD/GPU-h",
+            "p25",
+            "p75",
+        ],
+        rows: rows
+            .into_iter()
+            .map(|p| {
+                vec![
+                    p.gpu_model.clone(),
+                    p.price_class.clone(),
+                    p.bloc.clone(),
+                    p.provider.clone(),
+                    p.segment.clone(),
+                    p.offers.to_string(),
+                    num(p.median, 4),
+                    num(p.p25, 4),
+                    num(p.p75, 4),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Why a model quoted in CN or the US this week has no CN/US ratio.
+fn uncompared_reason(a: &WeekAnalysis, model: &str, class: &str, blocs: &[&str]) -> Option<String> {
+    let ratio = |kind: &str, side: fn(&analysis::RatioRow) -> &str| {
+        a.ratios
+            .iter()
+            .any(|r| r.kind == kind && r.price_class == class && side(r) == model)
+    };
+    if ratio("same_model", |r| &r.gpu_model) {
+        return None;
+    }
+    if crate::tables::Tables::embedded()
+        .gpus
+        .model(model)
+        .is_none()
+    {
+        return Some("coarse id: the source gave no form or memory, so it is kept apart from every full model".into());
+    }
+    if ratio("export_pair", |r| &r.cn_model) || ratio("export_pair", |r| &r.us_model) {
+        return Some("compared only as an export-control pair (table above)".into());
+    }
+    Some(match blocs {
+        ["CN"] => "offered in CN only this week".into(),
+        ["US"] => "offered in the US only this week".into(),
+        _ => "no offer in force in both blocs".into(),
+    })
+}
+
+/// Models quoted in CN or the US this week that have no same-model ratio, and why.
+fn uncompared_table(a: &WeekAnalysis) -> Table {
+    let mut cells: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+    for r in a.rows.iter().filter(|r| r.bloc == "CN" || r.bloc == "US") {
+        cells
+            .entry((r.gpu_model.as_str(), r.price_class.as_str()))
+            .or_default()
+            .push(r.bloc.as_str());
+    }
+    Table {
+        head: vec!["model", "class", "seen in", "why not compared"],
+        rows: cells
+            .into_iter()
+            .filter_map(|((m, c), mut blocs)| {
+                blocs.sort_unstable();
+                blocs.dedup();
+                let why = uncompared_reason(a, m, c, &blocs)?;
+                Some(vec![m.to_string(), c.to_string(), blocs.join(", "), why])
+            })
+            .collect(),
+    }
 }
 
 fn stat_table_md(rows: &[StatRow]) -> String {
@@ -802,6 +987,8 @@ fn markdown(
     a: &WeekAnalysis,
     heads: &[String],
     chart_names: &[String],
+    notes: &[String],
+    fired: &[Firing],
     generated_at: &str,
 ) -> String {
     let sim = a.coverage.sample_data;
@@ -843,9 +1030,24 @@ fn markdown(
             s.push_str(&t.md());
         }
     }
+    if !fired.is_empty() {
+        let _ = writeln!(s, "\n## Alerts\n");
+        for f in fired {
+            let _ = writeln!(
+                s,
+                "- {} (rule {}, {})",
+                md_text(&f.message),
+                md_code(&f.rule),
+                f.fired_at
+            );
+        }
+    }
     let _ = writeln!(s, "\n## Charts\n");
     for c in chart_names {
         let _ = writeln!(s, "![{c}](charts/{c}.svg)");
+    }
+    for n in notes {
+        let _ = writeln!(s, "\n{n}");
     }
     let _ = writeln!(
         s,
@@ -891,12 +1093,14 @@ fn pct_plain(v: f64) -> String {
     }
 }
 
-const CSS: &str = "body{font-family:'DejaVu Sans',system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px;color:#222;line-height:1.45}h1{font-size:1.5em}svg{max-width:100%;height:auto}table{border-collapse:collapse;font-size:.85em;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}.sim{background:#fff3cd;border:2px solid #d39e00;padding:8px;font-weight:bold}.thin{color:#999}";
+const CSS: &str = "body{font-family:'DejaVu Sans',system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px;color:#222;line-height:1.45}li,p,h1,h2{overflow-wrap:anywhere}figure{margin:1em 0;overflow-x:auto}figure svg{min-width:600px}.note{color:#555;font-style:italic}h1{font-size:1.5em}svg{max-width:100%;height:auto}table{border-collapse:collapse;font-size:.85em;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left}.sim{background:#fff3cd;border:2px solid #d39e00;padding:8px;font-weight:bold}.thin{color:#999}";
 
 fn html(
     a: &WeekAnalysis,
     heads: &[String],
     svgs: &[(String, String)],
+    notes: &[String],
+    fired: &[Firing],
     generated_at: &str,
 ) -> String {
     let sim = a.coverage.sample_data;
@@ -940,16 +1144,26 @@ fn html(
             s.push_str(&t.html());
         }
     }
+    if !fired.is_empty() {
+        let _ = writeln!(s, "<h2>Alerts</h2><ul>");
+        for f in fired {
+            let _ = writeln!(
+                s,
+                "<li>{} (rule <code>{}</code>, {})</li>",
+                esc(&f.message),
+                esc(&f.rule),
+                esc(&f.fired_at)
+            );
+        }
+        let _ = writeln!(s, "</ul>");
+    }
     let _ = writeln!(s, "<h2>Charts</h2>");
     for (name, svg) in svgs {
-        // The SVG is produced by plotters from escaped text; strip its XML prolog.
-        let body = svg.trim_start_matches(|c| c != '<');
-        let body = if body.starts_with("<?xml") {
-            body.split_once("?>").map(|x| x.1).unwrap_or(body)
-        } else {
-            body
-        };
-        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", esc(name), body.trim());
+        // The SVG is written by crate::report::chart from escaped text, without an XML prolog.
+        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", esc(name), svg.trim());
+    }
+    for n in notes {
+        let _ = writeln!(s, "<p class=\"note\">{}</p>", esc(n));
     }
     let _ = writeln!(s, "<h2>Statistics (USD per GPU-hour)</h2><table><tr><th>model</th><th>bloc</th><th>class</th><th>offers</th><th>providers</th><th>provider-balanced</th><th>p25</th><th>median</th><th>p75</th><th>min</th><th>p90</th><th>10% trimmed mean</th></tr>");
     for r in &a.rows {
@@ -1080,11 +1294,13 @@ pub fn write_week_with(
     })?;
     let heads = headlines(&a);
     let mut svgs = Vec::new();
-    for (name, c) in charts(&a) {
+    let (chart_list, notes) = chart_set(&a);
+    let fired = crate::report::alerts::for_week(store, &a.week);
+    for (name, c) in chart_list {
         let svg = chart::to_svg(&c, &name)?;
         let p = charts_dir.join(format!("{name}.svg"));
         write_atomic(&p, svg.as_bytes()).map_err(io_err(&p))?;
-        chart::to_png(&c, &name, &charts_dir.join(format!("{name}.png")))?;
+        chart::write_png(&svg, &name, &charts_dir.join(format!("{name}.png")))?;
         svgs.push((name, svg));
     }
     let names: Vec<String> = svgs.iter().map(|s| s.0.clone()).collect();
@@ -1112,8 +1328,14 @@ pub fn write_week_with(
             serde_json::to_vec_pretty(&summary).expect("summary serialises"),
         ),
         ("summary.csv", summary_csv(&a).into_bytes()),
-        ("report.md", markdown(&a, &heads, &names, &gen).into_bytes()),
-        ("index.html", html(&a, &heads, &svgs, &gen).into_bytes()),
+        (
+            "report.md",
+            markdown(&a, &heads, &names, &notes, &fired, &gen).into_bytes(),
+        ),
+        (
+            "index.html",
+            html(&a, &heads, &svgs, &notes, &fired, &gen).into_bytes(),
+        ),
     ];
     for (name, bytes) in files {
         let p = dir.join(name);
@@ -1123,8 +1345,8 @@ pub fn write_week_with(
     Ok(dir)
 }
 
-/// Rewrite `<out>/index.html` listing every week that has a summary, newest first.
-pub fn write_index(out: &Path) -> Result<(), ReportError> {
+/// Every week under `out` that has a readable summary, newest first.
+fn summaries(out: &Path) -> Vec<(String, serde_json::Value)> {
     let mut weeks: Vec<(String, serde_json::Value)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir(out) {
         for e in rd.flatten() {
@@ -1140,39 +1362,117 @@ pub fn write_index(out: &Path) -> Result<(), ReportError> {
         }
     }
     weeks.sort_by(|a, b| b.0.cmp(&a.0));
-    let any_sim = weeks
-        .iter()
-        .any(|w| w.1["simulated"] == serde_json::Value::Bool(true));
-    let title = label(
-        any_sim,
-        "gpurent weekly reports: GPU rental prices, China vs US",
-    );
+    weeks
+}
+
+fn is_sim(v: &serde_json::Value) -> bool {
+    v["simulated"] == serde_json::Value::Bool(true)
+}
+
+fn heads_of(v: &serde_json::Value) -> Vec<&str> {
+    v["headlines"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+        .unwrap_or_default()
+}
+
+const NO_HEADLINE: &str = "No model was quoted in both China and the US this week.";
+const INDEX_TITLE: &str = "gpurent weekly reports: GPU rental prices, China vs US";
+
+/// Rewrite `<out>/index.html` (the latest week's headlines first, then every week,
+/// newest first) and `<out>/feed.xml` (Atom, one entry per week).
+pub fn write_index(out: &Path) -> Result<(), ReportError> {
+    let weeks = summaries(out);
+    let any_sim = weeks.iter().any(|w| is_sim(&w.1));
+    let title = label(any_sim, INDEX_TITLE);
     let mut s = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body><h1>{}</h1><ul>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><link rel=\"alternate\" type=\"application/atom+xml\" href=\"feed.xml\" title=\"gpurent weekly reports\"><style>{CSS}</style></head><body><h1>{}</h1>\n",
         esc(&title),
         esc(&title)
     );
-    for (w, v) in &weeks {
-        let head = v["headlines"]
-            .get(0)
-            .and_then(|h| h.as_str())
-            .unwrap_or("no model quoted in both blocs");
-        let sim = if v["simulated"] == serde_json::Value::Bool(true) {
-            format!(" <strong>[{SIMULATED}]</strong>")
-        } else {
-            String::new()
-        };
+    if let Some((w, v)) = weeks.first() {
+        let heads = heads_of(v);
         let _ = writeln!(
             s,
-            "<li><a href=\"{}/index.html\">{}</a>{sim}: {}</li>",
+            "<h2>Latest: <a href=\"{}/index.html\">{}</a>{}</h2><ul>",
             esc(w),
             esc(w),
+            sim_tag(v)
+        );
+        if heads.is_empty() {
+            let _ = writeln!(s, "<li>{NO_HEADLINE}</li>");
+        }
+        for h in heads.iter().take(6) {
+            let _ = writeln!(s, "<li>{}</li>", esc(h));
+        }
+        let _ = writeln!(s, "</ul>");
+    } else {
+        let _ = writeln!(s, "<p>No weekly report has been written yet.</p>");
+    }
+    let _ = writeln!(s, "<h2>Every week, newest first</h2><ul>");
+    for (w, v) in &weeks {
+        let head = heads_of(v).first().copied().unwrap_or(NO_HEADLINE);
+        let _ = writeln!(
+            s,
+            "<li><a href=\"{}/index.html\">{}</a>{}: {}</li>",
+            esc(w),
+            esc(w),
+            sim_tag(v),
             esc(head)
         );
     }
-    s.push_str("</ul></body></html>\n");
+    s.push_str("</ul><p><a href=\"feed.xml\">Atom feed</a></p></body></html>\n");
     let p = out.join("index.html");
-    write_atomic(&p, s.as_bytes()).map_err(io_err(&p))
+    write_atomic(&p, s.as_bytes()).map_err(io_err(&p))?;
+    let p = out.join("feed.xml");
+    write_atomic(&p, atom(&weeks).as_bytes()).map_err(io_err(&p))
+}
+
+fn sim_tag(v: &serde_json::Value) -> String {
+    if is_sim(v) {
+        format!(" <strong>[{SIMULATED}]</strong>")
+    } else {
+        String::new()
+    }
+}
+
+/// The Atom feed of the weeks (newest first). Times come from each summary's
+/// `generated_at`, never from the clock.
+pub fn atom(weeks: &[(String, serde_json::Value)]) -> String {
+    let any_sim = weeks.iter().any(|w| is_sim(&w.1));
+    let updated = |v: &serde_json::Value| v["generated_at"].as_str().unwrap_or("").to_string();
+    let latest = weeks
+        .iter()
+        .map(|w| updated(&w.1))
+        .max()
+        .unwrap_or_else(|| "1970-01-01T00:00:00+00:00".into());
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n  <title>{}</title>\n  <id>urn:gpurent:weekly-reports</id>\n  <updated>{}</updated>\n  <author><name>gpurent</name></author>\n  <link rel=\"alternate\" type=\"text/html\" href=\"index.html\"/>\n  <link rel=\"self\" href=\"feed.xml\"/>\n",
+        esc(&label(any_sim, INDEX_TITLE)),
+        esc(&latest)
+    );
+    for (w, v) in weeks {
+        let heads = heads_of(v);
+        let first = heads.first().copied().unwrap_or(NO_HEADLINE);
+        let title = label(is_sim(v), &format!("{w}: {first}"));
+        let items: String = heads
+            .iter()
+            .take(6)
+            .map(|h| format!("<li>{}</li>", esc(h)))
+            .collect();
+        let _ = write!(
+            s,
+            "  <entry>\n    <title>{}</title>\n    <id>urn:gpurent:weekly-report:{}</id>\n    <updated>{}</updated>\n    <link rel=\"alternate\" type=\"text/html\" href=\"{}/index.html\"/>\n    <summary>{}</summary>\n    <content type=\"html\">{}</content>\n  </entry>\n",
+            esc(&title),
+            esc(w),
+            esc(&updated(v)),
+            esc(w),
+            esc(&format!("{} to {}. {first}", v["from"].as_str().unwrap_or(""), v["to"].as_str().unwrap_or(""))),
+            esc(&format!("<ul>{items}</ul>"))
+        );
+    }
+    s.push_str("</feed>\n");
+    s
 }
 
 #[cfg(test)]

@@ -192,6 +192,8 @@ pub struct Daemon {
     pub client: reqwest::Client,
     pub tables: &'static Tables,
     pub log: Log,
+    /// Alert rules evaluated after each ingest and before each report (none: `None`).
+    pub alerts: Option<crate::report::alerts::Config>,
 }
 
 /// Counts of what a daemon did before it stopped.
@@ -351,6 +353,24 @@ impl Daemon {
         let mut rec = run.to_json(at);
         rec["hour_index"] = hour_index(at).into();
         self.record(clock, "ingest", &rec);
+        self.run_alerts(clock, IsoWeek::of(at.date_naive()), at)
+            .await;
+    }
+
+    /// Evaluate the alert rules (if any) for `week`; log the new firings.
+    async fn run_alerts<C: Clock>(&self, clock: &C, week: IsoWeek, now: DateTime<Utc>) {
+        let Some(cfg) = &self.alerts else {
+            return;
+        };
+        match crate::report::alerts::run(&self.store, cfg, week, now, &self.client).await {
+            Ok(fired) => {
+                for f in fired {
+                    let line = format!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
+                    self.log(clock.now(), &line);
+                }
+            }
+            Err(e) => self.log(clock.now(), &format!("alerts: FAILED: {e}")),
+        }
     }
 
     /// One report run: every pending week (see [`pending_weeks`]), oldest first.
@@ -380,19 +400,20 @@ impl Daemon {
                 weeks_rec.push(serde_json::json!({"status": "failed", "error": e.to_string()}));
             }
             Ok(weeks) if weeks.is_empty() => {
-                self.log(
-                    now,
-                    &format!(
-                        "report: nothing to write (every week up to {} has a report)",
-                        last_complete_week(now).label()
-                    ),
-                );
+                let last = last_complete_week(now).label();
+                let line = if has_any_report(&self.reports) {
+                    format!("report: nothing to write (every week up to {last} has a report)")
+                } else {
+                    format!("report: nothing to write (no week up to {last} has offers yet)")
+                };
+                self.log(now, &line);
             }
             Ok(weeks) => {
                 for w in weeks {
                     if *shutdown.borrow() {
                         break;
                     }
+                    self.run_alerts(clock, w, now).await;
                     let (store, out) = (self.store.clone(), self.reports.clone());
                     let res = tokio::task::spawn_blocking(move || {
                         report::write_week(&store, &out, w, now)
@@ -431,6 +452,16 @@ impl Daemon {
         });
         self.record(clock, "report", &rec);
     }
+}
+
+/// True when some week under `reports` has a written report (its summary).
+fn has_any_report(reports: &std::path::Path) -> bool {
+    std::fs::read_dir(reports).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            crate::week::IsoWeek::parse(&e.file_name().to_string_lossy()).is_ok()
+                && e.path().join("summary.json").is_file()
+        })
+    })
 }
 
 /// Run the daemon until `shutdown` turns true (or its sender is dropped).

@@ -37,8 +37,7 @@ use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use polars::prelude::*;
 
 use crate::error::StoreError;
-use crate::ingest::adapters::Page;
-use crate::model::FxRate;
+use crate::model::{FxRate, Page};
 use crate::store::fsutil::write_atomic_via;
 
 #[derive(Debug, Clone)]

@@ -2,6 +2,8 @@
 //! Servers are real HTTP servers on 127.0.0.1 (random port); nothing here touches
 //! the internet.
 
+mod alerts;
+mod cli;
 mod common;
 mod default_feeds;
 mod faults;

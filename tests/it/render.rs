@@ -2,6 +2,9 @@
 //! HTML (a GPU name, a location, a provider name) reaches the page as escaped text,
 //! no element is injected, and the page actually paints.
 //!
+//! The same page at phone (390 px) and desktop widths: painted, charts legible, and
+//! nothing wider than the phone's viewport.
+//!
 //! Skips with "SKIPPED: chromium not installed" when there is no `chromium`, unless
 //! `GPURENT_REQUIRE_CHROMIUM=1` (CI), which turns the skip into a failure.
 
@@ -265,4 +268,106 @@ fn hostile_feed_text_renders_as_text() {
         !dom_lower.contains(" onerror=\""),
         "an event handler attribute was injected"
     );
+}
+
+/// The viewport and scroll widths Chromium computes for `page` at `width` pixels,
+/// read back through a copy of the page whose script writes them into the title.
+fn widths(bin: &Path, page: &Path, width: u32, profile: &Path) -> (u64, u64) {
+    let html = std::fs::read_to_string(page).unwrap();
+    let probe = page.with_file_name("probe.html");
+    let script = "<script>window.addEventListener('load',()=>{document.title='W'+document.documentElement.clientWidth+'x'+document.documentElement.scrollWidth+'E'});</script>";
+    std::fs::write(
+        &probe,
+        html.replacen("</body>", &format!("{script}</body>"), 1),
+    )
+    .unwrap();
+    let mut dump = chromium_cmd(bin, profile);
+    dump.arg(format!("--window-size={width},900"))
+        .arg("--virtual-time-budget=2000")
+        .arg("--dump-dom")
+        .arg(format!(
+            "file://{}",
+            probe.canonicalize().unwrap().display()
+        ));
+    let (ok, dom, err) = run_with_deadline(dump, Duration::from_secs(120));
+    assert!(ok, "chromium --dump-dom failed: {err}");
+    std::fs::remove_file(&probe).unwrap();
+    let t = dom
+        .split("<title>W")
+        .nth(1)
+        .and_then(|t| t.split("E</title>").next())
+        .unwrap_or_else(|| panic!("no probe title in {dom}"));
+    let (c, s) = t.split_once('x').unwrap();
+    (c.parse().unwrap(), s.parse().unwrap())
+}
+
+#[test]
+fn report_page_fits_phone_and_desktop() {
+    let tmp = tempdir();
+    let week = hostile_report(tmp.path());
+    let index = week.join("index.html");
+    // The charts the page embeds are legible (checked on the SVG it inlines).
+    for e in std::fs::read_dir(week.join("charts")).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "svg") {
+            let issues =
+                gpurent::report::chart::layout_issues(&std::fs::read_to_string(&p).unwrap())
+                    .unwrap();
+            assert!(issues.is_empty(), "{}: {issues:#?}", p.display());
+        }
+    }
+    let Some(bin) = chromium() else {
+        if std::env::var("GPURENT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("chromium not installed and GPURENT_REQUIRE_CHROMIUM=1 (run scripts/setup.sh)");
+        }
+        println!("SKIPPED: chromium not installed");
+        return;
+    };
+    let url = format!("file://{}", index.canonicalize().unwrap().display());
+    for (name, width, height) in [("phone", 390u32, 2400u32), ("desktop", 1280, 2400)] {
+        let png = tmp.path().join(format!("page-{name}.png"));
+        let mut shot = chromium_cmd(&bin, &tmp.path().join(format!("profile-{name}")));
+        shot.arg(format!("--screenshot={}", png.display()))
+            .arg(format!("--window-size={width},{height}"))
+            .arg(&url);
+        let (ok, out, err) = run_with_deadline(shot, Duration::from_secs(120));
+        assert!(ok && png.is_file(), "{name}: chromium failed\n{out}\n{err}");
+        if let Some(dir) = std::env::var_os("GPURENT_SCREENSHOT_DIR") {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(&png, Path::new(&dir).join(format!("page-{name}.png"))).unwrap();
+        }
+        let img = image::open(&png).unwrap().to_rgb8();
+        assert_eq!((img.width(), img.height()), (width, height), "{name}");
+        let ink = img
+            .pixels()
+            .filter(|p| p.0.iter().any(|c| *c < 200))
+            .count();
+        assert!(
+            ink as f64 / f64::from(width * height) > 0.01,
+            "{name}: blank page"
+        );
+        // Chart marks in the CN (vermillion) and US (blue) colours are painted; the
+        // phone scales the charts down, so compare hues, not exact pixels.
+        let cn = |p: &&image::Rgb<u8>| {
+            let [r, g, b] = p.0.map(i32::from);
+            r > g + 60 && r > b + 100
+        };
+        let us = |p: &&image::Rgb<u8>| {
+            let [r, g, b] = p.0.map(i32::from);
+            b > r + 100 && b > g + 30
+        };
+        assert!(img.pixels().filter(cn).count() > 50, "{name}: no CN mark");
+        assert!(img.pixels().filter(us).count() > 50, "{name}: no US mark");
+        // Nothing overflows the viewport sideways (tables scroll inside their box).
+        let (client, scroll) = widths(
+            &bin,
+            &index,
+            width,
+            &tmp.path().join(format!("probe-{name}")),
+        );
+        assert!(
+            scroll <= client,
+            "{name}: page is {scroll} px wide in a {client} px viewport"
+        );
+    }
 }

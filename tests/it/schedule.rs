@@ -125,6 +125,7 @@ fn daemon(feeds: &Path, store: &Path, reports: &Path, log: Arc<Mutex<Vec<String>
         client: gpurent::ingest::fetch::client(),
         tables: Tables::embedded(),
         log: Arc::new(move |l: &str| log.lock().unwrap().push(l.to_string())),
+        alerts: None,
     }
 }
 
@@ -609,14 +610,32 @@ fn prices_and_history_match_an_independent_computation() {
         assert_eq!(out, want, "--every {every}");
     }
 
-    // An unknown model: no rows, and the models that exist are named.
+    // A family name is not one model: the models it covers are listed (exit 2).
     let (code, out, err) = gpurent(&[
         "history", "--store", s, "--model", "H100", "--format", "csv",
     ]);
-    assert_eq!(code, 0);
-    assert_eq!(out, header);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(out, "");
     assert!(
-        err.contains("H100-SXM-80GB") && err.contains("RTX4090-24GB"),
+        err.contains("H100-SXM-80GB") && err.contains("H100-PCIE-80GB"),
+        "{err}"
+    );
+    // A model with no offers in the store: no rows, exit 3, the models that exist named.
+    let (code, out, err) = gpurent(&[
+        "history",
+        "--store",
+        s,
+        "--model",
+        "b200-sxm-180gb",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("using B200-SXM-180GB")
+            && err.contains("H100-SXM-80GB")
+            && err.contains("RTX4090-24GB"),
         "{err}"
     );
 }

@@ -50,12 +50,9 @@ impl Request {
     }
 }
 
-/// One fetched payload and the label of the request that produced it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub label: String,
-    pub body: Vec<u8>,
-}
+/// The payload type adapters parse; it lives in `model` so that the store, which
+/// archives payloads, does not depend on the adapters.
+pub use crate::model::Page;
 
 /// What an adapter is told when it parses.
 #[derive(Debug, Clone)]

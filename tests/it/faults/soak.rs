@@ -130,6 +130,7 @@ async fn daemon_fault_soak() {
         reports: reports.clone(),
         client: gpurent::ingest::fetch::client(),
         tables: Tables::embedded(),
+        alerts: None,
         log: {
             let l = Arc::clone(&log);
             Arc::new(move |line: &str| {

@@ -1,0 +1,600 @@
+//! Alerts for market watchers: rules in a TOML file (`alerts.toml`), evaluated after
+//! each ingest and with each report; every firing is recorded once under
+//! `<store>/alerts/<key>.json` and POSTed to a webhook (JSON, or Slack's `{"text"}`).
+//!
+//! Rule kinds: `ratio_crosses` (a model's weekly CN/US ratio of on-demand medians
+//! crosses `threshold` between two weeks), `ratio_moves` (it moves more than
+//! `percent` on the week), `first_in_china` (a model offered in China for the first
+//! time), `provider_price_moves` (a provider's weekly median of a model moves more
+//! than `percent`), `feed_failed` (a feed's ingests have failed for `hours`).
+//!
+//! Invariants: a firing's key (rule, subject, and the week or the outage's first
+//! failure) is stable, so re-evaluating never fires it twice; the record is written
+//! atomically before delivery and then updated with the delivery outcome; the webhook
+//! URL (it often holds a token) never reaches a record, a log or an error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{self, WeekAnalysis};
+use crate::error::{ReportError, StoreError};
+use crate::store::fsutil::write_atomic;
+use crate::store::Store;
+use crate::week::IsoWeek;
+
+/// An alert error: a bad rules file, or the store/analysis beneath.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("alerts: {0}")]
+    Polars(#[from] PolarsError),
+}
+
+/// Where firings are delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    /// Send Slack's `{"text": ...}` body instead of the firing record.
+    #[serde(default)]
+    pub slack: bool,
+    /// Extra attempts after a failed POST (default 3), with doubling delays.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Delay before the first retry, in milliseconds (default 500).
+    #[serde(default = "default_delay")]
+    pub retry_delay_ms: u64,
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+fn default_delay() -> u64 {
+    500
+}
+
+/// The kinds of rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    RatioCrosses,
+    RatioMoves,
+    FirstInChina,
+    ProviderPriceMoves,
+    FeedFailed,
+}
+
+/// One rule; which optional keys it needs depends on its kind (checked at load).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    pub kind: Kind,
+    /// Canonical model id (ratio and provider rules; all models when absent).
+    pub model: Option<String>,
+    /// `first_in_china`: only these models (all when empty).
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub provider: Option<String>,
+    pub feed: Option<String>,
+    /// `ratio_crosses`: the CN/US ratio to watch.
+    pub threshold: Option<f64>,
+    /// `ratio_moves`, `provider_price_moves`: the move on the week, in percent.
+    pub percent: Option<f64>,
+    /// `feed_failed`: hours of failure.
+    pub hours: Option<f64>,
+}
+
+/// A rules file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub webhook: Option<Webhook>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Rule>,
+}
+
+impl Config {
+    /// Parse and check a rules file's text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, AlertError> {
+        let err = |message: String| AlertError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let cfg: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut names = BTreeSet::new();
+        for r in &cfg.rules {
+            if !names.insert(r.name.as_str()) {
+                return Err(err(format!("rule {:?} is defined twice", r.name)));
+            }
+            let need = match r.kind {
+                Kind::RatioCrosses => r.threshold.map(|_| ()).ok_or("threshold"),
+                Kind::RatioMoves | Kind::ProviderPriceMoves => {
+                    r.percent.map(|_| ()).ok_or("percent")
+                }
+                Kind::FeedFailed => r.hours.map(|_| ()).ok_or("hours"),
+                Kind::FirstInChina => Ok(()),
+            };
+            if let Err(field) = need {
+                return Err(err(format!("rule {:?}: `{field}` is required", r.name)));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Read and check a rules file.
+    pub fn load(path: &Path) -> Result<Self, AlertError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AlertError::Config {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+}
+
+/// One firing of one rule, as recorded in `<store>/alerts/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    pub key: String,
+    pub rule: String,
+    pub kind: Kind,
+    /// The model, provider/model or feed the rule fired on.
+    pub subject: String,
+    /// The ISO week it concerns (the outage's week for `feed_failed`).
+    pub week: String,
+    pub fired_at: String,
+    pub message: String,
+    /// The numbers behind it, with their unit in the name.
+    pub numbers: BTreeMap<String, f64>,
+    /// `pending`, `delivered` (with attempts), `failed: ...`, or `no webhook`.
+    pub delivery: String,
+}
+
+fn firing(rule: &Rule, subject: String, week: &str, at: DateTime<Utc>, message: String) -> Firing {
+    let key_tail = match rule.kind {
+        Kind::FirstInChina => subject.clone(),
+        _ => format!("{subject}/{week}"),
+    };
+    Firing {
+        key: format!("{}/{key_tail}", rule.name),
+        rule: rule.name.clone(),
+        kind: rule.kind,
+        subject,
+        week: week.to_string(),
+        fired_at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        message,
+        numbers: BTreeMap::new(),
+        delivery: "pending".into(),
+    }
+}
+
+fn prev_median(a: &WeekAnalysis, model: &str, bloc: &str) -> f64 {
+    a.prev_rows
+        .iter()
+        .find(|r| r.gpu_model == model && r.bloc == bloc && r.price_class == "on_demand")
+        .map_or(f64::NAN, |r| r.median)
+}
+
+fn wants(filter: &Option<String>, value: &str) -> bool {
+    filter.as_deref().is_none_or(|f| f == value)
+}
+
+/// Ratio rules over this week's on-demand ratios against last week's.
+fn ratio_firings(rule: &Rule, a: &WeekAnalysis, now: DateTime<Utc>) -> Vec<Firing> {
+    let mut out = Vec::new();
+    for r in a.ratios.iter().filter(|r| r.price_class == "on_demand") {
+        if !wants(&rule.model, &r.gpu_model) {
+            continue;
+        }
+        let prev = prev_median(a, &r.cn_model, "CN") / prev_median(a, &r.us_model, "US");
+        let cur = r.cn_us_ratio;
+        if !prev.is_finite() || !cur.is_finite() {
+            continue;
+        }
+        let prev_week = IsoWeek::of(a.from - chrono::Duration::days(7)).label();
+        let message = match (rule.kind, rule.threshold, rule.percent) {
+            (Kind::RatioCrosses, Some(t), _) if (prev < t) != (cur < t) => format!(
+                "{}: CN/US ratio of on-demand medians crossed {t}: {prev:.3} in {prev_week}, {cur:.3} in {}",
+                r.gpu_model, a.week
+            ),
+            (Kind::RatioMoves, _, Some(p)) if ((cur / prev - 1.0) * 100.0).abs() > p => format!(
+                "{}: CN/US ratio of on-demand medians moved {:+.1}% on the week (more than {p}%): {prev:.3} in {prev_week}, {cur:.3} in {}",
+                r.gpu_model,
+                (cur / prev - 1.0) * 100.0,
+                a.week
+            ),
+            _ => continue,
+        };
+        let mut f = firing(rule, r.gpu_model.clone(), &a.week, now, message);
+        f.numbers.insert("ratio_prev_week".into(), prev);
+        f.numbers.insert("ratio".into(), cur);
+        f.numbers
+            .insert("cn_median_usd_per_gpu_hour".into(), r.cn_median);
+        f.numbers
+            .insert("us_median_usd_per_gpu_hour".into(), r.us_median);
+        out.push(f);
+    }
+    out
+}
+
+/// Models with an offer in China before `before` (any class).
+fn china_models_before(
+    store: &Store,
+    before: chrono::NaiveDate,
+) -> Result<BTreeSet<String>, AlertError> {
+    let Some(lf) = store.scan_offers(None, Some(before - chrono::Duration::days(1)))? else {
+        return Ok(BTreeSet::new());
+    };
+    let df = lf
+        .filter(col("bloc").eq(lit("CN")))
+        .select([col("gpu_model")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single();
+    Ok(analysis::strs(&df, "gpu_model")?.into_iter().collect())
+}
+
+fn first_in_china(
+    rule: &Rule,
+    store: &Store,
+    a: &WeekAnalysis,
+    now: DateTime<Utc>,
+) -> Result<Vec<Firing>, AlertError> {
+    let seen = china_models_before(store, a.from)?;
+    if seen.is_empty() {
+        // No China history yet (a new store): every model would be "first".
+        return Ok(Vec::new());
+    }
+    let mut new: BTreeMap<&str, (u32, f64)> = BTreeMap::new();
+    for r in a
+        .rows
+        .iter()
+        .filter(|r| r.bloc == "CN" && !seen.contains(&r.gpu_model))
+    {
+        if rule.models.is_empty() || rule.models.contains(&r.gpu_model) {
+            let e = new.entry(&r.gpu_model).or_insert((0, f64::NAN));
+            e.0 += r.offers;
+            if r.price_class == "on_demand" {
+                e.1 = r.median;
+            }
+        }
+    }
+    Ok(new
+        .into_iter()
+        .map(|(model, (offers, median))| {
+            let message = format!(
+                "{model} offered in China for the first time in {}: {offers} offer observations{}",
+                a.week,
+                if median.is_finite() {
+                    format!(", on-demand median ${median:.2} per GPU-hour")
+                } else {
+                    String::new()
+                }
+            );
+            let mut f = firing(rule, model.to_string(), &a.week, now, message);
+            f.numbers.insert("offers".into(), f64::from(offers));
+            if median.is_finite() {
+                f.numbers.insert("median_usd_per_gpu_hour".into(), median);
+            }
+            f
+        })
+        .collect())
+}
+
+fn provider_moves(
+    rule: &Rule,
+    store: &Store,
+    a: &WeekAnalysis,
+    now: DateTime<Utc>,
+) -> Result<Vec<Firing>, AlertError> {
+    let week = chrono::Duration::days(7);
+    let prev = analysis::provider_stats(store, a.from - week, a.to - week, &a.config)?;
+    let limit = rule.percent.unwrap_or(f64::INFINITY);
+    let mut out = Vec::new();
+    for p in &a.providers {
+        if !wants(&rule.provider, &p.provider) || !wants(&rule.model, &p.gpu_model) {
+            continue;
+        }
+        let Some(q) = prev
+            .iter()
+            .find(|q| q.provider == p.provider && q.gpu_model == p.gpu_model && q.bloc == p.bloc)
+        else {
+            continue;
+        };
+        let change = (p.median / q.median - 1.0) * 100.0;
+        if change.is_nan() || change.abs() <= limit {
+            continue;
+        }
+        let subject = format!("{}/{}/{}", p.provider, p.gpu_model, p.bloc);
+        let message = format!(
+            "{} {} ({}): on-demand median moved {change:+.1}% on the week (more than {limit}%): ${:.2} to ${:.2} per GPU-hour in {}",
+            p.provider, p.gpu_model, p.bloc, q.median, p.median, a.week
+        );
+        let mut f = firing(rule, subject, &a.week, now, message);
+        f.numbers
+            .insert("median_prev_week_usd_per_gpu_hour".into(), q.median);
+        f.numbers.insert("median_usd_per_gpu_hour".into(), p.median);
+        f.numbers.insert("change_percent".into(), change);
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// Each feed's ingest outcomes from the run records: (observed_at, failed).
+fn feed_history(store: &Store) -> BTreeMap<String, Vec<(DateTime<Utc>, bool)>> {
+    let mut out: BTreeMap<String, Vec<(DateTime<Utc>, bool)>> = BTreeMap::new();
+    let Ok(rd) = std::fs::read_dir(store.root().join("runs")) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(v) =
+            std::fs::read(e.path()).map(|b| serde_json::from_slice::<serde_json::Value>(&b))
+        else {
+            continue;
+        };
+        let Ok(v) = v else { continue };
+        let at = v["observed_at"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+        let (Some(at), Some(feeds)) = (at, v["feeds"].as_array()) else {
+            continue;
+        };
+        for f in feeds {
+            let (Some(name), Some(status)) = (f["feed"].as_str(), f["status"].as_str()) else {
+                continue;
+            };
+            if status != "skipped" {
+                out.entry(name.to_string())
+                    .or_default()
+                    .push((at.with_timezone(&Utc), status == "failed"));
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+fn feed_failures(rule: &Rule, store: &Store, now: DateTime<Utc>) -> Vec<Firing> {
+    let hours = rule.hours.unwrap_or(f64::INFINITY);
+    let mut out = Vec::new();
+    for (feed, runs) in feed_history(store) {
+        if !wants(&rule.feed, &feed) {
+            continue;
+        }
+        // The current streak: failures after the last success.
+        let streak: Vec<DateTime<Utc>> =
+            runs.iter().rev().take_while(|r| r.1).map(|r| r.0).collect();
+        let (Some(first), Some(last)) = (streak.last(), streak.first()) else {
+            continue;
+        };
+        let failed_h = (now - *first).num_seconds() as f64 / 3600.0;
+        if failed_h < hours {
+            continue;
+        }
+        let week = IsoWeek::of(first.date_naive()).label();
+        let message = format!(
+            "feed {feed} has failed for {failed_h:.1} hours (at least {hours}): {} failed runs since {}, the last at {}",
+            streak.len(),
+            first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let mut f = firing(rule, feed.clone(), &week, now, message);
+        f.key = format!("{}/{feed}/{}", rule.name, first.format("%Y%m%dT%H%M%SZ"));
+        f.numbers.insert("failed_hours".into(), failed_h);
+        f.numbers.insert("failed_runs".into(), streak.len() as f64);
+        out.push(f);
+    }
+    out
+}
+
+/// Every rule's firings for `week` as of `now` (not yet de-duplicated), sorted by key.
+pub fn evaluate(
+    store: &Store,
+    cfg: &Config,
+    week: IsoWeek,
+    now: DateTime<Utc>,
+) -> Result<Vec<Firing>, AlertError> {
+    let needs_prices = cfg.rules.iter().any(|r| r.kind != Kind::FeedFailed);
+    let a = if needs_prices {
+        Some(analysis::analyse_week(store, week)?).filter(|a| !a.rows.is_empty())
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for rule in &cfg.rules {
+        match (rule.kind, &a) {
+            (Kind::RatioCrosses | Kind::RatioMoves, Some(a)) => {
+                out.extend(ratio_firings(rule, a, now))
+            }
+            (Kind::FirstInChina, Some(a)) => out.extend(first_in_china(rule, store, a, now)?),
+            (Kind::ProviderPriceMoves, Some(a)) => out.extend(provider_moves(rule, store, a, now)?),
+            (Kind::FeedFailed, _) => out.extend(feed_failures(rule, store, now)),
+            _ => {}
+        }
+    }
+    out.sort_by(|x, y| x.key.cmp(&y.key));
+    Ok(out)
+}
+
+fn record_path(store: &Store, key: &str) -> PathBuf {
+    let file: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    store.root().join("alerts").join(format!("{file}.json"))
+}
+
+fn write_record(store: &Store, f: &Firing) -> Result<(), AlertError> {
+    let text = serde_json::to_vec_pretty(f).expect("firing serialises");
+    Ok(write_atomic(&record_path(store, &f.key), &text)?)
+}
+
+/// Record the firings not recorded before; returns those (the new ones).
+pub fn record_new(store: &Store, firings: Vec<Firing>) -> Result<Vec<Firing>, AlertError> {
+    let mut new = Vec::new();
+    for f in firings {
+        if !record_path(store, &f.key).exists() {
+            write_record(store, &f)?;
+            new.push(f);
+        }
+    }
+    Ok(new)
+}
+
+/// The body POSTed for a firing.
+pub fn webhook_body(hook: &Webhook, f: &Firing) -> serde_json::Value {
+    if hook.slack {
+        serde_json::json!({ "text": format!("gpurent alert: {}", f.message) })
+    } else {
+        serde_json::to_value(f).expect("firing serialises")
+    }
+}
+
+/// POST one firing, retrying with doubling delays; the attempts it took, or why not.
+async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u32, String> {
+    let body = serde_json::to_vec(&webhook_body(hook, f)).expect("JSON serialises");
+    let mut last = String::new();
+    for attempt in 0..=hook.retries {
+        if attempt > 0 {
+            let ms = hook
+                .retry_delay_ms
+                .saturating_mul(1 << (attempt - 1).min(10));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let res = client
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => return Ok(attempt + 1),
+            Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
+            // Without the URL: a webhook URL often carries a token.
+            Err(e) => last = e.without_url().to_string(),
+        }
+    }
+    Err(format!("{last} after {} attempts", hook.retries + 1))
+}
+
+/// Deliver new firings to the webhook (if any) and record the outcome in each record.
+pub async fn deliver(
+    store: &Store,
+    cfg: &Config,
+    client: &reqwest::Client,
+    firings: &mut [Firing],
+) -> Result<(), AlertError> {
+    for f in firings.iter_mut() {
+        f.delivery = match &cfg.webhook {
+            None => "no webhook".into(),
+            Some(h) => match post(client, h, f).await {
+                Ok(n) => format!("delivered (attempts: {n})"),
+                Err(e) => format!("failed: {e}"),
+            },
+        };
+        write_record(store, f)?;
+    }
+    Ok(())
+}
+
+/// Evaluate, record the new firings and deliver them; returns the new firings.
+pub async fn run(
+    store: &Store,
+    cfg: &Config,
+    week: IsoWeek,
+    now: DateTime<Utc>,
+    client: &reqwest::Client,
+) -> Result<Vec<Firing>, AlertError> {
+    let all = {
+        let (store, cfg) = (store.clone(), cfg.clone());
+        tokio::task::spawn_blocking(move || {
+            evaluate(&store, &cfg, week, now).and_then(|f| record_new(&store, f))
+        })
+        .await
+        .map_err(|e| AlertError::Config {
+            path: PathBuf::from("alerts"),
+            message: format!("evaluation task failed: {e}"),
+        })??
+    };
+    let mut new = all;
+    deliver(store, cfg, client, &mut new).await?;
+    Ok(new)
+}
+
+/// The recorded firings of one ISO week, sorted by key (for the report).
+pub fn for_week(store: &Store, week: &str) -> Vec<Firing> {
+    let mut out: Vec<Firing> = std::fs::read_dir(store.root().join("alerts"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Firing>(&b).ok())
+        .filter(|f| f.week == week)
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expected: Result<usize, &str>) {
+        let got = Config::parse(Path::new("alerts.toml"), text).map(|c| c.rules.len());
+        match (got, expected) {
+            (Ok(n), Ok(m)) => assert_eq!(n, m, "{text}"),
+            (Err(e), Err(m)) => assert!(e.to_string().contains(m), "{e} lacks {m}"),
+            (got, _) => panic!("{text}: got {got:?}"),
+        }
+    }
+
+    #[test]
+    fn rules_files_are_checked() {
+        check("", Ok(0));
+        check(
+            "[[rule]]\nname = \"a\"\nkind = \"ratio_moves\"\npercent = 5\n",
+            Ok(1),
+        );
+        check(
+            "[[rule]]\nname = \"a\"\nkind = \"ratio_moves\"\n",
+            Err("rule \"a\": `percent` is required"),
+        );
+        check(
+            "[[rule]]\nname = \"a\"\nkind = \"ratio_crosses\"\n",
+            Err("`threshold` is required"),
+        );
+        check(
+            "[[rule]]\nname = \"a\"\nkind = \"feed_failed\"\n",
+            Err("`hours` is required"),
+        );
+        check(
+            "[[rule]]\nname = \"a\"\nkind = \"nope\"\n",
+            Err("alerts.toml: "),
+        );
+        check(
+            "[[rule]]\nname = \"a\"\nkind = \"first_in_china\"\ncolour = 1\n",
+            Err("unknown field `colour`"),
+        );
+        check("[[rule]]\nname = \"a\"\nkind = \"first_in_china\"\n[[rule]]\nname = \"a\"\nkind = \"first_in_china\"\n", Err("defined twice"));
+    }
+}

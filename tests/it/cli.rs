@@ -1,0 +1,309 @@
+//! The command line catches the usual mistakes: each gives one clear message and a
+//! non-zero exit (2 usage or fatal, 3 a query with no rows), never an empty table.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{TimeZone, Utc};
+use gpurent::run::schedule::{Clock, Daemon, DaemonStats};
+use gpurent::store::Store;
+
+use crate::common::*;
+
+/// A store with one hour of H100 SXM offers (CN and US) from a local vastai payload.
+fn small_store(root: &Path) -> PathBuf {
+    let (feeds, store) = (root.join("feeds"), root.join("store"));
+    std::fs::create_dir_all(&feeds).unwrap();
+    let vast = serde_json::json!({"offers": [
+        {"id": 1, "gpu_name": "H100 SXM", "num_gpus": 8, "gpu_ram": 81559, "dph_total": 16.0, "geolocation": "Beijing, CN"},
+        {"id": 2, "gpu_name": "H100 SXM", "num_gpus": 1, "gpu_ram": 81559, "dph_total": 2.5, "geolocation": "Texas, US"},
+    ]});
+    std::fs::write(feeds.join("vast.json"), vast.to_string()).unwrap();
+    std::fs::write(
+        feeds.join("vast.toml"),
+        "format = \"vastai\"\nurl = \"vast.json\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = gpurent(&[
+        "ingest",
+        "--feeds",
+        feeds.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--at",
+        "2024-10-07T10:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    store
+}
+
+fn history(store: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["history", "--store", store.to_str().unwrap()];
+    args.extend(extra);
+    gpurent(&args)
+}
+
+#[test]
+fn wrong_values_are_errors_that_list_the_values() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    let check = |extra: &[&str], want: &[&str]| {
+        let (code, out, err) = history(&store, extra);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        assert_eq!(out, "", "{extra:?}: no table on a mistake");
+        for w in want {
+            assert!(err.contains(w), "{extra:?}: {err:?} lacks {w:?}");
+        }
+    };
+    let m = ["--model", "H100-SXM-80GB"];
+    check(
+        &[&m[..], &["--bloc", "CHINA"]].concat(),
+        &["invalid value 'CHINA'", "CN, US, OTHER"],
+    );
+    check(
+        &[&m[..], &["--class", "ondemand"]].concat(),
+        &["invalid value 'ondemand'", "on_demand, spot, reserved"],
+    );
+    check(
+        &[&m[..], &["--format", "xml"]].concat(),
+        &["invalid value 'xml'", "table, csv, json"],
+    );
+    check(&[&m[..], &["--every", "7d"]].concat(), &["1h, 1d, 1w"]);
+    check(
+        &[&m[..], &["--from", "2024-10-08", "--to", "2024-10-07"]].concat(),
+        &["--from 2024-10-08 is later than --to 2024-10-07"],
+    );
+    // A misspelt model: the close canonical ids are offered.
+    check(
+        &["--model", "H100-SXM-80G"],
+        &["did you mean", "H100-SXM-80GB"],
+    );
+    check(&["--model", "Quantum GPU"], &["no GPU model or alias"]);
+    // `--help` lists the values.
+    let (code, help, _) = gpurent(&["history", "--help"]);
+    assert_eq!(code, 0);
+    for w in [
+        "[possible values: CN, US, OTHER]",
+        "on_demand",
+        "[possible values: table, csv, json]",
+        "1h, 1d, 1w",
+    ] {
+        assert!(help.contains(w), "{help} lacks {w}");
+    }
+}
+
+#[test]
+fn models_resolve_through_the_tables_and_empty_queries_say_why() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    for (typed, lowercase_bloc) in [("h100-sxm-80gb", "cn"), ("H100 SXM5", "CN")] {
+        let (code, out, err) = history(
+            &store,
+            &[
+                "--model",
+                typed,
+                "--bloc",
+                lowercase_bloc,
+                "--format",
+                "csv",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("using H100-SXM-80GB"), "{err}");
+        assert!(
+            out.contains("2024-10-07,H100-SXM-80GB,CN,on_demand,1,2.0000"),
+            "{out}"
+        );
+    }
+    // The canonical id as written: no note.
+    let (code, _, err) = history(&store, &["--model", "H100-SXM-80GB"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    // Filters that match nothing: exit 3 and the reason, no table.
+    let (code, out, err) = history(&store, &["--model", "H100-SXM-80GB", "--bloc", "OTHER"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("no offers of H100-SXM-80GB match --bloc OTHER")
+            && err.contains("from 2024-10-07 to 2024-10-07"),
+        "{err}"
+    );
+    let (code, _, err) = gpurent(&[
+        "prices",
+        "--store",
+        tmp.path().join("empty").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn backfill_takes_a_date_and_reports_each_mistake_once() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("snaps");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = ["a.json", "b.json", "c.json"];
+    for f in files {
+        let offer = r#"{"offers": [{"id": 7, "gpu_name": "RTX 4090", "num_gpus": 1, "gpu_ram": 24564, "dph_total": 0.4, "geolocation": "Texas, US"}]}"#;
+        std::fs::write(dir.join(f), offer).unwrap();
+    }
+    let store = tmp.path().join("store");
+    let s = store.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+
+    // A bad --format: one message, the values listed, no feed file named.
+    let (code, out, err) = gpurent(&[
+        "backfill",
+        "--format",
+        "nope",
+        "--provider",
+        "x",
+        "--store",
+        s,
+        d,
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.matches("nope").count(), 1, "{err}");
+    assert!(
+        err.contains("vastai") && !err.contains("backfill-"),
+        "{err}"
+    );
+    // A missing path: named once.
+    let missing = tmp.path().join("no-such-dir");
+    let m = missing.to_str().unwrap();
+    let (code, _, err) = gpurent(&[
+        "backfill",
+        "--format",
+        "vastai",
+        "--provider",
+        "x",
+        "--store",
+        s,
+        m,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.matches("no-such-dir").count(), 1, "{err}");
+    // --at as a date: files without a date in their path are observed at 00:00 UTC.
+    let (code, out, err) = gpurent(&[
+        "backfill",
+        "--format",
+        "vastai",
+        "--provider",
+        "x",
+        "--store",
+        s,
+        "--at",
+        "2023-06-17",
+        d,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("backfill: 3 files"), "{out}");
+    let (code, _, err) = gpurent(&[
+        "backfill",
+        "--format",
+        "vastai",
+        "--provider",
+        "x",
+        "--store",
+        s,
+        "--at",
+        "17/06/2023",
+        d,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("neither a date (2023-06-17) nor an RFC 3339 time"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compact_help_states_one_default() {
+    let (code, help, _) = gpurent(&["compact", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        help.contains("default: today, so every day up to yesterday"),
+        "{help}"
+    );
+    assert!(!help.contains("default: yesterday"), "{help}");
+}
+
+#[test]
+fn tables_override_is_read_and_checked_at_run_time() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    let tables = tmp.path().join("tables");
+    std::fs::create_dir_all(&tables).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tables");
+    for f in ["gpus.toml", "regions.toml", "instances.csv", "units.toml"] {
+        std::fs::copy(repo.join(f), tables.join(f)).unwrap();
+    }
+    // An analyst's alias, added without a rebuild.
+    let gpus = std::fs::read_to_string(tables.join("gpus.toml")).unwrap();
+    let gpus = gpus.replacen("\"H100 SXM\", ", "\"H100 SXM\", \"Hopper Big\", ", 1);
+    std::fs::write(tables.join("gpus.toml"), &gpus).unwrap();
+    let t = tables.to_str().unwrap();
+    let (code, _, err) = history(&store, &["--tables", t, "--model", "hopper big"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("using H100-SXM-80GB"), "{err}");
+    let (code, _, err) = history(&store, &["--model", "hopper big"]);
+    assert_eq!(code, 2, "the embedded tables lack the alias: {err}");
+    // The environment variable does the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
+        .args([
+            "history",
+            "--store",
+            store.to_str().unwrap(),
+            "--model",
+            "HOPPER BIG",
+        ])
+        .env("GPURENT_TABLES", t)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // A broken table is an error naming the file under the override.
+    std::fs::write(tables.join("units.toml"), "period_hours = 3\n").unwrap();
+    let (code, _, err) = history(&store, &["--tables", t, "--model", "H100-SXM-80GB"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&tables.join("units.toml").display().to_string()),
+        "{err}"
+    );
+}
+
+struct FixedClock(chrono::DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.0
+    }
+    async fn sleep_until(&self, _t: chrono::DateTime<Utc>) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_does_not_claim_reports_it_never_wrote() {
+    let tmp = tempdir();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&lines);
+    let d = Daemon {
+        feeds: tmp.path().join("feeds"),
+        store: Store::open(tmp.path().join("store")),
+        reports: tmp.path().join("reports"),
+        client: gpurent::ingest::fetch::client(),
+        tables: gpurent::tables::Tables::embedded(),
+        log: std::sync::Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
+        alerts: None,
+    };
+    let clock = FixedClock(Utc.with_ymd_and_hms(2026, 11, 30, 0, 30, 0).unwrap());
+    let (_tx, mut rx) = tokio::sync::watch::channel(false);
+    d.report_once(&clock, &mut rx, &mut DaemonStats::default())
+        .await;
+    let lines = lines.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("report: nothing to write (no week up to 2026-W48 has offers yet)")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("has a report")),
+        "{lines:#?}"
+    );
+}
