@@ -239,18 +239,25 @@ fn feed_for(spec: &Spec, file: &Path) -> Result<Feed, FeedError> {
     feed::parse_feed(&PathBuf::from(format!("{name}.toml")), &text)
 }
 
-/// Merge a run's FX rates (healing the runs that waited for them), then store its
-/// offers by day, filling in the outcome's counts.
-fn store_run(
+/// Parse a run's payload (an unparseable one is kept under `failed/`, never in
+/// `raw/`), merge its FX rates (healing the runs that waited for them), then store its
+/// offers by day with the payload, filling in the outcome's counts.
+fn import_run(
     feed: &Feed,
-    parsed: &Parsed,
+    pages: &[Page],
     at: DateTime<Utc>,
     store: &Store,
     tables: &Tables,
     fx: &mut polars::prelude::DataFrame,
     o: &mut FileOutcome,
-    pages: Option<&[Page]>,
 ) -> Result<(), String> {
+    let parsed = &match parse_checked(feed, pages, at) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            return Err(msg.clone() + &quarantine(store, feed, at, pages, &msg));
+        }
+    };
     if !parsed.fx.is_empty() {
         store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
         *fx = load_fx(store)?;
@@ -260,8 +267,8 @@ fn store_run(
         o.counts = Some((0, 0, parsed.fx.len()));
         return Ok(());
     }
-    let added =
-        store_by_day(feed, parsed, at, store, tables, fx, pages).map_err(|e| e.to_string())?;
+    let added = store_by_day(feed, parsed, at, store, tables, fx, Some(pages))
+        .map_err(|e| e.to_string())?;
     if let Some((stored, rejected)) = added {
         o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
         o.rejected = rejected;
@@ -317,23 +324,7 @@ pub async fn backfill(
             let pages = fetch::read_recorded(&feed.config.name, file)
                 .await
                 .map_err(|e| e.to_string())?;
-            let parsed = match parse_checked(&feed, &pages, at) {
-                Ok(p) => p,
-                Err(e) => {
-                    let msg = e.to_string();
-                    return Err(msg.clone() + &quarantine(store, &feed, at, &pages, &msg));
-                }
-            };
-            store_run(
-                &feed,
-                &parsed,
-                at,
-                store,
-                tables,
-                &mut fx,
-                &mut o,
-                Some(&pages),
-            )
+            import_run(&feed, &pages, at, store, tables, &mut fx, &mut o)
         }
         .await;
         o.error = res.err();
@@ -433,23 +424,7 @@ pub async fn backfill_versions(
                 }
                 r => r.map_err(|e| e.to_string())?,
             };
-            let parsed = match parse_checked(&feed, &pages, at) {
-                Ok(p) => p,
-                Err(e) => {
-                    let msg = e.to_string();
-                    return Err(msg.clone() + &quarantine(store, &feed, at, &pages, &msg));
-                }
-            };
-            store_run(
-                &feed,
-                &parsed,
-                at,
-                store,
-                tables,
-                &mut fx,
-                &mut o,
-                Some(&pages),
-            )
+            import_run(&feed, &pages, at, store, tables, &mut fx, &mut o)
         }
         .await;
         o.error = res.err();

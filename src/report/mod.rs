@@ -1055,34 +1055,86 @@ fn markdown(
         stat_table_md(&a.rows)
     );
     let _ = writeln!(s, "## Coverage\n");
-    for (f, n) in &a.coverage.feeds {
-        let _ = writeln!(s, "- feed {f}: {n} offer observations");
+    for line in coverage_lines(a) {
+        let _ = writeln!(s, "- {}", md_parts(&line));
     }
-    for (r, n) in &a.coverage.rejects {
-        let _ = writeln!(s, "- rejected, {r}: {n}");
-    }
-    for (p, n) in &a.coverage.providers {
-        let _ = writeln!(s, "- provider {}: {n} offer observations", md_code(p));
-    }
-    for (p, name, n) in &a.coverage.unresolved_names {
-        let _ = writeln!(
-            s,
-            "- unresolved name {} (provider {}): {n} rejected observations",
-            md_code(name),
-            md_code(p)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "- share of offers whose GPU resolved to a model: {}\n- implausible prices left out: {}\n- fractional-GPU offers left out: {}\n- thin cells (fewer than {} offers in force, or one provider): {}\n",
-        pct_plain(a.coverage.resolved_share),
-        a.coverage.implausible,
-        a.coverage.fractional,
-        a.config.thin_cell,
-        a.coverage.thin_cells
-    );
+    s.push('\n');
     let _ = writeln!(s, "## Methodology\n\n{}", method(&a.config));
     s
+}
+
+/// A piece of a report line: our own words and numbers, or a name a feed supplied
+/// (shown as code, escaped for the format).
+enum Part {
+    Text(String),
+    Code(String),
+}
+
+fn text(s: impl Into<String>) -> Part {
+    Part::Text(s.into())
+}
+
+/// The coverage section, once, for both the Markdown and the HTML page.
+fn coverage_lines(a: &WeekAnalysis) -> Vec<Vec<Part>> {
+    let c = &a.coverage;
+    let mut out: Vec<Vec<Part>> = Vec::new();
+    for (f, n) in &c.feeds {
+        out.push(vec![text(format!("feed {f}: {n} offer observations"))]);
+    }
+    for (r, n) in &c.rejects {
+        out.push(vec![text(format!("rejected, {r}: {n}"))]);
+    }
+    for (p, n) in &c.providers {
+        let rest = format!(": {n} offer observations");
+        out.push(vec![text("provider "), Part::Code(p.clone()), text(rest)]);
+    }
+    for (p, name, n) in &c.unresolved_names {
+        out.push(vec![
+            text("unresolved name "),
+            Part::Code(name.clone()),
+            text(" (provider "),
+            Part::Code(p.clone()),
+            text(format!("): {n} rejected observations")),
+        ]);
+    }
+    let share = pct_plain(c.resolved_share);
+    let thin = format!(
+        "thin cells (fewer than {} offers in force, or one provider): {}",
+        a.config.thin_cell, c.thin_cells
+    );
+    out.push(vec![text(format!(
+        "share of offers whose GPU resolved to a model: {share}"
+    ))]);
+    out.push(vec![text(format!(
+        "implausible prices left out: {}",
+        c.implausible
+    ))]);
+    out.push(vec![text(format!(
+        "fractional-GPU offers left out: {}",
+        c.fractional
+    ))]);
+    out.push(vec![text(thin)]);
+    out
+}
+
+fn md_parts(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.clone(),
+            Part::Code(c) => md_code(c),
+        })
+        .collect()
+}
+
+fn html_parts(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => esc(t),
+            Part::Code(c) => format!("<code>{}</code>", esc(c)),
+        })
+        .collect()
 }
 
 fn pct_plain(v: f64) -> String {
@@ -1186,36 +1238,10 @@ fn html(
         );
     }
     let _ = writeln!(s, "</table><h2>Coverage</h2><ul>");
-    for (f, n) in &a.coverage.feeds {
-        let _ = writeln!(s, "<li>feed {}: {n} offer observations</li>", esc(f));
+    for line in coverage_lines(a) {
+        let _ = writeln!(s, "<li>{}</li>", html_parts(&line));
     }
-    for (r, n) in &a.coverage.rejects {
-        let _ = writeln!(s, "<li>rejected, {}: {n}</li>", esc(r));
-    }
-    for (p, n) in &a.coverage.providers {
-        let _ = writeln!(
-            s,
-            "<li>provider <code>{}</code>: {n} offer observations</li>",
-            esc(p)
-        );
-    }
-    for (p, name, n) in &a.coverage.unresolved_names {
-        let _ = writeln!(
-            s,
-            "<li>unresolved name <code>{}</code> (provider <code>{}</code>): {n} rejected observations</li>",
-            esc(name),
-            esc(p)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<li>share of offers whose GPU resolved to a model: {}</li><li>implausible prices left out: {}</li><li>fractional-GPU offers left out: {}</li><li>thin cells (fewer than {} offers in force, or one provider; greyed): {}</li></ul>",
-        pct_plain(a.coverage.resolved_share),
-        a.coverage.implausible,
-        a.coverage.fractional,
-        a.config.thin_cell,
-        a.coverage.thin_cells
-    );
+    let _ = writeln!(s, "</ul>");
     let _ = writeln!(
         s,
         "<h2>Methodology</h2><p>{}</p>\n</body></html>",
