@@ -120,53 +120,9 @@ enum Command {
         at: Option<DateTime<Utc>>,
     },
     /// Write the weekly report of one ISO week (default: the last complete week).
-    Report {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        /// ISO week, e.g. 2024-W07.
-        #[arg(long)]
-        week: Option<String>,
-        /// Prices under this multiple of their model's weekly median are implausible.
-        #[arg(long, default_value_t = analysis::IMPLAUSIBLE_LOW)]
-        implausible_low: f64,
-        /// Prices over this multiple of their model's weekly median are implausible.
-        #[arg(long, default_value_t = analysis::IMPLAUSIBLE_HIGH)]
-        implausible_high: f64,
-        /// Cells with fewer offer observations are marked thin.
-        #[arg(long, default_value_t = analysis::THIN_CELL)]
-        thin: u32,
-    },
+    Report(ReportArgs),
     /// Import dated snapshot files (a `YYYY-MM-DD` in the path gives the date).
-    Backfill {
-        /// The adapter, e.g. skypilot_csv.
-        #[arg(long, required_unless_present = "feed", value_parser = adapter_names())]
-        format: Option<String>,
-        /// A feed file whose keys describe the files (its url is replaced by each file).
-        #[arg(long)]
-        feed: Option<PathBuf>,
-        /// Provider (default: the feed file's, else the folder above the dated one).
-        #[arg(long)]
-        provider: Option<String>,
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
-        /// Observation time for files whose path holds no date: a date (2023-06-17,
-        /// 00:00 UTC) or an RFC 3339 time.
-        #[arg(long, value_parser = parse_at)]
-        at: Option<DateTime<Utc>>,
-        /// With --format gpuhunt_catalog: the first day whose version YYYYMMDD to fetch.
-        #[arg(long, requires = "to")]
-        from: Option<chrono::NaiveDate>,
-        /// The last day whose version to fetch.
-        #[arg(long, requires = "from")]
-        to: Option<chrono::NaiveDate>,
-        /// With --from/--to: the catalogue base URL.
-        #[arg(long, default_value = gpurent::ingest::adapters::gpuhunt_catalog::DEFAULT_URL)]
-        url: String,
-        #[arg(required_unless_present = "from")]
-        paths: Vec<PathBuf>,
-    },
+    Backfill(BackfillArgs),
     /// List provider x model x class x day cells where two sources' median prices
     /// (USD per GPU-hour) differ by more than the tolerance.
     Crosscheck {
@@ -222,49 +178,102 @@ enum Command {
         format: Format,
     },
     /// One model's median, p25, p75 (USD per GPU-hour) and offers per period.
-    History {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
-        /// GPU model: a canonical id or any alias, in any case (e.g. H100-SXM-80GB,
-        /// "h100 sxm"); resolved through the GPU tables.
-        #[arg(long)]
-        model: String,
-        /// Bloc (default: all).
-        #[arg(long, value_enum, ignore_case = true)]
-        bloc: Option<Bloc>,
-        /// ISO country code, e.g. HK (default: all).
-        #[arg(long)]
-        country: Option<String>,
-        /// Price class (default: all).
-        #[arg(long, value_enum)]
-        class: Option<Class>,
-        /// Period of a row (1w: ISO weeks).
-        #[arg(long, value_enum, default_value = "1d")]
-        every: Every,
-        /// First observation date, YYYY-MM-DD (UTC).
-        #[arg(long)]
-        from: Option<chrono::NaiveDate>,
-        /// Last observation date, YYYY-MM-DD (UTC).
-        #[arg(long)]
-        to: Option<chrono::NaiveDate>,
-        /// One provider only, e.g. aws.
-        #[arg(long)]
-        provider: Option<String>,
-        /// One segment only: hyperscaler, gpu_cloud, marketplace or unknown.
-        #[arg(long)]
-        segment: Option<String>,
-        /// A row per provider (adds a provider column).
-        #[arg(long)]
-        by_provider: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-    },
+    History(HistoryArgs),
     /// The embedded default: simulated providers on 127.0.0.1, four weeks of hourly
     /// ingests over HTTP, then the weekly reports. No network, no keys.
     Demo {
         #[arg(long, default_value = "demo-simulated")]
         out: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[arg(long, default_value = "data")]
+    store: PathBuf,
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// ISO week, e.g. 2024-W07.
+    #[arg(long)]
+    week: Option<String>,
+    /// Prices under this multiple of their model's weekly median are implausible.
+    #[arg(long, default_value_t = analysis::IMPLAUSIBLE_LOW)]
+    implausible_low: f64,
+    /// Prices over this multiple of their model's weekly median are implausible.
+    #[arg(long, default_value_t = analysis::IMPLAUSIBLE_HIGH)]
+    implausible_high: f64,
+    /// Cells with fewer offer observations are marked thin.
+    #[arg(long, default_value_t = analysis::THIN_CELL)]
+    thin: u32,
+}
+
+#[derive(clap::Args)]
+struct BackfillArgs {
+    /// The adapter, e.g. skypilot_csv.
+    #[arg(long, required_unless_present = "feed", value_parser = adapter_names())]
+    format: Option<String>,
+    /// A feed file whose keys describe the files (its url is replaced by each file).
+    #[arg(long)]
+    feed: Option<PathBuf>,
+    /// Provider (default: the feed file's, else the folder above the dated one).
+    #[arg(long)]
+    provider: Option<String>,
+    #[arg(long, default_value = "data")]
+    store: PathBuf,
+    /// Observation time for files whose path holds no date: a date (2023-06-17,
+    /// 00:00 UTC) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_at)]
+    at: Option<DateTime<Utc>>,
+    /// With --format gpuhunt_catalog: the first day whose version YYYYMMDD to fetch.
+    #[arg(long, requires = "to")]
+    from: Option<chrono::NaiveDate>,
+    /// The last day whose version to fetch.
+    #[arg(long, requires = "from")]
+    to: Option<chrono::NaiveDate>,
+    /// With --from/--to: the catalogue base URL.
+    #[arg(long, default_value = gpurent::ingest::adapters::gpuhunt_catalog::DEFAULT_URL)]
+    url: String,
+    #[arg(required_unless_present = "from")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct HistoryArgs {
+    #[arg(long, default_value = "data")]
+    store: PathBuf,
+    /// GPU model: a canonical id or any alias, in any case (e.g. H100-SXM-80GB,
+    /// "h100 sxm"); resolved through the GPU tables.
+    #[arg(long)]
+    model: String,
+    /// Bloc (default: all).
+    #[arg(long, value_enum, ignore_case = true)]
+    bloc: Option<Bloc>,
+    /// ISO country code, e.g. HK (default: all).
+    #[arg(long)]
+    country: Option<String>,
+    /// Price class (default: all).
+    #[arg(long, value_enum)]
+    class: Option<Class>,
+    /// Period of a row (1w: ISO weeks).
+    #[arg(long, value_enum, default_value = "1d")]
+    every: Every,
+    /// First observation date, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last observation date, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// One provider only, e.g. aws.
+    #[arg(long)]
+    provider: Option<String>,
+    /// One segment only: hyperscaler, gpu_cloud, marketplace or unknown.
+    #[arg(long)]
+    segment: Option<String>,
+    /// A row per provider (adds a provider column).
+    #[arg(long)]
+    by_provider: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
 }
 
 fn main() -> ExitCode {
@@ -488,284 +497,337 @@ fn run_alerts(
     Ok(())
 }
 
+/// What every subcommand may use besides its own arguments.
+struct Ctx {
+    /// `--lock-wait`, seconds.
+    wait: u64,
+    tables: &'static Tables,
+    alerts: Option<alerts::Config>,
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    let wait = cli.lock_wait;
-    let tables = load_tables(cli.tables)?;
-    let alert_rules = load_alerts(cli.alerts)?;
+    let ctx = Ctx {
+        wait: cli.lock_wait,
+        tables: load_tables(cli.tables)?,
+        alerts: load_alerts(cli.alerts)?,
+    };
     match cli.command {
-        Command::Ingest { feeds, store, at } => {
-            let at = at.unwrap_or_else(Utc::now);
-            let (feeds, broken) = feed::load_dir(&feeds)?;
-            let store = Store::open(store);
-            let _lock = lock(&store, wait)?;
-            let rt = runtime()?;
-            let report = rt.block_on(async {
-                let client = fetch::client();
-                ingest::run(feeds, broken, &store, &client, at, tables).await
-            });
-            for o in &report.outcomes {
-                emit(&format!("{}\n", o.line()));
-            }
-            if report.healed.runs > 0 {
-                println!(
-                    "fx: {} earlier runs re-normalised with the new rates, {} offers recovered",
-                    report.healed.runs, report.healed.offers
-                );
-            }
-            store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
-            if let Some(cfg) = &alert_rules {
-                run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at)?;
-            }
-            Ok(report.exit_code() as u8)
-        }
-        Command::Report {
-            store,
-            out,
-            week,
-            implausible_low,
-            implausible_high,
-            thin,
-        } => {
-            anyhow::ensure!(
-                implausible_low > 0.0 && implausible_high > implausible_low,
-                "--implausible-low must be positive and below --implausible-high"
-            );
-            let cfg = analysis::Config {
-                implausible_low,
-                implausible_high,
-                thin_cell: thin,
-            };
-            let store = Store::open(store);
-            let week = match week {
-                Some(w) => IsoWeek::parse(&w)?,
-                None => analysis::default_week(&store)?
-                    .with_context(|| format!("no offers in store {}", store.root().display()))?,
-            };
-            if let Some(rules) = &alert_rules {
-                // Before the report is written, so this week's firings appear in it.
-                run_alerts(&runtime()?, rules, &store, week, Utc::now())?;
-            }
-            let dir = report::write_week_with(&store, &out, week, Utc::now(), &cfg)?;
-            println!("{}", dir.join("index.html").display());
-            Ok(0)
-        }
-        Command::Backfill {
-            format,
-            feed,
-            provider,
-            store,
-            at,
-            from,
-            to,
-            url,
-            paths,
-        } => {
-            if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-                anyhow::bail!("{} does not exist", missing.display());
-            }
-            let store = Store::open(store);
-            let _lock = lock(&store, wait)?;
-            if let (Some(from), Some(to)) = (from, to) {
-                let spec = backfill::VersionSpec {
-                    format: format.unwrap_or_default(),
-                    url,
-                    from,
-                    to,
-                };
-                return backfill_versions(&spec, &store, tables);
-            }
-            let spec = backfill::Spec {
-                format,
-                feed_file: feed,
-                provider,
-                at,
-            };
-            let rt = runtime()?;
-            let outcomes = rt.block_on(backfill::backfill(
-                &spec,
-                &paths,
-                &store,
-                tables,
-                progress_line,
-            ))?;
-            let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-            let stored: usize = outcomes.iter().filter_map(|o| o.counts).map(|c| c.0).sum();
-            print_unplaced(&outcomes);
-            println!(
-                "backfill: {} files, {stored} offers stored, {failed} failed",
-                outcomes.len()
-            );
-            store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
-            Ok(if failed > 0 { 1 } else { 0 })
-        }
+        Command::Ingest { feeds, store, at } => cmd_ingest(ctx, feeds, store, at),
+        Command::Report(args) => cmd_report(ctx, args),
+        Command::Backfill(args) => cmd_backfill(ctx, args),
         Command::Crosscheck {
             store,
             tolerance,
             from,
             to,
-        } => {
-            anyhow::ensure!(tolerance >= 0.0, "--tolerance must not be negative");
-            let rows =
-                gpurent::analysis::peers::crosscheck(&Store::open(store), from, to, tolerance)?;
-            println!("{}", gpurent::analysis::peers::Disagreement::header());
-            for r in &rows {
-                println!("{}", r.line());
-            }
-            eprintln!(
-                "crosscheck: {} cells where sources differ by more than {:.1}%",
-                rows.len(),
-                tolerance * 100.0
-            );
-            Ok(0)
-        }
-        Command::Compact { store, before } => {
-            let store = Store::open(store);
-            let _lock = lock(&store, wait)?;
-            let before = before.unwrap_or_else(|| Utc::now().date_naive());
-            let (mut files_before, mut files_after, mut days) = (0, 0, 0);
-            for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
-                let (b, a) = store.compact(date)?;
-                if a < b {
-                    days += 1;
-                }
-                files_before += b;
-                files_after += a;
-            }
-            println!(
-                "compact: {days} days compacted, {files_before} files before, {files_after} after"
-            );
-            Ok(0)
-        }
-        Command::Renormalise { store } => {
-            let store = Store::open(store);
-            let _lock = lock(&store, wait)?;
-            let r = backfill::renormalise(&store, tables)?;
-            for f in &r.failures {
-                emit(&format!("FAILED: {f}\n"));
-            }
-            emit(&format!(
-                "renormalise: {} runs rebuilt, {} offers stored, {} failed; {} runs kept unchanged ({} offers)\n",
-                r.rebuilt,
-                r.stored,
-                r.failures.len(),
-                r.kept_runs,
-                r.kept_offers
-            ));
-            Ok(if r.failures.is_empty() { 0 } else { 1 })
-        }
-        Command::Unknown { store } => {
-            use std::io::Write as _;
-            let names = analysis::unknown_names(&Store::open(store))?;
-            let mut out = std::io::stdout().lock();
-            // A closed pipe (e.g. `| head`) ends the listing quietly, as in ripgrep.
-            let _ = (|| -> std::io::Result<()> {
-                writeln!(
-                    out,
-                    "{:>8}  {:<22}  {:<24}  name",
-                    "count", "reason", "feed"
-                )?;
-                for n in &names {
-                    writeln!(
-                        out,
-                        "{:>8}  {:<22}  {:<24}  {}",
-                        n.count, n.reason, n.feed, n.name
-                    )?;
-                }
-                Ok(())
-            })();
-            Ok(0)
-        }
+        } => cmd_crosscheck(store, tolerance, from, to),
+        Command::Compact { store, before } => cmd_compact(ctx, store, before),
+        Command::Renormalise { store } => cmd_renormalise(ctx, store),
+        Command::Unknown { store } => cmd_unknown(store),
         Command::Daemon {
             feeds,
             store,
             reports,
-        } => {
-            use gpurent::run::schedule;
-            let rt = runtime()?;
-            // A clean stop is success; failed feeds are in the log and the run records.
-            let _stats = rt.block_on(async {
-                let shutdown = schedule::shutdown_on_signals();
-                let daemon = schedule::Daemon {
-                    feeds,
-                    store: Store::open(store),
-                    reports,
-                    client: fetch::client(),
-                    tables,
-                    log: std::sync::Arc::new(|line: &str| emit(&format!("{line}\n"))),
-                    alerts: alert_rules,
-                };
-                schedule::run(&daemon, &schedule::RealClock, shutdown).await
-            })?;
-            Ok(0)
-        }
-        Command::Prices { store, format } => {
-            let table = gpurent::analysis::query::prices(&Store::open(store))?;
-            if table.rows.is_empty() {
-                eprintln!("gpurent: no offers in the store");
-                return Ok(NO_ROWS);
-            }
-            emit(&table.render(format.query()));
-            Ok(0)
-        }
-        Command::History {
-            store,
-            model,
-            bloc,
-            country,
-            class,
-            every,
+        } => cmd_daemon(ctx, feeds, store, reports),
+        Command::Prices { store, format } => cmd_prices(store, format),
+        Command::History(args) => cmd_history(ctx, args),
+        Command::Demo { out } => cmd_demo(out),
+    }
+}
+
+/// `gpurent ingest`.
+fn cmd_ingest(
+    ctx: Ctx,
+    feeds: PathBuf,
+    store: PathBuf,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<u8> {
+    let at = at.unwrap_or_else(Utc::now);
+    let (feeds, broken) = feed::load_dir(&feeds)?;
+    let store = Store::open(store);
+    let _lock = lock(&store, ctx.wait)?;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let client = fetch::client();
+        ingest::run(feeds, broken, &store, &client, at, ctx.tables).await
+    });
+    for o in &report.outcomes {
+        emit(&format!("{}\n", o.line()));
+    }
+    if report.healed.runs > 0 {
+        println!(
+            "fx: {} earlier runs re-normalised with the new rates, {} offers recovered",
+            report.healed.runs, report.healed.offers
+        );
+    }
+    store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
+    if let Some(cfg) = &ctx.alerts {
+        run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at)?;
+    }
+    Ok(report.exit_code() as u8)
+}
+
+/// `gpurent report`.
+fn cmd_report(ctx: Ctx, args: ReportArgs) -> anyhow::Result<u8> {
+    let ReportArgs {
+        store,
+        out,
+        week,
+        implausible_low,
+        implausible_high,
+        thin,
+    } = args;
+    anyhow::ensure!(
+        implausible_low > 0.0 && implausible_high > implausible_low,
+        "--implausible-low must be positive and below --implausible-high"
+    );
+    let cfg = analysis::Config {
+        implausible_low,
+        implausible_high,
+        thin_cell: thin,
+    };
+    let store = Store::open(store);
+    let week = match week {
+        Some(w) => IsoWeek::parse(&w)?,
+        None => analysis::default_week(&store)?
+            .with_context(|| format!("no offers in store {}", store.root().display()))?,
+    };
+    if let Some(rules) = &ctx.alerts {
+        // Before the report is written, so this week's firings appear in it.
+        run_alerts(&runtime()?, rules, &store, week, Utc::now())?;
+    }
+    let dir = report::write_week_with(&store, &out, week, Utc::now(), &cfg)?;
+    println!("{}", dir.join("index.html").display());
+    Ok(0)
+}
+
+/// `gpurent backfill`.
+fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
+    let BackfillArgs {
+        format,
+        feed,
+        provider,
+        store,
+        at,
+        from,
+        to,
+        url,
+        paths,
+    } = args;
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        anyhow::bail!("{} does not exist", missing.display());
+    }
+    let store = Store::open(store);
+    let _lock = lock(&store, ctx.wait)?;
+    if let (Some(from), Some(to)) = (from, to) {
+        let spec = backfill::VersionSpec {
+            format: format.unwrap_or_default(),
+            url,
             from,
             to,
-            provider,
-            segment,
-            by_provider,
-            format,
-        } => {
-            if let (Some(f), Some(t)) = (from, to) {
-                anyhow::ensure!(f <= t, "--from {f} is later than --to {t}");
-            }
-            let model = resolve_model(tables, &model)?;
-            let store = Store::open(store);
-            let q = gpurent::analysis::query::HistoryQuery {
-                provider,
-                segment,
-                by_provider,
-                model,
-                bloc: bloc.map(|b| b.to_possible_value().expect("named").get_name().to_string()),
-                country,
-                class: class.map(|c| c.to_possible_value().expect("named").get_name().to_string()),
-                every: match every {
-                    Every::Hour => gpurent::analysis::query::Every::Hour,
-                    Every::Day => gpurent::analysis::query::Every::Day,
-                    Every::Week => gpurent::analysis::query::Every::Week,
-                },
-                from,
-                to,
-            };
-            let table = gpurent::analysis::query::history(&store, &q)?;
-            if table.rows.is_empty() {
-                eprintln!("gpurent: {}", why_no_rows(&store, &q)?);
-                return Ok(NO_ROWS);
-            }
-            emit(&table.render(format.query()));
-            Ok(0)
-        }
-        Command::Demo { out } => {
-            let started = std::time::Instant::now();
-            let rt = runtime()?;
-            let res = rt.block_on(demo::run(&out, Utc::now(), true))?;
-            for w in &res.weeks {
-                println!("{}", w.join("index.html").display());
-            }
-            println!(
-                "demo: SIMULATED data; {} hourly ingests, {} with a failed feed; store {}; reports {}; wall time {:.1} s",
-                demo::HOURS,
-                res.failed_runs,
-                res.store.display(),
-                res.reports.join("index.html").display(),
-                started.elapsed().as_secs_f64()
-            );
-            Ok(if res.failed_runs > 0 { 1 } else { 0 })
-        }
+        };
+        return backfill_versions(&spec, &store, ctx.tables);
     }
+    let spec = backfill::Spec {
+        format,
+        feed_file: feed,
+        provider,
+        at,
+    };
+    let rt = runtime()?;
+    let outcomes = rt.block_on(backfill::backfill(
+        &spec,
+        &paths,
+        &store,
+        ctx.tables,
+        progress_line,
+    ))?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let stored: usize = outcomes.iter().filter_map(|o| o.counts).map(|c| c.0).sum();
+    print_unplaced(&outcomes);
+    println!(
+        "backfill: {} files, {stored} offers stored, {failed} failed",
+        outcomes.len()
+    );
+    store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// `gpurent crosscheck`.
+fn cmd_crosscheck(
+    store: PathBuf,
+    tolerance: f64,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> anyhow::Result<u8> {
+    anyhow::ensure!(tolerance >= 0.0, "--tolerance must not be negative");
+    let rows = gpurent::analysis::peers::crosscheck(&Store::open(store), from, to, tolerance)?;
+    println!("{}", gpurent::analysis::peers::Disagreement::header());
+    for r in &rows {
+        println!("{}", r.line());
+    }
+    eprintln!(
+        "crosscheck: {} cells where sources differ by more than {:.1}%",
+        rows.len(),
+        tolerance * 100.0
+    );
+    Ok(0)
+}
+
+/// `gpurent compact`.
+fn cmd_compact(ctx: Ctx, store: PathBuf, before: Option<chrono::NaiveDate>) -> anyhow::Result<u8> {
+    let store = Store::open(store);
+    let _lock = lock(&store, ctx.wait)?;
+    let before = before.unwrap_or_else(|| Utc::now().date_naive());
+    let (mut files_before, mut files_after, mut days) = (0, 0, 0);
+    for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
+        let (b, a) = store.compact(date)?;
+        if a < b {
+            days += 1;
+        }
+        files_before += b;
+        files_after += a;
+    }
+    println!("compact: {days} days compacted, {files_before} files before, {files_after} after");
+    Ok(0)
+}
+
+/// `gpurent renormalise`.
+fn cmd_renormalise(ctx: Ctx, store: PathBuf) -> anyhow::Result<u8> {
+    let store = Store::open(store);
+    let _lock = lock(&store, ctx.wait)?;
+    let r = backfill::renormalise(&store, ctx.tables)?;
+    for f in &r.failures {
+        emit(&format!("FAILED: {f}\n"));
+    }
+    emit(&format!(
+            "renormalise: {} runs rebuilt, {} offers stored, {} failed; {} runs kept unchanged ({} offers)\n",
+            r.rebuilt,
+            r.stored,
+            r.failures.len(),
+            r.kept_runs,
+            r.kept_offers
+        ));
+    Ok(if r.failures.is_empty() { 0 } else { 1 })
+}
+
+/// `gpurent unknown`.
+fn cmd_unknown(store: PathBuf) -> anyhow::Result<u8> {
+    use std::io::Write as _;
+    let names = analysis::unknown_names(&Store::open(store))?;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (e.g. `| head`) ends the listing quietly, as in ripgrep.
+    let _ = (|| -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{:>8}  {:<22}  {:<24}  name",
+            "count", "reason", "feed"
+        )?;
+        for n in &names {
+            writeln!(
+                out,
+                "{:>8}  {:<22}  {:<24}  {}",
+                n.count, n.reason, n.feed, n.name
+            )?;
+        }
+        Ok(())
+    })();
+    Ok(0)
+}
+
+/// `gpurent daemon`.
+fn cmd_daemon(ctx: Ctx, feeds: PathBuf, store: PathBuf, reports: PathBuf) -> anyhow::Result<u8> {
+    use gpurent::run::schedule;
+    let rt = runtime()?;
+    // A clean stop is success; failed feeds are in the log and the run records.
+    let _stats = rt.block_on(async {
+        let shutdown = schedule::shutdown_on_signals();
+        let daemon = schedule::Daemon {
+            feeds,
+            store: Store::open(store),
+            reports,
+            client: fetch::client(),
+            tables: ctx.tables,
+            log: std::sync::Arc::new(|line: &str| emit(&format!("{line}\n"))),
+            alerts: ctx.alerts,
+        };
+        schedule::run(&daemon, &schedule::RealClock, shutdown).await
+    })?;
+    Ok(0)
+}
+
+/// `gpurent prices`.
+fn cmd_prices(store: PathBuf, format: Format) -> anyhow::Result<u8> {
+    let table = gpurent::analysis::query::prices(&Store::open(store))?;
+    if table.rows.is_empty() {
+        eprintln!("gpurent: no offers in the store");
+        return Ok(NO_ROWS);
+    }
+    emit(&table.render(format.query()));
+    Ok(0)
+}
+
+/// `gpurent history`.
+fn cmd_history(ctx: Ctx, args: HistoryArgs) -> anyhow::Result<u8> {
+    let HistoryArgs {
+        store,
+        model,
+        bloc,
+        country,
+        class,
+        every,
+        from,
+        to,
+        provider,
+        segment,
+        by_provider,
+        format,
+    } = args;
+    if let (Some(f), Some(t)) = (from, to) {
+        anyhow::ensure!(f <= t, "--from {f} is later than --to {t}");
+    }
+    let model = resolve_model(ctx.tables, &model)?;
+    let store = Store::open(store);
+    let q = gpurent::analysis::query::HistoryQuery {
+        provider,
+        segment,
+        by_provider,
+        model,
+        bloc: bloc.map(|b| b.to_possible_value().expect("named").get_name().to_string()),
+        country,
+        class: class.map(|c| c.to_possible_value().expect("named").get_name().to_string()),
+        every: match every {
+            Every::Hour => gpurent::analysis::query::Every::Hour,
+            Every::Day => gpurent::analysis::query::Every::Day,
+            Every::Week => gpurent::analysis::query::Every::Week,
+        },
+        from,
+        to,
+    };
+    let table = gpurent::analysis::query::history(&store, &q)?;
+    if table.rows.is_empty() {
+        eprintln!("gpurent: {}", why_no_rows(&store, &q)?);
+        return Ok(NO_ROWS);
+    }
+    emit(&table.render(format.query()));
+    Ok(0)
+}
+
+/// `gpurent demo`.
+fn cmd_demo(out: PathBuf) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let rt = runtime()?;
+    let res = rt.block_on(demo::run(&out, Utc::now(), true))?;
+    for w in &res.weeks {
+        println!("{}", w.join("index.html").display());
+    }
+    println!(
+            "demo: SIMULATED data; {} hourly ingests, {} with a failed feed; store {}; reports {}; wall time {:.1} s",
+            demo::HOURS,
+            res.failed_runs,
+            res.store.display(),
+            res.reports.join("index.html").display(),
+            started.elapsed().as_secs_f64()
+        );
+    Ok(if res.failed_runs > 0 { 1 } else { 0 })
 }
