@@ -302,12 +302,17 @@ pub fn chart_set(a: &WeekAnalysis) -> (Vec<(String, Chart)>, Vec<String>) {
     let mut out = Vec::new();
     let mut notes = Vec::new();
     // Models quoted on demand in both blocs this week.
-    let both: Vec<String> = a
+    let mut both: Vec<String> = a
         .ratios
         .iter()
         .filter(|r| r.kind == "same_model" && r.price_class == "on_demand" && r.segment == "all")
         .map(|r| r.gpu_model.clone())
         .collect();
+    // The models a market watcher looks for first (H100, H200, B200, A100, RTX 4090).
+    both.sort_by_key(|m| {
+        let main = analysis::MAIN_MODELS.iter().position(|x| x == m);
+        (main.unwrap_or(usize::MAX), m.clone())
+    });
     for model in &both {
         out.push((
             format!("price-{}", model.to_lowercase()),
@@ -370,7 +375,7 @@ fn price_chart(a: &WeekAnalysis, model: &str) -> Chart {
         .map(|(bloc, ci)| {
             let pts = daily_of(a, model, bloc);
             Line {
-                label: format!("{bloc} median"),
+                label: format!("{bloc} provider-balanced median"),
                 color: PALETTE[*ci],
                 points: pts.iter().map(|d| (d.date, d.median)).collect(),
                 band: pts.iter().map(|d| (d.date, d.p25, d.p75)).collect(),
@@ -385,7 +390,7 @@ fn price_chart(a: &WeekAnalysis, model: &str) -> Chart {
         ),
         caption: caption(
             a,
-            "Bands: p25 to p75 of offers per day. Shaded: the report week.",
+            "Lines: median of provider medians of the offers in force each day. Bands: p25 to p75 of those offers. Shaded: the report week.",
         ),
         y_label: "USD per GPU-hour".into(),
         lines,
