@@ -369,6 +369,53 @@ pub async fn run(
     for b in broken {
         outcomes.insert(b.name, Status::Failed(b.error.to_string()));
     }
+    let to_fetch = select(feeds, store, at, &mut outcomes);
+    let fetched = fetch_all(&to_fetch, client, at).await;
+    let parsed_runs = parse_all(&to_fetch, fetched, store, at, &mut outcomes);
+    let (fx_added, new_rates) = merge_rates(&parsed_runs, store, &mut outcomes);
+    let fx = match load_fx(store) {
+        Ok(fx) => fx,
+        Err(e) => {
+            tracing::error!("FX table unreadable, non-USD prices will be rejected: {e}");
+            normalise::fx_frame(&[]).expect("empty FX frame builds")
+        }
+    };
+    for (feed, parsed, pages) in parsed_runs {
+        let name = feed.config.name.clone();
+        if outcomes.contains_key(&name) {
+            continue;
+        }
+        let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
+        let status = store_one(&feed, &parsed, &pages, fx_rates, at, store, tables, &fx);
+        outcomes.insert(name, status);
+    }
+    let healed = if new_rates.is_empty() {
+        Default::default()
+    } else {
+        crate::ingest::backfill::heal_fx(store, tables, &new_rates).unwrap_or_else(|e| {
+            tracing::error!("re-normalising runs that waited for FX rates: {e}");
+            Default::default()
+        })
+    };
+    RunReport {
+        healed,
+        outcomes: scrubbed(outcomes, &to_fetch),
+    }
+}
+
+/// A feed to fetch and its secret, if it has one.
+type ToFetch = (Arc<Feed>, Option<String>);
+/// A feed whose payload parsed, with the payload.
+type ParsedRun = (Arc<Feed>, Parsed, Vec<Page>);
+
+/// The feeds to fetch this hour; the others get their outcome (disabled, no key set,
+/// already stored).
+fn select(
+    feeds: Vec<Feed>,
+    store: &Store,
+    at: DateTime<Utc>,
+    outcomes: &mut BTreeMap<String, Status>,
+) -> Vec<ToFetch> {
     let mut to_fetch = Vec::new();
     for feed in feeds {
         let name = feed.config.name.clone();
@@ -390,7 +437,15 @@ pub async fn run(
         }
         to_fetch.push((Arc::new(feed), secret));
     }
+    to_fetch
+}
 
+/// Fetch every feed concurrently; the results are in `to_fetch`'s order.
+async fn fetch_all(
+    to_fetch: &[ToFetch],
+    client: &reqwest::Client,
+    at: DateTime<Utc>,
+) -> Vec<Option<Result<Vec<Page>, FeedError>>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, (feed, secret)) in to_fetch.iter().enumerate() {
         let (feed, secret, client) = (Arc::clone(feed), secret.clone(), client.clone());
@@ -404,8 +459,17 @@ pub async fn run(
             Err(e) => tracing::error!("fetch task panicked: {e}"),
         }
     }
+    fetched
+}
 
-    // Parse and check everything (failed payloads are quarantined), merge FX first.
+/// Parse and check every fetched payload; a failed one is quarantined.
+fn parse_all(
+    to_fetch: &[ToFetch],
+    fetched: Vec<Option<Result<Vec<Page>, FeedError>>>,
+    store: &Store,
+    at: DateTime<Utc>,
+    outcomes: &mut BTreeMap<String, Status>,
+) -> Vec<ParsedRun> {
     let mut parsed_runs = Vec::new();
     for ((feed, _), result) in to_fetch.iter().zip(fetched) {
         let name = feed.config.name.clone();
@@ -429,101 +493,94 @@ pub async fn run(
             }
         }
     }
+    parsed_runs
+}
+
+/// Store the FX rates of every run first (so this hour's CNY offers find today's
+/// rate); returns the rates added per feed and all newly stored rates.
+fn merge_rates(
+    parsed_runs: &[ParsedRun],
+    store: &Store,
+    outcomes: &mut BTreeMap<String, Status>,
+) -> (BTreeMap<String, usize>, Vec<crate::model::FxRate>) {
     let mut fx_added: BTreeMap<String, usize> = BTreeMap::new();
-    for (feed, parsed, _) in &parsed_runs {
-        if !parsed.fx.is_empty() {
-            match store.merge_fx(&parsed.fx) {
-                Ok(_) => {
-                    fx_added.insert(feed.config.name.clone(), parsed.fx.len());
-                }
-                Err(e) => {
-                    outcomes.insert(
-                        feed.config.name.clone(),
-                        Status::Failed(format!("storing FX rates: {e}")),
-                    );
-                }
+    for (feed, parsed, _) in parsed_runs {
+        if parsed.fx.is_empty() {
+            continue;
+        }
+        match store.merge_fx(&parsed.fx) {
+            Ok(_) => {
+                fx_added.insert(feed.config.name.clone(), parsed.fx.len());
+            }
+            Err(e) => {
+                outcomes.insert(
+                    feed.config.name.clone(),
+                    Status::Failed(format!("storing FX rates: {e}")),
+                );
             }
         }
     }
-    let new_rates: Vec<crate::model::FxRate> = parsed_runs
+    let new_rates = parsed_runs
         .iter()
         .filter(|(f, _, _)| fx_added.contains_key(&f.config.name))
         .flat_map(|(_, p, _)| p.fx.iter().cloned())
         .collect();
-    let fx = match load_fx(store) {
-        Ok(fx) => fx,
-        Err(e) => {
-            tracing::error!("FX table unreadable, non-USD prices will be rejected: {e}");
-            normalise::fx_frame(&[]).expect("empty FX frame builds")
+    (fx_added, new_rates)
+}
+
+/// Normalise and store one parsed run (an FX-only payload keeps its raw pages only).
+#[allow(clippy::too_many_arguments)]
+fn store_one(
+    feed: &Feed,
+    parsed: &Parsed,
+    pages: &[Page],
+    fx_rates: usize,
+    at: DateTime<Utc>,
+    store: &Store,
+    tables: &Tables,
+    fx: &DataFrame,
+) -> Status {
+    let name = &feed.config.name;
+    if parsed.offers.is_empty() && parsed.rejects.is_empty() && fx_rates > 0 {
+        let meta = payload_meta(feed, at, pages.len());
+        if let Err(e) = store.write_raw(name, at, &feed.config.text, &meta, pages) {
+            tracing::warn!(feed = %name, "keeping the raw FX payload: {e}");
         }
-    };
-    for (feed, parsed, pages) in parsed_runs {
-        let name = feed.config.name.clone();
-        if outcomes.contains_key(&name) {
-            continue;
-        }
-        let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
-        if parsed.offers.is_empty() && parsed.rejects.is_empty() && fx_rates > 0 {
-            let meta = payload_meta(&feed, at, pages.len());
-            if let Err(e) = store.write_raw(&name, at, &feed.config.text, &meta, &pages) {
-                tracing::warn!(feed = %name, "keeping the raw FX payload: {e}");
-            }
-            outcomes.insert(
-                name,
-                Status::Stored {
-                    read: 0,
-                    stored: 0,
-                    rejected: Vec::new(),
-                    fx_rates,
-                },
-            );
-            continue;
-        }
-        let status = match store_parsed(
-            &feed,
-            &parsed,
-            at,
-            store,
-            tables,
-            &fx,
-            Some(pages.as_slice()),
-        ) {
-            Ok(Some((stored, rejected))) => Status::Stored {
-                read: parsed.offers.len() + parsed.rejects.len(),
-                stored,
-                rejected,
-                fx_rates,
-            },
-            Ok(None) => Status::AlreadyStored,
-            Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
-            Err(e) => Status::Failed(e.to_string()),
+        return Status::Stored {
+            read: 0,
+            stored: 0,
+            rejected: Vec::new(),
+            fx_rates,
         };
-        outcomes.insert(name, status);
     }
-    let secrets: BTreeMap<String, Option<String>> = to_fetch
+    match store_parsed(feed, parsed, at, store, tables, fx, Some(pages)) {
+        Ok(Some((stored, rejected))) => Status::Stored {
+            read: parsed.offers.len() + parsed.rejects.len(),
+            stored,
+            rejected,
+            fx_rates,
+        },
+        Ok(None) => Status::AlreadyStored,
+        Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
+        Err(e) => Status::Failed(e.to_string()),
+    }
+}
+
+/// The outcomes in feed order, each failure message scrubbed of its feed's secret.
+fn scrubbed(outcomes: BTreeMap<String, Status>, to_fetch: &[ToFetch]) -> Vec<Outcome> {
+    let secrets: BTreeMap<&str, Option<&str>> = to_fetch
         .iter()
-        .map(|(f, s)| (f.config.name.clone(), s.clone()))
+        .map(|(f, s)| (f.config.name.as_str(), s.as_deref()))
         .collect();
-    let healed = if new_rates.is_empty() {
-        Default::default()
-    } else {
-        crate::ingest::backfill::heal_fx(store, tables, &new_rates).unwrap_or_else(|e| {
-            tracing::error!("re-normalising runs that waited for FX rates: {e}");
-            Default::default()
+    outcomes
+        .into_iter()
+        .map(|(feed, status)| {
+            let secret = secrets.get(feed.as_str()).copied().flatten();
+            let status = match status {
+                Status::Failed(m) => Status::Failed(fetch::scrub(&m, secret)),
+                other => other,
+            };
+            Outcome { feed, status }
         })
-    };
-    RunReport {
-        healed,
-        outcomes: outcomes
-            .into_iter()
-            .map(|(feed, status)| {
-                let secret = secrets.get(&feed).and_then(|s| s.as_deref());
-                let status = match status {
-                    Status::Failed(m) => Status::Failed(fetch::scrub(&m, secret)),
-                    other => other,
-                };
-                Outcome { feed, status }
-            })
-            .collect(),
-    }
+        .collect()
 }
