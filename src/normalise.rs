@@ -253,71 +253,65 @@ fn unplaced(tables: &Tables, o: &RawOffer) -> Option<(&'static str, String)> {
     ))
 }
 
-/// Normalise one feed run's offers. `fx` is [`fx_frame`]'s output (may be empty).
-pub fn normalise(
-    offers: &[RawOffer],
-    parse_rejects: &[ParseReject],
-    ctx: &Context,
-    tables: &Tables,
-    fx: &DataFrame,
-) -> PolarsResult<Batch> {
-    let n = offers.len();
-    let mut cache: HashMap<(String, Option<String>, String, Option<u64>), Resolution> =
-        HashMap::new();
-    let mut observed = Vec::with_capacity(n);
-    let mut obs_date = Vec::with_capacity(n);
-    let (mut feed, mut provider, mut offer_id) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut instance_type, mut region, mut country, mut bloc) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut name_raw, mut model, mut china, mut count) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut avail, mut class, mut price, mut currency, mut unit, mut factor, mut per_instance) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut pre_reason, mut pre_detail) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut groups: Vec<Option<f64>> = Vec::with_capacity(n);
-    for o in offers {
+/// The columns of a batch before FX and checks, filled offer by offer. The field list
+/// and [`RawColumns::into_frame`] are the one place the pre-join columns are named.
+#[derive(Default)]
+struct RawColumns {
+    observed: Vec<i64>,
+    obs_date: Vec<i32>,
+    feed: Vec<String>,
+    provider: Vec<String>,
+    offer_id: Vec<String>,
+    instance_type: Vec<Option<String>>,
+    region: Vec<Option<String>>,
+    country: Vec<Option<String>>,
+    bloc: Vec<String>,
+    name_raw: Vec<String>,
+    model: Vec<Option<String>>,
+    china: Vec<Option<bool>>,
+    count: Vec<Option<f64>>,
+    avail: Vec<Option<f64>>,
+    class: Vec<String>,
+    price: Vec<Option<f64>>,
+    currency: Vec<String>,
+    unit: Vec<String>,
+    factor: Vec<Option<f64>>,
+    per_instance: Vec<bool>,
+    pre_reason: Vec<Option<String>>,
+    pre_detail: Vec<Option<String>>,
+    groups: Vec<Option<f64>>,
+}
+
+/// Resolutions already made in this batch, by (provider, instance type, raw name,
+/// memory): the tables are consulted once per distinct name.
+type ResolutionCache = HashMap<(String, Option<String>, String, Option<u64>), Resolution>;
+
+impl RawColumns {
+    /// One offer's row: place, model, count and unit factor resolved through the tables.
+    fn push(&mut self, o: &RawOffer, ctx: &Context, tables: &Tables, cache: &mut ResolutionCache) {
         let at = o.observed_at.unwrap_or(ctx.observed_at);
-        observed.push(at.timestamp_millis());
-        obs_date.push(epoch_days(at.date_naive()));
-        feed.push(ctx.feed.to_string());
-        provider.push(o.provider.clone());
-        offer_id.push(o.offer_id.clone());
-        instance_type.push(o.instance_type.clone());
-        region.push(o.region.clone());
+        self.observed.push(at.timestamp_millis());
+        self.obs_date.push(epoch_days(at.date_naive()));
+        self.feed.push(ctx.feed.to_string());
+        self.provider.push(o.provider.clone());
+        self.offer_id.push(o.offer_id.clone());
+        self.instance_type.push(o.instance_type.clone());
+        self.region.push(o.region.clone());
         let c = o.country.clone().or_else(|| {
             o.region
                 .as_deref()
                 .and_then(|r| tables.country(&o.provider, r))
                 .map(str::to_string)
         });
-        bloc.push(tables.bloc(c.as_deref()).to_string());
+        self.bloc.push(tables.bloc(c.as_deref()).to_string());
         let place_reject = if ctx.check_places && c.is_none() {
             unplaced(tables, o)
         } else {
             None
         };
-        country.push(c);
-        groups.push(o.group_offers);
-        name_raw.push(o.gpu_name_raw.clone());
+        self.country.push(c);
+        self.groups.push(o.group_offers);
+        self.name_raw.push(o.gpu_name_raw.clone());
         let key = (
             o.provider.clone(),
             o.instance_type.clone(),
@@ -328,20 +322,20 @@ pub fn normalise(
             .entry(key)
             .or_insert_with(|| resolve(tables, o))
             .clone();
-        china.push(
+        self.china.push(
             res.model
                 .as_deref()
                 .and_then(|m| tables.gpus.model(m))
                 .map(|m| m.china_variant),
         );
-        model.push(res.model);
-        count.push(o.gpu_count.or(res.count_from_catalogue));
-        avail.push(o.gpus_available);
-        class.push(o.price_class.as_str().to_string());
-        price.push(o.price);
-        currency.push(o.currency.clone());
-        unit.push(o.price_unit.label());
-        factor.push(
+        self.model.push(res.model);
+        self.count.push(o.gpu_count.or(res.count_from_catalogue));
+        self.avail.push(o.gpus_available);
+        self.class.push(o.price_class.as_str().to_string());
+        self.price.push(o.price);
+        self.currency.push(o.currency.clone());
+        self.unit.push(o.price_unit.label());
+        self.factor.push(
             match (
                 tables.scale(&o.price_unit.scale),
                 tables.period_hours(&o.price_unit.period),
@@ -350,43 +344,51 @@ pub fn normalise(
                 _ => None,
             },
         );
-        per_instance.push(o.price_unit.basis == Basis::Instance);
+        self.per_instance
+            .push(o.price_unit.basis == Basis::Instance);
         let reject = res.reject.or(place_reject);
-        pre_reason.push(reject.as_ref().map(|r| r.0.to_string()));
-        pre_detail.push(reject.map(|r| r.1));
+        self.pre_reason
+            .push(reject.as_ref().map(|r| r.0.to_string()));
+        self.pre_detail.push(reject.map(|r| r.1));
     }
-    let raw = DataFrame::new_infer_height(vec![
-        Column::new("observed_at".into(), observed),
-        Column::new("obs_date".into(), obs_date),
-        Column::new("feed".into(), feed),
-        Column::new("provider".into(), provider),
-        Column::new("offer_id".into(), offer_id),
-        Column::new("instance_type".into(), instance_type),
-        Column::new("region".into(), region),
-        Column::new("country".into(), country),
-        Column::new("bloc".into(), bloc),
-        Column::new("gpu_name_raw".into(), name_raw),
-        Column::new("gpu_model".into(), model),
-        Column::new("china_variant".into(), china),
-        Column::new("gpu_count".into(), count),
-        Column::new("gpus_available".into(), avail),
-        Column::new("price_class".into(), class),
-        Column::new("price".into(), price),
-        Column::new("currency".into(), currency),
-        Column::new("price_unit".into(), unit),
-        Column::new("unit_factor".into(), factor),
-        Column::new("per_instance".into(), per_instance),
-        Column::new("pre_reason".into(), pre_reason),
-        Column::new("pre_detail".into(), pre_detail),
-        Column::new("group_offers".into(), groups),
-    ])?;
 
+    fn into_frame(self) -> PolarsResult<DataFrame> {
+        DataFrame::new_infer_height(vec![
+            Column::new("observed_at".into(), self.observed),
+            Column::new("obs_date".into(), self.obs_date),
+            Column::new("feed".into(), self.feed),
+            Column::new("provider".into(), self.provider),
+            Column::new("offer_id".into(), self.offer_id),
+            Column::new("instance_type".into(), self.instance_type),
+            Column::new("region".into(), self.region),
+            Column::new("country".into(), self.country),
+            Column::new("bloc".into(), self.bloc),
+            Column::new("gpu_name_raw".into(), self.name_raw),
+            Column::new("gpu_model".into(), self.model),
+            Column::new("china_variant".into(), self.china),
+            Column::new("gpu_count".into(), self.count),
+            Column::new("gpus_available".into(), self.avail),
+            Column::new("price_class".into(), self.class),
+            Column::new("price".into(), self.price),
+            Column::new("currency".into(), self.currency),
+            Column::new("price_unit".into(), self.unit),
+            Column::new("unit_factor".into(), self.factor),
+            Column::new("per_instance".into(), self.per_instance),
+            Column::new("pre_reason".into(), self.pre_reason),
+            Column::new("pre_detail".into(), self.pre_detail),
+            Column::new("group_offers".into(), self.groups),
+        ])
+    }
+}
+
+/// As-of join on the ECB rates: the rate of the observation date or the latest earlier
+/// one, per currency.
+fn join_fx(raw: DataFrame, fx: &DataFrame) -> LazyFrame {
     let fx_lf = fx
         .clone()
         .lazy()
         .with_column(col("fx_date").alias("fx_key"));
-    let joined = raw
-        .lazy()
+    raw.lazy()
         .with_columns([
             col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)),
             col("obs_date").cast(DataType::Date),
@@ -404,7 +406,21 @@ pub fn normalise(
                 allow_eq: true,
                 ..Default::default()
             }))),
-        );
+        )
+}
+
+/// The checks as expressions: the USD rate and its date (USD itself, or a rate at
+/// most `FX_MAX_AGE_DAYS` old), USD per GPU-hour, and the reject reason and detail
+/// (null reason: the offer is stored).
+struct Checks {
+    fx_rate: Expr,
+    fx_date: Expr,
+    usd: Expr,
+    reason: Expr,
+    detail: Expr,
+}
+
+fn checks() -> Checks {
     let is_usd = col("currency").eq(lit("USD"));
     let age = col("obs_date").cast(DataType::Int32) - col("fx_date").cast(DataType::Int32);
     let fresh = age.lt_eq(lit(FX_MAX_AGE_DAYS));
@@ -473,7 +489,36 @@ pub fn normalise(
                 )),
         )
         .otherwise(lit(""));
-    let all = joined
+    Checks {
+        fx_rate,
+        fx_date,
+        usd,
+        reason,
+        detail,
+    }
+}
+
+/// Normalise one feed run's offers. `fx` is [`fx_frame`]'s output (may be empty).
+pub fn normalise(
+    offers: &[RawOffer],
+    parse_rejects: &[ParseReject],
+    ctx: &Context,
+    tables: &Tables,
+    fx: &DataFrame,
+) -> PolarsResult<Batch> {
+    let mut cache = ResolutionCache::new();
+    let mut raw = RawColumns::default();
+    for o in offers {
+        raw.push(o, ctx, tables, &mut cache);
+    }
+    let Checks {
+        fx_rate,
+        fx_date,
+        usd,
+        reason,
+        detail,
+    } = checks();
+    let all = join_fx(raw.into_frame()?, fx)
         .with_columns([fx_rate.alias("fx_usd_per_unit"), fx_date.alias("fx_date")])
         .with_columns([
             usd.alias("usd_per_gpu_hour"),
