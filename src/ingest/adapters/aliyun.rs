@@ -75,7 +75,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::sign::{aliyun_percent_encode, aliyun_rpc_signature};
-use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, endpoint_for, json, key_pair, Adapter, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -114,10 +114,6 @@ pub fn period_of(price_unit: &str) -> Option<(&'static str, PriceClass)> {
 }
 
 /// `{region}` in an endpoint template replaced by the region.
-fn endpoint_for(template: &str, region: &str) -> String {
-    template.replace("{region}", region)
-}
-
 fn check_endpoint(template: &str) -> Result<(), String> {
     if template.contains('?') || template.contains('#') {
         return Err(format!(
@@ -194,15 +190,7 @@ fn random_nonce() -> String {
 
 /// Split the `auth_env` value `ACCESS_KEY_ID:ACCESS_KEY_SECRET` (never echoed).
 fn credentials(secret: Option<&str>) -> Result<(&str, &str), String> {
-    let s = secret.ok_or(
-        "Alibaba Cloud requests must be signed: set `auth_env` to a variable holding ACCESS_KEY_ID:ACCESS_KEY_SECRET",
-    )?;
-    match s.split_once(':') {
-        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok((id, key)),
-        _ => {
-            Err("the variable named by `auth_env` must hold ACCESS_KEY_ID:ACCESS_KEY_SECRET".into())
-        }
-    }
+    key_pair(secret, "Alibaba Cloud", "ACCESS_KEY_ID:ACCESS_KEY_SECRET")
 }
 
 impl Aliyun {

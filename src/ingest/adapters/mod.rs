@@ -261,6 +261,28 @@ pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// The `{region}` endpoint template of a signed API, filled in.
+pub fn endpoint_for(template: &str, region: &str) -> String {
+    template.replace("{region}", region)
+}
+
+/// A signed API's `ID:SECRET` pair from the variable named by `auth_env`; `cloud` and
+/// `form` (e.g. "Alibaba Cloud", "ACCESS_KEY_ID:ACCESS_KEY_SECRET") word the error,
+/// which never repeats the value.
+pub fn key_pair<'a>(
+    secret: Option<&'a str>,
+    cloud: &str,
+    form: &str,
+) -> Result<(&'a str, &'a str), String> {
+    let s = secret.ok_or_else(|| {
+        format!("{cloud} requests must be signed: set `auth_env` to a variable holding {form}")
+    })?;
+    match s.split_once(':') {
+        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok((id, key)),
+        _ => Err(format!("the variable named by `auth_env` must hold {form}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

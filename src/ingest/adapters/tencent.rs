@@ -73,7 +73,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::sign::{tc3_authorization, Tc3Request};
-use super::{adapter_keys, json, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, endpoint_for, json, key_pair, Adapter, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -108,10 +108,6 @@ pub struct Tencent {
     image_id: String,
     currency: String,
     endpoint: Option<String>,
-}
-
-fn endpoint_for(template: &str, region: &str) -> String {
-    template.replace("{region}", region)
 }
 
 /// The `Host` of an endpoint URL (authority without user info).
@@ -179,12 +175,7 @@ pub fn label(q: &Query) -> String {
 
 /// Split the `auth_env` value `SECRET_ID:SECRET_KEY` (never echoed).
 fn credentials(secret: Option<&str>) -> Result<(&str, &str), String> {
-    let s = secret
-        .ok_or("Tencent Cloud requests must be signed: set `auth_env` to a variable holding SECRET_ID:SECRET_KEY")?;
-    match s.split_once(':') {
-        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok((id, key)),
-        _ => Err("the variable named by `auth_env` must hold SECRET_ID:SECRET_KEY".into()),
-    }
+    key_pair(secret, "Tencent Cloud", "SECRET_ID:SECRET_KEY")
 }
 
 impl Tencent {
