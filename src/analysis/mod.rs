@@ -205,6 +205,8 @@ pub struct Coverage {
 pub struct WeekAnalysis {
     pub index: Vec<IndexPoint>,
     pub providers: Vec<ProviderRow>,
+    /// The same per-provider rows for the previous week (for the provider-move alerts).
+    pub prev_providers: Vec<ProviderRow>,
     pub provider_pairs: Vec<ProviderPair>,
     /// Weekly provider-balanced figures of the main models over the whole history.
     pub long_view: Vec<WeeklyPoint>,
@@ -848,18 +850,6 @@ pub fn provider_rows(st: &[Standing]) -> Vec<ProviderRow> {
 }
 
 /// Analyse one ISO week with the default settings.
-/// Each provider's offers in force over dates `from..=to` (e.g. a previous week, for
-/// the alerts on provider price moves).
-pub fn provider_stats(
-    store: &Store,
-    from: NaiveDate,
-    to: NaiveDate,
-    cfg: &Config,
-) -> Result<Vec<ProviderRow>, ReportError> {
-    let inf = InForce::load(store, from, to, cfg)?;
-    Ok(provider_rows(&inf.standing(ms(from), ms(to) + DAY_MS)))
-}
-
 pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, ReportError> {
     analyse_week_with(store, week, &Config::default())
 }
@@ -886,6 +876,8 @@ pub fn analyse_week_with(
     let standing = inf.standing(ms(from), ms(to) + DAY_MS);
     let ratios = segment_ratios(&standing, &rows, cfg);
     let providers = provider_rows(&standing);
+    let prev_providers =
+        provider_rows(&inf.standing(ms(prev.monday()), ms(prev.sunday()) + DAY_MS));
     let provider_pairs = provider_pairs(&providers);
     let daily = daily_points(&inf, from - Duration::days(21), to, cfg);
     let thin = rows.iter().filter(|r| r.thin).count() as u32;
@@ -903,6 +895,7 @@ pub fn analyse_week_with(
         coverage,
         index,
         providers,
+        prev_providers,
         provider_pairs,
         long_view,
         config: *cfg,

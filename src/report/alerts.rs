@@ -292,14 +292,8 @@ fn first_in_china(
         .collect())
 }
 
-fn provider_moves(
-    rule: &Rule,
-    store: &Store,
-    a: &WeekAnalysis,
-    now: DateTime<Utc>,
-) -> Result<Vec<Firing>, AlertError> {
-    let week = chrono::Duration::days(7);
-    let prev = analysis::provider_stats(store, a.from - week, a.to - week, &a.config)?;
+fn provider_moves(rule: &Rule, a: &WeekAnalysis, now: DateTime<Utc>) -> Vec<Firing> {
+    let prev = &a.prev_providers;
     let limit = rule.percent.unwrap_or(f64::INFINITY);
     let mut out = Vec::new();
     for p in &a.providers {
@@ -328,7 +322,7 @@ fn provider_moves(
         f.numbers.insert("change_percent".into(), change);
         out.push(f);
     }
-    Ok(out)
+    out
 }
 
 /// Each feed's ingest outcomes from the run records: (observed_at, failed).
@@ -420,7 +414,7 @@ pub fn evaluate(
                 out.extend(ratio_firings(rule, a, now))
             }
             (Kind::FirstInChina, Some(a)) => out.extend(first_in_china(rule, store, a, now)?),
-            (Kind::ProviderPriceMoves, Some(a)) => out.extend(provider_moves(rule, store, a, now)?),
+            (Kind::ProviderPriceMoves, Some(a)) => out.extend(provider_moves(rule, a, now)),
             (Kind::FeedFailed, _) => out.extend(feed_failures(rule, store, now)),
             _ => {}
         }
