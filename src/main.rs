@@ -489,8 +489,16 @@ fn run_alerts(
     store: &Store,
     week: IsoWeek,
     now: DateTime<Utc>,
+    analysed: Option<analysis::WeekAnalysis>,
 ) -> anyhow::Result<()> {
-    let fired = rt.block_on(alerts::run(store, cfg, week, now, &fetch::client()))?;
+    let fired = rt.block_on(alerts::run(
+        store,
+        cfg,
+        week,
+        now,
+        &fetch::client(),
+        analysed,
+    ))?;
     for f in &fired {
         println!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
     }
@@ -562,7 +570,7 @@ fn cmd_ingest(
     }
     store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
     if let Some(cfg) = &ctx.alerts {
-        run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at)?;
+        run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
     }
     Ok(report.exit_code() as u8)
 }
@@ -592,11 +600,20 @@ fn cmd_report(ctx: Ctx, args: ReportArgs) -> anyhow::Result<u8> {
         None => analysis::default_week(&store)?
             .with_context(|| format!("no offers in store {}", store.root().display()))?,
     };
+    // One analysis serves the alert rules and the report.
+    let a = analysis::analyse_week_with(&store, week, &cfg)?;
     if let Some(rules) = &ctx.alerts {
         // Before the report is written, so this week's firings appear in it.
-        run_alerts(&runtime()?, rules, &store, week, Utc::now())?;
+        run_alerts(
+            &runtime()?,
+            rules,
+            &store,
+            week,
+            Utc::now(),
+            Some(a.clone()),
+        )?;
     }
-    let dir = report::write_week_with(&store, &out, week, Utc::now(), &cfg)?;
+    let dir = report::write_analysed(&store, &out, &a, Utc::now())?;
     println!("{}", dir.join("index.html").display());
     Ok(0)
 }

@@ -395,18 +395,22 @@ fn feed_failures(rule: &Rule, store: &Store, now: DateTime<Utc>) -> Vec<Firing> 
 }
 
 /// Every rule's firings for `week` as of `now` (not yet de-duplicated), sorted by key.
+/// `analysed` is the week's analysis when the caller has it already (the report does);
+/// otherwise it is computed here, and only when a price rule needs it.
 pub fn evaluate(
     store: &Store,
     cfg: &Config,
     week: IsoWeek,
     now: DateTime<Utc>,
+    analysed: Option<WeekAnalysis>,
 ) -> Result<Vec<Firing>, AlertError> {
     let needs_prices = cfg.rules.iter().any(|r| r.kind != Kind::FeedFailed);
-    let a = if needs_prices {
-        Some(analysis::analyse_week(store, week)?).filter(|a| !a.rows.is_empty())
-    } else {
-        None
-    };
+    let a = match analysed {
+        _ if !needs_prices => None,
+        Some(a) => Some(a),
+        None => Some(analysis::analyse_week(store, week)?),
+    }
+    .filter(|a| !a.rows.is_empty());
     let mut out = Vec::new();
     for rule in &cfg.rules {
         match (rule.kind, &a) {
@@ -511,17 +515,19 @@ pub async fn deliver(
 }
 
 /// Evaluate, record the new firings and deliver them; returns the new firings.
+/// `analysed`: the week's analysis, when the caller has it (see [`evaluate`]).
 pub async fn run(
     store: &Store,
     cfg: &Config,
     week: IsoWeek,
     now: DateTime<Utc>,
     client: &reqwest::Client,
+    analysed: Option<WeekAnalysis>,
 ) -> Result<Vec<Firing>, AlertError> {
     let all = {
         let (store, cfg) = (store.clone(), cfg.clone());
         tokio::task::spawn_blocking(move || {
-            evaluate(&store, &cfg, week, now).and_then(|f| record_new(&store, f))
+            evaluate(&store, &cfg, week, now, analysed).and_then(|f| record_new(&store, f))
         })
         .await
         .map_err(|e| AlertError::Config {

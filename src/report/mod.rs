@@ -1310,6 +1310,17 @@ pub fn write_week_with(
     cfg: &analysis::Config,
 ) -> Result<PathBuf, ReportError> {
     let a = analysis::analyse_week_with(store, week, cfg)?;
+    write_analysed(store, out, &a, generated_at)
+}
+
+/// Write one week's report from its analysis (made once by the caller, e.g. shared
+/// with the alert rules evaluated before the report).
+pub fn write_analysed(
+    store: &Store,
+    out: &Path,
+    a: &WeekAnalysis,
+    generated_at: DateTime<Utc>,
+) -> Result<PathBuf, ReportError> {
     if a.rows.is_empty() {
         return Err(ReportError::Invalid(format!(
             "no offers stored for {} ({} to {})",
@@ -1323,9 +1334,9 @@ pub fn write_week_with(
         path: charts_dir.clone(),
         source,
     })?;
-    let heads = headlines(&a);
+    let heads = headlines(a);
     let mut svgs = Vec::new();
-    let (chart_list, notes) = chart_set(&a);
+    let (chart_list, notes) = chart_set(a);
     let fired = crate::report::alerts::for_week(store, &a.week);
     for (name, c) in chart_list {
         let svg = chart::to_svg(&c, &name)?;
@@ -1358,14 +1369,14 @@ pub fn write_week_with(
             "summary.json",
             serde_json::to_vec_pretty(&summary).expect("summary serialises"),
         ),
-        ("summary.csv", summary_csv(&a).into_bytes()),
+        ("summary.csv", summary_csv(a).into_bytes()),
         (
             "report.md",
-            markdown(&a, &heads, &names, &notes, &fired, &gen).into_bytes(),
+            markdown(a, &heads, &names, &notes, &fired, &gen).into_bytes(),
         ),
         (
             "index.html",
-            html(&a, &heads, &svgs, &notes, &fired, &gen).into_bytes(),
+            html(a, &heads, &svgs, &notes, &fired, &gen).into_bytes(),
         ),
     ];
     for (name, bytes) in files {

@@ -362,7 +362,7 @@ impl Daemon {
         let Some(cfg) = &self.alerts else {
             return;
         };
-        match crate::report::alerts::run(&self.store, cfg, week, now, &self.client).await {
+        match crate::report::alerts::run(&self.store, cfg, week, now, &self.client, None).await {
             Ok(fired) => {
                 for f in fired {
                     let line = format!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
