@@ -3,8 +3,9 @@
 //!
 //! A peer feed (a catalogue or tracker that republishes providers' prices, e.g.
 //! gpuhunt's catalogue) stores its rows with `peer = true`. When gpurent's own feed
-//! carries the same provider, GPU model and price class on the same day, the own
-//! feed wins and the peer's rows for that cell are left out of the statistics
+//! carries the same provider, GPU model and price class, the own feed wins and the
+//! peer's rows for that cell are left out: per period over the offers in force in the
+//! weekly statistics (`analysis::inforce`), per observation day in `history`
 //! ([`prefer_own_sources`]); where no own feed has the cell, the peer fills the gap.
 //! [`crosscheck`] lists the cells where two sources' medians differ by more than a
 //! tolerance. Invariant: rows stored before the `peer` column existed are own rows.

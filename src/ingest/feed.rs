@@ -56,7 +56,8 @@ pub struct FeedConfig {
     pub sample: bool,
     /// The feed republishes a peer's data (key `peer`; default: the adapter's, true
     /// for `gpuhunt_catalog`). Peer rows are stored with `peer = true` and give way
-    /// to gpurent's own feeds in the statistics (see `peers::prefer_own_sources`).
+    /// to gpurent's own feeds in the statistics (`analysis::inforce`, per period) and
+    /// in `history` (`analysis::peers::prefer_own_sources`, per day).
     pub peer: bool,
     /// Offers whose provider or region tables/regions.toml does not know are rejected
     /// (`unknown_provider`, `unknown_region`) instead of being stored as bloc OTHER.
