@@ -32,7 +32,7 @@ pub fn tmp_name(path: &Path) -> PathBuf {
     ))
 }
 
-fn sync_dir(dir: &Path) {
+pub fn sync_dir(dir: &Path) {
     // Best effort: make the rename durable. Not every filesystem allows it.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

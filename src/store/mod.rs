@@ -3,8 +3,8 @@
 //! Layout (only this module knows it):
 //! ```text
 //! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet   normalised offers
-//! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDD>.parquet     a compacted day, with
-//! <store>/offers/date=YYYY-MM-DD/<feed>.hours.txt                the hours it holds
+//! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDD>-<mask>.parquet a compacted day; <mask>
+//!                                                                 is 6 hex digits, bit h = hour h held
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
 //! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/             feed.toml, meta.json, page-NNN.gz
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
@@ -15,7 +15,9 @@
 //! ```
 //! Invariants: one file per feed and hour, never overwritten (except by FX healing,
 //! which rebuilds an hour from its own raw payload), so re-ingesting an hour
-//! adds nothing (the offers file, written last and even when empty, marks the run);
+//! adds nothing (the offers file, written last and even when empty, marks the run,
+//! and a compacted day's name says which hours it holds); only Parquet files live in
+//! the partition folders, so Spark, Trino, Athena and DuckDB read `offers/` as it is;
 //! every file is written under `.tmp/`, synced and renamed into place, so a crash
 //! leaves the whole file or none, and no glob such as `offers/*/*.parquet` ever sees a
 //! partial file; whole directories (a compacted day, a raw run, the renormalised
@@ -213,9 +215,17 @@ impl Store {
     fn clean_up(&self) -> Result<(), StoreError> {
         fsutil::recover_swaps(&self.tmp_dir())?;
         for kind in ["offers", "rejects", "raw"] {
-            for (_, dir) in self.partitions(kind)? {
+            for (date, dir) in self.partitions(kind)? {
                 for e in fs::read_dir(&dir).map_err(io(&dir))? {
                     let p = e.map_err(io(&dir))?.path();
+                    if let Some(feed) = p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_suffix(".hours.txt"))
+                    {
+                        migrate_hours_list(&dir, feed, date, &p)?;
+                        continue;
+                    }
                     let stray = p
                         .file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
@@ -268,20 +278,34 @@ impl Store {
         if self.file("offers", feed, at).exists() {
             return true;
         }
-        // A compacted day lists the hours it holds.
-        let key = hour_key(at);
-        ["offers"].iter().any(|kind| {
-            std::fs::read_to_string(
-                self.partition(kind, at.date_naive())
-                    .join(format!("{feed}.hours.txt")),
-            )
-            .is_ok_and(|t| t.lines().any(|l| l == key))
+        // A compacted day's name holds the mask of its hours.
+        let dir = self.partition("offers", at.date_naive());
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            matches!(parse_data_name(&name), Some((f, DataFile::Day(mask))) if f == feed
+                && mask & (1 << at.hour()) != 0)
         })
     }
 
+    /// The compacted day file of a feed and date, if any.
+    fn day_file(&self, kind: &str, feed: &str, date: NaiveDate) -> Option<PathBuf> {
+        let dir = self.partition(kind, date);
+        fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                matches!(parse_data_name(&name), Some((f, DataFile::Day(_))) if f == feed)
+            })
+    }
+
     /// Merge each feed's hourly files of one date into one file per feed and kind
-    /// (`<feed>__<YYYYMMDD>.parquet`, rows sorted by time) and record the merged hours
-    /// in `<feed>.hours.txt`, so re-ingesting such an hour still adds nothing. The new
+    /// (`<feed>__<YYYYMMDD>-<mask>.parquet`, rows sorted by time); the name holds the
+    /// merged hours, so re-ingesting such an hour still adds nothing. The new
     /// partitions (offers and rejects together) are built under `.tmp/` and swapped in
     /// by one [`fsutil::swap_dirs`] job. Returns files before/after.
     /// The caller holds the store lock.
@@ -330,8 +354,8 @@ impl Store {
     fn partition_files(
         &self,
         dir: &Path,
-    ) -> Result<BTreeMap<String, (Vec<PathBuf>, BTreeSet<String>)>, StoreError> {
-        let mut by_feed: BTreeMap<String, (Vec<PathBuf>, BTreeSet<String>)> = BTreeMap::new();
+    ) -> Result<BTreeMap<String, (Vec<PathBuf>, u32)>, StoreError> {
+        let mut by_feed: BTreeMap<String, (Vec<PathBuf>, u32)> = BTreeMap::new();
         for e in fs::read_dir(dir).map_err(io(dir))? {
             let p = e.map_err(io(dir))?.path();
             let name = p
@@ -341,26 +365,16 @@ impl Store {
             if name.starts_with('.') {
                 continue;
             }
-            if let Some(feed) = name.strip_suffix(".hours.txt") {
-                let text = fs::read_to_string(&p).map_err(io(&p))?;
-                by_feed
-                    .entry(feed.to_string())
-                    .or_default()
-                    .1
-                    .extend(text.lines().map(str::to_string));
-            } else if let Some((feed, rest)) = name.split_once("__") {
-                let stem = rest.trim_end_matches(".parquet");
+            if let Some((feed, file)) = parse_data_name(&name) {
                 let entry = by_feed.entry(feed.to_string()).or_default();
-                if stem.contains('T') {
-                    entry.1.insert(stem.to_string());
-                }
+                entry.1 |= file.mask();
                 entry.0.push(p);
             }
         }
         Ok(by_feed)
     }
 
-    /// Merge one feed's files of a date into `stage` (one file plus its hours list).
+    /// Merge one feed's files of a date into `stage`: one file named with its hours.
     #[allow(clippy::too_many_arguments)]
     fn merge_files(
         &self,
@@ -370,7 +384,7 @@ impl Store {
         feed: &str,
         date: NaiveDate,
         files: &[PathBuf],
-        hours: BTreeSet<String>,
+        hours: u32,
     ) -> Result<(), StoreError> {
         let mut files = files.to_vec();
         files.sort();
@@ -389,14 +403,8 @@ impl Store {
                 .collect()
             })
             .map_err(pl(dir))?;
-        let out = stage.join(format!("{feed}__{}.parquet", date.format("%Y%m%d")));
-        write_parquet_via(stage, &out, &mut df)?;
-        let list: Vec<String> = hours.into_iter().collect();
-        write_atomic_via(
-            stage,
-            &stage.join(format!("{feed}.hours.txt")),
-            (list.join("\n") + "\n").as_bytes(),
-        )
+        let out = stage.join(day_file_name(feed, date, hours));
+        write_parquet_via(stage, &out, &mut df)
     }
 
     /// Store one feed run's offers and rejects. Returns false (and writes nothing)
@@ -803,19 +811,14 @@ impl Store {
 
     /// Every (feed, hour) with stored offers: hourly files and compacted days' hours.
     pub fn stored_runs(&self) -> Result<BTreeSet<(String, DateTime<Utc>)>, StoreError> {
-        let parse = |h: &str| {
-            chrono::NaiveDateTime::parse_from_str(&format!("{h}0000"), "%Y%m%dT%H%M%S")
-                .ok()
-                .map(|t| t.and_utc())
-        };
         let mut out = BTreeSet::new();
-        for (_, dir) in self.partitions("offers")? {
-            for (feed, (_, hours)) in self.partition_files(&dir)? {
+        for (date, dir) in self.partitions("offers")? {
+            for (feed, (_, mask)) in self.partition_files(&dir)? {
+                let midnight = date.and_time(chrono::NaiveTime::MIN).and_utc();
                 out.extend(
-                    hours
-                        .iter()
-                        .filter_map(|h| parse(h))
-                        .map(|t| (feed.clone(), t)),
+                    (0..24)
+                        .filter(|h| mask & (1 << h) != 0)
+                        .map(|h| (feed.clone(), midnight + chrono::Duration::hours(h))),
                 );
             }
         }
@@ -832,12 +835,9 @@ impl Store {
                 let f = File::open(&hourly).map_err(io(&hourly))?;
                 ParquetReader::new(f).finish().map_err(pl(&hourly))?
             } else {
-                let daily = self
-                    .partition(kind, at.date_naive())
-                    .join(format!("{feed}__{}.parquet", at.format("%Y%m%d")));
-                if !daily.exists() {
+                let Some(daily) = self.day_file(kind, feed, at.date_naive()) else {
                     continue;
-                }
+                };
                 let (from, to_t) = (at.timestamp_millis(), at.timestamp_millis() + 3_600_000);
                 let t = col("observed_at").cast(DataType::Int64);
                 LazyFrame::scan_parquet(
@@ -856,6 +856,69 @@ impl Store {
             write_parquet_via(&to.tmp_dir(), &to.file(kind, feed, at), &mut df)?;
         }
         Ok(offers)
+    }
+}
+
+/// Migrate a compacted day of an older layout (`<feed>__<YYYYMMDD>.parquet` beside a
+/// `<feed>.hours.txt` list, which Spark and Trino would try to read as Parquet) to the
+/// masked name. The rename comes first, so a crash in between leaves a list whose day
+/// file is already renamed, and the next lock only deletes it.
+fn migrate_hours_list(
+    dir: &Path,
+    feed: &str,
+    date: NaiveDate,
+    list: &Path,
+) -> Result<(), StoreError> {
+    let old = dir.join(format!("{feed}__{}.parquet", date.format("%Y%m%d")));
+    if old.exists() {
+        let text = fs::read_to_string(list).map_err(io(list))?;
+        let mask = text
+            .lines()
+            .filter_map(|l| l.split_once('T')?.1.parse::<u32>().ok())
+            .filter(|h| *h < 24)
+            .fold(0u32, |m, h| m | 1 << h);
+        let new = dir.join(day_file_name(feed, date, mask));
+        fs::rename(&old, &new).map_err(io(&old))?;
+        fsutil::sync_dir(dir);
+    }
+    fs::remove_file(list).map_err(io(list))
+}
+
+/// What a data file in a partition holds, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataFile {
+    /// `<feed>__<YYYYMMDDTHH>.parquet`: one hour.
+    Hour(u32),
+    /// `<feed>__<YYYYMMDD>-<mask>.parquet`: a compacted day, bit h set for hour h.
+    Day(u32),
+}
+
+impl DataFile {
+    fn mask(self) -> u32 {
+        match self {
+            DataFile::Hour(h) => 1 << h,
+            DataFile::Day(m) => m,
+        }
+    }
+}
+
+/// The name of a compacted day file holding the hours in `mask`.
+fn day_file_name(feed: &str, date: NaiveDate, mask: u32) -> String {
+    format!("{feed}__{}-{mask:06x}.parquet", date.format("%Y%m%d"))
+}
+
+/// The feed and hours of a data file name; `None` for anything else.
+fn parse_data_name(name: &str) -> Option<(&str, DataFile)> {
+    let (feed, rest) = name.strip_suffix(".parquet")?.split_once("__")?;
+    if let Some((day, hour)) = rest.split_once('T') {
+        let h: u32 = hour.parse().ok().filter(|h| *h < 24)?;
+        (day.len() == 8 && hour.len() == 2).then_some((feed, DataFile::Hour(h)))
+    } else {
+        let (day, mask) = rest.split_once('-')?;
+        let m = u32::from_str_radix(mask, 16)
+            .ok()
+            .filter(|m| *m < 1 << 24)?;
+        (day.len() == 8 && mask.len() == 6).then_some((feed, DataFile::Day(m)))
     }
 }
 
@@ -888,5 +951,73 @@ impl RawRun {
             pages.push(Page { label, body });
         }
         Ok((feed_text, pages))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, expected: Option<(&str, DataFile)>) {
+        assert_eq!(parse_data_name(name), expected, "{name}");
+    }
+
+    #[test]
+    fn data_file_names() {
+        check(
+            "vast__20241007T05.parquet",
+            Some(("vast", DataFile::Hour(5))),
+        );
+        check(
+            "vast__20241007-000007.parquet",
+            Some(("vast", DataFile::Day(7))),
+        );
+        check(
+            "vast__20241007-ffffff.parquet",
+            Some(("vast", DataFile::Day(0xff_ffff))),
+        );
+        check("vast__20241007T24.parquet", None);
+        check("vast__20241007-1000000.parquet", None);
+        check("vast__20241007.parquet", None);
+        check("vast.hours.txt", None);
+        check(".tmp-vast__20241007T05.parquet.x", None);
+        let d = NaiveDate::from_ymd_opt(2024, 10, 7).unwrap();
+        assert_eq!(
+            day_file_name("vast", d, 0b101),
+            "vast__20241007-000005.parquet"
+        );
+    }
+
+    /// A compacted day of the older layout (a `.hours.txt` list beside the data) is
+    /// renamed under the lock, keeps its hours, and leaves only Parquet files.
+    #[test]
+    fn legacy_hours_lists_are_migrated_at_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let part = tmp.path().join("offers/date=2024-10-07");
+        fs::create_dir_all(&part).unwrap();
+        fs::write(part.join("vast__20241007.parquet"), b"PAR1").unwrap();
+        fs::write(part.join("vast.hours.txt"), "20241007T00\n20241007T05\n").unwrap();
+        let at = |h: u32| {
+            NaiveDate::from_ymd_opt(2024, 10, 7)
+                .unwrap()
+                .and_hms_opt(h, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        drop(store.lock().unwrap());
+        let mut names: Vec<String> = fs::read_dir(&part)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["vast__20241007-000021.parquet"]);
+        assert!(store.has_run("vast", at(0)) && store.has_run("vast", at(5)));
+        assert!(!store.has_run("vast", at(1)));
+        let runs: Vec<_> = store.stored_runs().unwrap().into_iter().collect();
+        assert_eq!(
+            runs,
+            [("vast".to_string(), at(0)), ("vast".to_string(), at(5))]
+        );
     }
 }

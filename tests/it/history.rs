@@ -195,6 +195,19 @@ async fn compaction_keeps_rows_and_deduplication() {
         "offers 6 -> 2, rejects (vast only) 3 -> 1"
     );
     assert_eq!(count(&part), 2);
+    // Only Parquet files in the partition, so Spark and Trino read it as it is, and
+    // each day file's name holds the hours it merged (0, 1, 2: mask 000007).
+    let mut names: Vec<String> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with("__20241007-000007.parquet")),
+        "{names:?}"
+    );
     let after = read_all(&tmp.path().join("store/offers")).unwrap();
     assert_eq!(after.height(), before.height());
     let stats_after = gpurent::analysis::stats(
@@ -235,6 +248,11 @@ async fn compaction_keeps_rows_and_deduplication() {
     assert_eq!(count(&part), 4);
     store.compact(times[0].date_naive()).unwrap();
     assert_eq!(count(&part), 2);
+    assert!(std::fs::read_dir(&part).unwrap().all(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with("-000027.parquet")));
     assert_eq!(
         read_all(&tmp.path().join("store/offers")).unwrap().height(),
         before.height() / 3 * 4
