@@ -93,6 +93,12 @@ fn scan_args(kind: &str) -> ScanArgsParquet {
     ScanArgsParquet {
         allow_missing_columns: true,
         schema: (kind == "offers").then(crate::normalise::offer_schema),
+        // No `date` column from the folder names: a compacted day written from such a
+        // scan would repeat the partition column, which Spark refuses to read.
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

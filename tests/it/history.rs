@@ -210,6 +210,17 @@ async fn compaction_keeps_rows_and_deduplication() {
     );
     let after = read_all(&tmp.path().join("store/offers")).unwrap();
     assert_eq!(after.height(), before.height());
+    // The day files hold the stored columns only: no `date` taken from the folder
+    // name, which Spark refuses as a duplicate of the partition column.
+    let schema = gpurent::normalise::offer_schema();
+    assert_eq!(
+        after
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>(),
+        schema.iter_names().map(|n| n.as_str()).collect::<Vec<_>>()
+    );
     let stats_after = gpurent::analysis::stats(
         &store,
         times[0].date_naive(),
