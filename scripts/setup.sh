@@ -10,3 +10,5 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: chromium not installed and cannot apt-get it; the page-render test will skip" >&2
   fi
 fi
+# PySpark + DuckDB (and OpenJDK 17) for the test that reads the store with real engines.
+bash "$(dirname "$0")/engines.sh"

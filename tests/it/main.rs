@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 mod common;
 mod default_feeds;
+mod engines;
 mod faults;
 mod feeds_china;
 mod feeds_cloud;

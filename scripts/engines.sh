@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the engines the "any engine can read it" test runs: PySpark 4 and DuckDB from
+# PyPI in a venv at /var/tmp/gpurent-engines (or $GPURENT_ENGINES_VENV), and Debian's
+# OpenJDK 17 for Spark when `java` is missing. Safe to run again; apt needs root.
+set -euo pipefail
+venv="${GPURENT_ENGINES_VENV:-/var/tmp/gpurent-engines}"
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "engines: java missing and cannot apt-get it; the engines test will skip" >&2
+    exit 0
+  fi
+fi
+if ! "$venv/bin/python" -c 'import pyspark, duckdb' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'pyspark==4.0.1' 'duckdb==2.0.1'
+fi
