@@ -73,6 +73,17 @@ pub enum StoreError {
         holder: String,
         waited_s: u64,
     },
+    #[error("{location}: {scheme}:// stores are not supported; give a local directory or s3://bucket/prefix (README, \"The store on S3\")")]
+    Remote { location: String, scheme: String },
+    #[error("{url}: {source}")]
+    Object {
+        url: String,
+        source: object_store::Error,
+    },
+    #[error("{url}: the server ignores conditional creates (If-None-Match: *), so two writers could store one hour twice; refusing to write. Use a server that honours them (AWS S3, Ceph RGW, Cloudflare R2)")]
+    NoConditionalCreate { url: String },
+    #[error("{url}: replaced by other writers 10 times in a row; try again")]
+    Contended { url: String },
 }
 
 /// An error in one of the data tables (GPU registry, regions, instances, units).

@@ -14,8 +14,10 @@ use gpurent::analysis;
 use gpurent::ingest::{self, backfill, feed, fetch};
 use gpurent::report::alerts;
 use gpurent::run::demo;
+use gpurent::store::remote::{self, Remote};
+use gpurent::store::{Location, Store, StoreLock};
 use gpurent::week::IsoWeek;
-use gpurent::{report, store::Store, tables::Tables};
+use gpurent::{report, tables::Tables};
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +105,11 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+/// `--store`: a local directory or `s3://bucket/prefix`; other URLs are refused.
+fn store_location(s: &str) -> Result<Location, gpurent::error::StoreError> {
+    gpurent::store::parse_location(s)
+}
+
 fn adapter_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(gpurent::ingest::adapters::names())
 }
@@ -113,8 +120,8 @@ enum Command {
     Ingest {
         #[arg(long, default_value = "feeds")]
         feeds: PathBuf,
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
         /// Observation time: RFC 3339 or a date (00:00 UTC); default: now.
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
@@ -126,8 +133,8 @@ enum Command {
     /// List provider x model x class x day cells where two sources' median prices
     /// (USD per GPU-hour) differ by more than the tolerance.
     Crosscheck {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
         /// Largest accepted relative difference, e.g. 0.05 for 5%.
         #[arg(long, default_value_t = 0.05)]
         tolerance: f64,
@@ -141,8 +148,8 @@ enum Command {
     /// Merge each feed's hourly files into one file per day for every date before
     /// --before, so a long history is a few large files, not many small ones.
     Compact {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
         /// First date NOT to compact, YYYY-MM-DD (UTC); default: today, so every day
         /// up to yesterday is compacted.
         #[arg(long)]
@@ -150,13 +157,13 @@ enum Command {
     },
     /// Rebuild the normalised offers from the kept raw payloads (after the tables change).
     Renormalise {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
     },
     /// List raw GPU names and instance types that did not resolve, most frequent first.
     Unknown {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
     },
     /// Run on a schedule until SIGTERM or Ctrl-C: ingest at the top of each hour (per
     /// feed `interval_hours`), the previous week's report every Monday 00:30 UTC, and
@@ -164,16 +171,16 @@ enum Command {
     Daemon {
         #[arg(long, default_value = "feeds")]
         feeds: PathBuf,
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
     /// The latest price in force per provider, model, bloc and class (USD per
     /// GPU-hour), with its observation time and age at the store's latest observation.
     Prices {
-        #[arg(long, default_value = "data")]
-        store: PathBuf,
+        #[arg(long, default_value = "data", value_parser = store_location)]
+        store: Location,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -189,8 +196,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ReportArgs {
-    #[arg(long, default_value = "data")]
-    store: PathBuf,
+    #[arg(long, default_value = "data", value_parser = store_location)]
+    store: Location,
     #[arg(long, default_value = "reports")]
     out: PathBuf,
     /// ISO week, e.g. 2024-W07.
@@ -218,8 +225,8 @@ struct BackfillArgs {
     /// Provider (default: the feed file's, else the folder above the dated one).
     #[arg(long)]
     provider: Option<String>,
-    #[arg(long, default_value = "data")]
-    store: PathBuf,
+    #[arg(long, default_value = "data", value_parser = store_location)]
+    store: Location,
     /// Observation time for files whose path holds no date: a date (2023-06-17,
     /// 00:00 UTC) or an RFC 3339 time.
     #[arg(long, value_parser = parse_at)]
@@ -239,8 +246,8 @@ struct BackfillArgs {
 
 #[derive(clap::Args)]
 struct HistoryArgs {
-    #[arg(long, default_value = "data")]
-    store: PathBuf,
+    #[arg(long, default_value = "data", value_parser = store_location)]
+    store: Location,
     /// GPU model: a canonical id or any alias, in any case (e.g. H100-SXM-80GB,
     /// "h100 sxm"); resolved through the GPU tables.
     #[arg(long)]
@@ -364,6 +371,81 @@ fn lock(store: &Store, wait_s: u64) -> anyhow::Result<gpurent::store::StoreLock>
             store.root().display()
         )
     })?)
+}
+
+/// An `s3://` store's bucket and the local cache gpurent works on.
+fn s3_cache(bucket: &str, prefix: &str) -> anyhow::Result<(Store, Remote)> {
+    let remote = Remote::open(bucket, prefix)?;
+    Ok((Store::open(remote::cache_dir(bucket, prefix)), remote))
+}
+
+/// Bring the cache up to date with the bucket.
+fn pull(rt: &tokio::runtime::Runtime, cache: &Store, remote: &Remote) -> anyhow::Result<()> {
+    let t = rt.block_on(remote.pull(cache))?;
+    eprintln!(
+        "gpurent: {}: {} objects pulled into the cache {}",
+        remote.url(),
+        t.copied,
+        cache.root().display()
+    );
+    Ok(())
+}
+
+/// A store to read: a local directory, or an `s3://` store's cache after a pull.
+fn reader(loc: Location) -> anyhow::Result<Store> {
+    match loc {
+        Location::Local(p) => Ok(Store::open(p)),
+        Location::S3 { bucket, prefix } => {
+            let (cache, remote) = s3_cache(&bucket, &prefix)?;
+            pull(&runtime()?, &cache, &remote)?;
+            Ok(cache)
+        }
+    }
+}
+
+/// A store to write, locked. For an `s3://` store: the cache, after checking that the
+/// server honours conditional creates and pulling; push with [`push`] when done.
+fn writer(loc: Location, wait: u64) -> anyhow::Result<(Store, StoreLock, Option<Remote>)> {
+    match loc {
+        Location::Local(p) => {
+            let store = Store::open(p);
+            let held = lock(&store, wait)?;
+            Ok((store, held, None))
+        }
+        Location::S3 { bucket, prefix } => {
+            let (cache, remote) = s3_cache(&bucket, &prefix)?;
+            let held = lock(&cache, wait)?;
+            let rt = runtime()?;
+            rt.block_on(remote.probe())?;
+            pull(&rt, &cache, &remote)?;
+            Ok((cache, held, Some(remote)))
+        }
+    }
+}
+
+/// Upload to the bucket what the cache holds and the bucket does not.
+fn push(store: &Store, remote: Option<&Remote>) -> anyhow::Result<()> {
+    let Some(remote) = remote else {
+        return Ok(());
+    };
+    let t = runtime()?.block_on(remote.push(store))?;
+    eprintln!(
+        "gpurent: {}: {} objects pushed, {} already stored by another writer",
+        remote.url(),
+        t.copied,
+        t.already_there
+    );
+    Ok(())
+}
+
+/// Commands that rewrite stored files work on a local store only.
+fn local_only(loc: Location, command: &str) -> anyhow::Result<PathBuf> {
+    match loc {
+        Location::Local(p) => Ok(p),
+        Location::S3 { bucket, prefix } => anyhow::bail!(
+            "{command} rewrites stored files and works on a local store only, not s3://{bucket}/{prefix} (objects are written once; README, \"The store on S3\")"
+        ),
+    }
 }
 
 /// Print to stdout; a closed pipe (`| head`) ends the output quietly instead of a panic.
@@ -547,13 +629,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 fn cmd_ingest(
     ctx: Ctx,
     feeds: PathBuf,
-    store: PathBuf,
+    store: Location,
     at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<u8> {
     let at = at.unwrap_or_else(Utc::now);
     let (feeds, broken) = feed::load_dir(&feeds)?;
-    let store = Store::open(store);
-    let _lock = lock(&store, ctx.wait)?;
+    let (store, _lock, remote) = writer(store, ctx.wait)?;
     let rt = runtime()?;
     let report = rt.block_on(async {
         let client = fetch::client();
@@ -569,6 +650,7 @@ fn cmd_ingest(
         );
     }
     store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
+    push(&store, remote.as_ref())?;
     if let Some(cfg) = &ctx.alerts {
         run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
     }
@@ -594,7 +676,7 @@ fn cmd_report(ctx: Ctx, args: ReportArgs) -> anyhow::Result<u8> {
         implausible_high,
         thin_cell: thin,
     };
-    let store = Store::open(store);
+    let store = reader(store)?;
     let week = match week {
         Some(w) => IsoWeek::parse(&w)?,
         None => analysis::default_week(&store)?
@@ -634,8 +716,7 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
         anyhow::bail!("{} does not exist", missing.display());
     }
-    let store = Store::open(store);
-    let _lock = lock(&store, ctx.wait)?;
+    let (store, _lock, remote) = writer(store, ctx.wait)?;
     if let (Some(from), Some(to)) = (from, to) {
         let spec = backfill::VersionSpec {
             format: format.unwrap_or_default(),
@@ -643,7 +724,9 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
             from,
             to,
         };
-        return backfill_versions(&spec, &store, ctx.tables);
+        let code = backfill_versions(&spec, &store, ctx.tables)?;
+        push(&store, remote.as_ref())?;
+        return Ok(code);
     }
     let spec = backfill::Spec {
         format,
@@ -667,18 +750,19 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
         outcomes.len()
     );
     store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
+    push(&store, remote.as_ref())?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
 /// `gpurent crosscheck`.
 fn cmd_crosscheck(
-    store: PathBuf,
+    store: Location,
     tolerance: f64,
     from: Option<chrono::NaiveDate>,
     to: Option<chrono::NaiveDate>,
 ) -> anyhow::Result<u8> {
     anyhow::ensure!(tolerance >= 0.0, "--tolerance must not be negative");
-    let rows = gpurent::analysis::peers::crosscheck(&Store::open(store), from, to, tolerance)?;
+    let rows = gpurent::analysis::peers::crosscheck(&reader(store)?, from, to, tolerance)?;
     println!("{}", gpurent::analysis::peers::Disagreement::header());
     for r in &rows {
         println!("{}", r.line());
@@ -692,8 +776,8 @@ fn cmd_crosscheck(
 }
 
 /// `gpurent compact`.
-fn cmd_compact(ctx: Ctx, store: PathBuf, before: Option<chrono::NaiveDate>) -> anyhow::Result<u8> {
-    let store = Store::open(store);
+fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> anyhow::Result<u8> {
+    let store = Store::open(local_only(store, "compact")?);
     let _lock = lock(&store, ctx.wait)?;
     let before = before.unwrap_or_else(|| Utc::now().date_naive());
     let (mut files_before, mut files_after, mut days) = (0, 0, 0);
@@ -710,8 +794,8 @@ fn cmd_compact(ctx: Ctx, store: PathBuf, before: Option<chrono::NaiveDate>) -> a
 }
 
 /// `gpurent renormalise`.
-fn cmd_renormalise(ctx: Ctx, store: PathBuf) -> anyhow::Result<u8> {
-    let store = Store::open(store);
+fn cmd_renormalise(ctx: Ctx, store: Location) -> anyhow::Result<u8> {
+    let store = Store::open(local_only(store, "renormalise")?);
     let _lock = lock(&store, ctx.wait)?;
     let r = backfill::renormalise(&store, ctx.tables)?;
     for f in &r.failures {
@@ -729,9 +813,9 @@ fn cmd_renormalise(ctx: Ctx, store: PathBuf) -> anyhow::Result<u8> {
 }
 
 /// `gpurent unknown`.
-fn cmd_unknown(store: PathBuf) -> anyhow::Result<u8> {
+fn cmd_unknown(store: Location) -> anyhow::Result<u8> {
     use std::io::Write as _;
-    let names = analysis::unknown_names(&Store::open(store))?;
+    let names = analysis::unknown_names(&reader(store)?)?;
     let mut out = std::io::stdout().lock();
     // A closed pipe (e.g. `| head`) ends the listing quietly, as in ripgrep.
     let _ = (|| -> std::io::Result<()> {
@@ -753,7 +837,8 @@ fn cmd_unknown(store: PathBuf) -> anyhow::Result<u8> {
 }
 
 /// `gpurent daemon`.
-fn cmd_daemon(ctx: Ctx, feeds: PathBuf, store: PathBuf, reports: PathBuf) -> anyhow::Result<u8> {
+fn cmd_daemon(ctx: Ctx, feeds: PathBuf, store: Location, reports: PathBuf) -> anyhow::Result<u8> {
+    let store = local_only(store, "daemon")?;
     use gpurent::run::schedule;
     let rt = runtime()?;
     // A clean stop is success; failed feeds are in the log and the run records.
@@ -774,8 +859,8 @@ fn cmd_daemon(ctx: Ctx, feeds: PathBuf, store: PathBuf, reports: PathBuf) -> any
 }
 
 /// `gpurent prices`.
-fn cmd_prices(store: PathBuf, format: Format) -> anyhow::Result<u8> {
-    let table = gpurent::analysis::query::prices(&Store::open(store))?;
+fn cmd_prices(store: Location, format: Format) -> anyhow::Result<u8> {
+    let table = gpurent::analysis::query::prices(&reader(store)?)?;
     if table.rows.is_empty() {
         eprintln!("gpurent: no offers in the store");
         return Ok(NO_ROWS);
@@ -804,7 +889,7 @@ fn cmd_history(ctx: Ctx, args: HistoryArgs) -> anyhow::Result<u8> {
         anyhow::ensure!(f <= t, "--from {f} is later than --to {t}");
     }
     let model = resolve_model(ctx.tables, &model)?;
-    let store = Store::open(store);
+    let store = reader(store)?;
     let q = gpurent::analysis::query::HistoryQuery {
         provider,
         segment,

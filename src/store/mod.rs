@@ -29,6 +29,7 @@
 //! scan lazily and only the dates asked for.
 
 pub mod fsutil;
+pub mod remote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -45,6 +46,42 @@ use crate::store::fsutil::write_atomic_via;
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+}
+
+/// Where a store lives, as `--store` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local directory (a plain path or a `file://` URL).
+    Local(PathBuf),
+    /// `s3://bucket/prefix` (or `s3a://`), worked on through a local cache.
+    S3 { bucket: String, prefix: String },
+}
+
+/// Parse a `--store` argument. A URL with any other scheme (`gs://`, `https://`) is
+/// refused rather than taken as a relative path, which would write a local folder
+/// literally named `gs:/bucket/...` and exit 0.
+pub fn parse_location(location: &str) -> Result<Location, StoreError> {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return Ok(Location::Local(PathBuf::from(location)));
+    };
+    let is_scheme = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let refused = || StoreError::Remote {
+        location: location.to_string(),
+        scheme: scheme.to_string(),
+    };
+    match scheme {
+        _ if !is_scheme => Ok(Location::Local(PathBuf::from(location))),
+        "file" => Ok(Location::Local(PathBuf::from(rest))),
+        "s3" | "s3a" => {
+            let (bucket, prefix) = remote::parse_url(location).ok_or_else(refused)?;
+            Ok(Location::S3 { bucket, prefix })
+        }
+        _ => Err(refused()),
+    }
 }
 
 /// The hour a feed run is stored under.
@@ -966,6 +1003,29 @@ mod tests {
 
     fn check(name: &str, expected: Option<(&str, DataFile)>) {
         assert_eq!(parse_data_name(name), expected, "{name}");
+    }
+
+    #[test]
+    fn store_locations() {
+        let check = |s: &str, expected: Option<Location>| {
+            assert_eq!(parse_location(s).ok(), expected, "{s}");
+        };
+        let local = |p: &str| Some(Location::Local(PathBuf::from(p)));
+        let s3 = |b: &str, p: &str| {
+            Some(Location::S3 {
+                bucket: b.into(),
+                prefix: p.into(),
+            })
+        };
+        check("data", local("data"));
+        check("/srv/gpurent/data", local("/srv/gpurent/data"));
+        check("file:///srv/data", local("/srv/data"));
+        check("./odd://name", local("./odd://name"));
+        check("s3://gpurent/history", s3("gpurent", "history"));
+        check("s3a://gpurent/a/b/", s3("gpurent", "a/b"));
+        check("s3://", None);
+        check("gs://b/h", None);
+        check("https://example.com/x", None);
     }
 
     #[test]

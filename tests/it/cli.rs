@@ -214,6 +214,54 @@ fn backfill_takes_a_date_and_reports_each_mistake_once() {
     );
 }
 
+/// `--store s3://...` used to exit 0 having written a local folder named `s3:/...`.
+/// A URL gpurent cannot serve is refused, and a command that rewrites stored files
+/// refuses an `s3://` store, before any network access; nothing is written.
+#[test]
+fn store_urls_are_refused_not_taken_as_folders() {
+    let tmp = tempdir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["ingest", "--store", "gs://b/history"],
+            "gs:// stores are not supported",
+        ),
+        (
+            &["report", "--store", "https://example.com/h"],
+            "https:// stores are not supported",
+        ),
+        (
+            &["prices", "--store", "s3://"],
+            "s3:// stores are not supported",
+        ),
+        (
+            &["compact", "--store", "s3://b/h"],
+            "compact rewrites stored files and works on a local store only",
+        ),
+        (
+            &["renormalise", "--store", "s3://b/h"],
+            "renormalise rewrites stored files",
+        ),
+    ];
+    for (cmd, says) in cases {
+        let (code, err) = run(cmd);
+        assert_eq!(code, Some(2), "{cmd:?}: {err}");
+        assert!(err.contains(says), "{cmd:?}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "the refused commands wrote {left:?}");
+}
+
 #[test]
 fn compact_help_states_one_default() {
     let (code, help, _) = gpurent(&["compact", "--help"]);

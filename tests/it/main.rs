@@ -20,4 +20,5 @@ mod pipeline;
 mod props;
 mod real_data;
 mod render;
+mod s3;
 mod schedule;

@@ -1,0 +1,333 @@
+//! A store on S3-compatible object storage (`--store s3://bucket/prefix`), kept in
+//! step with a local working copy (the *cache*, an ordinary [`Store`]).
+//!
+//! The object layout is the local layout under `prefix/`: `offers/date=…/<feed>__<hour>
+//! .parquet` and so on, so Spark, Trino, Athena and DuckDB read `prefix/offers` as they
+//! read a local store. gpurent itself works on the cache: [`Remote::pull`] downloads
+//! the objects the cache lacks (never `raw/` or `failed/`, which only `renormalise`
+//! reads), the command runs on the cache as on a local store, and [`Remote::push`]
+//! uploads what the cache holds and the bucket does not.
+//!
+//! Invariants:
+//! - Several writers, no lock: every object but `fx/ecb.parquet` is written once, with
+//!   a conditional create (`PutMode::Create`, `If-None-Match: *`); an object that
+//!   exists is another writer's copy of the same run and is left as it is. Per run the
+//!   order is raw payload, rejects, then offers: the offers object commits the hour, so
+//!   a crash mid-push leaves at most rejects without offers, which readers skip.
+//! - `fx/ecb.parquet` is the one object replaced: by a conditional update on its ETag,
+//!   re-merged and retried when another writer replaced it first, so no rate is lost.
+//! - [`Remote::probe`] refuses a server that ignores conditional creates (it would let
+//!   two writers store one hour twice): a marker written twice must be refused the
+//!   second time.
+//! - Credentials come from the standard AWS variables and never reach a message: errors
+//!   name the object URL only.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use crate::error::StoreError;
+use crate::store::{fsutil, Store};
+
+/// Kinds a reader needs; `raw/` and `failed/` stay in the bucket.
+const PULLED: [&str; 4] = ["offers", "rejects", "runs", "fx"];
+/// Kinds pushed, in commit order: an hour's offers after its payload and rejects.
+const PUSHED: [&str; 5] = ["raw", "failed", "rejects", "offers", "runs"];
+const FX: &str = "fx/ecb.parquet";
+const PARALLEL: usize = 8;
+
+/// A bucket and prefix on an S3-compatible server.
+pub struct Remote {
+    os: Arc<dyn ObjectStore>,
+    bucket: String,
+    prefix: String,
+}
+
+/// What a pull or push moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Objects copied.
+    pub copied: usize,
+    /// Objects another writer had already stored (push only).
+    pub already_there: usize,
+}
+
+/// The part of `s3://bucket/prefix` after the scheme, split.
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    let rest = url
+        .strip_prefix("s3://")
+        .or_else(|| url.strip_prefix("s3a://"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+impl Remote {
+    /// Connect with the standard AWS variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`); path-style requests,
+    /// plain HTTP only when the endpoint says `http://`.
+    pub fn open(bucket: &str, prefix: &str) -> Result<Self, StoreError> {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+        let os = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false)
+            .with_conditional_put(S3ConditionalPut::ETagMatch)
+            .build()
+            .map_err(|source| StoreError::Object {
+                url: format!("s3://{bucket}/{prefix}"),
+                source,
+            })?;
+        Ok(Self {
+            os: Arc::new(os),
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        })
+    }
+
+    /// `s3://bucket/prefix`, for messages.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    fn key(&self, rel: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(rel)
+        } else {
+            ObjPath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    fn err(&self, rel: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
+        let url = format!("{}/{rel}", self.url());
+        move |source| StoreError::Object { url, source }
+    }
+
+    /// Check that the server refuses a second conditional create of one object.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let rel = format!("_gpurent/probe-{:016x}", fastrand::u64(..));
+        let key = self.key(&rel);
+        let create = || PutOptions::from(PutMode::Create);
+        self.os
+            .put_opts(&key, PutPayload::from_static(b"1"), create())
+            .await
+            .map_err(self.err(&rel))?;
+        let second = self
+            .os
+            .put_opts(&key, PutPayload::from_static(b"2"), create())
+            .await;
+        let _ = self.os.delete(&key).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(self.err(&rel)(e)),
+            Ok(_) => Err(StoreError::NoConditionalCreate { url: self.url() }),
+        }
+    }
+
+    /// Every object key under the prefix, relative to it, of the given kinds.
+    async fn list(&self, kinds: &[&str]) -> Result<BTreeSet<String>, StoreError> {
+        let mut out = BTreeSet::new();
+        for kind in kinds {
+            let prefix = self.key(kind);
+            let metas: Vec<_> = self
+                .os
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(self.err(kind))?;
+            let cut = if self.prefix.is_empty() {
+                0
+            } else {
+                self.prefix.len() + 1
+            };
+            out.extend(
+                metas
+                    .into_iter()
+                    .map(|m| m.location.as_ref()[cut..].to_string()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Download into `cache` the objects a reader needs that it lacks. Objects are
+    /// immutable, so a file of the same name is the same object; `fx` is always fresh.
+    pub async fn pull(&self, cache: &Store) -> Result<Transfer, StoreError> {
+        let keys = self.list(&PULLED).await?;
+        let wanted: Vec<String> = keys
+            .iter()
+            .filter(|k| *k != FX && !cache.root().join(k).exists())
+            .cloned()
+            .collect();
+        let copied = wanted.len() + usize::from(keys.contains(FX));
+        futures::stream::iter(wanted)
+            .map(|rel| self.download(cache, rel))
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        if keys.contains(FX) {
+            // The bucket's rates, plus any the cache has that a failed push left behind.
+            let mine = match cache.root().join(FX).exists() {
+                true => cache.fx_rates()?,
+                false => Vec::new(),
+            };
+            self.download(cache, FX.to_string()).await?;
+            cache.merge_fx(&mine)?;
+        }
+        Ok(Transfer {
+            copied,
+            already_there: 0,
+        })
+    }
+
+    async fn download(&self, cache: &Store, rel: String) -> Result<(), StoreError> {
+        let got = self.os.get(&self.key(&rel)).await.map_err(self.err(&rel))?;
+        let bytes = got.bytes().await.map_err(self.err(&rel))?;
+        fsutil::write_atomic_via(&cache.tmp_dir(), &cache.root().join(&rel), &bytes)
+    }
+
+    /// Upload what `cache` holds and the bucket does not, in commit order, each with a
+    /// conditional create; then merge the FX rates into the bucket's.
+    pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
+        let there = self.list(&PUSHED).await?;
+        let mut t = Transfer::default();
+        for kind in PUSHED {
+            let mut files = Vec::new();
+            local_files(cache.root(), &cache.root().join(kind), &mut files);
+            let new: Vec<String> = files.into_iter().filter(|f| !there.contains(f)).collect();
+            let results: Vec<bool> = futures::stream::iter(new)
+                .map(|rel| self.upload(cache, rel))
+                .buffer_unordered(PARALLEL)
+                .try_collect()
+                .await?;
+            for created in results {
+                if created {
+                    t.copied += 1;
+                } else {
+                    t.already_there += 1;
+                }
+            }
+        }
+        self.push_fx(cache).await?;
+        Ok(t)
+    }
+
+    /// Create one object from the cache's file; false when it already existed.
+    async fn upload(&self, cache: &Store, rel: String) -> Result<bool, StoreError> {
+        let path = cache.root().join(&rel);
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Io { path, source })?;
+        let put = self
+            .os
+            .put_opts(&self.key(&rel), bytes.into(), PutMode::Create.into())
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err(&rel)(e)),
+        }
+    }
+
+    /// Replace `fx/ecb.parquet` with the union of the bucket's rates and the cache's,
+    /// conditionally on the version read; on a race, read again and retry.
+    async fn push_fx(&self, cache: &Store) -> Result<(), StoreError> {
+        let local = cache.root().join(FX);
+        if !local.exists() {
+            return Ok(());
+        }
+        let key = self.key(FX);
+        for _ in 0..10 {
+            let mine = cache.fx_rates()?;
+            let mode = match self.os.get(&key).await {
+                Ok(got) => {
+                    let version = UpdateVersion {
+                        e_tag: got.meta.e_tag.clone(),
+                        version: got.meta.version.clone(),
+                    };
+                    let bytes = got.bytes().await.map_err(self.err(FX))?;
+                    fsutil::write_atomic_via(&cache.tmp_dir(), &local, &bytes)?;
+                    if cache.merge_fx(&mine)? == 0 {
+                        return Ok(());
+                    }
+                    PutMode::Update(version)
+                }
+                Err(object_store::Error::NotFound { .. }) => PutMode::Create,
+                Err(e) => return Err(self.err(FX)(e)),
+            };
+            let bytes = std::fs::read(&local).map_err(|source| StoreError::Io {
+                path: local.clone(),
+                source,
+            })?;
+            match self.os.put_opts(&key, bytes.into(), mode.into()).await {
+                Ok(_) => return Ok(()),
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => continue,
+                Err(e) => return Err(self.err(FX)(e)),
+            }
+        }
+        Err(StoreError::Contended {
+            url: format!("{}/{FX}", self.url()),
+        })
+    }
+}
+
+/// Data files under `dir`, as paths relative to `root` with `/` separators; temporary
+/// and hidden names (`.tmp`, `.lock`) are never pushed.
+fn local_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            local_files(root, &p, out);
+        } else if let Ok(rel) = p.strip_prefix(root) {
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+}
+
+/// The cache directory of a bucket and prefix: `$GPURENT_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/gpurent` or `~/.cache/gpurent`, then `s3/<bucket>/<prefix>`.
+pub fn cache_dir(bucket: &str, prefix: &str) -> PathBuf {
+    let base = std::env::var_os("GPURENT_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("gpurent")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/gpurent")))
+        .unwrap_or_else(|| PathBuf::from(".gpurent-cache"));
+    base.join("s3").join(bucket).join(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let check = |url: &str, expected: Option<(&str, &str)>| {
+            let got = parse_url(url);
+            let got = got.as_ref().map(|(b, p)| (b.as_str(), p.as_str()));
+            assert_eq!(got, expected, "{url}");
+        };
+        check("s3://gpurent/history", Some(("gpurent", "history")));
+        check("s3a://gpurent/a/b/", Some(("gpurent", "a/b")));
+        check("s3://gpurent", Some(("gpurent", "")));
+        check("s3:///x", None);
+        check("gs://b/x", None);
+    }
+}

@@ -1,0 +1,448 @@
+//! The store on S3-compatible object storage (`--store s3://bucket/prefix`), against a
+//! real server: Ceph's RADOS Gateway on 127.0.0.1, started by `scripts/s3-server.sh`
+//! (its credentials in `/var/tmp/gpurent-s3/env`, or the file `GPURENT_S3_ENV` names).
+//! Without it these tests print SKIPPED, unless `GPURENT_REQUIRE_S3=1` (CI), which
+//! turns the skip into a failure. The probe test needs no server: it brings its own
+//! loopback server that overwrites regardless of `If-None-Match`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::common::*;
+
+/// The server's variables (`AWS_*`, `GPURENT_S3_BUCKET`), or None to skip.
+fn s3_env() -> Option<BTreeMap<String, String>> {
+    let file = std::env::var_os("GPURENT_S3_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/gpurent-s3/env"));
+    let text = std::fs::read_to_string(&file).ok();
+    let env: Option<BTreeMap<String, String>> = text.map(|t| {
+        t.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    });
+    if env.is_none() {
+        if std::env::var("GPURENT_REQUIRE_S3").as_deref() == Ok("1") {
+            panic!(
+                "no S3 server ({}) and GPURENT_REQUIRE_S3=1: run scripts/s3-server.sh start",
+                file.display()
+            );
+        }
+        report_skip(
+            "no S3 server (scripts/s3-server.sh start; GPURENT_REQUIRE_S3=1 makes this a failure)",
+        );
+    }
+    env
+}
+
+/// Run the binary with the server's variables and a cache of its own.
+fn gpurent_s3(
+    env: &BTreeMap<String, String>,
+    cache: &Path,
+    args: &[&str],
+) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
+        .args(args)
+        .envs(env)
+        .env("GPURENT_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn url(env: &BTreeMap<String, String>, prefix: &str) -> String {
+    format!("s3://{}/{prefix}", env["GPURENT_S3_BUCKET"])
+}
+
+/// Offer rows per (feed, observed_at) in a store directory.
+fn rows_per_run(root: &Path) -> BTreeMap<(String, i64), usize> {
+    let df = read_all(&root.join("offers")).unwrap();
+    let feeds = str_col(&df, "feed");
+    let at = df
+        .column("observed_at")
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap();
+    let at = at.i64().unwrap();
+    let mut out = BTreeMap::new();
+    for (i, f) in feeds.into_iter().enumerate() {
+        *out.entry((f, at.get(i).unwrap())).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_and_report_through_a_bucket_equal_a_local_store() {
+    let Some(env) = s3_env() else { return };
+    let srv = server().await;
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    fixture_feeds(&srv, &feeds);
+    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let s3 = url(&env, &prefix);
+    let local = tmp.path().join("local");
+    let feeds_s = feeds.to_str().unwrap();
+    for at in [
+        "2024-10-07T00:00:00Z",
+        "2024-10-07T01:00:00Z",
+        "2024-10-08T03:00:00Z",
+    ] {
+        let (code, out, err) = gpurent_s3(
+            &env,
+            &tmp.path().join("cache-a"),
+            &["ingest", "--feeds", feeds_s, "--store", &s3, "--at", at],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("objects pushed"), "{err}");
+        assert!(
+            !err.contains(&env["AWS_SECRET_ACCESS_KEY"]),
+            "the secret reached stderr"
+        );
+        let (code, out, err) = gpurent(&[
+            "ingest",
+            "--feeds",
+            feeds_s,
+            "--store",
+            local.to_str().unwrap(),
+            "--at",
+            at,
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // A second machine: a fresh cache reads the bucket and reports the same week.
+    let week = ["--week", "2024-W41"];
+    let (code, out, err) = gpurent_s3(
+        &env,
+        &tmp.path().join("cache-b"),
+        &[
+            &[
+                "report",
+                "--store",
+                &s3,
+                "--out",
+                tmp.path().join("rep-s3").to_str().unwrap(),
+            ][..],
+            &week,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = gpurent(
+        &[
+            &[
+                "report",
+                "--store",
+                local.to_str().unwrap(),
+                "--out",
+                tmp.path().join("rep-local").to_str().unwrap(),
+            ][..],
+            &week,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let rows = |d: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join(d).join("2024-W41/summary.json")).unwrap(),
+        )
+        .unwrap();
+        v["rows"].clone()
+    };
+    assert_eq!(rows("rep-s3"), rows("rep-local"));
+    assert!(!rows("rep-local").as_array().unwrap().is_empty());
+    let cache_b = tmp
+        .path()
+        .join("cache-b/s3")
+        .join(&env["GPURENT_S3_BUCKET"])
+        .join(&prefix);
+    assert_eq!(rows_per_run(&cache_b), rows_per_run(&local));
+}
+
+/// Two writers on two machines (two caches), at once: the same hours and different
+/// ones. Every hour is stored once: no duplicate rows, no lost hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_store_each_hour_once() {
+    let Some(env) = s3_env() else { return };
+    let srv = server().await;
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    fixture_feeds(&srv, &feeds);
+    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let hours_a = [
+        "2024-10-07T00:00:00Z",
+        "2024-10-07T01:00:00Z",
+        "2024-10-07T02:00:00Z",
+    ];
+    let hours_b = [
+        "2024-10-07T01:00:00Z",
+        "2024-10-07T02:00:00Z",
+        "2024-10-07T03:00:00Z",
+    ];
+    let writer = |name: &'static str, hours: [&'static str; 3]| {
+        let (env, s3, feeds) = (env.clone(), s3.clone(), feeds.clone());
+        let cache = tmp.path().join(name);
+        std::thread::spawn(move || {
+            for at in hours {
+                let (code, out, err) = gpurent_s3(
+                    &env,
+                    &cache,
+                    &[
+                        "ingest",
+                        "--feeds",
+                        feeds.to_str().unwrap(),
+                        "--store",
+                        &s3,
+                        "--at",
+                        at,
+                    ],
+                );
+                assert_eq!(code, 0, "{name} {at}: {out}{err}");
+            }
+        })
+    };
+    let (a, b) = (writer("cache-a", hours_a), writer("cache-b", hours_b));
+    a.join().unwrap();
+    b.join().unwrap();
+    let local = tmp.path().join("local");
+    for at in [
+        "2024-10-07T00:00:00Z",
+        "2024-10-07T01:00:00Z",
+        "2024-10-07T02:00:00Z",
+        "2024-10-07T03:00:00Z",
+    ] {
+        let (code, out, err) = gpurent(&[
+            "ingest",
+            "--feeds",
+            feeds.to_str().unwrap(),
+            "--store",
+            local.to_str().unwrap(),
+            "--at",
+            at,
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let reader = tmp.path().join("cache-r");
+    let (code, out, err) = gpurent_s3(&env, &reader, &["prices", "--store", &s3]);
+    assert_eq!(code, 0, "{out}{err}");
+    let pulled = std::fs::read_dir(reader.join("s3").join(&env["GPURENT_S3_BUCKET"]))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(rows_per_run(&pulled), rows_per_run(&local));
+}
+
+/// A server that accepts every request, `If-None-Match: *` or not, as Garage does.
+async fn overwriting_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf.len() - head_end;
+                while body < len {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => body += n,
+                    }
+                }
+                let status = if head.starts_with("delete") {
+                    "204 No Content"
+                } else {
+                    "200 OK"
+                };
+                let resp = format!("HTTP/1.1 {status}\r\nETag: \"e\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Against a server that ignores conditional creates, a writer refuses to run (exit 2,
+/// a message saying why) and stores nothing; the keys never reach the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_refuse_a_server_that_ignores_conditional_creates() {
+    let endpoint = overwriting_server().await;
+    let tmp = tempdir();
+    let feeds = file_feed(tmp.path(), 10);
+    let secret = "not-a-real-secret-9f8e7d";
+    let env: BTreeMap<String, String> = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let cache = tmp.path().join("cache");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        gpurent_s3(
+            &env,
+            &cache,
+            &[
+                "ingest",
+                "--feeds",
+                feeds.to_str().unwrap(),
+                "--store",
+                "s3://b/p",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ignores conditional creates"), "{err}");
+    assert!(!out.contains(secret) && !err.contains(secret));
+    let mut files = Vec::new();
+    walk(&tmp.path().join("cache"), &mut files);
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "parquet")),
+        "{files:?}"
+    );
+}
+
+/// A vast.ai payload of `n` offers, as a file feed (no HTTP server needed).
+fn file_feed(dir: &Path, n: usize) -> PathBuf {
+    let feeds = dir.join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    let offers: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(
+                r#"{{"id": {i}, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": {:.3}, "min_bid": 1.1, "geolocation": "Texas, US"}}"#,
+                2.0 + (i % 100) as f64 / 100.0
+            )
+        })
+        .collect();
+    let payload = dir.join("vast.json");
+    std::fs::write(
+        &payload,
+        format!("{{\"offers\": [{}]}}", offers.join(",\n")),
+    )
+    .unwrap();
+    std::fs::write(
+        feeds.join("vast.toml"),
+        format!("format = \"vastai\"\nurl = \"{}\"\n", payload.display()),
+    )
+    .unwrap();
+    feeds
+}
+
+/// `kill -9` at seeded random moments of an ingest to the bucket: a fresh reader then
+/// sees each hour whole or not at all (never a partial object), and a re-run with the
+/// killed writer's cache completes every hour.
+#[test]
+fn kill_9_mid_push_leaves_no_partial_object() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds = file_feed(tmp.path(), 20_000);
+    let feeds = feeds.to_str().unwrap();
+    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let cache = tmp.path().join("cache-w");
+    let hours: Vec<String> = (0..6)
+        .map(|h| format!("2024-10-07T{h:02}:00:00Z"))
+        .collect();
+    let args = |at: &str| -> Vec<String> {
+        ["ingest", "--feeds", feeds, "--store", &s3, "--at", at]
+            .map(String::from)
+            .to_vec()
+    };
+    // One ingest, timed, gives the window to kill in and the reference hour.
+    let start = std::time::Instant::now();
+    let (code, out, err) = gpurent_s3(
+        &env,
+        &cache,
+        &args(&hours[0])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let span = start.elapsed();
+    let first = std::fs::read_dir(cache.join("s3").join(&env["GPURENT_S3_BUCKET"]))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let whole = *rows_per_run(&first).values().next().unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    for (i, at) in hours.iter().enumerate().skip(1) {
+        let delay = span.mul_f64(rng.f64());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
+            .args(args(at))
+            .envs(&env)
+            .env("GPURENT_CACHE_DIR", &cache)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        // A reader on another machine: every stored hour is whole.
+        let reader = tmp.path().join(format!("cache-r{i}"));
+        let (code, out, err) = gpurent_s3(&env, &reader, &["prices", "--store", &s3]);
+        assert_eq!(code, 0, "trial {i} ({delay:?}): {out}{err}");
+        let pulled = std::fs::read_dir(reader.join("s3").join(&env["GPURENT_S3_BUCKET"]))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        for ((feed, t), n) in rows_per_run(&pulled) {
+            assert_eq!(
+                n, whole,
+                "trial {i} ({delay:?}): {feed} at {t} has {n} rows"
+            );
+        }
+    }
+    // Re-run every hour with the writer's cache: all six stored, once.
+    for at in &hours {
+        let (code, out, err) = gpurent_s3(
+            &env,
+            &cache,
+            &args(at).iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let reader = tmp.path().join("cache-final");
+    let (code, out, err) = gpurent_s3(&env, &reader, &["prices", "--store", &s3]);
+    assert_eq!(code, 0, "{out}{err}");
+    let pulled = std::fs::read_dir(reader.join("s3").join(&env["GPURENT_S3_BUCKET"]))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let runs = rows_per_run(&pulled);
+    assert_eq!(runs.len(), 6, "{runs:?}");
+    assert!(runs.values().all(|n| *n == whole), "{runs:?}");
+}
