@@ -357,13 +357,19 @@ pub fn store_parsed(
 }
 
 /// Run one ingest of `feeds` at observation time `at`.
+///
+/// Only the fetches run on the async runtime; everything after them (parsing, gzip,
+/// polars, fsync) runs in one blocking task ([`store_all`]), so a run never stalls
+/// the runtime's worker threads. The tables are `'static` because that task may
+/// outlive a cancelled caller (`Tables::embedded()` is, and the binary leaks its
+/// `--tables` once).
 pub async fn run(
     feeds: Vec<Feed>,
     broken: Vec<BrokenFeed>,
     store: &Store,
     client: &reqwest::Client,
     at: DateTime<Utc>,
-    tables: &Tables,
+    tables: &'static Tables,
 ) -> RunReport {
     let mut outcomes: BTreeMap<String, Status> = BTreeMap::new();
     for b in broken {
@@ -371,6 +377,41 @@ pub async fn run(
     }
     let to_fetch = select(feeds, store, at, &mut outcomes);
     let fetched = fetch_all(&to_fetch, client, at).await;
+    // Kept to report every fetched feed as failed should the blocking task panic.
+    let fallback = (outcomes.clone(), to_fetch.clone());
+    let store = store.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        store_all(to_fetch, fetched, &store, at, tables, outcomes)
+    });
+    match task.await {
+        Ok(report) => report,
+        Err(e) => {
+            // The message goes out scrubbed, in the outcomes only.
+            tracing::error!("ingest: the parse-and-store task failed");
+            let (mut outcomes, to_fetch) = fallback;
+            for (feed, _) in &to_fetch {
+                outcomes
+                    .entry(feed.config.name.clone())
+                    .or_insert_with(|| Status::Failed(format!("parse-and-store task failed: {e}")));
+            }
+            RunReport {
+                healed: Default::default(),
+                outcomes: scrubbed(outcomes, &to_fetch),
+            }
+        }
+    }
+}
+
+/// The blocking part of a run, after the fetches: parse, merge FX rates, normalise
+/// and store each feed, heal runs that waited for FX, scrub the outcomes.
+fn store_all(
+    to_fetch: Vec<ToFetch>,
+    fetched: Vec<Option<Result<Vec<Page>, FeedError>>>,
+    store: &Store,
+    at: DateTime<Utc>,
+    tables: &Tables,
+    mut outcomes: BTreeMap<String, Status>,
+) -> RunReport {
     let parsed_runs = parse_all(&to_fetch, fetched, store, at, &mut outcomes);
     let (fx_added, new_rates) = merge_rates(&parsed_runs, store, &mut outcomes);
     let fx = match load_fx(store) {

@@ -14,7 +14,9 @@
 //! schedule in seconds. Shutdown is an explicit `watch::Receiver<bool>` (true = stop;
 //! a closed channel also stops): it is only looked at between runs, so a run that
 //! has started finishes its writes (and its run record) before the daemon returns.
-//! Run it on a multi-threaded tokio runtime: ingest and polars block in place.
+//! Ingest, alerts and reports do their parsing, polars and file writes in
+//! `spawn_blocking` tasks; only small file operations (the lock, feed files, run
+//! records) happen on the runtime's threads.
 //!
 //! Invariants:
 //! - the store's writer lock ([`Store::lock`]) is held for each run only, never between
