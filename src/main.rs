@@ -191,6 +191,10 @@ enum Command {
     Demo {
         #[arg(long, default_value = "demo-simulated")]
         out: PathBuf,
+        /// Also push the demo's store to this `s3://bucket/prefix` and report its last
+        /// week again from the bucket (AWS_* variables; README, "The store on S3").
+        #[arg(long, value_parser = store_location)]
+        store: Option<Location>,
     },
 }
 
@@ -621,7 +625,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => cmd_daemon(ctx, feeds, store, reports),
         Command::Prices { store, format } => cmd_prices(store, format),
         Command::History(args) => cmd_history(ctx, args),
-        Command::Demo { out } => cmd_demo(out),
+        Command::Demo { out, store } => cmd_demo(out, store),
     }
 }
 
@@ -916,10 +920,21 @@ fn cmd_history(ctx: Ctx, args: HistoryArgs) -> anyhow::Result<u8> {
 }
 
 /// `gpurent demo`.
-fn cmd_demo(out: PathBuf) -> anyhow::Result<u8> {
+fn cmd_demo(out: PathBuf, store: Option<Location>) -> anyhow::Result<u8> {
+    let remote = match store {
+        None => None,
+        Some(Location::Local(_)) => {
+            anyhow::bail!("demo writes its store under --out; --store takes s3://bucket/prefix")
+        }
+        Some(Location::S3 { bucket, prefix }) => Some(Remote::open(&bucket, &prefix)?),
+    };
     let started = std::time::Instant::now();
     let rt = runtime()?;
-    let res = rt.block_on(demo::run(&out, Utc::now(), true))?;
+    if let Some(r) = &remote {
+        rt.block_on(r.probe())?;
+    }
+    let now = Utc::now();
+    let res = rt.block_on(demo::run(&out, now, true))?;
     for w in &res.weeks {
         println!("{}", w.join("index.html").display());
     }
@@ -931,5 +946,46 @@ fn cmd_demo(out: PathBuf) -> anyhow::Result<u8> {
             res.reports.join("index.html").display(),
             started.elapsed().as_secs_f64()
         );
+    if let Some(r) = &remote {
+        demo_through_bucket(&rt, r, &out, &res, now)?;
+    }
     Ok(if res.failed_runs > 0 { 1 } else { 0 })
+}
+
+/// `demo --store s3://...`: push the demo's store, read it back through a fresh cache,
+/// and write its last week's report again; its rows must equal the local report's.
+fn demo_through_bucket(
+    rt: &tokio::runtime::Runtime,
+    remote: &Remote,
+    out: &std::path::Path,
+    res: &demo::DemoResult,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let t = std::time::Instant::now();
+    let pushed = rt.block_on(remote.push(&Store::open(&res.store)))?;
+    let push_s = t.elapsed().as_secs_f64();
+    let last = res.weeks.last().context("the demo wrote no week")?;
+    let name = last.file_name().unwrap_or_default().to_string_lossy();
+    let week = IsoWeek::parse(&name)?;
+    let t = std::time::Instant::now();
+    let cache = Store::open(out.join("s3-cache"));
+    rt.block_on(remote.pull(&cache))?;
+    let dir = report::write_week(&cache, &out.join("reports-from-s3"), week, now)?;
+    let read_s = t.elapsed().as_secs_f64();
+    let rows = |d: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("summary.json"))?)?;
+        Ok(v["rows"].clone())
+    };
+    anyhow::ensure!(
+        rows(&dir)? == rows(last)?,
+        "{}: the report read back from the bucket differs from the local one",
+        remote.url()
+    );
+    println!(
+        "demo: {} objects pushed to {} in {push_s:.1} s; {} pulled and reported from the bucket in {read_s:.1} s, rows equal to the local report's",
+        pushed.copied,
+        remote.url(),
+        week.label()
+    );
+    Ok(())
 }
