@@ -129,6 +129,21 @@ async fn spark_and_duckdb_read_every_stored_row() {
     }
 }
 
+/// `sql/weekly_stats.sql` on Spark and DuckDB over `store` equals `summary`'s rows for
+/// `week`; nothing when the engines are not installed (unless required).
+pub fn check_week_sql(store: &Path, week: &str, summary: &serde_json::Value) {
+    let Some(python) = engines_python() else {
+        if std::env::var("GPURENT_REQUIRE_ENGINES").as_deref() == Ok("1") {
+            panic!("no engines venv and GPURENT_REQUIRE_ENGINES=1 (run scripts/engines.sh)");
+        }
+        report_skip("the SQL check of a real week: no PySpark/DuckDB venv (scripts/engines.sh)");
+        return;
+    };
+    for line in run_script(&python, "weekly-stats.py", &[store, Path::new(week)]) {
+        check_sql_rows(&line, summary);
+    }
+}
+
 /// Run a script of `scripts/` with the engines' Python; its JSON lines.
 fn run_script(python: &Path, script: &str, args: &[&Path]) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))

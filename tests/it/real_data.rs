@@ -598,4 +598,7 @@ async fn real_history_2023_w24_methodology() {
         "REAL DATA 2023-W24 (ECB {fx_date}): Alibaba vs AWS A100-SXM-80GB {ratio:.4}; {quiet_a100} quiet A100 weeks, {quiet_all} quiet index weeks\nheadlines:\n{}\nUS A100 weekly: {a100:?}",
         heads.join("\n")
     );
+    // The method as portable SQL gets the same figures from the real week, on Spark
+    // and DuckDB (when the engines are installed; tests/it/engines.rs says when not).
+    crate::engines::check_week_sql(store.root(), "2023-W24", &summary);
 }
