@@ -834,7 +834,8 @@ fn cmd_history(ctx: Ctx, args: HistoryArgs) -> anyhow::Result<u8> {
 fn cmd_demo(out: PathBuf) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let rt = runtime()?;
-    let res = rt.block_on(demo::run(&out, Utc::now(), true))?;
+    let progress = |line: &str| eprintln!("{line}");
+    let res = rt.block_on(demo::run(&out, Utc::now(), Some(&progress)))?;
     for w in &res.weeks {
         println!("{}", w.join("index.html").display());
     }
