@@ -14,6 +14,7 @@ use gpurent::analysis;
 use gpurent::ingest::{self, backfill, feed, fetch};
 use gpurent::report::alerts;
 use gpurent::run::demo;
+use gpurent::store::records::{BackfillRecord, BackfillVersionsRecord};
 use gpurent::week::IsoWeek;
 use gpurent::{report, store::Store, tables::Tables};
 
@@ -461,7 +462,13 @@ fn backfill_versions(
         "backfill: {} days, {stored} offers stored, {missing} versions missing, {failed} failed",
         outcomes.len()
     );
-    store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "days": outcomes.len(), "stored": stored, "missing": missing, "failed": failed}))?;
+    let rec = BackfillVersionsRecord {
+        days: outcomes.len(),
+        stored,
+        missing,
+        failed,
+    };
+    store.write_run_record(Utc::now(), &rec)?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
@@ -568,7 +575,7 @@ fn cmd_ingest(
             report.healed.runs, report.healed.offers
         );
     }
-    store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
+    store.write_run_record(Utc::now(), &report.record(at))?;
     if let Some(cfg) = &ctx.alerts {
         run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
     }
@@ -666,7 +673,12 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
         "backfill: {} files, {stored} offers stored, {failed} failed",
         outcomes.len()
     );
-    store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
+    let rec = BackfillRecord {
+        files: outcomes.len(),
+        stored,
+        failed,
+    };
+    store.write_run_record(Utc::now(), &rec)?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
