@@ -366,7 +366,7 @@ pub fn store_parsed(
 /// Run one ingest of `feeds` at observation time `at`.
 ///
 /// Only the fetches run on the async runtime; everything after them (parsing, gzip,
-/// polars, fsync) runs in one blocking task ([`store_all`]), so a run never stalls
+/// polars, fsync) runs in one blocking task (`store_all`), so a run never stalls
 /// the runtime's worker threads. The tables are `'static` because that task may
 /// outlive a cancelled caller (`Tables::embedded()` is, and the binary leaks its
 /// `--tables` once).
