@@ -90,7 +90,7 @@ fn main() {
         .block_on(gpurent::run::demo::run(
             &tmp.path().join("demo"),
             Utc::now(),
-            false,
+            None,
         ))
         .unwrap();
     println!(

@@ -14,6 +14,7 @@ use gpurent::analysis;
 use gpurent::ingest::{self, backfill, feed, fetch};
 use gpurent::report::alerts;
 use gpurent::run::demo;
+use gpurent::store::records::{BackfillRecord, BackfillVersionsRecord};
 use gpurent::store::remote::{self, Remote};
 use gpurent::store::{Location, Store, StoreLock};
 use gpurent::week::IsoWeek;
@@ -547,7 +548,13 @@ fn backfill_versions(
         "backfill: {} days, {stored} offers stored, {missing} versions missing, {failed} failed",
         outcomes.len()
     );
-    store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "days": outcomes.len(), "stored": stored, "missing": missing, "failed": failed}))?;
+    let rec = BackfillVersionsRecord {
+        days: outcomes.len(),
+        stored,
+        missing,
+        failed,
+    };
+    store.write_run_record(Utc::now(), &rec)?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
@@ -653,7 +660,7 @@ fn cmd_ingest(
             report.healed.runs, report.healed.offers
         );
     }
-    store.write_run_record(Utc::now(), "ingest", &report.to_json(at))?;
+    store.write_run_record(Utc::now(), &report.record(at))?;
     push(&store, remote.as_ref())?;
     if let Some(cfg) = &ctx.alerts {
         run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
@@ -753,7 +760,12 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
         "backfill: {} files, {stored} offers stored, {failed} failed",
         outcomes.len()
     );
-    store.write_run_record(Utc::now(), "backfill", &serde_json::json!({"kind": "backfill", "files": outcomes.len(), "stored": stored, "failed": failed}))?;
+    let rec = BackfillRecord {
+        files: outcomes.len(),
+        stored,
+        failed,
+    };
+    store.write_run_record(Utc::now(), &rec)?;
     push(&store, remote.as_ref())?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
@@ -934,7 +946,8 @@ fn cmd_demo(out: PathBuf, store: Option<Location>) -> anyhow::Result<u8> {
         rt.block_on(r.probe())?;
     }
     let now = Utc::now();
-    let res = rt.block_on(demo::run(&out, now, true))?;
+    let progress = |line: &str| eprintln!("{line}");
+    let res = rt.block_on(demo::run(&out, now, Some(&progress)))?;
     for w in &res.weeks {
         println!("{}", w.join("index.html").display());
     }

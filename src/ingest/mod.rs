@@ -29,6 +29,7 @@ use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
 use crate::model::{ParseReject, Parsed};
 use crate::normalise::{self, Batch, Context};
+use crate::store::records::{FeedCounts, FeedRecord, IngestRecord};
 use crate::store::Store;
 use crate::tables::Tables;
 
@@ -88,6 +89,34 @@ impl Outcome {
             Status::Failed(e) => format!("{}: FAILED: {e}", self.feed),
         }
     }
+    /// This feed's entry in the run record.
+    pub fn record(&self) -> FeedRecord {
+        let (status, counts) = match &self.status {
+            Status::Stored {
+                read,
+                stored,
+                rejected,
+                fx_rates,
+            } => (
+                "stored",
+                Some(FeedCounts {
+                    read: *read,
+                    stored: *stored,
+                    fx_rates: *fx_rates,
+                    rejected: rejected.iter().cloned().collect(),
+                }),
+            ),
+            Status::AlreadyStored => ("already_stored", None),
+            Status::Skipped(_) => ("skipped", None),
+            Status::Failed(_) => ("failed", None),
+        };
+        FeedRecord {
+            feed: self.feed.clone(),
+            line: self.line(),
+            status,
+            counts,
+        }
+    }
 }
 
 /// A whole run's outcomes, sorted by feed name.
@@ -113,38 +142,16 @@ impl RunReport {
             0
         }
     }
-    pub fn to_json(&self, at: DateTime<Utc>) -> serde_json::Value {
-        let feeds: Vec<serde_json::Value> = self
-            .outcomes
-            .iter()
-            .map(|o| {
-                let mut v = serde_json::json!({"feed": o.feed, "line": o.line()});
-                let status = match &o.status {
-                    Status::Stored {
-                        read,
-                        stored,
-                        rejected,
-                        fx_rates,
-                    } => {
-                        v["read"] = (*read).into();
-                        v["stored"] = (*stored).into();
-                        v["fx_rates"] = (*fx_rates).into();
-                        v["rejected"] = rejected
-                            .iter()
-                            .map(|(r, n)| (r.clone(), serde_json::Value::from(*n)))
-                            .collect::<serde_json::Map<_, _>>()
-                            .into();
-                        "stored"
-                    }
-                    Status::AlreadyStored => "already_stored",
-                    Status::Skipped(_) => "skipped",
-                    Status::Failed(_) => "failed",
-                };
-                v["status"] = status.into();
-                v
-            })
-            .collect();
-        serde_json::json!({"kind": "ingest", "observed_at": at.to_rfc3339(), "feeds": feeds, "failed": self.failed(), "fx_healed_runs": self.healed.runs, "fx_healed_offers": self.healed.offers})
+    /// The run record of this run at observation time `at`.
+    pub fn record(&self, at: DateTime<Utc>) -> IngestRecord {
+        IngestRecord {
+            observed_at: at.to_rfc3339(),
+            feeds: self.outcomes.iter().map(Outcome::record).collect(),
+            failed: self.failed(),
+            fx_healed_runs: self.healed.runs,
+            fx_healed_offers: self.healed.offers,
+            hour_index: None,
+        }
     }
 }
 
@@ -359,7 +366,7 @@ pub fn store_parsed(
 /// Run one ingest of `feeds` at observation time `at`.
 ///
 /// Only the fetches run on the async runtime; everything after them (parsing, gzip,
-/// polars, fsync) runs in one blocking task ([`store_all`]), so a run never stalls
+/// polars, fsync) runs in one blocking task (`store_all`), so a run never stalls
 /// the runtime's worker threads. The tables are `'static` because that task may
 /// outlive a cancelled caller (`Tables::embedded()` is, and the binary leaks its
 /// `--tables` once).
@@ -624,4 +631,55 @@ fn scrubbed(outcomes: BTreeMap<String, Status>, to_fetch: &[ToFetch]) -> Vec<Out
             Outcome { feed, status }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn run_record_per_status() {
+        let outcome = |feed: &str, status| Outcome {
+            feed: feed.into(),
+            status,
+        };
+        let report = RunReport {
+            outcomes: vec![
+                outcome("already", Status::AlreadyStored),
+                outcome("broken", Status::Failed("timed out".into())),
+                outcome("off", Status::Skipped("disabled".into())),
+                outcome(
+                    "vast",
+                    Status::Stored {
+                        read: 4,
+                        stored: 2,
+                        rejected: vec![("duplicate_offer".into(), 1), ("unknown_gpu".into(), 1)],
+                        fx_rates: 3,
+                    },
+                ),
+            ],
+            healed: backfill::Healed {
+                runs: 2,
+                offers: 7,
+                compacted: 0,
+            },
+        };
+        let at = Utc.with_ymd_and_hms(2026, 10, 26, 5, 0, 0).unwrap();
+        let line = |i: usize| report.outcomes[i].line();
+        let expected = serde_json::json!({
+            "observed_at": "2026-10-26T05:00:00+00:00",
+            "feeds": [
+                {"feed": "already", "line": line(0), "status": "already_stored"},
+                {"feed": "broken", "line": line(1), "status": "failed"},
+                {"feed": "off", "line": line(2), "status": "skipped"},
+                {"feed": "vast", "line": line(3), "status": "stored", "read": 4, "stored": 2,
+                 "fx_rates": 3, "rejected": {"duplicate_offer": 1, "unknown_gpu": 1}},
+            ],
+            "failed": 1,
+            "fx_healed_runs": 2,
+            "fx_healed_offers": 7,
+        });
+        assert_eq!(serde_json::to_value(report.record(at)).unwrap(), expected);
+    }
 }

@@ -237,10 +237,15 @@ pub struct DemoResult {
 }
 
 /// Run the demo into `out` (`feeds/`, `store/`, `reports/`). `generated_at` stamps reports.
+///
+/// `progress` receives the user-facing lines: one per simulated day, and the feed
+/// lines of every run in which a feed failed. Without it (benches), the failed runs'
+/// lines go to `tracing` at warn level and nothing else is said; the library itself
+/// never prints.
 pub async fn run(
     out: &Path,
     generated_at: DateTime<Utc>,
-    progress: bool,
+    progress: Option<&(dyn Fn(&str) + Sync)>,
 ) -> Result<DemoResult, crate::error::DemoError> {
     let hour = Arc::new(AtomicI64::new(0));
     let h2 = Arc::clone(&hour);
@@ -289,16 +294,19 @@ pub async fn run(
         if report.failed() > 0 {
             failed_runs += 1;
             for o in &report.outcomes {
-                eprintln!("{at}: {}", o.line());
+                match progress {
+                    Some(say) => say(&format!("{at}: {}", o.line())),
+                    None => tracing::warn!("{at}: {}", o.line()),
+                }
             }
         }
-        if progress && h % 24 == 23 {
-            eprintln!(
+        if let Some(say) = progress.filter(|_| h % 24 == 23) {
+            say(&format!(
                 "demo: simulated {} ({} of {} hours)",
                 at.date_naive(),
                 h + 1,
                 HOURS
-            );
+            ));
         }
     }
     let _ = stop_tx.send(true);

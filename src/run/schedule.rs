@@ -41,6 +41,9 @@ use crate::error::{FeedError, StoreError};
 use crate::ingest::feed;
 use crate::ingest::{self, Outcome, Status};
 use crate::report;
+use crate::store::records::{
+    IngestFailedRecord, IngestRecord, ReportRecord, RunRecord, WeekRecord,
+};
 use crate::store::{Store, StoreLock};
 use crate::tables::Tables;
 use crate::week::IsoWeek;
@@ -247,11 +250,11 @@ impl Daemon {
         (self.log)(&format!("{} {line}", stamp(clock_time)));
     }
 
-    fn record<C: Clock>(&self, clock: &C, kind: &str, rec: &serde_json::Value) {
-        if let Err(e) = self.store.write_run_record(clock.now(), kind, rec) {
+    fn record<C: Clock, R: RunRecord>(&self, clock: &C, rec: &R) {
+        if let Err(e) = self.store.write_run_record(clock.now(), rec) {
             self.log(
                 clock.now(),
-                &format!("{kind}: cannot write the run record: {e}"),
+                &format!("{}: cannot write the run record: {e}", R::KIND),
             );
         }
     }
@@ -322,8 +325,12 @@ impl Daemon {
             Err(e) => {
                 stats.failed_ingests += 1;
                 self.log(clock.now(), &format!("ingest: FAILED: {e}"));
-                let rec = serde_json::json!({"kind": "ingest", "observed_at": at.to_rfc3339(), "error": e.to_string(), "failed": 1});
-                self.record(clock, "ingest", &rec);
+                let rec = IngestFailedRecord {
+                    observed_at: at.to_rfc3339(),
+                    error: e.to_string(),
+                    failed: 1,
+                };
+                self.record(clock, &rec);
                 return;
             }
         };
@@ -352,9 +359,11 @@ impl Daemon {
         if run.failed() > 0 {
             stats.failed_ingests += 1;
         }
-        let mut rec = run.to_json(at);
-        rec["hour_index"] = hour_index(at).into();
-        self.record(clock, "ingest", &rec);
+        let rec = IngestRecord {
+            hour_index: Some(hour_index(at)),
+            ..run.record(at)
+        };
+        self.record(clock, &rec);
         self.run_alerts(clock, IsoWeek::of(at.date_naive()), at)
             .await;
     }
@@ -399,7 +408,7 @@ impl Daemon {
             Err(e) => {
                 failed += 1;
                 self.log(now, &format!("report: FAILED: reading the store: {e}"));
-                weeks_rec.push(serde_json::json!({"status": "failed", "error": e.to_string()}));
+                weeks_rec.push(WeekRecord::failed(None, e.to_string()));
             }
             Ok(weeks) if weeks.is_empty() => {
                 let last = last_complete_week(now).label();
@@ -434,25 +443,25 @@ impl Daemon {
                                     dir.join("index.html").display()
                                 ),
                             );
-                            weeks_rec.push(serde_json::json!({"week": w.label(), "status": "written", "dir": dir.display().to_string()}));
+                            weeks_rec
+                                .push(WeekRecord::written(w.label(), dir.display().to_string()));
                         }
                         Err(e) => {
                             failed += 1;
                             self.log(clock.now(), &format!("report {}: FAILED: {e}", w.label()));
-                            weeks_rec.push(serde_json::json!({"week": w.label(), "status": "failed", "error": e}));
+                            weeks_rec.push(WeekRecord::failed(Some(w.label()), e));
                         }
                     }
                 }
             }
         }
-        let rec = serde_json::json!({
-            "kind": "report",
-            "at": now.to_rfc3339(),
-            "last_complete_week": last_complete_week(now).label(),
-            "weeks": weeks_rec,
-            "failed": failed,
-        });
-        self.record(clock, "report", &rec);
+        let rec = ReportRecord {
+            at: now.to_rfc3339(),
+            last_complete_week: last_complete_week(now).label(),
+            weeks: weeks_rec,
+            failed,
+        };
+        self.record(clock, &rec);
     }
 }
 

@@ -29,6 +29,7 @@
 //! scan lazily and only the dates asked for.
 
 pub mod fsutil;
+pub mod records;
 pub mod remote;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -807,19 +808,21 @@ impl Store {
         Ok(added)
     }
 
-    /// Record a run (ingest, report, backfill) as JSON under `runs/`.
-    pub fn write_run_record(
+    /// Record a run (ingest, report, backfill) as JSON under `runs/`: one of the
+    /// [`records`] structs, its kind in the file name and in the record
+    /// ([`records::to_json`]).
+    pub fn write_run_record<R: records::RunRecord>(
         &self,
         at: DateTime<Utc>,
-        kind: &str,
-        record: &serde_json::Value,
+        record: &R,
     ) -> Result<PathBuf, StoreError> {
         let path = self.root.join("runs").join(format!(
-            "{}{:03}-{kind}.json",
+            "{}{:03}-{}.json",
             at.format("%Y%m%dT%H%M%S"),
-            at.nanosecond() / 1_000_000
+            at.nanosecond() / 1_000_000,
+            R::KIND
         ));
-        let text = serde_json::to_vec_pretty(record).expect("JSON value serialises");
+        let text = records::to_json(record);
         write_atomic_via(&self.tmp_dir(), &path, &text)?;
         Ok(path)
     }
