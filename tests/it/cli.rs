@@ -23,16 +23,7 @@ fn small_store(root: &Path) -> PathBuf {
         "format = \"vastai\"\nurl = \"vast.json\"\n",
     )
     .unwrap();
-    let (code, out, err) = gpurent(&[
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--at",
-        "2024-10-07T10:00:00Z",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    ingest_cli(&feeds, &store, "2024-10-07T10:00:00Z");
     store
 }
 

@@ -163,6 +163,20 @@ pub fn gpurent(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `gpurent ingest --feeds --store --at` as a user runs it; it must exit 0.
+pub fn ingest_cli(feeds: &Path, store: &Path, at: &str) {
+    let (code, out, err) = gpurent(&[
+        "ingest",
+        "--feeds",
+        feeds.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--at",
+        at,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 /// Observation time of the feed tests: Monday 2024-10-07, so the ECB fixture's Friday
 /// 2024-10-04 rates apply.
 pub const AT: &str = "2024-10-07T12:00:00Z";

@@ -61,6 +61,32 @@ fn url(env: &BTreeMap<String, String>, prefix: &str) -> String {
     format!("s3://{}/{prefix}", env["GPURENT_S3_BUCKET"])
 }
 
+/// The store directory inside a cache that holds one bucket prefix.
+fn cached(cache: &Path) -> PathBuf {
+    let bucket = std::fs::read_dir(cache.join("s3"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::read_dir(bucket.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+/// Offer rows per (feed, observed_at) of the bucket, as a fresh reader pulls it.
+fn bucket_rows(
+    env: &BTreeMap<String, String>,
+    reader: &Path,
+    s3: &str,
+) -> BTreeMap<(String, i64), usize> {
+    let (code, out, err) = gpurent_s3(env, reader, &["prices", "--store", s3]);
+    assert_eq!(code, 0, "{out}{err}");
+    rows_per_run(&cached(reader))
+}
+
 /// Offer rows per (feed, observed_at) in a store directory.
 fn rows_per_run(root: &Path) -> BTreeMap<(String, i64), usize> {
     let df = read_all(&root.join("offers")).unwrap();
@@ -105,16 +131,7 @@ async fn ingest_and_report_through_a_bucket_equal_a_local_store() {
             !err.contains(&env["AWS_SECRET_ACCESS_KEY"]),
             "the secret reached stderr"
         );
-        let (code, out, err) = gpurent(&[
-            "ingest",
-            "--feeds",
-            feeds_s,
-            "--store",
-            local.to_str().unwrap(),
-            "--at",
-            at,
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
+        ingest_cli(&feeds, &local, at);
     }
     // A second machine: a fresh cache reads the bucket and reports the same week.
     let week = ["--week", "2024-W41"];
@@ -217,27 +234,10 @@ async fn concurrent_writers_store_each_hour_once() {
         "2024-10-07T02:00:00Z",
         "2024-10-07T03:00:00Z",
     ] {
-        let (code, out, err) = gpurent(&[
-            "ingest",
-            "--feeds",
-            feeds.to_str().unwrap(),
-            "--store",
-            local.to_str().unwrap(),
-            "--at",
-            at,
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
+        ingest_cli(&feeds, &local, at);
     }
-    let reader = tmp.path().join("cache-r");
-    let (code, out, err) = gpurent_s3(&env, &reader, &["prices", "--store", &s3]);
-    assert_eq!(code, 0, "{out}{err}");
-    let pulled = std::fs::read_dir(reader.join("s3").join(&env["GPURENT_S3_BUCKET"]))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert_eq!(rows_per_run(&pulled), rows_per_run(&local));
+    let pulled = bucket_rows(&env, &tmp.path().join("cache-r"), &s3);
+    assert_eq!(pulled, rows_per_run(&local));
 }
 
 /// A server that accepts every request, `If-None-Match: *` or not, as Garage does.
@@ -386,12 +386,7 @@ fn kill_9_mid_push_leaves_no_partial_object() {
     );
     assert_eq!(code, 0, "{out}{err}");
     let span = start.elapsed();
-    let first = std::fs::read_dir(cache.join("s3").join(&env["GPURENT_S3_BUCKET"]))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let first = cached(&cache);
     let whole = *rows_per_run(&first).values().next().unwrap();
     let mut rng = fastrand::Rng::with_seed(11);
     for (i, at) in hours.iter().enumerate().skip(1) {
@@ -409,15 +404,7 @@ fn kill_9_mid_push_leaves_no_partial_object() {
         let _ = child.wait();
         // A reader on another machine: every stored hour is whole.
         let reader = tmp.path().join(format!("cache-r{i}"));
-        let (code, out, err) = gpurent_s3(&env, &reader, &["prices", "--store", &s3]);
-        assert_eq!(code, 0, "trial {i} ({delay:?}): {out}{err}");
-        let pulled = std::fs::read_dir(reader.join("s3").join(&env["GPURENT_S3_BUCKET"]))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        for ((feed, t), n) in rows_per_run(&pulled) {
+        for ((feed, t), n) in bucket_rows(&env, &reader, &s3) {
             assert_eq!(
                 n, whole,
                 "trial {i} ({delay:?}): {feed} at {t} has {n} rows"
@@ -433,16 +420,7 @@ fn kill_9_mid_push_leaves_no_partial_object() {
         );
         assert_eq!(code, 0, "{out}{err}");
     }
-    let reader = tmp.path().join("cache-final");
-    let (code, out, err) = gpurent_s3(&env, &reader, &["prices", "--store", &s3]);
-    assert_eq!(code, 0, "{out}{err}");
-    let pulled = std::fs::read_dir(reader.join("s3").join(&env["GPURENT_S3_BUCKET"]))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let runs = rows_per_run(&pulled);
+    let runs = bucket_rows(&env, &tmp.path().join("cache-final"), &s3);
     assert_eq!(runs.len(), 6, "{runs:?}");
     assert!(runs.values().all(|n| *n == whole), "{runs:?}");
 }

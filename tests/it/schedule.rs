@@ -481,16 +481,7 @@ fn query_store() -> (tempfile::TempDir, PathBuf) {
         ("2024-10-07T11:00:00Z", HOUR_11),
     ] {
         std::fs::write(feeds.join("payload.json"), vast_json(offers)).unwrap();
-        let (code, out, err) = gpurent(&[
-            "ingest",
-            "--feeds",
-            feeds.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--at",
-            at,
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
+        ingest_cli(&feeds, &store, at);
     }
     (tmp, store)
 }
