@@ -82,7 +82,7 @@ pub enum StoreError {
     },
     #[error("{url}: the server ignores conditional creates (If-None-Match: *), so two writers could store one hour twice; refusing to write. Use a server that honours them (AWS S3, Ceph RGW, Cloudflare R2)")]
     NoConditionalCreate { url: String },
-    #[error("{url}: replaced by other writers 10 times in a row; try again")]
+    #[error("{url}: changed by other writers 10 times in a row; try again")]
     Contended { url: String },
 }
 

@@ -448,7 +448,7 @@ fn local_only(loc: Location, command: &str) -> anyhow::Result<PathBuf> {
     match loc {
         Location::Local(p) => Ok(p),
         Location::S3 { bucket, prefix } => anyhow::bail!(
-            "{command} rewrites stored files and works on a local store only, not s3://{bucket}/{prefix} (objects are written once; README, \"The store on S3\")"
+            "{command} works on a local store only, not s3://{bucket}/{prefix} (README, \"The store on S3\")"
         ),
     }
 }
@@ -793,8 +793,7 @@ fn cmd_crosscheck(
 
 /// `gpurent compact`.
 fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> anyhow::Result<u8> {
-    let store = Store::open(local_only(store, "compact")?);
-    let _lock = lock(&store, ctx.wait)?;
+    let (store, _lock, remote) = writer(store, ctx.wait)?;
     let before = before.unwrap_or_else(|| Utc::now().date_naive());
     let (mut files_before, mut files_after, mut days) = (0, 0, 0);
     for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
@@ -806,6 +805,14 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         files_after += a;
     }
     println!("compact: {days} days compacted, {files_before} files before, {files_after} after");
+    if let Some(r) = &remote {
+        push(&store, Some(r))?;
+        let n = runtime()?.block_on(r.delete_covered())?;
+        eprintln!(
+            "gpurent: {}: {n} hourly objects deleted, their hours now in day objects",
+            r.url()
+        );
+    }
     Ok(0)
 }
 

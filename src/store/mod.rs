@@ -26,7 +26,8 @@
 //! whose hour has no offers file (the offers file is renamed last). `raw/` holds only
 //! payloads whose offers were stored (the exact payload of each stored hour);
 //! payloads that failed go to `failed/`, which `renormalise` never reads. Readers
-//! scan lazily and only the dates asked for.
+//! scan lazily and only the dates asked for, and read an hour a day file holds from
+//! that day file only (a bucket mid-compaction or a cache may hold both).
 
 pub mod fsutil;
 pub mod records;
@@ -399,9 +400,12 @@ impl Store {
         &self,
         dir: &Path,
     ) -> Result<BTreeMap<String, (Vec<PathBuf>, u32)>, StoreError> {
-        let mut by_feed: BTreeMap<String, (Vec<PathBuf>, u32)> = BTreeMap::new();
+        let mut all = Vec::new();
         for e in fs::read_dir(dir).map_err(io(dir))? {
-            let p = e.map_err(io(dir))?.path();
+            all.push(e.map_err(io(dir))?.path());
+        }
+        let mut by_feed: BTreeMap<String, (Vec<PathBuf>, u32)> = BTreeMap::new();
+        for p in not_covered(all) {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -669,6 +673,7 @@ impl Store {
             if from.is_some_and(|f| d < f) || to.is_some_and(|t| d > t) {
                 continue;
             }
+            let mut here = Vec::new();
             for e in fs::read_dir(&dir).map_err(io(&dir))? {
                 let p = e.map_err(io(&dir))?.path();
                 let is_data = p.extension().is_some_and(|x| x == "parquet")
@@ -677,9 +682,10 @@ impl Store {
                         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                     && !(kind == "rejects" && self.is_orphan_reject(&p));
                 if is_data {
-                    files.push(p);
+                    here.push(p);
                 }
             }
+            files.extend(not_covered(here));
         }
         files.sort();
         Ok(files)
@@ -948,6 +954,38 @@ impl DataFile {
     }
 }
 
+/// A partition's data files without the hourly files whose hour a day file of the
+/// same feed holds. Both exist while a bucket is being compacted (the day object is
+/// created before the hourly objects are deleted) and in a cache that pulled the day
+/// after its hours: each hour is then read once, from the day file.
+/// Likewise a day file whose hours another day file of the feed holds with more (two
+/// compactions of one day that saw different hours).
+pub(crate) fn not_covered(files: Vec<PathBuf>) -> Vec<PathBuf> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut days: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for p in &files {
+        if let Some((feed, DataFile::Day(m))) = name(p).as_deref().and_then(parse_data_name) {
+            days.entry(feed.to_string()).or_default().push(m);
+        }
+    }
+    let covered = |feed: &str, file: DataFile| {
+        let masks = days.get(feed).map(Vec::as_slice).unwrap_or_default();
+        match file {
+            DataFile::Hour(h) => masks.iter().any(|m| m & (1 << h) != 0),
+            DataFile::Day(d) => masks.iter().any(|&m| m != d && m & d == d),
+        }
+    };
+    files
+        .into_iter()
+        .filter(|p| {
+            name(p)
+                .as_deref()
+                .and_then(parse_data_name)
+                .is_none_or(|(feed, file)| !covered(feed, file))
+        })
+        .collect()
+}
+
 /// The name of a compacted day file holding the hours in `mask`.
 fn day_file_name(feed: &str, date: NaiveDate, mask: u32) -> String {
     format!("{feed}__{}-{mask:06x}.parquet", date.format("%Y%m%d"))
@@ -1029,6 +1067,29 @@ mod tests {
         check("s3://", None);
         check("gs://b/h", None);
         check("https://example.com/x", None);
+    }
+
+    #[test]
+    fn hours_a_day_file_holds_are_read_from_it_only() {
+        let check = |names: &[&str], expected: &[&str]| {
+            let got = not_covered(names.iter().map(PathBuf::from).collect());
+            let got: Vec<_> = got.iter().map(|p| p.to_str().unwrap()).collect();
+            assert_eq!(got, expected, "{names:?}");
+        };
+        let (h0, h1, h5) = (
+            "vast__20241007T00.parquet",
+            "vast__20241007T01.parquet",
+            "vast__20241007T05.parquet",
+        );
+        let day01 = "vast__20241007-000003.parquet";
+        check(&[h0, h1, h5], &[h0, h1, h5]);
+        check(&[h0, h1, h5, day01], &[h5, day01]);
+        check(
+            &[day01, "aws__20241007T00.parquet"],
+            &[day01, "aws__20241007T00.parquet"],
+        );
+        let day015 = "vast__20241007-000023.parquet";
+        check(&[h5, day01, day015], &[day015]);
     }
 
     #[test]

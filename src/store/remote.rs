@@ -14,6 +14,9 @@
 //!   exists is another writer's copy of the same run and is left as it is. Per run the
 //!   order is raw payload, rejects, then offers: the offers object commits the hour, so
 //!   a crash mid-push leaves at most rejects without offers, which readers skip.
+//! - `compact` creates each day object, then deletes the hourly objects it holds
+//!   ([`Remote::delete_covered`]); gpurent's readers skip an hour a day file holds,
+//!   so they never count it twice in between.
 //! - `fx/ecb.parquet` is the one object replaced: by a conditional update on its ETag,
 //!   re-merged and retried when another writer replaced it first, so no rate is lost.
 //! - [`Remote::probe`] refuses a server that ignores conditional creates (it would let
@@ -27,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
@@ -71,8 +74,27 @@ impl Remote {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`); path-style requests,
     /// plain HTTP only when the endpoint says `http://`.
     pub fn open(bucket: &str, prefix: &str) -> Result<Self, StoreError> {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-        let os = AmazonS3Builder::from_env()
+        Self::open_with(bucket, prefix, std::env::vars())
+    }
+
+    /// [`Remote::open`] with the `AWS_*` variables given rather than read from the
+    /// environment (other names are ignored).
+    pub fn open_with(
+        bucket: &str,
+        prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, StoreError> {
+        let mut builder = AmazonS3Builder::new();
+        let mut endpoint = String::new();
+        for (k, v) in vars.into_iter().filter(|(k, _)| k.starts_with("AWS_")) {
+            if k == "AWS_ENDPOINT_URL" || k == "AWS_ENDPOINT" {
+                endpoint = v.clone();
+            }
+            if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(key, v);
+            }
+        }
+        let os = builder
             .with_bucket_name(bucket)
             .with_allow_http(endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false)
@@ -154,39 +176,60 @@ impl Remote {
     }
 
     /// Download into `cache` the objects a reader needs that it lacks. Objects are
-    /// immutable, so a file of the same name is the same object; `fx` is always fresh.
+    /// immutable, so a file of the same name is the same object. An object deleted
+    /// between the listing and its download (a compaction moved its hour into a day
+    /// object) makes the pull list again, so the day object is fetched instead.
     pub async fn pull(&self, cache: &Store) -> Result<Transfer, StoreError> {
-        let keys = self.list(&PULLED).await?;
-        let wanted: Vec<String> = keys
-            .iter()
-            .filter(|k| *k != FX && !cache.root().join(k).exists())
-            .cloned()
-            .collect();
-        let copied = wanted.len() + usize::from(keys.contains(FX));
-        futures::stream::iter(wanted)
-            .map(|rel| self.download(cache, rel))
-            .buffer_unordered(PARALLEL)
-            .try_collect::<Vec<()>>()
-            .await?;
-        if keys.contains(FX) {
-            // The bucket's rates, plus any the cache has that a failed push left behind.
-            let mine = match cache.root().join(FX).exists() {
-                true => cache.fx_rates()?,
-                false => Vec::new(),
-            };
-            self.download(cache, FX.to_string()).await?;
-            cache.merge_fx(&mine)?;
+        let mut copied = 0;
+        for _ in 0..10 {
+            let keys = self.list(&PULLED).await?;
+            let wanted: Vec<String> = keys
+                .iter()
+                .filter(|k| *k != FX && !cache.root().join(k).exists())
+                .cloned()
+                .collect();
+            let got: Vec<bool> = futures::stream::iter(wanted)
+                .map(|rel| self.download(cache, rel))
+                .buffer_unordered(PARALLEL)
+                .try_collect()
+                .await?;
+            copied += got.iter().filter(|g| **g).count();
+            if got.iter().all(|g| *g) {
+                if keys.contains(FX) {
+                    self.pull_fx(cache).await?;
+                    copied += 1;
+                }
+                return Ok(Transfer {
+                    copied,
+                    already_there: 0,
+                });
+            }
         }
-        Ok(Transfer {
-            copied,
-            already_there: 0,
-        })
+        Err(StoreError::Contended { url: self.url() })
     }
 
-    async fn download(&self, cache: &Store, rel: String) -> Result<(), StoreError> {
-        let got = self.os.get(&self.key(&rel)).await.map_err(self.err(&rel))?;
+    /// The bucket's rates, plus any the cache has that a failed push left behind.
+    async fn pull_fx(&self, cache: &Store) -> Result<(), StoreError> {
+        let mine = match cache.root().join(FX).exists() {
+            true => cache.fx_rates()?,
+            false => Vec::new(),
+        };
+        if self.download(cache, FX.to_string()).await? {
+            cache.merge_fx(&mine)?;
+        }
+        Ok(())
+    }
+
+    /// Copy one object into the cache; false when it no longer exists.
+    async fn download(&self, cache: &Store, rel: String) -> Result<bool, StoreError> {
+        let got = match self.os.get(&self.key(&rel)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(self.err(&rel)(e)),
+        };
         let bytes = got.bytes().await.map_err(self.err(&rel))?;
-        fsutil::write_atomic_via(&cache.tmp_dir(), &cache.root().join(&rel), &bytes)
+        fsutil::write_atomic_via(&cache.tmp_dir(), &cache.root().join(&rel), &bytes)?;
+        Ok(true)
     }
 
     /// Upload what `cache` holds and the bucket does not, in commit order, each with a
@@ -213,6 +256,38 @@ impl Remote {
         }
         self.push_fx(cache).await?;
         Ok(t)
+    }
+
+    /// After a compaction was pushed: delete the hourly objects (and smaller day
+    /// objects) whose hours a day object of the same feed and date holds. Readers
+    /// skip such files already, so no moment of this counts an hour twice or misses
+    /// one for gpurent; an engine globbing `offers/*/*.parquet` may count a day twice
+    /// between the day object's creation and these deletions.
+    pub async fn delete_covered(&self) -> Result<usize, StoreError> {
+        let keys = self.list(&["offers", "rejects"]).await?;
+        let mut by_dir: std::collections::BTreeMap<&str, Vec<PathBuf>> = Default::default();
+        for k in &keys {
+            let (dir, _) = k.rsplit_once('/').unwrap_or(("", k));
+            by_dir.entry(dir).or_default().push(PathBuf::from(k));
+        }
+        let mut gone = Vec::new();
+        for files in by_dir.into_values() {
+            let kept: BTreeSet<PathBuf> = super::not_covered(files.clone()).into_iter().collect();
+            gone.extend(files.into_iter().filter(|f| !kept.contains(f)));
+        }
+        let n = gone.len();
+        futures::stream::iter(gone)
+            .map(|rel| async move {
+                let rel = rel.to_string_lossy().into_owned();
+                match self.os.delete(&self.key(&rel)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(self.err(&rel)(e)),
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(n)
     }
 
     /// Create one object from the cache's file; false when it already existed.

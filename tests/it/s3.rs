@@ -88,8 +88,14 @@ fn bucket_rows(
 }
 
 /// Offer rows per (feed, observed_at) in a store directory.
+/// Read as gpurent's readers read (an hour a day file holds is read from it only).
 fn rows_per_run(root: &Path) -> BTreeMap<(String, i64), usize> {
-    let df = read_all(&root.join("offers")).unwrap();
+    let df = gpurent::store::Store::open(root)
+        .scan_offers(None, None)
+        .unwrap()
+        .unwrap()
+        .collect()
+        .unwrap();
     let feeds = str_col(&df, "feed");
     let at = df
         .column("observed_at")
@@ -423,4 +429,153 @@ fn kill_9_mid_push_leaves_no_partial_object() {
     let runs = bucket_rows(&env, &tmp.path().join("cache-final"), &s3);
     assert_eq!(runs.len(), 6, "{runs:?}");
     assert!(runs.values().all(|n| *n == whole), "{runs:?}");
+}
+
+/// `compact` on a bucket while a reader loops: the reader's rows per hour are right at
+/// every moment (before, between the day object's creation and the hourly objects'
+/// deletion, after), with a fresh cache and with one it keeps; afterwards the bucket's
+/// partition holds the day objects only.
+#[test]
+fn compaction_while_a_reader_loops_keeps_totals_right() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds = file_feed(tmp.path(), 3_000);
+    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let writer = tmp.path().join("cache-w");
+    let local = tmp.path().join("local");
+    for h in 0..8 {
+        let at = format!("2024-10-07T{h:02}:00:00Z");
+        let args = [
+            "ingest",
+            "--feeds",
+            feeds.to_str().unwrap(),
+            "--store",
+            &s3,
+            "--at",
+            &at,
+        ];
+        let (code, out, err) = gpurent_s3(&env, &writer, &args);
+        assert_eq!(code, 0, "{out}{err}");
+        ingest_cli(&feeds, &local, &at);
+    }
+    let reference = rows_per_run(&local);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (env, s3, done, dir) = (
+            env.clone(),
+            s3.clone(),
+            done.clone(),
+            tmp.path().to_path_buf(),
+        );
+        let reference = reference.clone();
+        std::thread::spawn(move || {
+            let (mut reads, mut during) = (0, 0);
+            loop {
+                let running = !done.load(std::sync::atomic::Ordering::SeqCst);
+                if !running && reads >= 3 {
+                    break;
+                }
+                during += usize::from(running);
+                // Every other read from a fresh cache, the others from a kept one.
+                let cache = match reads % 2 {
+                    0 => dir.join(format!("cache-fresh-{reads}")),
+                    _ => dir.join("cache-kept"),
+                };
+                assert_eq!(bucket_rows(&env, &cache, &s3), reference, "read {reads}");
+                reads += 1;
+            }
+            during
+        })
+    };
+    let (code, out, err) = gpurent_s3(
+        &env,
+        &writer,
+        &["compact", "--store", &s3, "--before", "2024-10-08"],
+    );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("hourly objects deleted"), "{err}");
+    let reads = reader.join().unwrap();
+    eprintln!("compaction on the bucket: {reads} reads started while it ran, each total right");
+    // Afterwards a fresh reader pulls day objects only.
+    let last = tmp.path().join("cache-after");
+    assert_eq!(bucket_rows(&env, &last, &s3), reference);
+    let part = cached(&last).join("offers/date=2024-10-07");
+    let names: Vec<String> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["vast__20241007-0000ff.parquet"],
+        "{reads} reads during compaction"
+    );
+}
+
+/// The moment in between, held still: the day objects pushed, the hourly objects not
+/// yet deleted. A reader then counts every hour once, from a fresh cache and from one
+/// that holds the hourly files; after the deletion the partition has the day only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_half_way_through_compaction_reads_right() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds = file_feed(tmp.path(), 1_000);
+    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let s3 = url(&env, &prefix);
+    let (writer, local) = (tmp.path().join("cache-w"), tmp.path().join("local"));
+    let kept = tmp.path().join("cache-kept");
+    let env2 = env.clone();
+    let (reference, before) = tokio::task::spawn_blocking({
+        let (feeds, s3, writer, local, kept) = (
+            feeds.clone(),
+            s3.clone(),
+            writer.clone(),
+            local.clone(),
+            kept.clone(),
+        );
+        move || {
+            for h in 0..4 {
+                let at = format!("2024-10-07T{h:02}:00:00Z");
+                let args = [
+                    "ingest",
+                    "--feeds",
+                    feeds.to_str().unwrap(),
+                    "--store",
+                    &s3,
+                    "--at",
+                    &at,
+                ];
+                let (code, out, err) = gpurent_s3(&env2, &writer, &args);
+                assert_eq!(code, 0, "{out}{err}");
+                ingest_cli(&feeds, &local, &at);
+            }
+            (rows_per_run(&local), bucket_rows(&env2, &kept, &s3))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(before, reference);
+    let remote =
+        gpurent::store::remote::Remote::open_with(&env["GPURENT_S3_BUCKET"], &prefix, env.clone())
+            .unwrap();
+    let cache = gpurent::store::Store::open(cached(&writer));
+    let date = chrono::NaiveDate::from_ymd_opt(2024, 10, 7).unwrap();
+    assert_eq!(cache.compact(date).unwrap(), (4, 1));
+    let pushed = remote.push(&cache).await.unwrap();
+    assert_eq!(pushed.copied, 1, "the day object");
+    let read = |cache: PathBuf| {
+        let (env, s3) = (env.clone(), s3.clone());
+        tokio::task::spawn_blocking(move || bucket_rows(&env, &cache, &s3))
+    };
+    assert_eq!(read(tmp.path().join("cache-mid")).await.unwrap(), reference);
+    assert_eq!(read(kept.clone()).await.unwrap(), reference);
+    assert_eq!(remote.delete_covered().await.unwrap(), 4);
+    assert_eq!(read(kept).await.unwrap(), reference);
+    let last = tmp.path().join("cache-after");
+    assert_eq!(read(last.clone()).await.unwrap(), reference);
+    let names: Vec<String> = std::fs::read_dir(cached(&last).join("offers/date=2024-10-07"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["vast__20241007-00000f.parquet"]);
 }
