@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Read a gpurent store with real engines, as an analyst would, and print what they see.
 
-Usage: engines-read.py STORE [spark|duckdb ...]
+Usage: engines-read.py STORE [spark|duckdb|duckdb-s3 ...]
+STORE is a directory, or for duckdb-s3 an s3://bucket/prefix URL read with the AWS_*
+variables (AWS_ENDPOINT_URL for a self-hosted server, path-style, through the httpfs
+extension from PyPI).
 Prints one JSON object per engine: rows read, the type the engine gives the `date`
 partition and `observed_at`, and per date the row count and the sum of
 usd_per_gpu_hour (so a caller can compare them with gpurent's own reading).
@@ -39,10 +42,10 @@ def spark(store):
     return out
 
 
-def duckdb(store):
+def duckdb(store, con=None):
     import duckdb as d
 
-    con = d.connect()
+    con = con or d.connect()
     con.execute("SET threads = 2")
     rel = f"read_parquet('{store}/offers/*/*.parquet', hive_partitioning = true)"
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
@@ -58,7 +61,32 @@ def duckdb(store):
     }
 
 
+def duckdb_s3(store):
+    import os
+
+    import duckdb as d
+    import duckdb_extension_httpfs as h
+
+    ext = os.path.join(os.path.dirname(h.__file__), "extensions", "v" + d.__version__,
+                       "httpfs.duckdb_extension")
+    con = d.connect()
+    con.execute(f"LOAD '{ext}'")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    opts = [f"KEY_ID '{os.environ['AWS_ACCESS_KEY_ID']}'",
+            f"SECRET '{os.environ['AWS_SECRET_ACCESS_KEY']}'",
+            f"REGION '{os.environ.get('AWS_REGION', 'us-east-1')}'"]
+    if endpoint:
+        host = endpoint.split("://", 1)[-1].rstrip("/")
+        opts += [f"ENDPOINT '{host}'", "URL_STYLE 'path'",
+                 f"USE_SSL {'false' if endpoint.startswith('http://') else 'true'}"]
+    con.execute(f"CREATE SECRET (TYPE s3, {', '.join(opts)})")
+    out = duckdb(store, con)
+    out["engine"] += " over S3"
+    return out
+
+
 if __name__ == "__main__":
     store = sys.argv[1]
     for engine in sys.argv[2:] or ["spark", "duckdb"]:
-        print(json.dumps({"spark": spark, "duckdb": duckdb}[engine](store)), flush=True)
+        engines = {"spark": spark, "duckdb": duckdb, "duckdb-s3": duckdb_s3}
+        print(json.dumps(engines[engine](store)), flush=True)

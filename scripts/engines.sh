@@ -2,6 +2,9 @@
 # Installs the engines the "any engine can read it" test runs: PySpark 4 and DuckDB from
 # PyPI in a venv at /var/tmp/gpurent-engines (or $GPURENT_ENGINES_VENV), and Debian's
 # OpenJDK 17 for Spark when `java` is missing. Safe to run again; apt needs root.
+# DuckDB reads S3 through its httpfs extension, which PyPI has up to DuckDB 1.5.5 (not
+# for 2.0), so a second venv (/var/tmp/gpurent-duckdb-s3) holds duckdb 1.5.5 with the
+# duckdb-extension-httpfs wheel: no download from extensions.duckdb.org at run time.
 set -euo pipefail
 venv="${GPURENT_ENGINES_VENV:-/var/tmp/gpurent-engines}"
 if ! command -v java >/dev/null 2>&1; then
@@ -16,4 +19,9 @@ fi
 if ! "$venv/bin/python" -c 'import pyspark, duckdb' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'pyspark==4.0.1' 'duckdb==2.0.1'
+fi
+s3venv="${GPURENT_DUCKDB_S3_VENV:-/var/tmp/gpurent-duckdb-s3}"
+if ! "$s3venv/bin/python" -c 'import duckdb, duckdb_extension_httpfs' 2>/dev/null; then
+  python3 -m venv "$s3venv"
+  "$s3venv/bin/pip" install -q 'duckdb==1.5.5' 'duckdb-extension-httpfs==1.5.5'
 fi

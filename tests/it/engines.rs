@@ -25,7 +25,7 @@ fn engines_python() -> Option<PathBuf> {
 }
 
 /// Rows and the sum of USD per GPU-hour per date, as gpurent stored them.
-fn own_reading(store: &Path) -> BTreeMap<String, (i64, f64)> {
+pub fn own_reading(store: &Path) -> BTreeMap<String, (i64, f64)> {
     let df = read_all(&store.join("offers")).unwrap();
     let days = df
         .column("observed_at")
@@ -45,7 +45,7 @@ fn own_reading(store: &Path) -> BTreeMap<String, (i64, f64)> {
     out
 }
 
-fn check_engine(line: &str, own: &BTreeMap<String, (i64, f64)>) {
+pub fn check_engine(line: &str, own: &BTreeMap<String, (i64, f64)>) {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     let engine = v["engine"].as_str().unwrap();
     let date_type = v["date_type"].as_str().unwrap().to_lowercase();

@@ -180,12 +180,39 @@ async fn ingest_and_report_through_a_bucket_equal_a_local_store() {
     };
     assert_eq!(rows("rep-s3"), rows("rep-local"));
     assert!(!rows("rep-local").as_array().unwrap().is_empty());
+    duckdb_reads_the_bucket(&env, &s3, &local);
     let cache_b = tmp
         .path()
         .join("cache-b/s3")
         .join(&env["GPURENT_S3_BUCKET"])
         .join(&prefix);
     assert_eq!(rows_per_run(&cache_b), rows_per_run(&local));
+}
+
+/// DuckDB (1.5.5 with the httpfs wheel from PyPI, `scripts/engines.sh`) reads the
+/// bucket over S3 and sees per date the rows and USD sums of the local store.
+fn duckdb_reads_the_bucket(env: &BTreeMap<String, String>, s3: &str, local: &Path) {
+    let python = PathBuf::from("/var/tmp/gpurent-duckdb-s3/bin/python");
+    if !python.exists() {
+        if std::env::var("GPURENT_REQUIRE_ENGINES").as_deref() == Ok("1") {
+            panic!("no DuckDB-with-httpfs venv and GPURENT_REQUIRE_ENGINES=1 (scripts/engines.sh)");
+        }
+        report_skip("DuckDB over S3: no /var/tmp/gpurent-duckdb-s3 venv (scripts/engines.sh)");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/engines-read.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([s3, "duckdb-s3"])
+        .envs(env)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stderr.contains(&env["AWS_SECRET_ACCESS_KEY"]));
+    let line = stdout.lines().find(|l| l.starts_with('{')).unwrap();
+    crate::engines::check_engine(line, &crate::engines::own_reading(local));
 }
 
 /// Two writers on two machines (two caches), at once: the same hours and different
