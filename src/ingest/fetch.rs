@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::FeedError;
 use crate::ingest::adapters::{Page, Request};
-use crate::ingest::feed::{Feed, Source};
+use crate::ingest::feed::{Feed, FeedConfig, Source};
 use crate::ingest::urlpolicy;
 
 /// Most pages followed for one feed, so a looping `next` link cannot run forever.
@@ -303,6 +303,7 @@ async fn fetch_one(
     }
 }
 
+/// One request: check the URL, send, sort the status, read the body under the cap.
 async fn attempt_once(
     client: &reqwest::Client,
     feed: &Feed,
@@ -310,23 +311,18 @@ async fn attempt_once(
     secret: Option<&str>,
 ) -> Attempt {
     let cfg = &feed.config;
-    let url_shown = shown_url(&req.url);
-    if let Err(m) = urlpolicy::check(&req.url) {
-        return Attempt::Fail(FeedError::Http {
+    let fail = |message: String| {
+        Attempt::Fail(FeedError::Http {
             feed: cfg.name.clone(),
-            url: url_shown,
-            message: redact(m, secret),
-        });
+            url: shown_url(&req.url),
+            message,
+        })
+    };
+    if let Err(m) = urlpolicy::check(&req.url) {
+        return fail(redact(m, secret));
     }
-    let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => {
-            return Attempt::Fail(FeedError::Http {
-                feed: cfg.name.clone(),
-                url: url_shown,
-                message: format!("bad method {}", req.method),
-            })
-        }
+    let Ok(method) = reqwest::Method::from_bytes(req.method.as_bytes()) else {
+        return fail(format!("bad method {}", req.method));
     };
     let mut rb = client
         .request(method, &req.url)
@@ -337,24 +333,30 @@ async fn attempt_once(
     if let Some(b) = &req.body {
         rb = rb.body(b.clone());
     }
-    let mut resp = match rb.send().await {
+    let resp = match rb.send().await {
         Ok(r) => r,
         Err(e) => {
             let message = redact(send_error(&e, cfg.timeout_s), secret);
-            return if e.is_timeout() || e.is_connect() || e.is_request() {
+            let transient = e.is_timeout() || e.is_connect() || e.is_request();
+            return if transient {
                 Attempt::Retry {
                     wait: None,
                     message,
                 }
             } else {
-                Attempt::Fail(FeedError::Http {
-                    feed: cfg.name.clone(),
-                    url: url_shown,
-                    message,
-                })
+                fail(message)
             };
         }
     };
+    if let Some(stop) = sort_status(&resp, feed, &req.url) {
+        return stop;
+    }
+    read_capped(resp, cfg, &req.url, secret).await
+}
+
+/// A status to retry (429, 5xx, honouring `Retry-After`) or to fail on; `None` to
+/// read the body (a success, or a client error the adapter reads as records).
+fn sort_status(resp: &reqwest::Response, feed: &Feed, url: &str) -> Option<Attempt> {
     let status = resp.status();
     if status.as_u16() == 429 || status.is_server_error() {
         let wait = resp
@@ -363,46 +365,50 @@ async fn attempt_once(
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(300)));
-        return Attempt::Retry {
+        return Some(Attempt::Retry {
             wait,
             message: format!("HTTP status {}", status.as_u16()),
-        };
-    }
-    let error_is_record = status.is_client_error() && feed.adapter.error_bodies_are_records();
-    if !status.is_success() && !error_is_record {
-        return Attempt::Fail(FeedError::Status {
-            feed: cfg.name.clone(),
-            url: url_shown,
-            status: status.as_u16(),
         });
     }
+    let error_is_record = status.is_client_error() && feed.adapter.error_bodies_are_records();
+    (!status.is_success() && !error_is_record).then(|| {
+        Attempt::Fail(FeedError::Status {
+            feed: feed.config.name.clone(),
+            url: shown_url(url),
+            status: status.as_u16(),
+        })
+    })
+}
+
+/// Read the body, failing as soon as it passes `max_bytes` (declared or received); a
+/// slow or cut-off body is transient and retried.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cfg: &FeedConfig,
+    url: &str,
+    secret: Option<&str>,
+) -> Attempt {
+    let too_large = || {
+        Attempt::Fail(FeedError::TooLarge {
+            feed: cfg.name.clone(),
+            url: shown_url(url),
+            limit_bytes: cfg.max_bytes,
+        })
+    };
     if resp
         .content_length()
         .is_some_and(|n| n as usize > cfg.max_bytes)
     {
-        return Attempt::Fail(FeedError::TooLarge {
-            feed: cfg.name.clone(),
-            url: url_shown,
-            limit_bytes: cfg.max_bytes,
-        });
+        return too_large();
     }
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cfg.max_bytes {
-                    return Attempt::Fail(FeedError::TooLarge {
-                        feed: cfg.name.clone(),
-                        url: url_shown,
-                        limit_bytes: cfg.max_bytes,
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
+            Ok(Some(chunk)) if body.len() + chunk.len() > cfg.max_bytes => return too_large(),
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) => return Attempt::Done(body),
             Err(e) => {
                 let message = redact(body_error(&e, cfg.timeout_s, body.len()), secret);
-                // A slow or cut-off body is transient: retry.
                 return if e.is_timeout() || message.contains("body ended early") {
                     Attempt::Retry {
                         wait: None,
@@ -411,7 +417,7 @@ async fn attempt_once(
                 } else {
                     Attempt::Fail(FeedError::Http {
                         feed: cfg.name.clone(),
-                        url: url_shown,
+                        url: shown_url(url),
                         message,
                     })
                 };
