@@ -1152,6 +1152,8 @@ fn pct_plain(v: f64) -> String {
 
 const CSS: &str = "body{font-family:'DejaVu Sans',system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px;color:#222;line-height:1.45}li,p,h1,h2{overflow-wrap:anywhere}figure{margin:1em 0;overflow-x:auto}figure svg{min-width:600px}.note{color:#555;font-style:italic}h1{font-size:1.5em}svg{max-width:100%;height:auto}table{border-collapse:collapse;font-size:.85em;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left}.sim{background:#fff3cd;border:2px solid #d39e00;padding:8px;font-weight:bold}.thin{color:#999}";
 
+/// The week's page: head, headlines, tables, alerts, charts, statistics, coverage,
+/// method. Every feed-supplied string goes through `esc`.
 fn html(
     a: &WeekAnalysis,
     heads: &[String],
@@ -1160,9 +1162,43 @@ fn html(
     fired: &[Firing],
     generated_at: &str,
 ) -> String {
+    let mut s = String::new();
+    html_top(&mut s, a, heads, generated_at);
+    for (title, t) in tables(a) {
+        let _ = writeln!(s, "<h2>{}</h2>", esc(title));
+        if t.rows.is_empty() {
+            let _ = writeln!(s, "<p>None this week.</p>");
+        } else {
+            s.push_str(&t.html());
+        }
+    }
+    html_alerts(&mut s, fired);
+    let _ = writeln!(s, "<h2>Charts</h2>");
+    for (name, svg) in svgs {
+        // The SVG is written by crate::report::chart from escaped text, without an XML prolog.
+        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", esc(name), svg.trim());
+    }
+    for n in notes {
+        let _ = writeln!(s, "<p class=\"note\">{}</p>", esc(n));
+    }
+    html_statistics(&mut s, a);
+    let _ = writeln!(s, "</table><h2>Coverage</h2><ul>");
+    for line in coverage_lines(a) {
+        let _ = writeln!(s, "<li>{}</li>", html_parts(&line));
+    }
+    let _ = writeln!(s, "</ul>");
+    let _ = writeln!(
+        s,
+        "<h2>Methodology</h2><p>{}</p>\n</body></html>",
+        esc(&method(&a.config))
+    );
+    s
+}
+
+/// The head, title, simulated-data label, period, banners and headlines.
+fn html_top(s: &mut String, a: &WeekAnalysis, heads: &[String], generated_at: &str) {
     let sim = a.coverage.sample_data;
     let title = label(sim, &format!("GPU rental prices, China vs US, {}", a.week));
-    let mut s = String::new();
     let _ = write!(
         s,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body>\n<h1>{}</h1>\n",
@@ -1193,35 +1229,28 @@ fn html(
         let _ = writeln!(s, "<li>{}</li>", esc(h));
     }
     let _ = writeln!(s, "</ul>");
-    for (title, t) in tables(a) {
-        let _ = writeln!(s, "<h2>{}</h2>", esc(title));
-        if t.rows.is_empty() {
-            let _ = writeln!(s, "<p>None this week.</p>");
-        } else {
-            s.push_str(&t.html());
-        }
+}
+
+/// The week's alert firings, when there are any.
+fn html_alerts(s: &mut String, fired: &[Firing]) {
+    if fired.is_empty() {
+        return;
     }
-    if !fired.is_empty() {
-        let _ = writeln!(s, "<h2>Alerts</h2><ul>");
-        for f in fired {
-            let _ = writeln!(
-                s,
-                "<li>{} (rule <code>{}</code>, {})</li>",
-                esc(&f.message),
-                esc(&f.rule),
-                esc(&f.fired_at)
-            );
-        }
-        let _ = writeln!(s, "</ul>");
+    let _ = writeln!(s, "<h2>Alerts</h2><ul>");
+    for f in fired {
+        let _ = writeln!(
+            s,
+            "<li>{} (rule <code>{}</code>, {})</li>",
+            esc(&f.message),
+            esc(&f.rule),
+            esc(&f.fired_at)
+        );
     }
-    let _ = writeln!(s, "<h2>Charts</h2>");
-    for (name, svg) in svgs {
-        // The SVG is written by crate::report::chart from escaped text, without an XML prolog.
-        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", esc(name), svg.trim());
-    }
-    for n in notes {
-        let _ = writeln!(s, "<p class=\"note\">{}</p>", esc(n));
-    }
+    let _ = writeln!(s, "</ul>");
+}
+
+/// The statistics table (left open: the caller closes it).
+fn html_statistics(s: &mut String, a: &WeekAnalysis) {
     let _ = writeln!(s, "<h2>Statistics (USD per GPU-hour)</h2><table><tr><th>model</th><th>bloc</th><th>class</th><th>offers</th><th>providers</th><th>provider-balanced</th><th>p25</th><th>median</th><th>p75</th><th>min</th><th>p90</th><th>10% trimmed mean</th></tr>");
     for r in &a.rows {
         let _ = writeln!(
@@ -1242,17 +1271,6 @@ fn html(
             usd(r.trimmed_mean_10)
         );
     }
-    let _ = writeln!(s, "</table><h2>Coverage</h2><ul>");
-    for line in coverage_lines(a) {
-        let _ = writeln!(s, "<li>{}</li>", html_parts(&line));
-    }
-    let _ = writeln!(s, "</ul>");
-    let _ = writeln!(
-        s,
-        "<h2>Methodology</h2><p>{}</p>\n</body></html>",
-        esc(&method(&a.config))
-    );
-    s
 }
 
 fn io_err(path: &Path) -> impl FnOnce(crate::error::StoreError) -> ReportError + '_ {
