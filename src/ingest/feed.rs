@@ -148,63 +148,17 @@ pub fn load_feed(path: &Path) -> Result<Feed, FeedError> {
 pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     let mut table: toml::Table =
         toml::from_str(text).map_err(|e| cfg_err(path, format!("invalid TOML: {e}")))?;
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .ok_or_else(|| cfg_err(path, "file name is not UTF-8"))?
-        .to_string();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(cfg_err(
-            path,
-            "feed file names may use only letters, digits, `-`, `_` and `.`",
-        ));
-    }
+    let name = feed_name(path)?;
     let format = take_str(&mut table, "format", path)?
         .ok_or_else(|| cfg_err(path, "missing key `format`"))?;
     let url =
         take_str(&mut table, "url", path)?.ok_or_else(|| cfg_err(path, "missing key `url`"))?;
-    let source = if url.starts_with("http://") || url.starts_with("https://") {
-        urlpolicy::check(&url).map_err(|m| cfg_err(path, format!("key `url`: {m}")))?;
-        Source::Http(url)
-    } else if url.contains("://") {
-        return Err(cfg_err(
-            path,
-            format!("key `url`: unsupported scheme in {url:?} (use http(s):// or a file path)"),
-        ));
-    } else {
-        let p = PathBuf::from(&url);
-        Source::File(if p.is_absolute() {
-            p
-        } else {
-            path.parent().unwrap_or(Path::new(".")).join(p)
-        })
-    };
+    let source = source_of(path, url)?;
     let enabled = take_bool(&mut table, "enabled", path)?.unwrap_or(true);
     let provider = take_str(&mut table, "provider", path)?.unwrap_or_else(|| format.clone());
-    let auth_env = take_str(&mut table, "auth_env", path)?;
-    if let Some(var) = &auth_env {
-        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(cfg_err(
-                path,
-                "key `auth_env` must name an environment variable (letters, digits, `_`)",
-            ));
-        }
-    }
+    let auth_env = auth_env(&mut table, path)?;
     let timeout_s = take_uint(&mut table, "timeout_s", path, 3600.0)?.unwrap_or(30.0) as u64;
-    let retries = match take_num(&mut table, "retries", path)? {
-        Some(n) if n.fract() != 0.0 || !(0.0..=10.0).contains(&n) => {
-            return Err(cfg_err(
-                path,
-                format!("key `retries` must be a whole number from 0 to 10, found {n}"),
-            ))
-        }
-        Some(n) => n as u32,
-        None => 3,
-    };
+    let retries = retries(&mut table, path)?;
     let retry_base_ms =
         take_uint(&mut table, "retry_base_ms", path, 60_000.0)?.unwrap_or(500.0) as u64;
     let max_bytes = take_uint(&mut table, "max_bytes", path, 4e9)?
@@ -250,6 +204,69 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     let adapter = builder(table).map_err(|m| cfg_err(path, m))?;
     config.peer = peer.unwrap_or_else(|| adapter.peer_by_default());
     Ok(Feed { config, adapter })
+}
+
+/// The feed's name: its file name without `.toml`, of letters, digits, `-_.` only.
+fn feed_name(path: &Path) -> Result<String, FeedError> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| cfg_err(path, "file name is not UTF-8"))?
+        .to_string();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if name.is_empty() || !name.chars().all(allowed) {
+        return Err(cfg_err(
+            path,
+            "feed file names may use only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    Ok(name)
+}
+
+/// `url`: an http(s) URL the URL policy allows, or a file path (relative to the feed
+/// file's folder); any other scheme is an error.
+fn source_of(path: &Path, url: String) -> Result<Source, FeedError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        urlpolicy::check(&url).map_err(|m| cfg_err(path, format!("key `url`: {m}")))?;
+        return Ok(Source::Http(url));
+    }
+    if url.contains("://") {
+        return Err(cfg_err(
+            path,
+            format!("key `url`: unsupported scheme in {url:?} (use http(s):// or a file path)"),
+        ));
+    }
+    let p = PathBuf::from(&url);
+    Ok(Source::File(if p.is_absolute() {
+        p
+    } else {
+        path.parent().unwrap_or(Path::new(".")).join(p)
+    }))
+}
+
+/// `auth_env`: the name of the environment variable holding the feed's key.
+fn auth_env(table: &mut toml::Table, path: &Path) -> Result<Option<String>, FeedError> {
+    let var = take_str(table, "auth_env", path)?;
+    let valid = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if var.as_deref().is_some_and(|v| !valid(v)) {
+        return Err(cfg_err(
+            path,
+            "key `auth_env` must name an environment variable (letters, digits, `_`)",
+        ));
+    }
+    Ok(var)
+}
+
+/// `retries`: a whole number from 0 to 10, default 3.
+fn retries(table: &mut toml::Table, path: &Path) -> Result<u32, FeedError> {
+    match take_num(table, "retries", path)? {
+        Some(n) if n.fract() != 0.0 || !(0.0..=10.0).contains(&n) => Err(cfg_err(
+            path,
+            format!("key `retries` must be a whole number from 0 to 10, found {n}"),
+        )),
+        Some(n) => Ok(n as u32),
+        None => Ok(3),
+    }
 }
 
 /// A feed file that could not be loaded, kept so the run can report it.
