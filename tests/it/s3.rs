@@ -458,6 +458,27 @@ fn kill_9_mid_push_leaves_no_partial_object() {
     assert!(runs.values().all(|n| *n == whole), "{runs:?}");
 }
 
+/// Ingest hours 00.. of 2024-10-07 into the bucket (through `writer`'s cache) and into
+/// a local store; the local store's rows per run.
+fn ingest_both(
+    env: &BTreeMap<String, String>,
+    writer: &Path,
+    feeds: &Path,
+    s3: &str,
+    local: &Path,
+    hours: u32,
+) -> BTreeMap<(String, i64), usize> {
+    for h in 0..hours {
+        let at = format!("2024-10-07T{h:02}:00:00Z");
+        let feeds_s = feeds.to_str().unwrap();
+        let args = ["ingest", "--feeds", feeds_s, "--store", s3, "--at", &at];
+        let (code, out, err) = gpurent_s3(env, writer, &args);
+        assert_eq!(code, 0, "{out}{err}");
+        ingest_cli(feeds, local, &at);
+    }
+    rows_per_run(local)
+}
+
 /// `compact` on a bucket while a reader loops: the reader's rows per hour are right at
 /// every moment (before, between the day object's creation and the hourly objects'
 /// deletion, after), with a fresh cache and with one it keeps; afterwards the bucket's
@@ -470,22 +491,7 @@ fn compaction_while_a_reader_loops_keeps_totals_right() {
     let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
     let writer = tmp.path().join("cache-w");
     let local = tmp.path().join("local");
-    for h in 0..8 {
-        let at = format!("2024-10-07T{h:02}:00:00Z");
-        let args = [
-            "ingest",
-            "--feeds",
-            feeds.to_str().unwrap(),
-            "--store",
-            &s3,
-            "--at",
-            &at,
-        ];
-        let (code, out, err) = gpurent_s3(&env, &writer, &args);
-        assert_eq!(code, 0, "{out}{err}");
-        ingest_cli(&feeds, &local, &at);
-    }
-    let reference = rows_per_run(&local);
+    let reference = ingest_both(&env, &writer, &feeds, &s3, &local, 8);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let (env, s3, done, dir) = (
@@ -561,22 +567,8 @@ async fn a_bucket_half_way_through_compaction_reads_right() {
             kept.clone(),
         );
         move || {
-            for h in 0..4 {
-                let at = format!("2024-10-07T{h:02}:00:00Z");
-                let args = [
-                    "ingest",
-                    "--feeds",
-                    feeds.to_str().unwrap(),
-                    "--store",
-                    &s3,
-                    "--at",
-                    &at,
-                ];
-                let (code, out, err) = gpurent_s3(&env2, &writer, &args);
-                assert_eq!(code, 0, "{out}{err}");
-                ingest_cli(&feeds, &local, &at);
-            }
-            (rows_per_run(&local), bucket_rows(&env2, &kept, &s3))
+            let reference = ingest_both(&env2, &writer, &feeds, &s3, &local, 4);
+            (reference, bucket_rows(&env2, &kept, &s3))
         }
     })
     .await
