@@ -182,7 +182,7 @@ pub async fn fetch(
                     .map_err(|m| FeedError::Http {
                         feed: cfg.name.clone(),
                         url: shown_url(url),
-                        message: redact(m, secret),
+                        message: redact(m.to_string(), secret),
                     })?;
             let mut pages = Vec::new();
             for req in requests {

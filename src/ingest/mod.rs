@@ -167,7 +167,7 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
         let p = feed
             .adapter
             .parse(page, &ctx)
-            .map_err(|message| FeedError::Parse {
+            .map_err(|error| FeedError::Parse {
                 feed: feed.config.name.clone(),
                 source_name: match &feed.config.source {
                     Source::File(p) => p.display().to_string(),
@@ -176,7 +176,7 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
                     }
                     Source::Http(u) => fetch::shown_url(u),
                 },
-                message,
+                error,
             })?;
         parsed.extend(p);
     }
