@@ -74,10 +74,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::cn_cloud::{self, endpoint_for, valid_id, Cloud};
 use super::sign::{aliyun_percent_encode, aliyun_rpc_signature};
-use super::{
-    adapter_keys, endpoint_for, json, key_pair, Adapter, AdapterError, Page, ParseCtx, Request,
-};
+use super::{adapter_keys, json, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -128,6 +127,12 @@ fn check_endpoint(template: &str) -> Result<(), AdapterError> {
         .map_err(|m| AdapterError::key("endpoint", m))
 }
 
+const CLOUD: Cloud = Cloud {
+    name: "Alibaba Cloud",
+    key_form: "ACCESS_KEY_ID:ACCESS_KEY_SECRET",
+    label_form: "<RegionId>__<InstanceType>__<PriceUnit> (PriceUnit Hour, Week, Month or Year)",
+};
+
 fn check_names(what: &str, names: &[String]) -> Result<(), AdapterError> {
     if names.is_empty() {
         return Err(AdapterError::Keys(format!(
@@ -136,12 +141,7 @@ fn check_names(what: &str, names: &[String]) -> Result<(), AdapterError> {
     }
     for n in names {
         // Names end up in the query, the page label and file names.
-        if n.is_empty()
-            || n.contains("__")
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !valid_id(n) {
             return Err(AdapterError::key(
                 what,
                 format!("{n:?} is not a valid id (letters, digits, `-`, `_`, `.`)"),
@@ -175,7 +175,7 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
 
 /// The page label of one query: `<RegionId>__<InstanceType>__<PriceUnit>`.
 pub fn label(region: &str, instance_type: &str, price_unit: &str) -> String {
-    format!("{region}__{instance_type}__{price_unit}")
+    cn_cloud::label(region, instance_type, price_unit)
 }
 
 /// A random `SignatureNonce` in the UUID v4 shape.
@@ -193,11 +193,6 @@ fn random_nonce() -> String {
         &h[17..20],
         &h[20..32]
     )
-}
-
-/// Split the `auth_env` value `ACCESS_KEY_ID:ACCESS_KEY_SECRET` (never echoed).
-fn credentials(secret: Option<&str>) -> Result<(&str, &str), AdapterError> {
-    key_pair(secret, "Alibaba Cloud", "ACCESS_KEY_ID:ACCESS_KEY_SECRET")
 }
 
 impl Aliyun {
@@ -266,16 +261,13 @@ struct Price {
     trade_price: Option<f64>,
 }
 
-/// The request context a page label carries.
+/// The request context a page label carries: region, instance type, price unit.
 fn parse_label(label: &str) -> Result<(&str, &str, &str), AdapterError> {
-    let parts: Vec<&str> = label.split("__").collect();
-    match parts.as_slice() {
-        [r, t, u] if !r.is_empty() && !t.is_empty() && period_of(u).is_some() => Ok((r, t, u)),
-        _ => Err(AdapterError::Label {
-            label: label.to_string(),
-            form: "<RegionId>__<InstanceType>__<PriceUnit> (PriceUnit Hour, Week, Month or Year)",
-        }),
+    let (r, t, u) = CLOUD.parse_label(label)?;
+    if period_of(u).is_none() {
+        return Err(CLOUD.bad_label(label));
     }
+    Ok((r, t, u))
 }
 
 impl Adapter for Aliyun {
@@ -291,7 +283,7 @@ impl Adapter for Aliyun {
         secret: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Request>, AdapterError> {
-        let (id, key) = credentials(secret)?;
+        let (id, key) = CLOUD.credentials(secret)?;
         let endpoint = self.endpoint.as_deref().unwrap_or(url);
         if endpoint.contains('?') {
             return Err(AdapterError::Endpoint(format!(

@@ -14,6 +14,7 @@ pub mod aliyun;
 pub mod autodl;
 pub mod aws_offer;
 pub mod azure_retail;
+pub mod cn_cloud;
 pub mod ecb_fx;
 pub mod gcp_billing;
 pub mod generic_csv;
@@ -260,26 +261,6 @@ pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             o.extend_from_slice(&body[copied..]);
             std::borrow::Cow::Owned(o)
         }
-    }
-}
-
-/// The `{region}` endpoint template of a signed API, filled in.
-pub fn endpoint_for(template: &str, region: &str) -> String {
-    template.replace("{region}", region)
-}
-
-/// A signed API's `ID:SECRET` pair from the variable named by `auth_env`; `cloud` and
-/// `form` (e.g. "Alibaba Cloud", "ACCESS_KEY_ID:ACCESS_KEY_SECRET") word the error,
-/// which never repeats the value.
-pub fn key_pair<'a>(
-    secret: Option<&'a str>,
-    cloud: &'static str,
-    form: &'static str,
-) -> Result<(&'a str, &'a str), AdapterError> {
-    let s = secret.ok_or(AdapterError::NoCredentials { cloud, form })?;
-    match s.split_once(':') {
-        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok((id, key)),
-        _ => Err(AdapterError::BadCredentials { form }),
     }
 }
 

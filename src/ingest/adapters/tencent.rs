@@ -72,10 +72,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::cn_cloud::{self, endpoint_for, valid_id, Cloud};
 use super::sign::{tc3_authorization, Tc3Request};
-use super::{
-    adapter_keys, endpoint_for, json, key_pair, Adapter, AdapterError, Page, ParseCtx, Request,
-};
+use super::{adapter_keys, json, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -127,12 +126,11 @@ fn host_of(url: &str) -> Result<&str, AdapterError> {
     Ok(authority)
 }
 
-fn valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && !s.contains("__")
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
+const CLOUD: Cloud = Cloud {
+    name: "Tencent Cloud",
+    key_form: "SECRET_ID:SECRET_KEY",
+    label_form: "<Region>__<Zone>__<InstanceType>",
+};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
@@ -179,12 +177,7 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
 
 /// The page label of one query: `<Region>__<Zone>__<InstanceType>`.
 pub fn label(q: &Query) -> String {
-    format!("{}__{}__{}", q.region, q.zone, q.instance_type)
-}
-
-/// Split the `auth_env` value `SECRET_ID:SECRET_KEY` (never echoed).
-fn credentials(secret: Option<&str>) -> Result<(&str, &str), AdapterError> {
-    key_pair(secret, "Tencent Cloud", "SECRET_ID:SECRET_KEY")
+    cn_cloud::label(&q.region, &q.zone, &q.instance_type)
 }
 
 impl Tencent {
@@ -284,17 +277,6 @@ struct ItemPrice {
     charge_unit: Option<String>,
 }
 
-fn parse_label(label: &str) -> Result<(&str, &str, &str), AdapterError> {
-    let parts: Vec<&str> = label.split("__").collect();
-    match parts.as_slice() {
-        [r, z, t] if !r.is_empty() && !z.is_empty() && !t.is_empty() => Ok((r, z, t)),
-        _ => Err(AdapterError::Label {
-            label: label.to_string(),
-            form: "<Region>__<Zone>__<InstanceType>",
-        }),
-    }
-}
-
 impl Adapter for Tencent {
     fn requests(
         &self,
@@ -302,7 +284,7 @@ impl Adapter for Tencent {
         secret: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Request>, AdapterError> {
-        let (id, key) = credentials(secret)?;
+        let (id, key) = CLOUD.credentials(secret)?;
         let endpoint = self.endpoint.as_deref().unwrap_or(url);
         self.queries
             .iter()
@@ -315,7 +297,7 @@ impl Adapter for Tencent {
     }
 
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
-        let (region, zone, instance_type) = parse_label(&page.label)?;
+        let (region, zone, instance_type) = CLOUD.parse_label(&page.label)?;
         let offer_id = format!("{zone}/{instance_type}");
         let envelope: Envelope = json(&page.body).map_err(|e| match e {
             AdapterError::Json { error, .. } => AdapterError::Json {
