@@ -260,7 +260,7 @@ fn import_run(
     };
     if !parsed.fx.is_empty() {
         store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
-        *fx = load_fx(store)?;
+        *fx = load_fx(store).map_err(|e| e.to_string())?;
         o.healed = heal_fx(store, tables, &parsed.fx).map_err(|e| e.to_string())?;
     }
     if parsed.offers.is_empty() && parsed.rejects.is_empty() {

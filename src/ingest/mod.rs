@@ -24,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
 
-use crate::error::FeedError;
+use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
 use crate::model::{ParseReject, Parsed};
@@ -321,9 +321,12 @@ pub fn normalise_parsed(
 }
 
 /// The stored ECB rates as the frame normalisation joins on.
-pub fn load_fx(store: &Store) -> Result<DataFrame, String> {
-    let rates = store.fx_rates().map_err(|e| e.to_string())?;
-    normalise::fx_frame(&rates).map_err(|e| e.to_string())
+pub fn load_fx(store: &Store) -> Result<DataFrame, StoreError> {
+    let rates = store.fx_rates()?;
+    normalise::fx_frame(&rates).map_err(|source| StoreError::Polars {
+        path: store.fx_path(),
+        source,
+    })
 }
 
 /// What one stored run holds: offers stored, and rejects counted by reason.
