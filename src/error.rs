@@ -52,6 +52,24 @@ pub enum FeedError {
     Store { feed: String, source: StoreError },
 }
 
+/// A live URL refused by `ingest::urlpolicy`. `shown` is the URL without its query
+/// (which can carry a key); only an unparseable URL is quoted as given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{raw:?} is not a valid URL: {error}")]
+    Invalid { raw: String, error: url::ParseError },
+    #[error(
+        "{shown:?} carries a user name or password before the host; put credentials in auth_env"
+    )]
+    UserInfo { shown: String },
+    #[error(
+        "{shown:?} must use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"
+    )]
+    PlainHttp { shown: String },
+    #[error("{shown:?}: unsupported scheme {scheme:?} (use https)")]
+    Scheme { shown: String, scheme: String },
+}
+
 /// An error from an adapter (`ingest::adapters`): one of its own keys, the credentials
 /// of a signed API, a request it cannot build, or a whole payload it cannot read. A bad
 /// record is a reject, not an error. Each variant prints the text the adapters always
@@ -74,7 +92,10 @@ pub enum AdapterError {
     /// A secret not in the `ID:SECRET` form `form` names; the value is never kept.
     #[error("the variable named by `auth_env` must hold {form}")]
     BadCredentials { form: &'static str },
-    /// A request cannot be built from the endpoint (URL policy, query, host).
+    /// An endpoint the URL policy refuses.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// A request cannot be built from the endpoint (a query, no plain host).
     #[error("{0}")]
     Endpoint(String),
     /// A page label is not of the form the adapter's requests give (`form`).
@@ -203,4 +224,54 @@ pub enum DemoError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Report(#[from] ReportError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(e: AdapterError, expected: &str) {
+        assert_eq!(e.to_string(), expected);
+    }
+
+    /// The texts the adapters printed when their errors were strings.
+    #[test]
+    fn adapter_errors_print_as_before() {
+        check(
+            AdapterError::key("price_unit", "\"Day\" must be Hour, Week, Month or Year"),
+            "key `price_unit`: \"Day\" must be Hour, Week, Month or Year",
+        );
+        check(
+            AdapterError::NoCredentials {
+                cloud: "Tencent Cloud",
+                form: "SECRET_ID:SECRET_KEY",
+            },
+            "Tencent Cloud requests must be signed: set `auth_env` to a variable holding SECRET_ID:SECRET_KEY",
+        );
+        check(
+            AdapterError::BadCredentials { form: "ID:KEY" },
+            "the variable named by `auth_env` must hold ID:KEY",
+        );
+        let error = serde_json::from_str::<u8>("x").unwrap_err();
+        let text = error.to_string();
+        check(
+            AdapterError::Json { error, hint: "" },
+            &format!("invalid JSON: {text}"),
+        );
+        check(
+            AdapterError::Column {
+                column: "TermType".into(),
+                problem: "is not in the header (row 2)".into(),
+            },
+            "column \"TermType\" is not in the header (row 2)",
+        );
+        check(
+            AdapterError::Value {
+                value: "\"abc\"".into(),
+                expected: "a number",
+            }
+            .at("line 3: column \"price\""),
+            "line 3: column \"price\": \"abc\" is not a number",
+        );
+    }
 }

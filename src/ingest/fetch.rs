@@ -315,7 +315,7 @@ async fn attempt_once(
         return Attempt::Fail(FeedError::Http {
             feed: cfg.name.clone(),
             url: url_shown,
-            message: redact(m, secret),
+            message: redact(m.to_string(), secret),
         });
     }
     let method = match reqwest::Method::from_bytes(req.method.as_bytes()) {

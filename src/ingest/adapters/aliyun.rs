@@ -124,7 +124,7 @@ fn check_endpoint(template: &str) -> Result<(), AdapterError> {
     }
     urlpolicy::check(&endpoint_for(template, "cn-hangzhou"))
         .map(|_| ())
-        .map_err(|m| AdapterError::key("endpoint", m))
+        .map_err(|m| AdapterError::key("endpoint", m.to_string()))
 }
 
 const CLOUD: Cloud = Cloud {
@@ -292,7 +292,7 @@ impl Adapter for Aliyun {
         }
         let mut out = Vec::with_capacity(self.regions.len() * self.instance_types.len());
         for region in &self.regions {
-            urlpolicy::check(&endpoint_for(endpoint, region)).map_err(AdapterError::Endpoint)?;
+            urlpolicy::check(&endpoint_for(endpoint, region))?;
             for it in &self.instance_types {
                 out.push(self.signed_request(endpoint, region, it, id, key, now, &random_nonce()));
             }

@@ -164,7 +164,7 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     if let Some(e) = &k.endpoint {
         urlpolicy::check(&endpoint_for(e, "ap-guangzhou"))
             .map(|_| ())
-            .map_err(|m| AdapterError::key("endpoint", m))?;
+            .map_err(|m| AdapterError::key("endpoint", m.to_string()))?;
         host_of(e).map_err(|m| AdapterError::key("endpoint", m.to_string()))?;
     }
     Ok(Box::new(Tencent {
@@ -289,8 +289,7 @@ impl Adapter for Tencent {
         self.queries
             .iter()
             .map(|q| {
-                urlpolicy::check(&endpoint_for(endpoint, &q.region))
-                    .map_err(AdapterError::Endpoint)?;
+                urlpolicy::check(&endpoint_for(endpoint, &q.region))?;
                 self.signed_request(endpoint, q, id, key, now)
             })
             .collect()
