@@ -213,6 +213,19 @@ pub enum ReportError {
     Invalid(String),
 }
 
+/// Why an SVG chart could not be rendered to PNG.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The SVG does not parse (with the bundled font).
+    #[error(transparent)]
+    Svg(#[from] resvg::usvg::Error),
+    #[error("zero-sized chart")]
+    ZeroSize,
+    /// The PNG encoder's message.
+    #[error("{0}")]
+    Encode(String),
+}
+
 /// An error from the demo (which runs the whole pipeline).
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
