@@ -192,6 +192,15 @@ enum FileError {
     },
 }
 
+/// The stored FX rates as [`load_fx`] gives them, an error worded under `<store>/fx`
+/// as it always was (the text only, so the error's cause chain is one line).
+fn fx_of(store: &Store) -> Result<polars::prelude::DataFrame, StoreError> {
+    load_fx(store).map_err(|e| StoreError::Io {
+        path: store.root().join("fx"),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
 fn feed_for(spec: &Spec, file: &Path) -> Result<Feed, FeedError> {
     let cfg_err = |m: String| FeedError::Config {
         path: spec.feed_file.clone().unwrap_or_else(|| file.to_path_buf()),
@@ -307,10 +316,7 @@ pub async fn backfill(
         path: paths.first().cloned().unwrap_or_default(),
         source,
     })?;
-    let mut fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let mut fx = fx_of(store)?;
     let mut out = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let mut o = FileOutcome {
@@ -399,10 +405,7 @@ pub async fn backfill_versions(
     client: &reqwest::Client,
     mut progress: impl FnMut(&FileOutcome, usize, usize),
 ) -> Result<Vec<FileOutcome>, StoreError> {
-    let mut fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let mut fx = fx_of(store)?;
     let days: Vec<NaiveDate> = spec
         .from
         .iter_days()
@@ -449,10 +452,7 @@ pub async fn backfill_versions(
 /// Rebuild offers and rejects from every kept raw payload with the current tables.
 /// A stored run that cannot be rebuilt keeps its stored offers and rejects unchanged.
 pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, StoreError> {
-    let fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let fx = fx_of(store)?;
     let runs = store.raw_runs()?;
     let stored_runs = store.stored_runs()?;
     store.replace_normalised(|stage| {
@@ -565,10 +565,7 @@ pub fn heal_fx(
     if waiting.is_empty() {
         return Ok(healed);
     }
-    let fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let fx = fx_of(store)?;
     for run in store.raw_runs()? {
         if !waiting.contains(&(run.feed.clone(), crate::store::hour_key(run.at))) {
             continue;
