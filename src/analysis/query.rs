@@ -26,6 +26,15 @@ use crate::store::Store;
 use crate::tables::Providers;
 use crate::week::IsoWeek;
 
+/// A word that is none of a query option's choices (`--format`, `--every`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?} (use {choices})")]
+pub struct UnknownChoice {
+    pub what: &'static str,
+    pub value: String,
+    pub choices: &'static str,
+}
+
 /// Output format of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -37,13 +46,17 @@ pub enum Format {
 }
 
 impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "table" => Ok(Self::Table),
             "csv" => Ok(Self::Csv),
             "json" => Ok(Self::Json),
-            _ => Err(format!("unknown format {s:?} (use table, csv or json)")),
+            _ => Err(UnknownChoice {
+                what: "format",
+                value: s.to_string(),
+                choices: "table, csv or json",
+            }),
         }
     }
 }
@@ -58,13 +71,17 @@ pub enum Every {
 }
 
 impl FromStr for Every {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "1h" => Ok(Self::Hour),
             "1d" => Ok(Self::Day),
             "1w" => Ok(Self::Week),
-            _ => Err(format!("unknown period {s:?} (use 1h, 1d or 1w)")),
+            _ => Err(UnknownChoice {
+                what: "period",
+                value: s.to_string(),
+                choices: "1h, 1d or 1w",
+            }),
         }
     }
 }
@@ -505,8 +522,14 @@ mod tests {
     #[test]
     fn parses_options() {
         assert_eq!("1w".parse::<Every>(), Ok(Every::Week));
-        assert!("7d".parse::<Every>().is_err());
+        assert_eq!(
+            "7d".parse::<Every>().unwrap_err().to_string(),
+            "unknown period \"7d\" (use 1h, 1d or 1w)"
+        );
         assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
-        assert!("xml".parse::<Format>().is_err());
+        assert_eq!(
+            "xml".parse::<Format>().unwrap_err().to_string(),
+            "unknown format \"xml\" (use table, csv or json)"
+        );
     }
 }

@@ -175,6 +175,32 @@ pub struct FileOutcome {
     pub error: Option<String>,
 }
 
+/// Why one file or version was not imported (its text is [`FileOutcome::error`]).
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}: no YYYY-MM-DD in the path; pass --at", path.display())]
+    NoDate { path: PathBuf },
+    /// A payload that did not parse, and what became of it (kept under `failed/`).
+    #[error("{error}{quarantined}")]
+    Unparsed {
+        error: Box<FeedError>,
+        quarantined: String,
+    },
+}
+
+/// The stored FX rates as [`load_fx`] gives them, an error worded under `<store>/fx`
+/// as it always was (the text only, so the error's cause chain is one line).
+fn fx_of(store: &Store) -> Result<polars::prelude::DataFrame, StoreError> {
+    load_fx(store).map_err(|e| StoreError::Io {
+        path: store.root().join("fx"),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
 fn feed_for(spec: &Spec, file: &Path) -> Result<Feed, FeedError> {
     let cfg_err = |m: String| FeedError::Config {
         path: spec.feed_file.clone().unwrap_or_else(|| file.to_path_buf()),
@@ -250,25 +276,27 @@ fn import_run(
     tables: &Tables,
     fx: &mut polars::prelude::DataFrame,
     o: &mut FileOutcome,
-) -> Result<(), String> {
+) -> Result<(), FileError> {
     let parsed = &match parse_checked(feed, pages, at) {
         Ok(p) => p,
-        Err(e) => {
-            let msg = e.to_string();
-            return Err(msg.clone() + &quarantine(store, feed, at, pages, &msg));
+        Err(error) => {
+            let quarantined = quarantine(store, feed, at, pages, &error.to_string());
+            return Err(FileError::Unparsed {
+                error: Box::new(error),
+                quarantined,
+            });
         }
     };
     if !parsed.fx.is_empty() {
-        store.merge_fx(&parsed.fx).map_err(|e| e.to_string())?;
+        store.merge_fx(&parsed.fx)?;
         *fx = load_fx(store)?;
-        o.healed = heal_fx(store, tables, &parsed.fx).map_err(|e| e.to_string())?;
+        o.healed = heal_fx(store, tables, &parsed.fx)?;
     }
     if parsed.offers.is_empty() && parsed.rejects.is_empty() {
         o.counts = Some((0, 0, parsed.fx.len()));
         return Ok(());
     }
-    let added = store_by_day(feed, parsed, at, store, tables, fx, Some(pages))
-        .map_err(|e| e.to_string())?;
+    let added = store_by_day(feed, parsed, at, store, tables, fx, Some(pages))?;
     if let Some((stored, rejected)) = added {
         o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
         o.rejected = rejected;
@@ -288,10 +316,7 @@ pub async fn backfill(
         path: paths.first().cloned().unwrap_or_default(),
         source,
     })?;
-    let mut fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let mut fx = fx_of(store)?;
     let mut out = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let mut o = FileOutcome {
@@ -304,30 +329,23 @@ pub async fn backfill(
             healed: Healed::default(),
             error: None,
         };
-        let res: Result<(), String> = async {
-            let feed = feed_for(spec, file).map_err(|e| e.to_string())?;
+        let res: Result<(), FileError> = async {
+            let feed = feed_for(spec, file)?;
             o.feed = feed.config.name.clone();
             let at = match (spec.at, date_in_path(file)) {
                 (Some(at), _) => at,
                 (None, Some(d)) => d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
-                (None, None) => {
-                    return Err(format!(
-                        "{}: no YYYY-MM-DD in the path; pass --at",
-                        file.display()
-                    ))
-                }
+                (None, None) => return Err(FileError::NoDate { path: file.clone() }),
             };
             o.observed_at = Some(at);
             if store.has_run(&feed.config.name, at) {
                 return Ok(());
             }
-            let pages = fetch::read_recorded(&feed.config.name, file)
-                .await
-                .map_err(|e| e.to_string())?;
+            let pages = fetch::read_recorded(&feed.config.name, file).await?;
             import_run(&feed, &pages, at, store, tables, &mut fx, &mut o)
         }
         .await;
-        o.error = res.err();
+        o.error = res.err().map(|e| e.to_string());
         progress(&o, i + 1, files.len());
         out.push(o);
     }
@@ -387,10 +405,7 @@ pub async fn backfill_versions(
     client: &reqwest::Client,
     mut progress: impl FnMut(&FileOutcome, usize, usize),
 ) -> Result<Vec<FileOutcome>, StoreError> {
-    let mut fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let mut fx = fx_of(store)?;
     let days: Vec<NaiveDate> = spec
         .from
         .iter_days()
@@ -410,8 +425,8 @@ pub async fn backfill_versions(
             healed: Healed::default(),
             error: None,
         };
-        let res: Result<(), String> = async {
-            let feed = version_feed(spec, &version).map_err(|e| e.to_string())?;
+        let res: Result<(), FileError> = async {
+            let feed = version_feed(spec, &version)?;
             if store.has_run(&feed.config.name, at) {
                 return Ok(());
             }
@@ -422,12 +437,12 @@ pub async fn backfill_versions(
                     o.missing = true;
                     return Ok(());
                 }
-                r => r.map_err(|e| e.to_string())?,
+                r => r?,
             };
             import_run(&feed, &pages, at, store, tables, &mut fx, &mut o)
         }
         .await;
-        o.error = res.err();
+        o.error = res.err().map(|e| e.to_string());
         progress(&o, i + 1, days.len());
         out.push(o);
     }
@@ -437,10 +452,7 @@ pub async fn backfill_versions(
 /// Rebuild offers and rejects from every kept raw payload with the current tables.
 /// A stored run that cannot be rebuilt keeps its stored offers and rejects unchanged.
 pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, StoreError> {
-    let fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let fx = fx_of(store)?;
     let runs = store.raw_runs()?;
     let stored_runs = store.stored_runs()?;
     store.replace_normalised(|stage| {
@@ -553,10 +565,7 @@ pub fn heal_fx(
     if waiting.is_empty() {
         return Ok(healed);
     }
-    let fx = load_fx(store).map_err(|e| StoreError::Io {
-        path: store.root().join("fx"),
-        source: std::io::Error::other(e),
-    })?;
+    let fx = fx_of(store)?;
     for run in store.raw_runs()? {
         if !waiting.contains(&(run.feed.clone(), crate::store::hour_key(run.at))) {
             continue;

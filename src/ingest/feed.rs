@@ -201,7 +201,7 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
             ),
         )
     })?;
-    let adapter = builder(table).map_err(|m| cfg_err(path, m))?;
+    let adapter = builder(table).map_err(|e| cfg_err(path, e.to_string()))?;
     config.peer = peer.unwrap_or_else(|| adapter.peer_by_default());
     Ok(Feed { config, adapter })
 }

@@ -182,7 +182,7 @@ pub async fn fetch(
                     .map_err(|m| FeedError::Http {
                         feed: cfg.name.clone(),
                         url: shown_url(url),
-                        message: redact(m, secret),
+                        message: redact(m.to_string(), secret),
                     })?;
             let mut pages = Vec::new();
             for req in requests {
@@ -319,7 +319,7 @@ async fn attempt_once(
         })
     };
     if let Err(m) = urlpolicy::check(&req.url) {
-        return fail(redact(m, secret));
+        return fail(redact(m.to_string(), secret));
     }
     let Ok(method) = reqwest::Method::from_bytes(req.method.as_bytes()) else {
         return fail(format!("bad method {}", req.method));

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
 
-use crate::error::FeedError;
+use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
 use crate::model::{ParseReject, Parsed};
@@ -167,7 +167,7 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
         let p = feed
             .adapter
             .parse(page, &ctx)
-            .map_err(|message| FeedError::Parse {
+            .map_err(|error| FeedError::Parse {
                 feed: feed.config.name.clone(),
                 source_name: match &feed.config.source {
                     Source::File(p) => p.display().to_string(),
@@ -176,7 +176,7 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
                     }
                     Source::Http(u) => fetch::shown_url(u),
                 },
-                message,
+                error,
             })?;
         parsed.extend(p);
     }
@@ -321,9 +321,12 @@ pub fn normalise_parsed(
 }
 
 /// The stored ECB rates as the frame normalisation joins on.
-pub fn load_fx(store: &Store) -> Result<DataFrame, String> {
-    let rates = store.fx_rates().map_err(|e| e.to_string())?;
-    normalise::fx_frame(&rates).map_err(|e| e.to_string())
+pub fn load_fx(store: &Store) -> Result<DataFrame, StoreError> {
+    let rates = store.fx_rates()?;
+    normalise::fx_frame(&rates).map_err(|source| StoreError::Polars {
+        path: store.fx_path(),
+        source,
+    })
 }
 
 /// What one stored run holds: offers stored, and rejects counted by reason.

@@ -13,29 +13,31 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
+pub use crate::error::UrlError;
+
 /// Check a live URL against the rule; the parsed URL when it passes.
-pub fn check(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a valid URL: {e}"))?;
+pub fn check(raw: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(raw).map_err(|error| UrlError::Invalid {
+        raw: raw.to_string(),
+        error,
+    })?;
     check_url(&url).map(|()| url)
 }
 
 /// [`check`] for an already parsed URL (e.g. a redirect target).
-pub fn check_url(url: &Url) -> Result<(), String> {
+pub fn check_url(url: &Url) -> Result<(), UrlError> {
     let shown = crate::ingest::fetch::shown_url(url.as_str());
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "{shown:?} carries a user name or password before the host; put credentials in auth_env"
-        ));
+        return Err(UrlError::UserInfo { shown });
     }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if url.host().is_some_and(|h| is_loopback(&h)) => Ok(()),
-        "http" => Err(format!(
-            "{shown:?} must use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"
-        )),
-        s => Err(format!(
-            "{shown:?}: unsupported scheme {s:?} (use https)"
-        )),
+        "http" => Err(UrlError::PlainHttp { shown }),
+        s => Err(UrlError::Scheme {
+            shown,
+            scheme: s.to_string(),
+        }),
     }
 }
 
@@ -84,7 +86,9 @@ mod tests {
 
     #[test]
     fn errors_hide_the_query() {
-        let e = check("http://example.com/x?key=SECRET").unwrap_err();
+        let e = check("http://example.com/x?key=SECRET")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("SECRET"), "{e}");
         assert!(e.contains("must use https"), "{e}");
     }

@@ -40,6 +40,26 @@ pub enum AlertError {
     Polars(#[from] PolarsError),
 }
 
+/// Why a webhook POST failed after its last attempt. It never holds the URL, which
+/// often carries a token.
+#[derive(Debug, thiserror::Error)]
+#[error("{last} after {attempts} attempts")]
+pub struct DeliveryError {
+    pub last: PostFailure,
+    pub attempts: u32,
+}
+
+/// How one POST failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostFailure {
+    /// The server answered with a status other than 2xx.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The request failed (reqwest's message, without the URL).
+    #[error("{0}")]
+    Send(String),
+}
+
 /// Where firings are delivered.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -468,9 +488,9 @@ pub fn webhook_body(hook: &Webhook, f: &Firing) -> serde_json::Value {
 }
 
 /// POST one firing, retrying with doubling delays; the attempts it took, or why not.
-async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u32, String> {
+async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u32, DeliveryError> {
     let body = serde_json::to_vec(&webhook_body(hook, f)).expect("JSON serialises");
-    let mut last = String::new();
+    let mut last = PostFailure::Send(String::new());
     for attempt in 0..=hook.retries {
         if attempt > 0 {
             let ms = hook
@@ -486,12 +506,15 @@ async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u3
             .await;
         match res {
             Ok(r) if r.status().is_success() => return Ok(attempt + 1),
-            Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
+            Ok(r) => last = PostFailure::Status(r.status().as_u16()),
             // Without the URL: a webhook URL often carries a token.
-            Err(e) => last = e.without_url().to_string(),
+            Err(e) => last = PostFailure::Send(e.without_url().to_string()),
         }
     }
-    Err(format!("{last} after {} attempts", hook.retries + 1))
+    Err(DeliveryError {
+        last,
+        attempts: hook.retries + 1,
+    })
 }
 
 /// Deliver new firings to the webhook (if any) and record the outcome in each record.

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{Datelike, Duration, NaiveDate};
 use resvg::{tiny_skia, usvg};
 
-use crate::error::ReportError;
+use crate::error::{RenderError, ReportError};
 
 static FONT: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -835,23 +835,25 @@ pub fn fontdb() -> Arc<usvg::fontdb::Database> {
 }
 
 /// Parse an SVG with the bundled font.
-pub fn parse_svg(svg: &str) -> Result<usvg::Tree, String> {
+pub fn parse_svg(svg: &str) -> Result<usvg::Tree, usvg::Error> {
     let opt = usvg::Options {
         font_family: FONT_FAMILY.into(),
         fontdb: fontdb(),
         ..Default::default()
     };
-    usvg::Tree::from_str(svg, &opt).map_err(|e| e.to_string())
+    usvg::Tree::from_str(svg, &opt)
 }
 
 /// Rasterise an SVG to PNG bytes at its own size.
-pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, RenderError> {
     let tree = parse_svg(svg)?;
     let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or_else(|| "zero-sized chart".to_string())?;
+    let mut pixmap =
+        tiny_skia::Pixmap::new(size.width(), size.height()).ok_or(RenderError::ZeroSize)?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| e.to_string())
+    pixmap
+        .encode_png()
+        .map_err(|e| RenderError::Encode(e.to_string()))
 }
 
 /// Render a chart to a PNG file (from its SVG; written atomically).
@@ -862,9 +864,9 @@ pub fn to_png(chart: &Chart, name: &str, path: &Path) -> Result<(), ReportError>
 
 /// Write an already rendered SVG as a PNG file (atomically).
 pub fn write_png(svg: &str, name: &str, path: &Path) -> Result<(), ReportError> {
-    let png = svg_to_png(svg).map_err(|message| ReportError::Chart {
+    let png = svg_to_png(svg).map_err(|e| ReportError::Chart {
         name: name.to_string(),
-        message,
+        message: e.to_string(),
     })?;
     crate::store::fsutil::write_atomic(path, &png).map_err(|e| ReportError::Io {
         path: path.to_path_buf(),
@@ -873,7 +875,7 @@ pub fn write_png(svg: &str, name: &str, path: &Path) -> Result<(), ReportError> 
 }
 
 /// Every text of an SVG as resvg lays it out: (text, left, top, right, bottom).
-pub fn text_boxes(svg: &str) -> Result<Vec<(String, [f32; 4])>, String> {
+pub fn text_boxes(svg: &str) -> Result<Vec<(String, [f32; 4])>, usvg::Error> {
     fn walk(g: &usvg::Group, out: &mut Vec<(String, [f32; 4])>) {
         for n in g.children() {
             match n {
@@ -894,7 +896,7 @@ pub fn text_boxes(svg: &str) -> Result<Vec<(String, [f32; 4])>, String> {
 }
 
 /// Layout problems of an SVG: a text leaving the canvas, or two texts overlapping.
-pub fn layout_issues(svg: &str) -> Result<Vec<String>, String> {
+pub fn layout_issues(svg: &str) -> Result<Vec<String>, usvg::Error> {
     let size = parse_svg(svg)?.size();
     let boxes = text_boxes(svg)?;
     let mut out = Vec::new();

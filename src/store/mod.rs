@@ -730,7 +730,7 @@ impl Store {
         self.scan("rejects", from, to)
     }
 
-    fn fx_path(&self) -> PathBuf {
+    pub(crate) fn fx_path(&self) -> PathBuf {
         self.root.join("fx").join("ecb.parquet")
     }
 

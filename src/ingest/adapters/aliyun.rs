@@ -74,8 +74,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::cn_cloud::{self, endpoint_for, valid_id, Cloud};
 use super::sign::{aliyun_percent_encode, aliyun_rpc_signature};
-use super::{adapter_keys, endpoint_for, json, key_pair, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, json, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -114,45 +115,51 @@ pub fn period_of(price_unit: &str) -> Option<(&'static str, PriceClass)> {
 }
 
 /// `{region}` in an endpoint template replaced by the region.
-fn check_endpoint(template: &str) -> Result<(), String> {
+fn check_endpoint(template: &str) -> Result<(), AdapterError> {
     if template.contains('?') || template.contains('#') {
-        return Err(format!(
-            "key `endpoint`: {template:?} must not carry a query or fragment"
+        return Err(AdapterError::key(
+            "endpoint",
+            format!("{template:?} must not carry a query or fragment"),
         ));
     }
     urlpolicy::check(&endpoint_for(template, "cn-hangzhou"))
         .map(|_| ())
-        .map_err(|m| format!("key `endpoint`: {m}"))
+        .map_err(|m| AdapterError::key("endpoint", m.to_string()))
 }
 
-fn check_names(what: &str, names: &[String]) -> Result<(), String> {
+const CLOUD: Cloud = Cloud {
+    name: "Alibaba Cloud",
+    key_form: "ACCESS_KEY_ID:ACCESS_KEY_SECRET",
+    label_form: "<RegionId>__<InstanceType>__<PriceUnit> (PriceUnit Hour, Week, Month or Year)",
+};
+
+fn check_names(what: &str, names: &[String]) -> Result<(), AdapterError> {
     if names.is_empty() {
-        return Err(format!("key `{what}` must list at least one value"));
+        return Err(AdapterError::Keys(format!(
+            "key `{what}` must list at least one value"
+        )));
     }
     for n in names {
         // Names end up in the query, the page label and file names.
-        if n.is_empty()
-            || n.contains("__")
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(format!(
-                "key `{what}`: {n:?} is not a valid id (letters, digits, `-`, `_`, `.`)"
+        if !valid_id(n) {
+            return Err(AdapterError::key(
+                what,
+                format!("{n:?} is not a valid id (letters, digits, `-`, `_`, `.`)"),
             ));
         }
     }
     Ok(())
 }
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     check_names("regions", &k.regions)?;
     check_names("instance_types", &k.instance_types)?;
     let price_unit = k.price_unit.unwrap_or_else(|| "Hour".into());
     if period_of(&price_unit).is_none() {
-        return Err(format!(
-            "key `price_unit`: {price_unit:?} must be Hour, Week, Month or Year"
+        return Err(AdapterError::key(
+            "price_unit",
+            format!("{price_unit:?} must be Hour, Week, Month or Year"),
         ));
     }
     if let Some(e) = &k.endpoint {
@@ -168,7 +175,7 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
 
 /// The page label of one query: `<RegionId>__<InstanceType>__<PriceUnit>`.
 pub fn label(region: &str, instance_type: &str, price_unit: &str) -> String {
-    format!("{region}__{instance_type}__{price_unit}")
+    cn_cloud::label(region, instance_type, price_unit)
 }
 
 /// A random `SignatureNonce` in the UUID v4 shape.
@@ -186,11 +193,6 @@ fn random_nonce() -> String {
         &h[17..20],
         &h[20..32]
     )
-}
-
-/// Split the `auth_env` value `ACCESS_KEY_ID:ACCESS_KEY_SECRET` (never echoed).
-fn credentials(secret: Option<&str>) -> Result<(&str, &str), String> {
-    key_pair(secret, "Alibaba Cloud", "ACCESS_KEY_ID:ACCESS_KEY_SECRET")
 }
 
 impl Aliyun {
@@ -259,16 +261,13 @@ struct Price {
     trade_price: Option<f64>,
 }
 
-/// The request context a page label carries.
-fn parse_label(label: &str) -> Result<(&str, &str, &str), String> {
-    let parts: Vec<&str> = label.split("__").collect();
-    match parts.as_slice() {
-        [r, t, u] if !r.is_empty() && !t.is_empty() && period_of(u).is_some() => Ok((r, t, u)),
-        _ => Err(format!(
-            "page label {label:?} is not <RegionId>__<InstanceType>__<PriceUnit> (PriceUnit Hour, Week, Month or Year); \
-             a recorded replay is a directory of files named that way"
-        )),
+/// The request context a page label carries: region, instance type, price unit.
+fn parse_label(label: &str) -> Result<(&str, &str, &str), AdapterError> {
+    let (r, t, u) = CLOUD.parse_label(label)?;
+    if period_of(u).is_none() {
+        return Err(CLOUD.bad_label(label));
     }
+    Ok((r, t, u))
 }
 
 impl Adapter for Aliyun {
@@ -283,15 +282,17 @@ impl Adapter for Aliyun {
         url: &str,
         secret: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Request>, String> {
-        let (id, key) = credentials(secret)?;
+    ) -> Result<Vec<Request>, AdapterError> {
+        let (id, key) = CLOUD.credentials(secret)?;
         let endpoint = self.endpoint.as_deref().unwrap_or(url);
         if endpoint.contains('?') {
-            return Err(format!("endpoint {endpoint:?} must not carry a query"));
+            return Err(AdapterError::Endpoint(format!(
+                "endpoint {endpoint:?} must not carry a query"
+            )));
         }
         let mut out = Vec::with_capacity(self.regions.len() * self.instance_types.len());
         for region in &self.regions {
-            urlpolicy::check(&endpoint_for(endpoint, region)).map(|_| ())?;
+            urlpolicy::check(&endpoint_for(endpoint, region))?;
             for it in &self.instance_types {
                 out.push(self.signed_request(endpoint, region, it, id, key, now, &random_nonce()));
             }
@@ -299,7 +300,7 @@ impl Adapter for Aliyun {
         Ok(out)
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let (region, instance_type, unit) = parse_label(&page.label)?;
         let (period, class) = period_of(unit).expect("checked by parse_label");
         let offer_id = format!("{region}/{instance_type}");
@@ -501,7 +502,8 @@ mod tests {
         for bad in [None, Some("justonevalue"), Some(":x"), Some("x:")] {
             let e = a
                 .requests("https://ecs.aliyuncs.com/", bad, at())
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("ACCESS_KEY_ID:ACCESS_KEY_SECRET"), "{e}");
             assert!(!e.contains("justonevalue"), "{e}");
         }
@@ -542,13 +544,15 @@ mod tests {
             provider: "aliyun",
             observed_at: at(),
         };
-        adapter("Hour").parse(
-            &Page {
-                label: label.into(),
-                body: body.as_bytes().to_vec(),
-            },
-            &ctx,
-        )
+        adapter("Hour")
+            .parse(
+                &Page {
+                    label: label.into(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .map_err(|e| e.to_string())
     }
 
     /// (label, body) → the one offer's (class, price, currency, unit) or the reject reason.

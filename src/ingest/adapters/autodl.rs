@@ -32,7 +32,9 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, bad_record, json, str_at, Adapter, Page, ParseCtx, Request};
+use super::{
+    adapter_keys, bad_record, json, str_at, Adapter, AdapterError, Page, ParseCtx, Request,
+};
 use crate::model::{Parsed, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -52,19 +54,19 @@ fn default_page_size() -> u32 {
     100
 }
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     if !(1..=100).contains(&k.pages) {
-        return Err(format!(
+        return Err(AdapterError::Keys(format!(
             "key `pages` must be from 1 to 100, found {}",
             k.pages
-        ));
+        )));
     }
     if !(1..=1000).contains(&k.page_size) {
-        return Err(format!(
+        return Err(AdapterError::Keys(format!(
             "key `page_size` must be from 1 to 1000, found {}",
             k.page_size
-        ));
+        )));
     }
     Ok(Box::new(AutoDl {
         pages: k.pages,
@@ -110,7 +112,7 @@ impl Adapter for AutoDl {
         url: &str,
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         Ok((1..=self.pages)
             .map(|page| {
                 let mut r = Request::get(url);
@@ -137,19 +139,19 @@ impl Adapter for AutoDl {
             .collect())
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         if resp.code != "Success" && resp.code != "OK" {
-            return Err(format!(
+            return Err(AdapterError::Api(format!(
                 "AutoDL answered code {:?}: {}",
                 resp.code,
                 resp.msg.unwrap_or_default()
-            ));
+            )));
         }
         let list = resp
             .data
             .and_then(|d| d.list)
-            .ok_or("no `data.list` in the AutoDL response")?;
+            .ok_or_else(|| AdapterError::Payload("no `data.list` in the AutoDL response".into()))?;
         let mut out = Parsed::default();
         for (i, value) in list.into_iter().enumerate() {
             let m: Machine = match serde_json::from_value(value.clone()) {
@@ -198,13 +200,16 @@ mod tests {
             provider: "autodl",
             observed_at: chrono::Utc::now(),
         };
-        adapter("").unwrap().parse(
-            &Page {
-                label: String::new(),
-                body: body.as_bytes().to_vec(),
-            },
-            &ctx,
-        )
+        adapter("")
+            .unwrap()
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -65,14 +65,14 @@ use std::fmt;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::{adapter_keys, Adapter, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, NoKeys, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
 pub const PROVIDER: &str = "aws";
 const FORMAT: &str = "aws_offer";
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(AwsOffer))
 }
@@ -187,7 +187,7 @@ fn push(out: &mut Parsed, r: Result<Option<RawOffer>, ParseReject>) {
 }
 
 impl Adapter for AwsOffer {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let provider = if ctx.provider == FORMAT {
             PROVIDER
         } else {
@@ -406,14 +406,14 @@ impl<'de> Visitor<'de> for SkuTermsSeed<'_> {
     }
 }
 
-fn parse_json(body: &[u8], provider: &str) -> Result<Parsed, String> {
+fn parse_json(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
+    let invalid = |error| AdapterError::Json { error, hint: "" };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let file = serde::Deserializer::deserialize_map(&mut de, OfferVisitor)
-        .map_err(|e| format!("invalid JSON: {e}"))?;
-    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
-    let products = file
-        .products
-        .ok_or("not an AWS offer file: no \"products\" object")?;
+    let file = serde::Deserializer::deserialize_map(&mut de, OfferVisitor).map_err(invalid)?;
+    de.end().map_err(invalid)?;
+    let products = file.products.ok_or_else(|| {
+        AdapterError::Payload("not an AWS offer file: no \"products\" object".into())
+    })?;
     let mut out = Parsed::default();
     for (term_type, skus) in &file.terms {
         for (sku, terms) in skus {
@@ -452,7 +452,7 @@ fn parse_json(body: &[u8], provider: &str) -> Result<Parsed, String> {
 /// Rows before the header that may hold the preamble.
 const MAX_PREAMBLE_ROWS: usize = 10;
 
-fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, String> {
+fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -461,16 +461,16 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, String> {
     let mut header = None;
     for row in 1..=MAX_PREAMBLE_ROWS {
         let Some(rec) = records.next() else { break };
-        let rec = rec.map_err(|e| format!("line {row}: {e}"))?;
+        let rec = rec.map_err(|error| AdapterError::CsvLine { line: row, error })?;
         let first = rec
             .get(0)
             .unwrap_or("")
             .trim_start_matches('\u{feff}')
             .trim();
         if row == 1 && first != "FormatVersion" {
-            return Err(format!(
+            return Err(AdapterError::Payload(format!(
                 "not an AWS price list file: the first row starts with {first:?}, not \"FormatVersion\" (nor a JSON object)"
-            ));
+            )));
         }
         if first == "SKU" {
             header = Some((row, rec));
@@ -478,7 +478,9 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, String> {
         }
     }
     let (header_row, header) = header.ok_or_else(|| {
-        format!("no header row starting with \"SKU\" in the first {MAX_PREAMBLE_ROWS} rows")
+        AdapterError::Payload(format!(
+            "no header row starting with \"SKU\" in the first {MAX_PREAMBLE_ROWS} rows"
+        ))
     })?;
     let index: HashMap<&str, usize> = header
         .iter()
@@ -487,8 +489,10 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, String> {
         .collect();
     let find = |names: &[&str]| names.iter().find_map(|n| index.get(n).copied());
     let need = |name: &str| {
-        find(&[name])
-            .ok_or_else(|| format!("column {name:?} is not in the header (row {header_row})"))
+        find(&[name]).ok_or_else(|| AdapterError::Column {
+            column: name.to_string(),
+            problem: format!("is not in the header (row {header_row})"),
+        })
     };
     let (c_term, c_rate, c_unit, c_price, c_cur) = (
         need("TermType")?,
@@ -513,7 +517,7 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, String> {
     let mut out = Parsed::default();
     for (i, rec) in records.enumerate() {
         let line = header_row + 1 + i;
-        let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+        let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
         let get = |c: usize| rec.get(c).map(str::trim).unwrap_or("");
         let opt = |c: Option<usize>| c.map(get).filter(|s| !s.is_empty()).map(str::to_string);
         let p = Product {
@@ -748,13 +752,15 @@ mod tests {
             provider: "aws_offer",
             observed_at: chrono::Utc::now(),
         };
-        AwsOffer.parse(
-            &Page {
-                label: String::new(),
-                body: body.as_bytes().to_vec(),
-            },
-            &ctx,
-        )
+        AwsOffer
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .map_err(|e| e.to_string())
     }
 
     const JSON: &str = r#"{"formatVersion":"v1.0","offerCode":"AmazonEC2","version":"1","publicationDate":"2024-10-01T00:00:00Z",

@@ -48,14 +48,14 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx};
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
 pub const PROVIDER: &str = "azure";
 const FORMAT: &str = "azure_retail";
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(AzureRetail))
 }
@@ -199,7 +199,7 @@ impl Adapter for AzureRetail {
             .filter(|l| !l.trim().is_empty())
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         let provider = if ctx.provider == FORMAT {
             PROVIDER
@@ -459,7 +459,8 @@ mod tests {
                 },
                 &ctx,
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Items"), "{e}");
     }
 }

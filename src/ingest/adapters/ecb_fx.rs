@@ -7,10 +7,10 @@
 
 use chrono::NaiveDate;
 
-use super::{adapter_keys, Adapter, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, NoKeys, Page, ParseCtx};
 use crate::model::{FxRate, Parsed};
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(EcbFx))
 }
@@ -18,15 +18,16 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
 pub struct EcbFx;
 
 impl Adapter for EcbFx {
-    fn parse(&self, page: &Page, _ctx: &ParseCtx) -> Result<Parsed, String> {
-        let text = std::str::from_utf8(&page.body).map_err(|e| format!("not UTF-8: {e}"))?;
+    fn parse(&self, page: &Page, _ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
+        let text = std::str::from_utf8(&page.body)
+            .map_err(|e| AdapterError::Payload(format!("not UTF-8: {e}")))?;
         let fx = if text.trim_start().starts_with('<') {
             parse_xml(text)?
         } else {
             parse_csv(text)?
         };
         if fx.is_empty() {
-            return Err("no rates found".into());
+            return Err(AdapterError::Payload("no rates found".into()));
         }
         Ok(Parsed {
             fx,
@@ -35,39 +36,45 @@ impl Adapter for EcbFx {
     }
 }
 
-fn rate(currency: &str, value: &str, where_: &str) -> Result<Option<f64>, String> {
+fn rate(currency: &str, value: &str, where_: &str) -> Result<Option<f64>, AdapterError> {
     let v = value.trim();
     if v.is_empty() || v == "N/A" {
         return Ok(None);
     }
-    let r: f64 = v
-        .parse()
-        .map_err(|_| format!("{where_}: rate {v:?} for {currency} is not a number"))?;
+    let not = |expected| {
+        AdapterError::Value {
+            value: format!("rate {v:?} for {currency}"),
+            expected,
+        }
+        .at(where_)
+    };
+    let r: f64 = v.parse().map_err(|_| not("a number"))?;
     if !(r.is_finite() && r > 0.0) {
-        return Err(format!(
-            "{where_}: rate {v:?} for {currency} is not positive"
-        ));
+        return Err(not("positive"));
     }
     Ok(Some(r))
 }
 
-pub fn parse_csv(text: &str) -> Result<Vec<FxRate>, String> {
+pub fn parse_csv(text: &str) -> Result<Vec<FxRate>, AdapterError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());
     let headers = rdr
         .headers()
-        .map_err(|e| format!("invalid CSV header: {e}"))?
+        .map_err(|error| AdapterError::CsvHeader { error })?
         .clone();
     if headers.get(0).map(str::trim) != Some("Date") {
-        return Err("CSV header must start with Date".into());
+        return Err(AdapterError::Payload(
+            "CSV header must start with Date".into(),
+        ));
     }
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let line = i + 2;
-        let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
-        let date = NaiveDate::parse_from_str(rec.get(0).unwrap_or("").trim(), "%Y-%m-%d")
-            .map_err(|e| format!("line {line}: column Date: {e}"))?;
+        let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
+        let date = NaiveDate::parse_from_str(rec.get(0).unwrap_or("").trim(), "%Y-%m-%d").map_err(
+            |e| AdapterError::Payload(e.to_string()).at(format!("line {line}: column Date")),
+        )?;
         for (j, cur) in headers.iter().enumerate().skip(1) {
             let cur = cur.trim();
             if cur.is_empty() {
@@ -85,27 +92,29 @@ pub fn parse_csv(text: &str) -> Result<Vec<FxRate>, String> {
     Ok(out)
 }
 
-pub fn parse_xml(text: &str) -> Result<Vec<FxRate>, String> {
+pub fn parse_xml(text: &str) -> Result<Vec<FxRate>, AdapterError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut date: Option<NaiveDate> = None;
     let mut out = Vec::new();
     loop {
-        match reader
-            .read_event()
-            .map_err(|e| format!("invalid XML at byte {}: {e}", reader.buffer_position()))?
-        {
+        match reader.read_event().map_err(|e| {
+            AdapterError::Payload(format!(
+                "invalid XML at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })? {
             Event::Eof => break,
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == b"Cube" => {
                 let mut time = None;
                 let mut currency = None;
                 let mut value = None;
                 for a in e.attributes() {
-                    let a = a.map_err(|e| format!("invalid XML attribute: {e}"))?;
-                    let v = a
-                        .unescape_value()
-                        .map_err(|e| format!("invalid XML attribute: {e}"))?
-                        .into_owned();
+                    let bad = |e: &dyn std::fmt::Display| {
+                        AdapterError::Payload(format!("invalid XML attribute: {e}"))
+                    };
+                    let a = a.map_err(|e| bad(&e))?;
+                    let v = a.unescape_value().map_err(|e| bad(&e))?.into_owned();
                     match a.key.as_ref() {
                         b"time" => time = Some(v),
                         b"currency" => currency = Some(v),
@@ -114,13 +123,14 @@ pub fn parse_xml(text: &str) -> Result<Vec<FxRate>, String> {
                     }
                 }
                 if let Some(t) = time {
-                    date = Some(
-                        NaiveDate::parse_from_str(&t, "%Y-%m-%d")
-                            .map_err(|e| format!("Cube time {t:?}: {e}"))?,
-                    );
+                    date = Some(NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(|e| {
+                        AdapterError::Payload(e.to_string()).at(format!("Cube time {t:?}"))
+                    })?);
                 }
                 if let (Some(c), Some(v)) = (currency, value) {
-                    let d = date.ok_or_else(|| format!("rate for {c} outside a dated Cube"))?;
+                    let d = date.ok_or_else(|| {
+                        AdapterError::Payload(format!("rate for {c} outside a dated Cube"))
+                    })?;
                     if let Some(r) = rate(&c, &v, &d.to_string())? {
                         out.push(FxRate {
                             date: d,
@@ -164,6 +174,7 @@ mod tests {
         );
         assert!(parse_csv("Date,USD\n2024-10-11,abc\n")
             .unwrap_err()
+            .to_string()
             .contains("line 2"));
     }
 }

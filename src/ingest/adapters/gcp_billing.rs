@@ -49,7 +49,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{adapter_keys, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
@@ -58,7 +58,7 @@ const FORMAT: &str = "gcp_billing";
 /// The header that carries the API key.
 pub const KEY_HEADER: &str = "X-Goog-Api-Key";
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(GcpBilling))
 }
@@ -283,7 +283,7 @@ impl Adapter for GcpBilling {
         url: &str,
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         let mut r = Request::get(url);
         if let Some(key) = secret {
             r.headers.push((KEY_HEADER.to_string(), key.to_string()));
@@ -302,11 +302,11 @@ impl Adapter for GcpBilling {
         Some(with_query_param(url, "pageToken", token))
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         if let Some(e) = resp.error {
             let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
-            return Err(format!("API error: {msg}"));
+            return Err(AdapterError::Api(format!("API error: {msg}")));
         }
         let skus = resp.skus.unwrap_or_default();
         let provider = if ctx.provider == FORMAT {
@@ -652,7 +652,8 @@ mod tests {
                 },
                 &ctx,
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("API key not valid"), "{e}");
     }
 }

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{adapter_keys, Adapter, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -95,13 +95,16 @@ fn iso_country(s: String) -> Option<String> {
 }
 
 /// A date cell: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
-fn row_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+fn row_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, AdapterError> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.to_utc())
-        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+        .map_err(|_| AdapterError::Value {
+            value: format!("{s:?}"),
+            expected: "a date (YYYY-MM-DD) or an RFC 3339 time",
+        })
 }
 
 pub struct GenericCsv {
@@ -113,42 +116,48 @@ pub struct GenericCsv {
 }
 
 /// Check an ISO 4217 code's shape.
-pub fn check_currency(c: &str) -> Result<(), String> {
+pub fn check_currency(c: &str) -> Result<(), AdapterError> {
     if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(format!(
-            "key `currency`: {c:?} is not an ISO 4217 code such as USD or CNY"
+        Err(AdapterError::key(
+            "currency",
+            format!("{c:?} is not an ISO 4217 code such as USD or CNY"),
         ))
     }
 }
 
 /// Parse a published unit such as `cents/instance-hour`, checked against the unit table.
-pub fn known_unit(s: &str) -> Result<PriceUnit, String> {
+pub fn known_unit(s: &str) -> Result<PriceUnit, AdapterError> {
     let t = crate::tables::Tables::embedded();
     PriceUnit::parse(s)
         .filter(|u| t.period_hours(&u.period).is_some() && t.scale(&u.scale).is_some())
         .ok_or_else(|| {
-            format!(
-                "key `price_unit`: {s:?} is not a known unit such as gpu-hour or instance-month"
+            AdapterError::key(
+                "price_unit",
+                format!("{s:?} is not a known unit such as gpu-hour or instance-month"),
             )
         })
 }
 
 /// Parse a declared price class.
-pub fn known_class(s: &str) -> Result<PriceClass, String> {
-    PriceClass::parse(s)
-        .ok_or_else(|| format!("key `price_class`: {s:?} must be on_demand, spot or reserved"))
+pub fn known_class(s: &str) -> Result<PriceClass, AdapterError> {
+    PriceClass::parse(s).ok_or_else(|| {
+        AdapterError::key(
+            "price_class",
+            format!("{s:?} must be on_demand, spot or reserved"),
+        )
+    })
 }
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     let unit = known_unit(&k.price_unit)?;
     if k.columns.gpu.is_none() && k.columns.instance_type.is_none() {
-        return Err(
+        return Err(AdapterError::Keys(
             "[columns] needs `gpu` or `instance_type` (looked up in tables/instances.csv)".into(),
-        );
+        ));
     }
     let class = known_class(&k.price_class)?;
     Ok(Box::new(GenericCsv {
@@ -170,23 +179,25 @@ struct GroupCols {
 
 impl GroupCols {
     /// Fill the offer from the row's date, provider, class and group size cells.
-    fn apply(&self, rec: &csv::StringRecord, o: &mut RawOffer) -> Result<(), String> {
+    fn apply(&self, rec: &csv::StringRecord, o: &mut RawOffer) -> Result<(), AdapterError> {
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(str::trim);
         if let Some(d) = get(self.date) {
-            o.observed_at = Some(row_time(d).map_err(|e| format!("column date: {e}"))?);
+            o.observed_at = Some(row_time(d).map_err(|e| e.at("column date"))?);
         }
         if let Some(p) = get(self.provider).filter(|p| !p.is_empty()) {
             o.provider = crate::tables::Tables::embedded().provider_id(p);
         }
         if let Some(c) = get(self.class) {
-            o.price_class = known_class(c).map_err(|e| format!("column price_class: {e}"))?;
+            o.price_class = known_class(c).map_err(|e| e.at("column price_class"))?;
         }
         if let Some(n) = get(self.offers).filter(|n| !n.is_empty()) {
-            let n: f64 = n
-                .parse()
-                .ok()
-                .filter(|n: &f64| *n >= 1.0)
-                .ok_or_else(|| format!("column offers: {n:?} is not a count of offers"))?;
+            let n: f64 = n.parse().ok().filter(|n: &f64| *n >= 1.0).ok_or_else(|| {
+                AdapterError::Value {
+                    value: format!("{n:?}"),
+                    expected: "a count of offers",
+                }
+                .at("column offers")
+            })?;
             o.group_offers = Some(n);
         }
         Ok(())
@@ -194,27 +205,31 @@ impl GroupCols {
 }
 
 impl Adapter for GenericCsv {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(false)
             .from_reader(page.body.as_slice());
         let headers = rdr
             .headers()
-            .map_err(|e| format!("invalid CSV header: {e}"))?
+            .map_err(|error| AdapterError::CsvHeader { error })?
             .clone();
         let index: HashMap<&str, usize> = headers
             .iter()
             .enumerate()
             .map(|(i, h)| (h.trim(), i))
             .collect();
-        let col = |name: &Option<String>, key: &str| -> Result<Option<usize>, String> {
-            match name {
-                None => Ok(None),
-                Some(n) => index.get(n.as_str()).copied().map(Some).ok_or_else(|| {
-                    format!("column {n:?} (key `columns.{key}`) is not in the CSV header")
-                }),
-            }
-        };
+        let col =
+            |name: &Option<String>, key: &str| -> Result<Option<usize>, AdapterError> {
+                match name {
+                    None => Ok(None),
+                    Some(n) => index.get(n.as_str()).copied().map(Some).ok_or_else(|| {
+                        AdapterError::Column {
+                            column: n.clone(),
+                            problem: format!("(key `columns.{key}`) is not in the CSV header"),
+                        }
+                    }),
+                }
+            };
         let c = &self.columns;
         let gpu = col(&c.gpu, "gpu")?;
         let count = col(&c.gpu_count, "gpu_count")?;
@@ -233,21 +248,25 @@ impl Adapter for GenericCsv {
         let mut out = Parsed::default();
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
-            let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+            let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
             let get = |idx: usize| rec.get(idx).map(str::trim).unwrap_or("");
             let opt =
                 |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
             let name = gpu.map(get).unwrap_or("").to_string();
             let id = opt(offer_id).unwrap_or_else(|| format!("line{line}"));
-            let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, String> {
+            let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, AdapterError> {
                 let Some(idx) = idx else { return Ok(None) };
                 let s = get(idx);
                 if s.is_empty() {
                     return Ok(None);
                 }
-                s.parse::<f64>()
-                    .map(Some)
-                    .map_err(|_| format!("line {line}: column {field:?}: {s:?} is not a number"))
+                s.parse::<f64>().map(Some).map_err(|_| {
+                    AdapterError::Value {
+                        value: format!("{s:?}"),
+                        expected: "a number",
+                    }
+                    .at(format!("line {line}: column {field:?}"))
+                })
             };
             let (n, p) = match (
                 num(count, c.gpu_count.as_deref().unwrap_or("")),
@@ -259,7 +278,7 @@ impl Adapter for GenericCsv {
                         offer_id: id,
                         gpu_name_raw: name,
                         reason: "bad_field".into(),
-                        detail: e,
+                        detail: e.to_string(),
                     });
                     continue;
                 }

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::generic_csv::{check_currency, known_class, known_unit, Fields};
-use super::{adapter_keys, json, Adapter, Page, ParseCtx};
+use super::{adapter_keys, json, Adapter, AdapterError, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -58,17 +58,18 @@ pub struct GenericJson {
 }
 
 /// A JSON pointer must be empty or start with `/` (RFC 6901).
-fn check_pointer(p: &str, key: &str) -> Result<(), String> {
+fn check_pointer(p: &str, key: &str) -> Result<(), AdapterError> {
     if p.is_empty() || p.starts_with('/') {
         Ok(())
     } else {
-        Err(format!(
-            "key `{key}`: {p:?} is not a JSON pointer (RFC 6901: \"\" or starting with \"/\")"
+        Err(AdapterError::key(
+            key,
+            format!("{p:?} is not a JSON pointer (RFC 6901: \"\" or starting with \"/\")"),
         ))
     }
 }
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     let unit = known_unit(&k.price_unit)?;
@@ -90,14 +91,15 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
         }
     }
     if let Some(k) = p.group_keys_set() {
-        return Err(format!(
-            "key `pointers.{k}`: group rows are read by generic_csv only"
+        return Err(AdapterError::key(
+            format!("pointers.{k}"),
+            "group rows are read by generic_csv only",
         ));
     }
     if p.gpu.is_none() && p.instance_type.is_none() {
-        return Err(
+        return Err(AdapterError::Keys(
             "[pointers] needs `gpu` or `instance_type` (looked up in tables/instances.csv)".into(),
-        );
+        ));
     }
     Ok(Box::new(GenericJson {
         currency: k.currency,
@@ -111,13 +113,14 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
 
 /// A JSON value read as a number: a number, or a string holding one. `Ok(None)` for
 /// null, an empty string or an absent value; `Err` for anything else.
-pub fn number(v: Option<&Value>) -> Result<Option<f64>, String> {
+pub fn number(v: Option<&Value>) -> Result<Option<f64>, AdapterError> {
+    let not = |value: String, expected| AdapterError::Value { value, expected };
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_f64()
             .map(Some)
-            .ok_or_else(|| format!("{n} is not a finite number")),
+            .ok_or_else(|| not(n.to_string(), "a finite number")),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => s
             .trim()
@@ -125,8 +128,8 @@ pub fn number(v: Option<&Value>) -> Result<Option<f64>, String> {
             .ok()
             .filter(|f| f.is_finite())
             .map(Some)
-            .ok_or_else(|| format!("{s:?} is not a number")),
-        Some(other) => Err(format!("{other} is not a number")),
+            .ok_or_else(|| not(format!("{s:?}"), "a number")),
+        Some(other) => Err(not(other.to_string(), "a number")),
     }
 }
 
@@ -142,7 +145,7 @@ pub fn text(v: Option<&Value>) -> Option<String> {
 }
 
 impl Adapter for GenericJson {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let doc: Value = json(&page.body)?;
         let list: Vec<(String, &Value)> = match doc.pointer(&self.offers) {
             Some(Value::Array(a)) => a
@@ -152,16 +155,19 @@ impl Adapter for GenericJson {
                 .collect(),
             Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
             Some(other) => {
-                return Err(format!(
-                    "key `offers`: {:?} points at a {} value, not an array or object of offers",
-                    self.offers,
-                    kind(other)
+                return Err(AdapterError::key(
+                    "offers",
+                    format!(
+                        "{:?} points at a {} value, not an array or object of offers",
+                        self.offers,
+                        kind(other)
+                    ),
                 ))
             }
             None => {
-                return Err(format!(
-                    "key `offers`: {:?} does not resolve in the payload",
-                    self.offers
+                return Err(AdapterError::key(
+                    "offers",
+                    format!("{:?} does not resolve in the payload", self.offers),
                 ))
             }
         };
@@ -171,16 +177,16 @@ impl Adapter for GenericJson {
             let get = |ptr: &Option<String>| ptr.as_deref().and_then(|ptr| offer.pointer(ptr));
             let id = text(get(&p.offer_id)).unwrap_or(default_id);
             let name = text(get(&p.gpu)).unwrap_or_default();
-            let field = |key: &str, ptr: &Option<String>| -> Result<Option<f64>, String> {
+            let field = |key: &str, ptr: &Option<String>| -> Result<Option<f64>, AdapterError> {
                 number(get(ptr)).map_err(|e| {
-                    format!(
-                        "offer {id}: pointers.{key} {:?}: {e}",
+                    e.at(format!(
+                        "offer {id}: pointers.{key} {:?}",
                         ptr.as_deref().unwrap_or("")
-                    )
+                    ))
                 })
             };
             let parsed = (|| {
-                Ok::<_, String>((
+                Ok::<_, AdapterError>((
                     field("gpu_count", &p.gpu_count)?,
                     field("price", &Some(p.price.clone()))?,
                     field("memory_gb", &p.memory_gb)?,
@@ -193,7 +199,7 @@ impl Adapter for GenericJson {
                         offer_id: id,
                         gpu_name_raw: name,
                         reason: "bad_field".into(),
-                        detail,
+                        detail: detail.to_string(),
                     });
                     continue;
                 }
@@ -257,13 +263,15 @@ instance_type = "/type"
             provider: "examplecloud",
             observed_at: chrono::Utc::now(),
         };
-        f.adapter.parse(
-            &Page {
-                label: String::new(),
-                body: body.as_bytes().to_vec(),
-            },
-            &ctx,
-        )
+        f.adapter
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .map_err(|e| e.to_string())
     }
 
     fn check_number(input: &str, expected: Result<Option<f64>, ()>) {

@@ -22,7 +22,7 @@ use std::io::Read;
 
 use serde::Deserialize;
 
-use super::{adapter_keys, bad_record, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, bad_record, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 use crate::tables::Tables;
 
@@ -56,11 +56,12 @@ pub fn zip_url(base: &str, version: &str) -> String {
     format!("{}/{version}/catalog.zip", base.trim_end_matches('/'))
 }
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     if let Some(v) = k.version.as_deref().filter(|v| !valid_version(v)) {
-        return Err(format!(
-            "key `version`: {v:?} is not a catalogue version such as \"20240508\""
+        return Err(AdapterError::key(
+            "version",
+            format!("{v:?} is not a catalogue version such as \"20240508\""),
         ));
     }
     Ok(Box::new(GpuhuntCatalog { version: k.version }))
@@ -76,7 +77,7 @@ impl Adapter for GpuhuntCatalog {
         url: &str,
         _secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         let base = url.trim_end_matches('/');
         Ok(vec![match &self.version {
             Some(v) => Request::get(&zip_url(base, v)),
@@ -98,13 +99,15 @@ impl Adapter for GpuhuntCatalog {
         valid_version(v).then(|| zip_url(base, v))
     }
 
-    fn parse(&self, page: &Page, _ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, _ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         if !is_zip(&page.body) {
             let text = String::from_utf8_lossy(&page.body);
             return if valid_version(text.trim()) {
                 Ok(Parsed::default())
             } else {
-                Err("neither a catalog.zip nor a version string".into())
+                Err(AdapterError::Payload(
+                    "neither a catalog.zip nor a version string".into(),
+                ))
             };
         }
         parse_zip(&page.body)
@@ -112,9 +115,9 @@ impl Adapter for GpuhuntCatalog {
 }
 
 /// Every `<provider>.csv` of a catalogue zip, in file-name order.
-fn parse_zip(body: &[u8]) -> Result<Parsed, String> {
+fn parse_zip(body: &[u8]) -> Result<Parsed, AdapterError> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body))
-        .map_err(|e| format!("invalid catalog.zip: {e}"))?;
+        .map_err(|e| AdapterError::Payload(format!("invalid catalog.zip: {e}")))?;
     let mut names: Vec<String> = zip
         .file_names()
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -126,14 +129,14 @@ fn parse_zip(body: &[u8]) -> Result<Parsed, String> {
     for name in names {
         let mut bytes = Vec::new();
         zip.by_name(&name)
-            .map_err(|e| format!("catalog.zip: {name}: {e}"))?
+            .map_err(|e| AdapterError::Payload(format!("catalog.zip: {name}: {e}")))?
             .take(MAX_CSV_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("catalog.zip: {name}: {e}"))?;
+            .map_err(|e| AdapterError::Payload(format!("catalog.zip: {name}: {e}")))?;
         if bytes.len() as u64 > MAX_CSV_BYTES {
-            return Err(format!(
+            return Err(AdapterError::Payload(format!(
                 "catalog.zip: {name} is larger than {MAX_CSV_BYTES} bytes"
-            ));
+            )));
         }
         let stem = name.rsplit('/').next().unwrap_or(&name);
         let provider = tables.provider_id(stem.trim_end_matches(".csv"));
@@ -159,16 +162,17 @@ struct Cols {
     gpu_memory: Option<usize>,
 }
 
-fn columns(headers: &csv::StringRecord) -> Result<Cols, String> {
+fn columns(headers: &csv::StringRecord) -> Result<Cols, AdapterError> {
     let idx: HashMap<&str, usize> = headers
         .iter()
         .enumerate()
         .map(|(i, h)| (h.trim(), i))
         .collect();
     let need = |n: &str| {
-        idx.get(n)
-            .copied()
-            .ok_or_else(|| format!("column {n:?} missing from the header"))
+        idx.get(n).copied().ok_or_else(|| AdapterError::Column {
+            column: n.to_string(),
+            problem: "missing from the header".into(),
+        })
     };
     Ok(Cols {
         instance: need("instance_name")?,
@@ -181,17 +185,17 @@ fn columns(headers: &csv::StringRecord) -> Result<Cols, String> {
     })
 }
 
-fn parse_csv(bytes: &[u8], provider: &str, out: &mut Parsed) -> Result<(), String> {
+fn parse_csv(bytes: &[u8], provider: &str, out: &mut Parsed) -> Result<(), AdapterError> {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let c = columns(
         &rdr.headers()
-            .map_err(|e| format!("invalid CSV header: {e}"))?
+            .map_err(|error| AdapterError::CsvHeader { error })?
             .clone(),
     )?;
     let mut seen: HashSet<(String, String, bool)> = HashSet::new();
     for (i, rec) in rdr.records().enumerate() {
         let line = i + 2;
-        let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+        let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
         let get = |i: usize| rec.get(i).map(str::trim).unwrap_or("");
         let (it, loc, name) = (get(c.instance), get(c.location), get(c.gpu_name));
         let count: f64 = get(c.gpu_count).parse().unwrap_or(0.0);

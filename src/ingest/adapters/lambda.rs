@@ -31,10 +31,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{adapter_keys, get_bearer, json, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{
+    adapter_keys, get_bearer, json, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request,
+};
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(Lambda))
 }
@@ -98,11 +100,11 @@ impl Adapter for Lambda {
         url: &str,
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         Ok(vec![get_bearer(url, secret)])
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         let mut out = Parsed::default();
         for (key, value) in resp.data {

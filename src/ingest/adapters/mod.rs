@@ -7,12 +7,14 @@
 
 use chrono::{DateTime, Utc};
 
+pub use crate::error::AdapterError;
 use crate::model::Parsed;
 
 pub mod aliyun;
 pub mod autodl;
 pub mod aws_offer;
 pub mod azure_retail;
+pub mod cn_cloud;
 pub mod ecb_fx;
 pub mod gcp_billing;
 pub mod generic_csv;
@@ -69,7 +71,7 @@ pub trait Adapter: Send + Sync {
         url: &str,
         _secret: Option<&str>,
         _now: DateTime<Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         Ok(vec![Request::get(url)])
     }
     /// True when the API answers a per-request problem (an instance type a region does
@@ -90,11 +92,11 @@ pub trait Adapter: Send + Sync {
     }
     /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
     /// is malformed; a bad record is a [`crate::model::ParseReject`] instead.
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String>;
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError>;
 }
 
 /// Builds an adapter from its own keys (the feed file's keys less the common ones).
-pub type Builder = fn(toml::Table) -> Result<Box<dyn Adapter>, String>;
+pub type Builder = fn(toml::Table) -> Result<Box<dyn Adapter>, AdapterError>;
 
 /// Every adapter, by the `format` name feed files use.
 pub const REGISTRY: &[(&str, Builder)] = &[
@@ -158,8 +160,9 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// Deserialize an adapter's own keys, rejecting unknown ones with the key's name.
-pub fn adapter_keys<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
-    T::deserialize(toml::Value::Table(table)).map_err(|e| e.to_string().trim().to_string())
+pub fn adapter_keys<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, AdapterError> {
+    T::deserialize(toml::Value::Table(table))
+        .map_err(|e| AdapterError::Keys(e.to_string().trim().to_string()))
 }
 
 /// For adapters that take no keys of their own.
@@ -204,9 +207,9 @@ pub fn get_bearer(url: &str, secret: Option<&str>) -> Request {
 /// Parse JSON with a message that says where it broke. A number too large for an
 /// f64 (`1e999`) would fail the whole payload in serde_json; it is turned into a
 /// string first ([`quote_huge_numbers`]), so only the record holding it is rejected.
-pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdapterError> {
     let body = quote_huge_numbers(body);
-    serde_json::from_slice(&body).map_err(|e| format!("invalid JSON: {e}"))
+    serde_json::from_slice(&body).map_err(|error| AdapterError::Json { error, hint: "" })
 }
 
 /// JSON text with every number literal that overflows f64 (e.g. `1e999`,
@@ -258,28 +261,6 @@ pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             o.extend_from_slice(&body[copied..]);
             std::borrow::Cow::Owned(o)
         }
-    }
-}
-
-/// The `{region}` endpoint template of a signed API, filled in.
-pub fn endpoint_for(template: &str, region: &str) -> String {
-    template.replace("{region}", region)
-}
-
-/// A signed API's `ID:SECRET` pair from the variable named by `auth_env`; `cloud` and
-/// `form` (e.g. "Alibaba Cloud", "ACCESS_KEY_ID:ACCESS_KEY_SECRET") word the error,
-/// which never repeats the value.
-pub fn key_pair<'a>(
-    secret: Option<&'a str>,
-    cloud: &str,
-    form: &str,
-) -> Result<(&'a str, &'a str), String> {
-    let s = secret.ok_or_else(|| {
-        format!("{cloud} requests must be signed: set `auth_env` to a variable holding {form}")
-    })?;
-    match s.split_once(':') {
-        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok((id, key)),
-        _ => Err(format!("the variable named by `auth_env` must hold {form}")),
     }
 }
 

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::generic_csv::check_currency;
 use super::generic_json::{number, text};
-use super::{adapter_keys, get_bearer, json, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, get_bearer, json, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +41,7 @@ struct Keys {
     currency: String,
 }
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     check_currency(&k.currency)?;
     Ok(Box::new(Ppio {
@@ -80,11 +80,11 @@ impl Adapter for Ppio {
         url: &str,
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         Ok(vec![get_bearer(url, secret)])
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         let mut out = Parsed::default();
         for (i, p) in resp.data.iter().enumerate() {
@@ -95,7 +95,10 @@ impl Adapter for Ppio {
             let available = match p.get("availableDeploy") {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Bool(b)) => Ok(Some(*b)),
-                Some(other) => Err(format!("{other} is not true or false")),
+                Some(other) => Err(AdapterError::Value {
+                    value: other.to_string(),
+                    expected: "true or false",
+                }),
             };
             let (on_demand, spot, available) = match (prices, available) {
                 (Ok((od, spot)), Ok(a)) => (od, spot, a),

@@ -37,13 +37,15 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{
+    adapter_keys, bad_record, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request,
+};
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The GraphQL query sent on a live fetch.
 pub const QUERY: &str = "query GpuTypes { gpuTypes { id displayName memoryInGb secureCloud communityCloud securePrice communityPrice secureSpotPrice communitySpotPrice } }";
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(RunPod))
 }
@@ -96,7 +98,7 @@ impl Adapter for RunPod {
         url: &str,
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         let mut r = Request::get(url);
         r.method = "POST".into();
         r.headers
@@ -109,7 +111,7 @@ impl Adapter for RunPod {
         Ok(vec![r])
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         let types = match resp.data.and_then(|d| d.gpu_types) {
             Some(t) => t,
@@ -126,9 +128,9 @@ impl Adapter for RunPod {
                     })
                     .collect();
                 return Err(if messages.is_empty() {
-                    "no `data.gpuTypes` in the GraphQL response".into()
+                    AdapterError::Payload("no `data.gpuTypes` in the GraphQL response".into())
                 } else {
-                    format!("GraphQL errors: {}", messages.join("; "))
+                    AdapterError::Api(format!("GraphQL errors: {}", messages.join("; ")))
                 });
             }
         };
@@ -197,13 +199,15 @@ mod tests {
             provider: "runpod",
             observed_at: chrono::Utc::now(),
         };
-        RunPod.parse(
-            &Page {
-                label: String::new(),
-                body: body.as_bytes().to_vec(),
-            },
-            &ctx,
-        )
+        RunPod
+            .parse(
+                &Page {
+                    label: String::new(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .map_err(|e| e.to_string())
     }
 
     type Row = (String, PriceClass, Option<f64>);

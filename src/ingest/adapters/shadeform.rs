@@ -34,11 +34,11 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, str_at, Adapter, NoKeys, Page, ParseCtx, Request};
+use super::{adapter_keys, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 use crate::tables::Tables;
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(Shadeform))
 }
@@ -122,7 +122,7 @@ impl Adapter for Shadeform {
         url: &str,
         secret: Option<&str>,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Request>, String> {
+    ) -> Result<Vec<Request>, AdapterError> {
         let mut r = Request::get(url);
         if let Some(key) = secret {
             r.headers.push(("X-API-KEY".into(), key.to_string()));
@@ -130,7 +130,7 @@ impl Adapter for Shadeform {
         Ok(vec![r])
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         let tables = Tables::embedded();
         let mut out = Parsed::default();

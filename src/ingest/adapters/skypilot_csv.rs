@@ -17,10 +17,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{adapter_keys, Adapter, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, NoKeys, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(SkyPilotCsv))
 }
@@ -42,12 +42,15 @@ pub fn gpu_memory_gb(info: &str) -> Option<f64> {
         .map(|mib| mib / 1024.0)
 }
 
-fn price(s: &str) -> Result<Option<f64>, String> {
+fn price(s: &str) -> Result<Option<f64>, AdapterError> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
     }
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    let v: f64 = s.parse().map_err(|_| AdapterError::Value {
+        value: format!("{s:?}"),
+        expected: "a number",
+    })?;
     Ok((v > 0.0).then_some(v))
 }
 
@@ -144,13 +147,13 @@ fn gpu_only_reject(acc: &str, count: f64, region: &str, zone: &str) -> ParseReje
 }
 
 impl Adapter for SkyPilotCsv {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .from_reader(page.body.as_slice());
         let headers = rdr
             .headers()
-            .map_err(|e| format!("invalid CSV header: {e}"))?
+            .map_err(|error| AdapterError::CsvHeader { error })?
             .clone();
         let idx: HashMap<&str, usize> = headers
             .iter()
@@ -158,9 +161,10 @@ impl Adapter for SkyPilotCsv {
             .map(|(i, h)| (h.trim(), i))
             .collect();
         let need = |n: &str| {
-            idx.get(n)
-                .copied()
-                .ok_or_else(|| format!("column {n:?} missing from the header"))
+            idx.get(n).copied().ok_or_else(|| AdapterError::Column {
+                column: n.to_string(),
+                problem: "missing from the header".into(),
+            })
         };
         let (c_it, c_acc, c_cnt, c_price, c_region) = (
             need("InstanceType")?,
@@ -175,7 +179,7 @@ impl Adapter for SkyPilotCsv {
         let records: Vec<csv::StringRecord> = rdr
             .records()
             .enumerate()
-            .map(|(i, r)| r.map_err(|e| format!("line {}: {e}", i + 2)))
+            .map(|(i, r)| r.map_err(|error| AdapterError::CsvLine { line: i + 2, error }))
             .collect::<Result<_, _>>()?;
         let hosts = host_vms(&records, (c_it, c_acc, c_price, c_region), c_spot, c_zone);
         let mut out = Parsed::default();

@@ -72,8 +72,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::cn_cloud::{self, endpoint_for, valid_id, Cloud};
 use super::sign::{tc3_authorization, Tc3Request};
-use super::{adapter_keys, endpoint_for, json, key_pair, Adapter, Page, ParseCtx, Request};
+use super::{adapter_keys, json, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -111,29 +112,32 @@ pub struct Tencent {
 }
 
 /// The `Host` of an endpoint URL (authority without user info).
-fn host_of(url: &str) -> Result<&str, String> {
+fn host_of(url: &str) -> Result<&str, AdapterError> {
     let rest = url
         .split_once("://")
         .map(|(_, r)| r)
-        .ok_or_else(|| format!("endpoint {url:?} is not an http(s) URL"))?;
+        .ok_or_else(|| AdapterError::Endpoint(format!("endpoint {url:?} is not an http(s) URL")))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("endpoint {url:?} has no plain host"));
+        return Err(AdapterError::Endpoint(format!(
+            "endpoint {url:?} has no plain host"
+        )));
     }
     Ok(authority)
 }
 
-fn valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && !s.contains("__")
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
+const CLOUD: Cloud = Cloud {
+    name: "Tencent Cloud",
+    key_form: "SECRET_ID:SECRET_KEY",
+    label_form: "<Region>__<Zone>__<InstanceType>",
+};
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
     if k.queries.is_empty() {
-        return Err("key `queries` must list at least one { region, zone, instance_type }".into());
+        return Err(AdapterError::Keys(
+            "key `queries` must list at least one { region, zone, instance_type }".into(),
+        ));
     }
     for (i, q) in k.queries.iter().enumerate() {
         for (name, v) in [
@@ -142,14 +146,17 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
             ("instance_type", &q.instance_type),
         ] {
             if !valid_id(v) {
-                return Err(format!("key `queries[{i}].{name}`: {v:?} is not a valid id (letters, digits, `-`, `_`, `.`)"));
+                return Err(AdapterError::key(
+                    format!("queries[{i}].{name}"),
+                    format!("{v:?} is not a valid id (letters, digits, `-`, `_`, `.`)"),
+                ));
             }
         }
     }
     if !valid_id(&k.image_id) {
-        return Err(format!(
-            "key `image_id`: {:?} is not an image id such as img-xxxxxxxx",
-            k.image_id
+        return Err(AdapterError::key(
+            "image_id",
+            format!("{:?} is not an image id such as img-xxxxxxxx", k.image_id),
         ));
     }
     let currency = k.currency.unwrap_or_else(|| "CNY".into());
@@ -157,8 +164,8 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
     if let Some(e) = &k.endpoint {
         urlpolicy::check(&endpoint_for(e, "ap-guangzhou"))
             .map(|_| ())
-            .map_err(|m| format!("key `endpoint`: {m}"))?;
-        host_of(e).map_err(|m| format!("key `endpoint`: {m}"))?;
+            .map_err(|m| AdapterError::key("endpoint", m.to_string()))?;
+        host_of(e).map_err(|m| AdapterError::key("endpoint", m.to_string()))?;
     }
     Ok(Box::new(Tencent {
         queries: k.queries,
@@ -170,12 +177,7 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
 
 /// The page label of one query: `<Region>__<Zone>__<InstanceType>`.
 pub fn label(q: &Query) -> String {
-    format!("{}__{}__{}", q.region, q.zone, q.instance_type)
-}
-
-/// Split the `auth_env` value `SECRET_ID:SECRET_KEY` (never echoed).
-fn credentials(secret: Option<&str>) -> Result<(&str, &str), String> {
-    key_pair(secret, "Tencent Cloud", "SECRET_ID:SECRET_KEY")
+    cn_cloud::label(&q.region, &q.zone, &q.instance_type)
 }
 
 impl Tencent {
@@ -198,7 +200,7 @@ impl Tencent {
         secret_id: &str,
         secret_key: &str,
         now: DateTime<Utc>,
-    ) -> Result<Request, String> {
+    ) -> Result<Request, AdapterError> {
         let url = endpoint_for(endpoint, &q.region);
         let host = host_of(&url)?;
         let payload = self.body(q);
@@ -275,40 +277,33 @@ struct ItemPrice {
     charge_unit: Option<String>,
 }
 
-fn parse_label(label: &str) -> Result<(&str, &str, &str), String> {
-    let parts: Vec<&str> = label.split("__").collect();
-    match parts.as_slice() {
-        [r, z, t] if !r.is_empty() && !z.is_empty() && !t.is_empty() => Ok((r, z, t)),
-        _ => Err(format!(
-            "page label {label:?} is not <Region>__<Zone>__<InstanceType>; \
-             a recorded replay is a directory of files named that way"
-        )),
-    }
-}
-
 impl Adapter for Tencent {
     fn requests(
         &self,
         url: &str,
         secret: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Request>, String> {
-        let (id, key) = credentials(secret)?;
+    ) -> Result<Vec<Request>, AdapterError> {
+        let (id, key) = CLOUD.credentials(secret)?;
         let endpoint = self.endpoint.as_deref().unwrap_or(url);
         self.queries
             .iter()
             .map(|q| {
-                urlpolicy::check(&endpoint_for(endpoint, &q.region)).map(|_| ())?;
+                urlpolicy::check(&endpoint_for(endpoint, &q.region))?;
                 self.signed_request(endpoint, q, id, key, now)
             })
             .collect()
     }
 
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
-        let (region, zone, instance_type) = parse_label(&page.label)?;
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
+        let (region, zone, instance_type) = CLOUD.parse_label(&page.label)?;
         let offer_id = format!("{zone}/{instance_type}");
-        let envelope: Envelope = json(&page.body).map_err(|e| {
-            format!("{e} (expected a Tencent Cloud API 3.0 `{{\"Response\": …}}` body)")
+        let envelope: Envelope = json(&page.body).map_err(|e| match e {
+            AdapterError::Json { error, .. } => AdapterError::Json {
+                error,
+                hint: " (expected a Tencent Cloud API 3.0 `{\"Response\": …}` body)",
+            },
+            e => e,
         })?;
         let resp = envelope.response;
         let request_id = resp
@@ -498,7 +493,8 @@ mod tests {
         for bad in [None, Some("nocolon"), Some("id:")] {
             let e = a
                 .requests("https://cvm.tencentcloudapi.com/", bad, at())
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains("SECRET_ID:SECRET_KEY") && !e.contains("nocolon"),
                 "{e}"
@@ -548,13 +544,15 @@ mod tests {
             provider: "tencent",
             observed_at: at(),
         };
-        adapter().parse(
-            &Page {
-                label: label.into(),
-                body: body.as_bytes().to_vec(),
-            },
-            &ctx,
-        )
+        adapter()
+            .parse(
+                &Page {
+                    label: label.into(),
+                    body: body.as_bytes().to_vec(),
+                },
+                &ctx,
+            )
+            .map_err(|e| e.to_string())
     }
 
     /// body → the one offer's price, or the reject reason and a word its detail must contain.

@@ -8,10 +8,12 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, bad_record, json, str_at, Adapter, NoKeys, Page, ParseCtx};
+use super::{
+    adapter_keys, bad_record, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx,
+};
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
-pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, String> {
+pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
     Ok(Box::new(VastAi))
 }
@@ -46,7 +48,7 @@ pub fn country_of(geolocation: &str) -> Option<String> {
 }
 
 impl Adapter for VastAi {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, String> {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let resp: Response = json(&page.body)?;
         let mut out = Parsed::default();
         for (i, value) in resp.offers.into_iter().enumerate() {
