@@ -172,9 +172,9 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
                 source_name: match &feed.config.source {
                     Source::File(p) => p.display().to_string(),
                     Source::Http(u) if pages.len() > 1 => {
-                        format!("{} (page {})", fetch::shown_url(u), i + 1)
+                        format!("{} (page {})", urlpolicy::shown_url(u), i + 1)
                     }
-                    Source::Http(u) => fetch::shown_url(u),
+                    Source::Http(u) => urlpolicy::shown_url(u),
                 },
                 error,
             })?;
@@ -257,7 +257,7 @@ pub fn check_format(feed: &Feed, parsed: &Parsed) -> Result<(), FeedError> {
 fn source_name(feed: &Feed) -> String {
     match &feed.config.source {
         Source::File(p) => p.display().to_string(),
-        Source::Http(u) => fetch::shown_url(u),
+        Source::Http(u) => urlpolicy::shown_url(u),
     }
 }
 

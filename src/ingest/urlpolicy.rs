@@ -26,7 +26,7 @@ pub fn check(raw: &str) -> Result<Url, UrlError> {
 
 /// [`check`] for an already parsed URL (e.g. a redirect target).
 pub fn check_url(url: &Url) -> Result<(), UrlError> {
-    let shown = crate::ingest::fetch::shown_url(url.as_str());
+    let shown = shown_url(url.as_str());
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlError::UserInfo { shown });
     }
@@ -46,6 +46,15 @@ fn is_loopback(host: &Host<&str>) -> bool {
         Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
         Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
         Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// A URL as shown in errors and logs: the query string can carry key ids or signatures,
+/// so it is left out.
+pub fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?[query omitted]"),
+        None => url.to_string(),
     }
 }
 
@@ -91,5 +100,14 @@ mod tests {
             .to_string();
         assert!(!e.contains("SECRET"), "{e}");
         assert!(e.contains("must use https"), "{e}");
+    }
+
+    #[test]
+    fn shown_urls_drop_the_query() {
+        assert_eq!(
+            shown_url("https://a.b/c?key=s"),
+            "https://a.b/c?[query omitted]"
+        );
+        assert_eq!(shown_url("https://a.b/c"), "https://a.b/c");
     }
 }
