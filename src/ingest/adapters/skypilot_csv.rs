@@ -146,15 +146,20 @@ fn gpu_only_reject(acc: &str, count: f64, region: &str, zone: &str) -> ParseReje
     }
 }
 
-impl Adapter for SkyPilotCsv {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(page.body.as_slice());
-        let headers = rdr
-            .headers()
-            .map_err(|error| AdapterError::CsvHeader { error })?
-            .clone();
+/// The catalogue's columns: required ones by index, optional ones if present.
+struct Cols {
+    it: usize,
+    acc: usize,
+    cnt: usize,
+    price: usize,
+    region: usize,
+    spot: Option<usize>,
+    zone: Option<usize>,
+    info: Option<usize>,
+}
+
+impl Cols {
+    fn of(headers: &csv::StringRecord) -> Result<Self, AdapterError> {
         let idx: HashMap<&str, usize> = headers
             .iter()
             .enumerate()
@@ -166,108 +171,154 @@ impl Adapter for SkyPilotCsv {
                 problem: "missing from the header".into(),
             })
         };
-        let (c_it, c_acc, c_cnt, c_price, c_region) = (
-            need("InstanceType")?,
-            need("AcceleratorName")?,
-            need("AcceleratorCount")?,
-            need("Price")?,
-            need("Region")?,
-        );
-        let c_spot = idx.get("SpotPrice").copied();
-        let c_zone = idx.get("AvailabilityZone").copied();
-        let c_info = idx.get("GpuInfo").copied();
+        Ok(Self {
+            it: need("InstanceType")?,
+            acc: need("AcceleratorName")?,
+            cnt: need("AcceleratorCount")?,
+            price: need("Price")?,
+            region: need("Region")?,
+            spot: idx.get("SpotPrice").copied(),
+            zone: idx.get("AvailabilityZone").copied(),
+            info: idx.get("GpuInfo").copied(),
+        })
+    }
+}
+
+/// A row's GPU count and on-demand and spot prices, or the reject saying why not.
+fn row_numbers(
+    rec: &csv::StringRecord,
+    c: &Cols,
+    line: usize,
+    region: &str,
+) -> Result<(f64, Option<f64>, Option<f64>), ParseReject> {
+    let (acc, it) = (get(rec, c.acc), get(rec, c.it));
+    let count = match get(rec, c.cnt).parse::<f64>() {
+        Ok(n) if n > 0.0 => n,
+        _ => {
+            return Err(ParseReject {
+                offer_id: format!("line{line}"),
+                gpu_name_raw: acc.to_string(),
+                reason: "bad_field".into(),
+                detail: format!(
+                    "line {line}: column \"AcceleratorCount\": {:?} is not a positive number",
+                    get(rec, c.cnt)
+                ),
+            })
+        }
+    };
+    match (
+        price(get(rec, c.price)),
+        c.spot.map(|s| price(get(rec, s))).transpose(),
+    ) {
+        (Ok(od), Ok(spot)) => Ok((count, od, spot.flatten())),
+        (Err(e), _) | (_, Err(e)) => Err(ParseReject {
+            offer_id: format!("{}|{region}", if it.is_empty() { acc } else { it }),
+            gpu_name_raw: acc.to_string(),
+            reason: "bad_field".into(),
+            detail: format!("line {line}: price {e}"),
+        }),
+    }
+}
+
+/// One priced product of a row: instance type, on-demand and spot price.
+type Priced = (String, Option<f64>, Option<f64>);
+
+/// Offers of a row's priced products, each (product, region) on demand and each
+/// (product, zone or region) spot once.
+struct Emitter {
+    out: Parsed,
+    seen_od: HashSet<(String, String)>,
+    seen_spot: HashSet<(String, String)>,
+}
+
+impl Emitter {
+    fn emit(&mut self, base: &RawOffer, priced: Vec<Priced>, region: &str, zone: &str) {
+        for (product, od, spot) in priced {
+            let mut base = base.clone();
+            base.instance_type = Some(product.clone());
+            if self.seen_od.insert((product.clone(), region.to_string())) {
+                let mut o = base.clone();
+                o.offer_id = format!("{product}|{region}");
+                o.price = od;
+                self.out.offers.push(o);
+            }
+            if let Some(sp) = spot {
+                let where_ = if zone.is_empty() { region } else { zone };
+                if self.seen_spot.insert((product.clone(), where_.to_string())) {
+                    let mut o = base;
+                    o.offer_id = format!("{product}|{where_}");
+                    o.price_class = PriceClass::Spot;
+                    o.price = Some(sp);
+                    self.out.offers.push(o);
+                }
+            }
+        }
+    }
+}
+
+impl Adapter for SkyPilotCsv {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(page.body.as_slice());
+        let headers = rdr
+            .headers()
+            .map_err(|error| AdapterError::CsvHeader { error })?
+            .clone();
+        let c = Cols::of(&headers)?;
         let records: Vec<csv::StringRecord> = rdr
             .records()
             .enumerate()
             .map(|(i, r)| r.map_err(|error| AdapterError::CsvLine { line: i + 2, error }))
             .collect::<Result<_, _>>()?;
-        let hosts = host_vms(&records, (c_it, c_acc, c_price, c_region), c_spot, c_zone);
-        let mut out = Parsed::default();
-        let mut seen_od: HashSet<(String, String)> = HashSet::new();
-        let mut seen_spot: HashSet<(String, String)> = HashSet::new();
+        let hosts = host_vms(&records, (c.it, c.acc, c.price, c.region), c.spot, c.zone);
+        let mut em = Emitter {
+            out: Parsed::default(),
+            seen_od: HashSet::new(),
+            seen_spot: HashSet::new(),
+        };
         for (i, rec) in records.iter().enumerate() {
-            let line = i + 2;
-            let acc = get(rec, c_acc);
+            let acc = get(rec, c.acc);
             if acc.is_empty() {
                 continue;
             }
-            let it = get(rec, c_it);
-            let region = get(rec, c_region).to_string();
-            let zone = c_zone.map(|c| get(rec, c)).unwrap_or("").to_string();
-            let count = match get(rec, c_cnt).parse::<f64>() {
-                Ok(n) if n > 0.0 => n,
-                _ => {
-                    out.rejects.push(ParseReject {
-                        offer_id: format!("line{line}"),
-                        gpu_name_raw: acc.to_string(),
-                        reason: "bad_field".into(),
-                        detail: format!("line {line}: column \"AcceleratorCount\": {:?} is not a positive number", get(rec, c_cnt)),
-                    });
-                    continue;
-                }
-            };
-            let (od, spot) = match (
-                price(get(rec, c_price)),
-                c_spot.map(|c| price(get(rec, c))).transpose(),
-            ) {
-                (Ok(od), Ok(spot)) => (od, spot.flatten()),
-                (Err(e), _) | (_, Err(e)) => {
-                    out.rejects.push(ParseReject {
-                        offer_id: format!("{}|{region}", if it.is_empty() { acc } else { it }),
-                        gpu_name_raw: acc.to_string(),
-                        reason: "bad_field".into(),
-                        detail: format!("line {line}: price {e}"),
-                    });
+            let it = get(rec, c.it);
+            let region = get(rec, c.region).to_string();
+            let zone = c.zone.map(|z| get(rec, z)).unwrap_or("").to_string();
+            let (count, od, spot) = match row_numbers(rec, &c, i + 2, &region) {
+                Ok(n) => n,
+                Err(r) => {
+                    em.out.rejects.push(r);
                     continue;
                 }
             };
             let mut base = RawOffer::new(ctx.provider, String::new(), acc);
             base.region = (!region.is_empty()).then(|| region.clone());
             base.gpu_count = Some(count);
-            base.gpu_memory_gb = c_info.map(|c| get(rec, c)).and_then(gpu_memory_gb);
+            base.gpu_memory_gb = c.info.map(|x| get(rec, x)).and_then(gpu_memory_gb);
             base.currency = "USD".into();
             base.price_unit = PriceUnit::instance_hour();
             // An instance row is priced whole; a GPU-only row (GCP) is priced with each
             // host VM that is bound to it in the same zone, or not at all.
-            let priced: Vec<(String, Option<f64>, Option<f64>)> = if it.is_empty() {
+            let priced: Vec<Priced> = if it.is_empty() {
                 let bound = bound_hosts(&hosts, ctx.provider, acc, count, &region, &zone);
                 if bound.is_empty() {
-                    out.rejects
+                    em.out
+                        .rejects
                         .push(gpu_only_reject(acc, count, &region, &zone));
                     continue;
                 }
+                let sum = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
                 bound
                     .into_iter()
-                    .map(|h| {
-                        let sum = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
-                        (h.instance_type.clone(), sum(h.od, od), sum(h.spot, spot))
-                    })
+                    .map(|h| (h.instance_type.clone(), sum(h.od, od), sum(h.spot, spot)))
                     .collect()
             } else {
                 vec![(it.to_string(), od, spot)]
             };
-            for (product, od, spot) in priced {
-                let mut base = base.clone();
-                base.instance_type = Some(product.clone());
-                if seen_od.insert((product.clone(), region.clone())) {
-                    let mut o = base.clone();
-                    o.offer_id = format!("{product}|{region}");
-                    o.price = od;
-                    out.offers.push(o);
-                }
-                if let Some(sp) = spot {
-                    let where_ = if zone.is_empty() { &region } else { &zone };
-                    if seen_spot.insert((product.clone(), where_.clone())) {
-                        let mut o = base;
-                        o.offer_id = format!("{product}|{where_}");
-                        o.price_class = PriceClass::Spot;
-                        o.price = Some(sp);
-                        out.offers.push(o);
-                    }
-                }
-            }
+            em.emit(&base, priced, &region, &zone);
         }
-        Ok(out)
+        Ok(em.out)
     }
 }
 
