@@ -204,15 +204,21 @@ impl GroupCols {
     }
 }
 
-impl Adapter for GenericCsv {
-    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_reader(page.body.as_slice());
-        let headers = rdr
-            .headers()
-            .map_err(|error| AdapterError::CsvHeader { error })?
-            .clone();
+/// The header positions of the configured columns (`[columns]` of the feed file).
+struct Cols {
+    gpu: Option<usize>,
+    count: Option<usize>,
+    price: usize,
+    region: Option<usize>,
+    country: Option<usize>,
+    offer_id: Option<usize>,
+    memory: Option<usize>,
+    instance: Option<usize>,
+    group: GroupCols,
+}
+
+impl Cols {
+    fn of(headers: &csv::StringRecord, c: &Fields) -> Result<Self, AdapterError> {
         let index: HashMap<&str, usize> = headers
             .iter()
             .enumerate()
@@ -230,81 +236,105 @@ impl Adapter for GenericCsv {
                     }),
                 }
             };
+        Ok(Self {
+            gpu: col(&c.gpu, "gpu")?,
+            count: col(&c.gpu_count, "gpu_count")?,
+            price: col(&Some(c.price.clone()), "price")?.unwrap_or_default(),
+            region: col(&c.region, "region")?,
+            country: col(&c.country, "country")?,
+            offer_id: col(&c.offer_id, "offer_id")?,
+            memory: col(&c.memory_gb, "memory_gb")?,
+            instance: col(&c.instance_type, "instance_type")?,
+            group: GroupCols {
+                date: col(&c.date, "date")?,
+                provider: col(&c.provider, "provider")?,
+                class: col(&c.price_class, "price_class")?,
+                offers: col(&c.offers, "offers")?,
+            },
+        })
+    }
+}
+
+impl GenericCsv {
+    /// One row as an offer, or the reject saying which field was wrong.
+    fn offer(
+        &self,
+        rec: &csv::StringRecord,
+        k: &Cols,
+        line: usize,
+        ctx: &ParseCtx,
+    ) -> Result<RawOffer, ParseReject> {
         let c = &self.columns;
-        let gpu = col(&c.gpu, "gpu")?;
-        let count = col(&c.gpu_count, "gpu_count")?;
-        let price = col(&Some(c.price.clone()), "price")?.unwrap_or_default();
-        let region = col(&c.region, "region")?;
-        let country = col(&c.country, "country")?;
-        let offer_id = col(&c.offer_id, "offer_id")?;
-        let memory = col(&c.memory_gb, "memory_gb")?;
-        let instance = col(&c.instance_type, "instance_type")?;
-        let group = GroupCols {
-            date: col(&c.date, "date")?,
-            provider: col(&c.provider, "provider")?,
-            class: col(&c.price_class, "price_class")?,
-            offers: col(&c.offers, "offers")?,
+        let get = |idx: usize| rec.get(idx).map(str::trim).unwrap_or("");
+        let opt = |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
+        let name = k.gpu.map(get).unwrap_or("").to_string();
+        let id = opt(k.offer_id).unwrap_or_else(|| format!("line{line}"));
+        let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, AdapterError> {
+            let Some(s) = idx.map(get).filter(|s| !s.is_empty()) else {
+                return Ok(None);
+            };
+            s.parse::<f64>().map(Some).map_err(|_| {
+                AdapterError::Value {
+                    value: format!("{s:?}"),
+                    expected: "a number",
+                }
+                .at(format!("line {line}: column {field:?}"))
+            })
         };
+        let reject = |offer_id: String, gpu_name_raw: String, detail: String| ParseReject {
+            offer_id,
+            gpu_name_raw,
+            reason: "bad_field".into(),
+            detail,
+        };
+        let (n, p) = match (
+            num(k.count, c.gpu_count.as_deref().unwrap_or("")),
+            num(Some(k.price), &c.price),
+        ) {
+            (Ok(n), Ok(p)) => (n, p),
+            (Err(e), _) | (_, Err(e)) => return Err(reject(id, name, e.to_string())),
+        };
+        let mut o = RawOffer::new(ctx.provider, id, name);
+        o.region = opt(k.region);
+        o.country = opt(k.country)
+            .and_then(iso_country)
+            .or_else(|| self.country.clone());
+        o.gpu_count = n;
+        o.gpu_memory_gb = k.memory.and_then(|m| get(m).parse().ok());
+        o.instance_type = opt(k.instance);
+        o.price_class = self.class;
+        o.price = p;
+        o.currency = self.currency.clone();
+        o.price_unit = self.unit.clone();
+        match k.group.apply(rec, &mut o) {
+            Ok(()) => Ok(o),
+            Err(detail) => Err(reject(
+                o.offer_id,
+                o.gpu_name_raw,
+                format!("line {line}: {detail}"),
+            )),
+        }
+    }
+}
+
+impl Adapter for GenericCsv {
+    fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(page.body.as_slice());
+        let headers = rdr
+            .headers()
+            .map_err(|error| AdapterError::CsvHeader { error })?
+            .clone();
+        let cols = Cols::of(&headers, &self.columns)?;
         let mut out = Parsed::default();
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
             let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
-            let get = |idx: usize| rec.get(idx).map(str::trim).unwrap_or("");
-            let opt =
-                |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
-            let name = gpu.map(get).unwrap_or("").to_string();
-            let id = opt(offer_id).unwrap_or_else(|| format!("line{line}"));
-            let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, AdapterError> {
-                let Some(idx) = idx else { return Ok(None) };
-                let s = get(idx);
-                if s.is_empty() {
-                    return Ok(None);
-                }
-                s.parse::<f64>().map(Some).map_err(|_| {
-                    AdapterError::Value {
-                        value: format!("{s:?}"),
-                        expected: "a number",
-                    }
-                    .at(format!("line {line}: column {field:?}"))
-                })
-            };
-            let (n, p) = match (
-                num(count, c.gpu_count.as_deref().unwrap_or("")),
-                num(Some(price), &c.price),
-            ) {
-                (Ok(n), Ok(p)) => (n, p),
-                (Err(e), _) | (_, Err(e)) => {
-                    out.rejects.push(ParseReject {
-                        offer_id: id,
-                        gpu_name_raw: name,
-                        reason: "bad_field".into(),
-                        detail: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let mut o = RawOffer::new(ctx.provider, id, name);
-            o.region = opt(region);
-            o.country = opt(country)
-                .and_then(iso_country)
-                .or_else(|| self.country.clone());
-            o.gpu_count = n;
-            o.gpu_memory_gb = memory.and_then(|m| get(m).parse().ok());
-            o.instance_type = opt(instance);
-            o.price_class = self.class;
-            o.price = p;
-            o.currency = self.currency.clone();
-            o.price_unit = self.unit.clone();
-            if let Err(detail) = group.apply(&rec, &mut o) {
-                out.rejects.push(ParseReject {
-                    offer_id: o.offer_id,
-                    gpu_name_raw: o.gpu_name_raw,
-                    reason: "bad_field".into(),
-                    detail: format!("line {line}: {detail}"),
-                });
-                continue;
+            match self.offer(&rec, &cols, line, ctx) {
+                Ok(o) => out.offers.push(o),
+                Err(r) => out.rejects.push(r),
             }
-            out.offers.push(o);
         }
         Ok(out)
     }
