@@ -458,7 +458,50 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
         .flexible(true)
         .from_reader(body);
     let mut records = rdr.records();
-    let mut header = None;
+    let (header_row, header) = csv_header(&mut records)?;
+    let c = CsvCols::of(&header, header_row)?;
+    let mut out = Parsed::default();
+    for (i, rec) in records.enumerate() {
+        let line = header_row + 1 + i;
+        let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
+        let get = |col: usize| rec.get(col).map(str::trim).unwrap_or("");
+        let opt = |col: Option<usize>| col.map(get).filter(|s| !s.is_empty()).map(str::to_string);
+        let p = Product {
+            family: get(c.family).to_string(),
+            instance_type: get(c.instance_type).to_string(),
+            region: opt(c.region).or_else(|| opt(c.location)),
+            os: get(c.os).to_string(),
+            tenancy: get(c.tenancy).to_string(),
+            pre_sw: opt(c.pre_sw),
+            capacity: opt(c.capacity),
+            gpu: opt(c.gpu),
+            market: opt(c.market),
+        };
+        if !p.is_plain_gpu_box() {
+            continue;
+        }
+        let Some(class) = term_class(get(c.term), opt(c.purchase).as_deref()) else {
+            continue;
+        };
+        let prices = [(get(c.currency), get(c.price))];
+        let prices: &[(&str, &str)] = if get(c.price).is_empty() {
+            &[]
+        } else {
+            &prices
+        };
+        push(
+            &mut out,
+            dimension(provider, &p, class, get(c.rate), get(c.unit), prices),
+        );
+    }
+    Ok(out)
+}
+
+/// The header row (the first starting with "SKU", within [`MAX_PREAMBLE_ROWS`]) and
+/// its row number; the file must start with the "FormatVersion" preamble.
+fn csv_header(
+    records: &mut csv::StringRecordsIter<&[u8]>,
+) -> Result<(usize, csv::StringRecord), AdapterError> {
     for row in 1..=MAX_PREAMBLE_ROWS {
         let Some(rec) = records.next() else { break };
         let rec = rec.map_err(|error| AdapterError::CsvLine { line: row, error })?;
@@ -473,82 +516,67 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
             )));
         }
         if first == "SKU" {
-            header = Some((row, rec));
-            break;
+            return Ok((row, rec));
         }
     }
-    let (header_row, header) = header.ok_or_else(|| {
-        AdapterError::Payload(format!(
-            "no header row starting with \"SKU\" in the first {MAX_PREAMBLE_ROWS} rows"
-        ))
-    })?;
-    let index: HashMap<&str, usize> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.trim(), i))
-        .collect();
-    let find = |names: &[&str]| names.iter().find_map(|n| index.get(n).copied());
-    let need = |name: &str| {
-        find(&[name]).ok_or_else(|| AdapterError::Column {
-            column: name.to_string(),
-            problem: format!("is not in the header (row {header_row})"),
+    Err(AdapterError::Payload(format!(
+        "no header row starting with \"SKU\" in the first {MAX_PREAMBLE_ROWS} rows"
+    )))
+}
+
+/// The price list's columns: the ones every row needs, and optional ones.
+struct CsvCols {
+    term: usize,
+    rate: usize,
+    unit: usize,
+    price: usize,
+    currency: usize,
+    family: usize,
+    instance_type: usize,
+    os: usize,
+    tenancy: usize,
+    region: Option<usize>,
+    location: Option<usize>,
+    pre_sw: Option<usize>,
+    capacity: Option<usize>,
+    gpu: Option<usize>,
+    market: Option<usize>,
+    purchase: Option<usize>,
+}
+
+impl CsvCols {
+    fn of(header: &csv::StringRecord, header_row: usize) -> Result<Self, AdapterError> {
+        let index: HashMap<&str, usize> = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.trim(), i))
+            .collect();
+        let find = |names: &[&str]| names.iter().find_map(|n| index.get(n).copied());
+        let need = |name: &str| {
+            find(&[name]).ok_or_else(|| AdapterError::Column {
+                column: name.to_string(),
+                problem: format!("is not in the header (row {header_row})"),
+            })
+        };
+        Ok(Self {
+            term: need("TermType")?,
+            rate: need("RateCode")?,
+            unit: need("Unit")?,
+            price: need("PricePerUnit")?,
+            currency: need("Currency")?,
+            family: need("Product Family")?,
+            instance_type: need("Instance Type")?,
+            os: need("Operating System")?,
+            tenancy: need("Tenancy")?,
+            region: find(&["Region Code"]),
+            location: find(&["Location"]),
+            pre_sw: find(&["Pre Installed S/W"]),
+            capacity: find(&["CapacityStatus", "Capacity Status"]),
+            gpu: find(&["GPU"]),
+            market: find(&["MarketOption", "Market Option"]),
+            purchase: find(&["PurchaseOption", "Purchase Option"]),
         })
-    };
-    let (c_term, c_rate, c_unit, c_price, c_cur) = (
-        need("TermType")?,
-        need("RateCode")?,
-        need("Unit")?,
-        need("PricePerUnit")?,
-        need("Currency")?,
-    );
-    let (c_family, c_type, c_os, c_tenancy) = (
-        need("Product Family")?,
-        need("Instance Type")?,
-        need("Operating System")?,
-        need("Tenancy")?,
-    );
-    let c_region = find(&["Region Code"]);
-    let c_location = find(&["Location"]);
-    let c_pre = find(&["Pre Installed S/W"]);
-    let c_capacity = find(&["CapacityStatus", "Capacity Status"]);
-    let c_gpu = find(&["GPU"]);
-    let c_market = find(&["MarketOption", "Market Option"]);
-    let c_purchase = find(&["PurchaseOption", "Purchase Option"]);
-    let mut out = Parsed::default();
-    for (i, rec) in records.enumerate() {
-        let line = header_row + 1 + i;
-        let rec = rec.map_err(|error| AdapterError::CsvLine { line, error })?;
-        let get = |c: usize| rec.get(c).map(str::trim).unwrap_or("");
-        let opt = |c: Option<usize>| c.map(get).filter(|s| !s.is_empty()).map(str::to_string);
-        let p = Product {
-            family: get(c_family).to_string(),
-            instance_type: get(c_type).to_string(),
-            region: opt(c_region).or_else(|| opt(c_location)),
-            os: get(c_os).to_string(),
-            tenancy: get(c_tenancy).to_string(),
-            pre_sw: opt(c_pre),
-            capacity: opt(c_capacity),
-            gpu: opt(c_gpu),
-            market: opt(c_market),
-        };
-        if !p.is_plain_gpu_box() {
-            continue;
-        }
-        let Some(class) = term_class(get(c_term), opt(c_purchase).as_deref()) else {
-            continue;
-        };
-        let prices = [(get(c_cur), get(c_price))];
-        let prices: &[(&str, &str)] = if get(c_price).is_empty() {
-            &[]
-        } else {
-            &prices
-        };
-        push(
-            &mut out,
-            dimension(provider, &p, class, get(c_rate), get(c_unit), prices),
-        );
     }
-    Ok(out)
 }
 
 #[cfg(test)]
