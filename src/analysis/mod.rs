@@ -244,7 +244,8 @@ pub const MAIN_MODELS: &[&str] = &[
 /// Cells with fewer providers than this are thin.
 pub const MIN_PROVIDERS: u32 = 2;
 
-fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+/// Run a lazy query once on the streaming engine.
+pub(crate) fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
     // A plain query has one sink, so the result is a single frame.
     lf.collect_with_engine(Engine::Streaming)
         .map(|r| r.unwrap_single())

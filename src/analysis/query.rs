@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
 use crate::analysis::inforce::{quantile, InForce};
-use crate::analysis::{strs, Config};
+use crate::analysis::{collect, strs, Config};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::Providers;
@@ -207,11 +207,6 @@ impl Table {
             }
         }
     }
-}
-
-fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
-    lf.collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
 }
 
 fn q(name: &str, p: f64) -> Expr {

@@ -1280,19 +1280,20 @@ fn io_err(path: &Path) -> impl FnOnce(crate::error::StoreError) -> ReportError +
     }
 }
 
+/// `summary.csv`: the statistics rows, written by the `csv` crate (quoted as needed).
 fn summary_csv(a: &WeekAnalysis) -> String {
-    let mut s = String::from("week,gpu_model,bloc,price_class,offers,distinct_offers,providers,min,p10,p25,median,p75,p90,trimmed_mean_10,thin,provider_median,provider_median_ex_vat,observations\n");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = "week,gpu_model,bloc,price_class,offers,distinct_offers,providers,min,p10,p25,median,p75,p90,trimmed_mean_10,thin,provider_median,provider_median_ex_vat,observations";
+    let mut rows = vec![header.split(',').map(str::to_string).collect::<Vec<_>>()];
     for r in &a.rows {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            a.week,
-            r.gpu_model,
-            r.bloc,
-            r.price_class,
-            r.offers,
-            r.distinct_offers,
-            r.providers,
+        rows.push(vec![
+            a.week.to_string(),
+            r.gpu_model.clone(),
+            r.bloc.clone(),
+            r.price_class.clone(),
+            r.offers.to_string(),
+            r.distinct_offers.to_string(),
+            r.providers.to_string(),
             num(r.min, 4),
             num(r.p10, 4),
             num(r.p25, 4),
@@ -1300,13 +1301,18 @@ fn summary_csv(a: &WeekAnalysis) -> String {
             num(r.p75, 4),
             num(r.p90, 4),
             num(r.trimmed_mean_10, 4),
-            r.thin,
+            r.thin.to_string(),
             num(r.provider_median, 4),
             num(r.provider_median_ex_vat, 4),
-            r.observations
-        );
+            r.observations.to_string(),
+        ]);
     }
-    s
+    for row in rows {
+        w.write_record(&row)
+            .expect("writing CSV to memory cannot fail");
+    }
+    let bytes = w.into_inner().expect("flushing CSV to memory cannot fail");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
 }
 
 /// Write one week's report under `out`. Returns the week directory.

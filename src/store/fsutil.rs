@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::StoreError;
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+/// An I/O error with the path it happened at.
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
         source,

@@ -43,7 +43,7 @@ use polars::prelude::*;
 
 use crate::error::StoreError;
 use crate::model::{FxRate, Page};
-use crate::store::fsutil::write_atomic_via;
+use crate::store::fsutil::{io, write_atomic_via};
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -89,13 +89,6 @@ pub fn parse_location(location: &str) -> Result<Location, StoreError> {
 /// The hour a feed run is stored under.
 pub fn hour_key(at: DateTime<Utc>) -> String {
     at.format("%Y%m%dT%H").to_string()
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn pl(path: &Path) -> impl FnOnce(PolarsError) -> StoreError + '_ {
