@@ -7,6 +7,13 @@ use chrono::{Datelike, Duration, NaiveDate, Weekday};
 
 use crate::error::ReportError;
 
+/// Milliseconds in an hour, a day and a week (observation times are ms since the epoch).
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+pub const WEEK_MS: i64 = 7 * DAY_MS;
+/// 1970-01-05, the first Monday after the Unix epoch: ISO weeks in ms start from it.
+pub const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
+
 /// Days since 1970-01-01 (polars' Date representation).
 pub fn epoch_days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32

@@ -29,11 +29,7 @@ use crate::store::Store;
 use crate::tables::Providers;
 use crate::week::IsoWeek;
 
-pub const HOUR_MS: i64 = 3_600_000;
-pub const DAY_MS: i64 = 24 * HOUR_MS;
-pub const WEEK_MS: i64 = 7 * DAY_MS;
-/// 1970-01-05, the first Monday after the Unix epoch: week periods start on it.
-const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
+pub use crate::week::{DAY_MS, FIRST_MONDAY_MS, HOUR_MS, WEEK_MS};
 
 /// What identifies an offer and what is known about it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -24,7 +24,7 @@ use crate::analysis::{collect, strs, Config};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::Providers;
-use crate::week::IsoWeek;
+use crate::week::{IsoWeek, DAY_MS, FIRST_MONDAY_MS, HOUR_MS};
 
 /// A word that is none of a query option's choices (`--format`, `--every`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,11 +85,6 @@ impl FromStr for Every {
         }
     }
 }
-
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
-/// 1970-01-05, the first Monday after the Unix epoch.
-const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
 
 /// One cell of a result table.
 #[derive(Debug, Clone, PartialEq)]
