@@ -868,10 +868,8 @@ pub fn write_png(svg: &str, name: &str, path: &Path) -> Result<(), ReportError> 
         name: name.to_string(),
         message: e.to_string(),
     })?;
-    crate::store::fsutil::write_atomic(path, &png).map_err(|e| ReportError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })
+    // A StoreError names the path once; ReportError::Store carries it as it is.
+    Ok(crate::store::fsutil::write_atomic(path, &png)?)
 }
 
 /// Every text of an SVG as resvg lays it out: (text, left, top, right, bottom).

@@ -1273,13 +1273,6 @@ fn html_statistics(s: &mut String, a: &WeekAnalysis) {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(crate::error::StoreError) -> ReportError + '_ {
-    move |e| ReportError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    }
-}
-
 /// `summary.csv`: the statistics rows, written by the `csv` crate (quoted as needed).
 fn summary_csv(a: &WeekAnalysis) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -1365,7 +1358,7 @@ pub fn write_analysed(
     for (name, c) in chart_list {
         let svg = chart::to_svg(&c, &name)?;
         let p = charts_dir.join(format!("{name}.svg"));
-        write_atomic(&p, svg.as_bytes()).map_err(io_err(&p))?;
+        write_atomic(&p, svg.as_bytes())?;
         chart::write_png(&svg, &name, &charts_dir.join(format!("{name}.png")))?;
         svgs.push((name, svg));
     }
@@ -1405,7 +1398,7 @@ pub fn write_analysed(
     ];
     for (name, bytes) in files {
         let p = dir.join(name);
-        write_atomic(&p, &bytes).map_err(io_err(&p))?;
+        write_atomic(&p, &bytes)?;
     }
     write_index(out)?;
     Ok(dir)
@@ -1489,9 +1482,9 @@ pub fn write_index(out: &Path) -> Result<(), ReportError> {
     }
     s.push_str("</ul><p><a href=\"feed.xml\">Atom feed</a></p></body></html>\n");
     let p = out.join("index.html");
-    write_atomic(&p, s.as_bytes()).map_err(io_err(&p))?;
+    write_atomic(&p, s.as_bytes())?;
     let p = out.join("feed.xml");
-    write_atomic(&p, atom(&weeks).as_bytes()).map_err(io_err(&p))
+    Ok(write_atomic(&p, atom(&weeks).as_bytes())?)
 }
 
 fn sim_tag(v: &serde_json::Value) -> String {

@@ -253,6 +253,29 @@ fn store_urls_are_refused_not_taken_as_folders() {
     assert!(left.is_empty(), "the refused commands wrote {left:?}");
 }
 
+/// A report that cannot be written says where and why, once (the cause used to be
+/// printed two or three times, and a store error's path twice).
+#[test]
+fn write_errors_name_the_path_and_cause_once() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("2024-W41/index.html")).unwrap();
+    let (code, _, err) = gpurent(&[
+        "report",
+        "--store",
+        store.to_str().unwrap(),
+        "--week",
+        "2024-W41",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("2024-W41/index.html"), "{err}");
+    assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+    assert_eq!(err.matches("index.html").count(), 1, "{err}");
+}
+
 #[test]
 fn compact_help_states_one_default() {
     let (code, help, _) = gpurent(&["compact", "--help"]);
