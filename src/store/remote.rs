@@ -6,7 +6,8 @@
 //! read a local store. gpurent itself works on the cache: [`Remote::pull`] downloads
 //! the objects the cache lacks (never `raw/` or `failed/`, which only `renormalise`
 //! reads), the command runs on the cache as on a local store, and [`Remote::push`]
-//! uploads what the cache holds and the bucket does not.
+//! uploads what the cache holds that it has not seen in the bucket (`.known`, the
+//! keys it pulled or pushed), so a file whose object a compaction deleted stays gone.
 //!
 //! Invariants:
 //! - Several writers, no lock: every object but `fx/ecb.parquet` is written once, with
@@ -195,6 +196,13 @@ impl Remote {
                 .await?;
             copied += got.iter().filter(|g| **g).count();
             if got.iter().all(|g| *g) {
+                let known = known(cache);
+                let listed: Vec<String> = keys
+                    .iter()
+                    .filter(|k| !known.contains(*k))
+                    .cloned()
+                    .collect();
+                remember(cache, &listed)?;
                 if keys.contains(FX) {
                     self.pull_fx(cache).await?;
                     copied += 1;
@@ -235,24 +243,21 @@ impl Remote {
     /// Upload what `cache` holds and the bucket does not, in commit order, each with a
     /// conditional create; then merge the FX rates into the bucket's.
     pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
-        let there = self.list(&PUSHED).await?;
+        let known = known(cache);
         let mut t = Transfer::default();
         for kind in PUSHED {
             let mut files = Vec::new();
             local_files(cache.root(), &cache.root().join(kind), &mut files);
-            let new: Vec<String> = files.into_iter().filter(|f| !there.contains(f)).collect();
-            let results: Vec<bool> = futures::stream::iter(new)
+            let new: Vec<String> = files.into_iter().filter(|f| !known.contains(f)).collect();
+            let results: Vec<bool> = futures::stream::iter(new.clone())
                 .map(|rel| self.upload(cache, rel))
                 .buffer_unordered(PARALLEL)
                 .try_collect()
                 .await?;
-            for created in results {
-                if created {
-                    t.copied += 1;
-                } else {
-                    t.already_there += 1;
-                }
-            }
+            let created = results.iter().filter(|c| **c).count();
+            t.copied += created;
+            t.already_there += results.len() - created;
+            remember(cache, &new)?;
         }
         self.push_fx(cache).await?;
         Ok(t)
@@ -348,6 +353,39 @@ impl Remote {
             url: format!("{}/{FX}", self.url()),
         })
     }
+}
+
+/// The cache's record of keys known to be in the bucket (pulled, pushed, or found
+/// there): one per line. A push never uploads them again, so an hourly object that a
+/// compaction deleted is not brought back by another machine's cache that still holds
+/// its file. Losing the record costs one conditional create per file, nothing more.
+const KNOWN: &str = ".known";
+
+fn known(cache: &Store) -> std::collections::HashSet<String> {
+    std::fs::read_to_string(cache.root().join(KNOWN))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Add keys to the record (appended; a torn last line only names no key).
+fn remember(cache: &Store, keys: &[String]) -> Result<(), StoreError> {
+    use std::io::Write as _;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let path = cache.root().join(KNOWN);
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(cache.root()).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
+    f.write_all(text.as_bytes()).map_err(io)
 }
 
 /// Data files under `dir`, as paths relative to `root` with `/` separators; temporary
