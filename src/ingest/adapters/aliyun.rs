@@ -539,20 +539,7 @@ mod tests {
     }
 
     fn parse(label: &str, body: &str) -> Result<Parsed, String> {
-        let ctx = ParseCtx {
-            feed: "aliyun",
-            provider: "aliyun",
-            observed_at: at(),
-        };
-        adapter("Hour")
-            .parse(
-                &Page {
-                    label: label.into(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .map_err(|e| e.to_string())
+        super::super::parse_page(&adapter("Hour"), "aliyun", at(), label, body)
     }
 
     /// (label, body) → the one offer's (class, price, currency, unit) or the reject reason.

@@ -195,21 +195,8 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        let ctx = ParseCtx {
-            feed: "a",
-            provider: "autodl",
-            observed_at: chrono::Utc::now(),
-        };
-        adapter("")
-            .unwrap()
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .map_err(|e| e.to_string())
+        let a = adapter("").unwrap();
+        super::super::parse_page(&*a, "autodl", chrono::Utc::now(), "", body)
     }
 
     #[test]

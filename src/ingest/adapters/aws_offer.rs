@@ -775,20 +775,7 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        let ctx = ParseCtx {
-            feed: "a",
-            provider: "aws_offer",
-            observed_at: chrono::Utc::now(),
-        };
-        AwsOffer
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .map_err(|e| e.to_string())
+        super::super::parse_page(&AwsOffer, "aws_offer", chrono::Utc::now(), "", body)
     }
 
     const JSON: &str = r#"{"formatVersion":"v1.0","offerCode":"AmazonEC2","version":"1","publicationDate":"2024-10-01T00:00:00Z",

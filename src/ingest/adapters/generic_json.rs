@@ -258,20 +258,7 @@ instance_type = "/type"
 
     fn parse_with(feed: &str, body: &str) -> Result<Parsed, String> {
         let f = parse_feed(Path::new("/feeds/g.toml"), feed).map_err(|e| e.to_string())?;
-        let ctx = ParseCtx {
-            feed: "g",
-            provider: "examplecloud",
-            observed_at: chrono::Utc::now(),
-        };
-        f.adapter
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .map_err(|e| e.to_string())
+        super::super::parse_page(&*f.adapter, "examplecloud", chrono::Utc::now(), "", body)
     }
 
     fn check_number(input: &str, expected: Result<Option<f64>, ()>) {

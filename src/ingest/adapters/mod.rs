@@ -95,6 +95,28 @@ pub trait Adapter: Send + Sync {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError>;
 }
 
+/// Test helper: one payload (`label`, `body`) parsed as `provider`'s (also the feed's
+/// name) observed at `at`; an error as its text.
+#[cfg(test)]
+pub(crate) fn parse_page(
+    adapter: &dyn Adapter,
+    provider: &str,
+    at: DateTime<Utc>,
+    label: &str,
+    body: &str,
+) -> Result<Parsed, String> {
+    let ctx = ParseCtx {
+        feed: provider,
+        provider,
+        observed_at: at,
+    };
+    let page = Page {
+        label: label.into(),
+        body: body.as_bytes().to_vec(),
+    };
+    adapter.parse(&page, &ctx).map_err(|e| e.to_string())
+}
+
 /// Builds an adapter from its own keys (the feed file's keys less the common ones).
 pub type Builder = fn(toml::Table) -> Result<Box<dyn Adapter>, AdapterError>;
 

@@ -156,20 +156,7 @@ mod tests {
             &format!("format = 'ppio'\nurl = 'p.json'\ncurrency = '{currency}'"),
         )
         .unwrap();
-        let ctx = ParseCtx {
-            feed: "p",
-            provider: "ppio",
-            observed_at: chrono::Utc::now(),
-        };
-        f.adapter
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .unwrap()
+        super::super::parse_page(&*f.adapter, "ppio", chrono::Utc::now(), "", body).unwrap()
     }
 
     type Row = (String, Option<String>, PriceClass, Option<f64>, Option<f64>);

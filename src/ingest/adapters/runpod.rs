@@ -194,20 +194,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        let ctx = ParseCtx {
-            feed: "r",
-            provider: "runpod",
-            observed_at: chrono::Utc::now(),
-        };
-        RunPod
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .map_err(|e| e.to_string())
+        super::super::parse_page(&RunPod, "runpod", chrono::Utc::now(), "", body)
     }
 
     type Row = (String, PriceClass, Option<f64>);

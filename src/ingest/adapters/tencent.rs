@@ -539,20 +539,7 @@ mod tests {
     }
 
     fn parse(label: &str, body: &str) -> Result<Parsed, String> {
-        let ctx = ParseCtx {
-            feed: "tencent",
-            provider: "tencent",
-            observed_at: at(),
-        };
-        adapter()
-            .parse(
-                &Page {
-                    label: label.into(),
-                    body: body.as_bytes().to_vec(),
-                },
-                &ctx,
-            )
-            .map_err(|e| e.to_string())
+        super::super::parse_page(&adapter(), "tencent", at(), label, body)
     }
 
     /// body → the one offer's price, or the reject reason and a word its detail must contain.
