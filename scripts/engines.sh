@@ -16,12 +16,26 @@ if ! command -v java >/dev/null 2>&1; then
     exit 0
   fi
 fi
+# A venv at $1 with the packages $2...; Debian's python3 needs python3-venv for it.
+make_venv() {
+  local dir="$1"; shift
+  if ! python3 -m venv "$dir" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      rm -rf "$dir"
+      python3 -m venv "$dir"
+    else
+      echo "engines: python3 -m venv failed (install python3-venv); the engines tests will skip" >&2
+      exit 0
+    fi
+  fi
+  "$dir/bin/pip" install -q "$@"
+}
 if ! "$venv/bin/python" -c 'import pyspark, duckdb' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'pyspark==4.0.1' 'duckdb==2.0.1'
+  make_venv "$venv" 'pyspark==4.0.1' 'duckdb==2.0.1'
 fi
 s3venv="${GPURENT_DUCKDB_S3_VENV:-/var/tmp/gpurent-duckdb-s3}"
 if ! "$s3venv/bin/python" -c 'import duckdb, duckdb_extension_httpfs' 2>/dev/null; then
-  python3 -m venv "$s3venv"
-  "$s3venv/bin/pip" install -q 'duckdb==1.5.5' 'duckdb-extension-httpfs==1.5.5'
+  make_venv "$s3venv" 'duckdb==1.5.5' 'duckdb-extension-httpfs==1.5.5'
 fi
