@@ -344,3 +344,25 @@ pub fn report_skip(why: &str) {
     let n = SKIPPED.fetch_add(1, Ordering::SeqCst) + 1;
     let _ = writeln!(std::io::stderr(), "SKIPPED ({n} so far): {why}");
 }
+
+/// A real part a test needs is missing (`what`, with how to get it): a failure when
+/// `require` (e.g. `GPURENT_REQUIRE_S3`, set by `.ci/run`) is 1, else a visible skip.
+pub fn missing_part(require: &str, what: &str) {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{what}, and {require}=1");
+    }
+    report_skip(&format!("{what} ({require}=1 makes this a failure)"));
+}
+
+/// `../shared/data` (the real public data), or None after [`missing_part`].
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.join("README.md").is_file() {
+        return Some(dir);
+    }
+    missing_part(
+        "GPURENT_REQUIRE_SHARED",
+        &format!("{} not found (real-data test)", dir.display()),
+    );
+    None
+}

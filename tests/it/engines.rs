@@ -17,11 +17,27 @@ use polars::prelude::*;
 
 use crate::common::*;
 
-fn engines_python() -> Option<PathBuf> {
+/// The Python of the engines venv (`GPURENT_ENGINES_PYTHON` overrides), or None
+/// after [`missing_part`].
+fn engines_python(what: &str) -> Option<PathBuf> {
     let p = std::env::var_os("GPURENT_ENGINES_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/gpurent-engines/bin/python"));
-    p.exists().then_some(p)
+    python_at(p, what)
+}
+
+/// `python` if it exists (a venv `scripts/engines.sh` makes), or None after
+/// [`missing_part`].
+pub fn python_at(python: PathBuf, what: &str) -> Option<PathBuf> {
+    if python.exists() {
+        return Some(python);
+    }
+    let shown = python.display();
+    missing_part(
+        "GPURENT_REQUIRE_ENGINES",
+        &format!("{what}: no {shown} (scripts/engines.sh)"),
+    );
+    None
 }
 
 /// Rows and the sum of USD per GPU-hour per date, as gpurent stored them.
@@ -86,11 +102,7 @@ pub fn check_engine(line: &str, own: &BTreeMap<String, (i64, f64)>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_and_duckdb_read_every_stored_row() {
-    let Some(python) = engines_python() else {
-        if std::env::var("GPURENT_REQUIRE_ENGINES").as_deref() == Ok("1") {
-            panic!("no engines venv and GPURENT_REQUIRE_ENGINES=1 (run scripts/engines.sh)");
-        }
-        report_skip("no PySpark/DuckDB venv (scripts/engines.sh; GPURENT_REQUIRE_ENGINES=1 makes this a failure)");
+    let Some(python) = engines_python("Spark and DuckDB reading a store") else {
         return;
     };
     let srv = server().await;
@@ -132,11 +144,7 @@ async fn spark_and_duckdb_read_every_stored_row() {
 /// `sql/weekly_stats.sql` on Spark and DuckDB over `store` equals `summary`'s rows for
 /// `week`; nothing when the engines are not installed (unless required).
 pub fn check_week_sql(store: &Path, week: &str, summary: &serde_json::Value) {
-    let Some(python) = engines_python() else {
-        if std::env::var("GPURENT_REQUIRE_ENGINES").as_deref() == Ok("1") {
-            panic!("no engines venv and GPURENT_REQUIRE_ENGINES=1 (run scripts/engines.sh)");
-        }
-        report_skip("the SQL check of a real week: no PySpark/DuckDB venv (scripts/engines.sh)");
+    let Some(python) = engines_python("the SQL check of a real week") else {
         return;
     };
     for line in run_script(&python, "weekly-stats.py", &[store, Path::new(week)]) {

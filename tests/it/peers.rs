@@ -481,19 +481,6 @@ async fn backfill_of_unknown_provider_or_region_is_loud() {
     );
 }
 
-/// `../shared/data`, or a visible skip (a failure when GPURENT_REQUIRE_SHARED=1).
-fn shared() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("GPURENT_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("GPURENT_REQUIRE_SHARED=1 but {} is missing", dir.display());
-    }
-    eprintln!("SKIPPED: {} not found (real-data test)", dir.display());
-    None
-}
-
 /// The hand computation: vast.ai's on-demand RTX 4090 group medians of one host
 /// country in the week starting `monday`, read straight from the CSV.
 fn tracker_medians(csv_path: &Path, monday: NaiveDate, country: &str) -> Vec<f64> {
@@ -524,7 +511,7 @@ fn tracker_medians(csv_path: &Path, monday: NaiveDate, country: &str) -> Vec<f64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_tracker_cn_vs_us_rtx4090_week() {
-    let Some(data) = shared() else { return };
+    let Some(data) = shared_data() else { return };
     let csv_path = data.join("gpu-pricing-tracker-2026/observations.csv");
     let tmp = tempdir();
     let store = Store::open(tmp.path().join("store"));

@@ -11,21 +11,6 @@ use gpurent::tables::Tables;
 
 use crate::common::*;
 
-fn shared() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.join("README.md").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("GPURENT_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("GPURENT_REQUIRE_SHARED=1 but {} is missing", dir.display());
-    }
-    crate::common::report_skip(&format!(
-        "{} not found (real-data test; GPURENT_REQUIRE_SHARED=1 makes this a failure)",
-        dir.display()
-    ));
-    None
-}
-
 fn spec_format(format: &str) -> Spec {
     Spec {
         format: Some(format.into()),
@@ -60,7 +45,7 @@ async fn import(spec: &Spec, paths: &[PathBuf], store: &Store) -> Vec<backfill::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skypilot_aws_backfill() {
-    let Some(data) = shared() else { return };
+    let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path());
     let aws = data.join("skypilot-catalog/aws");
@@ -132,7 +117,7 @@ fn ecb(data: &Path, date: &str) -> (String, f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn china_vs_us_a100_80gb_june_2023() {
-    let Some(data) = shared() else { return };
+    let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path());
     let mut ecb_spec = spec_format("ecb_fx");
@@ -199,7 +184,7 @@ async fn china_vs_us_a100_80gb_june_2023() {
 /// Share of offers whose GPU resolved to a model, per imported real file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolved_share_of_real_files() {
-    let Some(data) = shared() else { return };
+    let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path());
     let mut ecb_spec = spec_format("ecb_fx");
@@ -400,7 +385,7 @@ fn weeks_with_changes(
 /// 2023 lists; Tencent 2016-2021; ECB rates), and the 2023-W24 report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_history_2023_w24_methodology() {
-    let Some(data) = shared() else { return };
+    let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path().join("store"));
     let mut ecb_spec = spec_format("ecb_fx");

@@ -18,6 +18,14 @@ const IMG: &str = "<img src=x onerror=alert(1)>";
 const SCRIPT: &str = "<script>alert(1)</script>";
 const SCRIPT2: &str = "<script>alert(2)</script>";
 
+/// Chromium is missing: a failure in CI, else a visible skip.
+fn no_chromium(what: &str) {
+    crate::common::missing_part(
+        "GPURENT_REQUIRE_CHROMIUM",
+        &format!("chromium not installed ({what}; scripts/setup.sh installs it)"),
+    );
+}
+
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -198,13 +206,7 @@ fn hostile_feed_text_renders_as_text() {
     );
 
     let Some(bin) = chromium() else {
-        if std::env::var("GPURENT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
-            panic!("chromium not installed and GPURENT_REQUIRE_CHROMIUM=1 (run scripts/setup.sh)");
-        }
-        crate::common::report_skip(
-            "chromium not installed (page render; GPURENT_REQUIRE_CHROMIUM=1 makes this a failure)",
-        );
-        return;
+        return no_chromium("page render");
     };
     let url = format!("file://{}", index.canonicalize().unwrap().display());
     let png = tmp.path().join("page.png");
@@ -317,11 +319,7 @@ fn report_page_fits_phone_and_desktop() {
         }
     }
     let Some(bin) = chromium() else {
-        if std::env::var("GPURENT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
-            panic!("chromium not installed and GPURENT_REQUIRE_CHROMIUM=1 (run scripts/setup.sh)");
-        }
-        println!("SKIPPED: chromium not installed");
-        return;
+        return no_chromium("page screenshots");
     };
     let url = format!("file://{}", index.canonicalize().unwrap().display());
     for (name, width, height) in [("phone", 390u32, 2400u32), ("desktop", 1280, 2400)] {

@@ -25,14 +25,12 @@ fn s3_env() -> Option<BTreeMap<String, String>> {
             .collect()
     });
     if env.is_none() {
-        if std::env::var("GPURENT_REQUIRE_S3").as_deref() == Ok("1") {
-            panic!(
-                "no S3 server ({}) and GPURENT_REQUIRE_S3=1: run scripts/s3-server.sh start",
+        missing_part(
+            "GPURENT_REQUIRE_S3",
+            &format!(
+                "no S3 server ({}; scripts/s3-server.sh start)",
                 file.display()
-            );
-        }
-        report_skip(
-            "no S3 server (scripts/s3-server.sh start; GPURENT_REQUIRE_S3=1 makes this a failure)",
+            ),
         );
     }
     env
@@ -193,13 +191,9 @@ async fn ingest_and_report_through_a_bucket_equal_a_local_store() {
 /// bucket over S3 and sees per date the rows and USD sums of the local store.
 fn duckdb_reads_the_bucket(env: &BTreeMap<String, String>, s3: &str, local: &Path) {
     let python = PathBuf::from("/var/tmp/gpurent-duckdb-s3/bin/python");
-    if !python.exists() {
-        if std::env::var("GPURENT_REQUIRE_ENGINES").as_deref() == Ok("1") {
-            panic!("no DuckDB-with-httpfs venv and GPURENT_REQUIRE_ENGINES=1 (scripts/engines.sh)");
-        }
-        report_skip("DuckDB over S3: no /var/tmp/gpurent-duckdb-s3 venv (scripts/engines.sh)");
+    let Some(python) = crate::engines::python_at(python, "DuckDB over S3") else {
         return;
-    }
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/engines-read.py");
     let out = std::process::Command::new(python)
         .arg(script)
