@@ -154,6 +154,11 @@ impl Remote {
     /// Every object key under the prefix, relative to it, of the given kinds.
     async fn list(&self, kinds: &[&str]) -> Result<BTreeSet<String>, StoreError> {
         let mut out = BTreeSet::new();
+        let cut = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
         for kind in kinds {
             let prefix = self.key(kind);
             let metas: Vec<_> = self
@@ -162,11 +167,6 @@ impl Remote {
                 .try_collect()
                 .await
                 .map_err(self.err(kind))?;
-            let cut = if self.prefix.is_empty() {
-                0
-            } else {
-                self.prefix.len() + 1
-            };
             out.extend(
                 metas
                     .into_iter()
@@ -298,7 +298,7 @@ impl Remote {
     /// Create one object from the cache's file; false when it already existed.
     async fn upload(&self, cache: &Store, rel: String) -> Result<bool, StoreError> {
         let path = cache.root().join(&rel);
-        let bytes = std::fs::read(&path).map_err(|source| StoreError::Io { path, source })?;
+        let bytes = std::fs::read(&path).map_err(fsutil::io(&path))?;
         let put = self
             .os
             .put_opts(&self.key(&rel), bytes.into(), PutMode::Create.into())
@@ -336,10 +336,7 @@ impl Remote {
                 Err(object_store::Error::NotFound { .. }) => PutMode::Create,
                 Err(e) => return Err(self.err(FX)(e)),
             };
-            let bytes = std::fs::read(&local).map_err(|source| StoreError::Io {
-                path: local.clone(),
-                source,
-            })?;
+            let bytes = std::fs::read(&local).map_err(fsutil::io(&local))?;
             match self.os.put_opts(&key, bytes.into(), mode.into()).await {
                 Ok(_) => return Ok(()),
                 Err(
@@ -374,18 +371,14 @@ fn remember(cache: &Store, keys: &[String]) -> Result<(), StoreError> {
         return Ok(());
     }
     let path = cache.root().join(KNOWN);
-    let io = |source| StoreError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(cache.root()).map_err(io)?;
+    std::fs::create_dir_all(cache.root()).map_err(fsutil::io(cache.root()))?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .map_err(io)?;
+        .map_err(fsutil::io(&path))?;
     let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
-    f.write_all(text.as_bytes()).map_err(io)
+    f.write_all(text.as_bytes()).map_err(fsutil::io(&path))
 }
 
 /// Data files under `dir`, as paths relative to `root` with `/` separators; temporary
