@@ -423,8 +423,13 @@ fn reader(loc: Location) -> anyhow::Result<Store> {
 }
 
 /// A store to write, locked. For an `s3://` store: the cache, after checking that the
-/// server honours conditional creates and pulling; push with [`push`] when done.
-fn writer(loc: Location, wait: u64) -> anyhow::Result<(Store, StoreLock, Option<Remote>)> {
+/// server honours conditional creates and pulling (on the command's runtime `rt`);
+/// push with [`push`] when done.
+fn writer(
+    loc: Location,
+    wait: u64,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(Store, StoreLock, Option<Remote>)> {
     match loc {
         Location::Local(p) => {
             let store = Store::open(p);
@@ -434,20 +439,23 @@ fn writer(loc: Location, wait: u64) -> anyhow::Result<(Store, StoreLock, Option<
         Location::S3 { bucket, prefix } => {
             let (cache, remote) = s3_cache(&bucket, &prefix)?;
             let held = lock(&cache, wait)?;
-            let rt = runtime()?;
             rt.block_on(remote.probe())?;
-            pull(&rt, &cache, &remote)?;
+            pull(rt, &cache, &remote)?;
             Ok((cache, held, Some(remote)))
         }
     }
 }
 
-/// Upload to the bucket what the cache holds and the bucket does not.
-fn push(store: &Store, remote: Option<&Remote>) -> anyhow::Result<()> {
+/// Upload to the bucket what the cache holds and has not seen there.
+fn push(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    remote: Option<&Remote>,
+) -> anyhow::Result<()> {
     let Some(remote) = remote else {
         return Ok(());
     };
-    let t = runtime()?.block_on(remote.push(store))?;
+    let t = rt.block_on(remote.push(store))?;
     eprintln!(
         "gpurent: {}: {} objects pushed, {} already stored by another writer",
         remote.url(),
@@ -457,7 +465,7 @@ fn push(store: &Store, remote: Option<&Remote>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Commands that rewrite stored files work on a local store only.
+/// `renormalise` (it rewrites stored files) and `daemon` work on a local store only.
 fn local_only(loc: Location, command: &str) -> anyhow::Result<PathBuf> {
     match loc {
         Location::Local(p) => Ok(p),
@@ -538,6 +546,7 @@ fn print_unplaced(outcomes: &[backfill::FileOutcome]) {
 
 /// `backfill --format gpuhunt_catalog --from --to`: one catalogue version per day.
 fn backfill_versions(
+    rt: &tokio::runtime::Runtime,
     spec: &backfill::VersionSpec,
     store: &Store,
     tables: &Tables,
@@ -546,7 +555,6 @@ fn backfill_versions(
         spec.format == "gpuhunt_catalog",
         "--from/--to fetch dated catalogue versions: use them with --format gpuhunt_catalog"
     );
-    let rt = runtime()?;
     let outcomes = rt.block_on(backfill::backfill_versions(
         spec,
         store,
@@ -659,8 +667,8 @@ fn cmd_ingest(
 ) -> anyhow::Result<u8> {
     let at = at.unwrap_or_else(Utc::now);
     let (feeds, broken) = feed::load_dir(&feeds)?;
-    let (store, _lock, remote) = writer(store, ctx.wait)?;
     let rt = runtime()?;
+    let (store, _lock, remote) = writer(store, ctx.wait, &rt)?;
     let report = rt.block_on(async {
         let client = fetch::client();
         ingest::run(feeds, broken, &store, &client, at, ctx.tables).await
@@ -675,7 +683,7 @@ fn cmd_ingest(
         );
     }
     store.write_run_record(Utc::now(), &report.record(at))?;
-    push(&store, remote.as_ref())?;
+    push(&rt, &store, remote.as_ref())?;
     if let Some(cfg) = &ctx.alerts {
         run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
     }
@@ -741,7 +749,8 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
         anyhow::bail!("{} does not exist", missing.display());
     }
-    let (store, _lock, remote) = writer(store, ctx.wait)?;
+    let rt = runtime()?;
+    let (store, _lock, remote) = writer(store, ctx.wait, &rt)?;
     if let (Some(from), Some(to)) = (from, to) {
         let spec = backfill::VersionSpec {
             format: format.unwrap_or_default(),
@@ -749,8 +758,8 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
             from,
             to,
         };
-        let code = backfill_versions(&spec, &store, ctx.tables)?;
-        push(&store, remote.as_ref())?;
+        let code = backfill_versions(&rt, &spec, &store, ctx.tables)?;
+        push(&rt, &store, remote.as_ref())?;
         return Ok(code);
     }
     let spec = backfill::Spec {
@@ -759,7 +768,6 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
         provider,
         at,
     };
-    let rt = runtime()?;
     let outcomes = rt.block_on(backfill::backfill(
         &spec,
         &paths,
@@ -780,7 +788,7 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
         failed,
     };
     store.write_run_record(Utc::now(), &rec)?;
-    push(&store, remote.as_ref())?;
+    push(&rt, &store, remote.as_ref())?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
@@ -807,7 +815,8 @@ fn cmd_crosscheck(
 
 /// `gpurent compact`.
 fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> anyhow::Result<u8> {
-    let (store, _lock, remote) = writer(store, ctx.wait)?;
+    let rt = runtime()?;
+    let (store, _lock, remote) = writer(store, ctx.wait, &rt)?;
     let before = before.unwrap_or_else(|| Utc::now().date_naive());
     let (mut files_before, mut files_after, mut days) = (0, 0, 0);
     for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
@@ -820,8 +829,8 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
     }
     println!("compact: {days} days compacted, {files_before} files before, {files_after} after");
     if let Some(r) = &remote {
-        push(&store, Some(r))?;
-        let n = runtime()?.block_on(r.delete_covered())?;
+        push(&rt, &store, Some(r))?;
+        let n = rt.block_on(r.delete_covered())?;
         eprintln!(
             "gpurent: {}: {n} hourly objects deleted, their hours now in day objects",
             r.url()
