@@ -317,27 +317,20 @@ impl Store {
             return true;
         }
         // A compacted day's name holds the mask of its hours.
-        let dir = self.partition("offers", at.date_naive());
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return false;
-        };
-        entries.flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            matches!(parse_data_name(&name), Some((f, DataFile::Day(mask))) if f == feed
-                && mask & (1 << at.hour()) != 0)
-        })
+        self.day_file("offers", feed, at).is_some()
     }
 
-    /// The compacted day file of a feed and date, if any.
-    fn day_file(&self, kind: &str, feed: &str, date: NaiveDate) -> Option<PathBuf> {
-        let dir = self.partition(kind, date);
+    /// The compacted day file of a feed that holds the hour of `at`, if any.
+    fn day_file(&self, kind: &str, feed: &str, at: DateTime<Utc>) -> Option<PathBuf> {
+        let dir = self.partition(kind, at.date_naive());
         fs::read_dir(&dir)
             .ok()?
             .flatten()
             .map(|e| e.path())
             .find(|p| {
                 let name = p.file_name().unwrap_or_default().to_string_lossy();
-                matches!(parse_data_name(&name), Some((f, DataFile::Day(_))) if f == feed)
+                matches!(parse_data_name(&name), Some((f, DataFile::Day(mask)))
+                    if f == feed && mask & (1 << at.hour()) != 0)
             })
     }
 
@@ -880,7 +873,7 @@ impl Store {
                 let f = File::open(&hourly).map_err(io(&hourly))?;
                 ParquetReader::new(f).finish().map_err(pl(&hourly))?
             } else {
-                let Some(daily) = self.day_file(kind, feed, at.date_naive()) else {
+                let Some(daily) = self.day_file(kind, feed, at) else {
                     continue;
                 };
                 let (from, to_t) = (at.timestamp_millis(), at.timestamp_millis() + 3_600_000);
