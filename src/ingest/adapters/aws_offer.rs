@@ -65,7 +65,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::{adapter_keys, Adapter, AdapterError, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, Header, NoKeys, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
@@ -546,18 +546,10 @@ struct CsvCols {
 
 impl CsvCols {
     fn of(header: &csv::StringRecord, header_row: usize) -> Result<Self, AdapterError> {
-        let index: HashMap<&str, usize> = header
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.trim(), i))
-            .collect();
-        let find = |names: &[&str]| names.iter().find_map(|n| index.get(n).copied());
-        let need = |name: &str| {
-            find(&[name]).ok_or_else(|| AdapterError::Column {
-                column: name.to_string(),
-                problem: format!("is not in the header (row {header_row})"),
-            })
-        };
+        let h = Header::of(header);
+        let find = |names: &[&str]| h.find(names);
+        let problem = format!("is not in the header (row {header_row})");
+        let need = |name: &str| h.need(name, &problem);
         Ok(Self {
             term: need("TermType")?,
             rate: need("RateCode")?,

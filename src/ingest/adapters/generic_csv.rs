@@ -26,11 +26,9 @@
 //! is then the group's median). A `country` cell that is not an ISO 3166-1 alpha-2
 //! code (e.g. `global`) states no country.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 
-use super::{adapter_keys, Adapter, AdapterError, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, Header, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 #[derive(Debug, Deserialize)]
@@ -219,23 +217,11 @@ struct Cols {
 
 impl Cols {
     fn of(headers: &csv::StringRecord, c: &Fields) -> Result<Self, AdapterError> {
-        let index: HashMap<&str, usize> = headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.trim(), i))
-            .collect();
-        let col =
-            |name: &Option<String>, key: &str| -> Result<Option<usize>, AdapterError> {
-                match name {
-                    None => Ok(None),
-                    Some(n) => index.get(n.as_str()).copied().map(Some).ok_or_else(|| {
-                        AdapterError::Column {
-                            column: n.clone(),
-                            problem: format!("(key `columns.{key}`) is not in the CSV header"),
-                        }
-                    }),
-                }
-            };
+        let h = Header::of(headers);
+        let col = |name: &Option<String>, key: &str| -> Result<Option<usize>, AdapterError> {
+            let problem = format!("(key `columns.{key}`) is not in the CSV header");
+            name.as_deref().map(|n| h.need(n, &problem)).transpose()
+        };
         Ok(Self {
             gpu: col(&c.gpu, "gpu")?,
             count: col(&c.gpu_count, "gpu_count")?,

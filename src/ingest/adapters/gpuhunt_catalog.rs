@@ -17,12 +17,12 @@
 //! once. A provider file without a required column becomes one `bad_record` reject
 //! naming the file; the other files are still read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 
 use serde::Deserialize;
 
-use super::{adapter_keys, bad_record, Adapter, AdapterError, Page, ParseCtx, Request};
+use super::{adapter_keys, bad_record, Adapter, AdapterError, Header, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 use crate::tables::Tables;
 
@@ -163,17 +163,8 @@ struct Cols {
 }
 
 fn columns(headers: &csv::StringRecord) -> Result<Cols, AdapterError> {
-    let idx: HashMap<&str, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.trim(), i))
-        .collect();
-    let need = |n: &str| {
-        idx.get(n).copied().ok_or_else(|| AdapterError::Column {
-            column: n.to_string(),
-            problem: "missing from the header".into(),
-        })
-    };
+    let h = Header::of(headers);
+    let need = |n: &str| h.need(n, "missing from the header");
     Ok(Cols {
         instance: need("instance_name")?,
         location: need("location")?,
@@ -181,7 +172,7 @@ fn columns(headers: &csv::StringRecord) -> Result<Cols, AdapterError> {
         gpu_count: need("gpu_count")?,
         gpu_name: need("gpu_name")?,
         spot: need("spot")?,
-        gpu_memory: idx.get("gpu_memory").copied(),
+        gpu_memory: h.find(&["gpu_memory"]),
     })
 }
 

@@ -117,6 +117,28 @@ pub(crate) fn parse_page(
     adapter.parse(&page, &ctx).map_err(|e| e.to_string())
 }
 
+/// A CSV header row: column positions by their trimmed names.
+pub(crate) struct Header<'a>(std::collections::HashMap<&'a str, usize>);
+
+impl<'a> Header<'a> {
+    pub(crate) fn of(rec: &'a csv::StringRecord) -> Self {
+        Self(rec.iter().enumerate().map(|(i, h)| (h.trim(), i)).collect())
+    }
+
+    /// The position of the first of `names` the header has.
+    pub(crate) fn find(&self, names: &[&str]) -> Option<usize> {
+        names.iter().find_map(|n| self.0.get(n).copied())
+    }
+
+    /// The position of `name`, or a column error that says `problem`.
+    pub(crate) fn need(&self, name: &str, problem: &str) -> Result<usize, AdapterError> {
+        self.find(&[name]).ok_or_else(|| AdapterError::Column {
+            column: name.to_string(),
+            problem: problem.to_string(),
+        })
+    }
+}
+
 /// Builds an adapter from its own keys (the feed file's keys less the common ones).
 pub type Builder = fn(toml::Table) -> Result<Box<dyn Adapter>, AdapterError>;
 

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{adapter_keys, Adapter, AdapterError, NoKeys, Page, ParseCtx};
+use super::{adapter_keys, Adapter, AdapterError, Header, NoKeys, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
@@ -160,26 +160,17 @@ struct Cols {
 
 impl Cols {
     fn of(headers: &csv::StringRecord) -> Result<Self, AdapterError> {
-        let idx: HashMap<&str, usize> = headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.trim(), i))
-            .collect();
-        let need = |n: &str| {
-            idx.get(n).copied().ok_or_else(|| AdapterError::Column {
-                column: n.to_string(),
-                problem: "missing from the header".into(),
-            })
-        };
+        let h = Header::of(headers);
+        let need = |n: &str| h.need(n, "missing from the header");
         Ok(Self {
             it: need("InstanceType")?,
             acc: need("AcceleratorName")?,
             cnt: need("AcceleratorCount")?,
             price: need("Price")?,
             region: need("Region")?,
-            spot: idx.get("SpotPrice").copied(),
-            zone: idx.get("AvailabilityZone").copied(),
-            info: idx.get("GpuInfo").copied(),
+            spot: h.find(&["SpotPrice"]),
+            zone: h.find(&["AvailabilityZone"]),
+            info: h.find(&["GpuInfo"]),
         })
     }
 }
