@@ -13,18 +13,12 @@ Spark runs in local mode (Debian's OpenJDK 17, PySpark from PyPI); DuckDB from P
 import json
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from engines_common import duckdb_connect, spark_session  # noqa: E402
+
 
 def spark(store):
-    from pyspark.sql import SparkSession
-
-    s = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
-    s.sparkContext.setLogLevel("ERROR")
+    s = spark_session()
     df = s.read.parquet(f"{store}/offers")
     df.createOrReplaceTempView("offers")
     types = dict(df.dtypes)
@@ -42,11 +36,12 @@ def spark(store):
     return out
 
 
-def duckdb(store, con=None):
-    import duckdb as d
+def duckdb(store):
+    con, d = duckdb_connect()
+    return duckdb_read(con, d.__version__, store)
 
-    con = con or d.connect()
-    con.execute("SET threads = 2")
+
+def duckdb_read(con, version, store):
     rel = f"read_parquet('{store}/offers/*/*.parquet', hive_partitioning = true)"
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
     rows = con.execute(
@@ -54,7 +49,7 @@ def duckdb(store, con=None):
         "GROUP BY date ORDER BY d"
     ).fetchall()
     return {
-        "engine": "duckdb " + d.__version__,
+        "engine": "duckdb " + version,
         "date_type": types["date"],
         "observed_at_type": types["observed_at"],
         "per_date": [list(r) for r in rows],
@@ -64,12 +59,11 @@ def duckdb(store, con=None):
 def duckdb_s3(store):
     import os
 
-    import duckdb as d
     import duckdb_extension_httpfs as h
 
+    con, d = duckdb_connect()
     ext = os.path.join(os.path.dirname(h.__file__), "extensions", "v" + d.__version__,
                        "httpfs.duckdb_extension")
-    con = d.connect()
     con.execute(f"LOAD '{ext}'")
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     opts = [f"KEY_ID '{os.environ['AWS_ACCESS_KEY_ID']}'",
@@ -80,7 +74,7 @@ def duckdb_s3(store):
         opts += [f"ENDPOINT '{host}'", "URL_STYLE 'path'",
                  f"USE_SSL {'false' if endpoint.startswith('http://') else 'true'}"]
     con.execute(f"CREATE SECRET (TYPE s3, {', '.join(opts)})")
-    out = duckdb(store, con)
+    out = duckdb_read(con, d.__version__, store)
     out["engine"] += " over S3"
     return out
 

@@ -13,7 +13,11 @@ import argparse
 import datetime as dt
 import json
 import pathlib
+import sys
 import tomllib
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from engines_common import duckdb_connect, spark_session  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COLUMNS = ["gpu_model", "bloc", "price_class", "offers", "providers", "min", "p10",
@@ -51,14 +55,7 @@ def validity_sql(validity):
 
 
 def spark(store, text, validity):
-    from pyspark.sql import SparkSession
-
-    s = (SparkSession.builder.master("local[2]")
-         .config("spark.ui.enabled", "false")
-         .config("spark.sql.session.timeZone", "UTC")
-         .config("spark.driver.bindAddress", "127.0.0.1")
-         .getOrCreate())
-    s.sparkContext.setLogLevel("ERROR")
+    s = spark_session()
     s.read.option("mergeSchema", "true").parquet(f"{store}/offers").createOrReplaceTempView("offers")
     s.sql(validity_sql(validity)).createOrReplaceTempView("validity")
     rows = [[r[c] for c in COLUMNS] for r in s.sql(text).collect()]
@@ -68,11 +65,7 @@ def spark(store, text, validity):
 
 
 def duckdb(store, text, validity):
-    import duckdb as d
-
-    con = d.connect()
-    con.execute("SET threads = 2")
-    con.execute("SET TimeZone = 'UTC'")
+    con, d = duckdb_connect()
     con.execute(f"CREATE VIEW offers AS SELECT * FROM read_parquet("
                 f"'{store}/offers/*/*.parquet', hive_partitioning = true, union_by_name = true)")
     con.execute(f"CREATE VIEW validity AS {validity_sql(validity)}")
