@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
 use crate::analysis::inforce::{quantile, InForce};
-use crate::analysis::{collect, strs, Config};
+use crate::analysis::{collect, rollup, strs, Config};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::Providers;
@@ -305,7 +305,14 @@ pub fn prices(store: &Store) -> Result<Table, ReportError> {
             rows: Vec::new(),
         });
     };
-    let inf = InForce::load(store, last, last, &Config::default())?;
+    let cfg = Config::default();
+    let week = IsoWeek::of(last);
+    // With the earlier weeks' outlier medians stored, only rows that may stand now
+    // are read; otherwise whole weeks back to the longest validity.
+    let inf = match rollup::stored_medians(store, week, &cfg)? {
+        Some(known) => InForce::load_recent(store, week.monday(), last, &cfg, &known)?,
+        None => InForce::load(store, last, last, &cfg)?,
+    };
     let Some(now) = inf.latest else {
         return Ok(Table {
             columns,
@@ -372,21 +379,16 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
             rows: Vec::new(),
         });
     };
-    let lf = crate::analysis::peers::prefer_own_sources(lf);
-    let mut cond = col("gpu_model")
-        .eq(lit(hq.model.clone()))
-        .and(col("fractional_gpu").not());
-    if let Some(b) = &hq.bloc {
-        cond = cond.and(col("bloc").eq(lit(b.to_ascii_uppercase())));
-    }
-    if let Some(c) = &hq.country {
-        cond = cond.and(col("country").eq(lit(c.to_ascii_uppercase())));
-    }
+    // The model, class, provider and segment are part of (or fixed by) the cell a peer
+    // row gives way in, so they filter before that window: it then holds one model's
+    // rows, not the store's. Bloc, country and fractional GPUs filter after it, as
+    // before (an own row of another bloc or a fractional one still makes a peer yield).
+    let mut cell = col("gpu_model").eq(lit(hq.model.clone()));
     if let Some(c) = &hq.class {
-        cond = cond.and(col("price_class").eq(lit(c.replace('-', "_"))));
+        cell = cell.and(col("price_class").eq(lit(c.replace('-', "_"))));
     }
     if let Some(p) = &hq.provider {
-        cond = cond.and(col("provider").eq(lit(p.clone())));
+        cell = cell.and(col("provider").eq(lit(p.clone())));
     }
     if let Some(seg) = &hq.segment {
         let table = Providers::embedded();
@@ -394,7 +396,15 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
             .into_iter()
             .filter(|p| table.segment(p) == seg.as_str())
             .fold(lit(false), |acc, p| acc.or(col("provider").eq(lit(p))));
-        cond = cond.and(any);
+        cell = cell.and(any);
+    }
+    let lf = crate::analysis::peers::prefer_own_sources(lf.filter(cell));
+    let mut cond = col("fractional_gpu").not();
+    if let Some(b) = &hq.bloc {
+        cond = cond.and(col("bloc").eq(lit(b.to_ascii_uppercase())));
+    }
+    if let Some(c) = &hq.country {
+        cond = cond.and(col("country").eq(lit(c.to_ascii_uppercase())));
     }
     let ms = observed_ms();
     let period = match hq.every {
