@@ -446,12 +446,14 @@ fn writer(
     }
 }
 
-/// Upload to the bucket what the cache holds and has not seen there.
+/// After a write: store the rollups of the complete weeks it changed, then upload to
+/// the bucket what the cache holds and has not seen there.
 fn push(
     rt: &tokio::runtime::Runtime,
     store: &Store,
     remote: Option<&Remote>,
 ) -> anyhow::Result<()> {
+    refresh_rollups(store);
     let Some(remote) = remote else {
         return Ok(());
     };
@@ -463,6 +465,19 @@ fn push(
         t.already_there
     );
     Ok(())
+}
+
+/// Rollups are derived data: failing to store them is a warning, never a failed write
+/// (the report computes a missing one).
+fn refresh_rollups(store: &Store) {
+    match analysis::rollup::refresh(store) {
+        Ok(r) => tracing::info!(
+            "rollups: {} weeks written, {} current",
+            r.written,
+            r.current
+        ),
+        Err(e) => tracing::warn!("rollups not updated: {e}"),
+    }
 }
 
 /// `renormalise` (it rewrites stored files) and `daemon` work on a local store only.
@@ -828,8 +843,8 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         files_after += a;
     }
     println!("compact: {days} days compacted, {files_before} files before, {files_after} after");
+    push(&rt, &store, remote.as_ref())?;
     if let Some(r) = &remote {
-        push(&rt, &store, Some(r))?;
         let n = rt.block_on(r.delete_covered())?;
         eprintln!(
             "gpurent: {}: {n} hourly objects deleted, their hours now in day objects",
@@ -844,6 +859,7 @@ fn cmd_renormalise(ctx: Ctx, store: Location) -> anyhow::Result<u8> {
     let store = Store::open(local_only(store, "renormalise")?);
     let _lock = lock(&store, ctx.wait)?;
     let r = backfill::renormalise(&store, ctx.tables)?;
+    refresh_rollups(&store);
     for f in &r.failures {
         emit(&format!("FAILED: {f}\n"));
     }

@@ -16,7 +16,7 @@ const GPUS_TOML: &str = include_str!("../tables/gpus.toml");
 const REGIONS_TOML: &str = include_str!("../tables/regions.toml");
 const INSTANCES_CSV: &str = include_str!("../tables/instances.csv");
 const UNITS_TOML: &str = include_str!("../tables/units.toml");
-const PROVIDERS_TOML: &str = include_str!("../tables/providers.toml");
+pub(crate) const PROVIDERS_TOML: &str = include_str!("../tables/providers.toml");
 
 /// Relative tolerance when snapping a reported memory size to a known one.
 pub const MEMORY_SNAP_TOLERANCE: f64 = 0.07;

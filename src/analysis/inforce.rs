@@ -81,6 +81,42 @@ pub struct InForce {
     pub spans: Vec<Span>,
     /// The latest observation time scanned, ms since the epoch.
     pub latest: Option<i64>,
+    /// The outlier-rule medians computed from the scan: (model, week index) to USD
+    /// per GPU-hour, for the whole weeks it holds.
+    pub medians: BTreeMap<(String, i64), f64>,
+}
+
+/// Which rows before `from` (from `start`) may still stand at `from`: every row of a
+/// provider with the longest validity, a shorter-lived provider's only when observed
+/// less than its validity before `from`. Rows from `from` on are all kept.
+fn may_stand(
+    store: &Store,
+    start: NaiveDate,
+    from: NaiveDate,
+    providers: &Providers,
+) -> Result<Expr, ReportError> {
+    let t = col("observed_at").cast(DataType::Int64);
+    let mut keep = t.clone().gt_eq(lit(ms(from)));
+    let Some(lf) = store.scan_offers(Some(start), Some(from))? else {
+        return Ok(keep);
+    };
+    let names = lf
+        .select([col("provider")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())?;
+    let longest = providers.max_valid_hours();
+    for p in crate::analysis::strs(&names, "provider")? {
+        let hours = providers.valid_hours(&p);
+        let is_p = col("provider").eq(lit(p));
+        keep = if hours >= longest {
+            keep.or(is_p)
+        } else {
+            let since = ms(from) - (hours * HOUR_MS as f64) as i64;
+            keep.or(is_p.and(t.clone().gt(lit(since))))
+        };
+    }
+    Ok(keep)
 }
 
 /// How far back to scan so that every price still in force at `from` is found: the
@@ -99,8 +135,37 @@ fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
         .collect())
 }
 
+/// Outlier-rule medians known from rollups: (model, ISO week index) to the median of
+/// the model's whole-GPU observations in that week, USD per GPU-hour.
+pub type KnownMedians = HashMap<(String, i64), f64>;
+
+/// The ISO week (counted from 1970-01-05) holding a time in ms since the epoch.
+pub fn week_index(t: i64) -> i64 {
+    (t - FIRST_MONDAY_MS).div_euclid(WEEK_MS)
+}
+
+/// The columns the spans are built from.
+fn span_columns(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    lf.select([
+        col("observed_at").cast(DataType::Int64).alias("t"),
+        col("feed"),
+        col("offer_id"),
+        col("price_class"),
+        col("provider"),
+        col("gpu_model"),
+        col("bloc"),
+        col("usd_per_gpu_hour").cast(DataType::Float64),
+        col("usd_per_gpu_hour_ex_vat").cast(DataType::Float64),
+        col("gpus_available").cast(DataType::Float64),
+        col("fractional_gpu"),
+        col("peer").fill_null(lit(false)),
+    ])
+    .collect_with_engine(Engine::Streaming)
+    .map(|r| r.unwrap_single())
+}
+
 impl InForce {
-    /// Load the observations of dates `scan_start(from)..=to`.
+    /// Load the observations of dates `scan_start(from)..=to` (whole ISO weeks).
     pub fn load(
         store: &Store,
         from: NaiveDate,
@@ -111,27 +176,51 @@ impl InForce {
         let Some(lf) = store.scan_offers(Some(scan_start(from, providers)), Some(to))? else {
             return Ok(Self::default());
         };
-        let df = lf
-            .select([
-                col("observed_at").cast(DataType::Int64).alias("t"),
-                col("feed"),
-                col("offer_id"),
-                col("price_class"),
-                col("provider"),
-                col("gpu_model"),
-                col("bloc"),
-                col("usd_per_gpu_hour").cast(DataType::Float64),
-                col("usd_per_gpu_hour_ex_vat").cast(DataType::Float64),
-                col("gpus_available").cast(DataType::Float64),
-                col("fractional_gpu"),
-                col("peer").fill_null(lit(false)),
-            ])
-            .collect_with_engine(Engine::Streaming)
-            .map(|r| r.unwrap_single())?;
-        Ok(Self::from_frame(&df, providers, cfg)?)
+        let df = span_columns(lf)?;
+        Ok(Self::from_frame(
+            &df,
+            providers,
+            cfg,
+            i64::MIN,
+            &KnownMedians::new(),
+        )?)
     }
 
-    fn from_frame(df: &DataFrame, providers: &Providers, cfg: &Config) -> PolarsResult<Self> {
+    /// The same offers in force from the Monday `from` on as [`InForce::load`], from
+    /// fewer rows: before `from`, only rows that may still stand at `from` (observed
+    /// less than their provider's validity before it), flagged by the outlier medians
+    /// of their weeks in `known` (from the rollups), which must hold every week before
+    /// `from` that had a median.
+    pub fn load_recent(
+        store: &Store,
+        from: NaiveDate,
+        to: NaiveDate,
+        cfg: &Config,
+        known: &KnownMedians,
+    ) -> Result<Self, ReportError> {
+        let providers = Providers::embedded();
+        let start = scan_start(from, providers);
+        let Some(lf) = store.scan_offers(Some(start), Some(to))? else {
+            return Ok(Self::default());
+        };
+        let keep = may_stand(store, start, from, providers)?;
+        let df = span_columns(lf.filter(keep))?;
+        Ok(Self::from_frame(
+            &df,
+            providers,
+            cfg,
+            week_index(ms(from)),
+            known,
+        )?)
+    }
+
+    fn from_frame(
+        df: &DataFrame,
+        providers: &Providers,
+        cfg: &Config,
+        full_from: i64,
+        known: &KnownMedians,
+    ) -> PolarsResult<Self> {
         let t: Vec<i64> = df
             .column("t")?
             .i64()?
@@ -204,7 +293,7 @@ impl InForce {
             });
         }
         out.set_ends(providers);
-        out.flag_implausible(cfg);
+        out.flag_implausible(cfg, full_from, known);
         Ok(out)
     }
 
@@ -238,20 +327,34 @@ impl InForce {
         }
     }
 
-    /// The implausible-price rule: per model and ISO week of observation.
-    fn flag_implausible(&mut self, cfg: &Config) {
-        let Self { offers, spans, .. } = self;
-        let week = |s: &Span| (s.start - FIRST_MONDAY_MS).div_euclid(WEEK_MS);
+    /// The implausible-price rule: per model and ISO week of observation. Medians of
+    /// weeks from `full_from` on come from the spans (whole weeks were loaded), those
+    /// of earlier weeks from `known`; the computed ones are kept in `medians`.
+    fn flag_implausible(&mut self, cfg: &Config, full_from: i64, known: &KnownMedians) {
+        let Self {
+            offers,
+            spans,
+            medians: kept,
+            ..
+        } = self;
+        let week = |s: &Span| week_index(s.start);
         let mut by: HashMap<(&str, i64), Vec<f64>> = HashMap::new();
         for s in spans.iter().filter(|s| !s.fractional && !s.implausible) {
-            by.entry((&offers[s.offer].gpu_model, week(s)))
-                .or_default()
-                .push(s.v);
+            if week(s) >= full_from {
+                by.entry((&offers[s.offer].gpu_model, week(s)))
+                    .or_default()
+                    .push(s.v);
+            }
         }
-        let medians: HashMap<(&str, i64), f64> = by
+        let mut medians: HashMap<(&str, i64), f64> = by
             .into_iter()
             .map(|(k, mut v)| (k, quantile(&mut v, 0.5)))
             .collect();
+        *kept = medians
+            .iter()
+            .map(|((m, w), v)| ((m.to_string(), *w), *v))
+            .collect();
+        medians.extend(known.iter().map(|((m, w), v)| ((m.as_str(), *w), *v)));
         for s in spans.iter_mut() {
             if let Some(m) = medians.get(&(offers[s.offer].gpu_model.as_str(), week(s))) {
                 s.implausible |= s.v < m * cfg.implausible_low || s.v > m * cfg.implausible_high;
@@ -402,7 +505,7 @@ mod tests {
             });
         }
         inf.set_ends(Providers::embedded());
-        inf.flag_implausible(&Config::default());
+        inf.flag_implausible(&Config::default(), i64::MIN, &KnownMedians::new());
         inf.standing(at * HOUR_MS, (at + 1) * HOUR_MS)
             .into_iter()
             .map(|s| (s.key.offer_id.clone(), s.v))

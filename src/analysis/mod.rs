@@ -13,6 +13,7 @@
 pub mod inforce;
 pub mod peers;
 pub mod query;
+pub mod rollup;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use polars::prelude::*;
@@ -502,7 +503,12 @@ pub fn provider_pairs(providers: &[ProviderRow]) -> Vec<ProviderPair> {
 }
 
 /// Daily statistics of the offers in force, sorted by date, model, bloc, class.
-fn daily_points(inf: &InForce, from: NaiveDate, to: NaiveDate, cfg: &Config) -> Vec<DailyPoint> {
+pub(crate) fn daily_points(
+    inf: &InForce,
+    from: NaiveDate,
+    to: NaiveDate,
+    cfg: &Config,
+) -> Vec<DailyPoint> {
     let mut out = Vec::new();
     for (date, st) in inf.daily(from, to) {
         let (a, b) = (ms(date), ms(date) + DAY_MS);
@@ -712,7 +718,7 @@ pub type IndexCell = (NaiveDate, String, String, f64);
 
 /// Per week from `from` to `to`: each provider's median per (model, bloc, class),
 /// the index cells; and the main models' provider-balanced figures (long view).
-fn history(
+pub(crate) fn history(
     inf: &InForce,
     from: NaiveDate,
     to: NaiveDate,
@@ -857,34 +863,75 @@ pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, Report
 
 /// Analyse one ISO week: its offers in force, the previous week's, the daily series
 /// over the four weeks ending with it, and the index and long view over every week
-/// up to it. The store is scanned once, from its first date.
+/// up to it. Offers are read for the week and the one before (and before them only
+/// those that may still stand); the weeks before come from their rollups (`rollup`),
+/// read where stored and current, else computed one week at a time. The result
+/// equals [`analyse_week_scanning_all`].
 pub fn analyse_week_with(
     store: &Store,
     week: IsoWeek,
     cfg: &Config,
 ) -> Result<WeekAnalysis, ReportError> {
-    let (from, to) = (week.monday(), week.sunday());
-    let first = store
+    let recent = week.prev();
+    let first = first_week(store, recent)?;
+    let past = rollup::weeks(store, first, recent.prev(), cfg)?;
+    let known = past.known_medians();
+    let inf = InForce::load_recent(store, recent.monday(), week.sunday(), cfg, &known)?;
+    analyse(store, week, cfg, &inf, recent, past)
+}
+
+/// The same analysis from one scan of every offer up to the week's end: the
+/// reference the rollups are tested against (its cost grows with the history).
+pub fn analyse_week_scanning_all(
+    store: &Store,
+    week: IsoWeek,
+    cfg: &Config,
+) -> Result<WeekAnalysis, ReportError> {
+    let first = first_week(store, week)?;
+    let inf = InForce::load(store, first.monday(), week.sunday(), cfg)?;
+    analyse(store, week, cfg, &inf, first, rollup::Rollup::default())
+}
+
+/// The week of the store's first offers, or `week` when that is earlier.
+fn first_week(store: &Store, week: IsoWeek) -> Result<IsoWeek, ReportError> {
+    Ok(store
         .offer_dates()?
         .first()
-        .copied()
-        .unwrap_or(from)
-        .min(from);
-    let inf = InForce::load(store, first, to, cfg)?;
-    let rows = period_stats(&inf, from, to, cfg);
+        .map_or(week, |d| IsoWeek::of(*d).min(week)))
+}
+
+/// The week's figures from `inf` (which holds every offer in force from `scanned`
+/// on) and the history of the weeks before `scanned` (`past`).
+fn analyse(
+    store: &Store,
+    week: IsoWeek,
+    cfg: &Config,
+    inf: &InForce,
+    scanned: IsoWeek,
+    mut past: rollup::Rollup,
+) -> Result<WeekAnalysis, ReportError> {
+    let (from, to) = (week.monday(), week.sunday());
+    let rows = period_stats(inf, from, to, cfg);
     let prev = week.prev();
-    let prev_rows = period_stats(&inf, prev.monday(), prev.sunday(), cfg);
+    let prev_rows = period_stats(inf, prev.monday(), prev.sunday(), cfg);
     let standing = inf.standing(ms(from), ms(to) + DAY_MS);
     let ratios = segment_ratios(&standing, &rows, cfg);
     let providers = provider_rows(&standing);
     let prev_providers =
         provider_rows(&inf.standing(ms(prev.monday()), ms(prev.sunday()) + DAY_MS));
     let provider_pairs = provider_pairs(&providers);
-    let daily = daily_points(&inf, from - Duration::days(21), to, cfg);
+    let daily_from = from - Duration::days(21);
+    let mut daily: Vec<DailyPoint> = std::mem::take(&mut past.daily)
+        .into_iter()
+        .filter(|d| d.date >= daily_from)
+        .collect();
+    daily.extend(daily_points(inf, daily_from.max(scanned.monday()), to, cfg));
     let thin = rows.iter().filter(|r| r.thin).count() as u32;
-    let coverage = coverage(store, &inf, from, to, thin)?;
-    let (cells, long_view) = history(&inf, IsoWeek::of(first).monday(), to, cfg);
-    let index = chain_index(&cells);
+    let coverage = coverage(store, inf, from, to, thin)?;
+    let (cells, long) = history(inf, scanned.monday(), to, cfg);
+    past.cells.extend(cells);
+    past.long.extend(long);
+    let index = chain_index(&past.cells);
     Ok(WeekAnalysis {
         week: week.label(),
         from,
@@ -898,7 +945,7 @@ pub fn analyse_week_with(
         providers,
         prev_providers,
         provider_pairs,
-        long_view,
+        long_view: past.long,
         config: *cfg,
     })
 }

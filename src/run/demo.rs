@@ -312,6 +312,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = server.task.await;
 
+    crate::analysis::rollup::refresh(&store)?;
     let reports = out.join("reports");
     let mut weeks = Vec::new();
     for w in 0..4 {

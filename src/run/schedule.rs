@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use tokio::sync::watch;
 
+use crate::analysis;
 use crate::error::{FeedError, StoreError};
 use crate::ingest::feed;
 use crate::ingest::{self, Outcome, Status};
@@ -338,6 +339,12 @@ impl Daemon {
             .into_iter()
             .partition(|f| is_due(f.config.interval_hours, at));
         let mut run = ingest::run(due, broken, &self.store, &self.client, at, self.tables).await;
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || analysis::rollup::refresh(&store)).await {
+            Ok(Err(e)) => self.log(clock.now(), &format!("rollups not updated: {e}")),
+            Err(e) => self.log(clock.now(), &format!("rollups not updated: {e}")),
+            Ok(Ok(_)) => {}
+        }
         for f in not_due {
             let i = f.config.interval_hours as i64;
             let next = Utc

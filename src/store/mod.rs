@@ -7,6 +7,7 @@
 //!                                                                 is 6 hex digits, bit h = hour h held
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
 //! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/             feed.toml, meta.json, page-NNN.gz
+//! <store>/rollups/<YYYY-Www>__<key>.parquet                      per-week rollups (derived; see `rollups`)
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
 //! <store>/failed/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>__<n>/      payloads that failed (diagnosis only)
 //! <store>/runs/<YYYYMMDDTHHMMSS>-<kind>.json                       one record per run
@@ -32,6 +33,7 @@
 pub mod fsutil;
 pub mod records;
 pub mod remote;
+pub mod rollups;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};

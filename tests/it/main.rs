@@ -20,5 +20,6 @@ mod pipeline;
 mod props;
 mod real_data;
 mod render;
+mod rollups;
 mod s3;
 mod schedule;

@@ -1,0 +1,277 @@
+//! Per-week rollups (issue 10): a report that reads the weeks before its last four from
+//! rollups equals one built by scanning every offer, and a stored rollup equals a
+//! recomputation from the offers, after ingest (back-fill of dated snapshots), a
+//! late back-fill into an old week, compaction and renormalise.
+//! Snapshots are USD per GPU-hour CSV price lists imported through the real backfill
+//! path; nine weeks, so that five weeks come from rollups.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use gpurent::analysis::{self, query, rollup, Config, WeekAnalysis};
+use gpurent::ingest::backfill::{self, Spec};
+use gpurent::store::Store;
+use gpurent::tables::Tables;
+use gpurent::week::IsoWeek;
+
+use crate::common::*;
+
+const WEEKS: i64 = 9;
+
+/// One snapshot of `provider`'s list: (offer id, GPU name, USD per GPU-hour).
+async fn snapshot(
+    dir: &Path,
+    store: &Store,
+    provider: &str,
+    country: &str,
+    at: DateTime<Utc>,
+    offers: &[(&str, &str, f64)],
+) {
+    let feed = dir.join(format!("{provider}.toml"));
+    std::fs::write(
+        &feed,
+        format!(
+            "format = \"generic_csv\"\nurl = \"list.csv\"\nprovider = \"{provider}\"\ncurrency = \"USD\"\nprice_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\ncountry = \"{country}\"\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\noffer_id = \"id\"\n"
+        ),
+    )
+    .unwrap();
+    let mut csv = String::from("id,gpu,gpus,price\n");
+    for (id, gpu, price) in offers {
+        csv.push_str(&format!("{id},{gpu},1,{price}\n"));
+    }
+    let file = dir.join(format!("{provider}-{}.csv", at.timestamp()));
+    std::fs::write(&file, csv).unwrap();
+    let spec = Spec {
+        format: None,
+        feed_file: Some(feed),
+        provider: None,
+        at: Some(at),
+    };
+    let out = backfill::backfill(&spec, &[file], store, Tables::embedded(), |_, _, _| {})
+        .await
+        .unwrap();
+    assert!(out.iter().all(|o| o.error.is_none()), "{out:?}");
+}
+
+fn start() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(2024, 1, 1)
+        .unwrap()
+        .and_hms_opt(6, 0, 0)
+        .unwrap()
+        .and_utc()
+}
+
+/// Nine weeks: two US lists (`list-a` twice on its day) and a Chinese one, scraped on
+/// different weekdays, prices
+/// drifting by week; `list-b` misses week 4; `list-c` adds an A100 from week 3.
+async fn nine_weeks(dir: &Path, store: &Store) {
+    for w in 0..WEEKS {
+        let t = start() + Duration::days(7 * w);
+        let f = 1.0 + 0.03 * w as f64;
+        let a = [
+            ("a1", "H100 SXM", 2.0 * f),
+            ("a2", "H100 SXM", 2.1 * f),
+            ("a3", "A100 SXM4 80GB", 1.2 * f),
+        ];
+        // Scraped twice a day: compaction then merges the day's two files.
+        snapshot(dir, store, "list-a", "US", t, &a).await;
+        snapshot(dir, store, "list-a", "US", t + Duration::hours(12), &a).await;
+        if w != 4 {
+            let b = [("b1", "H100 SXM", 3.0), ("b2", "A100 SXM4 80GB", 1.5 / f)];
+            snapshot(dir, store, "list-b", "US", t + Duration::days(2), &b).await;
+        }
+        let mut c = vec![("c1", "H100 SXM", 1.5 * f), ("c2", "H100 SXM", 1.6)];
+        if w >= 3 {
+            c.push(("c3", "A100 SXM4 80GB", 0.9));
+        }
+        snapshot(dir, store, "list-c", "CN", t + Duration::days(4), &c).await;
+        // A marketplace (6 h validity) late on Sunday: its listings stand into Monday,
+        // and every other week one is 12x the week's median, so the outlier rule must
+        // flag it by the median of the week it was observed in.
+        let v2 = if w % 2 == 0 { 30.0 } else { 2.6 };
+        let v = [("v1", "H100 SXM", 2.5), ("v2", "H100 SXM", v2)];
+        snapshot(
+            dir,
+            store,
+            "vastai",
+            "US",
+            t + Duration::hours(6 * 24 + 16),
+            &v,
+        )
+        .await;
+    }
+}
+
+fn last_week() -> IsoWeek {
+    IsoWeek::of(start().date_naive() + Duration::days(7 * (WEEKS - 1)))
+}
+
+fn json(a: &WeekAnalysis) -> serde_json::Value {
+    serde_json::to_value(a).unwrap()
+}
+
+/// The report built from rollups (stored or computed) equals the full scan, and every
+/// stored rollup equals a recomputation from the offers.
+fn check(store: &Store) -> WeekAnalysis {
+    let cfg = Config::default();
+    let full = analysis::analyse_week_scanning_all(store, last_week(), &cfg).unwrap();
+    let rolled = analysis::analyse_week_with(store, last_week(), &cfg).unwrap();
+    assert_eq!(
+        json(&rolled),
+        json(&full),
+        "report from rollups = full scan"
+    );
+    assert!(full.index.len() as i64 >= 2 * WEEKS - 2, "{:?}", full.index);
+    for (label, stored) in rollup::stored(store).unwrap() {
+        let week = IsoWeek::parse(&label).unwrap();
+        let again = rollup::compute_scanning(store, week, &cfg).unwrap();
+        assert_eq!(
+            stored, again,
+            "stored rollup of {label} = recomputation from whole weeks"
+        );
+        assert!(
+            !stored.medians.is_empty() && !stored.daily.is_empty(),
+            "{label}"
+        );
+        let of_week = |m: &NaiveDate| *m == week.monday();
+        let cells: Vec<_> = full.index.iter().filter(|p| of_week(&p.monday)).collect();
+        assert!(!cells.is_empty() || stored.cells.is_empty());
+        let long: Vec<_> = full
+            .long_view
+            .iter()
+            .filter(|p| of_week(&p.monday))
+            .cloned()
+            .collect();
+        assert_eq!(stored.long, long, "long view of {label} = full scan's");
+    }
+    full
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_equal_a_full_scan_through_backfill_compaction_and_renormalise() {
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    nine_weeks(tmp.path(), &store).await;
+    // Before any rollup is stored, the report computes them week by week.
+    assert_eq!(store.rollup_count().unwrap(), 0);
+    let before = check(&store);
+    assert!(
+        before.coverage.implausible >= 1,
+        "the 12x listing is flagged"
+    );
+    let prices_scanning = query::prices(&store).unwrap();
+    let r = rollup::refresh(&store).unwrap();
+    assert_eq!(
+        query::prices(&store).unwrap(),
+        prices_scanning,
+        "prices from recent rows"
+    );
+    assert_eq!(
+        (r.written, r.current),
+        (WEEKS as usize - 1, 0),
+        "complete weeks only"
+    );
+    assert_eq!(rollup::stored(&store).unwrap().len(), WEEKS as usize - 1);
+    check(&store);
+    assert_eq!(
+        rollup::refresh(&store).unwrap().written,
+        0,
+        "nothing changed"
+    );
+
+    // A late back-fill into week 1: its rollup and those of the weeks it reaches are
+    // stale, so the report must not use them, before or after the refresh.
+    let late = start() + Duration::days(7 + 3);
+    snapshot(
+        tmp.path(),
+        &store,
+        "list-a",
+        "US",
+        late,
+        &[("a1", "H100 SXM", 9.0), ("a2", "H100 SXM", 9.5)],
+    )
+    .await;
+    let after = check(&store);
+    assert_ne!(
+        json(&after)["index"],
+        json(&before)["index"],
+        "the late prices move the index"
+    );
+    let stale = WEEKS as usize - 1 - rollup::stored(&store).unwrap().len();
+    assert!(
+        stale >= 2,
+        "week 1 and the weeks its prices reach are stale ({stale})"
+    );
+    assert_eq!(rollup::refresh(&store).unwrap().written, stale);
+    check(&store);
+
+    // Compaction renames every day's files: rollups are recomputed, figures unchanged.
+    let mut merged = 0;
+    for d in store.offer_dates().unwrap() {
+        let (before, after) = store.compact(d).unwrap();
+        merged += before - after;
+    }
+    assert!(
+        merged >= WEEKS as usize,
+        "list-a's days were compacted ({merged})"
+    );
+    let compacted = check(&store);
+    assert_eq!(json(&compacted), json(&after));
+    assert_eq!(rollup::refresh(&store).unwrap().written, WEEKS as usize - 1);
+    assert_eq!(
+        store.rollup_count().unwrap(),
+        WEEKS as usize - 1,
+        "one file per week"
+    );
+    check(&store);
+
+    // Renormalise rebuilds every offers file from raw/.
+    let _lock = store.lock().unwrap();
+    let rn = backfill::renormalise(&store, Tables::embedded()).unwrap();
+    assert!(rn.failures.is_empty(), "{:?}", rn.failures);
+    rollup::refresh(&store).unwrap();
+    let renormalised = check(&store);
+    assert_eq!(json(&renormalised), json(&after));
+}
+
+#[test]
+fn a_rollup_survives_parquet() {
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 8).unwrap();
+    let r = rollup::Rollup {
+        cells: vec![(
+            monday,
+            "list-a|H100-SXM-80GB|on_demand".into(),
+            "US".into(),
+            2.05,
+        )],
+        long: vec![analysis::WeeklyPoint {
+            monday,
+            gpu_model: "H100-SXM-80GB".into(),
+            bloc: "US".into(),
+            price_class: "on_demand".into(),
+            providers: 2,
+            offers: 3,
+            median: 2.5,
+        }],
+        daily: vec![analysis::DailyPoint {
+            date: monday + Duration::days(2),
+            gpu_model: "H100-SXM-80GB".into(),
+            bloc: "CN".into(),
+            price_class: "on_demand".into(),
+            offers: 4,
+            providers: 1,
+            observations: 9,
+            gpus_available: 0.0,
+            median: 1.5,
+            p25: 1.25,
+            p75: 1.75,
+        }],
+        medians: vec![(monday, "A100-SXM-80GB".into(), 1.2)],
+    };
+    let back = rollup::from_frame(&rollup::to_frame(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(
+        rollup::from_frame(&rollup::to_frame(&Default::default()).unwrap()).unwrap(),
+        rollup::Rollup::default()
+    );
+}
