@@ -86,6 +86,50 @@ pub struct InForce {
     pub medians: BTreeMap<(String, i64), f64>,
 }
 
+/// Offers by key across frames: one allocation per offer, not per row. Keys are
+/// found by a hash of the borrowed strings and checked against the stored key.
+#[derive(Default)]
+struct Interner {
+    by_hash: HashMap<u64, Vec<usize>>,
+}
+
+impl Interner {
+    fn id(&mut self, offers: &mut Vec<OfferKey>, k: [&str; 6], peer: bool) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (k, peer).hash(&mut h);
+        let same = |o: &OfferKey| {
+            o.peer == peer
+                && [
+                    &o.feed,
+                    &o.offer_id,
+                    &o.price_class,
+                    &o.provider,
+                    &o.gpu_model,
+                    &o.bloc,
+                ]
+                .iter()
+                .zip(k)
+                .all(|(a, b)| a.as_str() == b)
+        };
+        let slot = self.by_hash.entry(h.finish()).or_default();
+        if let Some(&i) = slot.iter().find(|&&i| same(&offers[i])) {
+            return i;
+        }
+        offers.push(OfferKey {
+            feed: k[0].into(),
+            offer_id: k[1].into(),
+            price_class: k[2].into(),
+            provider: k[3].into(),
+            gpu_model: k[4].into(),
+            bloc: k[5].into(),
+            peer,
+        });
+        slot.push(offers.len() - 1);
+        offers.len() - 1
+    }
+}
+
 /// Which rows before `from` (from `start`) may still stand at `from`: every row of a
 /// provider with the longest validity, a shorter-lived provider's only when observed
 /// less than its validity before `from`. Rows from `from` on are all kept.
@@ -172,18 +216,8 @@ impl InForce {
         to: NaiveDate,
         cfg: &Config,
     ) -> Result<Self, ReportError> {
-        let providers = Providers::embedded();
-        let Some(lf) = store.scan_offers(Some(scan_start(from, providers)), Some(to))? else {
-            return Ok(Self::default());
-        };
-        let df = span_columns(lf)?;
-        Ok(Self::from_frame(
-            &df,
-            providers,
-            cfg,
-            i64::MIN,
-            &KnownMedians::new(),
-        )?)
+        let start = scan_start(from, Providers::embedded());
+        Self::build(store, start, to, None, cfg, i64::MIN, &KnownMedians::new())
     }
 
     /// The same offers in force from the Monday `from` on as [`InForce::load`], from
@@ -198,35 +232,51 @@ impl InForce {
         cfg: &Config,
         known: &KnownMedians,
     ) -> Result<Self, ReportError> {
-        let providers = Providers::embedded();
-        let start = scan_start(from, providers);
-        let Some(lf) = store.scan_offers(Some(start), Some(to))? else {
-            return Ok(Self::default());
-        };
-        let keep = may_stand(store, start, from, providers)?;
-        let df = span_columns(lf.filter(keep))?;
-        Ok(Self::from_frame(
-            &df,
-            providers,
+        let start = scan_start(from, Providers::embedded());
+        let keep = may_stand(store, start, from, Providers::embedded())?;
+        Self::build(
+            store,
+            start,
+            to,
+            Some(keep),
             cfg,
             week_index(ms(from)),
             known,
-        )?)
+        )
     }
 
-    fn from_frame(
-        df: &DataFrame,
-        providers: &Providers,
+    /// Spans from the offers of dates `start..=to` (those `keep` selects), read one
+    /// date at a time so that only one day's columns are in memory beside the spans.
+    fn build(
+        store: &Store,
+        start: NaiveDate,
+        to: NaiveDate,
+        keep: Option<Expr>,
         cfg: &Config,
         full_from: i64,
         known: &KnownMedians,
-    ) -> PolarsResult<Self> {
-        let t: Vec<i64> = df
-            .column("t")?
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect();
+    ) -> Result<Self, ReportError> {
+        let mut out = Self::default();
+        let mut ids = Interner::default();
+        let dates = store.offer_dates()?;
+        for d in dates.into_iter().filter(|d| *d >= start && *d <= to) {
+            let Some(lf) = store.scan_offers(Some(d), Some(d))? else {
+                continue;
+            };
+            let lf = match &keep {
+                Some(k) => lf.filter(k.clone()),
+                None => lf,
+            };
+            out.add_frame(&span_columns(lf)?, &mut ids)?;
+        }
+        out.latest = out.spans.iter().map(|s| s.start).max();
+        out.set_ends(Providers::embedded());
+        out.flag_implausible(cfg, full_from, known);
+        Ok(out)
+    }
+
+    /// Add one frame's rows as spans (ends and flags are set once all are in).
+    fn add_frame(&mut self, df: &DataFrame, ids: &mut Interner) -> PolarsResult<()> {
         let names = [
             "feed",
             "offer_id",
@@ -239,62 +289,33 @@ impl InForce {
             .iter()
             .map(|n| df.column(n).and_then(|c| c.str()))
             .collect::<PolarsResult<_>>()?;
-        let s: Vec<Vec<&str>> = cols
-            .iter()
-            .map(|c| c.iter().map(|x| x.unwrap_or("")).collect())
-            .collect();
-        let v = f64s(df, "usd_per_gpu_hour")?;
-        let vx = f64s(df, "usd_per_gpu_hour_ex_vat")?;
-        let avail = f64s(df, "gpus_available")?;
-        let frac: Vec<bool> = df
-            .column("fractional_gpu")?
-            .bool()?
-            .iter()
-            .map(|b| b.unwrap_or(false))
-            .collect();
-        let peer: Vec<bool> = df
-            .column("peer")?
-            .bool()?
-            .iter()
-            .map(|b| b.unwrap_or(false))
-            .collect();
-        let mut out = Self {
-            latest: t.iter().copied().max(),
-            ..Self::default()
-        };
-        // Offers are interned by borrowed key: one allocation per offer, not per row.
-        let mut ids: HashMap<([&str; 6], bool), usize> = HashMap::new();
+        let mut text: Vec<_> = cols.iter().map(|c| c.iter()).collect();
+        let mut t = df.column("t")?.i64()?.iter();
+        let (v, vx, avail) = (
+            f64s(df, "usd_per_gpu_hour")?,
+            f64s(df, "usd_per_gpu_hour_ex_vat")?,
+            f64s(df, "gpus_available")?,
+        );
+        let mut frac = df.column("fractional_gpu")?.bool()?.iter();
+        let mut peer = df.column("peer")?.bool()?.iter();
         for i in 0..df.height() {
-            let k = [s[0][i], s[1][i], s[2][i], s[3][i], s[4][i], s[5][i]];
-            let n = ids.len();
-            let offer = *ids.entry((k, peer[i])).or_insert_with(|| {
-                out.offers.push(OfferKey {
-                    feed: k[0].into(),
-                    offer_id: k[1].into(),
-                    price_class: k[2].into(),
-                    provider: k[3].into(),
-                    gpu_model: k[4].into(),
-                    bloc: k[5].into(),
-                    peer: peer[i],
-                });
-                n
-            });
+            let k: [&str; 6] = std::array::from_fn(|j| text[j].next().flatten().unwrap_or(""));
+            let offer = ids.id(&mut self.offers, k, peer.next().flatten().unwrap_or(false));
             let price = v[i].unwrap_or(f64::NAN);
-            out.spans.push(Span {
+            let start = t.next().flatten().unwrap_or(0);
+            self.spans.push(Span {
                 offer,
-                start: t[i],
-                end: t[i],
+                start,
+                end: start,
                 v: price,
                 v_ex_vat: vx[i].unwrap_or(price),
                 gpus_available: avail[i],
                 usable: false,
-                fractional: frac[i],
+                fractional: frac.next().flatten().unwrap_or(false),
                 implausible: !(price.is_finite() && price > 0.0),
             });
         }
-        out.set_ends(providers);
-        out.flag_implausible(cfg, full_from, known);
-        Ok(out)
+        Ok(())
     }
 
     /// Each span ends at its feed and provider's next snapshot or at expiry.
