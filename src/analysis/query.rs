@@ -369,20 +369,12 @@ pub struct HistoryQuery {
     pub by_provider: bool,
 }
 
-/// Median, p25, p75 and offer observations of one model per period, bloc and class.
-pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
-    let mut columns = vec!["period_utc", "gpu_model", "bloc", "price_class"];
-    columns.extend(PRICE_COLUMNS);
-    let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
-        return Ok(Table {
-            columns,
-            rows: Vec::new(),
-        });
-    };
-    // The model, class, provider and segment are part of (or fixed by) the cell a peer
-    // row gives way in, so they filter before that window: it then holds one model's
-    // rows, not the store's. Bloc, country and fractional GPUs filter after it, as
-    // before (an own row of another bloc or a fractional one still makes a peer yield).
+/// The rows of the cell a history asks for. The model, class, provider and segment
+/// are part of (or fixed by) the cell a peer row gives way in, so they filter before
+/// that window: it then holds one model's rows, not the store's. Bloc, country and
+/// fractional GPUs filter after it (an own row of another bloc or a fractional one
+/// still makes a peer yield).
+fn cell_filter(store: &Store, hq: &HistoryQuery) -> Result<Expr, ReportError> {
     let mut cell = col("gpu_model").eq(lit(hq.model.clone()));
     if let Some(c) = &hq.class {
         cell = cell.and(col("price_class").eq(lit(c.replace('-', "_"))));
@@ -398,6 +390,20 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
             .fold(lit(false), |acc, p| acc.or(col("provider").eq(lit(p))));
         cell = cell.and(any);
     }
+    Ok(cell)
+}
+
+/// Median, p25, p75 and offer observations of one model per period, bloc and class.
+pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
+    let mut columns = vec!["period_utc", "gpu_model", "bloc", "price_class"];
+    columns.extend(PRICE_COLUMNS);
+    let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
+        return Ok(Table {
+            columns,
+            rows: Vec::new(),
+        });
+    };
+    let cell = cell_filter(store, hq)?;
     let lf = crate::analysis::peers::prefer_own_sources(lf.filter(cell));
     let mut cond = col("fractional_gpu").not();
     if let Some(b) = &hq.bloc {

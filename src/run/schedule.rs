@@ -339,12 +339,7 @@ impl Daemon {
             .into_iter()
             .partition(|f| is_due(f.config.interval_hours, at));
         let mut run = ingest::run(due, broken, &self.store, &self.client, at, self.tables).await;
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || analysis::rollup::refresh(&store)).await {
-            Ok(Err(e)) => self.log(clock.now(), &format!("rollups not updated: {e}")),
-            Err(e) => self.log(clock.now(), &format!("rollups not updated: {e}")),
-            Ok(Ok(_)) => {}
-        }
+        self.refresh_rollups(clock).await;
         for f in not_due {
             let i = f.config.interval_hours as i64;
             let next = Utc
@@ -373,6 +368,19 @@ impl Daemon {
         self.record(clock, &rec);
         self.run_alerts(clock, IsoWeek::of(at.date_naive()), at)
             .await;
+    }
+
+    /// Store the rollups of the weeks the run completed (derived data: a failure is
+    /// logged, the run stands).
+    async fn refresh_rollups<C: Clock>(&self, clock: &C) {
+        let store = self.store.clone();
+        let err = match tokio::task::spawn_blocking(move || analysis::rollup::refresh(&store)).await
+        {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.log(clock.now(), &format!("rollups not updated: {err}"));
     }
 
     /// Evaluate the alert rules (if any) for `week`; log the new firings.
