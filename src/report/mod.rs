@@ -138,9 +138,9 @@ pub fn write_analysed(
     let gen = generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
     let dir = out.join(&a.week);
     let heads = headlines(a);
-    let (svgs, notes) = write_charts(a, &dir.join("charts"))?;
+    let drawn = write_charts(a, &dir.join("charts"))?;
     let fired = alerts::for_week(store, &a.week);
-    let page = WeekPage::new(a, &heads, &svgs, &notes, &fired, &gen);
+    let page = WeekPage::new(a, &heads, &drawn.svgs, &drawn.notes, &fired, &gen);
     let files: [(&str, Vec<u8>); 4] = [
         ("summary.json", summary_json(a, generated_at, &heads)),
         ("summary.csv", summary_csv(a).into_bytes()),
@@ -154,12 +154,16 @@ pub fn write_analysed(
     Ok(dir)
 }
 
-/// Draw the week's charts into `charts_dir` (SVG and PNG); returns each chart's
-/// stem and SVG text, and one note for each chart left out.
-fn write_charts(
-    a: &WeekAnalysis,
-    charts_dir: &Path,
-) -> Result<(Vec<(String, String)>, Vec<String>), ReportError> {
+/// The charts of a week as drawn.
+struct Drawn {
+    /// Each chart's file stem and SVG text.
+    svgs: Vec<(String, String)>,
+    /// One line for each chart left out, and why.
+    notes: Vec<String>,
+}
+
+/// Draw the week's charts into `charts_dir` (SVG and PNG).
+fn write_charts(a: &WeekAnalysis, charts_dir: &Path) -> Result<Drawn, ReportError> {
     std::fs::create_dir_all(charts_dir).map_err(|source| ReportError::Io {
         path: charts_dir.to_path_buf(),
         source,
@@ -172,7 +176,7 @@ fn write_charts(
         chart::write_png(&svg, &name, &charts_dir.join(format!("{name}.png")))?;
         svgs.push((name, svg));
     }
-    Ok((svgs, notes))
+    Ok(Drawn { svgs, notes })
 }
 
 /// `summary.json`, pretty-printed.
