@@ -48,22 +48,27 @@ fn daily_of<'a>(a: &'a WeekAnalysis, model: &str, bloc: &str) -> Vec<&'a analysi
         .collect()
 }
 
-/// The charts of a week, by file stem, and one line for each chart left out and why.
-pub fn chart_set(a: &WeekAnalysis) -> (Vec<(String, Chart)>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut notes = Vec::new();
-    // Models quoted on demand in both blocs this week.
+/// Models quoted on demand in both blocs this week, the models a market watcher
+/// looks for first (H100, H200, B200, A100, RTX 4090) first.
+fn in_both_blocs(a: &WeekAnalysis) -> Vec<String> {
     let mut both: Vec<String> = a
         .ratios
         .iter()
         .filter(|r| r.kind == "same_model" && r.price_class == "on_demand" && r.segment == "all")
         .map(|r| r.gpu_model.clone())
         .collect();
-    // The models a market watcher looks for first (H100, H200, B200, A100, RTX 4090).
     both.sort_by_key(|m| {
         let main = analysis::MAIN_MODELS.iter().position(|x| x == m);
         (main.unwrap_or(usize::MAX), m.clone())
     });
+    both
+}
+
+/// The charts of a week, by file stem, and one line for each chart left out and why.
+pub fn chart_set(a: &WeekAnalysis) -> (Vec<(String, Chart)>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    let both = in_both_blocs(a);
     for model in &both {
         out.push((
             format!("price-{}", model.to_lowercase()),
