@@ -59,7 +59,10 @@ fn python() -> Option<PathBuf> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        println!("DuckDB: {} cannot import duckdb (run scripts/engines.sh); gpurent alone", p.display());
+        println!(
+            "DuckDB: {} cannot import duckdb (run scripts/engines.sh); gpurent alone",
+            p.display()
+        );
     }
     ok.then_some(p)
 }
@@ -94,7 +97,11 @@ fn scales() -> Vec<Scale> {
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| Scale::parse(s).unwrap_or_else(|| panic!("GPURENT_BENCH_SCALES: {s:?} is not like 4w, 1y or 1y20k")))
+        .map(|s| {
+            Scale::parse(s).unwrap_or_else(|| {
+                panic!("GPURENT_BENCH_SCALES: {s:?} is not like 4w, 1y or 1y20k")
+            })
+        })
         .collect()
 }
 
@@ -143,7 +150,11 @@ fn main() {
     let offers = env_or("GPURENT_BENCH_INGEST_OFFERS", 300_000usize);
     let ingest = (offers > 0).then(|| ingest::bench(&cfg, offers));
     if let Some(i) = &ingest {
-        println!("{}", i.as_ref().map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::line));
+        println!(
+            "{}",
+            i.as_ref()
+                .map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::line)
+        );
     }
     let measured = measure_scales(&cfg, &scales);
     println!("\n{}", output::HEADER);
@@ -151,14 +162,23 @@ fn main() {
         println!("{}", output::row(m));
     }
     if let Some(i) = &ingest {
-        println!("\n{}", i.as_ref().map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::line));
+        println!(
+            "\n{}",
+            i.as_ref()
+                .map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::line)
+        );
     }
     if scales.len() > 1 {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench");
         match output::plot(&measured, &dir) {
-            Ok(files) => files.iter().for_each(|f| println!("chart: {}", f.display())),
+            Ok(files) => files
+                .iter()
+                .for_each(|f| println!("chart: {}", f.display())),
             Err(e) => println!("charts not drawn: {e}"),
         }
     }
-    println!("scale bench: total {:.1} s wall", started.elapsed().as_secs_f64());
+    println!(
+        "scale bench: total {:.1} s wall",
+        started.elapsed().as_secs_f64()
+    );
 }

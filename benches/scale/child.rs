@@ -73,7 +73,10 @@ pub fn run(cmd: &mut Command, cap_mib: u64) -> Run {
         Err(e) => return failed(e.to_string()),
     };
     let pid = child.id() as libc::pid_t;
-    let (reaped, capped) = (Arc::new(Mutex::new(false)), Arc::new(AtomicBool::new(false)));
+    let (reaped, capped) = (
+        Arc::new(Mutex::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let dog = watchdog(pid, cap_mib, reaped.clone(), capped.clone());
     wait_exit(pid);
     let wall_s = start.elapsed().as_secs_f64();
@@ -114,7 +117,9 @@ fn watchdog(
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(20));
-        let done = reaped.lock().expect("the main thread never panics holding it");
+        let done = reaped
+            .lock()
+            .expect("the main thread never panics holding it");
         if *done {
             return;
         }

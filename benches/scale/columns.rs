@@ -97,7 +97,12 @@ impl<'a> Cols<'a> {
     fn derived(&self) -> Vec<Column> {
         let n = self.rows();
         let frac: Vec<bool> = self.count.iter().map(|c| *c < 1.0).collect();
-        let ex: Vec<f64> = self.usd.iter().zip(&self.vat).map(|(u, v)| u / (1.0 + v)).collect();
+        let ex: Vec<f64> = self
+            .usd
+            .iter()
+            .zip(&self.vat)
+            .map(|(u, v)| u / (1.0 + v))
+            .collect();
         vec![
             Column::new("fractional_gpu".into(), frac),
             Column::new("usd_per_gpu_hour_ex_vat".into(), ex),

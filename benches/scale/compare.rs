@@ -17,10 +17,16 @@ enum Kind {
     Key,
     Exact,
     /// Numbers within `|a - b| <= abs + rel * max(|b|, 1)`.
-    Num { abs: f64, rel: f64 },
+    Num {
+        abs: f64,
+        rel: f64,
+    },
 }
 
-const FULL: Kind = Kind::Num { abs: 0.0, rel: 1e-9 };
+const FULL: Kind = Kind::Num {
+    abs: 0.0,
+    rel: 1e-9,
+};
 /// Half a unit of the 4th decimal, and a little for the binary representation.
 const PRINTED_4DP: Kind = Kind::Num {
     abs: 0.5e-4 + 1e-12,
@@ -45,7 +51,12 @@ fn duck_rows(stdout: &str) -> Result<Rows, String> {
     let rows = v["rows"].as_array().ok_or("no rows")?;
     Ok(rows
         .iter()
-        .map(|r| cols.iter().cloned().zip(r.as_array().cloned().unwrap_or_default()).collect())
+        .map(|r| {
+            cols.iter()
+                .cloned()
+                .zip(r.as_array().cloned().unwrap_or_default())
+                .collect()
+        })
         .collect())
 }
 
@@ -54,7 +65,11 @@ fn json_rows(text: &str, what: &str) -> Result<Rows, String> {
     v.as_array()
         .ok_or(format!("{what}: not an array of rows"))?
         .iter()
-        .map(|r| r.as_object().cloned().ok_or(format!("{what}: a row is not an object")))
+        .map(|r| {
+            r.as_object()
+                .cloned()
+                .ok_or(format!("{what}: a row is not an object"))
+        })
         .collect()
 }
 
@@ -124,13 +139,22 @@ fn rows_agree(ours: &Rows, theirs: &Rows, spec: &[(&str, Kind)]) -> Result<usize
     let theirs: BTreeMap<Vec<String>, &Map<String, Value>> =
         theirs.iter().map(|r| (key(r), r)).collect();
     if ours.is_empty() || ours.len() != theirs.len() {
-        return Err(format!("{} rows in gpurent, {} in DuckDB", ours.len(), theirs.len()));
+        return Err(format!(
+            "{} rows in gpurent, {} in DuckDB",
+            ours.len(),
+            theirs.len()
+        ));
     }
     for r in ours {
         let k = key(r);
-        let t = theirs.get(&k).ok_or(format!("{k:?} is not in DuckDB's rows"))?;
+        let t = theirs
+            .get(&k)
+            .ok_or(format!("{k:?} is not in DuckDB's rows"))?;
         for (c, kind) in spec {
-            let (a, b) = (r.get(*c).cloned().unwrap_or(Value::Null), t.get(*c).cloned().unwrap_or(Value::Null));
+            let (a, b) = (
+                r.get(*c).cloned().unwrap_or(Value::Null),
+                t.get(*c).cloned().unwrap_or(Value::Null),
+            );
             if !same(&a, &b, *kind) {
                 return Err(format!("{k:?} {c}: gpurent {a} vs DuckDB {b}"));
             }
@@ -140,7 +164,9 @@ fn rows_agree(ours: &Rows, theirs: &Rows, spec: &[(&str, Kind)]) -> Result<usize
 }
 
 fn text(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn same(a: &Value, b: &Value, kind: Kind) -> bool {

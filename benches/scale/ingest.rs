@@ -25,7 +25,13 @@ const GPUS: &[(&str, u32, f64)] = &[
     ("L40S", 46068, 0.85),
     ("H20", 97871, 1.10),
 ];
-const GEO: &[&str] = &["Texas, US", "California, US", "Guangdong, CN", "Zhejiang, CN", "Hong Kong, HK"];
+const GEO: &[&str] = &[
+    "Texas, US",
+    "California, US",
+    "Guangdong, CN",
+    "Zhejiang, CN",
+    "Hong Kong, HK",
+];
 
 /// The payload: `{"offers": [...]}` with `n` offers of about 400 bytes each.
 pub fn payload(n: usize) -> String {
@@ -126,7 +132,11 @@ pub fn bench(cfg: &Config, n: usize) -> Result<Ingest, String> {
             std::fs::remove_dir_all(&store).map_err(|e| format!("{}: {e}", store.display()))?;
         }
         let mut c = cfg.gpurent();
-        c.arg("ingest").arg("--feeds").arg(&feeds).arg("--store").arg(&store);
+        c.arg("ingest")
+            .arg("--feeds")
+            .arg(&feeds)
+            .arg("--store")
+            .arg(&store);
         c.args(["--at", "2026-12-01T00:00:00Z"]);
         side.runs.push(child::run(&mut c, cfg.cap_mib));
         if side.failure().is_some() {

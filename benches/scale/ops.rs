@@ -31,7 +31,12 @@ impl Config {
     /// The binary with the environment of a plain user run.
     pub fn gpurent(&self) -> Command {
         let mut c = Command::new(&self.bin);
-        for k in ["GPURENT_ALERTS", "GPURENT_TABLES", "GPURENT_LOG", "POLARS_VERBOSE"] {
+        for k in [
+            "GPURENT_ALERTS",
+            "GPURENT_TABLES",
+            "GPURENT_LOG",
+            "POLARS_VERBOSE",
+        ] {
             c.env_remove(k);
         }
         c
@@ -117,7 +122,10 @@ pub struct Measured {
 pub fn bench(cfg: &Config, scale: &Scale, store: &Written, op: Op) -> Measured {
     let week = scale.last_week().label();
     let out = cfg.work.join("reports").join(&scale.label);
-    let (mut gp, mut duck) = (Side::default(), cfg.python.as_ref().map(|_| Side::default()));
+    let (mut gp, mut duck) = (
+        Side::default(),
+        cfg.python.as_ref().map(|_| Side::default()),
+    );
     for _ in 0..cfg.runs {
         if gp.failure().is_none() {
             let mut c = gpurent_cmd(cfg, &store.root, op, &week, &out);

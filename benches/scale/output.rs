@@ -18,7 +18,10 @@ pub const HEADER: &str = "| scale | rows stored | store MiB | operation | gpuren
 /// One Markdown row.
 pub fn row(m: &Measured) -> String {
     let (gs, gr) = cells(&m.gpurent);
-    let (ds, dr) = m.duckdb.as_ref().map_or(("no DuckDB".into(), "".into()), cells);
+    let (ds, dr) = m
+        .duckdb
+        .as_ref()
+        .map_or(("no DuckDB".into(), "".into()), cells);
     let d = m.duckdb.as_ref();
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
@@ -39,8 +42,15 @@ pub fn row(m: &Measured) -> String {
 /// Seconds and peak RSS of a side, or how its first failing run ended.
 fn cells(s: &Side) -> (String, String) {
     if let Some(f) = s.failure() {
-        let at = if f.wall_s.is_finite() { format!(" after {:.1} s", f.wall_s) } else { String::new() };
-        return (format!("FAILED: {}{at}", f.outcome.text()), format!("≥ {:.0}", f.peak_rss_mib));
+        let at = if f.wall_s.is_finite() {
+            format!(" after {:.1} s", f.wall_s)
+        } else {
+            String::new()
+        };
+        return (
+            format!("FAILED: {}{at}", f.outcome.text()),
+            format!("≥ {:.0}", f.peak_rss_mib),
+        );
     }
     match (s.wall_s(), s.rss_mib()) {
         (Some(t), Some(r)) => (format!("{t:.2}"), format!("{r:.0}")),
@@ -62,12 +72,25 @@ pub fn thousands(n: u64) -> String {
 
 /// The report rows' charts under `dir`; the files written.
 pub fn plot(measured: &[Measured], dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let reports: Vec<&Measured> = measured.iter().filter(|m| m.op.starts_with("report")).collect();
+    let reports: Vec<&Measured> = measured
+        .iter()
+        .filter(|m| m.op.starts_with("report"))
+        .collect();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut files = Vec::new();
     for (name, what, unit, get) in [
-        ("scale-report-time.svg", "wall time", "seconds (median of runs)", Side::wall_s as fn(&Side) -> Option<f64>),
-        ("scale-report-rss.svg", "peak RSS", "MiB (median of runs)", Side::rss_mib),
+        (
+            "scale-report-time.svg",
+            "wall time",
+            "seconds (median of runs)",
+            Side::wall_s as fn(&Side) -> Option<f64>,
+        ),
+        (
+            "scale-report-rss.svg",
+            "peak RSS",
+            "MiB (median of runs)",
+            Side::rss_mib,
+        ),
     ] {
         let chart = bars(&reports, what, unit, get);
         let svg = chart::to_svg(&Chart::Bar(chart), name).map_err(|e| e.to_string())?;
@@ -83,13 +106,20 @@ fn bars(reports: &[&Measured], what: &str, unit: &str, get: fn(&Side) -> Option<
         .iter()
         .map(|m| {
             let mut bars = Vec::new();
-            for (i, side) in [Some(&m.gpurent), m.duckdb.as_ref()].into_iter().enumerate() {
+            for (i, side) in [Some(&m.gpurent), m.duckdb.as_ref()]
+                .into_iter()
+                .enumerate()
+            {
                 if let Some(v) = side.and_then(get) {
                     bars.push((i, v, f64::NAN, f64::NAN));
                 }
             }
             BarGroup {
-                label: format!("{:.1} M rows ({})", m.store.rows as f64 / 1e6, m.scale.label),
+                label: format!(
+                    "{:.1} M rows ({})",
+                    m.store.rows as f64 / 1e6,
+                    m.scale.label
+                ),
                 bars,
             }
         })

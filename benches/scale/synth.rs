@@ -124,12 +124,72 @@ struct ListProvider {
 const OD: &[&str] = &["on_demand"];
 const OD_SPOT: &[&str] = &["on_demand", "spot"];
 const LIST: &[ListProvider] = &[
-    lp("aliyun", "CN", "CNY", "instance-hour", 0.06, &["cn-beijing", "cn-shanghai", "cn-hangzhou"], &[4, 5, 6, 3, 7], OD_SPOT, 1.25),
-    lp("autodl", "CN", "CNY", "gpu-hour", 0.0, &["cn-north", "cn-east"], &[2, 7, 6, 5, 4, 3], OD, 0.90),
-    lp("aws", "US", "USD", "instance-hour", 0.0, &["us-east-1", "us-west-2"], &[0, 1, 3], OD_SPOT, 1.60),
-    lp("lambda", "US", "USD", "gpu-hour", 0.0, &["us-east-1", "us-west-1"], &[0, 1], OD, 1.05),
-    lp("runpod", "US", "USD", "gpu-hour", 0.0, &["US-TX-3", "US-GA-1"], &[0, 1, 2, 3], OD_SPOT, 0.95),
-    lp("tencent", "CN", "CNY", "instance-hour", 0.06, &["ap-guangzhou", "ap-shanghai"], &[4, 5, 6, 7], OD_SPOT, 1.20),
+    lp(
+        "aliyun",
+        "CN",
+        "CNY",
+        "instance-hour",
+        0.06,
+        &["cn-beijing", "cn-shanghai", "cn-hangzhou"],
+        &[4, 5, 6, 3, 7],
+        OD_SPOT,
+        1.25,
+    ),
+    lp(
+        "autodl",
+        "CN",
+        "CNY",
+        "gpu-hour",
+        0.0,
+        &["cn-north", "cn-east"],
+        &[2, 7, 6, 5, 4, 3],
+        OD,
+        0.90,
+    ),
+    lp(
+        "aws",
+        "US",
+        "USD",
+        "instance-hour",
+        0.0,
+        &["us-east-1", "us-west-2"],
+        &[0, 1, 3],
+        OD_SPOT,
+        1.60,
+    ),
+    lp(
+        "lambda",
+        "US",
+        "USD",
+        "gpu-hour",
+        0.0,
+        &["us-east-1", "us-west-1"],
+        &[0, 1],
+        OD,
+        1.05,
+    ),
+    lp(
+        "runpod",
+        "US",
+        "USD",
+        "gpu-hour",
+        0.0,
+        &["US-TX-3", "US-GA-1"],
+        &[0, 1, 2, 3],
+        OD_SPOT,
+        0.95,
+    ),
+    lp(
+        "tencent",
+        "CN",
+        "CNY",
+        "instance-hour",
+        0.06,
+        &["ap-guangzhou", "ap-shanghai"],
+        &[4, 5, 6, 7],
+        OD_SPOT,
+        1.20,
+    ),
 ];
 
 #[allow(clippy::too_many_arguments)]
@@ -193,7 +253,6 @@ fn epoch_days(d: NaiveDate) -> i32 {
     gpurent::week::epoch_days(d)
 }
 
-
 /// One list-price offer of a provider's catalogue.
 struct ListOffer {
     offer_id: String,
@@ -238,8 +297,13 @@ fn catalogue(p: &ListProvider, n: usize) -> Vec<ListOffer> {
 fn list_price(pi: usize, p: &ListProvider, o: &ListOffer, epoch: i64) -> f64 {
     let drift = 0.94 + 0.12 * rng(&[pi as u64, o.model as u64, epoch as u64]).f64();
     let class = if o.class == "spot" { 0.5 } else { 1.0 };
-    let usd = MODELS[o.model].usd * p.premium * (1.0 + 0.03 * (o.variant % 4) as f64) * class * drift;
-    let per_unit = if p.unit == "instance-hour" { usd * o.count } else { usd };
+    let usd =
+        MODELS[o.model].usd * p.premium * (1.0 + 0.03 * (o.variant % 4) as f64) * class * drift;
+    let per_unit = if p.unit == "instance-hour" {
+        usd * o.count
+    } else {
+        usd
+    };
     if p.currency == "CNY" {
         (per_unit / 0.14 * 100.0).round() / 100.0
     } else {
@@ -259,7 +323,11 @@ fn list_hour<'a>(cols: &mut Cols<'a>, pi: usize, cat: &'a [ListOffer], t_ms: i64
     };
     for o in cat {
         let price = list_price(pi, p, o, epoch);
-        let per_gpu = if p.unit == "instance-hour" { price / o.count } else { price };
+        let per_gpu = if p.unit == "instance-hour" {
+            price / o.count
+        } else {
+            price
+        };
         let model = &MODELS[o.model];
         cols.push(Row {
             t_ms,
@@ -293,7 +361,12 @@ fn china_variant(i: usize) -> bool {
     FLAGS.get_or_init(|| {
         MODELS
             .iter()
-            .map(|m| Tables::embedded().gpus.model(m.id).is_some_and(|g| g.china_variant))
+            .map(|m| {
+                Tables::embedded()
+                    .gpus
+                    .model(m.id)
+                    .is_some_and(|g| g.china_variant)
+            })
             .collect()
     })[i]
 }
@@ -319,11 +392,19 @@ fn host(id: u64) -> Host {
         })
         .unwrap_or(0);
     let place = if china_variant(model) {
-        if r.f64() < 0.9 { r.usize(0..3) } else { 6 }
+        if r.f64() < 0.9 {
+            r.usize(0..3)
+        } else {
+            6
+        }
     } else {
         [0, 1, 2, 3, 3, 4, 4, 5, 5, 6][r.usize(..10)]
     };
-    let count = if r.f64() < 0.01 { 0.5 } else { [1.0, 1.0, 2.0, 4.0, 8.0][r.usize(..5)] };
+    let count = if r.f64() < 0.01 {
+        0.5
+    } else {
+        [1.0, 1.0, 2.0, 4.0, 8.0][r.usize(..5)]
+    };
     let bloc_level = if PLACES[place].1 == "CN" { 0.85 } else { 1.0 };
     let outlier = match r.u32(..1000) {
         0 => 30.0,
@@ -365,7 +446,14 @@ fn market_hour(cols: &mut Cols<'_>, rows: usize, g: i64, day: NaiveDate) {
     }
 }
 
-fn market_row(h: &Host, id: u64, t_ms: i64, day: NaiveDate, class: &'static str, price: f64) -> Row<'static> {
+fn market_row(
+    h: &Host,
+    id: u64,
+    t_ms: i64,
+    day: NaiveDate,
+    class: &'static str,
+    price: f64,
+) -> Row<'static> {
     let model = &MODELS[h.model];
     let (country, bloc, geo) = PLACES[h.place];
     Row {
@@ -400,8 +488,17 @@ fn split(per_hour: usize) -> (usize, usize) {
 }
 
 /// Write one day: a file per feed. Returns rows written.
-fn write_day(store: &Store, cats: &[Vec<ListOffer>], market: usize, day: NaiveDate) -> Result<u64, String> {
-    let t0 = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+fn write_day(
+    store: &Store,
+    cats: &[Vec<ListOffer>],
+    market: usize,
+    day: NaiveDate,
+) -> Result<u64, String> {
+    let t0 = day
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_millis();
     let mut rows = 0;
     for feed in 0..=LIST.len() {
         let mut cols = Cols::default();
@@ -413,14 +510,20 @@ fn write_day(store: &Store, cats: &[Vec<ListOffer>], market: usize, day: NaiveDa
             }
         }
         let name = LIST.get(feed).map_or("vastai", |p| p.name);
-        let mut df = cols.into_frame().map_err(|e| format!("{name} {day}: {e}"))?;
+        let mut df = cols
+            .into_frame()
+            .map_err(|e| format!("{name} {day}: {e}"))?;
         if df.schema() != &offer_schema() {
-            return Err(format!("{name} {day}: not the stored offers schema: {:?}", df.schema()));
+            return Err(format!(
+                "{name} {day}: not the stored offers schema: {:?}",
+                df.schema()
+            ));
         }
         rows += df.height() as u64;
-        let path = store
-            .root()
-            .join(format!("offers/date={day}/{name}__{}-ffffff.parquet", day.format("%Y%m%d")));
+        let path = store.root().join(format!(
+            "offers/date={day}/{name}__{}-ffffff.parquet",
+            day.format("%Y%m%d")
+        ));
         write_parquet_via(&store.tmp_dir(), &path, &mut df).map_err(|e| e.to_string())?;
     }
     Ok(rows)
@@ -442,7 +545,10 @@ fn write_fx(store: &Store, scale: &Scale) -> Result<(), String> {
             });
         }
     }
-    store.merge_fx(&rates).map(|_| ()).map_err(|e| e.to_string())
+    store
+        .merge_fx(&rates)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// What a kept store was written with (`bench-scale.json` in its root).
@@ -464,7 +570,9 @@ pub fn ensure(dir: &Path, scale: &Scale, rewrite: bool) -> Result<Written, Strin
     let kept = std::fs::read(&marker_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Marker>(&b).ok())
-        .filter(|m| m.generator == GENERATOR && m.weeks == scale.weeks && m.per_hour == scale.per_hour);
+        .filter(|m| {
+            m.generator == GENERATOR && m.weeks == scale.weeks && m.per_hour == scale.per_hour
+        });
     if let (Some(m), false) = (&kept, rewrite) {
         return Ok(written(root, m.rows, m.write_s, true));
     }
@@ -489,8 +597,11 @@ pub fn ensure(dir: &Path, scale: &Scale, rewrite: bool) -> Result<Written, Strin
         write_s,
         simulated: true,
     };
-    std::fs::write(&marker_path, serde_json::to_vec_pretty(&marker).expect("serialises"))
-        .map_err(|e| format!("{}: {e}", marker_path.display()))?;
+    std::fs::write(
+        &marker_path,
+        serde_json::to_vec_pretty(&marker).expect("serialises"),
+    )
+    .map_err(|e| format!("{}: {e}", marker_path.display()))?;
     Ok(written(root, rows, write_s, false))
 }
 
