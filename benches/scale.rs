@@ -169,7 +169,8 @@ fn main() {
         );
     }
     if scales.len() > 1 {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench");
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = tmp.parent().unwrap_or(&tmp).join("bench");
         match output::plot(&measured, &dir) {
             Ok(files) => files
                 .iter()

@@ -529,6 +529,47 @@ fn write_day(
     Ok(rows)
 }
 
+/// Write every day of `scale`, on `WRITERS` threads (day d on thread d mod WRITERS;
+/// each day's data depend on the day only). Returns rows written.
+fn write_days(
+    store: &Store,
+    scale: &Scale,
+    cats: &[Vec<ListOffer>],
+    market: usize,
+) -> Result<u64, String> {
+    let writers: i64 = std::env::var("GPURENT_BENCH_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let days = scale.weeks * 7;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..writers)
+            .map(|k| {
+                s.spawn(move || {
+                    (k..days).step_by(writers as usize).try_fold(0, |rows, d| {
+                        Ok::<u64, String>(
+                            rows + write_day(
+                                store,
+                                cats,
+                                market,
+                                scale.first_day() + Duration::days(d),
+                            )?,
+                        )
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| "a writer thread panicked".to_string())?
+            })
+            .sum()
+    })
+}
+
 /// The SIMULATED ECB rates behind the CNY rows (`fx/ecb.parquet`).
 fn write_fx(store: &Store, scale: &Scale) -> Result<(), String> {
     let mut rates = Vec::new();
@@ -583,10 +624,7 @@ pub fn ensure(dir: &Path, scale: &Scale, rewrite: bool) -> Result<Written, Strin
     let start = Instant::now();
     let (each, market) = split(scale.per_hour);
     let cats: Vec<Vec<ListOffer>> = LIST.iter().map(|p| catalogue(p, each)).collect();
-    let mut rows = 0;
-    for d in 0..scale.weeks * 7 {
-        rows += write_day(&store, &cats, market, scale.first_day() + Duration::days(d))?;
-    }
+    let rows = write_days(&store, scale, &cats, market)?;
     write_fx(&store, scale)?;
     let write_s = start.elapsed().as_secs_f64();
     let marker = Marker {
