@@ -6,7 +6,7 @@
 //! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDD>-<mask>.parquet a compacted day; <mask>
 //!                                                                 is 6 hex digits, bit h = hour h held
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
-//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/             feed.toml, meta.json (its pages' blobs)
+//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.json         the hour: its pages' blobs, feed file, meta
 //! <store>/raw/blobs/<2 hex>/<sha256>.gz                           each distinct page body once ([`raw`])
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
 //! <store>/failed/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>__<n>/      payloads that failed (diagnosis only)
@@ -21,8 +21,8 @@
 //! the partition folders, so Spark, Trino, Athena and DuckDB read `offers/` as it is;
 //! every file is written under `.tmp/`, synced and renamed into place, so a crash
 //! leaves the whole file or none, and no glob such as `offers/*/*.parquet` ever sees a
-//! partial file; whole directories (a compacted day, a raw run, the renormalised
-//! trees) are replaced by [`fsutil::swap_dirs`]. Taking the lock cleans up after a
+//! partial file; whole directories (a compacted day, the renormalised trees) are
+//! replaced by [`fsutil::swap_dirs`]. Taking the lock cleans up after a
 //! crash: it finishes or drops swap jobs, empties `.tmp/`, and deletes a rejects file
 //! whose hour has no offers file (the offers file is renamed last). `raw/` holds only
 //! payloads whose offers were stored (the exact payload of each stored hour), each

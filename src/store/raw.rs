@@ -5,22 +5,26 @@
 //! ```text
 //! <store>/raw/blobs/<2 hex>/<sha256>.gz                 one distinct page body, gzipped,
 //!                                                        named by the SHA-256 of the body
-//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/     feed.toml, meta.json: the hour's
-//!                                                        pages as `blobs` (hash, label)
+//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.json the hour: its pages as `blobs`
+//!                                                        (hash, label), the feed file as
+//!                                                        `feed_toml`, and the run's meta
 //! <store>/failed/date=YYYY-MM-DD/<feed>__<hour>__<n>/    feed.toml, meta.json, page-NNN.gz
 //! ```
-//! A store written before blobs keeps `page-NNN.gz` (and `page-NNN.label`) in the
-//! hour's folder, with no `blobs` in `meta.json`; such hours are read as they are.
+//! A store written before blobs keeps each hour as a folder `<feed>__<YYYYMMDDTHH>/`
+//! (`feed.toml`, `meta.json`, `page-NNN.gz`, `page-NNN.label`); such hours are read as
+//! they are, and an hour that has both is read from its `.json`.
 //!
 //! Invariants: a payload seen by many hours (a list price unchanged for a month) is
-//! kept once; a blob is written (temporary file in `.tmp/`, fsync, rename) before the
-//! hour that refers to it, so a crash leaves at most a blob nobody refers to, never a
-//! reference without its blob; a blob is read only if its content still hashes to its
-//! name (else an error naming the file), and the next payload with that content writes
-//! it again; an hour's folder is replaced whole by a swap job. `meta.json` keeps what
-//! the server said of the payload (`etag`, `last_modified`), which [`Store::last_payload`]
-//! reads for a conditional GET. `failed/` keeps its pages in full (diagnosis only).
+//! kept once, and an hour costs one small file; a blob is written (temporary file in
+//! `.tmp/`, fsync, rename) before the hour that refers to it, and so is the hour's
+//! file, so a crash leaves at most a blob nobody refers to, never a reference without
+//! its blob; a blob is read only if its content still hashes to its name (else an
+//! error naming the file), and the next payload with that content writes it again.
+//! The hour's file keeps what the server said of the payload (`etag`,
+//! `last_modified`), which [`Store::last_payload`] reads for a conditional GET.
+//! `failed/` keeps its pages in full (diagnosis only).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -39,7 +43,8 @@ use crate::store::{hour_key, Store};
 pub struct RawRun {
     pub feed: String,
     pub at: DateTime<Utc>,
-    pub dir: PathBuf,
+    /// The hour's `.json`, or the folder of an hour written before blobs.
+    pub path: PathBuf,
     /// `<store>/raw/blobs`.
     blobs: PathBuf,
 }
@@ -59,12 +64,14 @@ struct BlobRef {
     label: String,
 }
 
-/// What the store reads back from an hour's `meta.json`.
-#[derive(Debug, Default, Deserialize)]
-struct Meta {
-    /// Absent in an hour written before blobs (its pages are `page-NNN.gz`).
-    blobs: Option<Vec<BlobRef>>,
+/// What the store reads back from an hour's `.json`.
+#[derive(Debug, Deserialize)]
+struct Hour {
+    feed_toml: String,
+    blobs: Vec<BlobRef>,
+    #[serde(default)]
     etag: Option<String>,
+    #[serde(default)]
     last_modified: Option<String>,
 }
 
@@ -111,19 +118,16 @@ fn read_blob(path: &Path, sha: &str) -> Result<Vec<u8>, StoreError> {
     Ok(body)
 }
 
-/// An hour's `meta.json`; an hour without one reads as one written before blobs.
-fn read_meta(dir: &Path) -> Result<Meta, StoreError> {
-    let path = dir.join("meta.json");
-    match fs::read(&path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::RawMeta { path, source })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Meta::default()),
-        Err(e) => Err(io(&path)(e)),
-    }
+/// An hour's `.json`.
+fn read_hour(path: &Path) -> Result<Hour, StoreError> {
+    let bytes = fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::RawMeta {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-/// Write a payload's folder of references (feed file, meta.json) at `dir`.
+/// Write a folder with the feed file and meta.json at `dir`.
 fn write_refs(dir: &Path, feed_text: &str, meta: &serde_json::Value) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     fsutil::write_atomic(&dir.join("feed.toml"), feed_text.as_bytes())?;
@@ -152,27 +156,30 @@ fn write_pages(
 impl RawRun {
     /// The kept feed file text and pages (from blobs, or an older hour's own pages).
     pub fn load(&self) -> Result<(String, Vec<Page>), StoreError> {
-        let feed_text = fs::read_to_string(self.dir.join("feed.toml")).map_err(io(&self.dir))?;
-        let pages = match read_meta(&self.dir)?.blobs {
-            Some(refs) => refs
-                .iter()
-                .map(|r| {
-                    let body = read_blob(&self.blob_path(r)?, &r.sha256)?;
-                    Ok(Page {
-                        label: r.label.clone(),
-                        body,
-                    })
+        if self.path.is_dir() {
+            let feed = self.path.join("feed.toml");
+            let feed_text = fs::read_to_string(&feed).map_err(io(&feed))?;
+            return Ok((feed_text, self.load_own_pages()?));
+        }
+        let hour = read_hour(&self.path)?;
+        let pages = hour
+            .blobs
+            .iter()
+            .map(|r| {
+                let body = read_blob(&self.blob_path(r)?, &r.sha256)?;
+                Ok(Page {
+                    label: r.label.clone(),
+                    body,
                 })
-                .collect::<Result<_, StoreError>>()?,
-            None => self.load_own_pages()?,
-        };
-        Ok((feed_text, pages))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((hour.feed_toml, pages))
     }
 
     fn blob_path(&self, r: &BlobRef) -> Result<PathBuf, StoreError> {
         if !is_hash(&r.sha256) {
             return Err(StoreError::BlobRef {
-                path: self.dir.join("meta.json"),
+                path: self.path.clone(),
                 reference: r.sha256.clone(),
             });
         }
@@ -183,12 +190,12 @@ impl RawRun {
     fn load_own_pages(&self) -> Result<Vec<Page>, StoreError> {
         let mut pages = Vec::new();
         for i in 0.. {
-            let p = self.dir.join(format!("page-{i:03}.gz"));
+            let p = self.path.join(format!("page-{i:03}.gz"));
             if !p.exists() {
                 break;
             }
             let label =
-                fs::read_to_string(self.dir.join(format!("page-{i:03}.label"))).unwrap_or_default();
+                fs::read_to_string(self.path.join(format!("page-{i:03}.label"))).unwrap_or_default();
             pages.push(Page {
                 label,
                 body: gunzip(&p)?,
@@ -207,11 +214,11 @@ impl Store {
         self.root.join("raw").join("blobs")
     }
 
-    fn raw_run(&self, feed: &str, at: DateTime<Utc>, dir: PathBuf) -> RawRun {
+    fn raw_run(&self, feed: &str, at: DateTime<Utc>, path: PathBuf) -> RawRun {
         RawRun {
             feed: feed.to_string(),
             at,
-            dir,
+            path,
             blobs: self.blobs_dir(),
         }
     }
@@ -229,9 +236,9 @@ impl Store {
 
     /// Keep the raw payload and feed file of a run whose offers are about to be
     /// stored, for re-normalisation: each page as a blob (first), then the hour's
-    /// folder naming them (`blobs` added to `meta`). It replaces any payload kept for
-    /// that feed and hour, so the kept payload is always the one the stored offers
-    /// came from.
+    /// `.json` naming them (`meta` with `blobs` and `feed_toml` added). It replaces any
+    /// payload kept for that feed and hour (an older hour's folder is removed after),
+    /// so the kept payload is always the one the stored offers came from.
     pub fn write_raw(
         &self,
         feed: &str,
@@ -247,23 +254,19 @@ impl Store {
                 label: p.label.clone(),
             });
         }
-        let mut meta = meta.clone();
-        meta["blobs"] = serde_json::to_value(&refs).expect("blob references serialise");
-        let dir = self
+        let mut hour = meta.clone();
+        hour["blobs"] = serde_json::to_value(&refs).expect("blob references serialise");
+        hour["feed_toml"] = feed_text.into();
+        let folder = self
             .partition("raw", at.date_naive())
             .join(format!("{feed}__{}", hour_key(at)));
-        let job = self.tmp_dir().join(format!(
-            "swap-raw-{feed}__{}-{}",
-            hour_key(at),
-            fastrand::u64(..)
-        ));
-        let new = job.join("new-0");
-        let res = write_refs(&new, feed_text, &meta)
-            .and_then(|()| fsutil::swap_dirs(&job, &[(dir, new)]));
-        if res.is_err() {
-            let _ = fs::remove_dir_all(&job);
+        let path = folder.with_extension("json");
+        let text = serde_json::to_vec_pretty(&hour).expect("JSON value serialises");
+        write_atomic_via(&self.tmp_dir(), &path, &text)?;
+        if folder.is_dir() {
+            fs::remove_dir_all(&folder).map_err(io(&folder))?;
         }
-        res
+        Ok(())
     }
 
     /// Keep a payload that failed to parse (or looked like a changed format) apart
@@ -298,29 +301,42 @@ impl Store {
         res
     }
 
-    /// The kept raw runs of one date folder, by (feed, hour) as its names say.
+    /// The kept raw runs of one date folder, by (feed, hour) as their names say; an
+    /// hour with both a `.json` and an older folder is its `.json`.
     fn raw_runs_in(&self, dir: &Path) -> Result<Vec<RawRun>, StoreError> {
-        let mut out = Vec::new();
+        let mut out: BTreeMap<(String, DateTime<Utc>), PathBuf> = BTreeMap::new();
         for e in fs::read_dir(dir).map_err(io(dir))? {
             let p = e.map_err(io(dir))?.path();
             let name = p
                 .file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if name.starts_with('.') {
+            let (stem, is_json) = match name.strip_suffix(".json") {
+                Some(stem) => (stem, true),
+                None => (name.as_str(), false),
+            };
+            if name.starts_with('.') || !(is_json || p.is_dir()) {
                 continue;
             }
-            if let Some((feed, at)) = name
+            if let Some((feed, at)) = stem
                 .rsplit_once("__")
-                .and_then(|(f, h)| Some((f, parse_hour(h)?)))
+                .and_then(|(f, h)| Some((f.to_string(), parse_hour(h)?)))
             {
-                out.push(self.raw_run(feed, at, p.clone()));
+                let slot = out.entry((feed, at));
+                if is_json {
+                    slot.insert_entry(p);
+                } else {
+                    slot.or_insert(p);
+                }
             }
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|((feed, at), p)| self.raw_run(&feed, at, p))
+            .collect())
     }
 
-    /// Every kept raw run: (feed, observation hour, directory), sorted.
+    /// Every kept raw run: (feed, observation hour, file or folder), sorted.
     pub fn raw_runs(&self) -> Result<Vec<RawRun>, StoreError> {
         let mut out = Vec::new();
         for (_, dir) in self.partitions("raw")? {
@@ -343,15 +359,15 @@ impl Store {
                 let runs = self.raw_runs_in(&dir).ok()?;
                 runs.into_iter().filter(|r| r.feed == feed).max_by_key(|r| r.at)
             })?;
-        if fs::read_to_string(run.dir.join("feed.toml")).ok()? != feed_text {
+        let hour = read_hour(&run.path).ok()?;
+        if hour.feed_toml != feed_text {
             return None;
         }
-        let meta = read_meta(&run.dir).ok()?;
         let validators = Validators {
-            etag: meta.etag,
-            last_modified: meta.last_modified,
+            etag: hour.etag,
+            last_modified: hour.last_modified,
         };
-        let [only] = meta.blobs?.try_into().ok()?;
+        let [only] = hour.blobs.try_into().ok()?;
         let kept = run.blob_path(&only).ok()?.is_file();
         (kept && !validators.is_empty()).then_some(LastPayload { run, validators })
     }
@@ -396,6 +412,12 @@ mod tests {
         let changed = [page("a", "list v1"), page("", "list v3")];
         store.write_raw("cn", hour(12), "format = \"x\"\n", &meta, &changed).unwrap();
         assert_eq!(blob_files(tmp.path()).len(), 3);
+        let mut hours: Vec<String> = fs::read_dir(tmp.path().join("raw/date=2024-10-07"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        hours.sort();
+        assert_eq!(hours, ["cn__20241007T10.json", "cn__20241007T11.json", "cn__20241007T12.json"]);
         let runs = store.raw_runs().unwrap();
         let loaded: Vec<Vec<Page>> = runs.iter().map(|r| r.load().unwrap().1).collect();
         assert_eq!(loaded, [same.to_vec(), same.to_vec(), changed.to_vec()]);
@@ -438,6 +460,12 @@ mod tests {
         assert_eq!((runs[0].feed.as_str(), runs[0].at), ("cn", hour(5)));
         assert_eq!(runs[0].load().unwrap(), ("format = \"x\"\n".to_string(), pages.to_vec()));
         assert!(store.last_payload("cn", "format = \"x\"\n").is_none());
+        // Written again, the hour is one `.json` and the older folder is gone.
+        store.write_raw("cn", hour(5), "f", &serde_json::json!({}), &pages[..1]).unwrap();
+        assert!(!dir.exists());
+        let runs = store.raw_runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].load().unwrap(), ("f".to_string(), pages[..1].to_vec()));
     }
 
     /// The validators of a feed's latest hour, only when a conditional GET can stand

@@ -500,9 +500,9 @@ fn truncated_then_good_payload_survives_renormalise() {
 }
 
 /// The blob holding the first page of the raw run `<date folder>/<feed>__<hour>`, as
-/// the run's `meta.json` names it.
+/// the run's `.json` names it.
 pub fn raw_blob(store: &Path, run: &str) -> PathBuf {
-    let meta = std::fs::read(store.join("raw").join(run).join("meta.json")).unwrap();
+    let meta = std::fs::read(store.join("raw").join(format!("{run}.json"))).unwrap();
     let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
     let sha = meta["blobs"][0]["sha256"].as_str().unwrap().to_string();
     store.join(format!("raw/blobs/{}/{sha}.gz", &sha[..2]))
@@ -524,12 +524,12 @@ fn renormalise_keeps_hours_it_cannot_rebuild() {
     for h in 10..=13 {
         assert_eq!(ingest_env(&f, &store, &format!("2024-10-07T{h}:00:00Z"), &[]).0, 0);
     }
-    // Hour 10's blob is not gzip, hour 11's folder is gone, hour 13's blob is gzip
+    // Hour 10's blob is not gzip, hour 11's record is gone, hour 13's blob is gzip
     // whose content no longer matches its name.
     let run = |h: u32| format!("date=2024-10-07/vast__20241007T{h}");
     let (not_gzip, other) = (raw_blob(&store, &run(10)), raw_blob(&store, &run(13)));
     std::fs::write(&not_gzip, b"this is not gzip data").unwrap();
-    std::fs::remove_dir_all(store.join("raw").join(run(11))).unwrap();
+    std::fs::remove_file(store.join("raw").join(run(11) + ".json")).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&vast_body(3)).unwrap();
     std::fs::write(&other, gz.finish().unwrap()).unwrap();
@@ -594,7 +594,7 @@ fn schema_drift_fails_the_feed() {
         .join("failed/date=2024-10-07/drift__20241007T12__001/page-000.gz")
         .is_file());
     assert!(!store
-        .join("raw/date=2024-10-07/drift__20241007T12")
+        .join("raw/date=2024-10-07/drift__20241007T12.json")
         .exists());
     // The failed hour is not marked as stored: a re-run retries it.
     let (_, out, _) = ingest(&f, &store);

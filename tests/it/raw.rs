@@ -149,8 +149,8 @@ fn not_modified_ingests_the_last_payload_again() {
     }
 }
 
-/// A store written before blobs (each hour's `page-NNN.gz`, no `blobs` in its
-/// `meta.json`, no `raw/blobs`) renormalises to the same offers, takes new hours in
+/// A store written before blobs (each hour a folder with `feed.toml`, `meta.json` and
+/// `page-NNN.gz`; no `raw/blobs`) renormalises to the same offers, takes new hours in
 /// the new layout beside the old ones, and renormalises both.
 #[test]
 fn a_store_written_before_blobs_keeps_working() {
@@ -184,15 +184,19 @@ fn a_store_written_before_blobs_keeps_working() {
     assert!(out.contains("3 runs rebuilt, 18 offers stored, 0 failed"), "{out}");
 }
 
-/// Rewrite a raw run as the previous version wrote it: the blob copied in as
-/// `page-000.gz`, `meta.json` without `blobs`.
+/// Rewrite a raw run as the previous version wrote it: a folder with `feed.toml`,
+/// `meta.json` (no `blobs`) and the blob copied in as `page-000.gz`.
 fn to_old_layout(store: &Path, run: &str) {
-    let dir = store.join("raw").join(run);
+    let (dir, record) = (store.join("raw").join(run), store.join("raw").join(format!("{run}.json")));
+    std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(raw_blob(store, run), dir.join("page-000.gz")).unwrap();
-    let mut meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
-    meta.as_object_mut().unwrap().remove("blobs");
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let meta = meta.as_object_mut().unwrap();
+    let feed = meta.remove("feed_toml").unwrap();
+    std::fs::write(dir.join("feed.toml"), feed.as_str().unwrap()).unwrap();
+    meta.remove("blobs");
     std::fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    std::fs::remove_file(record).unwrap();
 }
 
 /// A minimal S3 endpoint on 127.0.0.1 that keeps the keys it was sent: `PUT` with
