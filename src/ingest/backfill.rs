@@ -297,7 +297,15 @@ fn import_run(
         o.counts = Some((0, 0, parsed.fx.len()));
         return Ok(());
     }
-    let added = store_by_day(feed, parsed, at, store, tables, fx, Some(Archive::plain(pages)))?;
+    let added = store_by_day(
+        feed,
+        parsed,
+        at,
+        store,
+        tables,
+        fx,
+        Some(Archive::plain(pages)),
+    )?;
     if let Some((stored, rejected)) = added {
         o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
         o.rejected = rejected;

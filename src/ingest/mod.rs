@@ -589,7 +589,10 @@ async fn fetch_all(
         let known = f.last.as_ref().map(|l| l.validators.clone());
         set.spawn(async move {
             let secret = secret.as_deref();
-            (i, fetch::fetch_if_changed(&client, &feed, secret, at, known.as_ref()).await)
+            (
+                i,
+                fetch::fetch_if_changed(&client, &feed, secret, at, known.as_ref()).await,
+            )
         });
     }
     let mut fetched: Vec<Option<Result<Fetched, FeedError>>> =
@@ -652,9 +655,10 @@ fn payload_of(fetched: Fetched, last: Option<&LastPayload>) -> Result<Payload, S
         Fetched::NotModified(fresh) => fresh,
     };
     let last = last.ok_or("HTTP 304 Not Modified, but no version was asked about")?;
-    let (_, pages) = last.run.load().map_err(|e| {
-        format!("HTTP 304 Not Modified, but the last payload cannot be read: {e}")
-    })?;
+    let (_, pages) = last
+        .run
+        .load()
+        .map_err(|e| format!("HTTP 304 Not Modified, but the last payload cannot be read: {e}"))?;
     let kept = &last.validators;
     Ok(Payload {
         pages,

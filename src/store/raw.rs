@@ -81,7 +81,9 @@ pub fn content_hash(body: &[u8]) -> String {
 }
 
 fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `YYYYMMDDTHH` as the hour it names.
@@ -194,8 +196,8 @@ impl RawRun {
             if !p.exists() {
                 break;
             }
-            let label =
-                fs::read_to_string(self.path.join(format!("page-{i:03}.label"))).unwrap_or_default();
+            let label = fs::read_to_string(self.path.join(format!("page-{i:03}.label")))
+                .unwrap_or_default();
             pages.push(Page {
                 label,
                 body: gunzip(&p)?,
@@ -322,11 +324,10 @@ impl Store {
                 .rsplit_once("__")
                 .and_then(|(f, h)| Some((f.to_string(), parse_hour(h)?)))
             {
-                let slot = out.entry((feed, at));
                 if is_json {
-                    slot.insert_entry(p);
+                    out.insert((feed, at), p);
                 } else {
-                    slot.or_insert(p);
+                    out.entry((feed, at)).or_insert(p);
                 }
             }
         }
@@ -357,7 +358,9 @@ impl Store {
             .rev()
             .find_map(|(_, dir)| {
                 let runs = self.raw_runs_in(&dir).ok()?;
-                runs.into_iter().filter(|r| r.feed == feed).max_by_key(|r| r.at)
+                runs.into_iter()
+                    .filter(|r| r.feed == feed)
+                    .max_by_key(|r| r.at)
             })?;
         let hour = read_hour(&run.path).ok()?;
         if hour.feed_toml != feed_text {
@@ -407,17 +410,28 @@ mod tests {
         let meta = serde_json::json!({"pages": 2});
         let same = [page("a", "list v1"), page("", "list v2")];
         for h in [10, 11] {
-            store.write_raw("cn", hour(h), "format = \"x\"\n", &meta, &same).unwrap();
+            store
+                .write_raw("cn", hour(h), "format = \"x\"\n", &meta, &same)
+                .unwrap();
         }
         let changed = [page("a", "list v1"), page("", "list v3")];
-        store.write_raw("cn", hour(12), "format = \"x\"\n", &meta, &changed).unwrap();
+        store
+            .write_raw("cn", hour(12), "format = \"x\"\n", &meta, &changed)
+            .unwrap();
         assert_eq!(blob_files(tmp.path()).len(), 3);
         let mut hours: Vec<String> = fs::read_dir(tmp.path().join("raw/date=2024-10-07"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         hours.sort();
-        assert_eq!(hours, ["cn__20241007T10.json", "cn__20241007T11.json", "cn__20241007T12.json"]);
+        assert_eq!(
+            hours,
+            [
+                "cn__20241007T10.json",
+                "cn__20241007T11.json",
+                "cn__20241007T12.json"
+            ]
+        );
         let runs = store.raw_runs().unwrap();
         let loaded: Vec<Vec<Page>> = runs.iter().map(|r| r.load().unwrap().1).collect();
         assert_eq!(loaded, [same.to_vec(), same.to_vec(), changed.to_vec()]);
@@ -438,10 +452,16 @@ mod tests {
         let check = |damage: &[u8], expected: &str| {
             fs::write(&blob, damage).unwrap();
             let e = store.raw_runs().unwrap()[0].load().unwrap_err().to_string();
-            assert!(e.contains(&blob.display().to_string()) && e.contains(expected), "{e}");
+            assert!(
+                e.contains(&blob.display().to_string()) && e.contains(expected),
+                "{e}"
+            );
         };
         check(b"this is not gzip data", "invalid gzip header");
-        check(&gzip(b"other prices", &blob).unwrap(), "damaged: its content hashes");
+        check(
+            &gzip(b"other prices", &blob).unwrap(),
+            "damaged: its content hashes",
+        );
         store.write_raw("v", hour(2), "", &meta, &p).unwrap();
         for run in store.raw_runs().unwrap() {
             assert_eq!(run.load().unwrap().1, p, "{}", run.at);
@@ -455,17 +475,31 @@ mod tests {
         let store = Store::open(tmp.path());
         let dir = tmp.path().join("raw/date=2024-10-07/cn__20241007T05");
         let pages = [page("cn-beijing__x", "one"), page("", "two")];
-        write_pages(&dir, "format = \"x\"\n", &serde_json::json!({"pages": 2}), &pages).unwrap();
+        write_pages(
+            &dir,
+            "format = \"x\"\n",
+            &serde_json::json!({"pages": 2}),
+            &pages,
+        )
+        .unwrap();
         let runs = store.raw_runs().unwrap();
         assert_eq!((runs[0].feed.as_str(), runs[0].at), ("cn", hour(5)));
-        assert_eq!(runs[0].load().unwrap(), ("format = \"x\"\n".to_string(), pages.to_vec()));
+        assert_eq!(
+            runs[0].load().unwrap(),
+            ("format = \"x\"\n".to_string(), pages.to_vec())
+        );
         assert!(store.last_payload("cn", "format = \"x\"\n").is_none());
         // Written again, the hour is one `.json` and the older folder is gone.
-        store.write_raw("cn", hour(5), "f", &serde_json::json!({}), &pages[..1]).unwrap();
+        store
+            .write_raw("cn", hour(5), "f", &serde_json::json!({}), &pages[..1])
+            .unwrap();
         assert!(!dir.exists());
         let runs = store.raw_runs().unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].load().unwrap(), ("f".to_string(), pages[..1].to_vec()));
+        assert_eq!(
+            runs[0].load().unwrap(),
+            ("f".to_string(), pages[..1].to_vec())
+        );
     }
 
     /// The validators of a feed's latest hour, only when a conditional GET can stand
@@ -477,10 +511,17 @@ mod tests {
         let tagged = serde_json::json!({"etag": "\"v1\""});
         let one = [page("", "list")];
         store.write_raw("cn", hour(3), "f", &tagged, &one).unwrap();
-        store.write_raw("cn", hour(1), "f", &serde_json::json!({}), &one).unwrap();
-        store.write_raw("cnx", hour(4), "f", &serde_json::json!({}), &one).unwrap();
+        store
+            .write_raw("cn", hour(1), "f", &serde_json::json!({}), &one)
+            .unwrap();
+        store
+            .write_raw("cnx", hour(4), "f", &serde_json::json!({}), &one)
+            .unwrap();
         let last = store.last_payload("cn", "f").unwrap();
-        assert_eq!((last.run.at, last.validators.etag.as_deref()), (hour(3), Some("\"v1\"")));
+        assert_eq!(
+            (last.run.at, last.validators.etag.as_deref()),
+            (hour(3), Some("\"v1\""))
+        );
         assert!(store.last_payload("cn", "changed feed file").is_none());
         assert!(store.last_payload("cnx", "f").is_none(), "no version named");
         let two = [page("", "a"), page("", "b")];

@@ -522,7 +522,10 @@ fn renormalise_keeps_hours_it_cannot_rebuild() {
     let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url("/v"), ""))]);
     let store = tmp.path().join("store");
     for h in 10..=13 {
-        assert_eq!(ingest_env(&f, &store, &format!("2024-10-07T{h}:00:00Z"), &[]).0, 0);
+        assert_eq!(
+            ingest_env(&f, &store, &format!("2024-10-07T{h}:00:00Z"), &[]).0,
+            0
+        );
     }
     // Hour 10's blob is not gzip, hour 11's record is gone, hour 13's blob is gzip
     // whose content no longer matches its name.

@@ -679,7 +679,9 @@ async fn unset_key_is_skipped_and_keys_never_leak() {
     // The raw hour's record keeps a copy of the feed file (`feed_toml`).
     let raw_feed = files
         .iter()
-        .filter(|(p, _)| p.starts_with(store.join("raw")) && p.extension().is_some_and(|x| x == "json"))
+        .filter(|(p, _)| {
+            p.starts_with(store.join("raw")) && p.extension().is_some_and(|x| x == "json")
+        })
         .filter_map(|(_, b)| serde_json::from_slice::<serde_json::Value>(b).ok())
         .filter_map(|v| v["feed_toml"].as_str().map(str::to_string))
         .find(|text| text.contains("format = \"aliyun\""))

@@ -15,8 +15,17 @@ use crate::faults::{
 /// Every blob file under `<store>/raw/blobs`.
 fn blobs(store: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for d in std::fs::read_dir(store.join("raw/blobs")).into_iter().flatten().flatten() {
-        out.extend(std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.path()));
+    for d in std::fs::read_dir(store.join("raw/blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        out.extend(
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path()),
+        );
     }
     out
 }
@@ -38,7 +47,10 @@ fn offers_of_hour(offers: &DataFrame, hour: u32) -> DataFrame {
 fn sorted(offers: DataFrame) -> DataFrame {
     offers
         .lazy()
-        .sort(["observed_at", "offer_id", "price_class"], Default::default())
+        .sort(
+            ["observed_at", "offer_id", "price_class"],
+            Default::default(),
+        )
         .collect()
         .unwrap()
 }
@@ -57,7 +69,9 @@ fn run_record(store: &Path, h: u32) -> serde_json::Value {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             name.contains("ingest") && {
                 let text = std::fs::read_to_string(p).unwrap();
-                text.contains(&format!("\"observed_at\": \"2024-10-07T{h:02}:00:00+00:00\""))
+                text.contains(&format!(
+                    "\"observed_at\": \"2024-10-07T{h:02}:00:00+00:00\""
+                ))
             }
         })
         .unwrap_or_else(|| panic!("no ingest record for hour {h}"));
@@ -85,9 +99,17 @@ fn versioned(header: &'static str, condition: &'static str, version: &str) -> Ve
             return Fault::status(304, &[(header, &version)]);
         }
         match Fault::json(body) {
-            Fault::Reply { status, mut headers, body } => {
+            Fault::Reply {
+                status,
+                mut headers,
+                body,
+            } => {
                 headers.push((header.to_string(), version));
-                Fault::Reply { status, headers, body }
+                Fault::Reply {
+                    status,
+                    headers,
+                    body,
+                }
             }
             _ => unreachable!(),
         }
@@ -121,13 +143,22 @@ fn not_modified_ingests_the_last_payload_again() {
         assert_eq!(code, 0, "{first}");
         let (code, second, err) = ingest_env(&f, &store, &at(11), &[]);
         assert_eq!(code, 0, "{second}{err}");
-        assert_eq!(*srv.asked.lock().unwrap(), [None, Some(v1.to_string())], "{header}");
+        assert_eq!(
+            *srv.asked.lock().unwrap(),
+            [None, Some(v1.to_string())],
+            "{header}"
+        );
         assert!(
-            line(&second, "vast").contains("ok (not modified: last payload ingested again), 5 offers read, 5 stored"),
+            line(&second, "vast").contains(
+                "ok (not modified: last payload ingested again), 5 offers read, 5 stored"
+            ),
             "{second}"
         );
         let record = &run_record(&store, 11)["feeds"][0];
-        assert_eq!((record["status"].as_str(), record["not_modified"].as_bool()), (Some("stored"), Some(true)));
+        assert_eq!(
+            (record["status"].as_str(), record["not_modified"].as_bool()),
+            (Some("stored"), Some(true))
+        );
         assert_eq!(run_record(&store, 10)["feeds"][0].get("not_modified"), None);
         assert_eq!(blobs(&store).len(), 1, "{header}: one blob for both hours");
 
@@ -136,14 +167,20 @@ fn not_modified_ingests_the_last_payload_again() {
         assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
         let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
         assert_eq!(code, 0, "{out}{err}");
-        assert!(out.contains("2 runs rebuilt, 10 offers stored, 0 failed"), "{out}");
+        assert!(
+            out.contains("2 runs rebuilt, 10 offers stored, 0 failed"),
+            "{out}"
+        );
         assert_eq!(sorted(check_store(&store)), sorted(offers), "{header}");
 
         // The server's payload changes: the conditional request gets it whole.
         *srv.served.lock().unwrap() = (v2.to_string(), vast_body(7));
         let (code, third, _) = ingest_env(&f, &store, &at(12), &[]);
         assert_eq!(code, 0, "{third}");
-        assert!(line(&third, "vast").contains("ok, 7 offers read, 7 stored"), "{third}");
+        assert!(
+            line(&third, "vast").contains("ok, 7 offers read, 7 stored"),
+            "{third}"
+        );
         assert_eq!(srv.asked.lock().unwrap()[2].as_deref(), Some(v1));
         assert_eq!(blobs(&store).len(), 2);
     }
@@ -174,28 +211,42 @@ fn a_store_written_before_blobs_keeps_working() {
     let offers = sorted(check_store(&store));
     let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("2 runs rebuilt, 11 offers stored, 0 failed"), "{out}");
+    assert!(
+        out.contains("2 runs rebuilt, 11 offers stored, 0 failed"),
+        "{out}"
+    );
     assert_eq!(sorted(check_store(&store)), offers);
 
     assert_eq!(ingest_env(&f, &store, &at(12), &[]).0, 0);
     assert_eq!(blobs(&store).len(), 1);
     let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("3 runs rebuilt, 18 offers stored, 0 failed"), "{out}");
+    assert!(
+        out.contains("3 runs rebuilt, 18 offers stored, 0 failed"),
+        "{out}"
+    );
 }
 
 /// Rewrite a raw run as the previous version wrote it: a folder with `feed.toml`,
 /// `meta.json` (no `blobs`) and the blob copied in as `page-000.gz`.
 fn to_old_layout(store: &Path, run: &str) {
-    let (dir, record) = (store.join("raw").join(run), store.join("raw").join(format!("{run}.json")));
+    let (dir, record) = (
+        store.join("raw").join(run),
+        store.join("raw").join(format!("{run}.json")),
+    );
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(raw_blob(store, run), dir.join("page-000.gz")).unwrap();
-    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     let meta = meta.as_object_mut().unwrap();
     let feed = meta.remove("feed_toml").unwrap();
     std::fs::write(dir.join("feed.toml"), feed.as_str().unwrap()).unwrap();
     meta.remove("blobs");
-    std::fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("meta.json"),
+        serde_json::to_vec_pretty(&meta).unwrap(),
+    )
+    .unwrap();
     std::fs::remove_file(record).unwrap();
 }
 
@@ -289,11 +340,22 @@ fn blobs_reach_the_bucket_before_the_hours_that_name_them() {
     std::fs::write(&payload, vast_body(4)).unwrap();
     let f = feeds(
         tmp.path(),
-        &[("vast", format!("format = \"vastai\"\nurl = \"{}\"\n", payload.display()))],
+        &[(
+            "vast",
+            format!("format = \"vastai\"\nurl = \"{}\"\n", payload.display()),
+        )],
     );
     for h in [10, 11] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
-            .args(["ingest", "--feeds", f.to_str().unwrap(), "--store", "s3://b/p", "--at", &at(h)])
+            .args([
+                "ingest",
+                "--feeds",
+                f.to_str().unwrap(),
+                "--store",
+                "s3://b/p",
+                "--at",
+                &at(h),
+            ])
             .envs([
                 ("AWS_ENDPOINT_URL", endpoint.as_str()),
                 ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
@@ -303,20 +365,32 @@ fn blobs_reach_the_bucket_before_the_hours_that_name_them() {
             .env("GPURENT_CACHE_DIR", tmp.path().join("cache"))
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{text}");
     }
     let created = created.lock().unwrap().clone();
     let first = |what: &str, h: u32| {
         created
             .iter()
-            .position(|k| k.contains(what) && (what == "raw/blobs/" || k.contains(&format!("T{h}"))))
+            .position(|k| {
+                k.contains(what) && (what == "raw/blobs/" || k.contains(&format!("T{h}")))
+            })
             .unwrap_or_else(|| panic!("no {what} for hour {h} in {created:#?}"))
     };
-    let blobs: Vec<&String> = created.iter().filter(|k| k.contains("/raw/blobs/")).collect();
+    let blobs: Vec<&String> = created
+        .iter()
+        .filter(|k| k.contains("/raw/blobs/"))
+        .collect();
     assert_eq!(blobs.len(), 1, "{created:#?}");
-    assert!(first("raw/blobs/", 10) < first("/raw/date=", 10), "{created:#?}");
+    assert!(
+        first("raw/blobs/", 10) < first("/raw/date=", 10),
+        "{created:#?}"
+    );
     for h in [10, 11] {
-        assert!(first("/raw/date=", h) < first("/offers/", h), "{created:#?}");
+        assert!(
+            first("/raw/date=", h) < first("/offers/", h),
+            "{created:#?}"
+        );
     }
 }
