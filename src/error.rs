@@ -185,6 +185,18 @@ pub enum StoreError {
     NoConditionalCreate { url: String },
     #[error("{url}: changed by other writers 10 times in a row; try again")]
     Contended { url: String },
+    /// A raw payload blob whose content no longer hashes to its name.
+    #[error("{path}: damaged: its content hashes to {found}, not to the name it is kept under")]
+    BlobDamaged { path: PathBuf, found: String },
+    /// A raw hour's `meta.json` that does not parse.
+    #[error("{path}: {source}")]
+    RawMeta {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// A raw hour's `meta.json` naming a blob by something other than a SHA-256 in hex.
+    #[error("{path}: {reference:?} is not a blob's SHA-256")]
+    BlobRef { path: PathBuf, reference: String },
 }
 
 /// An error in one of the data tables (GPU registry, regions, instances, units).

@@ -188,3 +188,19 @@ pub struct Page {
     pub label: String,
     pub body: Vec<u8>,
 }
+
+/// What a server said about a payload's version (`ETag`, `Last-Modified`), kept with
+/// the payload so the next fetch can ask whether anything changed
+/// (`If-None-Match`, `If-Modified-Since`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// True when the server gave neither, so no conditional request can be made.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}

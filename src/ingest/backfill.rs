@@ -25,7 +25,8 @@ use crate::ingest::adapters::Page;
 use crate::ingest::feed::{self, Feed};
 use crate::ingest::fetch;
 use crate::ingest::{
-    load_fx, normalise_parsed, parse_checked, parse_pages, quarantine, store_parsed, Stored,
+    load_fx, normalise_parsed, parse_checked, parse_pages, quarantine, store_parsed, Archive,
+    Stored,
 };
 use crate::model::Parsed;
 use crate::store::Store;
@@ -102,7 +103,7 @@ pub fn store_by_day(
     store: &Store,
     tables: &Tables,
     fx: &polars::prelude::DataFrame,
-    pages: Option<&[Page]>,
+    pages: Option<Archive>,
 ) -> Result<Option<Stored>, FeedError> {
     let day_of =
         |o: &crate::model::RawOffer| o.observed_at.map_or(at.date_naive(), |t| t.date_naive());
@@ -296,7 +297,15 @@ fn import_run(
         o.counts = Some((0, 0, parsed.fx.len()));
         return Ok(());
     }
-    let added = store_by_day(feed, parsed, at, store, tables, fx, Some(pages))?;
+    let added = store_by_day(
+        feed,
+        parsed,
+        at,
+        store,
+        tables,
+        fx,
+        Some(Archive::plain(pages)),
+    )?;
     if let Some((stored, rejected)) = added {
         o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
         o.rejected = rejected;

@@ -5,7 +5,9 @@
 //! on timeouts, connection errors, 429 and 5xx (honouring `Retry-After` in seconds),
 //! never on other 4xx; a cap on the response size; paging where the adapter names a
 //! next page. Every URL requested (feed URL, adapter request, next-page link, redirect
-//! target) passes [`crate::ingest::urlpolicy::check`] first.
+//! target) passes [`crate::ingest::urlpolicy::check`] first. A one-request feed whose
+//! last payload the server named (`ETag`, `Last-Modified`) is asked whether it changed
+//! (`If-None-Match`, `If-Modified-Since`); a `304` then answers [`Fetched::NotModified`].
 //!
 //! Invariants: the secret is only handed to the adapter to build requests; it is
 //! removed ([`scrub`]) from every error message and from every fetched body before
@@ -21,6 +23,7 @@ use crate::error::FeedError;
 use crate::ingest::adapters::{Page, Request};
 use crate::ingest::feed::{Feed, FeedConfig, Source};
 use crate::ingest::urlpolicy::{self, shown_url};
+use crate::model::Validators;
 
 /// Most pages followed for one feed, so a looping `next` link cannot run forever.
 pub const MAX_PAGES: usize = 1000;
@@ -150,6 +153,20 @@ fn body_error(e: &reqwest::Error, timeout_s: u64, received: usize) -> String {
     }
 }
 
+/// What a fetch brought.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// The payload's pages, with the version the server named for it (a one-page
+    /// payload only; empty otherwise).
+    Pages {
+        pages: Vec<Page>,
+        validators: Validators,
+    },
+    /// `304 Not Modified` to a conditional request: the payload asked about is what
+    /// the server still serves. Holds the validators the 304 carried, if any.
+    NotModified(Validators),
+}
+
 /// Fetch every page of a feed.
 pub async fn fetch(
     client: &reqwest::Client,
@@ -157,6 +174,23 @@ pub async fn fetch(
     secret: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Page>, FeedError> {
+    match fetch_if_changed(client, feed, secret, now, None).await? {
+        Fetched::Pages { pages, .. } => Ok(pages),
+        Fetched::NotModified(_) => unreachable!("a 304 counts only for a conditional request"),
+    }
+}
+
+/// Fetch every page of a feed; with `known` (the version of the payload kept last),
+/// ask the server whether it changed (`If-None-Match`, `If-Modified-Since`). Only a
+/// feed fetched with one request and no next page is asked: for a paged payload one
+/// page's 304 would not say that the others are unchanged.
+pub async fn fetch_if_changed(
+    client: &reqwest::Client,
+    feed: &Feed,
+    secret: Option<&str>,
+    now: DateTime<Utc>,
+    known: Option<&Validators>,
+) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
     match &cfg.source {
         Source::File(path) => {
@@ -164,7 +198,10 @@ pub async fn fetch(
             for p in &mut pages {
                 scrub_bytes(&mut p.body, secret);
             }
-            Ok(pages)
+            Ok(Fetched::Pages {
+                pages,
+                validators: Validators::default(),
+            })
         }
         Source::Http(url) => {
             let requests =
@@ -175,39 +212,62 @@ pub async fn fetch(
                         url: shown_url(url),
                         message: redact(m.to_string(), secret),
                     })?;
-            let mut pages = Vec::new();
-            for req in requests {
-                let mut next = Some(req);
-                while let Some(req) = next.take() {
-                    if pages.len() >= MAX_PAGES {
-                        return Err(FeedError::Http {
-                            feed: cfg.name.clone(),
-                            url: shown_url(&req.url),
-                            message: format!("more than {MAX_PAGES} pages"),
-                        });
-                    }
-                    let mut body = fetch_one(client, feed, &req, secret).await?;
-                    scrub_bytes(&mut body, secret);
-                    if let Some(link) = feed.adapter.next_page(&req.url, &body) {
-                        urlpolicy::check(&link).map_err(|m| FeedError::Http {
-                            feed: cfg.name.clone(),
-                            url: shown_url(&link),
-                            message: format!("next page refused: {m}"),
-                        })?;
-                        let mut n = Request::get(&link);
-                        n.headers = req.headers.clone();
-                        n.label = req.label.clone();
-                        next = Some(n);
-                    }
-                    pages.push(Page {
-                        label: req.label.clone(),
-                        body,
-                    });
-                }
-            }
-            Ok(pages)
+            let known = known.filter(|v| requests.len() == 1 && !v.is_empty());
+            fetch_pages(client, feed, requests, secret, known).await
         }
     }
+}
+
+/// Send the requests and follow their next-page links; the first request carries
+/// the conditions of `known`, if given.
+async fn fetch_pages(
+    client: &reqwest::Client,
+    feed: &Feed,
+    requests: Vec<Request>,
+    secret: Option<&str>,
+    mut known: Option<&Validators>,
+) -> Result<Fetched, FeedError> {
+    let cfg = &feed.config;
+    let (mut pages, mut validators) = (Vec::new(), Validators::default());
+    for req in requests {
+        let mut next = Some(req);
+        while let Some(req) = next.take() {
+            if pages.len() >= MAX_PAGES {
+                return Err(FeedError::Http {
+                    feed: cfg.name.clone(),
+                    url: shown_url(&req.url),
+                    message: format!("more than {MAX_PAGES} pages"),
+                });
+            }
+            let mut body = match fetch_one(client, feed, &req, secret, known.take()).await? {
+                Response::NotModified(v) => return Ok(Fetched::NotModified(v)),
+                Response::Body(body, v) => {
+                    validators = v;
+                    body
+                }
+            };
+            scrub_bytes(&mut body, secret);
+            if let Some(link) = feed.adapter.next_page(&req.url, &body) {
+                urlpolicy::check(&link).map_err(|m| FeedError::Http {
+                    feed: cfg.name.clone(),
+                    url: shown_url(&link),
+                    message: format!("next page refused: {m}"),
+                })?;
+                let mut n = Request::get(&link);
+                n.headers = req.headers.clone();
+                n.label = req.label.clone();
+                next = Some(n);
+            }
+            pages.push(Page {
+                label: req.label.clone(),
+                body,
+            });
+        }
+    }
+    if pages.len() != 1 {
+        validators = Validators::default();
+    }
+    Ok(Fetched::Pages { pages, validators })
 }
 
 /// Read a recorded payload: a file is one page with an empty label; a directory holds
@@ -254,8 +314,14 @@ pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Pag
     Ok(pages)
 }
 
+/// One request's answer: a body, with the version the server named for it, or 304.
+enum Response {
+    Body(Vec<u8>, Validators),
+    NotModified(Validators),
+}
+
 enum Attempt {
-    Done(Vec<u8>),
+    Done(Response),
     Retry {
         wait: Option<Duration>,
         message: String,
@@ -263,17 +329,19 @@ enum Attempt {
     Fail(FeedError),
 }
 
+/// One request, retried as the rules say; `known` makes it conditional.
 async fn fetch_one(
     client: &reqwest::Client,
     feed: &Feed,
     req: &Request,
     secret: Option<&str>,
-) -> Result<Vec<u8>, FeedError> {
+    known: Option<&Validators>,
+) -> Result<Response, FeedError> {
     let cfg = &feed.config;
     let mut attempt = 0u32;
     loop {
-        match attempt_once(client, feed, req, secret).await {
-            Attempt::Done(body) => return Ok(body),
+        match attempt_once(client, feed, req, secret, known).await {
+            Attempt::Done(response) => return Ok(response),
             Attempt::Fail(e) => return Err(e),
             Attempt::Retry { wait, message } => {
                 if attempt >= cfg.retries {
@@ -300,6 +368,7 @@ async fn attempt_once(
     feed: &Feed,
     req: &Request,
     secret: Option<&str>,
+    known: Option<&Validators>,
 ) -> Attempt {
     let cfg = &feed.config;
     let fail = |message: String| {
@@ -321,6 +390,9 @@ async fn attempt_once(
     for (k, v) in &req.headers {
         rb = rb.header(k, v);
     }
+    if let Some(k) = known {
+        rb = conditions(rb, k);
+    }
     if let Some(b) = &req.body {
         rb = rb.body(b.clone());
     }
@@ -339,10 +411,43 @@ async fn attempt_once(
             };
         }
     };
+    let validators = validators_of(&resp, secret);
+    if known.is_some() && resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Attempt::Done(Response::NotModified(validators));
+    }
     if let Some(stop) = sort_status(&resp, feed, &req.url) {
         return stop;
     }
-    read_capped(resp, cfg, &req.url, secret).await
+    match read_capped(resp, cfg, &req.url, secret).await {
+        Ok(body) => Attempt::Done(Response::Body(body, validators)),
+        Err(stop) => stop,
+    }
+}
+
+/// Longest `ETag` or `Last-Modified` value kept; a longer one is ignored.
+const MAX_VALIDATOR: usize = 512;
+
+/// The `ETag` and `Last-Modified` a response carries, scrubbed of the secret.
+fn validators_of(resp: &reqwest::Response, secret: Option<&str>) -> Validators {
+    let get = |name| {
+        let v = resp.headers().get(name)?.to_str().ok()?.trim();
+        (!v.is_empty() && v.len() <= MAX_VALIDATOR).then(|| scrub(v, secret))
+    };
+    Validators {
+        etag: get(reqwest::header::ETAG),
+        last_modified: get(reqwest::header::LAST_MODIFIED),
+    }
+}
+
+/// Ask only for a payload other than the one `known` names.
+fn conditions(mut rb: reqwest::RequestBuilder, known: &Validators) -> reqwest::RequestBuilder {
+    if let Some(etag) = &known.etag {
+        rb = rb.header(reqwest::header::IF_NONE_MATCH, etag);
+    }
+    if let Some(date) = &known.last_modified {
+        rb = rb.header(reqwest::header::IF_MODIFIED_SINCE, date);
+    }
+    rb
 }
 
 /// A status to retry (429, 5xx, honouring `Retry-After`) or to fail on; `None` to
@@ -378,7 +483,7 @@ async fn read_capped(
     cfg: &FeedConfig,
     url: &str,
     secret: Option<&str>,
-) -> Attempt {
+) -> Result<Vec<u8>, Attempt> {
     let too_large = || {
         Attempt::Fail(FeedError::TooLarge {
             feed: cfg.name.clone(),
@@ -390,17 +495,17 @@ async fn read_capped(
         .content_length()
         .is_some_and(|n| n as usize > cfg.max_bytes)
     {
-        return too_large();
+        return Err(too_large());
     }
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > cfg.max_bytes => return too_large(),
+            Ok(Some(chunk)) if body.len() + chunk.len() > cfg.max_bytes => return Err(too_large()),
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return Attempt::Done(body),
+            Ok(None) => return Ok(body),
             Err(e) => {
                 let message = redact(body_error(&e, cfg.timeout_s, body.len()), secret);
-                return if e.is_timeout() || message.contains("body ended early") {
+                return Err(if e.is_timeout() || message.contains("body ended early") {
                     Attempt::Retry {
                         wait: None,
                         message,
@@ -411,7 +516,7 @@ async fn read_capped(
                         url: shown_url(url),
                         message,
                     })
-                };
+                });
             }
         }
     }

@@ -10,7 +10,10 @@
 //! feed whose records are all, or nearly all, malformed has failed ([`check_format`]):
 //! a changed format must not look like a quiet run. An offer listed twice in one run
 //! is kept once (the first) and counted as a `duplicate_offer` reject. Every message
-//! is scrubbed of the feed's secret ([`fetch::scrub`]).
+//! is scrubbed of the feed's secret ([`fetch::scrub`]). A feed whose last kept payload
+//! has a version the server named is fetched conditionally; a 304 means that payload
+//! is still in force, so it is parsed and stored again under this hour (a snapshot
+//! like any other, marked `not_modified`), never counted as a failure.
 
 pub mod adapters;
 pub mod backfill;
@@ -27,10 +30,11 @@ use polars::prelude::DataFrame;
 use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
-use crate::model::{ParseReject, Parsed};
+use crate::ingest::fetch::Fetched;
+use crate::model::{ParseReject, Parsed, Validators};
 use crate::normalise::{self, Batch, Context};
 use crate::store::records::{FeedCounts, FeedRecord, IngestRecord};
-use crate::store::Store;
+use crate::store::{LastPayload, Store};
 use crate::tables::Tables;
 
 /// How one feed's run ended.
@@ -42,6 +46,9 @@ pub enum Status {
         stored: usize,
         rejected: Vec<(String, usize)>,
         fx_rates: usize,
+        /// The server answered 304: the last payload, still in force, was ingested
+        /// again under this hour.
+        not_modified: bool,
     },
     /// This feed and hour were already in the store; nothing was added.
     AlreadyStored,
@@ -66,10 +73,16 @@ impl Outcome {
                 stored,
                 rejected,
                 fx_rates,
+                not_modified,
             } => {
                 let total: usize = rejected.iter().map(|r| r.1).sum();
+                let reused = if *not_modified {
+                    " (not modified: last payload ingested again)"
+                } else {
+                    ""
+                };
                 let mut s = format!(
-                    "{}: ok, {read} offers read, {stored} stored, {total} rejected",
+                    "{}: ok{reused}, {read} offers read, {stored} stored, {total} rejected",
                     self.feed
                 );
                 if !rejected.is_empty() {
@@ -97,6 +110,7 @@ impl Outcome {
                 stored,
                 rejected,
                 fx_rates,
+                not_modified,
             } => (
                 "stored",
                 Some(FeedCounts {
@@ -104,6 +118,7 @@ impl Outcome {
                     stored: *stored,
                     fx_rates: *fx_rates,
                     rejected: rejected.iter().cloned().collect(),
+                    not_modified: *not_modified,
                 }),
             ),
             Status::AlreadyStored => ("already_stored", None),
@@ -268,15 +283,70 @@ pub fn parse_checked(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<P
     Ok(parsed)
 }
 
+/// A payload to keep with a run: its pages and what the server said of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Archive<'a> {
+    pub pages: &'a [Page],
+    /// The version the server named (`etag`, `last_modified` in `meta.json`, which
+    /// the next fetch sends back as conditions).
+    pub validators: &'a Validators,
+    /// The server answered 304: `pages` are the last payload, still in force.
+    pub not_modified: bool,
+}
+
+static NO_VALIDATORS: Validators = Validators {
+    etag: None,
+    last_modified: None,
+};
+
+impl<'a> Archive<'a> {
+    /// Pages from a file or an unconditional fetch: no version known.
+    pub fn plain(pages: &'a [Page]) -> Self {
+        Self {
+            pages,
+            validators: &NO_VALIDATORS,
+            not_modified: false,
+        }
+    }
+}
+
+/// A fetched payload, owned: what [`Archive`] borrows.
+#[derive(Debug, Clone)]
+struct Payload {
+    pages: Vec<Page>,
+    validators: Validators,
+    not_modified: bool,
+}
+
+impl Payload {
+    fn archive(&self) -> Archive<'_> {
+        Archive {
+            pages: &self.pages,
+            validators: &self.validators,
+            not_modified: self.not_modified,
+        }
+    }
+}
+
 /// The `meta.json` kept with a run's payload.
-pub fn payload_meta(feed: &Feed, at: DateTime<Utc>, pages: usize) -> serde_json::Value {
-    serde_json::json!({
+pub fn payload_meta(feed: &Feed, at: DateTime<Utc>, archive: &Archive) -> serde_json::Value {
+    let mut meta = serde_json::json!({
         "feed": feed.config.name,
         "format": feed.config.format,
         "source": source_name(feed),
         "observed_at": at.to_rfc3339(),
-        "pages": pages,
-    })
+        "pages": archive.pages.len(),
+    });
+    let v = archive.validators;
+    for (key, value) in [("etag", &v.etag), ("last_modified", &v.last_modified)] {
+        if let Some(value) = value {
+            meta[key] = value.as_str().into();
+        }
+    }
+    if archive.not_modified {
+        meta["not_modified"] = true.into();
+    }
+    meta
 }
 
 /// Keep a failed payload under `failed/` for diagnosis; the note to add to the
@@ -288,7 +358,7 @@ pub fn quarantine(
     pages: &[Page],
     error: &str,
 ) -> String {
-    let mut meta = payload_meta(feed, at, pages.len());
+    let mut meta = payload_meta(feed, at, &Archive::plain(pages));
     meta["error"] = error.into();
     match store.write_failed(&feed.config.name, at, &feed.config.text, &meta, pages) {
         Ok(dir) => format!(" (payload kept in {})", dir.display()),
@@ -332,7 +402,7 @@ pub fn load_fx(store: &Store) -> Result<DataFrame, StoreError> {
 /// What one stored run holds: offers stored, and rejects counted by reason.
 pub type Stored = (usize, Vec<(String, usize)>);
 
-/// Normalise a feed run's parsed offers and append them to `store`. When `pages` is
+/// Normalise a feed run's parsed offers and append them to `store`. When `raw` is
 /// given, the payload is archived under `raw/` (replacing an earlier one) just before
 /// the offers are written. Returns the offers stored and the rejects by reason, or
 /// `None` when that feed and hour were already stored (nothing written).
@@ -343,7 +413,7 @@ pub fn store_parsed(
     store: &Store,
     tables: &Tables,
     fx: &DataFrame,
-    pages: Option<&[Page]>,
+    raw: Option<Archive>,
 ) -> Result<Option<Stored>, FeedError> {
     if store.has_run(&feed.config.name, at) {
         return Ok(None);
@@ -354,10 +424,10 @@ pub fn store_parsed(
         feed: feed.config.name.clone(),
         source,
     };
-    if let Some(pages) = pages {
-        let meta = payload_meta(feed, at, pages.len());
+    if let Some(raw) = raw {
+        let meta = payload_meta(feed, at, &raw);
         store
-            .write_raw(&feed.config.name, at, &feed.config.text, &meta, pages)
+            .write_raw(&feed.config.name, at, &feed.config.text, &meta, raw.pages)
             .map_err(store_err)?;
     }
     let added = store
@@ -399,7 +469,7 @@ pub async fn run(
             // The message goes out scrubbed, in the outcomes only.
             tracing::error!("ingest: the parse-and-store task failed");
             let (mut outcomes, to_fetch) = fallback;
-            for (feed, _) in &to_fetch {
+            for ToFetch { feed, .. } in &to_fetch {
                 outcomes
                     .entry(feed.config.name.clone())
                     .or_insert_with(|| Status::Failed(format!("parse-and-store task failed: {e}")));
@@ -416,7 +486,7 @@ pub async fn run(
 /// and store each feed, heal runs that waited for FX, scrub the outcomes.
 fn store_all(
     to_fetch: Vec<ToFetch>,
-    fetched: Vec<Option<Result<Vec<Page>, FeedError>>>,
+    fetched: Vec<Option<Result<Fetched, FeedError>>>,
     store: &Store,
     at: DateTime<Utc>,
     tables: &Tables,
@@ -431,13 +501,14 @@ fn store_all(
             normalise::fx_frame(&[]).expect("empty FX frame builds")
         }
     };
-    for (feed, parsed, pages) in parsed_runs {
+    for (feed, parsed, payload) in parsed_runs {
         let name = feed.config.name.clone();
         if outcomes.contains_key(&name) {
             continue;
         }
         let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
-        let status = store_one(&feed, &parsed, &pages, fx_rates, at, store, tables, &fx);
+        let raw = payload.archive();
+        let status = store_one(&feed, &parsed, raw, fx_rates, at, store, tables, &fx);
         outcomes.insert(name, status);
     }
     let healed = if new_rates.is_empty() {
@@ -454,10 +525,16 @@ fn store_all(
     }
 }
 
-/// A feed to fetch and its secret, if it has one.
-type ToFetch = (Arc<Feed>, Option<String>);
+/// A feed to fetch, its secret if it has one, and its last kept payload if the
+/// server can be asked whether it changed.
+#[derive(Clone)]
+struct ToFetch {
+    feed: Arc<Feed>,
+    secret: Option<String>,
+    last: Option<LastPayload>,
+}
 /// A feed whose payload parsed, with the payload.
-type ParsedRun = (Arc<Feed>, Parsed, Vec<Page>);
+type ParsedRun = (Arc<Feed>, Parsed, Payload);
 
 /// The feeds to fetch this hour; the others get their outcome (disabled, no key set,
 /// already stored).
@@ -486,23 +563,39 @@ fn select(
             outcomes.insert(name, Status::AlreadyStored);
             continue;
         }
-        to_fetch.push((Arc::new(feed), secret));
+        let last = match &feed.config.source {
+            Source::Http(_) => store.last_payload(&name, &feed.config.text),
+            Source::File(_) => None,
+        };
+        to_fetch.push(ToFetch {
+            feed: Arc::new(feed),
+            secret,
+            last,
+        });
     }
     to_fetch
 }
 
-/// Fetch every feed concurrently; the results are in `to_fetch`'s order.
+/// Fetch every feed concurrently (conditionally where the last payload's version is
+/// known); the results are in `to_fetch`'s order.
 async fn fetch_all(
     to_fetch: &[ToFetch],
     client: &reqwest::Client,
     at: DateTime<Utc>,
-) -> Vec<Option<Result<Vec<Page>, FeedError>>> {
+) -> Vec<Option<Result<Fetched, FeedError>>> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, (feed, secret)) in to_fetch.iter().enumerate() {
-        let (feed, secret, client) = (Arc::clone(feed), secret.clone(), client.clone());
-        set.spawn(async move { (i, fetch::fetch(&client, &feed, secret.as_deref(), at).await) });
+    for (i, f) in to_fetch.iter().enumerate() {
+        let (feed, secret, client) = (Arc::clone(&f.feed), f.secret.clone(), client.clone());
+        let known = f.last.as_ref().map(|l| l.validators.clone());
+        set.spawn(async move {
+            let secret = secret.as_deref();
+            (
+                i,
+                fetch::fetch_if_changed(&client, &feed, secret, at, known.as_ref()).await,
+            )
+        });
     }
-    let mut fetched: Vec<Option<Result<Vec<Page>, FeedError>>> =
+    let mut fetched: Vec<Option<Result<Fetched, FeedError>>> =
         (0..to_fetch.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         match joined {
@@ -516,35 +609,65 @@ async fn fetch_all(
 /// Parse and check every fetched payload; a failed one is quarantined.
 fn parse_all(
     to_fetch: &[ToFetch],
-    fetched: Vec<Option<Result<Vec<Page>, FeedError>>>,
+    fetched: Vec<Option<Result<Fetched, FeedError>>>,
     store: &Store,
     at: DateTime<Utc>,
     outcomes: &mut BTreeMap<String, Status>,
 ) -> Vec<ParsedRun> {
     let mut parsed_runs = Vec::new();
-    for ((feed, _), result) in to_fetch.iter().zip(fetched) {
-        let name = feed.config.name.clone();
-        let pages = match result {
-            Some(Ok(p)) => p,
-            Some(Err(e)) => {
-                outcomes.insert(name, Status::Failed(e.to_string()));
-                continue;
-            }
-            None => {
-                outcomes.insert(name, Status::Failed("fetch task did not finish".into()));
+    for (f, result) in to_fetch.iter().zip(fetched) {
+        let (feed, name) = (&f.feed, f.feed.config.name.clone());
+        let payload = match result {
+            Some(Ok(fetched)) => payload_of(fetched, f.last.as_ref()),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("fetch task did not finish".into()),
+        };
+        let payload = match payload {
+            Ok(p) => p,
+            Err(e) => {
+                outcomes.insert(name, Status::Failed(e));
                 continue;
             }
         };
-        match parse_checked(feed, &pages, at) {
-            Ok(p) => parsed_runs.push((Arc::clone(feed), p, pages)),
+        match parse_checked(feed, &payload.pages, at) {
+            Ok(p) => parsed_runs.push((Arc::clone(feed), p, payload)),
             Err(e) => {
                 let msg = e.to_string();
-                let kept = quarantine(store, feed, at, &pages, &msg);
+                let kept = quarantine(store, feed, at, &payload.pages, &msg);
                 outcomes.insert(name, Status::Failed(msg + &kept));
             }
         }
     }
     parsed_runs
+}
+
+/// The payload a fetch stands for. After a 304 it is the last kept payload, read
+/// back from the store, under the validators the 304 carried (else the kept ones).
+fn payload_of(fetched: Fetched, last: Option<&LastPayload>) -> Result<Payload, String> {
+    let fresh = match fetched {
+        Fetched::Pages { pages, validators } => {
+            return Ok(Payload {
+                pages,
+                validators,
+                not_modified: false,
+            })
+        }
+        Fetched::NotModified(fresh) => fresh,
+    };
+    let last = last.ok_or("HTTP 304 Not Modified, but no version was asked about")?;
+    let (_, pages) = last
+        .run
+        .load()
+        .map_err(|e| format!("HTTP 304 Not Modified, but the last payload cannot be read: {e}"))?;
+    let kept = &last.validators;
+    Ok(Payload {
+        pages,
+        validators: Validators {
+            etag: fresh.etag.or_else(|| kept.etag.clone()),
+            last_modified: fresh.last_modified.or_else(|| kept.last_modified.clone()),
+        },
+        not_modified: true,
+    })
 }
 
 /// Store the FX rates of every run first (so this hour's CNY offers find today's
@@ -584,7 +707,7 @@ fn merge_rates(
 fn store_one(
     feed: &Feed,
     parsed: &Parsed,
-    pages: &[Page],
+    raw: Archive,
     fx_rates: usize,
     at: DateTime<Utc>,
     store: &Store,
@@ -592,9 +715,10 @@ fn store_one(
     fx: &DataFrame,
 ) -> Status {
     let name = &feed.config.name;
+    let not_modified = raw.not_modified;
     if parsed.offers.is_empty() && parsed.rejects.is_empty() && fx_rates > 0 {
-        let meta = payload_meta(feed, at, pages.len());
-        if let Err(e) = store.write_raw(name, at, &feed.config.text, &meta, pages) {
+        let meta = payload_meta(feed, at, &raw);
+        if let Err(e) = store.write_raw(name, at, &feed.config.text, &meta, raw.pages) {
             tracing::warn!(feed = %name, "keeping the raw FX payload: {e}");
         }
         return Status::Stored {
@@ -602,14 +726,16 @@ fn store_one(
             stored: 0,
             rejected: Vec::new(),
             fx_rates,
+            not_modified,
         };
     }
-    match store_parsed(feed, parsed, at, store, tables, fx, Some(pages)) {
+    match store_parsed(feed, parsed, at, store, tables, fx, Some(raw)) {
         Ok(Some((stored, rejected))) => Status::Stored {
             read: parsed.offers.len() + parsed.rejects.len(),
             stored,
             rejected,
             fx_rates,
+            not_modified,
         },
         Ok(None) => Status::AlreadyStored,
         Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
@@ -621,7 +747,7 @@ fn store_one(
 fn scrubbed(outcomes: BTreeMap<String, Status>, to_fetch: &[ToFetch]) -> Vec<Outcome> {
     let secrets: BTreeMap<&str, Option<&str>> = to_fetch
         .iter()
-        .map(|(f, s)| (f.config.name.as_str(), s.as_deref()))
+        .map(|f| (f.feed.config.name.as_str(), f.secret.as_deref()))
         .collect();
     outcomes
         .into_iter()
@@ -653,12 +779,23 @@ mod tests {
                 outcome("broken", Status::Failed("timed out".into())),
                 outcome("off", Status::Skipped("disabled".into())),
                 outcome(
+                    "same",
+                    Status::Stored {
+                        read: 2,
+                        stored: 2,
+                        rejected: Vec::new(),
+                        fx_rates: 0,
+                        not_modified: true,
+                    },
+                ),
+                outcome(
                     "vast",
                     Status::Stored {
                         read: 4,
                         stored: 2,
                         rejected: vec![("duplicate_offer".into(), 1), ("unknown_gpu".into(), 1)],
                         fx_rates: 3,
+                        not_modified: false,
                     },
                 ),
             ],
@@ -676,7 +813,9 @@ mod tests {
                 {"feed": "already", "line": line(0), "status": "already_stored"},
                 {"feed": "broken", "line": line(1), "status": "failed"},
                 {"feed": "off", "line": line(2), "status": "skipped"},
-                {"feed": "vast", "line": line(3), "status": "stored", "read": 4, "stored": 2,
+                {"feed": "same", "line": line(3), "status": "stored", "read": 2, "stored": 2,
+                 "fx_rates": 0, "rejected": {}, "not_modified": true},
+                {"feed": "vast", "line": line(4), "status": "stored", "read": 4, "stored": 2,
                  "fx_rates": 3, "rejected": {"duplicate_offer": 1, "unknown_gpu": 1}},
             ],
             "failed": 1,
@@ -684,5 +823,9 @@ mod tests {
             "fx_healed_offers": 7,
         });
         assert_eq!(serde_json::to_value(report.record(at)).unwrap(), expected);
+        assert_eq!(
+            line(3),
+            "same: ok (not modified: last payload ingested again), 2 offers read, 2 stored, 0 rejected"
+        );
     }
 }

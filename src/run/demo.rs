@@ -4,7 +4,8 @@
 //!
 //! Providers simulated: a vast.ai-style marketplace with hosts in China and the US
 //! (the real `vastai` wire format), a Chinese cloud publishing a CNY price list per
-//! instance-hour including 6% VAT (`generic_csv`), and the ECB daily rates XML.
+//! instance-hour including 6% VAT (`generic_csv`), and the ECB daily rates XML. The
+//! price list and the rates carry an `ETag` and answer 304 when unchanged.
 //! Price levels are loosely based on public 2024 figures (e.g. H100 around $2-3 per
 //! GPU-hour in the US); they move hour by hour and are not market data.
 
@@ -227,6 +228,16 @@ pub fn ecb_xml(h: i64) -> String {
     )
 }
 
+/// A list served as real list-price endpoints serve theirs: an `ETag` naming its
+/// content, and `304 Not Modified` to a request that holds that version already.
+fn versioned(req: &HttpRequest, content_type: &str, body: String) -> HttpResponse {
+    let etag = format!("\"{}\"", &crate::store::content_hash(body.as_bytes())[..16]);
+    if req.header("if-none-match") == Some(etag.as_str()) {
+        return HttpResponse::status(304).with_header("ETag", &etag);
+    }
+    HttpResponse::ok(content_type, body).with_header("ETag", &etag)
+}
+
 /// What the demo did.
 #[derive(Debug)]
 pub struct DemoResult {
@@ -253,8 +264,8 @@ pub async fn run(
         let h = h2.load(Ordering::SeqCst);
         match req.path() {
             "/vast/bundles" => HttpResponse::ok("application/json", vast_payload(h)),
-            "/cn-cloud/prices.csv" => HttpResponse::ok("text/csv", cn_cloud_csv(h)),
-            "/ecb/eurofxref-daily.xml" => HttpResponse::ok("application/xml", ecb_xml(h)),
+            "/cn-cloud/prices.csv" => versioned(req, "text/csv", cn_cloud_csv(h)),
+            "/ecb/eurofxref-daily.xml" => versioned(req, "application/xml", ecb_xml(h)),
             _ => HttpResponse::status(404),
         }
     });

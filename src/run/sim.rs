@@ -156,6 +156,7 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<HttpRequest> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        304 => "Not Modified",
         404 => "Not Found",
         429 => "Too Many Requests",
         500 => "Internal Server Error",

@@ -6,7 +6,8 @@
 //! <store>/offers/date=YYYY-MM-DD/<feed>__<YYYYMMDD>-<mask>.parquet a compacted day; <mask>
 //!                                                                 is 6 hex digits, bit h = hour h held
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
-//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>/             feed.toml, meta.json, page-NNN.gz
+//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.json         the hour: its pages' blobs, feed file, meta
+//! <store>/raw/blobs/<2 hex>/<sha256>.gz                           each distinct page body once ([`raw`])
 //! <store>/rollups/<YYYY-Www>__<key>.parquet                      per-week rollups (derived; see `rollups`)
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
 //! <store>/failed/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>__<n>/      payloads that failed (diagnosis only)
@@ -21,19 +22,23 @@
 //! the partition folders, so Spark, Trino, Athena and DuckDB read `offers/` as it is;
 //! every file is written under `.tmp/`, synced and renamed into place, so a crash
 //! leaves the whole file or none, and no glob such as `offers/*/*.parquet` ever sees a
-//! partial file; whole directories (a compacted day, a raw run, the renormalised
-//! trees) are replaced by [`fsutil::swap_dirs`]. Taking the lock cleans up after a
+//! partial file; whole directories (a compacted day, the renormalised trees) are
+//! replaced by [`fsutil::swap_dirs`]. Taking the lock cleans up after a
 //! crash: it finishes or drops swap jobs, empties `.tmp/`, and deletes a rejects file
 //! whose hour has no offers file (the offers file is renamed last). `raw/` holds only
-//! payloads whose offers were stored (the exact payload of each stored hour);
+//! payloads whose offers were stored (the exact payload of each stored hour), each
+//! distinct page once, written before the hour that refers to it;
 //! payloads that failed go to `failed/`, which `renormalise` never reads. Readers
 //! scan lazily and only the dates asked for, and read an hour a day file holds from
 //! that day file only (a bucket mid-compaction or a cache may hold both).
 
 pub mod fsutil;
+mod raw;
 pub mod records;
 pub mod remote;
 pub mod rollups;
+
+pub use raw::{content_hash, LastPayload, RawRun};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -44,7 +49,7 @@ use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use polars::prelude::*;
 
 use crate::error::StoreError;
-use crate::model::{FxRate, Page};
+use crate::model::FxRate;
 use crate::store::fsutil::{io, write_atomic_via};
 
 #[derive(Debug, Clone)]
@@ -466,29 +471,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Write a run's payload directory (feed file, meta.json, gzipped pages) at `dir`.
-    fn write_payload(
-        dir: &Path,
-        feed_text: &str,
-        meta: &serde_json::Value,
-        pages: &[Page],
-    ) -> Result<(), StoreError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        fsutil::write_atomic(&dir.join("feed.toml"), feed_text.as_bytes())?;
-        let meta_text = serde_json::to_vec_pretty(meta).expect("JSON value serialises");
-        fsutil::write_atomic(&dir.join("meta.json"), &meta_text)?;
-        for (i, p) in pages.iter().enumerate() {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(&p.body).map_err(io(dir))?;
-            let gz = enc.finish().map_err(io(dir))?;
-            fsutil::write_atomic(&dir.join(format!("page-{i:03}.gz")), &gz)?;
-            if !p.label.is_empty() {
-                fsutil::write_atomic(&dir.join(format!("page-{i:03}.label")), p.label.as_bytes())?;
-            }
-        }
-        Ok(())
-    }
-
     /// Offers stored by one feed run, `None` when its hour is not a file of its own
     /// (not stored, or merged into a compacted day).
     pub fn run_offer_count(
@@ -526,96 +508,6 @@ impl Store {
         } else {
             Ok(())
         }
-    }
-
-    /// Keep the raw payload (gzip) and feed file of a run whose offers are about to be
-    /// stored, for re-normalisation. It replaces any payload kept for that feed and
-    /// hour, so the kept payload is always the one the stored offers came from.
-    pub fn write_raw(
-        &self,
-        feed: &str,
-        at: DateTime<Utc>,
-        feed_text: &str,
-        meta: &serde_json::Value,
-        pages: &[Page],
-    ) -> Result<(), StoreError> {
-        let dir = self
-            .partition("raw", at.date_naive())
-            .join(format!("{feed}__{}", hour_key(at)));
-        let job = self.tmp_dir().join(format!(
-            "swap-raw-{feed}__{}-{}",
-            hour_key(at),
-            fastrand::u64(..)
-        ));
-        let new = job.join("new-0");
-        let res = Self::write_payload(&new, feed_text, meta, pages)
-            .and_then(|()| fsutil::swap_dirs(&job, &[(dir, new)]));
-        if res.is_err() {
-            let _ = fs::remove_dir_all(&job);
-        }
-        res
-    }
-
-    /// Keep a payload that failed to parse (or looked like a changed format) apart
-    /// from `raw/`, for diagnosis: `failed/date=…/<feed>__<hour>__<n>/` with the error
-    /// in `meta.json`. `renormalise` never reads it. Returns the directory.
-    pub fn write_failed(
-        &self,
-        feed: &str,
-        at: DateTime<Utc>,
-        feed_text: &str,
-        meta: &serde_json::Value,
-        pages: &[Page],
-    ) -> Result<PathBuf, StoreError> {
-        let parent = self.partition("failed", at.date_naive());
-        let tmp = self.tmp_dir().join(format!("failed-{}", fastrand::u64(..)));
-        let res = (|| {
-            Self::write_payload(&tmp, feed_text, meta, pages)?;
-            fs::create_dir_all(&parent).map_err(io(&parent))?;
-            for n in 1.. {
-                let dir = parent.join(format!("{feed}__{}__{n:03}", hour_key(at)));
-                if !dir.exists() {
-                    fs::rename(&tmp, &dir).map_err(io(&dir))?;
-                    return Ok(dir);
-                }
-            }
-            unreachable!("some attempt number is free")
-        })();
-        if res.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
-        }
-        res
-    }
-
-    /// Every kept raw run: (feed, observation hour, directory), sorted.
-    pub fn raw_runs(&self) -> Result<Vec<RawRun>, StoreError> {
-        let mut out = Vec::new();
-        for (_, dir) in self.partitions("raw")? {
-            for e in fs::read_dir(&dir).map_err(io(&dir))? {
-                let p = e.map_err(io(&dir))?.path();
-                let name = p
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if name.starts_with('.') {
-                    continue;
-                }
-                if let Some((feed, hour)) = name.rsplit_once("__") {
-                    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(
-                        &format!("{hour}0000"),
-                        "%Y%m%dT%H%M%S",
-                    ) {
-                        out.push(RawRun {
-                            feed: feed.to_string(),
-                            at: at.and_utc(),
-                            dir: p.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        out.sort_by(|a, b| (a.at, &a.feed).cmp(&(b.at, &b.feed)));
-        Ok(out)
     }
 
     /// The date partitions of `kind`, sorted.
@@ -991,38 +883,6 @@ fn parse_data_name(name: &str) -> Option<(&str, DataFile)> {
             .ok()
             .filter(|m| *m < 1 << 24)?;
         (day.len() == 8 && mask.len() == 6).then_some((feed, DataFile::Day(m)))
-    }
-}
-
-/// A kept raw run.
-#[derive(Debug, Clone)]
-pub struct RawRun {
-    pub feed: String,
-    pub at: DateTime<Utc>,
-    pub dir: PathBuf,
-}
-
-impl RawRun {
-    /// The kept feed file text and pages.
-    pub fn load(&self) -> Result<(String, Vec<Page>), StoreError> {
-        use std::io::Read;
-        let feed_text = fs::read_to_string(self.dir.join("feed.toml")).map_err(io(&self.dir))?;
-        let mut pages = Vec::new();
-        for i in 0.. {
-            let p = self.dir.join(format!("page-{i:03}.gz"));
-            if !p.exists() {
-                break;
-            }
-            let gz = fs::read(&p).map_err(io(&p))?;
-            let mut body = Vec::new();
-            flate2::read::GzDecoder::new(gz.as_slice())
-                .read_to_end(&mut body)
-                .map_err(io(&p))?;
-            let label =
-                fs::read_to_string(self.dir.join(format!("page-{i:03}.label"))).unwrap_or_default();
-            pages.push(Page { label, body });
-        }
-        Ok((feed_text, pages))
     }
 }
 

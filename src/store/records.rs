@@ -72,6 +72,10 @@ pub struct FeedCounts {
     pub fx_rates: usize,
     /// Rejected offers by reason.
     pub rejected: BTreeMap<String, usize>,
+    /// The server answered 304 and the last payload was ingested again (left out
+    /// when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_modified: bool,
 }
 
 /// `ingest`: a daemon run that could not read the feeds directory.
@@ -236,6 +240,7 @@ mod tests {
                     stored: 3,
                     fx_rates: 0,
                     rejected: [("unknown_gpu".to_string(), 2)].into_iter().collect(),
+                    not_modified: false,
                 }),
             },
             FeedRecord {

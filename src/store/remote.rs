@@ -12,9 +12,11 @@
 //! Invariants:
 //! - Several writers, no lock: every object but `fx/ecb.parquet` is written once, with
 //!   a conditional create (`PutMode::Create`, `If-None-Match: *`); an object that
-//!   exists is another writer's copy of the same run and is left as it is. Per run the
-//!   order is raw payload, rejects, then offers: the offers object commits the hour, so
-//!   a crash mid-push leaves at most rejects without offers, which readers skip.
+//!   exists is another writer's copy of the same run (or, for a payload blob, of the
+//!   same content) and is left as it is. Per run the order is the payload's blobs, the
+//!   hour's raw folder that names them, rejects, then offers: the offers object
+//!   commits the hour, so a crash mid-push leaves at most rejects without offers,
+//!   which readers skip, or blobs no hour names yet.
 //! - `compact` creates each day object, then deletes the hourly objects it holds
 //!   ([`Remote::delete_covered`]); gpurent's readers skip an hour a day file holds,
 //!   so they never count it twice in between.
@@ -40,8 +42,9 @@ use crate::store::{fsutil, Store};
 
 /// Kinds a reader needs; `raw/` and `failed/` stay in the bucket.
 const PULLED: [&str; 4] = ["offers", "rejects", "runs", "fx"];
-/// Kinds pushed, in commit order: an hour's offers after its payload and rejects.
-const PUSHED: [&str; 5] = ["raw", "failed", "rejects", "offers", "runs"];
+/// Folders pushed, in commit order: the payload blobs before the hours that refer to
+/// them (the rest of `raw/`), and an hour's offers after its payload and rejects.
+const PUSHED: [&str; 6] = ["raw/blobs", "raw", "failed", "rejects", "offers", "runs"];
 const FX: &str = "fx/ecb.parquet";
 const PARALLEL: usize = 8;
 
@@ -240,8 +243,9 @@ impl Remote {
         Ok(true)
     }
 
-    /// Upload what `cache` holds and the bucket does not, in commit order, each with a
-    /// conditional create; then merge the FX rates into the bucket's.
+    /// Upload what `cache` holds and the bucket does not, in commit order (each folder
+    /// of [`PUSHED`] finished before the next starts), each with a conditional create;
+    /// then merge the FX rates into the bucket's.
     pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
         let known = known(cache);
         let mut t = Transfer::default();

@@ -484,10 +484,9 @@ fn truncated_then_good_payload_survives_renormalise() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(check_store(&store).height(), 16);
     // The kept raw page is exactly the good payload.
-    let page =
-        std::fs::read(store.join("raw/date=2024-10-07/vast__20241007T12/page-000.gz")).unwrap();
+    let blob = raw_blob(&store, "date=2024-10-07/vast__20241007T12");
     let mut body = Vec::new();
-    flate2::read::GzDecoder::new(page.as_slice())
+    flate2::read::GzDecoder::new(std::fs::read(blob).unwrap().as_slice())
         .read_to_end(&mut body)
         .unwrap();
     assert_eq!(body, vast_body(16));
@@ -500,40 +499,62 @@ fn truncated_then_good_payload_survives_renormalise() {
     assert_eq!(check_store(&store).height(), 16);
 }
 
+/// The blob holding the first page of the raw run `<date folder>/<feed>__<hour>`, as
+/// the run's `.json` names it.
+pub fn raw_blob(store: &Path, run: &str) -> PathBuf {
+    let meta = std::fs::read(store.join("raw").join(format!("{run}.json"))).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    let sha = meta["blobs"][0]["sha256"].as_str().unwrap().to_string();
+    store.join(format!("raw/blobs/{}/{sha}.gz", &sha[..2]))
+}
+
 #[test]
 fn renormalise_keeps_hours_it_cannot_rebuild() {
-    let srv = fault_server(|_| Fault::json(vast_body(5)));
+    // Each hour's payload differs (5, 6, 7, 8 offers), so each hour has a blob of its own.
+    let served = Arc::new(Mutex::new(4));
+    let n = Arc::clone(&served);
+    let srv = fault_server(move |_| {
+        let mut n = n.lock().unwrap();
+        *n += 1;
+        Fault::json(vast_body(*n))
+    });
     let tmp = tempdir();
     let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url("/v"), ""))]);
     let store = tmp.path().join("store");
-    for at in [
-        "2024-10-07T10:00:00Z",
-        "2024-10-07T11:00:00Z",
-        "2024-10-07T12:00:00Z",
-    ] {
-        assert_eq!(ingest_env(&f, &store, at, &[]).0, 0);
+    for h in 10..=13 {
+        assert_eq!(
+            ingest_env(&f, &store, &format!("2024-10-07T{h}:00:00Z"), &[]).0,
+            0
+        );
     }
-    // One hour's raw payload is damaged, another's is gone.
-    std::fs::write(
-        store.join("raw/date=2024-10-07/vast__20241007T10/page-000.gz"),
-        b"not gzip",
-    )
-    .unwrap();
-    std::fs::remove_dir_all(store.join("raw/date=2024-10-07/vast__20241007T11")).unwrap();
+    // Hour 10's blob is not gzip, hour 11's record is gone, hour 13's blob is gzip
+    // whose content no longer matches its name.
+    let run = |h: u32| format!("date=2024-10-07/vast__20241007T{h}");
+    let (not_gzip, other) = (raw_blob(&store, &run(10)), raw_blob(&store, &run(13)));
+    std::fs::write(&not_gzip, b"this is not gzip data").unwrap();
+    std::fs::remove_file(store.join("raw").join(run(11) + ".json")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&vast_body(3)).unwrap();
+    std::fs::write(&other, gz.finish().unwrap()).unwrap();
     let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains(
-            "1 runs rebuilt, 5 offers stored, 1 failed; 2 runs kept unchanged (10 offers)"
+            "1 runs rebuilt, 7 offers stored, 2 failed; 3 runs kept unchanged (19 offers)"
         ),
         "{out}"
     );
-    assert!(
-        out.contains("FAILED: vast 2024-10-07 10:00:00 UTC")
-            && out.contains("stored offers are kept"),
-        "{out}"
-    );
-    assert_eq!(check_store(&store).height(), 15);
+    for (hour, blob, why) in [(10, &not_gzip, "invalid gzip"), (13, &other, "damaged")] {
+        let at = format!("FAILED: vast 2024-10-07 {hour}:00:00 UTC: ");
+        let l = out.lines().find(|l| l.starts_with(&at)).unwrap_or_default();
+        assert!(
+            l.contains(&blob.display().to_string())
+                && l.contains(why)
+                && l.contains("stored offers are kept"),
+            "{l}"
+        );
+    }
+    assert_eq!(check_store(&store).height(), 26);
 }
 
 #[test]
@@ -576,7 +597,7 @@ fn schema_drift_fails_the_feed() {
         .join("failed/date=2024-10-07/drift__20241007T12__001/page-000.gz")
         .is_file());
     assert!(!store
-        .join("raw/date=2024-10-07/drift__20241007T12")
+        .join("raw/date=2024-10-07/drift__20241007T12.json")
         .exists());
     // The failed hour is not marked as stored: a re-run retries it.
     let (_, out, _) = ingest(&f, &store);

@@ -676,14 +676,18 @@ async fn unset_key_is_skipped_and_keys_never_leak() {
             .any(|(p, _)| p.extension().is_some_and(|x| x == "parquet")),
         "offers stored"
     );
+    // The raw hour's record keeps a copy of the feed file (`feed_toml`).
     let raw_feed = files
         .iter()
-        .find(|(p, b)| {
-            p.file_name().is_some_and(|n| n == "feed.toml") && contains(b, "format = \"aliyun\"")
+        .filter(|(p, _)| {
+            p.starts_with(store.join("raw")) && p.extension().is_some_and(|x| x == "json")
         })
+        .filter_map(|(_, b)| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .filter_map(|v| v["feed_toml"].as_str().map(str::to_string))
+        .find(|text| text.contains("format = \"aliyun\""))
         .expect("the raw copy of the aliyun feed file");
     assert!(
-        contains(&raw_feed.1, &ali_var),
+        raw_feed.contains(&ali_var),
         "the feed copy names the variable"
     );
     for (p, bytes) in &files {

@@ -18,6 +18,7 @@ mod names;
 mod peers;
 mod pipeline;
 mod props;
+mod raw;
 mod real_data;
 mod render;
 mod rollups;

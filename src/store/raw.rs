@@ -1,0 +1,531 @@
+//! Raw payloads: what `renormalise` and FX healing rebuild every stored hour from,
+//! each distinct page body kept once.
+//!
+//! Layout:
+//! ```text
+//! <store>/raw/blobs/<2 hex>/<sha256>.gz                 one distinct page body, gzipped,
+//!                                                        named by the SHA-256 of the body
+//! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.json the hour: its pages as `blobs`
+//!                                                        (hash, label), the feed file as
+//!                                                        `feed_toml`, and the run's meta
+//! <store>/failed/date=YYYY-MM-DD/<feed>__<hour>__<n>/    feed.toml, meta.json, page-NNN.gz
+//! ```
+//! A store written before blobs keeps each hour as a folder `<feed>__<YYYYMMDDTHH>/`
+//! (`feed.toml`, `meta.json`, `page-NNN.gz`, `page-NNN.label`); such hours are read as
+//! they are, and an hour that has both is read from its `.json`.
+//!
+//! Invariants: a payload seen by many hours (a list price unchanged for a month) is
+//! kept once, and an hour costs one small file; a blob is written (temporary file in
+//! `.tmp/`, fsync, rename) before the hour that refers to it, and so is the hour's
+//! file, so a crash leaves at most a blob nobody refers to, never a reference without
+//! its blob; a blob is read only if its content still hashes to its name (else an
+//! error naming the file), and the next payload with that content writes it again.
+//! The hour's file keeps what the server said of the payload (`etag`,
+//! `last_modified`), which [`Store::last_payload`] reads for a conditional GET.
+//! `failed/` keeps its pages in full (diagnosis only).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::StoreError;
+use crate::model::{Page, Validators};
+use crate::store::fsutil::{self, io, write_atomic_via};
+use crate::store::{hour_key, Store};
+
+/// A kept raw run.
+#[derive(Debug, Clone)]
+pub struct RawRun {
+    pub feed: String,
+    pub at: DateTime<Utc>,
+    /// The hour's `.json`, or the folder of an hour written before blobs.
+    pub path: PathBuf,
+    /// `<store>/raw/blobs`.
+    blobs: PathBuf,
+}
+
+/// A feed's latest kept payload, which a conditional GET can ask the server about.
+#[derive(Debug, Clone)]
+pub struct LastPayload {
+    pub run: RawRun,
+    pub validators: Validators,
+}
+
+/// One page of an hour, as `meta.json` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BlobRef {
+    sha256: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    label: String,
+}
+
+/// What the store reads back from an hour's `.json`.
+#[derive(Debug, Deserialize)]
+struct Hour {
+    feed_toml: String,
+    blobs: Vec<BlobRef>,
+    #[serde(default)]
+    etag: Option<String>,
+    #[serde(default)]
+    last_modified: Option<String>,
+}
+
+/// The name a page body is kept under: its SHA-256, lower-case hex.
+pub fn content_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `YYYYMMDDTHH` as the hour it names.
+pub(crate) fn parse_hour(s: &str) -> Option<DateTime<Utc>> {
+    let at = chrono::NaiveDateTime::parse_from_str(&format!("{s}0000"), "%Y%m%dT%H%M%S").ok()?;
+    (s.len() == 11).then(|| at.and_utc())
+}
+
+fn gzip(body: &[u8], path: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(body).map_err(io(path))?;
+    enc.finish().map_err(io(path))
+}
+
+fn gunzip(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let gz = fs::read(path).map_err(io(path))?;
+    let mut body = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut body)
+        .map_err(io(path))?;
+    Ok(body)
+}
+
+/// The body of the blob at `path`, checked against its name `sha`.
+fn read_blob(path: &Path, sha: &str) -> Result<Vec<u8>, StoreError> {
+    let body = gunzip(path)?;
+    let found = content_hash(&body);
+    if found != sha {
+        return Err(StoreError::BlobDamaged {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    Ok(body)
+}
+
+/// An hour's `.json`.
+fn read_hour(path: &Path) -> Result<Hour, StoreError> {
+    let bytes = fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::RawMeta {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Write a folder with the feed file and meta.json at `dir`.
+fn write_refs(dir: &Path, feed_text: &str, meta: &serde_json::Value) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    fsutil::write_atomic(&dir.join("feed.toml"), feed_text.as_bytes())?;
+    let meta_text = serde_json::to_vec_pretty(meta).expect("JSON value serialises");
+    fsutil::write_atomic(&dir.join("meta.json"), &meta_text)
+}
+
+/// Write a payload's folder with its pages in full (feed file, meta.json, page-NNN.gz).
+fn write_pages(
+    dir: &Path,
+    feed_text: &str,
+    meta: &serde_json::Value,
+    pages: &[Page],
+) -> Result<(), StoreError> {
+    write_refs(dir, feed_text, meta)?;
+    for (i, p) in pages.iter().enumerate() {
+        let path = dir.join(format!("page-{i:03}.gz"));
+        fsutil::write_atomic(&path, &gzip(&p.body, &path)?)?;
+        if !p.label.is_empty() {
+            fsutil::write_atomic(&dir.join(format!("page-{i:03}.label")), p.label.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+impl RawRun {
+    /// The kept feed file text and pages (from blobs, or an older hour's own pages).
+    pub fn load(&self) -> Result<(String, Vec<Page>), StoreError> {
+        if self.path.is_dir() {
+            let feed = self.path.join("feed.toml");
+            let feed_text = fs::read_to_string(&feed).map_err(io(&feed))?;
+            return Ok((feed_text, self.load_own_pages()?));
+        }
+        let hour = read_hour(&self.path)?;
+        let pages = hour
+            .blobs
+            .iter()
+            .map(|r| {
+                let body = read_blob(&self.blob_path(r)?, &r.sha256)?;
+                Ok(Page {
+                    label: r.label.clone(),
+                    body,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((hour.feed_toml, pages))
+    }
+
+    fn blob_path(&self, r: &BlobRef) -> Result<PathBuf, StoreError> {
+        if !is_hash(&r.sha256) {
+            return Err(StoreError::BlobRef {
+                path: self.path.clone(),
+                reference: r.sha256.clone(),
+            });
+        }
+        Ok(blob_path(&self.blobs, &r.sha256))
+    }
+
+    /// The pages of an hour written before blobs: `page-NNN.gz` and `page-NNN.label`.
+    fn load_own_pages(&self) -> Result<Vec<Page>, StoreError> {
+        let mut pages = Vec::new();
+        for i in 0.. {
+            let p = self.path.join(format!("page-{i:03}.gz"));
+            if !p.exists() {
+                break;
+            }
+            let label = fs::read_to_string(self.path.join(format!("page-{i:03}.label")))
+                .unwrap_or_default();
+            pages.push(Page {
+                label,
+                body: gunzip(&p)?,
+            });
+        }
+        Ok(pages)
+    }
+}
+
+fn blob_path(blobs: &Path, sha: &str) -> PathBuf {
+    blobs.join(&sha[..2]).join(format!("{sha}.gz"))
+}
+
+impl Store {
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("raw").join("blobs")
+    }
+
+    fn raw_run(&self, feed: &str, at: DateTime<Utc>, path: PathBuf) -> RawRun {
+        RawRun {
+            feed: feed.to_string(),
+            at,
+            path,
+            blobs: self.blobs_dir(),
+        }
+    }
+
+    /// Keep one page body as a blob, unless an intact copy is kept already (a damaged
+    /// one is replaced); returns its hash.
+    fn put_blob(&self, body: &[u8]) -> Result<String, StoreError> {
+        let sha = content_hash(body);
+        let path = blob_path(&self.blobs_dir(), &sha);
+        if !(path.exists() && read_blob(&path, &sha).is_ok()) {
+            write_atomic_via(&self.tmp_dir(), &path, &gzip(body, &path)?)?;
+        }
+        Ok(sha)
+    }
+
+    /// Keep the raw payload and feed file of a run whose offers are about to be
+    /// stored, for re-normalisation: each page as a blob (first), then the hour's
+    /// `.json` naming them (`meta` with `blobs` and `feed_toml` added). It replaces any
+    /// payload kept for that feed and hour (an older hour's folder is removed after),
+    /// so the kept payload is always the one the stored offers came from.
+    pub fn write_raw(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        feed_text: &str,
+        meta: &serde_json::Value,
+        pages: &[Page],
+    ) -> Result<(), StoreError> {
+        let mut refs = Vec::with_capacity(pages.len());
+        for p in pages {
+            refs.push(BlobRef {
+                sha256: self.put_blob(&p.body)?,
+                label: p.label.clone(),
+            });
+        }
+        let mut hour = meta.clone();
+        hour["blobs"] = serde_json::to_value(&refs).expect("blob references serialise");
+        hour["feed_toml"] = feed_text.into();
+        let folder = self
+            .partition("raw", at.date_naive())
+            .join(format!("{feed}__{}", hour_key(at)));
+        let path = folder.with_extension("json");
+        let text = serde_json::to_vec_pretty(&hour).expect("JSON value serialises");
+        write_atomic_via(&self.tmp_dir(), &path, &text)?;
+        if folder.is_dir() {
+            fs::remove_dir_all(&folder).map_err(io(&folder))?;
+        }
+        Ok(())
+    }
+
+    /// Keep a payload that failed to parse (or looked like a changed format) apart
+    /// from `raw/`, for diagnosis: `failed/date=…/<feed>__<hour>__<n>/` with the error
+    /// in `meta.json` and its pages in full. `renormalise` never reads it. Returns the
+    /// directory.
+    pub fn write_failed(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        feed_text: &str,
+        meta: &serde_json::Value,
+        pages: &[Page],
+    ) -> Result<PathBuf, StoreError> {
+        let parent = self.partition("failed", at.date_naive());
+        let tmp = self.tmp_dir().join(format!("failed-{}", fastrand::u64(..)));
+        let res = (|| {
+            write_pages(&tmp, feed_text, meta, pages)?;
+            fs::create_dir_all(&parent).map_err(io(&parent))?;
+            for n in 1.. {
+                let dir = parent.join(format!("{feed}__{}__{n:03}", hour_key(at)));
+                if !dir.exists() {
+                    fs::rename(&tmp, &dir).map_err(io(&dir))?;
+                    return Ok(dir);
+                }
+            }
+            unreachable!("some attempt number is free")
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res
+    }
+
+    /// The kept raw runs of one date folder, by (feed, hour) as their names say; an
+    /// hour with both a `.json` and an older folder is its `.json`.
+    fn raw_runs_in(&self, dir: &Path) -> Result<Vec<RawRun>, StoreError> {
+        let mut out: BTreeMap<(String, DateTime<Utc>), PathBuf> = BTreeMap::new();
+        for e in fs::read_dir(dir).map_err(io(dir))? {
+            let p = e.map_err(io(dir))?.path();
+            let name = p
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (stem, is_json) = match name.strip_suffix(".json") {
+                Some(stem) => (stem, true),
+                None => (name.as_str(), false),
+            };
+            if name.starts_with('.') || !(is_json || p.is_dir()) {
+                continue;
+            }
+            if let Some((feed, at)) = stem
+                .rsplit_once("__")
+                .and_then(|(f, h)| Some((f.to_string(), parse_hour(h)?)))
+            {
+                if is_json {
+                    out.insert((feed, at), p);
+                } else {
+                    out.entry((feed, at)).or_insert(p);
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|((feed, at), p)| self.raw_run(&feed, at, p))
+            .collect())
+    }
+
+    /// Every kept raw run: (feed, observation hour, file or folder), sorted.
+    pub fn raw_runs(&self) -> Result<Vec<RawRun>, StoreError> {
+        let mut out = Vec::new();
+        for (_, dir) in self.partitions("raw")? {
+            out.extend(self.raw_runs_in(&dir)?);
+        }
+        out.sort_by(|a, b| (a.at, &a.feed).cmp(&(b.at, &b.feed)));
+        Ok(out)
+    }
+
+    /// The feed's latest kept payload, when a conditional GET can stand for it: one
+    /// page, kept as a blob, fetched with the same feed file (`feed_text`), and the
+    /// server named its version (`etag` or `last_modified` in `meta.json`).
+    pub fn last_payload(&self, feed: &str, feed_text: &str) -> Option<LastPayload> {
+        let run = self
+            .partitions("raw")
+            .ok()?
+            .into_iter()
+            .rev()
+            .find_map(|(_, dir)| {
+                let runs = self.raw_runs_in(&dir).ok()?;
+                runs.into_iter()
+                    .filter(|r| r.feed == feed)
+                    .max_by_key(|r| r.at)
+            })?;
+        let hour = read_hour(&run.path).ok()?;
+        if hour.feed_toml != feed_text {
+            return None;
+        }
+        let validators = Validators {
+            etag: hour.etag,
+            last_modified: hour.last_modified,
+        };
+        let [only] = hour.blobs.try_into().ok()?;
+        let kept = run.blob_path(&only).ok()?.is_file();
+        (kept && !validators.is_empty()).then_some(LastPayload { run, validators })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn page(label: &str, body: &str) -> Page {
+        Page {
+            label: label.into(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn hour(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 10, 7, h, 0, 0).unwrap()
+    }
+
+    fn blob_files(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for d in fs::read_dir(root.join("raw/blobs")).unwrap().flatten() {
+            out.extend(fs::read_dir(d.path()).unwrap().flatten().map(|e| e.path()));
+        }
+        out.sort();
+        out
+    }
+
+    /// Hours that saw the same payload share one blob; each reads back whole, labels
+    /// and order kept.
+    #[test]
+    fn one_blob_per_distinct_page() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let meta = serde_json::json!({"pages": 2});
+        let same = [page("a", "list v1"), page("", "list v2")];
+        for h in [10, 11] {
+            store
+                .write_raw("cn", hour(h), "format = \"x\"\n", &meta, &same)
+                .unwrap();
+        }
+        let changed = [page("a", "list v1"), page("", "list v3")];
+        store
+            .write_raw("cn", hour(12), "format = \"x\"\n", &meta, &changed)
+            .unwrap();
+        assert_eq!(blob_files(tmp.path()).len(), 3);
+        let mut hours: Vec<String> = fs::read_dir(tmp.path().join("raw/date=2024-10-07"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        hours.sort();
+        assert_eq!(
+            hours,
+            [
+                "cn__20241007T10.json",
+                "cn__20241007T11.json",
+                "cn__20241007T12.json"
+            ]
+        );
+        let runs = store.raw_runs().unwrap();
+        let loaded: Vec<Vec<Page>> = runs.iter().map(|r| r.load().unwrap().1).collect();
+        assert_eq!(loaded, [same.to_vec(), same.to_vec(), changed.to_vec()]);
+        let sha = content_hash(b"list v1");
+        assert!(blob_files(tmp.path())[0].ends_with(format!("{}/{sha}.gz", &sha[..2])));
+    }
+
+    /// A damaged blob is an error naming it; the next payload with that content
+    /// writes it again, and every hour referring to it reads again.
+    #[test]
+    fn a_damaged_blob_is_named_and_rewritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let meta = serde_json::json!({});
+        let p = [page("", "prices")];
+        store.write_raw("v", hour(1), "", &meta, &p).unwrap();
+        let blob = blob_files(tmp.path()).remove(0);
+        let check = |damage: &[u8], expected: &str| {
+            fs::write(&blob, damage).unwrap();
+            let e = store.raw_runs().unwrap()[0].load().unwrap_err().to_string();
+            assert!(
+                e.contains(&blob.display().to_string()) && e.contains(expected),
+                "{e}"
+            );
+        };
+        check(b"this is not gzip data", "invalid gzip header");
+        check(
+            &gzip(b"other prices", &blob).unwrap(),
+            "damaged: its content hashes",
+        );
+        store.write_raw("v", hour(2), "", &meta, &p).unwrap();
+        for run in store.raw_runs().unwrap() {
+            assert_eq!(run.load().unwrap().1, p, "{}", run.at);
+        }
+    }
+
+    /// An hour written before blobs (its own page-NNN.gz and .label) reads as it did.
+    #[test]
+    fn hours_written_before_blobs_still_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let dir = tmp.path().join("raw/date=2024-10-07/cn__20241007T05");
+        let pages = [page("cn-beijing__x", "one"), page("", "two")];
+        write_pages(
+            &dir,
+            "format = \"x\"\n",
+            &serde_json::json!({"pages": 2}),
+            &pages,
+        )
+        .unwrap();
+        let runs = store.raw_runs().unwrap();
+        assert_eq!((runs[0].feed.as_str(), runs[0].at), ("cn", hour(5)));
+        assert_eq!(
+            runs[0].load().unwrap(),
+            ("format = \"x\"\n".to_string(), pages.to_vec())
+        );
+        assert!(store.last_payload("cn", "format = \"x\"\n").is_none());
+        // Written again, the hour is one `.json` and the older folder is gone.
+        store
+            .write_raw("cn", hour(5), "f", &serde_json::json!({}), &pages[..1])
+            .unwrap();
+        assert!(!dir.exists());
+        let runs = store.raw_runs().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            runs[0].load().unwrap(),
+            ("f".to_string(), pages[..1].to_vec())
+        );
+    }
+
+    /// The validators of a feed's latest hour, only when a conditional GET can stand
+    /// for it (same feed file, one page, kept blob, a version named).
+    #[test]
+    fn last_payload_is_the_latest_hour_with_a_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let tagged = serde_json::json!({"etag": "\"v1\""});
+        let one = [page("", "list")];
+        store.write_raw("cn", hour(3), "f", &tagged, &one).unwrap();
+        store
+            .write_raw("cn", hour(1), "f", &serde_json::json!({}), &one)
+            .unwrap();
+        store
+            .write_raw("cnx", hour(4), "f", &serde_json::json!({}), &one)
+            .unwrap();
+        let last = store.last_payload("cn", "f").unwrap();
+        assert_eq!(
+            (last.run.at, last.validators.etag.as_deref()),
+            (hour(3), Some("\"v1\""))
+        );
+        assert!(store.last_payload("cn", "changed feed file").is_none());
+        assert!(store.last_payload("cnx", "f").is_none(), "no version named");
+        let two = [page("", "a"), page("", "b")];
+        store.write_raw("cn", hour(5), "f", &tagged, &two).unwrap();
+        assert!(store.last_payload("cn", "f").is_none(), "two pages");
+    }
+}

@@ -1,0 +1,396 @@
+//! Raw payloads as the binary keeps them: each distinct page once, by content hash;
+//! a conditional GET whose 304 ingests the last payload again; and a store written
+//! before blobs (each hour's own `page-NNN.gz`) that keeps working.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use polars::prelude::*;
+
+use crate::common::{gpurent, tempdir};
+use crate::faults::{
+    check_store, fault_server, feeds, ingest_env, line, raw_blob, vast_body, vast_feed, Fault,
+};
+
+/// Every blob file under `<store>/raw/blobs`.
+fn blobs(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(store.join("raw/blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        out.extend(
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path()),
+        );
+    }
+    out
+}
+
+/// The stored offers without the observation time, sorted: what two hours that saw
+/// the same payload must share.
+fn offers_of_hour(offers: &DataFrame, hour: u32) -> DataFrame {
+    let t = col("observed_at").dt().hour().cast(DataType::UInt32);
+    offers
+        .clone()
+        .lazy()
+        .filter(t.eq(lit(hour)))
+        .drop(cols(["observed_at"]))
+        .sort(["offer_id", "price_class"], Default::default())
+        .collect()
+        .unwrap()
+}
+
+fn sorted(offers: DataFrame) -> DataFrame {
+    offers
+        .lazy()
+        .sort(
+            ["observed_at", "offer_id", "price_class"],
+            Default::default(),
+        )
+        .collect()
+        .unwrap()
+}
+
+fn at(h: u32) -> String {
+    format!("2024-10-07T{h:02}:00:00Z")
+}
+
+/// The ingest run record of the hour `h` (the only record written at that hour).
+fn run_record(store: &Path, h: u32) -> serde_json::Value {
+    let dir = std::fs::read_dir(store.join("runs")).unwrap();
+    let path = dir
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.contains("ingest") && {
+                let text = std::fs::read_to_string(p).unwrap();
+                text.contains(&format!(
+                    "\"observed_at\": \"2024-10-07T{h:02}:00:00+00:00\""
+                ))
+            }
+        })
+        .unwrap_or_else(|| panic!("no ingest record for hour {h}"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A server that names its payload's version by `header` (`ETag` or `Last-Modified`)
+/// and answers 304 to a request whose `condition` header names that version; the
+/// version and body it serves can be changed. Records each request's condition.
+struct Versioned {
+    url: String,
+    served: Arc<Mutex<(String, Vec<u8>)>>,
+    asked: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+fn versioned(header: &'static str, condition: &'static str, version: &str) -> Versioned {
+    let served = Arc::new(Mutex::new((version.to_string(), vast_body(5))));
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let (s, a) = (Arc::clone(&served), Arc::clone(&asked));
+    let srv = fault_server(move |r| {
+        let (version, body) = s.lock().unwrap().clone();
+        let cond = r.header(condition).map(str::to_string);
+        a.lock().unwrap().push(cond.clone());
+        if cond.as_deref() == Some(version.as_str()) {
+            return Fault::status(304, &[(header, &version)]);
+        }
+        match Fault::json(body) {
+            Fault::Reply {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.push((header.to_string(), version));
+                Fault::Reply {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            _ => unreachable!(),
+        }
+    });
+    Versioned {
+        url: srv.url("/v"),
+        served,
+        asked,
+    }
+}
+
+/// A 304 to the conditional request stores the last payload again under the new
+/// hour, as an ordinary stored run marked `not_modified`, with one blob for both
+/// hours; renormalise rebuilds both equal. A changed payload is fetched whole.
+#[test]
+fn not_modified_ingests_the_last_payload_again() {
+    for (header, condition, v1, v2) in [
+        ("ETag", "If-None-Match", "\"v1\"", "\"v2\""),
+        (
+            "Last-Modified",
+            "If-Modified-Since",
+            "Mon, 07 Oct 2024 09:00:00 GMT",
+            "Mon, 07 Oct 2024 11:30:00 GMT",
+        ),
+    ] {
+        let srv = versioned(header, condition, v1);
+        let tmp = tempdir();
+        let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url, ""))]);
+        let store = tmp.path().join("store");
+        let (code, first, _) = ingest_env(&f, &store, &at(10), &[]);
+        assert_eq!(code, 0, "{first}");
+        let (code, second, err) = ingest_env(&f, &store, &at(11), &[]);
+        assert_eq!(code, 0, "{second}{err}");
+        assert_eq!(
+            *srv.asked.lock().unwrap(),
+            [None, Some(v1.to_string())],
+            "{header}"
+        );
+        assert!(
+            line(&second, "vast").contains(
+                "ok (not modified: last payload ingested again), 5 offers read, 5 stored"
+            ),
+            "{second}"
+        );
+        let record = &run_record(&store, 11)["feeds"][0];
+        assert_eq!(
+            (record["status"].as_str(), record["not_modified"].as_bool()),
+            (Some("stored"), Some(true))
+        );
+        assert_eq!(run_record(&store, 10)["feeds"][0].get("not_modified"), None);
+        assert_eq!(blobs(&store).len(), 1, "{header}: one blob for both hours");
+
+        let offers = check_store(&store);
+        assert_eq!(offers.height(), 10);
+        assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
+        let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("2 runs rebuilt, 10 offers stored, 0 failed"),
+            "{out}"
+        );
+        assert_eq!(sorted(check_store(&store)), sorted(offers), "{header}");
+
+        // The server's payload changes: the conditional request gets it whole.
+        *srv.served.lock().unwrap() = (v2.to_string(), vast_body(7));
+        let (code, third, _) = ingest_env(&f, &store, &at(12), &[]);
+        assert_eq!(code, 0, "{third}");
+        assert!(
+            line(&third, "vast").contains("ok, 7 offers read, 7 stored"),
+            "{third}"
+        );
+        assert_eq!(srv.asked.lock().unwrap()[2].as_deref(), Some(v1));
+        assert_eq!(blobs(&store).len(), 2);
+    }
+}
+
+/// A store written before blobs (each hour a folder with `feed.toml`, `meta.json` and
+/// `page-NNN.gz`; no `raw/blobs`) renormalises to the same offers, takes new hours in
+/// the new layout beside the old ones, and renormalises both.
+#[test]
+fn a_store_written_before_blobs_keeps_working() {
+    let served = Arc::new(Mutex::new(4));
+    let n = Arc::clone(&served);
+    let srv = fault_server(move |_| {
+        let mut n = n.lock().unwrap();
+        *n += 1;
+        Fault::json(vast_body(*n))
+    });
+    let tmp = tempdir();
+    let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url("/v"), ""))]);
+    let store = tmp.path().join("store");
+    for h in [10, 11] {
+        assert_eq!(ingest_env(&f, &store, &at(h), &[]).0, 0);
+    }
+    for h in [10, 11] {
+        to_old_layout(&store, &format!("date=2024-10-07/vast__20241007T{h}"));
+    }
+    std::fs::remove_dir_all(store.join("raw/blobs")).unwrap();
+    let offers = sorted(check_store(&store));
+    let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("2 runs rebuilt, 11 offers stored, 0 failed"),
+        "{out}"
+    );
+    assert_eq!(sorted(check_store(&store)), offers);
+
+    assert_eq!(ingest_env(&f, &store, &at(12), &[]).0, 0);
+    assert_eq!(blobs(&store).len(), 1);
+    let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("3 runs rebuilt, 18 offers stored, 0 failed"),
+        "{out}"
+    );
+}
+
+/// Rewrite a raw run as the previous version wrote it: a folder with `feed.toml`,
+/// `meta.json` (no `blobs`) and the blob copied in as `page-000.gz`.
+fn to_old_layout(store: &Path, run: &str) {
+    let (dir, record) = (
+        store.join("raw").join(run),
+        store.join("raw").join(format!("{run}.json")),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(raw_blob(store, run), dir.join("page-000.gz")).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let meta = meta.as_object_mut().unwrap();
+    let feed = meta.remove("feed_toml").unwrap();
+    std::fs::write(dir.join("feed.toml"), feed.as_str().unwrap()).unwrap();
+    meta.remove("blobs");
+    std::fs::write(
+        dir.join("meta.json"),
+        serde_json::to_vec_pretty(&meta).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(record).unwrap();
+}
+
+/// A minimal S3 endpoint on 127.0.0.1 that keeps the keys it was sent: `PUT` with
+/// `If-None-Match: *` is refused (412) for a key it has, every listing is empty and
+/// every `GET` misses (so a pull downloads nothing). Records each created key in order.
+fn recording_s3() -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let created = Arc::new(Mutex::new(Vec::<String>::new()));
+    let c = Arc::clone(&created);
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") {
+                match sock.read(&mut byte) {
+                    Ok(1) => buf.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let raw_head = String::from_utf8_lossy(&buf).into_owned();
+            let head = raw_head.to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            let _ = sock.read_exact(&mut body);
+            let target = raw_head.split(' ').nth(1).unwrap_or("").to_string();
+            let key = decode(target.split('?').next().unwrap_or(""));
+            let status = match head.split(' ').next().unwrap_or("") {
+                "put" => {
+                    let mut c = c.lock().unwrap();
+                    if head.contains("if-none-match: *") && c.contains(&key) {
+                        "412 Precondition Failed"
+                    } else {
+                        c.push(key);
+                        "200 OK"
+                    }
+                }
+                "get" if target.contains("list-type=2") => "200 OK",
+                "delete" => "204 No Content",
+                _ => "404 Not Found",
+            };
+            let xml = if target.contains("list-type=2") {
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>"
+            } else {
+                ""
+            };
+            let _ = write!(
+                sock,
+                "HTTP/1.1 {status}\r\nETag: \"e\"\r\nLast-Modified: Mon, 07 Oct 2024 12:00:00 GMT\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+        }
+    });
+    (format!("http://{addr}"), created)
+}
+
+/// `%XX` escapes decoded (object keys hold `=`).
+fn decode(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Pushed to a bucket, a payload's blob is created before the raw hour that names it,
+/// and that before the hour's offers; a second hour of the same payload creates no
+/// second blob.
+#[test]
+fn blobs_reach_the_bucket_before_the_hours_that_name_them() {
+    let (endpoint, created) = recording_s3();
+    let tmp = tempdir();
+    let payload = tmp.path().join("vast.json");
+    std::fs::write(&payload, vast_body(4)).unwrap();
+    let f = feeds(
+        tmp.path(),
+        &[(
+            "vast",
+            format!("format = \"vastai\"\nurl = \"{}\"\n", payload.display()),
+        )],
+    );
+    for h in [10, 11] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
+            .args([
+                "ingest",
+                "--feeds",
+                f.to_str().unwrap(),
+                "--store",
+                "s3://b/p",
+                "--at",
+                &at(h),
+            ])
+            .envs([
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+                ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+                ("AWS_REGION", "us-east-1"),
+            ])
+            .env("GPURENT_CACHE_DIR", tmp.path().join("cache"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+    }
+    let created = created.lock().unwrap().clone();
+    let first = |what: &str, h: u32| {
+        created
+            .iter()
+            .position(|k| {
+                k.contains(what) && (what == "raw/blobs/" || k.contains(&format!("T{h}")))
+            })
+            .unwrap_or_else(|| panic!("no {what} for hour {h} in {created:#?}"))
+    };
+    let blobs: Vec<&String> = created
+        .iter()
+        .filter(|k| k.contains("/raw/blobs/"))
+        .collect();
+    assert_eq!(blobs.len(), 1, "{created:#?}");
+    assert!(
+        first("raw/blobs/", 10) < first("/raw/date=", 10),
+        "{created:#?}"
+    );
+    for h in [10, 11] {
+        assert!(
+            first("/raw/date=", h) < first("/offers/", h),
+            "{created:#?}"
+        );
+    }
+}
