@@ -3,7 +3,8 @@
 //!
 //! 1. Ingest throughput: a vast.ai payload of many offers through `gpurent ingest`
 //!    (offers per CPU-second, peak RSS per offer).
-//! 2. For each scale: a synthetic store written directly (compacted day files), then
+//! 2. For each scale: a synthetic store written directly (compacted day files), its
+//!    per-week rollups stored once (`gpurent compact`, as every writer does), then
 //!    `gpurent report --week`, `history --model` and `prices` as child processes of the
 //!    built binary, each beside DuckDB (`scripts/bench-duckdb.py`, 2 threads) on the
 //!    same files, runs alternating; wall time and peak RSS from `wait4`; the figures
@@ -105,6 +106,23 @@ fn scales() -> Vec<Scale> {
         .collect()
 }
 
+/// Store the per-week rollups as a writer does after every write (`gpurent compact`
+/// on these already-compacted stores does only that), and say what it cost. An
+/// installation pays this once per week as weeks complete; a store written directly
+/// has none yet, and the report would compute every week's in memory at each run.
+fn rollups(cfg: &Config, store: &std::path::Path) {
+    let mut cmd = cfg.gpurent();
+    cmd.arg("compact").arg("--store").arg(store);
+    let r = child::run(&mut cmd, cfg.cap_mib);
+    println!(
+        "  rollups (gpurent compact, once): {}, {:.1} s wall, {:.1} CPU-s, peak RSS {:.0} MiB",
+        r.outcome.text(),
+        r.wall_s,
+        r.cpu_s,
+        r.peak_rss_mib
+    );
+}
+
 /// Write (or keep) each scale's store and run the three operations on it.
 fn measure_scales(cfg: &Config, scales: &[Scale]) -> Vec<ops::Measured> {
     let rewrite = std::env::var("GPURENT_BENCH_REWRITE").is_ok_and(|v| v == "1");
@@ -128,6 +146,7 @@ fn measure_scales(cfg: &Config, scales: &[Scale]) -> Vec<ops::Measured> {
             store.write_s,
             store.root.display()
         );
+        rollups(cfg, &store.root);
         for op in Op::ALL {
             let m = ops::bench(cfg, scale, &store, op);
             eprintln!("{}", output::row(&m));
