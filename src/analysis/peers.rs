@@ -25,18 +25,22 @@ fn day() -> Expr {
 
 /// Drop peer rows of every (provider, gpu_model, price_class, day) for which an own
 /// feed has rows. Rows without a `peer` value (older stores) count as own rows.
+/// The cells with own rows are found first (a small distinct set) and joined back,
+/// so the plan streams: no window over every row of the scan.
 pub fn prefer_own_sources(lf: LazyFrame) -> LazyFrame {
-    let is_peer = col("peer").fill_null(lit(false));
-    let cell: Vec<Expr> = CELL.iter().map(|c| col(*c)).collect();
-    let own_here = is_peer.clone().not().any(true).over(cell);
-    match own_here {
-        Ok(own_here) => lf
-            .with_column(day().alias("day"))
-            .filter(is_peer.not().or(own_here.not()))
-            .drop(cols(["day"])),
-        // `over` fails only on an empty partition list, which CELL is not.
-        Err(_) => lf,
-    }
+    let is_peer = || col("peer").fill_null(lit(false));
+    let keys = || CELL.iter().map(|c| col(*c)).collect::<Vec<_>>();
+    let with_day = lf.with_column(day().alias("day"));
+    let own_cells = with_day
+        .clone()
+        .filter(is_peer().not())
+        .select(keys())
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit(true).alias("__own_here"));
+    with_day
+        .join(own_cells, keys(), keys(), JoinArgs::new(JoinType::Left))
+        .filter(is_peer().not().or(col("__own_here").is_null()))
+        .drop(cols(["day", "__own_here"]))
 }
 
 /// One cell where two sources' medians differ by more than the tolerance.

@@ -397,14 +397,64 @@ fn cell_filter(store: &Store, hq: &HistoryQuery) -> Result<Expr, ReportError> {
 pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
     let mut columns = vec!["period_utc", "gpu_model", "bloc", "price_class"];
     columns.extend(PRICE_COLUMNS);
-    let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
+    if hq.by_provider {
+        columns.insert(4, "provider");
+    }
+    let Some(df) = history_frame(store, hq)? else {
         return Ok(Table {
             columns,
             rows: Vec::new(),
         });
     };
+    let every = hq.every;
+    let mut rows = rows(&df, "period", |p| {
+        let t = utc_ms(p);
+        match every {
+            Every::Hour => t.format("%Y-%m-%dT%H:00Z").to_string(),
+            Every::Day => t.format("%Y-%m-%d").to_string(),
+            Every::Week => IsoWeek::of(t.date_naive()).label(),
+        }
+    })?;
+    if hq.by_provider {
+        for (r, p) in rows.iter_mut().zip(strs(&df, "provider")?) {
+            r.insert(4, Cell::Text(p));
+        }
+    }
+    debug_assert!(rows.iter().all(|r| r.len() == columns.len()));
+    Ok(Table { columns, rows })
+}
+
+/// The history's groups, one ISO week of dates at a time: quantiles are not a
+/// streaming aggregation, so polars holds a plan's input in memory; a week at a time
+/// bounds that by a week's rows of the model, not the span asked for. Periods (hour,
+/// day, ISO week) and the peer rule's days never cross a week, so the weeks' sorted
+/// results, stacked in order, are the whole answer, sorted.
+fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, ReportError> {
     let cell = cell_filter(store, hq)?;
-    let lf = crate::analysis::peers::prefer_own_sources(lf.filter(cell));
+    let mut out: Option<DataFrame> = None;
+    let mut weeks: BTreeMap<IsoWeek, (NaiveDate, NaiveDate)> = BTreeMap::new();
+    let in_span = |d: &NaiveDate| hq.from.is_none_or(|f| *d >= f) && hq.to.is_none_or(|t| *d <= t);
+    for d in store.offer_dates()?.into_iter().filter(in_span) {
+        weeks.entry(IsoWeek::of(d)).or_insert((d, d)).1 = d;
+    }
+    for (from, to) in weeks.into_values() {
+        let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
+            continue;
+        };
+        let part = collect(history_plan(lf.filter(cell.clone()), hq))?;
+        match out.as_mut() {
+            Some(df) => {
+                df.vstack_mut(&part)?;
+            }
+            None => out = Some(part),
+        }
+    }
+    Ok(out)
+}
+
+/// One batch's groups: the peer rule, the remaining filters, periods, statistics.
+fn history_plan(lf: LazyFrame, hq: &HistoryQuery) -> LazyFrame {
+    let lf = crate::analysis::peers::prefer_own_sources(lf);
     let mut cond = col("fractional_gpu").not();
     if let Some(b) = &hq.bloc {
         cond = cond.and(col("bloc").eq(lit(b.to_ascii_uppercase())));
@@ -430,31 +480,12 @@ pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
     if hq.by_provider {
         keys.push(col("provider"));
         order.push("provider");
-        columns.insert(4, "provider");
     }
-    let df = collect(
-        lf.filter(cond)
-            .with_column(period.alias("period"))
-            .group_by(keys)
-            .agg(stats())
-            .sort(order, Default::default()),
-    )?;
-    let every = hq.every;
-    let mut rows = rows(&df, "period", |p| {
-        let t = utc_ms(p);
-        match every {
-            Every::Hour => t.format("%Y-%m-%dT%H:00Z").to_string(),
-            Every::Day => t.format("%Y-%m-%d").to_string(),
-            Every::Week => IsoWeek::of(t.date_naive()).label(),
-        }
-    })?;
-    if hq.by_provider {
-        for (r, p) in rows.iter_mut().zip(strs(&df, "provider")?) {
-            r.insert(4, Cell::Text(p));
-        }
-    }
-    debug_assert!(rows.iter().all(|r| r.len() == columns.len()));
-    Ok(Table { columns, rows })
+    lf.filter(cond)
+        .with_column(period.alias("period"))
+        .group_by(keys)
+        .agg(stats())
+        .sort(order, Default::default())
 }
 
 /// The providers in the store, sorted.
