@@ -9,7 +9,8 @@
 use serde::Deserialize;
 
 use super::{
-    adapter_keys, bad_record, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx,
+    adapter_keys, bad_record, quote_huge_numbers, str_at, Adapter, AdapterError, NoKeys, Page,
+    ParseCtx,
 };
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -20,9 +21,12 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
 
 pub struct VastAi;
 
+/// The offers are kept as borrowed JSON text and each is read straight into an
+/// `Offer`: no `Value` tree per offer (its maps were most of ingest's allocations).
 #[derive(Deserialize)]
-struct Response {
-    offers: Vec<serde_json::Value>,
+struct Response<'a> {
+    #[serde(borrow)]
+    offers: Vec<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -47,22 +51,34 @@ pub fn country_of(geolocation: &str) -> Option<String> {
         .then(|| code.to_ascii_uppercase())
 }
 
+/// The reject for an offer that is not a valid record, worded as before (the
+/// error of reading its `Value`, without a position).
+fn bad_offer(i: usize, raw: &serde_json::value::RawValue) -> crate::model::ParseReject {
+    let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+    let error = serde_json::from_value::<Offer>(value.clone())
+        .err()
+        .map_or_else(|| "not an offer".to_string(), |e| e.to_string());
+    bad_record(
+        value
+            .get("id")
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| format!("#{i}")),
+        str_at(&value, "gpu_name"),
+        format!("offers[{i}]: {error}"),
+    )
+}
+
 impl Adapter for VastAi {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
-        let resp: Response = json(&page.body)?;
+        let body = quote_huge_numbers(&page.body);
+        let resp: Response = serde_json::from_slice(&body)
+            .map_err(|error| AdapterError::Json { error, hint: "" })?;
         let mut out = Parsed::default();
-        for (i, value) in resp.offers.into_iter().enumerate() {
-            let offer: Offer = match serde_json::from_value(value.clone()) {
+        for (i, raw) in resp.offers.iter().enumerate() {
+            let offer: Offer = match serde_json::from_str(raw.get()) {
                 Ok(o) => o,
-                Err(e) => {
-                    out.rejects.push(bad_record(
-                        value
-                            .get("id")
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| format!("#{i}")),
-                        str_at(&value, "gpu_name"),
-                        format!("offers[{i}]: {e}"),
-                    ));
+                Err(_) => {
+                    out.rejects.push(bad_offer(i, raw));
                     continue;
                 }
             };
@@ -78,15 +94,16 @@ impl Adapter for VastAi {
             base.gpus_available = Some(offer.num_gpus);
             base.currency = "USD".into();
             base.price_unit = PriceUnit::instance_hour();
-            let mut od = base.clone();
-            od.price = offer.dph_total;
-            out.offers.push(od);
-            if let Some(bid) = offer.min_bid.filter(|b| *b > 0.0) {
-                let mut spot = base;
+            let spot = offer.min_bid.filter(|b| *b > 0.0).map(|bid| {
+                let mut spot = base.clone();
                 spot.price_class = PriceClass::Spot;
                 spot.price = Some(bid);
-                out.offers.push(spot);
-            }
+                spot
+            });
+            let mut od = base;
+            od.price = offer.dph_total;
+            out.offers.push(od);
+            out.offers.extend(spot);
         }
         Ok(out)
     }
