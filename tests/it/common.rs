@@ -366,3 +366,46 @@ pub fn shared_data() -> Option<PathBuf> {
     );
     None
 }
+
+/// One snapshot of `provider`'s price list, imported through the real backfill path:
+/// a `generic_csv` feed of on-demand USD per GPU-hour prices in `country`, offers as
+/// (offer id, GPU name, USD per GPU-hour), one GPU each, observed at `at`.
+pub async fn list_snapshot(
+    dir: &Path,
+    store: &gpurent::store::Store,
+    provider: &str,
+    country: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    offers: &[(&str, &str, f64)],
+) {
+    let feed = dir.join(format!("{provider}.toml"));
+    std::fs::write(
+        &feed,
+        format!(
+            "format = \"generic_csv\"\nurl = \"list.csv\"\nprovider = \"{provider}\"\ncurrency = \"USD\"\nprice_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\ncountry = \"{country}\"\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\noffer_id = \"id\"\n"
+        ),
+    )
+    .unwrap();
+    let mut csv = String::from("id,gpu,gpus,price\n");
+    for (id, gpu, price) in offers {
+        csv.push_str(&format!("{id},{gpu},1,{price}\n"));
+    }
+    let file = dir.join(format!("{provider}-{}.csv", at.timestamp()));
+    std::fs::write(&file, csv).unwrap();
+    let spec = gpurent::ingest::backfill::Spec {
+        format: None,
+        feed_file: Some(feed),
+        provider: None,
+        at: Some(at),
+    };
+    let out = gpurent::ingest::backfill::backfill(
+        &spec,
+        &[file],
+        store,
+        gpurent::tables::Tables::embedded(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(out.iter().all(|o| o.error.is_none()), "{out:?}");
+}

@@ -8,9 +8,9 @@ use std::path::Path;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use gpurent::analysis::inforce::{InForce, HOUR_MS};
 use gpurent::analysis::{self, StatRow};
-use gpurent::ingest::backfill::{self, Spec};
+
 use gpurent::store::Store;
-use gpurent::tables::{Providers, Tables};
+use gpurent::tables::Providers;
 use gpurent::week::IsoWeek;
 
 use crate::common::*;
@@ -25,30 +25,9 @@ async fn snapshot(
     at: DateTime<Utc>,
     offers: &[(&str, f64)],
 ) {
-    let feed = dir.join(format!("{provider}.toml"));
-    std::fs::write(
-        &feed,
-        format!(
-            "format = \"generic_csv\"\nurl = \"list.csv\"\nprovider = \"{provider}\"\ncurrency = \"USD\"\nprice_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\ncountry = \"{country}\"\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\noffer_id = \"id\"\n"
-        ),
-    )
-    .unwrap();
-    let mut csv = String::from("id,gpu,gpus,price\n");
-    for (id, price) in offers {
-        csv.push_str(&format!("{id},H100 SXM,1,{price}\n"));
-    }
-    let file = dir.join(format!("{provider}-{}.csv", at.timestamp()));
-    std::fs::write(&file, csv).unwrap();
-    let spec = Spec {
-        format: None,
-        feed_file: Some(feed),
-        provider: None,
-        at: Some(at),
-    };
-    let out = backfill::backfill(&spec, &[file], store, Tables::embedded(), |_, _, _| {})
-        .await
-        .unwrap();
-    assert!(out.iter().all(|o| o.error.is_none()), "{out:?}");
+    let offers: Vec<(&str, &str, f64)> =
+        offers.iter().map(|(id, p)| (*id, "H100 SXM", *p)).collect();
+    list_snapshot(dir, store, provider, country, at, &offers).await;
 }
 
 fn at(date: &str, hour: u32) -> DateTime<Utc> {

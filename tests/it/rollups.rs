@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use gpurent::analysis::{self, query, rollup, Config, WeekAnalysis};
-use gpurent::ingest::backfill::{self, Spec};
+use gpurent::ingest::backfill;
 use gpurent::store::Store;
 use gpurent::tables::Tables;
 use gpurent::week::IsoWeek;
@@ -17,41 +17,6 @@ use gpurent::week::IsoWeek;
 use crate::common::*;
 
 const WEEKS: i64 = 9;
-
-/// One snapshot of `provider`'s list: (offer id, GPU name, USD per GPU-hour).
-async fn snapshot(
-    dir: &Path,
-    store: &Store,
-    provider: &str,
-    country: &str,
-    at: DateTime<Utc>,
-    offers: &[(&str, &str, f64)],
-) {
-    let feed = dir.join(format!("{provider}.toml"));
-    std::fs::write(
-        &feed,
-        format!(
-            "format = \"generic_csv\"\nurl = \"list.csv\"\nprovider = \"{provider}\"\ncurrency = \"USD\"\nprice_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\ncountry = \"{country}\"\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\noffer_id = \"id\"\n"
-        ),
-    )
-    .unwrap();
-    let mut csv = String::from("id,gpu,gpus,price\n");
-    for (id, gpu, price) in offers {
-        csv.push_str(&format!("{id},{gpu},1,{price}\n"));
-    }
-    let file = dir.join(format!("{provider}-{}.csv", at.timestamp()));
-    std::fs::write(&file, csv).unwrap();
-    let spec = Spec {
-        format: None,
-        feed_file: Some(feed),
-        provider: None,
-        at: Some(at),
-    };
-    let out = backfill::backfill(&spec, &[file], store, Tables::embedded(), |_, _, _| {})
-        .await
-        .unwrap();
-    assert!(out.iter().all(|o| o.error.is_none()), "{out:?}");
-}
 
 fn start() -> DateTime<Utc> {
     NaiveDate::from_ymd_opt(2024, 1, 1)
@@ -74,23 +39,23 @@ async fn nine_weeks(dir: &Path, store: &Store) {
             ("a3", "A100 SXM4 80GB", 1.2 * f),
         ];
         // Scraped twice a day: compaction then merges the day's two files.
-        snapshot(dir, store, "list-a", "US", t, &a).await;
-        snapshot(dir, store, "list-a", "US", t + Duration::hours(12), &a).await;
+        list_snapshot(dir, store, "list-a", "US", t, &a).await;
+        list_snapshot(dir, store, "list-a", "US", t + Duration::hours(12), &a).await;
         if w != 4 {
             let b = [("b1", "H100 SXM", 3.0), ("b2", "A100 SXM4 80GB", 1.5 / f)];
-            snapshot(dir, store, "list-b", "US", t + Duration::days(2), &b).await;
+            list_snapshot(dir, store, "list-b", "US", t + Duration::days(2), &b).await;
         }
         let mut c = vec![("c1", "H100 SXM", 1.5 * f), ("c2", "H100 SXM", 1.6)];
         if w >= 3 {
             c.push(("c3", "A100 SXM4 80GB", 0.9));
         }
-        snapshot(dir, store, "list-c", "CN", t + Duration::days(4), &c).await;
+        list_snapshot(dir, store, "list-c", "CN", t + Duration::days(4), &c).await;
         // A marketplace (6 h validity) late on Sunday: its listings stand into Monday,
         // and every other week one is 12x the week's median, so the outlier rule must
         // flag it by the median of the week it was observed in.
         let v2 = if w % 2 == 0 { 30.0 } else { 2.6 };
         let v = [("v1", "H100 SXM", 2.5), ("v2", "H100 SXM", v2)];
-        snapshot(
+        list_snapshot(
             dir,
             store,
             "vastai",
@@ -182,7 +147,7 @@ async fn rollups_equal_a_full_scan_through_backfill_compaction_and_renormalise()
     // A late back-fill into week 1: its rollup and those of the weeks it reaches are
     // stale, so the report must not use them, before or after the refresh.
     let late = start() + Duration::days(7 + 3);
-    snapshot(
+    list_snapshot(
         tmp.path(),
         &store,
         "list-a",
