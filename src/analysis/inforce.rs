@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
 
-use crate::analysis::Config;
+use crate::analysis::{strs, Config};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::Providers;
@@ -130,35 +130,36 @@ impl Interner {
     }
 }
 
-/// Which rows before `from` (from `start`) may still stand at `from`: every row of a
-/// provider with the longest validity, a shorter-lived provider's only when observed
-/// less than its validity before `from`. Rows from `from` on are all kept.
+/// Which rows before `from` (from `start`) may still stand at `from`: those of each
+/// feed and provider's last snapshot before `from` (an earlier snapshot was superseded
+/// by it before `from`), and only while its provider's validity lasts. Rows from
+/// `from` on are all kept.
 fn may_stand(
     store: &Store,
     start: NaiveDate,
     from: NaiveDate,
     providers: &Providers,
 ) -> Result<Expr, ReportError> {
-    let t = col("observed_at").cast(DataType::Int64);
-    let mut keep = t.clone().gt_eq(lit(ms(from)));
+    let t = || col("observed_at").cast(DataType::Int64);
+    let mut keep = t().gt_eq(lit(ms(from)));
     let Some(lf) = store.scan_offers(Some(start), Some(from))? else {
         return Ok(keep);
     };
-    let names = lf
-        .select([col("provider")])
-        .unique(None, UniqueKeepStrategy::Any)
+    let lasts = lf
+        .filter(t().lt(lit(ms(from))))
+        .group_by([col("feed"), col("provider")])
+        .agg([t().max().alias("last")])
         .collect_with_engine(Engine::Streaming)
         .map(|r| r.unwrap_single())?;
-    let longest = providers.max_valid_hours();
-    for p in crate::analysis::strs(&names, "provider")? {
-        let hours = providers.valid_hours(&p);
-        let is_p = col("provider").eq(lit(p));
-        keep = if hours >= longest {
-            keep.or(is_p)
-        } else {
-            let since = ms(from) - (hours * HOUR_MS as f64) as i64;
-            keep.or(is_p.and(t.clone().gt(lit(since))))
+    let (feeds, names) = (strs(&lasts, "feed")?, strs(&lasts, "provider")?);
+    let last = lasts.column("last")?.i64()?;
+    for ((f, p), l) in feeds.into_iter().zip(names).zip(last.iter()) {
+        let expired = ms(from) - (providers.valid_hours(&p) * HOUR_MS as f64) as i64;
+        let Some(l) = l.filter(|l| *l > expired) else {
+            continue;
         };
+        let snapshot = col("feed").eq(lit(f)).and(col("provider").eq(lit(p)));
+        keep = keep.or(snapshot.and(t().gt_eq(lit(l))));
     }
     Ok(keep)
 }
