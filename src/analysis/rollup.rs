@@ -24,7 +24,9 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::analysis::inforce::{ms, scan_start, week_index, InForce, KnownMedians};
-use crate::analysis::{daily_points, history, strs, Config, DailyPoint, IndexCell, WeeklyPoint};
+use crate::analysis::{
+    daily_points, history, strs, u32s, Config, DailyPoint, IndexCell, WeeklyPoint,
+};
 use crate::error::{ReportError, StoreError};
 use crate::store::rollups::FileStamp;
 use crate::store::Store;
@@ -134,6 +136,14 @@ pub fn compute_scanning(store: &Store, week: IsoWeek, cfg: &Config) -> Result<Ro
     Ok(of_week(&inf, week, cfg))
 }
 
+/// The stored rollup of `week` under `key`, decoded, if there is one.
+fn read(store: &Store, week: IsoWeek, key: &str) -> Result<Option<Rollup>, ReportError> {
+    match store.read_rollup(&week.label(), key)? {
+        Some(df) => Ok(Some(from_frame(&df).map_err(|e| pl_err(store, &week, e))?)),
+        None => Ok(None),
+    }
+}
+
 /// Read a stored, current rollup, or compute it with the medians known so far.
 fn read_or_compute(
     store: &Store,
@@ -143,8 +153,8 @@ fn read_or_compute(
     known: &KnownMedians,
 ) -> Result<(Rollup, Option<String>), ReportError> {
     let k = key(stamps, week, cfg);
-    match store.read_rollup(&week.label(), &k)? {
-        Some(df) => Ok((from_frame(&df).map_err(|e| pl_err(store, &week, e))?, None)),
+    match read(store, week, &k)? {
+        Some(r) => Ok((r, None)),
         None => Ok((compute(store, week, cfg, known)?, Some(k))),
     }
 }
@@ -218,11 +228,8 @@ pub fn stored_medians(
     let reach = IsoWeek::of(scan_start(week.monday(), Providers::embedded()));
     let mut known = KnownMedians::new();
     for w in span(reach.max(IsoWeek::of(first.date)), week.prev()) {
-        match store.read_rollup(&w.label(), &key(&stamps, w, cfg))? {
-            Some(df) => {
-                let r = from_frame(&df).map_err(|e| pl_err(store, &w, e))?;
-                known.extend(r.known_medians());
-            }
+        match read(store, w, &key(&stamps, w, cfg))? {
+            Some(r) => known.extend(r.known_medians()),
             None => return Ok(None),
         }
     }
@@ -390,14 +397,6 @@ impl Columns {
                 .map(|d| epoch + chrono::Duration::days(d.unwrap_or(0).into()))
                 .collect())
         };
-        let u32s = |n: &str| -> PolarsResult<Vec<u32>> {
-            Ok(df
-                .column(n)?
-                .u32()?
-                .iter()
-                .map(|v| v.unwrap_or(0))
-                .collect())
-        };
         let f64s = |n: &str| -> PolarsResult<Vec<f64>> {
             Ok(df
                 .column(n)?
@@ -414,9 +413,9 @@ impl Columns {
             model: strs(df, "gpu_model")?,
             bloc: strs(df, "bloc")?,
             class: strs(df, "price_class")?,
-            providers: u32s("providers")?,
-            offers: u32s("offers")?,
-            observations: u32s("observations")?,
+            providers: u32s(df, "providers")?,
+            offers: u32s(df, "offers")?,
+            observations: u32s(df, "observations")?,
             gpus_available: f64s("gpus_available")?,
             median: f64s("median_usd_per_gpu_hour")?,
             p25: f64s("p25_usd_per_gpu_hour")?,
@@ -478,8 +477,7 @@ pub fn stored(store: &Store) -> Result<BTreeMap<String, Rollup>, ReportError> {
     };
     let mut out = BTreeMap::new();
     for week in span(IsoWeek::of(first.date), IsoWeek::of(last.date)) {
-        if let Some(df) = store.read_rollup(&week.label(), &key(&stamps, week, &cfg))? {
-            let r = from_frame(&df).map_err(|e| pl_err(store, &week, e))?;
+        if let Some(r) = read(store, week, &key(&stamps, week, &cfg))? {
             out.insert(week.label(), r);
         }
     }
