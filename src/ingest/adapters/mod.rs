@@ -261,6 +261,12 @@ pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdapterErr
 /// `"1e999"`: a typed field then fails for that record only (a `bad_record`), and a
 /// price read from a string is rejected by normalisation as not finite. Strings
 /// (and escapes inside them) are left alone; other bytes are copied unchanged.
+/// Only a literal with an exponent or more than 308 characters can overflow an f64;
+/// every other one is left unparsed.
+fn may_overflow(token: &str) -> bool {
+    token.len() > 308 || token.bytes().any(|b| b == b'e' || b == b'E')
+}
+
 pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let number_byte = |c: u8| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E');
     let mut out: Option<Vec<u8>> = None;
@@ -268,12 +274,15 @@ pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     while i < body.len() {
         let c = body[i];
         if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
+            // Jump to the next quote or backslash: strings are most of a payload.
+            match memchr::memchr2(b'"', b'\\', &body[i..]) {
+                Some(k) if body[i + k] == b'\\' => i += k + 2,
+                Some(k) => {
+                    in_string = false;
+                    i += k + 1;
+                }
+                None => i = body.len(),
             }
-            i += 1;
             continue;
         }
         if c == b'"' {
@@ -287,7 +296,7 @@ pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
                 i += 1;
             }
             let token = std::str::from_utf8(&body[start..i]).unwrap_or("");
-            if token.parse::<f64>().is_ok_and(|v| v.is_infinite()) {
+            if may_overflow(token) && token.parse::<f64>().is_ok_and(|v| v.is_infinite()) {
                 let o = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 16));
                 o.extend_from_slice(&body[copied..start]);
                 o.push(b'"');
@@ -323,6 +332,16 @@ mod tests {
         check(r#"[1.5,-1E400,2]"#, r#"[1.5,"-1E400",2]"#);
         check(r#"{"s":"1e999","n":1e308}"#, r#"{"s":"1e999","n":1e308}"#);
         check(r#"{"s":"a\"1e999"}"#, r#"{"s":"a\"1e999"}"#);
+        check(r#"{"s":"a\\","n":1e999}"#, r#"{"s":"a\\","n":"1e999"}"#);
+        check(
+            r#"{"s":"\u00e9\"","n":-2e400}"#,
+            r#"{"s":"\u00e9\"","n":"-2e400"}"#,
+        );
+        check(
+            r#"{"big":123456789012345678901234567890}"#,
+            r#"{"big":123456789012345678901234567890}"#,
+        );
+        check("[\"unterminated \\", "[\"unterminated \\");
         check(
             &format!("[{}]", "9".repeat(400)),
             &format!("[\"{}\"]", "9".repeat(400)),
