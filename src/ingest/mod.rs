@@ -31,7 +31,7 @@ use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
 use crate::ingest::fetch::Fetched;
-use crate::model::{ParseReject, Parsed, Validators};
+use crate::model::{ParseReject, Parsed, RawOffer, Validators};
 use crate::normalise::{self, Batch, Context};
 use crate::store::records::{FeedCounts, FeedRecord, IngestRecord};
 use crate::store::{LastPayload, Store};
@@ -202,14 +202,10 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
 /// Keep the first of offers that share (offer id, price class, observation time) in
 /// one run; each later one becomes a `duplicate_offer` reject.
 pub fn dedupe(parsed: &mut Parsed) {
-    let mut seen = std::collections::HashSet::new();
-    let mut dups = Vec::new();
-    parsed.offers.retain(|o| {
-        let key = (o.offer_id.clone(), o.price_class, o.observed_at);
-        if seen.insert(key) {
-            return true;
-        }
-        dups.push(ParseReject {
+    let keep = first_of_each(&parsed.offers);
+    let dups = parsed.offers.iter().zip(&keep).filter(|(_, k)| !**k);
+    let dups: Vec<ParseReject> = dups
+        .map(|(o, _)| ParseReject {
             offer_id: o.offer_id.clone(),
             gpu_name_raw: o.gpu_name_raw.clone(),
             reason: "duplicate_offer".into(),
@@ -218,10 +214,30 @@ pub fn dedupe(parsed: &mut Parsed) {
                 o.offer_id,
                 o.price_class.as_str()
             ),
-        });
-        false
-    });
+        })
+        .collect();
+    let mut keep = keep.into_iter();
+    parsed.offers.retain(|_| keep.next().unwrap_or(true));
     parsed.rejects.extend(dups);
+}
+
+/// For each offer, whether it is the first with its (observation time, offer id, price
+/// class). A stable sort of the indices puts equal keys side by side in payload order
+/// (a payload listed in id order is sorted already, which the sort detects).
+fn first_of_each(offers: &[RawOffer]) -> Vec<bool> {
+    let key = |i: u32| {
+        let o = &offers[i as usize];
+        (o.observed_at, o.offer_id.as_str(), o.price_class)
+    };
+    let mut order: Vec<u32> = (0..offers.len() as u32).collect();
+    order.sort_by(|a, b| key(*a).cmp(&key(*b)));
+    let mut keep = vec![true; offers.len()];
+    for pair in order.windows(2) {
+        if key(pair[0]) == key(pair[1]) {
+            keep[pair[1] as usize] = false;
+        }
+    }
+    keep
 }
 
 /// Reject reasons that mean a record did not have the shape the adapter expects.

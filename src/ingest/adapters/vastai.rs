@@ -6,7 +6,10 @@
 //! Country: the two-letter code after the last comma of `geolocation`
 //! (`"Guangdong, CN"`, `"Texas, US"`); vast.ai has hosts in both blocs.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{
     adapter_keys, bad_record, quote_huge_numbers, str_at, Adapter, AdapterError, NoKeys, Page,
@@ -26,13 +29,16 @@ pub struct VastAi;
 #[derive(Deserialize)]
 struct Response<'a> {
     #[serde(borrow)]
-    offers: Vec<&'a serde_json::value::RawValue>,
+    offers: Vec<&'a RawValue>,
 }
 
+/// One offer, its strings borrowed from the payload where they hold no escape.
 #[derive(Deserialize)]
-struct Offer {
-    id: serde_json::Value,
-    gpu_name: String,
+struct Offer<'a> {
+    #[serde(borrow)]
+    id: &'a RawValue,
+    #[serde(borrow)]
+    gpu_name: Cow<'a, str>,
     num_gpus: f64,
     #[serde(default)]
     gpu_ram: Option<f64>,
@@ -40,8 +46,23 @@ struct Offer {
     dph_total: Option<f64>,
     #[serde(default)]
     min_bid: Option<f64>,
-    #[serde(default)]
-    geolocation: Option<String>,
+    #[serde(default, borrow)]
+    geolocation: Option<Cow<'a, str>>,
+}
+
+/// The offer id as text: a string's value, an integer's digits, else the JSON value
+/// as serde_json writes it (as ids were always written).
+fn id_text(raw: &RawValue) -> String {
+    let text = raw.get();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return text.to_string();
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => text.to_string(),
+    }
 }
 
 /// The ISO country code at the end of a vast geolocation, if it looks like one.
@@ -51,13 +72,18 @@ pub fn country_of(geolocation: &str) -> Option<String> {
         .then(|| code.to_ascii_uppercase())
 }
 
-/// The reject for an offer that is not a valid record, worded as before (the
-/// error of reading its `Value`, without a position).
-fn bad_offer(i: usize, raw: &serde_json::value::RawValue) -> crate::model::ParseReject {
-    let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-    let error = serde_json::from_value::<Offer>(value.clone())
-        .err()
-        .map_or_else(|| "not an offer".to_string(), |e| e.to_string());
+/// The reject for an offer that is not a valid record: serde_json's error without
+/// its position in the offer's text (the position in the payload is `offers[i]`).
+fn bad_offer(i: usize, text: &str) -> crate::model::ParseReject {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let error = serde_json::from_str::<Offer>(text).err().map_or_else(
+        || "not an offer".to_string(),
+        |e| {
+            let text = e.to_string();
+            text.rsplit_once(" at line ")
+                .map_or(text.clone(), |(head, _)| head.to_string())
+        },
+    );
     bad_record(
         value
             .get("id")
@@ -68,45 +94,75 @@ fn bad_offer(i: usize, raw: &serde_json::value::RawValue) -> crate::model::Parse
     )
 }
 
+/// The fast path: every offer read in one pass. Any offer that is not a valid
+/// record fails it, and the payload is read again offer by offer ([`Response`]).
+#[derive(Deserialize)]
+struct AllValid<'a> {
+    #[serde(borrow)]
+    offers: Vec<Offer<'a>>,
+}
+
 impl Adapter for VastAi {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
-        let body = quote_huge_numbers(&page.body);
-        let resp: Response = serde_json::from_slice(&body)
-            .map_err(|error| AdapterError::Json { error, hint: "" })?;
+        if let Ok(all) = serde_json::from_slice::<AllValid>(&page.body) {
+            let mut out = Parsed::default();
+            out.offers.reserve(2 * all.offers.len());
+            for offer in all.offers {
+                push_rows(&mut out.offers, offer, ctx);
+            }
+            return Ok(out);
+        }
+        // Numbers that overflow an f64 fail only the offer that uses one (below); the
+        // whole body is quoted only if it cannot be read as it is.
+        let quoted;
+        let resp: Response = match serde_json::from_slice(&page.body) {
+            Ok(r) => r,
+            Err(_) => {
+                quoted = quote_huge_numbers(&page.body);
+                serde_json::from_slice(&quoted)
+                    .map_err(|error| AdapterError::Json { error, hint: "" })?
+            }
+        };
         let mut out = Parsed::default();
+        // Room for an on-demand and a spot row per offer: untouched capacity is
+        // only address space, and the rows are never moved while growing.
+        out.offers.reserve(2 * resp.offers.len());
         for (i, raw) in resp.offers.iter().enumerate() {
-            let offer: Offer = match serde_json::from_str(raw.get()) {
-                Ok(o) => o,
+            match serde_json::from_str::<Offer>(raw.get()) {
+                Ok(offer) => push_rows(&mut out.offers, offer, ctx),
                 Err(_) => {
-                    out.rejects.push(bad_offer(i, raw));
-                    continue;
+                    // As if huge numbers were strings: a typed field then fails.
+                    let q = quote_huge_numbers(raw.get().as_bytes());
+                    let text = std::str::from_utf8(&q).unwrap_or(raw.get());
+                    match serde_json::from_str::<Offer>(text) {
+                        Ok(offer) => push_rows(&mut out.offers, offer, ctx),
+                        Err(_) => out.rejects.push(bad_offer(i, text)),
+                    }
                 }
-            };
-            let id = match &offer.id {
-                serde_json::Value::String(s) => s.clone(),
-                v => v.to_string(),
-            };
-            let mut base = RawOffer::new(ctx.provider, id, offer.gpu_name.clone());
-            base.region = offer.geolocation.clone();
-            base.country = offer.geolocation.as_deref().and_then(country_of);
-            base.gpu_count = Some(offer.num_gpus);
-            base.gpu_memory_gb = offer.gpu_ram.map(|mb| mb / 1024.0);
-            base.gpus_available = Some(offer.num_gpus);
-            base.currency = "USD".into();
-            base.price_unit = PriceUnit::instance_hour();
-            let spot = offer.min_bid.filter(|b| *b > 0.0).map(|bid| {
-                let mut spot = base.clone();
-                spot.price_class = PriceClass::Spot;
-                spot.price = Some(bid);
-                spot
-            });
-            let mut od = base;
-            od.price = offer.dph_total;
-            out.offers.push(od);
-            out.offers.extend(spot);
+            }
         }
         Ok(out)
     }
+}
+
+/// An offer's on-demand row, and its spot row when it has a positive `min_bid`.
+fn push_rows(rows: &mut Vec<RawOffer>, offer: Offer, ctx: &ParseCtx) {
+    let mut base = RawOffer::new(ctx.provider, id_text(offer.id), offer.gpu_name);
+    base.country = offer.geolocation.as_deref().and_then(country_of);
+    base.region = offer.geolocation.map(Cow::into_owned);
+    base.gpu_count = Some(offer.num_gpus);
+    base.gpu_memory_gb = offer.gpu_ram.map(|mb| mb / 1024.0);
+    base.gpus_available = Some(offer.num_gpus);
+    base.price_unit = PriceUnit::instance_hour();
+    let spot = offer.min_bid.filter(|b| *b > 0.0).map(|bid| {
+        let mut spot = base.clone();
+        spot.price_class = PriceClass::Spot;
+        spot.price = Some(bid);
+        spot
+    });
+    base.price = offer.dph_total;
+    rows.push(base);
+    rows.extend(spot);
 }
 
 #[cfg(test)]
