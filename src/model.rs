@@ -3,6 +3,8 @@
 //! Invariant: a `RawOffer` carries the price exactly as the provider published it
 //! (amount, currency, scale, basis and period); conversion happens only in `normalise`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -43,17 +45,35 @@ pub enum Basis {
 /// Scale and period names are looked up in `tables/units.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PriceUnit {
-    pub scale: String,
+    pub scale: Cow<'static, str>,
     pub basis: Basis,
-    pub period: String,
+    pub period: Cow<'static, str>,
+}
+
+/// A name as a `Cow`: the usual scale and period names are borrowed, not allocated
+/// for every offer.
+fn unit_name(name: &str) -> Cow<'static, str> {
+    const COMMON: [&str; 7] = [
+        "unit",
+        "cents",
+        "thousandths",
+        "hour",
+        "day",
+        "month",
+        "minute",
+    ];
+    match COMMON.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_string()),
+    }
 }
 
 impl PriceUnit {
     pub fn new(scale: &str, basis: Basis, period: &str) -> Self {
         Self {
-            scale: scale.to_string(),
+            scale: unit_name(scale),
             basis,
-            period: period.to_string(),
+            period: unit_name(period),
         }
     }
     pub fn gpu_hour() -> Self {
@@ -174,10 +194,18 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Append `other`; into an empty `Parsed` its vectors are moved, not copied.
     pub fn extend(&mut self, other: Parsed) {
-        self.offers.extend(other.offers);
-        self.rejects.extend(other.rejects);
-        self.fx.extend(other.fx);
+        fn append<T>(to: &mut Vec<T>, mut from: Vec<T>) {
+            if to.is_empty() {
+                std::mem::swap(to, &mut from);
+            } else {
+                to.append(&mut from);
+            }
+        }
+        append(&mut self.offers, other.offers);
+        append(&mut self.rejects, other.rejects);
+        append(&mut self.fx, other.fx);
     }
 }
 

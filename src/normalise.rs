@@ -255,108 +255,143 @@ fn unplaced(tables: &Tables, o: &RawOffer) -> Option<(&'static str, String)> {
 
 /// The columns of a batch before FX and checks, filled offer by offer. The field list
 /// and [`RawColumns::into_frame`] are the one place the pre-join columns are named.
+/// Strings are borrowed from the offers and the tables; a name's resolution and a
+/// unit's label are made once per distinct value ([`Distinct`]) and referred to by index.
 #[derive(Default)]
-struct RawColumns {
+struct RawColumns<'a> {
     observed: Vec<i64>,
     obs_date: Vec<i32>,
-    feed: Vec<String>,
-    provider: Vec<String>,
-    offer_id: Vec<String>,
-    instance_type: Vec<Option<String>>,
-    region: Vec<Option<String>>,
-    country: Vec<Option<String>>,
-    bloc: Vec<String>,
-    name_raw: Vec<String>,
-    model: Vec<Option<String>>,
-    china: Vec<Option<bool>>,
+    provider: Vec<&'a str>,
+    offer_id: Vec<&'a str>,
+    instance_type: Vec<Option<&'a str>>,
+    region: Vec<Option<&'a str>>,
+    country: Vec<Option<&'a str>>,
+    bloc: Vec<&'a str>,
+    name_raw: Vec<&'a str>,
+    resolution: Vec<u32>,
     count: Vec<Option<f64>>,
     avail: Vec<Option<f64>>,
-    class: Vec<String>,
+    class: Vec<&'static str>,
     price: Vec<Option<f64>>,
-    currency: Vec<String>,
-    unit: Vec<String>,
-    factor: Vec<Option<f64>>,
-    per_instance: Vec<bool>,
-    pre_reason: Vec<Option<String>>,
-    pre_detail: Vec<Option<String>>,
+    currency: Vec<&'a str>,
+    unit: Vec<u32>,
+    place_reject: Vec<Option<(&'static str, String)>>,
     groups: Vec<Option<f64>>,
 }
 
-/// Resolutions already made in this batch, by (provider, instance type, raw name,
-/// memory): the tables are consulted once per distinct name.
-type ResolutionCache = HashMap<(String, Option<String>, String, Option<u64>), Resolution>;
+/// What a batch resolved once per distinct value: names (by provider, instance type,
+/// raw name, memory) and units.
+#[derive(Default)]
+struct Distinct<'a> {
+    index:
+        HashMap<(&'a str, Option<&'a str>, &'a str, Option<u64>), u32, foldhash::fast::RandomState>,
+    resolutions: Vec<(Resolution, Option<bool>)>,
+    units: Vec<(&'a crate::model::PriceUnit, String, Option<f64>, bool)>,
+}
 
-impl RawColumns {
+impl<'a> Distinct<'a> {
+    fn resolution(&mut self, o: &'a RawOffer, tables: &Tables) -> u32 {
+        let key = (
+            o.provider.as_str(),
+            o.instance_type.as_deref(),
+            o.gpu_name_raw.as_str(),
+            o.gpu_memory_gb.map(f64::to_bits),
+        );
+        let next = self.resolutions.len() as u32;
+        *self.index.entry(key).or_insert_with(|| {
+            let res = resolve(tables, o);
+            let china = res
+                .model
+                .as_deref()
+                .and_then(|m| tables.gpus.model(m))
+                .map(|m| m.china_variant);
+            self.resolutions.push((res, china));
+            next
+        })
+    }
+
+    fn unit(&mut self, u: &'a crate::model::PriceUnit, tables: &Tables) -> u32 {
+        if let Some(i) = self.units.iter().position(|(v, ..)| *v == u) {
+            return i as u32;
+        }
+        let factor = match (tables.scale(&u.scale), tables.period_hours(&u.period)) {
+            (Some(s), Some(h)) => Some(s / h),
+            _ => None,
+        };
+        let per_instance = u.basis == Basis::Instance;
+        self.units.push((u, u.label(), factor, per_instance));
+        (self.units.len() - 1) as u32
+    }
+}
+
+impl<'a> RawColumns<'a> {
     /// One offer's row: place, model, count and unit factor resolved through the tables.
-    fn push(&mut self, o: &RawOffer, ctx: &Context, tables: &Tables, cache: &mut ResolutionCache) {
+    fn push(
+        &mut self,
+        o: &'a RawOffer,
+        ctx: &Context,
+        tables: &'a Tables,
+        distinct: &mut Distinct<'a>,
+    ) {
         let at = o.observed_at.unwrap_or(ctx.observed_at);
         self.observed.push(at.timestamp_millis());
         self.obs_date.push(epoch_days(at.date_naive()));
-        self.feed.push(ctx.feed.to_string());
-        self.provider.push(o.provider.clone());
-        self.offer_id.push(o.offer_id.clone());
-        self.instance_type.push(o.instance_type.clone());
-        self.region.push(o.region.clone());
-        let c = o.country.clone().or_else(|| {
+        self.provider.push(&o.provider);
+        self.offer_id.push(&o.offer_id);
+        self.instance_type.push(o.instance_type.as_deref());
+        self.region.push(o.region.as_deref());
+        let c = o.country.as_deref().or_else(|| {
             o.region
                 .as_deref()
                 .and_then(|r| tables.country(&o.provider, r))
-                .map(str::to_string)
         });
-        self.bloc.push(tables.bloc(c.as_deref()).to_string());
-        let place_reject = if ctx.check_places && c.is_none() {
+        self.bloc.push(tables.bloc(c));
+        self.place_reject.push(if ctx.check_places && c.is_none() {
             unplaced(tables, o)
         } else {
             None
-        };
+        });
         self.country.push(c);
         self.groups.push(o.group_offers);
-        self.name_raw.push(o.gpu_name_raw.clone());
-        let key = (
-            o.provider.clone(),
-            o.instance_type.clone(),
-            o.gpu_name_raw.clone(),
-            o.gpu_memory_gb.map(f64::to_bits),
-        );
-        let res = cache
-            .entry(key)
-            .or_insert_with(|| resolve(tables, o))
-            .clone();
-        self.china.push(
-            res.model
-                .as_deref()
-                .and_then(|m| tables.gpus.model(m))
-                .map(|m| m.china_variant),
-        );
-        self.model.push(res.model);
-        self.count.push(o.gpu_count.or(res.count_from_catalogue));
+        self.name_raw.push(&o.gpu_name_raw);
+        let r = distinct.resolution(o, tables);
+        self.resolution.push(r);
+        let catalogue = distinct.resolutions[r as usize].0.count_from_catalogue;
+        self.count.push(o.gpu_count.or(catalogue));
         self.avail.push(o.gpus_available);
-        self.class.push(o.price_class.as_str().to_string());
+        self.class.push(o.price_class.as_str());
         self.price.push(o.price);
-        self.currency.push(o.currency.clone());
-        self.unit.push(o.price_unit.label());
-        self.factor.push(
-            match (
-                tables.scale(&o.price_unit.scale),
-                tables.period_hours(&o.price_unit.period),
-            ) {
-                (Some(s), Some(h)) => Some(s / h),
-                _ => None,
-            },
-        );
-        self.per_instance
-            .push(o.price_unit.basis == Basis::Instance);
-        let reject = res.reject.or(place_reject);
-        self.pre_reason
-            .push(reject.as_ref().map(|r| r.0.to_string()));
-        self.pre_detail.push(reject.map(|r| r.1));
+        self.currency.push(&o.currency);
+        self.unit.push(distinct.unit(&o.price_unit, tables));
     }
 
-    fn into_frame(self) -> PolarsResult<DataFrame> {
+    fn into_frame(self, feed: &str, distinct: &Distinct) -> PolarsResult<DataFrame> {
+        let res = |i: &u32| &distinct.resolutions[*i as usize];
+        let unit = |i: &u32| &distinct.units[*i as usize];
+        let model: Vec<Option<&str>> = self
+            .resolution
+            .iter()
+            .map(|i| res(i).0.model.as_deref())
+            .collect();
+        let china: Vec<Option<bool>> = self.resolution.iter().map(|i| res(i).1).collect();
+        let reject: Vec<Option<(&str, &str)>> = self
+            .resolution
+            .iter()
+            .zip(&self.place_reject)
+            .map(|(i, place)| {
+                res(i)
+                    .0
+                    .reject
+                    .as_ref()
+                    .or(place.as_ref())
+                    .map(|(r, d)| (*r, d.as_str()))
+            })
+            .collect();
+        let n = self.observed.len();
         DataFrame::new_infer_height(vec![
             Column::new("observed_at".into(), self.observed),
             Column::new("obs_date".into(), self.obs_date),
-            Column::new("feed".into(), self.feed),
+            Column::new("feed".into(), vec![feed; n]),
             Column::new("provider".into(), self.provider),
             Column::new("offer_id".into(), self.offer_id),
             Column::new("instance_type".into(), self.instance_type),
@@ -364,31 +399,68 @@ impl RawColumns {
             Column::new("country".into(), self.country),
             Column::new("bloc".into(), self.bloc),
             Column::new("gpu_name_raw".into(), self.name_raw),
-            Column::new("gpu_model".into(), self.model),
-            Column::new("china_variant".into(), self.china),
+            Column::new("gpu_model".into(), model),
+            Column::new("china_variant".into(), china),
             Column::new("gpu_count".into(), self.count),
             Column::new("gpus_available".into(), self.avail),
             Column::new("price_class".into(), self.class),
             Column::new("price".into(), self.price),
             Column::new("currency".into(), self.currency),
-            Column::new("price_unit".into(), self.unit),
-            Column::new("unit_factor".into(), self.factor),
-            Column::new("per_instance".into(), self.per_instance),
-            Column::new("pre_reason".into(), self.pre_reason),
-            Column::new("pre_detail".into(), self.pre_detail),
+            Column::new(
+                "price_unit".into(),
+                self.unit
+                    .iter()
+                    .map(|i| unit(i).1.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "unit_factor".into(),
+                self.unit.iter().map(|i| unit(i).2).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "per_instance".into(),
+                self.unit.iter().map(|i| unit(i).3).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "pre_reason".into(),
+                reject.iter().map(|r| r.map(|r| r.0)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "pre_detail".into(),
+                reject.iter().map(|r| r.map(|r| r.1)).collect::<Vec<_>>(),
+            ),
             Column::new("group_offers".into(), self.groups),
         ])
     }
 }
 
 /// As-of join on the ECB rates: the rate of the observation date or the latest earlier
-/// one, per currency.
-fn join_fx(raw: DataFrame, fx: &DataFrame) -> LazyFrame {
+/// one, per currency. A batch priced only in USD needs no rate: its rate columns are
+/// null, as the join would leave them (the checks then use 1.0), and its rows keep
+/// their order. True when the join reordered the rows (they must be sorted again).
+fn join_fx(raw: DataFrame, fx: &DataFrame) -> PolarsResult<(LazyFrame, bool)> {
+    let only_usd = raw
+        .column("currency")?
+        .str()?
+        .iter()
+        .all(|c| c == Some("USD"));
+    if only_usd {
+        return Ok((
+            raw.lazy().with_columns([
+                col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)),
+                col("obs_date").cast(DataType::Date),
+                lit(NULL).cast(DataType::Date).alias("fx_date"),
+                lit(NULL).cast(DataType::Float64).alias("fx_usd_per_unit"),
+            ]),
+            false,
+        ));
+    }
     let fx_lf = fx
         .clone()
         .lazy()
         .with_column(col("fx_date").alias("fx_key"));
-    raw.lazy()
+    let joined = raw
+        .lazy()
         .with_columns([
             col("observed_at").cast(DataType::Datetime(TimeUnit::Milliseconds, None)),
             col("obs_date").cast(DataType::Date),
@@ -406,7 +478,8 @@ fn join_fx(raw: DataFrame, fx: &DataFrame) -> LazyFrame {
                 allow_eq: true,
                 ..Default::default()
             }))),
-        )
+        );
+    Ok((joined, true))
 }
 
 /// The checks as expressions: the USD rate and its date (USD itself, or a rate at
@@ -506,11 +579,12 @@ pub fn normalise(
     tables: &Tables,
     fx: &DataFrame,
 ) -> PolarsResult<Batch> {
-    let mut cache = ResolutionCache::new();
+    let mut distinct = Distinct::default();
     let mut raw = RawColumns::default();
-    for o in offers {
-        raw.push(o, ctx, tables, &mut cache);
+    for o in in_row_order(offers, ctx) {
+        raw.push(o, ctx, tables, &mut distinct);
     }
+    let raw = raw.into_frame(ctx.feed, &distinct)?;
     let Checks {
         fx_rate,
         fx_date,
@@ -518,7 +592,8 @@ pub fn normalise(
         reason,
         detail,
     } = checks();
-    let all = join_fx(raw.into_frame()?, fx)
+    let (all, needs_sort) = join_fx(raw, fx)?;
+    let mut all = all
         .with_columns([fx_rate.alias("fx_usd_per_unit"), fx_date.alias("fx_date")])
         .with_columns([
             usd.alias("usd_per_gpu_hour"),
@@ -531,20 +606,23 @@ pub fn normalise(
             (col("usd_per_gpu_hour") / (lit(1.0) + col("vat_rate")))
                 .alias("usd_per_gpu_hour_ex_vat"),
             reason.alias("reason"),
-            detail.alias("detail"),
-        ])
-        .sort(
-            ["observed_at", "provider", "offer_id", "price_class"],
-            Default::default(),
-        )
-        .collect()?;
+        ]);
+    if needs_sort {
+        all = all.sort(ROW_ORDER, Default::default());
+    }
+    let all = all.collect()?;
     let ok_mask = all.column("reason")?.is_null();
-    let offers_df = all
-        .filter(&ok_mask)?
-        .select(OFFER_COLUMNS.iter().copied())?;
+    let mut offers_df = all.select(OFFER_COLUMNS.iter().copied())?;
+    if !ok_mask.all() {
+        offers_df = offers_df.filter(&ok_mask)?;
+    }
+    // The reject detail is written for the rejected rows only (a string per row).
     let mut rejects_df = all
         .filter(&!&ok_mask)?
-        .select(REJECT_COLUMNS.iter().copied())?;
+        .lazy()
+        .with_column(detail.alias("detail"))
+        .select(REJECT_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .collect()?;
     if !parse_rejects.is_empty() {
         rejects_df.vstack_mut_owned(parse_rejects_frame(parse_rejects, ctx)?)?;
     }
@@ -552,6 +630,26 @@ pub fn normalise(
         offers: offers_df,
         rejects: rejects_df,
     })
+}
+
+/// The order of stored rows: observation time, provider, offer id, price class.
+const ROW_ORDER: [&str; 4] = ["observed_at", "provider", "offer_id", "price_class"];
+
+/// The offers in [`ROW_ORDER`] (as polars sorts them: by time, then the strings' bytes).
+/// Payloads usually list offers in this order already, which the sort detects.
+fn in_row_order<'a>(offers: &'a [RawOffer], ctx: &Context) -> Vec<&'a RawOffer> {
+    let key = |o: &'a RawOffer| {
+        let at = o.observed_at.unwrap_or(ctx.observed_at).timestamp_millis();
+        (
+            at,
+            o.provider.as_str(),
+            o.offer_id.as_str(),
+            o.price_class.as_str(),
+        )
+    };
+    let mut rows: Vec<&RawOffer> = offers.iter().collect();
+    rows.sort_by(|a, b| key(a).cmp(&key(b)));
+    rows
 }
 
 fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<DataFrame> {
@@ -601,7 +699,7 @@ fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PriceUnit;
+    use crate::model::{PriceClass, PriceUnit};
     use chrono::TimeZone;
 
     /// (published price, unit, GPUs, currency) → USD per GPU-hour, with ECB rates of
@@ -681,5 +779,108 @@ mod tests {
             277.93 / 8.0 * usd_per_cny,
         );
         check(1.0, "gpu-hour", 1.0, "EUR", 1.1029);
+    }
+
+    /// A mixed batch: offers out of order, a spot and an on-demand row per id, two
+    /// observation times, rejects of several kinds (unknown name, no price, bad count).
+    fn mixed_batch() -> Vec<RawOffer> {
+        let t = |h| Some(Utc.with_ymd_and_hms(2024, 10, 7, h, 0, 0).unwrap());
+        let mut rows = Vec::new();
+        let ids = ["b7", "a10", "a9", "c", "a1", "b10", "a2", "zz9"];
+        for (i, id) in ids.iter().enumerate() {
+            for class in [PriceClass::Spot, PriceClass::OnDemand] {
+                let name = ["H100 SXM", "RTX 4090", "Warp Drive 9000"][i % 3];
+                let mut o = RawOffer::new(["vastai", "runpod"][i % 2], *id, name);
+                o.price_class = class;
+                o.price = (i != 3).then_some(1.0 + i as f64);
+                o.gpu_count = Some(if i == 4 { 0.0 } else { 1.0 + i as f64 });
+                o.observed_at = t(if i == 2 { 0 } else { 1 });
+                o.region = Some("Texas, US".into());
+                o.country = Some("US".into());
+                rows.push(o);
+            }
+        }
+        rows
+    }
+
+    fn batch(offers: &[RawOffer]) -> Batch {
+        let d = NaiveDate::from_ymd_opt(2024, 10, 4).unwrap();
+        let rate = |currency: &str, units_per_eur| FxRate {
+            date: d,
+            currency: currency.into(),
+            units_per_eur,
+        };
+        let fx = fx_frame(&[rate("USD", 1.1029), rate("CNY", 7.7407)]).unwrap();
+        let ctx = Context {
+            feed: "t",
+            observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 1, 0, 0).unwrap(),
+            vat_rate: 0.0,
+            sample: false,
+            peer: false,
+            check_places: false,
+        };
+        normalise(offers, &[], &ctx, Tables::embedded(), &fx).unwrap()
+    }
+
+    /// A USD-only batch skips the FX join and the final sort; with one CNY offer
+    /// added it takes both. Its rows must come out the same, in the same order.
+    #[test]
+    fn usd_only_batch_equals_the_joined_and_sorted_batch() {
+        let usd = batch(&mixed_batch());
+        let mut with_cny = mixed_batch();
+        let mut cny = RawOffer::new("autodl", "zz", "RTX 4090");
+        cny.price = Some(2.0);
+        cny.gpu_count = Some(1.0);
+        cny.currency = "CNY".into();
+        with_cny.push(cny);
+        let joined = batch(&with_cny);
+        let not_cny = |df: &DataFrame| {
+            let mask = df.column("currency").unwrap().str().unwrap().equal("USD");
+            df.filter(&mask).unwrap()
+        };
+        assert_eq!(usd.offers.height(), 8, "{:?}", usd.offers);
+        assert!(usd.offers.equals_missing(&not_cny(&joined.offers)));
+        assert!(usd.rejects.equals_missing(&not_cny(&joined.rejects)));
+        let reasons = usd.reject_counts();
+        assert_eq!(
+            reasons,
+            vec![
+                ("bad_gpu_count".to_string(), 2),
+                ("missing_price".to_string(), 2),
+                ("unknown_gpu_name".to_string(), 4)
+            ]
+        );
+    }
+
+    /// The rows are stored sorted by time, provider, offer id and class, whatever the
+    /// payload's order.
+    #[test]
+    fn rows_are_in_row_order_whatever_the_input_order() {
+        let offers = mixed_batch();
+        let mut reversed = offers.clone();
+        reversed.reverse();
+        let b = batch(&offers);
+        assert!(b.offers.equals_missing(&batch(&reversed).offers));
+        let col_str = |c: &str| -> Vec<String> {
+            let s = b.offers.column(c).unwrap().str().unwrap().clone();
+            s.iter().map(|v| v.unwrap().to_string()).collect()
+        };
+        let at = b
+            .offers
+            .column("observed_at")
+            .unwrap()
+            .cast(&DataType::Int64);
+        let at: Vec<i64> = at.unwrap().i64().unwrap().into_no_null_iter().collect();
+        let (provider, id, class) = (
+            col_str("provider"),
+            col_str("offer_id"),
+            col_str("price_class"),
+        );
+        let rows: Vec<_> = (0..at.len())
+            .map(|i| (at[i], &provider[i], &id[i], &class[i]))
+            .collect();
+        let mut sorted = rows.clone();
+        sorted.sort();
+        assert_eq!(rows, sorted);
     }
 }
