@@ -219,16 +219,20 @@ pub struct Page {
 
 /// What a server said about a payload's version (`ETag`, `Last-Modified`), kept with
 /// the payload so the next fetch can ask whether anything changed
-/// (`If-None-Match`, `If-Modified-Since`).
+/// (`If-None-Match`, `If-Modified-Since`); and the version a provider's version index
+/// named for it (AWS's `currentVersionUrl`), which the next fetch compares with the
+/// index's before downloading anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    pub version: Option<String>,
 }
 
 impl Validators {
-    /// True when the server gave neither, so no conditional request can be made.
+    /// True when nothing names the payload's version, so the next fetch has nothing
+    /// to ask or compare.
     pub fn is_empty(&self) -> bool {
-        self.etag.is_none() && self.last_modified.is_none()
+        self.etag.is_none() && self.last_modified.is_none() && self.version.is_none()
     }
 }

@@ -8,6 +8,13 @@
 //! target) passes [`crate::ingest::urlpolicy::check`] first. A one-request feed whose
 //! last payload the server named (`ETag`, `Last-Modified`) is asked whether it changed
 //! (`If-None-Match`, `If-Modified-Since`); a `304` then answers [`Fetched::NotModified`].
+//! A feed whose adapter names a version index (`Adapter::version_index`, AWS's
+//! region index) has that small index fetched first, under the same rules: when the
+//! version it names is the one kept with the last payload, the answer is
+//! [`Fetched::NotModified`] without a request for the payload; otherwise the versioned
+//! payload is fetched and the version kept with it. An index that fails or cannot be
+//! read never fails the feed: the feed URL is fetched as without one, and the answer's
+//! `note` says why.
 //!
 //! Invariants: the secret is only handed to the adapter to build requests; it is
 //! removed ([`scrub`]) from every error message and from every fetched body before
@@ -153,18 +160,33 @@ fn body_error(e: &reqwest::Error, timeout_s: u64, received: usize) -> String {
     }
 }
 
-/// What a fetch brought.
+/// What a fetch brought. `note` says, when the fetch could not go the planned way
+/// (a version index that failed), which way it went and why.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
-    /// The payload's pages, with the version the server named for it (a one-page
-    /// payload only; empty otherwise).
+    /// The payload's pages, with the version the server (or a version index) named
+    /// for it (a one-page payload only; empty otherwise).
     Pages {
         pages: Vec<Page>,
         validators: Validators,
+        note: Option<String>,
     },
-    /// `304 Not Modified` to a conditional request: the payload asked about is what
-    /// the server still serves. Holds the validators the 304 carried, if any.
-    NotModified(Validators),
+    /// `304 Not Modified` to a conditional request, or a version index naming the
+    /// version kept last: the payload asked about is what the server still serves.
+    /// Holds the validators the 304 carried, if any (the kept ones for a version).
+    NotModified {
+        validators: Validators,
+        note: Option<String>,
+    },
+}
+
+impl Fetched {
+    fn with_note(mut self, why: Option<String>) -> Self {
+        match &mut self {
+            Fetched::Pages { note, .. } | Fetched::NotModified { note, .. } => *note = why,
+        }
+        self
+    }
 }
 
 /// Fetch every page of a feed.
@@ -176,14 +198,17 @@ pub async fn fetch(
 ) -> Result<Vec<Page>, FeedError> {
     match fetch_if_changed(client, feed, secret, now, None).await? {
         Fetched::Pages { pages, .. } => Ok(pages),
-        Fetched::NotModified(_) => unreachable!("a 304 counts only for a conditional request"),
+        Fetched::NotModified { .. } => {
+            unreachable!("a 304 or a known version counts only when a version was given")
+        }
     }
 }
 
 /// Fetch every page of a feed; with `known` (the version of the payload kept last),
-/// ask the server whether it changed (`If-None-Match`, `If-Modified-Since`). Only a
-/// feed fetched with one request and no next page is asked: for a paged payload one
-/// page's 304 would not say that the others are unchanged.
+/// ask the server whether it changed (`If-None-Match`, `If-Modified-Since`), or first
+/// the adapter's version index whether the version changed. Only a feed fetched with
+/// one request and no next page is asked: for a paged payload one page's 304 would
+/// not say that the others are unchanged.
 pub async fn fetch_if_changed(
     client: &reqwest::Client,
     feed: &Feed,
@@ -192,30 +217,101 @@ pub async fn fetch_if_changed(
     known: Option<&Validators>,
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
-    match &cfg.source {
+    let url = match &cfg.source {
         Source::File(path) => {
             let mut pages = read_recorded(&cfg.name, path).await?;
             for p in &mut pages {
                 scrub_bytes(&mut p.body, secret);
             }
-            Ok(Fetched::Pages {
+            return Ok(Fetched::Pages {
                 pages,
                 validators: Validators::default(),
-            })
+                note: None,
+            });
         }
-        Source::Http(url) => {
-            let requests =
-                feed.adapter
-                    .requests(url, secret, now)
-                    .map_err(|m| FeedError::Http {
-                        feed: cfg.name.clone(),
-                        url: shown_url(url),
-                        message: redact(m.to_string(), secret),
-                    })?;
-            let known = known.filter(|v| requests.len() == 1 && !v.is_empty());
-            fetch_pages(client, feed, requests, secret, known).await
+        Source::Http(url) => url,
+    };
+    let note = match feed.adapter.version_index(url) {
+        None => None,
+        Some(index) => match current_version(client, feed, url, &index, secret).await {
+            Ok((version, req)) => {
+                return fetch_version(client, feed, version, req, secret, known).await
+            }
+            Err(why) => Some(fallback_note(&cfg.name, &why)),
+        },
+    };
+    let requests = feed
+        .adapter
+        .requests(url, secret, now)
+        .map_err(|m| FeedError::Http {
+            feed: cfg.name.clone(),
+            url: shown_url(url),
+            message: redact(m.to_string(), secret),
+        })?;
+    let known =
+        known.filter(|v| requests.len() == 1 && (v.etag.is_some() || v.last_modified.is_some()));
+    Ok(fetch_pages(client, feed, requests, secret, known)
+        .await?
+        .with_note(note))
+}
+
+/// Log that the version index of `feed` is not used, and why; the note that says so.
+fn fallback_note(feed: &str, why: &str) -> String {
+    tracing::warn!(feed = %feed, "version index not used, fetching the feed URL: {why}");
+    format!("version index not used ({why}); fetched the feed URL")
+}
+
+/// The version the adapter's index (fetched with `index`) names for `url`, and the
+/// request for that version's payload; `Err` says why the index cannot be used.
+async fn current_version(
+    client: &reqwest::Client,
+    feed: &Feed,
+    url: &str,
+    index: &Request,
+    secret: Option<&str>,
+) -> Result<(String, Request), String> {
+    let prefix = format!("feed {}: ", feed.config.name);
+    let unprefixed = |e: FeedError| {
+        let m = e.to_string();
+        m.strip_prefix(&prefix).map_or(m.clone(), str::to_string)
+    };
+    let mut body = match fetch_one(client, feed, index, secret, None).await {
+        Ok(Response::Body(body, _)) => body,
+        Ok(Response::NotModified(_)) => return Err("304 to an unconditional request".into()),
+        Err(e) => return Err(unprefixed(e)),
+    };
+    scrub_bytes(&mut body, secret);
+    feed.adapter
+        .versioned(url, &body)
+        .map_err(|e| redact(format!("{}: {e}", shown_url(&index.url)), secret))
+}
+
+/// The payload of `version`: the last one again when that is the version kept with
+/// it, else fetched with `req` and kept with its version.
+async fn fetch_version(
+    client: &reqwest::Client,
+    feed: &Feed,
+    version: String,
+    req: Request,
+    secret: Option<&str>,
+    known: Option<&Validators>,
+) -> Result<Fetched, FeedError> {
+    if let Some(k) = known.filter(|k| k.version.as_deref() == Some(version.as_str())) {
+        return Ok(Fetched::NotModified {
+            validators: k.clone(),
+            note: None,
+        });
+    }
+    let mut fetched = fetch_pages(client, feed, vec![req], secret, None).await?;
+    if let Fetched::Pages {
+        pages, validators, ..
+    } = &mut fetched
+    {
+        if pages.len() == 1 {
+            validators.version = Some(version);
         }
     }
+    Ok(fetched)
 }
 
 /// Send the requests and follow their next-page links; the first request carries
@@ -240,7 +336,12 @@ async fn fetch_pages(
                 });
             }
             let mut body = match fetch_one(client, feed, &req, secret, known.take()).await? {
-                Response::NotModified(v) => return Ok(Fetched::NotModified(v)),
+                Response::NotModified(validators) => {
+                    return Ok(Fetched::NotModified {
+                        validators,
+                        note: None,
+                    })
+                }
                 Response::Body(body, v) => {
                     validators = v;
                     body
@@ -267,7 +368,11 @@ async fn fetch_pages(
     if pages.len() != 1 {
         validators = Validators::default();
     }
-    Ok(Fetched::Pages { pages, validators })
+    Ok(Fetched::Pages {
+        pages,
+        validators,
+        note: None,
+    })
 }
 
 /// Read a recorded payload: a file is one page with an empty label; a directory holds
@@ -436,6 +541,7 @@ fn validators_of(resp: &reqwest::Response, secret: Option<&str>) -> Validators {
     Validators {
         etag: get(reqwest::header::ETAG),
         last_modified: get(reqwest::header::LAST_MODIFIED),
+        version: None,
     }
 }
 

@@ -13,7 +13,9 @@
 //! is scrubbed of the feed's secret ([`fetch::scrub`]). A feed whose last kept payload
 //! has a version the server named is fetched conditionally; a 304 means that payload
 //! is still in force, so it is parsed and stored again under this hour (a snapshot
-//! like any other, marked `not_modified`), never counted as a failure.
+//! like any other, marked `not_modified`), never counted as a failure. A version
+//! index naming the version kept with the last payload (AWS's region index) counts
+//! the same way; an index that could not be used is said in the feed's line.
 
 pub mod adapters;
 pub mod backfill;
@@ -46,9 +48,12 @@ pub enum Status {
         stored: usize,
         rejected: Vec<(String, usize)>,
         fx_rates: usize,
-        /// The server answered 304: the last payload, still in force, was ingested
-        /// again under this hour.
+        /// The server answered 304 (or its version index named the version kept
+        /// last): the last payload, still in force, was ingested again under this hour.
         not_modified: bool,
+        /// How the fetch went another way than planned, and why (a version index
+        /// that could not be used); added to the feed's line.
+        note: Option<String>,
     },
     /// This feed and hour were already in the store; nothing was added.
     AlreadyStored,
@@ -74,6 +79,7 @@ impl Outcome {
                 rejected,
                 fx_rates,
                 not_modified,
+                note,
             } => {
                 let total: usize = rejected.iter().map(|r| r.1).sum();
                 let reused = if *not_modified {
@@ -93,6 +99,9 @@ impl Outcome {
                 if *fx_rates > 0 {
                     s.push_str(&format!(", {fx_rates} FX rates"));
                 }
+                if let Some(note) = note {
+                    s.push_str(&format!("; {note}"));
+                }
                 s
             }
             Status::AlreadyStored => {
@@ -111,6 +120,7 @@ impl Outcome {
                 rejected,
                 fx_rates,
                 not_modified,
+                ..
             } => (
                 "stored",
                 Some(FeedCounts {
@@ -304,15 +314,18 @@ pub fn parse_checked(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<P
 pub struct Archive<'a> {
     pub pages: &'a [Page],
     /// The version the server named (`etag`, `last_modified` in `meta.json`, which
-    /// the next fetch sends back as conditions).
+    /// the next fetch sends back as conditions) and the version a version index
+    /// named (`version`, which the next fetch compares with the index's).
     pub validators: &'a Validators,
-    /// The server answered 304: `pages` are the last payload, still in force.
+    /// The server answered 304 (or the version index named the version kept last):
+    /// `pages` are the last payload, still in force.
     pub not_modified: bool,
 }
 
 static NO_VALIDATORS: Validators = Validators {
     etag: None,
     last_modified: None,
+    version: None,
 };
 
 impl<'a> Archive<'a> {
@@ -332,6 +345,8 @@ struct Payload {
     pages: Vec<Page>,
     validators: Validators,
     not_modified: bool,
+    /// The fetch's note ([`Fetched`]), for the feed's line.
+    note: Option<String>,
 }
 
 impl Payload {
@@ -354,7 +369,12 @@ pub fn payload_meta(feed: &Feed, at: DateTime<Utc>, archive: &Archive) -> serde_
         "pages": archive.pages.len(),
     });
     let v = archive.validators;
-    for (key, value) in [("etag", &v.etag), ("last_modified", &v.last_modified)] {
+    let named = [
+        ("etag", &v.etag),
+        ("last_modified", &v.last_modified),
+        ("version", &v.version),
+    ];
+    for (key, value) in named {
         if let Some(value) = value {
             meta[key] = value.as_str().into();
         }
@@ -524,7 +544,10 @@ fn store_all(
         }
         let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
         let raw = payload.archive();
-        let status = store_one(&feed, &parsed, raw, fx_rates, at, store, tables, &fx);
+        let mut status = store_one(&feed, &parsed, raw, fx_rates, at, store, tables, &fx);
+        if let Status::Stored { note, .. } = &mut status {
+            note.clone_from(&payload.note);
+        }
         outcomes.insert(name, status);
     }
     let healed = if new_rates.is_empty() {
@@ -650,39 +673,49 @@ fn parse_all(
             Err(e) => {
                 let msg = e.to_string();
                 let kept = quarantine(store, feed, at, &payload.pages, &msg);
-                outcomes.insert(name, Status::Failed(msg + &kept));
+                let note = payload.note.map(|n| format!("; {n}")).unwrap_or_default();
+                outcomes.insert(name, Status::Failed(msg + &kept + &note));
             }
         }
     }
     parsed_runs
 }
 
-/// The payload a fetch stands for. After a 304 it is the last kept payload, read
-/// back from the store, under the validators the 304 carried (else the kept ones).
+/// The payload a fetch stands for. After a 304 (or an unchanged version) it is the
+/// last kept payload, read back from the store, under the validators the 304
+/// carried (else the kept ones).
 fn payload_of(fetched: Fetched, last: Option<&LastPayload>) -> Result<Payload, String> {
-    let fresh = match fetched {
-        Fetched::Pages { pages, validators } => {
+    let (fresh, note) = match fetched {
+        Fetched::Pages {
+            pages,
+            validators,
+            note,
+        } => {
             return Ok(Payload {
                 pages,
                 validators,
                 not_modified: false,
+                note,
             })
         }
-        Fetched::NotModified(fresh) => fresh,
+        Fetched::NotModified { validators, note } => (validators, note),
     };
-    let last = last.ok_or("HTTP 304 Not Modified, but no version was asked about")?;
-    let (_, pages) = last
-        .run
-        .load()
-        .map_err(|e| format!("HTTP 304 Not Modified, but the last payload cannot be read: {e}"))?;
+    let last = last.ok_or("not modified (HTTP 304), but no version was asked about")?;
+    let (_, pages) = last.run.load().map_err(|e| {
+        format!(
+            "not modified (HTTP 304 or the same version), but the last payload cannot be read: {e}"
+        )
+    })?;
     let kept = &last.validators;
     Ok(Payload {
         pages,
         validators: Validators {
             etag: fresh.etag.or_else(|| kept.etag.clone()),
             last_modified: fresh.last_modified.or_else(|| kept.last_modified.clone()),
+            version: fresh.version.or_else(|| kept.version.clone()),
         },
         not_modified: true,
+        note,
     })
 }
 
@@ -743,6 +776,7 @@ fn store_one(
             rejected: Vec::new(),
             fx_rates,
             not_modified,
+            note: None,
         };
     }
     match store_parsed(feed, parsed, at, store, tables, fx, Some(raw)) {
@@ -752,6 +786,7 @@ fn store_one(
             rejected,
             fx_rates,
             not_modified,
+            note: None,
         },
         Ok(None) => Status::AlreadyStored,
         Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
@@ -802,6 +837,7 @@ mod tests {
                         rejected: Vec::new(),
                         fx_rates: 0,
                         not_modified: true,
+                        note: None,
                     },
                 ),
                 outcome(
@@ -812,6 +848,7 @@ mod tests {
                         rejected: vec![("duplicate_offer".into(), 1), ("unknown_gpu".into(), 1)],
                         fx_rates: 3,
                         not_modified: false,
+                        note: Some("version index not used (x); fetched the feed URL".into()),
                     },
                 ),
             ],
@@ -842,6 +879,11 @@ mod tests {
         assert_eq!(
             line(3),
             "same: ok (not modified: last payload ingested again), 2 offers read, 2 stored, 0 rejected"
+        );
+        assert_eq!(
+            line(4),
+            "vast: ok, 4 offers read, 2 stored, 2 rejected (duplicate_offer 1, unknown_gpu 1), \
+             3 FX rates; version index not used (x); fetched the feed URL"
         );
     }
 }

@@ -21,7 +21,9 @@
 //! its blob; a blob is read only if its content still hashes to its name (else an
 //! error naming the file), and the next payload with that content writes it again.
 //! The hour's file keeps what the server said of the payload (`etag`,
-//! `last_modified`), which [`Store::last_payload`] reads for a conditional GET.
+//! `last_modified`) and the version a version index named for it (`version`, AWS's
+//! `currentVersionUrl`), each left out when unknown; [`Store::last_payload`] reads
+//! them for a conditional GET or a version comparison.
 //! `failed/` keeps its pages in full (diagnosis only).
 
 use std::collections::BTreeMap;
@@ -73,6 +75,10 @@ struct Hour {
     etag: Option<String>,
     #[serde(default)]
     last_modified: Option<String>,
+    /// The version a version index named (absent in older hours, and for feeds
+    /// without an index).
+    #[serde(default)]
+    version: Option<String>,
 }
 
 /// The name a page body is kept under: its SHA-256, lower-case hex.
@@ -347,9 +353,10 @@ impl Store {
         Ok(out)
     }
 
-    /// The feed's latest kept payload, when a conditional GET can stand for it: one
-    /// page, kept as a blob, fetched with the same feed file (`feed_text`), and the
-    /// server named its version (`etag` or `last_modified` in `meta.json`).
+    /// The feed's latest kept payload, when a conditional GET or a version index can
+    /// stand for it: one page, kept as a blob, fetched with the same feed file
+    /// (`feed_text`), and its version named (`etag`, `last_modified` or `version` in
+    /// the hour's file).
     pub fn last_payload(&self, feed: &str, feed_text: &str) -> Option<LastPayload> {
         let run = self
             .partitions("raw")
@@ -369,6 +376,7 @@ impl Store {
         let validators = Validators {
             etag: hour.etag,
             last_modified: hour.last_modified,
+            version: hour.version,
         };
         let [only] = hour.blobs.try_into().ok()?;
         let kept = run.blob_path(&only).ok()?.is_file();
@@ -527,5 +535,15 @@ mod tests {
         let two = [page("", "a"), page("", "b")];
         store.write_raw("cn", hour(5), "f", &tagged, &two).unwrap();
         assert!(store.last_payload("cn", "f").is_none(), "two pages");
+        // A version index's version alone names the payload too.
+        let indexed = serde_json::json!({"version": "/offers/v1.0/aws/AmazonEC2/1/x/index.json"});
+        store
+            .write_raw("aws", hour(6), "f", &indexed, &one)
+            .unwrap();
+        let last = store.last_payload("aws", "f").unwrap().validators;
+        assert_eq!(
+            (last.etag, last.version.as_deref()),
+            (None, Some("/offers/v1.0/aws/AmazonEC2/1/x/index.json"))
+        );
     }
 }

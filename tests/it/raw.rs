@@ -1,15 +1,18 @@
 //! Raw payloads as the binary keeps them: each distinct page once, by content hash;
-//! a conditional GET whose 304 ingests the last payload again; and a store written
-//! before blobs (each hour's own `page-NNN.gz`) that keeps working.
+//! a conditional GET whose 304 ingests the last payload again; AWS's region index,
+//! whose unchanged version does the same without downloading the offer file; and a
+//! store written before blobs (each hour's own `page-NNN.gz`) that keeps working.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
 
-use crate::common::{gpurent, tempdir};
+use crate::common::{gpurent, sample, tempdir};
 use crate::faults::{
     check_store, fault_server, feeds, ingest_env, line, raw_blob, vast_body, vast_feed, Fault,
+    FaultServer,
 };
 
 /// Every blob file under `<store>/raw/blobs`.
@@ -87,6 +90,25 @@ struct Versioned {
     asked: Arc<Mutex<Vec<Option<String>>>>,
 }
 
+/// A JSON body answered with `header: value` (an `ETag` or `Last-Modified`).
+fn tagged(body: Vec<u8>, header: &str, value: &str) -> Fault {
+    match Fault::json(body) {
+        Fault::Reply {
+            status,
+            mut headers,
+            body,
+        } => {
+            headers.push((header.to_string(), value.to_string()));
+            Fault::Reply {
+                status,
+                headers,
+                body,
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
 fn versioned(header: &'static str, condition: &'static str, version: &str) -> Versioned {
     let served = Arc::new(Mutex::new((version.to_string(), vast_body(5))));
     let asked = Arc::new(Mutex::new(Vec::new()));
@@ -98,21 +120,7 @@ fn versioned(header: &'static str, condition: &'static str, version: &str) -> Ve
         if cond.as_deref() == Some(version.as_str()) {
             return Fault::status(304, &[(header, &version)]);
         }
-        match Fault::json(body) {
-            Fault::Reply {
-                status,
-                mut headers,
-                body,
-            } => {
-                headers.push((header.to_string(), version));
-                Fault::Reply {
-                    status,
-                    headers,
-                    body,
-                }
-            }
-            _ => unreachable!(),
-        }
+        tagged(body, header, &version)
     });
     Versioned {
         url: srv.url("/v"),
@@ -183,6 +191,241 @@ fn not_modified_ingests_the_last_payload_again() {
         );
         assert_eq!(srv.asked.lock().unwrap()[2].as_deref(), Some(v1));
         assert_eq!(blobs(&store).len(), 2);
+    }
+}
+
+/// The feed URL of the us-east-1 EC2 offer file, its region index, and the path of
+/// its version `v` (`YYYYMMDDhhmmss`), as AWS lays them out.
+const AWS_CURRENT: &str = "/offers/v1.0/aws/AmazonEC2/current/us-east-1/index.json";
+const AWS_INDEX: &str = "/offers/v1.0/aws/AmazonEC2/current/region_index.json";
+
+fn aws_version(v: &str, region: &str) -> String {
+    format!("/offers/v1.0/aws/AmazonEC2/{v}/{region}/index.json")
+}
+
+/// A region index in AWS's wire format naming these regions' version paths.
+fn region_index(regions: &[(&str, &str)]) -> Fault {
+    let entries: Vec<String> = regions
+        .iter()
+        .map(|(code, path)| {
+            format!(r#""{code}":{{"regionCode":"{code}","currentVersionUrl":"{path}"}}"#)
+        })
+        .collect();
+    Fault::json(format!(
+        r#"{{"formatVersion":"v1.0","disclaimer":"This pricing list is for informational purposes only.","publicationDate":"2024-10-01T00:00:00Z","regions":{{{}}}}}"#,
+        entries.join(",")
+    ))
+}
+
+/// The recorded EC2 offer file as version `v`, its p5.48xlarge price set to `price`.
+fn aws_offer_file(v: &str, price: &str) -> Fault {
+    let text = String::from_utf8(sample("aws_offer.sample.json")).unwrap();
+    let text = text
+        .replace(
+            "\"version\": \"20241001000000\"",
+            &format!("\"version\": \"{v}\""),
+        )
+        .replace("98.3200000000", price);
+    Fault::json(text)
+}
+
+/// The feed URL's `ETag`; a request naming it is answered 304.
+const AWS_ETAG: &str = "\"current-1\"";
+
+/// An AWS price list server on 127.0.0.1: each path answers what the returned map
+/// holds for it (404 otherwise), and the feed URL answers 304 to `AWS_ETAG`; the
+/// server counts requests per path (`hits`).
+fn aws_server() -> (FaultServer, Arc<Mutex<HashMap<String, Fault>>>) {
+    let routes = Arc::new(Mutex::new(HashMap::<String, Fault>::new()));
+    let r = Arc::clone(&routes);
+    let srv = fault_server(move |req| {
+        if req.path == AWS_CURRENT && req.header("If-None-Match") == Some(AWS_ETAG) {
+            return Fault::status(304, &[("ETag", AWS_ETAG)]);
+        }
+        let routes = r.lock().unwrap();
+        routes
+            .get(&req.path)
+            .cloned()
+            .unwrap_or_else(|| Fault::status(404, &[]))
+    });
+    (srv, routes)
+}
+
+fn aws_feed(srv: &FaultServer) -> String {
+    format!(
+        "format = \"aws_offer\"\nurl = \"{}\"\nprovider = \"aws\"\ntimeout_s = 5\nretries = 1\nretry_base_ms = 10\n",
+        srv.url(AWS_CURRENT)
+    )
+}
+
+/// The raw hour file of feed `aws` at hour `h`.
+fn aws_raw_hour(store: &Path, h: u32) -> serde_json::Value {
+    let path = store.join(format!("raw/date=2024-10-07/aws__20241007T{h:02}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn hits_of(srv: &FaultServer, path: &str) -> usize {
+    srv.hits().iter().filter(|p| *p == path).count()
+}
+
+const AWS_LINE: &str = "5 offers read, 4 stored, 1 rejected (unknown_instance_type 1)";
+
+/// The region index first: a new version's offer file is fetched and the version
+/// kept with it; the same version again downloads nothing more and stores the last
+/// payload again as `not_modified`, with the same rows; a newer version is fetched.
+#[test]
+fn aws_offer_downloads_a_version_once() {
+    let (srv, routes) = aws_server();
+    let (v1, v2) = (
+        aws_version("20241001000000", "us-east-1"),
+        aws_version("20241101000000", "us-east-1"),
+    );
+    let west = aws_version("20241001000000", "us-west-2");
+    {
+        let mut r = routes.lock().unwrap();
+        r.insert(
+            AWS_INDEX.into(),
+            region_index(&[("us-west-2", &west), ("us-east-1", &v1)]),
+        );
+        r.insert(
+            v1.clone(),
+            aws_offer_file("20241001000000", "98.3200000000"),
+        );
+        r.insert(
+            v2.clone(),
+            aws_offer_file("20241101000000", "90.0000000000"),
+        );
+    }
+    let tmp = tempdir();
+    let f = feeds(tmp.path(), &[("aws", aws_feed(&srv))]);
+    let store = tmp.path().join("store");
+
+    let (code, out, err) = ingest_env(&f, &store, &at(10), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(line(&out, "aws"), format!("aws: ok, {AWS_LINE}"));
+    assert_eq!(srv.hits(), [AWS_INDEX, v1.as_str()]);
+    assert_eq!(
+        aws_raw_hour(&store, 10)["version"].as_str(),
+        Some(v1.as_str())
+    );
+
+    let (code, out, err) = ingest_env(&f, &store, &at(11), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        line(&out, "aws"),
+        format!("aws: ok (not modified: last payload ingested again), {AWS_LINE}")
+    );
+    assert_eq!(
+        srv.hits(),
+        [AWS_INDEX, v1.as_str(), AWS_INDEX],
+        "no second download"
+    );
+    let hour = aws_raw_hour(&store, 11);
+    assert_eq!(
+        (hour["version"].as_str(), hour["not_modified"].as_bool()),
+        (Some(v1.as_str()), Some(true))
+    );
+    assert_eq!(run_record(&store, 11)["feeds"][0]["not_modified"], true);
+    assert_eq!(blobs(&store).len(), 1);
+    let offers = check_store(&store);
+    assert_eq!(offers.height(), 8);
+    assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
+
+    routes.lock().unwrap().insert(
+        AWS_INDEX.into(),
+        region_index(&[("us-east-1", &v2), ("us-west-2", &west)]),
+    );
+    let (code, out, err) = ingest_env(&f, &store, &at(12), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(line(&out, "aws"), format!("aws: ok, {AWS_LINE}"));
+    assert_eq!((hits_of(&srv, &v2), hits_of(&srv, &v1)), (1, 1));
+    assert_eq!(
+        hits_of(&srv, AWS_CURRENT),
+        0,
+        "the feed URL itself is never asked"
+    );
+    assert_eq!(
+        aws_raw_hour(&store, 12)["version"].as_str(),
+        Some(v2.as_str())
+    );
+    assert_eq!(blobs(&store).len(), 2);
+    let offers = check_store(&store);
+    assert_ne!(offers_of_hour(&offers, 12), offers_of_hour(&offers, 10));
+}
+
+/// A region index that fails (500), lacks the region or is not JSON loses no run:
+/// the feed URL is fetched as without an index (conditionally the next hour), the
+/// line says why, and no version is kept; once the index works, it is followed.
+#[test]
+fn aws_offer_without_a_usable_index_fetches_the_feed_url() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    let west = aws_version("20241001000000", "us-west-2");
+    for (index, why, index_hits) in [
+        (
+            Fault::status(500, &[]),
+            "HTTP status 500 (gave up after 2 attempts)",
+            2,
+        ),
+        (
+            region_index(&[("us-west-2", &west)]),
+            "names no region \"us-east-1\"",
+            1,
+        ),
+        (
+            Fault::json("<html>Service Unavailable</html>"),
+            "invalid JSON",
+            1,
+        ),
+    ] {
+        let (srv, routes) = aws_server();
+        {
+            let mut r = routes.lock().unwrap();
+            r.insert(AWS_INDEX.into(), index);
+            let current = sample("aws_offer.sample.json");
+            r.insert(AWS_CURRENT.into(), tagged(current, "ETag", AWS_ETAG));
+            r.insert(
+                v1.clone(),
+                aws_offer_file("20241001000000", "98.3200000000"),
+            );
+        }
+        let tmp = tempdir();
+        let f = feeds(tmp.path(), &[("aws", aws_feed(&srv))]);
+        let store = tmp.path().join("store");
+        for (h, reused) in [
+            (10, ""),
+            (11, " (not modified: last payload ingested again)"),
+        ] {
+            let (code, out, err) = ingest_env(&f, &store, &at(h), &[]);
+            assert_eq!(code, 0, "{why}: {out}{err}");
+            let got = line(&out, "aws");
+            assert!(
+                got.starts_with(&format!(
+                    "aws: ok{reused}, {AWS_LINE}; version index not used ("
+                )) && got.contains(why)
+                    && got.ends_with("; fetched the feed URL"),
+                "{why}: {got}"
+            );
+            assert_eq!(run_record(&store, h)["feeds"][0]["line"], got);
+            assert_eq!(aws_raw_hour(&store, h).get("version"), None, "{why}");
+            assert!(err.contains("version index not used"), "{why}: {err}");
+        }
+        assert_eq!(hits_of(&srv, AWS_CURRENT), 2, "{why}");
+        assert_eq!(hits_of(&srv, AWS_INDEX), 2 * index_hits, "{why}");
+        assert_eq!(hits_of(&srv, &v1), 0, "{why}");
+        assert_eq!(check_store(&store).height(), 8, "{why}");
+
+        routes
+            .lock()
+            .unwrap()
+            .insert(AWS_INDEX.into(), region_index(&[("us-east-1", &v1)]));
+        let (code, out, err) = ingest_env(&f, &store, &at(12), &[]);
+        assert_eq!(code, 0, "{why}: {out}{err}");
+        assert_eq!(line(&out, "aws"), format!("aws: ok, {AWS_LINE}"), "{why}");
+        assert_eq!(hits_of(&srv, &v1), 1, "{why}");
+        assert_eq!(
+            aws_raw_hour(&store, 12)["version"].as_str(),
+            Some(v1.as_str())
+        );
     }
 }
 

@@ -49,6 +49,28 @@
 //! which AWS files do not do, every SKU's terms would be kept until the join.) The CSV
 //! is read row by row.
 //!
+//! Version index: AWS publishes, per service, a small region index beside the
+//! `current/` files, `.../AmazonEC2/current/region_index.json`: `{"formatVersion",
+//! "disclaimer", "publicationDate", "regions": {"<region>": {"regionCode",
+//! "currentVersionUrl": "/offers/v1.0/aws/AmazonEC2/<YYYYMMDDhhmmss>/<region>/index.json"}}}`,
+//! the path relative to the index's server. For a feed URL of the form
+//! `.../current/<region>/index.json|.csv`, [`Adapter::version_index`] names that index
+//! and [`Adapter::versioned`] reads the region's `currentVersionUrl` (the version;
+//! checked to be a plain path ending `/<region>/index.json`) and asks for that path on
+//! the feed URL's server, `.csv` for a CSV feed. An unchanged version means unchanged
+//! prices, so the fetch answers as a 304 would without downloading the offer file; an
+//! index that fails or lacks the region leaves the feed URL to be fetched as it is.
+//! Any other URL (a mirror, a recorded copy) has no index. Verified against the AWS
+//! Billing user guide, "Service Region index file for AWS services"
+//! (docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/service-region-infex-file-for-service.html,
+//! and its docs.amazonaws.cn twin for the China partition: `regions` keyed by region
+//! code, `currentVersionUrl` "the relative URL ... of this version", e.g.
+//! `/offers/v1.0/aws/AmazonRDS/20230328234721/us-east-2/index.json`), AWS's blog post
+//! on regional price lists (`currentRegionIndexUrl` relative to
+//! `https://pricing.us-east-1.amazonaws.com`) and client code that joins
+//! `regions[<region>].currentVersionUrl` to that origin. Assumed: that the versioned
+//! CSV file sits at the same path with `index.csv`, as the `current/` files do.
+//!
 //! Verified against public sources (AWS Billing user guide "Reading the service price
 //! list file", recorded EC2 offer files and client code): the JSON layout and field
 //! names above, the CSV preamble and header (column names and order of a 2025 EC2
@@ -65,7 +87,10 @@ use std::fmt;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::{adapter_keys, Adapter, AdapterError, Header, NoKeys, Page, ParseCtx};
+use url::Url;
+
+use super::{adapter_keys, Adapter, AdapterError, Header, NoKeys, Page, ParseCtx, Request};
+use crate::ingest::urlpolicy;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
@@ -187,6 +212,33 @@ fn push(out: &mut Parsed, r: Result<Option<RawOffer>, ParseReject>) {
 }
 
 impl Adapter for AwsOffer {
+    /// `.../current/region_index.json` beside a `.../current/<region>/index.*` URL.
+    fn version_index(&self, url: &str) -> Option<Request> {
+        let (mut u, _, _) = current_offer(url)?;
+        u.path_segments_mut()
+            .ok()?
+            .pop()
+            .pop()
+            .push("region_index.json");
+        Some(Request::get(u.as_str()))
+    }
+
+    /// The region's `currentVersionUrl` (the version), and a GET of that path on the
+    /// feed URL's server in the feed URL's form (`.json` or `.csv`).
+    fn versioned(&self, url: &str, index: &[u8]) -> Result<(String, Request), AdapterError> {
+        let (mut u, region, ext) = current_offer(url).ok_or_else(|| {
+            AdapterError::Endpoint(format!(
+                "{} is not a .../current/<region>/index.json|.csv URL",
+                urlpolicy::shown_url(url)
+            ))
+        })?;
+        let version = current_version_url(index, &region)?;
+        let stem = version.strip_suffix(".json").unwrap_or(&version);
+        u.set_path(&format!("{stem}.{ext}"));
+        urlpolicy::check(u.as_str())?;
+        Ok((version, Request::get(u.as_str())))
+    }
+
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         let provider = if ctx.provider == FORMAT {
             PROVIDER
@@ -200,6 +252,76 @@ impl Adapter for AwsOffer {
             parse_csv(&page.body, provider)
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The region index: which version of each region's offer file is current.
+// ---------------------------------------------------------------------------
+
+/// A feed URL `<origin>/<path>/current/<region>/index.json|.csv` (no query): the URL,
+/// its region and its form; `None` for any other URL (a mirror, a versioned or
+/// all-regions file), which is fetched as it is.
+fn current_offer(url: &str) -> Option<(Url, String, &'static str)> {
+    let u = Url::parse(url).ok()?;
+    if u.query().is_some() || u.fragment().is_some() {
+        return None;
+    }
+    let segments: Vec<&str> = u.path_segments()?.collect();
+    let [.., current, region, file] = segments.as_slice() else {
+        return None;
+    };
+    let ext = match *file {
+        "index.json" => "json",
+        "index.csv" => "csv",
+        _ => return None,
+    };
+    let region = region.to_string();
+    (*current == "current" && !region.is_empty()).then(|| (u.clone(), region, ext))
+}
+
+/// `region_index.json`: only the regions map is read; each entry is kept as JSON so
+/// that one odd region cannot spoil the others.
+#[derive(Deserialize)]
+struct RegionIndex {
+    regions: HashMap<String, serde_json::Value>,
+}
+
+/// A path AWS could publish: `/`-separated names of letters, digits, `-`, `_`, `.`
+/// (no empty, `.` or `..` segment), so it stays on the index's server.
+fn plain_path(path: &str) -> bool {
+    let name = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    path.strip_prefix('/')
+        .is_some_and(|rest| rest.split('/').all(name))
+}
+
+/// The `currentVersionUrl` the region index names for `region`: a plain path to that
+/// region's `index.json`.
+fn current_version_url(index: &[u8], region: &str) -> Result<String, AdapterError> {
+    let index: RegionIndex = serde_json::from_slice(index).map_err(|error| AdapterError::Json {
+        error,
+        hint: " (expected an AWS region index with a \"regions\" object)",
+    })?;
+    let entry = index.regions.get(region).ok_or_else(|| {
+        AdapterError::Payload(format!("the region index names no region {region:?}"))
+    })?;
+    let path = entry
+        .get("currentVersionUrl")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            AdapterError::Payload(format!("region {region:?} has no currentVersionUrl"))
+        })?;
+    if !(plain_path(path) && path.ends_with(&format!("/{region}/index.json"))) {
+        return Err(AdapterError::Payload(format!(
+            "currentVersionUrl {path:?} is not a path to the {region} offer file"
+        )));
+    }
+    Ok(path.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -824,6 +946,126 @@ mod tests {
         );
         assert_eq!(p.rejects.len(), 1);
         assert_eq!(p.rejects[0].reason, "bad_price");
+    }
+
+    const US: &str =
+        "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonEC2/current/us-east-1/index.json";
+    const CN: &str =
+        "https://pricing.cn-north-1.amazonaws.com.cn/offers/v1.0/cn/AmazonEC2/current/cn-north-1/index.csv";
+
+    /// A region index in AWS's shape, with `regions` as given.
+    fn index(regions: &str) -> String {
+        format!(
+            r#"{{"formatVersion":"v1.0","disclaimer":"This pricing list is for informational purposes only.","publicationDate":"2024-05-01T00:00:00Z","regions":{regions}}}"#
+        )
+    }
+
+    /// One region entry as AWS writes it.
+    fn region(code: &str, version_url: &str) -> String {
+        format!(r#""{code}":{{"regionCode":"{code}","currentVersionUrl":"{version_url}"}}"#)
+    }
+
+    #[test]
+    fn the_region_index_beside_a_current_offer_file() {
+        let check = |url: &str, expected: Option<&str>| {
+            let got = AwsOffer.version_index(url).map(|r| r.url);
+            assert_eq!(got.as_deref(), expected, "{url}");
+        };
+        check(
+            US,
+            Some("https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonEC2/current/region_index.json"),
+        );
+        check(
+            CN,
+            Some("https://pricing.cn-north-1.amazonaws.com.cn/offers/v1.0/cn/AmazonEC2/current/region_index.json"),
+        );
+        check(
+            "http://127.0.0.1:8080/p/current/eu-west-1/index.json",
+            Some("http://127.0.0.1:8080/p/current/region_index.json"),
+        );
+        check("http://127.0.0.1:8080/aws/index.json", None);
+        check(&format!("{US}?x=1"), None);
+        check(&US.replace("/current/", "/20240501000000/"), None);
+        check(&US.replace("us-east-1/index.json", "index.json"), None);
+        check(&US.replace("index.json", "index.xml"), None);
+        check("not a url", None);
+    }
+
+    #[test]
+    fn the_region_index_names_the_version() {
+        let v1 = "/offers/v1.0/aws/AmazonEC2/20240501000000/us-east-1/index.json";
+        let cn1 = "/offers/v1.0/cn/AmazonEC2/20240501000000/cn-north-1/index.json";
+        let both = index(&format!(
+            "{{{},{}}}",
+            region("us-east-1", v1),
+            region("us-west-2", &v1.replace("us-east-1", "us-west-2"))
+        ));
+        let check = |url: &str, index: &str, expected: Result<(&str, &str), &str>| {
+            let got = AwsOffer
+                .versioned(url, index.as_bytes())
+                .map(|(v, r)| (v, r.url))
+                .map_err(|e| e.to_string());
+            match (got, expected) {
+                (Ok((v, u)), Ok((ev, eu))) => assert_eq!((v.as_str(), u.as_str()), (ev, eu)),
+                (Err(e), Err(part)) => assert!(e.contains(part), "{url}: {e}"),
+                (got, expected) => panic!("{url} {index}: {got:?}, expected {expected:?}"),
+            }
+        };
+        let origin = "https://pricing.us-east-1.amazonaws.com";
+        check(US, &both, Ok((v1, &format!("{origin}{v1}"))));
+        let csv = format!("{origin}{}", v1.replace(".json", ".csv"));
+        check(&US.replace(".json", ".csv"), &both, Ok((v1, &csv)));
+        let cn = format!(
+            "https://pricing.cn-north-1.amazonaws.com.cn{}",
+            cn1.replace(".json", ".csv")
+        );
+        check(
+            CN,
+            &index(&format!("{{{}}}", region("cn-north-1", cn1))),
+            Ok((cn1, &cn)),
+        );
+        check(
+            "http://127.0.0.1:9/p/current/us-east-1/index.json",
+            &both,
+            Ok((v1, &format!("http://127.0.0.1:9{v1}"))),
+        );
+        let no_region = index(&format!("{{{}}}", region("us-west-2", v1)));
+        check(US, &no_region, Err("names no region \"us-east-1\""));
+        check(US, &index("{}"), Err("names no region"));
+        check(
+            US,
+            &index(r#"{"us-east-1":{"regionCode":"us-east-1"}}"#),
+            Err("no currentVersionUrl"),
+        );
+        for bad in [
+            v1.replace("us-east-1", "us-west-2"),
+            format!("//evil.example{v1}"),
+            format!("https://evil.example{v1}"),
+            v1.replace("/20240501000000/", "/../"),
+            v1.replace("/20240501000000/", "//"),
+            v1.replace("20240501000000", "2024?x"),
+            v1.trim_start_matches('/').to_string(),
+        ] {
+            let bad_index = index(&format!("{{{}}}", region("us-east-1", &bad)));
+            check(
+                US,
+                &bad_index,
+                Err("is not a path to the us-east-1 offer file"),
+            );
+        }
+        check(US, "<html>503</html>", Err("invalid JSON"));
+        check(
+            US,
+            r#"{"formatVersion":"v1.0"}"#,
+            Err("missing field `regions`"),
+        );
+        let savings_plan = r#"{"regions":[{"regionCode":"us-east-1","versionUrl":"/x"}]}"#;
+        check(US, savings_plan, Err("invalid JSON"));
+        check(
+            "http://127.0.0.1:9/aws/index.json",
+            &both,
+            Err("is not a .../current/"),
+        );
     }
 
     #[test]

@@ -85,6 +85,20 @@ pub trait Adapter: Send + Sync {
     fn next_page(&self, _url: &str, _body: &[u8]) -> Option<String> {
         None
     }
+    /// The request for a small index that names the current version of the payload
+    /// at `url`, when the provider publishes one (AWS's region index); fetched before
+    /// the payload, so an unchanged version spares the download. Default: none.
+    fn version_index(&self, _url: &str) -> Option<Request> {
+        None
+    }
+    /// The version the index (`index`, the body [`Adapter::version_index`]'s request
+    /// returned) names for the payload at `url`, and the request for that version's
+    /// payload. An `Err` says why the index cannot be used.
+    fn versioned(&self, _url: &str, _index: &[u8]) -> Result<(String, Request), AdapterError> {
+        Err(AdapterError::Payload(
+            "this format publishes no version index".into(),
+        ))
+    }
     /// True when the feed republishes a peer's data (another tracker or catalogue):
     /// its rows are stored with `peer = true` unless the feed file says otherwise.
     fn peer_by_default(&self) -> bool {
