@@ -261,22 +261,50 @@ fn unplaced(tables: &Tables, o: &RawOffer) -> Option<(&'static str, String)> {
 struct RawColumns<'a> {
     observed: Vec<i64>,
     obs_date: Vec<i32>,
-    provider: Vec<&'a str>,
+    provider: Interned<'a>,
     offer_id: Vec<&'a str>,
-    instance_type: Vec<Option<&'a str>>,
-    region: Vec<Option<&'a str>>,
-    country: Vec<Option<&'a str>>,
-    bloc: Vec<&'a str>,
-    name_raw: Vec<&'a str>,
+    instance_type: Interned<'a>,
+    region: Interned<'a>,
+    country: Interned<'a>,
+    bloc: Interned<'a>,
+    name_raw: Interned<'a>,
     resolution: Vec<u32>,
     count: Vec<Option<f64>>,
     avail: Vec<Option<f64>>,
-    class: Vec<&'static str>,
+    class: Interned<'a>,
     price: Vec<Option<f64>>,
-    currency: Vec<&'a str>,
+    currency: Interned<'a>,
     unit: Vec<u32>,
     place_reject: Vec<Option<(&'static str, String)>>,
     groups: Vec<Option<f64>>,
+}
+
+/// A string column with few distinct values: each distinct value is kept once and the
+/// rows refer to it by index; the column is the distinct values gathered by the rows.
+#[derive(Default)]
+struct Interned<'a> {
+    index: HashMap<&'a str, IdxSize, foldhash::fast::RandomState>,
+    values: Vec<&'a str>,
+    rows: Vec<Option<IdxSize>>,
+}
+
+impl<'a> Interned<'a> {
+    fn push(&mut self, value: Option<&'a str>) {
+        let values = &mut self.values;
+        let row = value.map(|v| {
+            *self.index.entry(v).or_insert_with(|| {
+                values.push(v);
+                (values.len() - 1) as IdxSize
+            })
+        });
+        self.rows.push(row);
+    }
+
+    fn column(self, name: &str) -> PolarsResult<Column> {
+        let values = StringChunked::from_slice(name.into(), &self.values);
+        let rows = IdxCa::from_iter_options(name.into(), self.rows.into_iter());
+        Ok(values.take(&rows)?.into_series().into())
+    }
 }
 
 /// What a batch resolved once per distinct value: names (by provider, instance type,
@@ -336,7 +364,7 @@ impl<'a> RawColumns<'a> {
         let at = o.observed_at.unwrap_or(ctx.observed_at);
         self.observed.push(at.timestamp_millis());
         self.obs_date.push(epoch_days(at.date_naive()));
-        self.provider.push(&o.provider);
+        self.provider.push(Some(&o.provider));
         self.offer_id.push(&o.offer_id);
         self.instance_type.push(o.instance_type.as_deref());
         self.region.push(o.region.as_deref());
@@ -345,7 +373,7 @@ impl<'a> RawColumns<'a> {
                 .as_deref()
                 .and_then(|r| tables.country(&o.provider, r))
         });
-        self.bloc.push(tables.bloc(c));
+        self.bloc.push(Some(tables.bloc(c)));
         self.place_reject.push(if ctx.check_places && c.is_none() {
             unplaced(tables, o)
         } else {
@@ -353,15 +381,15 @@ impl<'a> RawColumns<'a> {
         });
         self.country.push(c);
         self.groups.push(o.group_offers);
-        self.name_raw.push(&o.gpu_name_raw);
+        self.name_raw.push(Some(&o.gpu_name_raw));
         let r = distinct.resolution(o, tables);
         self.resolution.push(r);
         let catalogue = distinct.resolutions[r as usize].0.count_from_catalogue;
         self.count.push(o.gpu_count.or(catalogue));
         self.avail.push(o.gpus_available);
-        self.class.push(o.price_class.as_str());
+        self.class.push(Some(o.price_class.as_str()));
         self.price.push(o.price);
-        self.currency.push(&o.currency);
+        self.currency.push(Some(&o.currency));
         self.unit.push(distinct.unit(&o.price_unit, tables));
     }
 
@@ -392,20 +420,20 @@ impl<'a> RawColumns<'a> {
             Column::new("observed_at".into(), self.observed),
             Column::new("obs_date".into(), self.obs_date),
             Column::new("feed".into(), vec![feed; n]),
-            Column::new("provider".into(), self.provider),
+            self.provider.column("provider")?,
             Column::new("offer_id".into(), self.offer_id),
-            Column::new("instance_type".into(), self.instance_type),
-            Column::new("region".into(), self.region),
-            Column::new("country".into(), self.country),
-            Column::new("bloc".into(), self.bloc),
-            Column::new("gpu_name_raw".into(), self.name_raw),
+            self.instance_type.column("instance_type")?,
+            self.region.column("region")?,
+            self.country.column("country")?,
+            self.bloc.column("bloc")?,
+            self.name_raw.column("gpu_name_raw")?,
             Column::new("gpu_model".into(), model),
             Column::new("china_variant".into(), china),
             Column::new("gpu_count".into(), self.count),
             Column::new("gpus_available".into(), self.avail),
-            Column::new("price_class".into(), self.class),
+            self.class.column("price_class")?,
             Column::new("price".into(), self.price),
-            Column::new("currency".into(), self.currency),
+            self.currency.column("currency")?,
             Column::new(
                 "price_unit".into(),
                 self.unit
