@@ -448,7 +448,7 @@ fn writer(
 
 /// After a write: store the rollups of the complete weeks it changed, then upload to
 /// the bucket what the cache holds and has not seen there.
-fn push(
+fn finish_write(
     rt: &tokio::runtime::Runtime,
     store: &Store,
     remote: Option<&Remote>,
@@ -698,7 +698,7 @@ fn cmd_ingest(
         );
     }
     store.write_run_record(Utc::now(), &report.record(at))?;
-    push(&rt, &store, remote.as_ref())?;
+    finish_write(&rt, &store, remote.as_ref())?;
     if let Some(cfg) = &ctx.alerts {
         run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
     }
@@ -774,7 +774,7 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
             to,
         };
         let code = backfill_versions(&rt, &spec, &store, ctx.tables)?;
-        push(&rt, &store, remote.as_ref())?;
+        finish_write(&rt, &store, remote.as_ref())?;
         return Ok(code);
     }
     let spec = backfill::Spec {
@@ -803,7 +803,7 @@ fn cmd_backfill(ctx: Ctx, args: BackfillArgs) -> anyhow::Result<u8> {
         failed,
     };
     store.write_run_record(Utc::now(), &rec)?;
-    push(&rt, &store, remote.as_ref())?;
+    finish_write(&rt, &store, remote.as_ref())?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
@@ -843,7 +843,7 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         files_after += a;
     }
     println!("compact: {days} days compacted, {files_before} files before, {files_after} after");
-    push(&rt, &store, remote.as_ref())?;
+    finish_write(&rt, &store, remote.as_ref())?;
     if let Some(r) = &remote {
         let n = rt.block_on(r.delete_covered())?;
         eprintln!(

@@ -733,34 +733,12 @@ mod tests {
     /// (published price, unit, GPUs, currency) → USD per GPU-hour, with ECB rates of
     /// USD 1.1029 and CNY 7.7407 per EUR.
     fn check(price: f64, unit: &str, gpus: f64, currency: &str, expected: f64) {
-        let d = NaiveDate::from_ymd_opt(2024, 10, 4).unwrap();
-        let fx = fx_frame(&[
-            FxRate {
-                date: d,
-                currency: "USD".into(),
-                units_per_eur: 1.1029,
-            },
-            FxRate {
-                date: d,
-                currency: "CNY".into(),
-                units_per_eur: 7.7407,
-            },
-        ])
-        .unwrap();
         let mut o = RawOffer::new("t", "x", "H100 SXM");
         o.price = Some(price);
         o.gpu_count = Some(gpus);
         o.price_unit = PriceUnit::parse(unit).unwrap();
         o.currency = currency.into();
-        let ctx = Context {
-            feed: "t",
-            observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 0, 0, 0).unwrap(),
-            vat_rate: 0.0,
-            sample: false,
-            peer: false,
-            check_places: false,
-        };
-        let b = normalise(&[o], &[], &ctx, Tables::embedded(), &fx).unwrap();
+        let b = batch(&[o]);
         let got = b
             .offers
             .column("usd_per_gpu_hour")
@@ -831,6 +809,8 @@ mod tests {
         rows
     }
 
+    /// Normalise `offers` observed 2024-10-07 01:00 UTC, with the ECB rates of
+    /// 2024-10-04 (USD 1.1029 and CNY 7.7407 per EUR).
     fn batch(offers: &[RawOffer]) -> Batch {
         let d = NaiveDate::from_ymd_opt(2024, 10, 4).unwrap();
         let rate = |currency: &str, units_per_eur| FxRate {
