@@ -310,12 +310,14 @@ impl<'a> Interned<'a> {
     }
 }
 
+/// A name as the tables resolve it: provider, instance type, raw name, memory (bits).
+type NameKey<'a> = (&'a str, Option<&'a str>, &'a str, Option<u64>);
+
 /// What a batch resolved once per distinct value: names (by provider, instance type,
 /// raw name, memory) and units.
 #[derive(Default)]
 struct Distinct<'a> {
-    index:
-        HashMap<(&'a str, Option<&'a str>, &'a str, Option<u64>), u32, foldhash::fast::RandomState>,
+    index: HashMap<NameKey<'a>, u32, foldhash::fast::RandomState>,
     resolutions: Vec<(Resolution, Option<bool>)>,
     units: Vec<(&'a crate::model::PriceUnit, String, Option<f64>, bool)>,
 }
