@@ -106,7 +106,11 @@ impl Adapter for VastAi {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
         if let Ok(all) = serde_json::from_slice::<AllValid>(&page.body) {
             let mut out = Parsed::default();
-            out.offers.reserve(2 * all.offers.len());
+            let spot = all
+                .offers
+                .iter()
+                .filter(|o| o.min_bid.is_some_and(|b| b > 0.0));
+            out.offers.reserve(all.offers.len() + spot.count());
             for offer in all.offers {
                 push_rows(&mut out.offers, offer, ctx);
             }
