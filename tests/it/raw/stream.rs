@@ -6,7 +6,7 @@
 //! rebuilds the same rows. `GPURENT_STREAM_RSS=1` adds a ~200 MB offer file whose
 //! ingest must stay far below that in peak RSS.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -23,28 +23,45 @@ const MIRROR: &str = "/mirror/us-east-1/index.json";
 /// The recorded EC2 offer file with `extra` products that are not GPU boxes (each
 /// with an on-demand term, which the parser must skip), inserted before the sample's.
 fn offer_file(extra: usize) -> Vec<u8> {
-    let text = String::from_utf8(sample("aws_offer.sample.json")).unwrap();
-    let (mut products, mut terms) = (String::new(), String::new());
-    for i in 0..extra {
-        let sku = format!("NONGPU{i:09}");
-        products.push_str(&format!(
-            r#""{sku}":{{"sku":"{sku}","productFamily":"Compute Instance","attributes":{{"servicecode":"AmazonEC2","location":"US East (N. Virginia)","instanceType":"m5.{i}xlarge","vcpu":"4","memory":"16 GiB","operatingSystem":"Linux","tenancy":"Shared","preInstalledSw":"NA","capacitystatus":"Used","regionCode":"us-east-1"}}}},"#
-        ));
-        terms.push_str(&format!(
-            r#""{sku}":{{"{sku}.JRTCKXETXF":{{"offerTermCode":"JRTCKXETXF","sku":"{sku}","effectiveDate":"2024-10-01T00:00:00Z","priceDimensions":{{"{sku}.JRTCKXETXF.6YS6EN2CT7":{{"rateCode":"{sku}.JRTCKXETXF.6YS6EN2CT7","description":"$0.096 per On Demand Linux m5 Instance Hour","beginRange":"0","endRange":"Inf","unit":"Hrs","pricePerUnit":{{"USD":"0.0960000000"}},"appliesTo":[]}}}},"termAttributes":{{}}}}}},"#
-        ));
-    }
-    let products_at = text.find("\"products\"").unwrap();
-    let open = products_at + text[products_at..].find('{').unwrap() + 1;
-    let mut out = format!("{}{products}{}", &text[..open], &text[open..]);
-    let on_demand = out.find("\"OnDemand\"").unwrap();
-    let open = on_demand + out[on_demand..].find('{').unwrap() + 1;
-    out.insert_str(open, &terms);
-    out.into_bytes()
+    let mut out = Vec::new();
+    write_offer_file(extra, &mut out).unwrap();
+    out
 }
 
+/// [`offer_file`] written to `out` as it is made (the large one never sits in the
+/// test's memory).
+fn write_offer_file(extra: usize, out: &mut impl Write) -> std::io::Result<()> {
+    let text = String::from_utf8(sample("aws_offer.sample.json")).unwrap();
+    let open_of = |key: &str| {
+        let at = text.find(key).unwrap();
+        at + text[at..].find('{').unwrap() + 1
+    };
+    let (products, terms) = (open_of("\"products\""), open_of("\"OnDemand\""));
+    assert!(products < terms, "the sample lists products first");
+    out.write_all(text[..products].as_bytes())?;
+    for i in 0..extra {
+        let sku = format!("NONGPU{i:09}");
+        write!(
+            out,
+            r#""{sku}":{{"sku":"{sku}","productFamily":"Compute Instance","attributes":{{"servicecode":"AmazonEC2","location":"US East (N. Virginia)","instanceType":"m5.{i}xlarge","vcpu":"4","memory":"16 GiB","operatingSystem":"Linux","tenancy":"Shared","preInstalledSw":"NA","capacitystatus":"Used","regionCode":"us-east-1"}}}},"#
+        )?;
+    }
+    out.write_all(text[products..terms].as_bytes())?;
+    for i in 0..extra {
+        let sku = format!("NONGPU{i:09}");
+        write!(
+            out,
+            r#""{sku}":{{"{sku}.JRTCKXETXF":{{"offerTermCode":"JRTCKXETXF","sku":"{sku}","effectiveDate":"2024-10-01T00:00:00Z","priceDimensions":{{"{sku}.JRTCKXETXF.6YS6EN2CT7":{{"rateCode":"{sku}.JRTCKXETXF.6YS6EN2CT7","description":"$0.096 per On Demand Linux m5 Instance Hour","beginRange":"0","endRange":"Inf","unit":"Hrs","pricePerUnit":{{"USD":"0.0960000000"}},"appliesTo":[]}}}},"termAttributes":{{}}}}}},"#
+        )?;
+    }
+    out.write_all(text[terms..].as_bytes())
+}
+
+/// An `aws_offer` feed file for `url` with `extra` keys (a 5 s timeout unless they
+/// set one).
 fn aws_feed(url: &str, extra: &str) -> String {
-    format!("format = \"aws_offer\"\nurl = \"{url}\"\nprovider = \"aws\"\ntimeout_s = 5\nretries = 1\nretry_base_ms = 10\n{extra}")
+    let timeout = if extra.contains("timeout_s") { "" } else { "timeout_s = 5\n" };
+    format!("format = \"aws_offer\"\nurl = \"{url}\"\nprovider = \"aws\"\n{timeout}retries = 1\nretry_base_ms = 10\n{extra}")
 }
 
 /// Files under `dir`, recursively.
@@ -255,8 +272,10 @@ fn an_offer_file_too_large_or_cut_off_fails_alone_and_leaves_nothing() {
 }
 
 /// Peak RSS of `gpurent ingest` of a ~200 MB offer file of mostly non-GPU products
-/// stays far below the file's size. Behind `GPURENT_STREAM_RSS=1` (it serves and
-/// parses 200 MB); it measures no time.
+/// stays far below the file's size. Behind `GPURENT_STREAM_RSS=1` (it writes, serves
+/// and parses 200 MB; `GPURENT_STREAM_RSS_PRODUCTS` sets the number of products); it
+/// measures no time. The file is written and served from disk: a child's peak RSS
+/// (`wait4`) includes its parent's at the spawn, so the test never holds it.
 #[test]
 fn a_large_offer_file_is_ingested_in_bounded_memory() {
     if std::env::var("GPURENT_STREAM_RSS").as_deref() != Ok("1") {
@@ -267,12 +286,14 @@ fn a_large_offer_file_is_ingested_in_bounded_memory() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(250_000);
-    let body = std::sync::Arc::new(offer_file(extra));
-    let size = body.len();
-    let b = std::sync::Arc::clone(&body);
-    let srv = fault_server(move |_| Fault::json(b.as_slice().to_vec()));
     let tmp = tempdir();
-    let f = feeds(tmp.path(), &[("aws", aws_feed(&srv.url(MIRROR), "timeout_s = 600\n"))]);
+    let file = tmp.path().join("offer.json");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    write_offer_file(extra, &mut w).unwrap();
+    w.into_inner().unwrap().sync_all().unwrap();
+    let size = std::fs::metadata(&file).unwrap().len() as usize;
+    let url = serve_file(file);
+    let f = feeds(tmp.path(), &[("aws", aws_feed(&url, "timeout_s = 600\n"))]);
     let store = tmp.path().join("store");
     let (code, peak_rss) = ingest_rss(&f, &store, tmp.path());
     let out = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
@@ -290,6 +311,29 @@ fn a_large_offer_file_is_ingested_in_bounded_memory() {
     );
 }
 
+/// A loopback server that answers every request with the file at `path`, copied
+/// from disk (`fault_server` holds its bodies in memory); the URL of its offer file.
+fn serve_file(path: std::path::PathBuf) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && sock.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let mut file = std::fs::File::open(&path).unwrap();
+            let len = file.metadata().unwrap().len();
+            let _ = write!(
+                sock,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            )
+            .and_then(|()| std::io::copy(&mut file, &mut sock).map(|_| ()));
+        }
+    });
+    format!("http://{addr}{MIRROR}")
+}
 /// Run `gpurent ingest` as a child (stdout, stderr into files in `dir`); its exit
 /// code and peak RSS in bytes from the kernel's `wait4` rusage.
 fn ingest_rss(feeds: &Path, store: &Path, dir: &Path) -> (i32, usize) {
