@@ -195,16 +195,16 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
             Some(s) => parse_spooled(feed, &page.label, s, &ctx),
         };
         let p = p.map_err(|error| FeedError::Parse {
-                feed: feed.config.name.clone(),
-                source_name: match &feed.config.source {
-                    Source::File(p) => p.display().to_string(),
-                    Source::Http(u) if pages.len() > 1 => {
-                        format!("{} (page {})", urlpolicy::shown_url(u), i + 1)
-                    }
-                    Source::Http(u) => urlpolicy::shown_url(u),
-                },
-                error,
-            })?;
+            feed: feed.config.name.clone(),
+            source_name: match &feed.config.source {
+                Source::File(p) => p.display().to_string(),
+                Source::Http(u) if pages.len() > 1 => {
+                    format!("{} (page {})", urlpolicy::shown_url(u), i + 1)
+                }
+                Source::Http(u) => urlpolicy::shown_url(u),
+            },
+            error,
+        })?;
         parsed.extend(p);
     }
     dedupe(&mut parsed);

@@ -33,7 +33,11 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     /// Start a new spool file in `dir` (created if missing).
     pub fn start(dir: &Path) -> Self {
-        let path = dir.join(format!("body-{}-{}.gz", std::process::id(), fastrand::u64(..)));
+        let path = dir.join(format!(
+            "body-{}-{}.gz",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
         let (d, p) = (dir.to_path_buf(), path.clone());
         let task = tokio::task::spawn_blocking(move || write_spool(&d, p, rx));

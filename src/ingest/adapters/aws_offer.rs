@@ -42,12 +42,16 @@
 //! Provider: the feed's `provider`; when that is the default (the format name) it is
 //! `aws`, the id the data tables use.
 //!
-//! Memory: offer files are hundreds of MB. The JSON is read with a streaming serde
-//! visitor into small typed structs: products that are not plain GPU boxes are
+//! Memory: offer files are hundreds of MB. The adapter reads streams
+//! ([`Adapter::reads_streams`]), so a live fetch spools the body to a gzip file and
+//! [`Adapter::parse_stream`] reads it from there; [`Adapter::parse`] reads a body in
+//! memory (a recorded file) with the same code. The JSON is read with a streaming
+//! serde visitor into small typed structs: products that are not plain GPU boxes are
 //! dropped while reading, and terms of those products are skipped unparsed
 //! (`IgnoredAny`); unknown fields are skipped. (Were `terms` to precede `products`,
 //! which AWS files do not do, every SKU's terms would be kept until the join.) The CSV
-//! is read row by row.
+//! is read row by row. Read from a stream, a JSON error may name a column one later
+//! than the same error read from memory (serde_json's reader); nothing else differs.
 //!
 //! Version index: AWS publishes, per service, a small region index beside the
 //! `current/` files, `.../AmazonEC2/current/region_index.json`: `{"formatVersion",

@@ -38,7 +38,7 @@ fn write_offer_file(extra: usize, out: &mut impl Write) -> std::io::Result<()> {
     };
     let (products, terms) = (open_of("\"products\""), open_of("\"OnDemand\""));
     assert!(products < terms, "the sample lists products first");
-    out.write_all(text[..products].as_bytes())?;
+    out.write_all(&text.as_bytes()[..products])?;
     for i in 0..extra {
         let sku = format!("NONGPU{i:09}");
         write!(
@@ -46,7 +46,7 @@ fn write_offer_file(extra: usize, out: &mut impl Write) -> std::io::Result<()> {
             r#""{sku}":{{"sku":"{sku}","productFamily":"Compute Instance","attributes":{{"servicecode":"AmazonEC2","location":"US East (N. Virginia)","instanceType":"m5.{i}xlarge","vcpu":"4","memory":"16 GiB","operatingSystem":"Linux","tenancy":"Shared","preInstalledSw":"NA","capacitystatus":"Used","regionCode":"us-east-1"}}}},"#
         )?;
     }
-    out.write_all(text[products..terms].as_bytes())?;
+    out.write_all(&text.as_bytes()[products..terms])?;
     for i in 0..extra {
         let sku = format!("NONGPU{i:09}");
         write!(
@@ -54,13 +54,17 @@ fn write_offer_file(extra: usize, out: &mut impl Write) -> std::io::Result<()> {
             r#""{sku}":{{"{sku}.JRTCKXETXF":{{"offerTermCode":"JRTCKXETXF","sku":"{sku}","effectiveDate":"2024-10-01T00:00:00Z","priceDimensions":{{"{sku}.JRTCKXETXF.6YS6EN2CT7":{{"rateCode":"{sku}.JRTCKXETXF.6YS6EN2CT7","description":"$0.096 per On Demand Linux m5 Instance Hour","beginRange":"0","endRange":"Inf","unit":"Hrs","pricePerUnit":{{"USD":"0.0960000000"}},"appliesTo":[]}}}},"termAttributes":{{}}}}}},"#
         )?;
     }
-    out.write_all(text[terms..].as_bytes())
+    out.write_all(&text.as_bytes()[terms..])
 }
 
 /// An `aws_offer` feed file for `url` with `extra` keys (a 5 s timeout unless they
 /// set one).
 fn aws_feed(url: &str, extra: &str) -> String {
-    let timeout = if extra.contains("timeout_s") { "" } else { "timeout_s = 5\n" };
+    let timeout = if extra.contains("timeout_s") {
+        ""
+    } else {
+        "timeout_s = 5\n"
+    };
     format!("format = \"aws_offer\"\nurl = \"{url}\"\nprovider = \"aws\"\n{timeout}retries = 1\nretry_base_ms = 10\n{extra}")
 }
 
@@ -121,17 +125,27 @@ fn a_spooled_offer_file_stores_what_the_whole_payload_stores() {
         std::fs::write(tmp.path().join("offer.json"), &body).unwrap();
         let recorded = feeds(
             &tmp.path().join("recorded"),
-            &[("aws", aws_feed(&tmp.path().join("offer.json").display().to_string(), ""))],
+            &[(
+                "aws",
+                aws_feed(&tmp.path().join("offer.json").display().to_string(), ""),
+            )],
         );
         let (spooled, whole) = (tmp.path().join("spooled"), tmp.path().join("whole"));
         for (f, store) in [(&live, &spooled), (&recorded, &whole)] {
             let (code, out, err) = ingest_env(f, store, &at(10), &[]);
             assert_eq!(code, 0, "{out}{err}");
-            assert!(line(&out, "aws").starts_with("aws: ok, 5 offers read"), "{out}");
+            assert!(
+                line(&out, "aws").starts_with("aws: ok, 5 offers read"),
+                "{out}"
+            );
         }
         check_store(&spooled);
         for kind in ["offers", "rejects"] {
-            assert_eq!(frame(&spooled, kind), frame(&whole, kind), "{kind}, extra {extra}");
+            assert_eq!(
+                frame(&spooled, kind),
+                frame(&whole, kind),
+                "{kind}, extra {extra}"
+            );
         }
         assert!(frame(&spooled, "offers").height() > 0);
 
@@ -142,15 +156,21 @@ fn a_spooled_offer_file_stores_what_the_whole_payload_stores() {
             .unwrap();
         assert!(plain == body, "the blob holds the body, extra {extra}");
         let sha = hex::encode(Sha256::digest(&body));
-        assert_eq!(blob.file_name().unwrap().to_string_lossy(), format!("{sha}.gz"));
+        assert_eq!(
+            blob.file_name().unwrap().to_string_lossy(),
+            format!("{sha}.gz")
+        );
         assert_eq!(blobs(&spooled).len(), 1);
         assert!(files_under(&spooled.join(".tmp")).is_empty());
 
         let offers = frame(&spooled, "offers");
-        let (code, out, err) =
-            gpurent(&["renormalise", "--store", spooled.to_str().unwrap()]);
+        let (code, out, err) = gpurent(&["renormalise", "--store", spooled.to_str().unwrap()]);
         assert_eq!(code, 0, "{out}{err}");
-        assert_eq!(frame(&spooled, "offers"), offers, "renormalised, extra {extra}");
+        assert_eq!(
+            frame(&spooled, "offers"),
+            offers,
+            "renormalised, extra {extra}"
+        );
     }
 }
 
@@ -225,7 +245,10 @@ fn an_offer_file_too_large_or_cut_off_fails_alone_and_leaves_nothing() {
         tmp.path(),
         &[
             ("big", aws_feed(&srv.url("/big/us-east-1/index.json"), &cap)),
-            ("bomb", aws_feed(&srv.url("/bomb/us-east-1/index.json"), &cap)),
+            (
+                "bomb",
+                aws_feed(&srv.url("/bomb/us-east-1/index.json"), &cap),
+            ),
             ("cut", aws_feed(&srv.url("/cut/us-east-1/index.json"), "")),
             ("good", vast_feed(&srv.url("/good"), "")),
         ],
@@ -237,7 +260,10 @@ fn an_offer_file_too_large_or_cut_off_fails_alone_and_leaves_nothing() {
     for (feed, cause) in [
         ("big", format!("larger than the {limit} byte cap")),
         ("bomb", format!("larger than the {limit} byte cap")),
-        ("cut", format!("body ended early after {} bytes", body.len() / 2)),
+        (
+            "cut",
+            format!("body ended early after {} bytes", body.len() / 2),
+        ),
     ] {
         let l = line(&out, feed);
         assert!(
@@ -245,7 +271,10 @@ fn an_offer_file_too_large_or_cut_off_fails_alone_and_leaves_nothing() {
             "{feed}: {l}"
         );
     }
-    assert!(line(&out, "good").contains("ok, 3 offers read, 3 stored"), "{out}");
+    assert!(
+        line(&out, "good").contains("ok, 3 offers read, 3 stored"),
+        "{out}"
+    );
     let offers = check_store(&store);
     assert_eq!(offers.height(), 3);
     assert!(blobs(&store).len() == 1, "only the good feed's blob");
@@ -299,7 +328,10 @@ fn a_large_offer_file_is_ingested_in_bounded_memory() {
     let out = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
     let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
     assert_eq!(code, 0, "{out}{err}");
-    assert!(line(&out, "aws").starts_with("aws: ok, 5 offers read"), "{out}");
+    assert!(
+        line(&out, "aws").starts_with("aws: ok, 5 offers read"),
+        "{out}"
+    );
     eprintln!(
         "offer file {} MiB, peak RSS of the ingest {} MiB",
         size >> 20,
@@ -336,6 +368,8 @@ fn serve_file(path: std::path::PathBuf) -> String {
 }
 /// Run `gpurent ingest` as a child (stdout, stderr into files in `dir`); its exit
 /// code and peak RSS in bytes from the kernel's `wait4` rusage.
+// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn ingest_rss(feeds: &Path, store: &Path, dir: &Path) -> (i32, usize) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
         .args(["ingest", "--feeds"])
