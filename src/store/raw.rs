@@ -315,7 +315,8 @@ impl Store {
                 reference: s.sha256.clone(),
             });
         }
-        if s.path == path {
+        if s.path == path || s.path.starts_with(self.blobs_dir()) {
+            // A kept blob (a 304's payload): never moved or removed here.
             return Ok(s.sha256.clone());
         }
         if intact(&path, &s.sha256) {

@@ -402,3 +402,34 @@ fn ingest_rss(feeds: &Path, store: &Path, dir: &Path) -> (i32, usize) {
     };
     (code, ru.ru_maxrss as usize * 1024)
 }
+
+/// A spooled offer file that does not parse fails its feed with the parse error and
+/// is kept in full under `failed/` (its gzip file copied), not under `raw/`.
+#[test]
+fn a_spooled_offer_file_that_does_not_parse_is_kept_in_failed() {
+    let body = br#"{"formatVersion":"v1.0","products": [1, 2]}"#.to_vec();
+    let b = body.clone();
+    let srv = fault_server(move |_| Fault::json(b.clone()));
+    let tmp = tempdir();
+    let f = feeds(tmp.path(), &[("aws", aws_feed(&srv.url(MIRROR), ""))]);
+    let store = tmp.path().join("store");
+    let (code, out, err) = ingest_env(&f, &store, &at(10), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let l = line(&out, "aws");
+    assert!(
+        l.contains("FAILED") && l.contains("invalid JSON") && l.contains("payload kept in"),
+        "{l}"
+    );
+    let kept: Vec<_> = files_under(&store.join("failed"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "gz"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&kept[0]).unwrap())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == body);
+    assert!(files_under(&store.join("raw")).is_empty());
+    assert!(files_under(&store.join(".tmp")).is_empty());
+}
