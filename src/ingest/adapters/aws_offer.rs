@@ -278,7 +278,10 @@ impl Adapter for AwsOffer {
         let first = first_byte(body, &mut skipped)
             .map_err(|e| AdapterError::Payload(format!("cannot read the payload: {e}")))?;
         if first == Some(b'{') {
-            parse_json(serde_json::Deserializer::from_reader(body), provider)
+            // serde_json reads a byte at a time; a concrete `BufReader` serves each from
+            // its buffer without a call through `dyn`.
+            let bytes = std::io::BufReader::with_capacity(1 << 16, body);
+            parse_json(serde_json::Deserializer::from_reader(bytes), provider)
         } else {
             parse_csv(skipped.as_slice().chain(body), provider)
         }
