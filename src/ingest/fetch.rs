@@ -24,8 +24,10 @@
 //! Invariants: the secret is only handed to the adapter to build requests; it is
 //! removed ([`scrub`]) from every error message and from every fetched body before
 //! anything parses, archives or prints it, so a server that echoes the key cannot
-//! leak it (a feed with a secret is never spooled, so its body is scrubbed in memory). Errors carry the cause from reqwest's source chain ("Connection refused",
-//! "timed out after 2 s", "body ended early after 800 bytes"), never the URL's query.
+//! leak it (a feed with a secret is never spooled, so its body is scrubbed in
+//! memory and a secret never reaches a file unscrubbed). Errors carry the cause from
+//! reqwest's source chain ("Connection refused", "timed out after 2 s", "body ended
+//! early after 800 bytes"), never the URL's query.
 
 use std::path::Path;
 use std::time::Duration;
