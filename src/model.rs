@@ -211,10 +211,37 @@ impl Parsed {
 
 /// One fetched payload and the label of the request that produced it (for a live
 /// fetch, the adapter's request context; for a recorded file, its stem).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The body is in memory (`body`), or, for a format whose adapter reads streams
+/// (AWS offer files, hundreds of MB), spooled to a gzip file (`spool`, `body` then
+/// empty): a live fetch writes it to the run's spool folder in the store's `.tmp/`,
+/// and a 304 names the kept blob itself.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
     pub label: String,
     pub body: Vec<u8>,
+    pub spool: Option<Spooled>,
+}
+
+impl Page {
+    /// A page whose body is in memory.
+    pub fn new(label: impl Into<String>, body: Vec<u8>) -> Self {
+        Self {
+            label: label.into(),
+            body,
+            spool: None,
+        }
+    }
+}
+
+/// A page body kept in a gzip file: its path, and the SHA-256 (lower-case hex) and
+/// length of the plain body, so the store can adopt the file as the blob named by
+/// that hash without reading it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spooled {
+    pub path: std::path::PathBuf,
+    pub sha256: String,
+    pub len: u64,
 }
 
 /// What a server said about a payload's version (`ETag`, `Last-Modified`), kept with

@@ -16,12 +16,20 @@
 //! read never fails the feed: the feed URL is fetched as without one, and the answer's
 //! `note` says why.
 //!
+//! A format whose adapter reads streams (`Adapter::reads_streams`, AWS offer files)
+//! has its body spooled, when a spool folder is given and the feed has no secret:
+//! written chunk by chunk to a gzip file ([`crate::ingest::spool`]) under the same
+//! cap, retries and error wording, so the payload never sits in memory whole.
+//!
 //! Invariants: the secret is only handed to the adapter to build requests; it is
 //! removed ([`scrub`]) from every error message and from every fetched body before
 //! anything parses, archives or prints it, so a server that echoes the key cannot
-//! leak it. Errors carry the cause from reqwest's source chain ("Connection refused",
-//! "timed out after 2 s", "body ended early after 800 bytes"), never the URL's query.
+//! leak it (a feed with a secret is never spooled, so its body is scrubbed in
+//! memory and a secret never reaches a file unscrubbed). Errors carry the cause from
+//! reqwest's source chain ("Connection refused", "timed out after 2 s", "body ended
+//! early after 800 bytes"), never the URL's query.
 
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +37,7 @@ use chrono::{DateTime, Utc};
 use crate::error::FeedError;
 use crate::ingest::adapters::{Page, Request};
 use crate::ingest::feed::{Feed, FeedConfig, Source};
+use crate::ingest::spool::SpoolWriter;
 use crate::ingest::urlpolicy::{self, shown_url};
 use crate::model::Validators;
 
@@ -196,7 +205,7 @@ pub async fn fetch(
     secret: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Page>, FeedError> {
-    match fetch_if_changed(client, feed, secret, now, None).await? {
+    match fetch_if_changed(client, feed, secret, now, None, None).await? {
         Fetched::Pages { pages, .. } => Ok(pages),
         Fetched::NotModified { .. } => {
             unreachable!("a 304 or a known version counts only when a version was given")
@@ -208,15 +217,19 @@ pub async fn fetch(
 /// ask the server whether it changed (`If-None-Match`, `If-Modified-Since`), or first
 /// the adapter's version index whether the version changed. Only a feed fetched with
 /// one request and no next page is asked: for a paged payload one page's 304 would
-/// not say that the others are unchanged.
+/// not say that the others are unchanged. With `spool` (a folder the caller owns
+/// and removes), a format whose adapter reads streams is spooled there when the
+/// feed has no secret.
 pub async fn fetch_if_changed(
     client: &reqwest::Client,
     feed: &Feed,
     secret: Option<&str>,
     now: DateTime<Utc>,
     known: Option<&Validators>,
+    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
+    let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
     let url = match &cfg.source {
         Source::File(path) => {
             let mut pages = read_recorded(&cfg.name, path).await?;
@@ -235,7 +248,7 @@ pub async fn fetch_if_changed(
         None => None,
         Some(index) => match current_version(client, feed, url, &index, secret).await {
             Ok((version, req)) => {
-                return fetch_version(client, feed, version, req, secret, known).await
+                return fetch_version(client, feed, version, req, secret, known, spool).await
             }
             Err(why) => Some(fallback_note(&cfg.name, &why)),
         },
@@ -250,7 +263,7 @@ pub async fn fetch_if_changed(
         })?;
     let known =
         known.filter(|v| requests.len() == 1 && (v.etag.is_some() || v.last_modified.is_some()));
-    Ok(fetch_pages(client, feed, requests, secret, known)
+    Ok(fetch_pages(client, feed, requests, secret, known, spool)
         .await?
         .with_note(note))
 }
@@ -275,8 +288,9 @@ async fn current_version(
         let m = e.to_string();
         m.strip_prefix(&prefix).map_or(m.clone(), str::to_string)
     };
-    let mut body = match fetch_one(client, feed, index, secret, None).await {
-        Ok(Response::Body(body, _)) => body,
+    let mut body = match fetch_one(client, feed, index, secret, None, None).await {
+        Ok(Response::Body(Body::Memory(body), _)) => body,
+        Ok(Response::Body(Body::Spooled(_), _)) => unreachable!("an index is never spooled"),
         Ok(Response::NotModified(_)) => return Err("304 to an unconditional request".into()),
         Err(e) => return Err(unprefixed(e)),
     };
@@ -295,6 +309,7 @@ async fn fetch_version(
     req: Request,
     secret: Option<&str>,
     known: Option<&Validators>,
+    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     if let Some(k) = known.filter(|k| k.version.as_deref() == Some(version.as_str())) {
         return Ok(Fetched::NotModified {
@@ -302,7 +317,7 @@ async fn fetch_version(
             note: None,
         });
     }
-    let mut fetched = fetch_pages(client, feed, vec![req], secret, None).await?;
+    let mut fetched = fetch_pages(client, feed, vec![req], secret, None, spool).await?;
     if let Fetched::Pages {
         pages, validators, ..
     } = &mut fetched
@@ -315,13 +330,14 @@ async fn fetch_version(
 }
 
 /// Send the requests and follow their next-page links; the first request carries
-/// the conditions of `known`, if given.
+/// the conditions of `known`, if given. A spooled body has no next page.
 async fn fetch_pages(
     client: &reqwest::Client,
     feed: &Feed,
     requests: Vec<Request>,
     secret: Option<&str>,
     mut known: Option<&Validators>,
+    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
     let (mut pages, mut validators) = (Vec::new(), Validators::default());
@@ -335,14 +351,24 @@ async fn fetch_pages(
                     message: format!("more than {MAX_PAGES} pages"),
                 });
             }
-            let mut body = match fetch_one(client, feed, &req, secret, known.take()).await? {
+            let body = fetch_one(client, feed, &req, secret, known.take(), spool).await?;
+            let mut body = match body {
                 Response::NotModified(validators) => {
                     return Ok(Fetched::NotModified {
                         validators,
                         note: None,
                     })
                 }
-                Response::Body(body, v) => {
+                Response::Body(Body::Spooled(s), v) => {
+                    validators = v;
+                    pages.push(Page {
+                        label: req.label.clone(),
+                        body: Vec::new(),
+                        spool: Some(s),
+                    });
+                    continue;
+                }
+                Response::Body(Body::Memory(body), v) => {
                     validators = v;
                     body
                 }
@@ -359,10 +385,7 @@ async fn fetch_pages(
                 n.label = req.label.clone();
                 next = Some(n);
             }
-            pages.push(Page {
-                label: req.label.clone(),
-                body,
-            });
+            pages.push(Page::new(req.label.clone(), body));
         }
     }
     if pages.len() != 1 {
@@ -390,10 +413,7 @@ pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Pag
     let meta = tokio::fs::metadata(path).await.map_err(err(path))?;
     if !meta.is_dir() {
         let body = tokio::fs::read(path).await.map_err(err(path))?;
-        return Ok(vec![Page {
-            label: String::new(),
-            body,
-        }]);
+        return Ok(vec![Page::new(String::new(), body)]);
     }
     let mut files = Vec::new();
     let mut rd = tokio::fs::read_dir(path).await.map_err(err(path))?;
@@ -414,15 +434,21 @@ pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Pag
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        pages.push(Page { label, body });
+        pages.push(Page::new(label, body));
     }
     Ok(pages)
 }
 
 /// One request's answer: a body, with the version the server named for it, or 304.
 enum Response {
-    Body(Vec<u8>, Validators),
+    Body(Body, Validators),
     NotModified(Validators),
+}
+
+/// A body read whole into memory, or spooled to a file.
+enum Body {
+    Memory(Vec<u8>),
+    Spooled(crate::model::Spooled),
 }
 
 enum Attempt {
@@ -434,18 +460,20 @@ enum Attempt {
     Fail(FeedError),
 }
 
-/// One request, retried as the rules say; `known` makes it conditional.
+/// One request, retried as the rules say; `known` makes it conditional; with
+/// `spool`, a body is spooled to a new file in that folder.
 async fn fetch_one(
     client: &reqwest::Client,
     feed: &Feed,
     req: &Request,
     secret: Option<&str>,
     known: Option<&Validators>,
+    spool: Option<&Path>,
 ) -> Result<Response, FeedError> {
     let cfg = &feed.config;
     let mut attempt = 0u32;
     loop {
-        match attempt_once(client, feed, req, secret, known).await {
+        match attempt_once(client, feed, req, secret, known, spool).await {
             Attempt::Done(response) => return Ok(response),
             Attempt::Fail(e) => return Err(e),
             Attempt::Retry { wait, message } => {
@@ -474,6 +502,7 @@ async fn attempt_once(
     req: &Request,
     secret: Option<&str>,
     known: Option<&Validators>,
+    spool: Option<&Path>,
 ) -> Attempt {
     let cfg = &feed.config;
     let fail = |message: String| {
@@ -523,7 +552,7 @@ async fn attempt_once(
     if let Some(stop) = sort_status(&resp, feed, &req.url) {
         return stop;
     }
-    match read_capped(resp, cfg, &req.url, secret).await {
+    match read_capped(resp, cfg, &req.url, secret, spool).await {
         Ok(body) => Attempt::Done(Response::Body(body, validators)),
         Err(stop) => stop,
     }
@@ -582,14 +611,23 @@ fn sort_status(resp: &reqwest::Response, feed: &Feed, url: &str) -> Option<Attem
     })
 }
 
-/// Read the body, failing as soon as it passes `max_bytes` (declared or received); a
-/// slow or cut-off body is transient and retried.
+/// Read the body (into memory, or with `spool` into a new file there), failing as
+/// soon as it passes `max_bytes` (declared or received); a slow or cut-off body is
+/// transient and retried. A body given up leaves no file.
 async fn read_capped(
     mut resp: reqwest::Response,
     cfg: &FeedConfig,
     url: &str,
     secret: Option<&str>,
-) -> Result<Vec<u8>, Attempt> {
+    spool: Option<&Path>,
+) -> Result<Body, Attempt> {
+    let fail = |message: String| {
+        Attempt::Fail(FeedError::Http {
+            feed: cfg.name.clone(),
+            url: shown_url(url),
+            message,
+        })
+    };
     let too_large = || {
         Attempt::Fail(FeedError::TooLarge {
             feed: cfg.name.clone(),
@@ -603,27 +641,66 @@ async fn read_capped(
     {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    let mut sink = match spool {
+        Some(dir) => Sink::Spool(SpoolWriter::start(dir)),
+        None => Sink::Memory(Vec::new()),
+    };
+    let mut received = 0usize;
     loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > cfg.max_bytes => return Err(too_large()),
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return Ok(body),
+        let stop = match resp.chunk().await {
+            Ok(Some(chunk)) if received + chunk.len() > cfg.max_bytes => too_large(),
+            Ok(Some(chunk)) => {
+                received += chunk.len();
+                match sink.push(&chunk).await {
+                    Ok(()) => continue,
+                    Err(m) => fail(m),
+                }
+            }
+            Ok(None) => return sink.finish().await.map_err(fail),
             Err(e) => {
-                let message = redact(body_error(&e, cfg.timeout_s, body.len()), secret);
-                return Err(if e.is_timeout() || message.contains("body ended early") {
+                let message = redact(body_error(&e, cfg.timeout_s, received), secret);
+                if e.is_timeout() || message.contains("body ended early") {
                     Attempt::Retry {
                         wait: None,
                         message,
                     }
                 } else {
-                    Attempt::Fail(FeedError::Http {
-                        feed: cfg.name.clone(),
-                        url: shown_url(url),
-                        message,
-                    })
-                });
+                    fail(message)
+                }
             }
+        };
+        sink.discard().await;
+        return Err(stop);
+    }
+}
+
+/// Where a body goes while it is read.
+enum Sink {
+    Memory(Vec<u8>),
+    Spool(SpoolWriter),
+}
+
+impl Sink {
+    async fn push(&mut self, chunk: &[u8]) -> Result<(), String> {
+        match self {
+            Sink::Memory(body) => {
+                body.extend_from_slice(chunk);
+                Ok(())
+            }
+            Sink::Spool(w) => w.push(chunk).await,
+        }
+    }
+
+    async fn finish(self) -> Result<Body, String> {
+        match self {
+            Sink::Memory(body) => Ok(Body::Memory(body)),
+            Sink::Spool(w) => w.finish().await.map(Body::Spooled),
+        }
+    }
+
+    async fn discard(self) {
+        if let Sink::Spool(w) = self {
+            w.discard().await;
         }
     }
 }

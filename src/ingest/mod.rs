@@ -21,6 +21,7 @@ pub mod adapters;
 pub mod backfill;
 pub mod feed;
 pub mod fetch;
+pub mod spool;
 pub mod urlpolicy;
 
 use std::collections::BTreeMap;
@@ -189,24 +190,44 @@ pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Par
     };
     let mut parsed = Parsed::default();
     for (i, page) in pages.iter().enumerate() {
-        let p = feed
-            .adapter
-            .parse(page, &ctx)
-            .map_err(|error| FeedError::Parse {
-                feed: feed.config.name.clone(),
-                source_name: match &feed.config.source {
-                    Source::File(p) => p.display().to_string(),
-                    Source::Http(u) if pages.len() > 1 => {
-                        format!("{} (page {})", urlpolicy::shown_url(u), i + 1)
-                    }
-                    Source::Http(u) => urlpolicy::shown_url(u),
-                },
-                error,
-            })?;
+        let p = match &page.spool {
+            None => feed.adapter.parse(page, &ctx),
+            Some(s) => parse_spooled(feed, &page.label, s, &ctx),
+        };
+        let p = p.map_err(|error| FeedError::Parse {
+            feed: feed.config.name.clone(),
+            source_name: match &feed.config.source {
+                Source::File(p) => p.display().to_string(),
+                Source::Http(u) if pages.len() > 1 => {
+                    format!("{} (page {})", urlpolicy::shown_url(u), i + 1)
+                }
+                Source::Http(u) => urlpolicy::shown_url(u),
+            },
+            error,
+        })?;
         parsed.extend(p);
     }
     dedupe(&mut parsed);
     Ok(parsed)
+}
+
+/// Parse a spooled body (a gzip file) as a stream: memory holds the parsed offers,
+/// not the body.
+fn parse_spooled(
+    feed: &Feed,
+    label: &str,
+    spool: &crate::model::Spooled,
+    ctx: &ParseCtx,
+) -> Result<Parsed, adapters::AdapterError> {
+    let file = std::fs::File::open(&spool.path).map_err(|e| {
+        adapters::AdapterError::Payload(format!(
+            "cannot read the spooled body {}: {e}",
+            spool.path.display()
+        ))
+    })?;
+    let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
+    let mut body = std::io::BufReader::with_capacity(1 << 18, gz);
+    feed.adapter.parse_stream(label, &mut body, ctx)
 }
 
 /// Keep the first of offers that share (offer id, price class, observation time) in
@@ -492,14 +513,21 @@ pub async fn run(
         outcomes.insert(b.name, Status::Failed(b.error.to_string()));
     }
     let to_fetch = select(feeds, store, at, &mut outcomes);
-    let fetched = fetch_all(&to_fetch, client, at).await;
+    // Bodies spooled by this run (AWS offer files); adopted as blobs or removed below,
+    // and emptied with `.tmp/` when the lock is next taken should the run not finish.
+    let spool = store.tmp_dir().join(format!(
+        "spool-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let fetched = fetch_all(&to_fetch, client, at, &spool).await;
     // Kept to report every fetched feed as failed should the blocking task panic.
     let fallback = (outcomes.clone(), to_fetch.clone());
     let store = store.clone();
     let task = tokio::task::spawn_blocking(move || {
         store_all(to_fetch, fetched, &store, at, tables, outcomes)
     });
-    match task.await {
+    let report = match task.await {
         Ok(report) => report,
         Err(e) => {
             // The message goes out scrubbed, in the outcomes only.
@@ -515,7 +543,13 @@ pub async fn run(
                 outcomes: scrubbed(outcomes, &to_fetch),
             }
         }
+    };
+    if let Err(e) = tokio::fs::remove_dir_all(&spool).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing the spool folder {}: {e}", spool.display());
+        }
     }
+    report
 }
 
 /// The blocking part of a run, after the fetches: parse, merge FX rates, normalise
@@ -621,16 +655,19 @@ async fn fetch_all(
     to_fetch: &[ToFetch],
     client: &reqwest::Client,
     at: DateTime<Utc>,
+    spool: &std::path::Path,
 ) -> Vec<Option<Result<Fetched, FeedError>>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, f) in to_fetch.iter().enumerate() {
         let (feed, secret, client) = (Arc::clone(&f.feed), f.secret.clone(), client.clone());
         let known = f.last.as_ref().map(|l| l.validators.clone());
+        let spool = spool.to_path_buf();
         set.spawn(async move {
             let secret = secret.as_deref();
+            let (known, spool) = (known.as_ref(), Some(spool.as_path()));
             (
                 i,
-                fetch::fetch_if_changed(&client, &feed, secret, at, known.as_ref()).await,
+                fetch::fetch_if_changed(&client, &feed, secret, at, known, spool).await,
             )
         });
     }
@@ -657,7 +694,7 @@ fn parse_all(
     for (f, result) in to_fetch.iter().zip(fetched) {
         let (feed, name) = (&f.feed, f.feed.config.name.clone());
         let payload = match result {
-            Some(Ok(fetched)) => payload_of(fetched, f.last.as_ref()),
+            Some(Ok(fetched)) => payload_of(feed, fetched, f.last.as_ref()),
             Some(Err(e)) => Err(e.to_string()),
             None => Err("fetch task did not finish".into()),
         };
@@ -683,8 +720,13 @@ fn parse_all(
 
 /// The payload a fetch stands for. After a 304 (or an unchanged version) it is the
 /// last kept payload, read back from the store, under the validators the 304
-/// carried (else the kept ones).
-fn payload_of(fetched: Fetched, last: Option<&LastPayload>) -> Result<Payload, String> {
+/// carried (else the kept ones). A format read as a stream names the kept blobs
+/// rather than reading them into memory.
+fn payload_of(
+    feed: &Feed,
+    fetched: Fetched,
+    last: Option<&LastPayload>,
+) -> Result<Payload, String> {
     let (fresh, note) = match fetched {
         Fetched::Pages {
             pages,
@@ -701,7 +743,12 @@ fn payload_of(fetched: Fetched, last: Option<&LastPayload>) -> Result<Payload, S
         Fetched::NotModified { validators, note } => (validators, note),
     };
     let last = last.ok_or("not modified (HTTP 304), but no version was asked about")?;
-    let (_, pages) = last.run.load().map_err(|e| {
+    let loaded = if feed.adapter.reads_streams() {
+        last.run.load_spooled()
+    } else {
+        last.run.load()
+    };
+    let (_, pages) = loaded.map_err(|e| {
         format!(
             "not modified (HTTP 304 or the same version), but the last payload cannot be read: {e}"
         )

@@ -25,6 +25,13 @@
 //! `currentVersionUrl`), each left out when unknown; [`Store::last_payload`] reads
 //! them for a conditional GET or a version comparison.
 //! `failed/` keeps its pages in full (diagnosis only).
+//!
+//! A spooled page (its body a gzip file in the run's spool folder under `.tmp/`,
+//! [`crate::model::Spooled`]) is adopted as its blob by a rename, its hash and the
+//! fsync done when it was spooled: no second compression, no read into memory. An
+//! existing blob is checked by streaming it through the hash. [`RawRun::load`]
+//! reads bodies into memory; [`RawRun::load_spooled`] names the checked blobs
+//! instead, for formats read as streams.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::{Page, Validators};
+use crate::model::{Page, Spooled, Validators};
 use crate::store::fsutil::{self, io, write_atomic_via};
 use crate::store::{hour_key, Store};
 
@@ -113,6 +120,31 @@ fn gunzip(path: &Path) -> Result<Vec<u8>, StoreError> {
     Ok(body)
 }
 
+/// The SHA-256 and length of the plain body of the gzip file at `path`, read as a
+/// stream.
+pub fn hash_gz(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut sha = Sha256::new();
+    let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(fs::File::open(path)?));
+    let len = std::io::copy(&mut gz, &mut sha)?;
+    Ok((hex::encode(sha.finalize()), len))
+}
+
+/// The blob at `path` as a spooled page body, checked against its name `sha`.
+fn spooled_blob(path: &Path, sha: &str) -> Result<Spooled, StoreError> {
+    let (found, len) = hash_gz(path).map_err(io(path))?;
+    if found != sha {
+        return Err(StoreError::BlobDamaged {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    Ok(Spooled {
+        path: path.to_path_buf(),
+        sha256: found,
+        len,
+    })
+}
+
 /// The body of the blob at `path`, checked against its name `sha`.
 fn read_blob(path: &Path, sha: &str) -> Result<Vec<u8>, StoreError> {
     let body = gunzip(path)?;
@@ -153,7 +185,12 @@ fn write_pages(
     write_refs(dir, feed_text, meta)?;
     for (i, p) in pages.iter().enumerate() {
         let path = dir.join(format!("page-{i:03}.gz"));
-        fsutil::write_atomic(&path, &gzip(&p.body, &path)?)?;
+        match &p.spool {
+            Some(s) => {
+                fs::copy(&s.path, &path).map_err(io(&path))?;
+            }
+            None => fsutil::write_atomic(&path, &gzip(&p.body, &path)?)?,
+        }
         if !p.label.is_empty() {
             fsutil::write_atomic(&dir.join(format!("page-{i:03}.label")), p.label.as_bytes())?;
         }
@@ -178,6 +215,29 @@ impl RawRun {
                 Ok(Page {
                     label: r.label.clone(),
                     body,
+                    spool: None,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((hour.feed_toml, pages))
+    }
+
+    /// [`RawRun::load`] with each page a spooled body naming its blob (checked by
+    /// streaming it through the hash), so a payload of hundreds of MB is not read
+    /// into memory; an hour written before blobs is read into memory.
+    pub fn load_spooled(&self) -> Result<(String, Vec<Page>), StoreError> {
+        if self.path.is_dir() {
+            return self.load();
+        }
+        let hour = read_hour(&self.path)?;
+        let pages = hour
+            .blobs
+            .iter()
+            .map(|r| {
+                Ok(Page {
+                    label: r.label.clone(),
+                    body: Vec::new(),
+                    spool: Some(spooled_blob(&self.blob_path(r)?, &r.sha256)?),
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -204,13 +264,15 @@ impl RawRun {
             }
             let label = fs::read_to_string(self.path.join(format!("page-{i:03}.label")))
                 .unwrap_or_default();
-            pages.push(Page {
-                label,
-                body: gunzip(&p)?,
-            });
+            pages.push(Page::new(label, gunzip(&p)?));
         }
         Ok(pages)
     }
+}
+
+/// True when the blob at `path` exists and its content hashes to `sha`.
+fn intact(path: &Path, sha: &str) -> bool {
+    path.exists() && hash_gz(path).is_ok_and(|(found, _)| found == sha)
 }
 
 fn blob_path(blobs: &Path, sha: &str) -> PathBuf {
@@ -236,10 +298,36 @@ impl Store {
     fn put_blob(&self, body: &[u8]) -> Result<String, StoreError> {
         let sha = content_hash(body);
         let path = blob_path(&self.blobs_dir(), &sha);
-        if !(path.exists() && read_blob(&path, &sha).is_ok()) {
+        if !intact(&path, &sha) {
             write_atomic_via(&self.tmp_dir(), &path, &gzip(body, &path)?)?;
         }
         Ok(sha)
+    }
+
+    /// Keep a spooled body as its blob by renaming its file (gzip, synced when it
+    /// was spooled), unless an intact copy is kept already (then the spool file is
+    /// removed); a page naming its blob already is left alone. Returns its hash.
+    fn put_spooled(&self, s: &Spooled) -> Result<String, StoreError> {
+        let path = blob_path(&self.blobs_dir(), &s.sha256);
+        if !is_hash(&s.sha256) {
+            return Err(StoreError::BlobRef {
+                path: s.path.clone(),
+                reference: s.sha256.clone(),
+            });
+        }
+        if s.path == path || s.path.starts_with(self.blobs_dir()) {
+            // A kept blob (a 304's payload): never moved or removed here.
+            return Ok(s.sha256.clone());
+        }
+        if intact(&path, &s.sha256) {
+            let _ = fs::remove_file(&s.path);
+            return Ok(s.sha256.clone());
+        }
+        let dir = path.parent().expect("a blob path has a folder");
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::rename(&s.path, &path).map_err(io(&path))?;
+        fsutil::sync_dir(dir);
+        Ok(s.sha256.clone())
     }
 
     /// Keep the raw payload and feed file of a run whose offers are about to be
@@ -257,8 +345,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut refs = Vec::with_capacity(pages.len());
         for p in pages {
+            let sha256 = match &p.spool {
+                Some(s) => self.put_spooled(s)?,
+                None => self.put_blob(&p.body)?,
+            };
             refs.push(BlobRef {
-                sha256: self.put_blob(&p.body)?,
+                sha256,
                 label: p.label.clone(),
             });
         }
@@ -393,6 +485,7 @@ mod tests {
         Page {
             label: label.into(),
             body: body.as_bytes().to_vec(),
+            spool: None,
         }
     }
 

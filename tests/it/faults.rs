@@ -1075,6 +1075,7 @@ fn huge_numbers_are_per_record_in_other_json_adapters() {
     let page = gpurent::ingest::adapters::Page {
         label: String::new(),
         body: body.as_bytes().to_vec(),
+        spool: None,
     };
     let p = feed.adapter.parse(&page, &ctx).unwrap();
     assert_eq!(p.offers.len(), 1);

@@ -42,12 +42,16 @@
 //! Provider: the feed's `provider`; when that is the default (the format name) it is
 //! `aws`, the id the data tables use.
 //!
-//! Memory: offer files are hundreds of MB. The JSON is read with a streaming serde
-//! visitor into small typed structs: products that are not plain GPU boxes are
+//! Memory: offer files are hundreds of MB. The adapter reads streams
+//! ([`Adapter::reads_streams`]), so a live fetch spools the body to a gzip file and
+//! [`Adapter::parse_stream`] reads it from there; [`Adapter::parse`] reads a body in
+//! memory (a recorded file) with the same code. The JSON is read with a streaming
+//! serde visitor into small typed structs: products that are not plain GPU boxes are
 //! dropped while reading, and terms of those products are skipped unparsed
 //! (`IgnoredAny`); unknown fields are skipped. (Were `terms` to precede `products`,
 //! which AWS files do not do, every SKU's terms would be kept until the join.) The CSV
-//! is read row by row.
+//! is read row by row. Read from a stream, a JSON error may name a column one later
+//! than the same error read from memory (serde_json's reader); nothing else differs.
 //!
 //! Version index: AWS publishes, per service, a small region index beside the
 //! `current/` files, `.../AmazonEC2/current/region_index.json`: `{"formatVersion",
@@ -83,6 +87,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::io::{BufRead, Read};
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -247,9 +252,58 @@ impl Adapter for AwsOffer {
         };
         let first = page.body.iter().find(|b| !b.is_ascii_whitespace());
         if first == Some(&b'{') {
-            parse_json(&page.body, provider)
+            parse_json(serde_json::Deserializer::from_slice(&page.body), provider)
         } else {
-            parse_csv(&page.body, provider)
+            parse_csv(page.body.as_slice(), provider)
+        }
+    }
+
+    fn reads_streams(&self) -> bool {
+        true
+    }
+
+    /// The same visitor and row reader as [`AwsOffer::parse`], over a reader.
+    fn parse_stream(
+        &self,
+        _label: &str,
+        body: &mut dyn BufRead,
+        ctx: &ParseCtx,
+    ) -> Result<Parsed, AdapterError> {
+        let provider = if ctx.provider == FORMAT {
+            PROVIDER
+        } else {
+            ctx.provider
+        };
+        let mut skipped = Vec::new();
+        let first = first_byte(body, &mut skipped)
+            .map_err(|e| AdapterError::Payload(format!("cannot read the payload: {e}")))?;
+        if first == Some(b'{') {
+            // serde_json reads a byte at a time; a concrete `BufReader` serves each from
+            // its buffer without a call through `dyn`.
+            let bytes = std::io::BufReader::with_capacity(1 << 16, body);
+            parse_json(serde_json::Deserializer::from_reader(bytes), provider)
+        } else {
+            parse_csv(skipped.as_slice().chain(body), provider)
+        }
+    }
+}
+
+/// The first byte that is not ASCII whitespace, left unread; the whitespace before
+/// it is consumed into `skipped` (the CSV reader is given it back).
+fn first_byte(body: &mut dyn BufRead, skipped: &mut Vec<u8>) -> std::io::Result<Option<u8>> {
+    loop {
+        let buf = body.fill_buf()?;
+        let Some(&b) = buf.first() else {
+            return Ok(None);
+        };
+        let n = buf
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(buf.len());
+        skipped.extend_from_slice(&buf[..n]);
+        body.consume(n);
+        if n == 0 {
+            return Ok(Some(b));
         }
     }
 }
@@ -528,9 +582,12 @@ impl<'de> Visitor<'de> for SkuTermsSeed<'_> {
     }
 }
 
-fn parse_json(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
+/// An offer file read by `de` (over a slice, or a reader for a spooled body).
+fn parse_json<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    provider: &str,
+) -> Result<Parsed, AdapterError> {
     let invalid = |error| AdapterError::Json { error, hint: "" };
-    let mut de = serde_json::Deserializer::from_slice(body);
     let file = serde::Deserializer::deserialize_map(&mut de, OfferVisitor).map_err(invalid)?;
     de.end().map_err(invalid)?;
     let products = file.products.ok_or_else(|| {
@@ -574,7 +631,7 @@ fn parse_json(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
 /// Rows before the header that may hold the preamble.
 const MAX_PREAMBLE_ROWS: usize = 10;
 
-fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
+fn parse_csv<R: Read>(body: R, provider: &str) -> Result<Parsed, AdapterError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -621,8 +678,8 @@ fn parse_csv(body: &[u8], provider: &str) -> Result<Parsed, AdapterError> {
 
 /// The header row (the first starting with "SKU", within [`MAX_PREAMBLE_ROWS`]) and
 /// its row number; the file must start with the "FormatVersion" preamble.
-fn csv_header(
-    records: &mut csv::StringRecordsIter<&[u8]>,
+fn csv_header<R: Read>(
+    records: &mut csv::StringRecordsIter<R>,
 ) -> Result<(usize, csv::StringRecord), AdapterError> {
     for row in 1..=MAX_PREAMBLE_ROWS {
         let Some(rec) = records.next() else { break };
@@ -1066,6 +1123,52 @@ mod tests {
             &both,
             Err("is not a .../current/"),
         );
+    }
+
+    /// The payload read from a stream (a small buffer, so tokens straddle reads)
+    /// gives what the slice gives: the same offers, rejects and errors.
+    #[test]
+    fn a_streamed_payload_parses_as_the_slice_does() {
+        let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/feeds/samples/");
+        let read = |f: &str| std::fs::read_to_string(format!("{samples}{f}")).unwrap();
+        let at = chrono::Utc::now();
+        let ctx = ParseCtx {
+            feed: "aws_offer",
+            provider: "aws_offer",
+            observed_at: at,
+        };
+        let check = |body: &str| {
+            let whole = super::super::parse_page(&AwsOffer, "aws_offer", at, "", body);
+            let mut r = std::io::BufReader::with_capacity(7, body.as_bytes());
+            let streamed = AwsOffer
+                .parse_stream("", &mut r, &ctx)
+                .map_err(|e| e.to_string());
+            // serde_json's reader may place an error one column later than its
+            // slice does (it has consumed the peeked byte); the rest is the same.
+            let text = |r: &Result<Parsed, String>| match r {
+                Ok(p) => format!("{p:?}"),
+                Err(e) => e.split(" column ").next().unwrap_or_default().to_string(),
+            };
+            let shown = &body[..body.len().min(60)];
+            assert_eq!(text(&streamed), text(&whole), "{shown}");
+            whole
+        };
+        for f in ["aws_offer.sample.json", "aws_offer_cn.sample.csv"] {
+            let body = read(f);
+            assert!(!check(&body).unwrap().offers.is_empty(), "{f}");
+            let _ = check(&format!(" \n\t {body}"));
+        }
+        for body in [
+            "",
+            "   ",
+            "{\"formatVersion\":\"v1.0\",\"terms\":{}}",
+            "{\"products\": [1, 2]}",
+            "{\"products\": {}} trailing",
+            "SKU,Unit\nA,Hrs\n",
+            "\"FormatVersion\",\"v1.0\"\n\"SKU\",\"RateCode\"\n",
+        ] {
+            assert!(check(body).is_err(), "{body:?}");
+        }
     }
 
     #[test]

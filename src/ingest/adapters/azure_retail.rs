@@ -380,6 +380,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: body.as_bytes().to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )
@@ -456,6 +457,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: br#"{"error":"x"}"#.to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )

@@ -550,6 +550,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: body.as_bytes().to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )
@@ -649,6 +650,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: br#"{"error":{"code":400,"message":"API key not valid."}}"#.to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )

@@ -347,6 +347,7 @@ mod tests {
         let page = Page {
             label: String::new(),
             body: csv.as_bytes().to_vec(),
+            spool: None,
         };
         feed.adapter.parse(&page, &ctx).unwrap()
     }

@@ -107,6 +107,25 @@ pub trait Adapter: Send + Sync {
     /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
     /// is malformed; a bad record is a [`crate::model::ParseReject`] instead.
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError>;
+    /// True when [`Adapter::parse_stream`] reads a payload as a stream, so a live
+    /// fetch may spool the body to a file instead of holding it in memory (AWS offer
+    /// files). Such a format has no next page. Default: false.
+    fn reads_streams(&self) -> bool {
+        false
+    }
+    /// [`Adapter::parse`] of a page whose body (labelled `label`) is read from
+    /// `body`: the same offers, rejects and errors. Default: read it whole and parse.
+    fn parse_stream(
+        &self,
+        label: &str,
+        body: &mut dyn std::io::BufRead,
+        ctx: &ParseCtx,
+    ) -> Result<Parsed, AdapterError> {
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes)
+            .map_err(|e| AdapterError::Payload(format!("cannot read the payload: {e}")))?;
+        self.parse(&Page::new(label, bytes), ctx)
+    }
 }
 
 /// Test helper: one payload (`label`, `body`) parsed as `provider`'s (also the feed's
@@ -127,6 +146,7 @@ pub(crate) fn parse_page(
     let page = Page {
         label: label.into(),
         body: body.as_bytes().to_vec(),
+        spool: None,
     };
     adapter.parse(&page, &ctx).map_err(|e| e.to_string())
 }

@@ -237,6 +237,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: body.as_bytes().to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )

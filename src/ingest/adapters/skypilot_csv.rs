@@ -328,6 +328,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: csv.as_bytes().to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )
@@ -407,6 +408,7 @@ mod tests {
                 &Page {
                     label: String::new(),
                     body: csv.as_bytes().to_vec(),
+                    spool: None,
                 },
                 &ctx,
             )
