@@ -113,24 +113,28 @@ impl PriceUnit {
     }
 }
 
+/// A short string kept inline (up to 24 bytes, no allocation): the text fields of a
+/// `RawOffer`, which are ids, names, regions and codes.
+pub type Text = compact_str::CompactString;
+
 /// One offer as a feed adapter read it, before any conversion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawOffer {
-    pub provider: String,
-    pub offer_id: String,
-    pub region: Option<String>,
+    pub provider: Text,
+    pub offer_id: Text,
+    pub region: Option<Text>,
     /// Country when the source states it directly (ISO 3166-1 alpha-2).
-    pub country: Option<String>,
-    pub gpu_name_raw: String,
+    pub country: Option<Text>,
+    pub gpu_name_raw: Text,
     /// GPU memory in GB when the source reports it (used to narrow a family name).
     pub gpu_memory_gb: Option<f64>,
-    pub instance_type: Option<String>,
+    pub instance_type: Option<Text>,
     /// GPUs in the offer; `None` means "look the instance type up in the catalogue".
     pub gpu_count: Option<f64>,
     pub price_class: PriceClass,
     /// The amount as published, in `price_unit` of `currency`. `None` when missing.
     pub price: Option<f64>,
-    pub currency: String,
+    pub currency: Text,
     pub price_unit: PriceUnit,
     /// GPUs the source says are free to rent now, when it says.
     pub gpus_available: Option<f64>,
@@ -143,13 +147,9 @@ pub struct RawOffer {
 
 impl RawOffer {
     /// A blank offer to fill in; adapters set the fields they know.
-    pub fn new(
-        provider: &str,
-        offer_id: impl Into<String>,
-        gpu_name_raw: impl Into<String>,
-    ) -> Self {
+    pub fn new(provider: &str, offer_id: impl Into<Text>, gpu_name_raw: impl Into<Text>) -> Self {
         Self {
-            provider: provider.to_string(),
+            provider: provider.into(),
             offer_id: offer_id.into(),
             region: None,
             country: None,
@@ -159,7 +159,7 @@ impl RawOffer {
             gpu_count: None,
             price_class: PriceClass::OnDemand,
             price: None,
-            currency: "USD".to_string(),
+            currency: Text::const_new("USD"),
             price_unit: PriceUnit::gpu_hour(),
             gpus_available: None,
             observed_at: None,

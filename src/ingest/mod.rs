@@ -237,8 +237,8 @@ pub fn dedupe(parsed: &mut Parsed) {
     let dups = parsed.offers.iter().zip(&keep).filter(|(_, k)| !**k);
     let dups: Vec<ParseReject> = dups
         .map(|(o, _)| ParseReject {
-            offer_id: o.offer_id.clone(),
-            gpu_name_raw: o.gpu_name_raw.clone(),
+            offer_id: o.offer_id.to_string(),
+            gpu_name_raw: o.gpu_name_raw.to_string(),
             reason: "duplicate_offer".into(),
             detail: format!(
                 "offer id {:?} ({}) is listed more than once in the payload; the first is kept",

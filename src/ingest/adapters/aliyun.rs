@@ -349,11 +349,11 @@ impl Adapter for Aliyun {
             return Ok(out);
         }
         let mut o = RawOffer::new(ctx.provider, offer_id.clone(), "");
-        o.region = Some(region.to_string());
-        o.instance_type = Some(instance_type.to_string());
+        o.region = Some(region.to_string().into());
+        o.instance_type = Some(instance_type.to_string().into());
         o.price_class = class;
         o.price = price.trade_price;
-        o.currency = price.currency;
+        o.currency = price.currency.into();
         o.price_unit = PriceUnit::new("unit", Basis::Instance, period);
         out.offers.push(o);
         Ok(out)

@@ -167,7 +167,10 @@ impl Adapter for AutoDl {
                 }
             };
             let mut o = RawOffer::new(ctx.provider, m.machine_id, m.gpu_name);
-            o.region = m.region_name.filter(|r| !r.trim().is_empty());
+            o.region = m
+                .region_name
+                .filter(|r| !r.trim().is_empty())
+                .map(Into::into);
             o.gpu_count = Some(1.0);
             o.gpus_available = m.gpu_idle_num;
             o.price = m.payg_price;

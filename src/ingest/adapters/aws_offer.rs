@@ -199,11 +199,11 @@ fn dimension(
         return Err(reject("missing_currency", "no currency".into()));
     }
     let mut o = RawOffer::new(provider, rate_code, "");
-    o.instance_type = Some(p.instance_type.clone());
-    o.region = p.region.clone();
+    o.instance_type = Some(p.instance_type.clone().into());
+    o.region = p.region.clone().map(Into::into);
     o.price_class = class;
     o.price = Some(price);
-    o.currency = currency.trim().to_string();
+    o.currency = currency.trim().to_string().into();
     o.price_unit = PriceUnit::instance_hour();
     Ok(Some(o))
 }

@@ -251,11 +251,12 @@ impl Adapter for AzureRetail {
                 }),
                 Verdict::Keep(class, unit) => {
                     let mut o = RawOffer::new(provider, offer_id, "");
-                    o.instance_type = Some(item.arm_sku_name.clone());
-                    o.region = Some(item.arm_region_name.clone()).filter(|r| !r.is_empty());
+                    o.instance_type = Some(item.arm_sku_name.clone().into());
+                    o.region = (Some(item.arm_region_name.clone()).filter(|r| !r.is_empty()))
+                        .map(Into::into);
                     o.price_class = class;
                     o.price = item.unit_price.or(item.retail_price);
-                    o.currency = item.currency_code.clone();
+                    o.currency = item.currency_code.clone().into();
                     o.price_unit = unit;
                     out.offers.push(o);
                 }

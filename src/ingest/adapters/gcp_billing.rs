@@ -351,11 +351,11 @@ impl Adapter for GcpBilling {
                             format!("{}/{region}", sku.sku_id),
                             name.clone(),
                         );
-                        o.region = Some(region.clone());
+                        o.region = Some(region.clone().into());
                         o.gpu_count = Some(1.0);
                         o.price_class = class;
                         o.price = Some(price);
-                        o.currency = currency.clone();
+                        o.currency = currency.clone().into();
                         o.price_unit = PriceUnit::gpu_hour();
                         out.offers.push(o);
                     }

@@ -183,7 +183,7 @@ impl GroupCols {
             o.observed_at = Some(row_time(d).map_err(|e| e.at("column date"))?);
         }
         if let Some(p) = get(self.provider).filter(|p| !p.is_empty()) {
-            o.provider = crate::tables::Tables::embedded().provider_id(p);
+            o.provider = crate::tables::Tables::embedded().provider_id(p).into();
         }
         if let Some(c) = get(self.class) {
             o.price_class = known_class(c).map_err(|e| e.at("column price_class"))?;
@@ -281,22 +281,23 @@ impl GenericCsv {
             (Err(e), _) | (_, Err(e)) => return Err(reject(id, name, e.to_string())),
         };
         let mut o = RawOffer::new(ctx.provider, id, name);
-        o.region = opt(k.region);
-        o.country = opt(k.country)
+        o.region = opt(k.region).map(Into::into);
+        o.country = (opt(k.country)
             .and_then(iso_country)
-            .or_else(|| self.country.clone());
+            .or_else(|| self.country.clone()))
+        .map(Into::into);
         o.gpu_count = n;
         o.gpu_memory_gb = k.memory.and_then(|m| get(m).parse().ok());
-        o.instance_type = opt(k.instance);
+        o.instance_type = opt(k.instance).map(Into::into);
         o.price_class = self.class;
         o.price = p;
-        o.currency = self.currency.clone();
+        o.currency = self.currency.clone().into();
         o.price_unit = self.unit.clone();
         match k.group.apply(rec, &mut o) {
             Ok(()) => Ok(o),
             Err(detail) => Err(reject(
-                o.offer_id,
-                o.gpu_name_raw,
+                o.offer_id.into(),
+                o.gpu_name_raw.into(),
                 format!("line {line}: {detail}"),
             )),
         }

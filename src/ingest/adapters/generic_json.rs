@@ -205,14 +205,14 @@ impl Adapter for GenericJson {
                 }
             };
             let mut o = RawOffer::new(ctx.provider, id, name);
-            o.region = text(get(&p.region));
-            o.country = text(get(&p.country)).or_else(|| self.country.clone());
-            o.instance_type = text(get(&p.instance_type));
+            o.region = text(get(&p.region)).map(Into::into);
+            o.country = (text(get(&p.country)).or_else(|| self.country.clone())).map(Into::into);
+            o.instance_type = text(get(&p.instance_type)).map(Into::into);
             o.gpu_count = count;
             o.gpu_memory_gb = memory;
             o.price_class = self.class;
             o.price = price;
-            o.currency = self.currency.clone();
+            o.currency = self.currency.clone().into();
             o.price_unit = self.unit.clone();
             out.offers.push(o);
         }

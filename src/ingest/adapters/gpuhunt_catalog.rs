@@ -224,8 +224,8 @@ fn parse_csv(bytes: &[u8], provider: &str, out: &mut Parsed) -> Result<(), Adapt
             continue;
         }
         let mut o = RawOffer::new(provider, id, name);
-        o.instance_type = (!it.is_empty()).then(|| it.to_string());
-        o.region = (!loc.is_empty()).then(|| loc.to_string());
+        o.instance_type = (!it.is_empty()).then(|| it.into());
+        o.region = (!loc.is_empty()).then(|| loc.into());
         o.gpu_count = Some(count);
         o.gpu_memory_gb = c
             .gpu_memory

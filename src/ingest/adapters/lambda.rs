@@ -131,7 +131,7 @@ impl Adapter for Lambda {
                 .to_string();
             let gpus = it.specs.and_then(|s| s.gpus);
             let mut base = RawOffer::new(ctx.provider, it.name.clone(), name);
-            base.instance_type = Some(it.name.clone());
+            base.instance_type = Some(it.name.clone().into());
             base.gpu_count = gpus;
             base.price = it.price_cents_per_hour;
             base.currency = "USD".into();
@@ -143,8 +143,8 @@ impl Adapter for Lambda {
             }
             for r in e.regions_with_capacity_available {
                 let mut o = base.clone();
-                o.offer_id = format!("{}@{}", it.name, r.name);
-                o.region = Some(r.name);
+                o.offer_id = format!("{}@{}", it.name, r.name).into();
+                o.region = Some(r.name.into());
                 o.gpus_available = gpus;
                 out.offers.push(o);
             }

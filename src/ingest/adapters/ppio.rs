@@ -115,7 +115,7 @@ impl Adapter for Ppio {
             let mut base = RawOffer::new(ctx.provider, id.clone(), name);
             base.gpu_count = Some(1.0);
             base.gpus_available = (available == Some(false)).then_some(0.0);
-            base.currency = self.currency.clone();
+            base.currency = self.currency.clone().into();
             base.price_unit =
                 PriceUnit::parse("hundred_thousandths/gpu-hour").expect("static unit");
             let regions = region_names(p.get("regions"));
@@ -127,9 +127,9 @@ impl Adapter for Ppio {
             for region in places {
                 let mut o = base.clone();
                 if let Some(r) = &region {
-                    o.offer_id = format!("{id}@{r}");
+                    o.offer_id = format!("{id}@{r}").into();
                 }
-                o.region = region;
+                o.region = region.map(Into::into);
                 let mut od = o.clone();
                 od.price = on_demand;
                 out.offers.push(od);
@@ -176,8 +176,8 @@ mod tests {
             .iter()
             .map(|o| {
                 (
-                    o.offer_id.clone(),
-                    o.region.clone(),
+                    o.offer_id.to_string(),
+                    o.region.as_deref().map(str::to_string),
                     o.price_class,
                     o.price,
                     o.gpus_available,

@@ -207,7 +207,7 @@ mod tests {
         let got: Vec<Row> = p
             .offers
             .iter()
-            .map(|o| (o.offer_id.clone(), o.price_class, o.price))
+            .map(|o| (o.offer_id.to_string(), o.price_class, o.price))
             .collect();
         let want: Vec<Row> = expected
             .iter()

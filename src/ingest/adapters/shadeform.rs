@@ -164,7 +164,7 @@ impl Adapter for Shadeform {
                 format!("{}:{itype}", t.cloud),
                 gpu_name(&c.gpu_type, c.interconnect.as_deref(), c.vram_per_gpu_in_gb),
             );
-            base.instance_type = t.cloud_instance_type.clone();
+            base.instance_type = t.cloud_instance_type.clone().map(Into::into);
             base.gpu_count = Some(c.num_gpus);
             base.gpu_memory_gb = c.vram_per_gpu_in_gb;
             base.price = t.hourly_price;
@@ -176,8 +176,8 @@ impl Adapter for Shadeform {
             }
             for a in t.availability {
                 let mut o = base.clone();
-                o.offer_id = format!("{}@{}", base.offer_id, a.region);
-                o.country = a
+                o.offer_id = format!("{}@{}", base.offer_id, a.region).into();
+                o.country = (a
                     .display_name
                     .as_deref()
                     .and_then(country_of_display)
@@ -185,9 +185,10 @@ impl Adapter for Shadeform {
                         tables
                             .country(underlying(&t.cloud), &a.region)
                             .map(str::to_string)
-                    });
+                    }))
+                .map(Into::into);
                 o.gpus_available = Some(if a.available { c.num_gpus } else { 0.0 });
-                o.region = Some(a.region);
+                o.region = Some(a.region.into());
                 out.offers.push(o);
             }
         }

@@ -226,10 +226,10 @@ impl Emitter {
     fn emit(&mut self, base: &RawOffer, priced: Vec<Priced>, region: &str, zone: &str) {
         for (product, od, spot) in priced {
             let mut base = base.clone();
-            base.instance_type = Some(product.clone());
+            base.instance_type = Some(product.clone().into());
             if self.seen_od.insert((product.clone(), region.to_string())) {
                 let mut o = base.clone();
-                o.offer_id = format!("{product}|{region}");
+                o.offer_id = format!("{product}|{region}").into();
                 o.price = od;
                 self.out.offers.push(o);
             }
@@ -237,7 +237,7 @@ impl Emitter {
                 let where_ = if zone.is_empty() { region } else { zone };
                 if self.seen_spot.insert((product.clone(), where_.to_string())) {
                     let mut o = base;
-                    o.offer_id = format!("{product}|{where_}");
+                    o.offer_id = format!("{product}|{where_}").into();
                     o.price_class = PriceClass::Spot;
                     o.price = Some(sp);
                     self.out.offers.push(o);
@@ -284,7 +284,7 @@ impl Adapter for SkyPilotCsv {
                 }
             };
             let mut base = RawOffer::new(ctx.provider, String::new(), acc);
-            base.region = (!region.is_empty()).then(|| region.clone());
+            base.region = (!region.is_empty()).then(|| region.as_str().into());
             base.gpu_count = Some(count);
             base.gpu_memory_gb = c.info.map(|x| get(rec, x)).and_then(gpu_memory_gb);
             base.currency = "USD".into();
@@ -365,7 +365,7 @@ mod tests {
         let got: Vec<(String, PriceClass, Option<f64>)> = p
             .offers
             .iter()
-            .map(|o| (o.offer_id.clone(), o.price_class, o.price))
+            .map(|o| (o.offer_id.to_string(), o.price_class, o.price))
             .collect();
         assert_eq!(
             got,
@@ -419,8 +419,8 @@ mod tests {
             .map(|o| {
                 let v = (o.price.unwrap() * 1e6).round() / 1e6;
                 (
-                    o.offer_id.clone(),
-                    o.instance_type.clone(),
+                    o.offer_id.to_string(),
+                    o.instance_type.as_deref().map(str::to_string),
                     o.price_class,
                     v,
                 )

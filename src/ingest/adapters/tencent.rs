@@ -357,11 +357,11 @@ impl Adapter for Tencent {
             }
         };
         let mut o = RawOffer::new(ctx.provider, offer_id.clone(), "");
-        o.region = Some(region.to_string());
-        o.instance_type = Some(instance_type.to_string());
+        o.region = Some(region.to_string().into());
+        o.instance_type = Some(instance_type.to_string().into());
         o.price_class = PriceClass::OnDemand;
         o.price = item.unit_price_discount.or(item.unit_price);
-        o.currency = self.currency.clone();
+        o.currency = self.currency.clone().into();
         o.price_unit = PriceUnit::new("unit", Basis::Instance, period);
         out.offers.push(o);
         Ok(out)

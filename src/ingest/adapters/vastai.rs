@@ -15,7 +15,7 @@ use super::{
     adapter_keys, bad_record, quote_huge_numbers, str_at, Adapter, AdapterError, NoKeys, Page,
     ParseCtx,
 };
-use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
+use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer, Text};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let _: NoKeys = adapter_keys(keys)?;
@@ -52,24 +52,27 @@ struct Offer<'a> {
 
 /// The offer id as text: a string's value, an integer's digits, else the JSON value
 /// as serde_json writes it (as ids were always written).
-fn id_text(raw: &RawValue) -> String {
+fn id_text(raw: &RawValue) -> Text {
     let text = raw.get();
     let digits = text.strip_prefix('-').unwrap_or(text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return text.to_string();
+        return Text::from(text);
     }
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(v) => v.to_string(),
-        Err(_) => text.to_string(),
+        Ok(serde_json::Value::String(s)) => s.into(),
+        Ok(v) => v.to_string().into(),
+        Err(_) => Text::from(text),
     }
 }
 
 /// The ISO country code at the end of a vast geolocation, if it looks like one.
-pub fn country_of(geolocation: &str) -> Option<String> {
+pub fn country_of(geolocation: &str) -> Option<Text> {
     let code = geolocation.rsplit(',').next()?.trim();
-    (code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()))
-        .then(|| code.to_ascii_uppercase())
+    (code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic())).then(|| {
+        let mut code = Text::from(code);
+        code.make_ascii_uppercase();
+        code
+    })
 }
 
 /// The reject for an offer that is not a valid record: serde_json's error without
@@ -153,7 +156,7 @@ impl Adapter for VastAi {
 fn push_rows(rows: &mut Vec<RawOffer>, offer: Offer, ctx: &ParseCtx) {
     let mut base = RawOffer::new(ctx.provider, id_text(offer.id), offer.gpu_name);
     base.country = offer.geolocation.as_deref().and_then(country_of);
-    base.region = offer.geolocation.map(Cow::into_owned);
+    base.region = offer.geolocation.as_deref().map(Text::from);
     base.gpu_count = Some(offer.num_gpus);
     base.gpu_memory_gb = offer.gpu_ram.map(|mb| mb / 1024.0);
     base.gpus_available = Some(offer.num_gpus);
