@@ -3,8 +3,6 @@
 //! Invariant: a `RawOffer` carries the price exactly as the provider published it
 //! (amount, currency, scale, basis and period); conversion happens only in `normalise`.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -40,40 +38,26 @@ pub enum Basis {
     Instance,
 }
 
+/// A short string kept inline (up to 24 bytes, no allocation): the text fields of a
+/// `RawOffer` and a `PriceUnit`, which are ids, names, regions, codes and unit names.
+pub type Text = compact_str::CompactString;
+
 /// A published price unit: `[<scale>/]<basis>-<period>`, e.g. `gpu-hour`,
 /// `cents/instance-hour`, `thousandths/gpu-hour`, `instance-month`.
 /// Scale and period names are looked up in `tables/units.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PriceUnit {
-    pub scale: Cow<'static, str>,
+    pub scale: Text,
     pub basis: Basis,
-    pub period: Cow<'static, str>,
-}
-
-/// A name as a `Cow`: the usual scale and period names are borrowed, not allocated
-/// for every offer.
-fn unit_name(name: &str) -> Cow<'static, str> {
-    const COMMON: [&str; 7] = [
-        "unit",
-        "cents",
-        "thousandths",
-        "hour",
-        "day",
-        "month",
-        "minute",
-    ];
-    match COMMON.iter().find(|c| **c == name) {
-        Some(c) => Cow::Borrowed(c),
-        None => Cow::Owned(name.to_string()),
-    }
+    pub period: Text,
 }
 
 impl PriceUnit {
     pub fn new(scale: &str, basis: Basis, period: &str) -> Self {
         Self {
-            scale: unit_name(scale),
+            scale: scale.into(),
             basis,
-            period: unit_name(period),
+            period: period.into(),
         }
     }
     pub fn gpu_hour() -> Self {
@@ -112,10 +96,6 @@ impl PriceUnit {
         }
     }
 }
-
-/// A short string kept inline (up to 24 bytes, no allocation): the text fields of a
-/// `RawOffer`, which are ids, names, regions and codes.
-pub type Text = compact_str::CompactString;
 
 /// One offer as a feed adapter read it, before any conversion.
 #[derive(Debug, Clone, PartialEq)]
