@@ -308,14 +308,14 @@ impl Store {
     /// was spooled), unless an intact copy is kept already (then the spool file is
     /// removed); a page naming its blob already is left alone. Returns its hash.
     fn put_spooled(&self, s: &Spooled) -> Result<String, StoreError> {
-        let path = blob_path(&self.blobs_dir(), &s.sha256);
         if !is_hash(&s.sha256) {
             return Err(StoreError::BlobRef {
                 path: s.path.clone(),
                 reference: s.sha256.clone(),
             });
         }
-        if s.path == path || s.path.starts_with(self.blobs_dir()) {
+        let path = blob_path(&self.blobs_dir(), &s.sha256);
+        if s.path.starts_with(self.blobs_dir()) {
             // A kept blob (a 304's payload): never moved or removed here.
             return Ok(s.sha256.clone());
         }

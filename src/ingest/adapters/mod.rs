@@ -290,17 +290,17 @@ pub fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdapterErr
     serde_json::from_slice(&body).map_err(|error| AdapterError::Json { error, hint: "" })
 }
 
-/// JSON text with every number literal that overflows f64 (e.g. `1e999`,
-/// `-1e400`, a 400-digit integer) wrapped in quotes, so it reads as the string
-/// `"1e999"`: a typed field then fails for that record only (a `bad_record`), and a
-/// price read from a string is rejected by normalisation as not finite. Strings
-/// (and escapes inside them) are left alone; other bytes are copied unchanged.
 /// Only a literal with an exponent or more than 308 characters can overflow an f64;
 /// every other one is left unparsed.
 fn may_overflow(token: &str) -> bool {
     token.len() > 308 || token.bytes().any(|b| b == b'e' || b == b'E')
 }
 
+/// JSON text with every number literal that overflows f64 (e.g. `1e999`,
+/// `-1e400`, a 400-digit integer) wrapped in quotes, so it reads as the string
+/// `"1e999"`: a typed field then fails for that record only (a `bad_record`), and a
+/// price read from a string is rejected by normalisation as not finite. Strings
+/// (and escapes inside them) are left alone; other bytes are copied unchanged.
 pub fn quote_huge_numbers(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let number_byte = |c: u8| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E');
     let mut out: Option<Vec<u8>> = None;
