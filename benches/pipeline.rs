@@ -144,7 +144,7 @@ fn main() {
             peer: false,
             check_places: false,
         };
-        let mut b = normalise::normalise(&offers, &[], &ctx, Tables::embedded(), &fx).unwrap();
+        let mut b = normalise::normalise(offers, &[], &ctx, Tables::embedded(), &fx).unwrap();
         rows += b.offers.height();
         big.append("bench", at, &mut b.offers, &mut b.rejects)
             .unwrap();

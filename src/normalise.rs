@@ -165,7 +165,7 @@ pub fn offer_schema() -> SchemaRef {
                 check_places: false,
             };
             let fx = fx_frame(&[]).expect("an empty FX frame builds");
-            normalise(&[], &[], &ctx, Tables::embedded(), &fx)
+            normalise(Vec::new(), &[], &ctx, Tables::embedded(), &fx)
                 .expect("normalising no offers cannot fail")
                 .offers
                 .schema()
@@ -605,19 +605,17 @@ fn checks() -> Checks {
 }
 
 /// Normalise one feed run's offers. `fx` is [`fx_frame`]'s output (may be empty).
+/// The offers are taken, and freed as soon as the pre-join frame holds them, so the
+/// polars steps and the caller's Parquet write do not run beside them.
 pub fn normalise(
-    offers: &[RawOffer],
+    offers: Vec<RawOffer>,
     parse_rejects: &[ParseReject],
     ctx: &Context,
     tables: &Tables,
     fx: &DataFrame,
 ) -> PolarsResult<Batch> {
-    let mut distinct = Distinct::default();
-    let mut raw = RawColumns::default();
-    for o in in_row_order(offers, ctx) {
-        raw.push(o, ctx, tables, &mut distinct);
-    }
-    let raw = raw.into_frame(ctx.feed, &distinct)?;
+    let raw = pre_join_frame(&offers, ctx, tables)?;
+    drop(offers);
     let Checks {
         fx_rate,
         fx_date,
@@ -663,6 +661,16 @@ pub fn normalise(
         offers: offers_df,
         rejects: rejects_df,
     })
+}
+
+/// The offers as one frame before FX and checks, in row order.
+fn pre_join_frame(offers: &[RawOffer], ctx: &Context, tables: &Tables) -> PolarsResult<DataFrame> {
+    let mut distinct = Distinct::default();
+    let mut raw = RawColumns::default();
+    for o in in_row_order(offers, ctx) {
+        raw.push(o, ctx, tables, &mut distinct);
+    }
+    raw.into_frame(ctx.feed, &distinct)
 }
 
 /// The order of stored rows: observation time, provider, offer id, price class.
@@ -832,7 +840,7 @@ mod tests {
             peer: false,
             check_places: false,
         };
-        normalise(offers, &[], &ctx, Tables::embedded(), &fx).unwrap()
+        normalise(offers.to_vec(), &[], &ctx, Tables::embedded(), &fx).unwrap()
     }
 
     /// A USD-only batch skips the FX join and the final sort; with one CNY offer

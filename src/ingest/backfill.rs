@@ -98,7 +98,7 @@ pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
 /// `at`. `None` when every day was already stored.
 pub fn store_by_day(
     feed: &Feed,
-    parsed: &Parsed,
+    parsed: Parsed,
     at: DateTime<Utc>,
     store: &Store,
     tables: &Tables,
@@ -111,9 +111,9 @@ pub fn store_by_day(
         return store_parsed(feed, parsed, at, store, tables, fx, pages);
     }
     let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
-    days.entry(at.date_naive()).or_default().rejects = parsed.rejects.clone();
-    for o in &parsed.offers {
-        days.entry(day_of(o)).or_default().offers.push(o.clone());
+    days.entry(at.date_naive()).or_default().rejects = parsed.rejects;
+    for o in parsed.offers {
+        days.entry(day_of(&o)).or_default().offers.push(o);
     }
     let mut total: Option<Stored> = None;
     for (day, part) in days {
@@ -129,7 +129,7 @@ pub fn store_by_day(
             day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
         };
         let raw = if here { pages } else { None };
-        if let Some((n, rejected)) = store_parsed(feed, &part, when, store, tables, fx, raw)? {
+        if let Some((n, rejected)) = store_parsed(feed, part, when, store, tables, fx, raw)? {
             let t = total.get_or_insert_with(|| (0, Vec::new()));
             t.0 += n;
             for (reason, k) in rejected {
@@ -278,7 +278,7 @@ fn import_run(
     fx: &mut polars::prelude::DataFrame,
     o: &mut FileOutcome,
 ) -> Result<(), FileError> {
-    let parsed = &match parse_checked(feed, pages, at) {
+    let parsed = match parse_checked(feed, pages, at) {
         Ok(p) => p,
         Err(error) => {
             let quarantined = quarantine(store, feed, at, pages, &error.to_string());
@@ -297,6 +297,7 @@ fn import_run(
         o.counts = Some((0, 0, parsed.fx.len()));
         return Ok(());
     }
+    let fx_rates = parsed.fx.len();
     let added = store_by_day(
         feed,
         parsed,
@@ -307,7 +308,7 @@ fn import_run(
         Some(Archive::plain(pages)),
     )?;
     if let Some((stored, rejected)) = added {
-        o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), parsed.fx.len()));
+        o.counts = Some((stored, rejected.iter().map(|r| r.1).sum(), fx_rates));
         o.rejected = rejected;
     }
     Ok(())
@@ -483,7 +484,7 @@ pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, Store
                     if parsed.offers.is_empty() && parsed.rejects.is_empty() {
                         return Ok(None);
                     }
-                    store_by_day(&feed, &parsed, run.at, stage, tables, &fx, None)
+                    store_by_day(&feed, parsed, run.at, stage, tables, &fx, None)
                 });
             match res {
                 Ok(None) => {}
@@ -583,7 +584,7 @@ pub fn heal_fx(
         let batch = feed::parse_feed(&PathBuf::from(format!("{}.toml", run.feed)), &text).and_then(
             |feed| {
                 let parsed = parse_pages(&feed, &pages, run.at)?;
-                normalise_parsed(&feed, &parsed, run.at, tables, &fx)
+                normalise_parsed(&feed, parsed, run.at, tables, &fx)
             },
         );
         let Ok(mut batch) = batch else {

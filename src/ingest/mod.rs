@@ -426,7 +426,7 @@ pub fn quarantine(
 /// Normalise parsed offers of a feed run.
 pub fn normalise_parsed(
     feed: &Feed,
-    parsed: &Parsed,
+    parsed: Parsed,
     at: DateTime<Utc>,
     tables: &Tables,
     fx: &DataFrame,
@@ -439,7 +439,7 @@ pub fn normalise_parsed(
         peer: feed.config.peer,
         check_places: feed.config.check_places,
     };
-    normalise::normalise(&parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| {
+    normalise::normalise(parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| {
         FeedError::Normalise {
             feed: feed.config.name.clone(),
             message: e.to_string(),
@@ -465,7 +465,7 @@ pub type Stored = (usize, Vec<(String, usize)>);
 /// `None` when that feed and hour were already stored (nothing written).
 pub fn store_parsed(
     feed: &Feed,
-    parsed: &Parsed,
+    parsed: Parsed,
     at: DateTime<Utc>,
     store: &Store,
     tables: &Tables,
@@ -523,9 +523,9 @@ pub async fn run(
     let fetched = fetch_all(&to_fetch, client, at, &spool).await;
     // Kept to report every fetched feed as failed should the blocking task panic.
     let fallback = (outcomes.clone(), to_fetch.clone());
-    let store = store.clone();
+    let (store, dir) = (store.clone(), spool.clone());
     let task = tokio::task::spawn_blocking(move || {
-        store_all(to_fetch, fetched, &store, at, tables, outcomes)
+        store_all(to_fetch, fetched, (&store, &dir), at, tables, outcomes)
     });
     let report = match task.await {
         Ok(report) => report,
@@ -557,12 +557,12 @@ pub async fn run(
 fn store_all(
     to_fetch: Vec<ToFetch>,
     fetched: Vec<Option<Result<Fetched, FeedError>>>,
-    store: &Store,
+    (store, spool): (&Store, &std::path::Path),
     at: DateTime<Utc>,
     tables: &Tables,
     mut outcomes: BTreeMap<String, Status>,
 ) -> RunReport {
-    let parsed_runs = parse_all(&to_fetch, fetched, store, at, &mut outcomes);
+    let parsed_runs = parse_all(&to_fetch, fetched, (store, spool), at, &mut outcomes);
     let (fx_added, new_rates) = merge_rates(&parsed_runs, store, &mut outcomes);
     let fx = match load_fx(store) {
         Ok(fx) => fx,
@@ -578,7 +578,7 @@ fn store_all(
         }
         let fx_rates = fx_added.get(&name).copied().unwrap_or(0);
         let raw = payload.archive();
-        let mut status = store_one(&feed, &parsed, raw, fx_rates, at, store, tables, &fx);
+        let mut status = store_one(&feed, parsed, raw, fx_rates, at, store, tables, &fx);
         if let Status::Stored { note, .. } = &mut status {
             note.clone_from(&payload.note);
         }
@@ -682,11 +682,13 @@ async fn fetch_all(
     fetched
 }
 
-/// Parse and check every fetched payload; a failed one is quarantined.
+/// Parse and check every fetched payload; a failed one is quarantined. A large
+/// body that parsed is spilled to the run's `spool` folder ([`spool::spill`]), so
+/// the payloads of all feeds are not held while each is normalised.
 fn parse_all(
     to_fetch: &[ToFetch],
     fetched: Vec<Option<Result<Fetched, FeedError>>>,
-    store: &Store,
+    (store, spool): (&Store, &std::path::Path),
     at: DateTime<Utc>,
     outcomes: &mut BTreeMap<String, Status>,
 ) -> Vec<ParsedRun> {
@@ -706,7 +708,15 @@ fn parse_all(
             }
         };
         match parse_checked(feed, &payload.pages, at) {
-            Ok(p) => parsed_runs.push((Arc::clone(feed), p, payload)),
+            Ok(p) => {
+                let mut payload = payload;
+                for page in &mut payload.pages {
+                    if let Err(e) = spool::spill(page, spool) {
+                        tracing::warn!(feed = %name, "{e}; the body stays in memory");
+                    }
+                }
+                parsed_runs.push((Arc::clone(feed), p, payload))
+            }
             Err(e) => {
                 let msg = e.to_string();
                 let kept = quarantine(store, feed, at, &payload.pages, &msg);
@@ -802,7 +812,7 @@ fn merge_rates(
 #[allow(clippy::too_many_arguments)]
 fn store_one(
     feed: &Feed,
-    parsed: &Parsed,
+    parsed: Parsed,
     raw: Archive,
     fx_rates: usize,
     at: DateTime<Utc>,
@@ -826,9 +836,10 @@ fn store_one(
             note: None,
         };
     }
+    let read = parsed.offers.len() + parsed.rejects.len();
     match store_parsed(feed, parsed, at, store, tables, fx, Some(raw)) {
         Ok(Some((stored, rejected))) => Status::Stored {
-            read: parsed.offers.len() + parsed.rejects.len(),
+            read,
             stored,
             rejected,
             fx_rates,

@@ -18,10 +18,19 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::model::Spooled;
+use crate::model::{Page, Spooled};
 
 /// Chunks in flight between the response and the file.
 const IN_FLIGHT: usize = 8;
+
+/// A new spool file's path in `dir`.
+fn spool_path(dir: &Path) -> PathBuf {
+    dir.join(format!(
+        "body-{}-{}.gz",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
 
 /// A body being written to a spool file.
 pub struct SpoolWriter {
@@ -33,11 +42,7 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     /// Start a new spool file in `dir` (created if missing).
     pub fn start(dir: &Path) -> Self {
-        let path = dir.join(format!(
-            "body-{}-{}.gz",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let path = spool_path(dir);
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
         let (d, p) = (dir.to_path_buf(), path.clone());
         let task = tokio::task::spawn_blocking(move || write_spool(&d, p, rx));
@@ -97,14 +102,25 @@ impl SpoolWriter {
 
 /// The writer's side: hash and gzip every chunk into `path`, then fsync.
 fn write_spool(dir: &Path, path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> io::Result<Spooled> {
+    write_gz(dir, path, std::iter::from_fn(|| rx.blocking_recv()))
+}
+
+/// Hash (SHA-256 of the plain bytes) and gzip `chunks` into a new file at `path`
+/// in `dir` (created if missing), then fsync it.
+fn write_gz(
+    dir: &Path,
+    path: PathBuf,
+    chunks: impl Iterator<Item = impl AsRef<[u8]>>,
+) -> io::Result<Spooled> {
     fs::create_dir_all(dir)?;
     let file = File::create(&path)?;
     let mut gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
     let (mut sha, mut len) = (Sha256::new(), 0u64);
-    while let Some(chunk) = rx.blocking_recv() {
-        sha.update(&chunk);
+    for chunk in chunks {
+        let chunk = chunk.as_ref();
+        sha.update(chunk);
         len += chunk.len() as u64;
-        gz.write_all(&chunk)?;
+        gz.write_all(chunk)?;
     }
     let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
@@ -113,4 +129,71 @@ fn write_spool(dir: &Path, path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> io
         sha256: hex::encode(sha.finalize()),
         len,
     })
+}
+
+/// In-memory bodies at least this large are spilled after parsing ([`spill`]).
+pub const SPILL_BYTES: usize = 4 << 20;
+
+/// Move a parsed page's body (of [`SPILL_BYTES`] or more) out of memory into a
+/// spool file in `dir`, as if it had been spooled while it arrived: the run then
+/// normalises without holding the payload, and `write_raw` keeps the file as its
+/// blob. On an error the body stays in memory (and is archived from there).
+pub fn spill(page: &mut Page, dir: &Path) -> Result<(), String> {
+    if page.spool.is_some() || page.body.len() < SPILL_BYTES {
+        return Ok(());
+    }
+    let path = spool_path(dir);
+    match write_gz(dir, path.clone(), page.body.chunks(1 << 20)) {
+        Ok(s) => {
+            page.spool = Some(s);
+            page.body = Vec::new();
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(format!("cannot spill the body to {}: {e}", path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (body size, whether it is spilled).
+    #[test]
+    fn spill_moves_large_bodies_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for (len, spilled) in [(0, false), (SPILL_BYTES - 1, false), (SPILL_BYTES, true)] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut page = Page::new("p", body.clone());
+            spill(&mut page, dir.path()).unwrap();
+            let Some(s) = &page.spool else {
+                assert!(!spilled, "{len} bytes: not spilled");
+                assert!(page.body == body, "{len} bytes: body kept");
+                continue;
+            };
+            assert!(spilled, "{len} bytes: spilled");
+            assert!(page.body.is_empty());
+            assert_eq!(s.len, len as u64);
+            assert_eq!(s.sha256, hex::encode(Sha256::digest(&body)));
+            let mut plain = Vec::new();
+            let file = File::open(&s.path).unwrap();
+            io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut plain).unwrap();
+            assert!(plain == body, "{len} bytes: the file holds the body");
+        }
+    }
+
+    #[test]
+    fn a_failed_spill_keeps_the_body_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        fs::write(&not_a_dir, b"x").unwrap();
+        let body = vec![7u8; SPILL_BYTES];
+        let mut page = Page::new("p", body.clone());
+        let e = spill(&mut page, &not_a_dir).unwrap_err();
+        assert!(e.contains("cannot spill the body"), "{e}");
+        assert!(page.spool.is_none() && page.body == body);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }

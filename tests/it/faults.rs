@@ -1045,7 +1045,7 @@ fn unknown_unit_is_rejected_with_a_detail() {
     };
     let fx = gpurent::normalise::fx_frame(&[]).unwrap();
     let b =
-        gpurent::normalise::normalise(&[o], &[], &ctx, gpurent::tables::Tables::embedded(), &fx)
+        gpurent::normalise::normalise(vec![o], &[], &ctx, gpurent::tables::Tables::embedded(), &fx)
             .unwrap();
     assert_eq!(b.reject_counts(), vec![("unknown_unit".to_string(), 1)]);
     assert_eq!(

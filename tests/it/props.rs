@@ -17,7 +17,7 @@ fn usd_per_gpu_hour(offer: RawOffer, fx: &[FxRate]) -> f64 {
         check_places: false,
     };
     let batch = normalise(
-        &[offer],
+        vec![offer],
         &[],
         &ctx,
         Tables::embedded(),

@@ -3,6 +3,7 @@
 //! whose unchanged version does the same without downloading the offer file; and a
 //! store written before blobs (each hour's own `page-NNN.gz`) that keeps working.
 
+mod spill;
 mod stream;
 
 use std::collections::HashMap;

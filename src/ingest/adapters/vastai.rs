@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -97,27 +98,89 @@ fn bad_offer(i: usize, text: &str) -> crate::model::ParseReject {
     )
 }
 
-/// The fast path: every offer read in one pass. Any offer that is not a valid
-/// record fails it, and the payload is read again offer by offer ([`Response`]).
-#[derive(Deserialize)]
-struct AllValid<'a> {
-    #[serde(borrow)]
-    offers: Vec<Offer<'a>>,
+/// The fast path: every offer read in one pass, each turned into rows as soon as it
+/// is read (no list of offers is held). Any offer that is not a valid record fails
+/// it, and the payload is read again offer by offer ([`Response`]).
+struct AllValid<'o, 'c> {
+    rows: &'o mut Vec<RawOffer>,
+    ctx: &'o ParseCtx<'c>,
+}
+
+impl<'de> Visitor<'de> for AllValid<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a vast.ai search response")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key != "offers" {
+                map.next_value::<IgnoredAny>()?;
+            } else if std::mem::replace(&mut seen, true) {
+                return Err(de::Error::duplicate_field("offers"));
+            } else {
+                map.next_value_seed(OfferRows {
+                    rows: &mut *self.rows,
+                    ctx: self.ctx,
+                })?;
+            }
+        }
+        seen.then_some(())
+            .ok_or_else(|| de::Error::missing_field("offers"))
+    }
+}
+
+/// The `offers` array of [`AllValid`], read into rows offer by offer.
+struct OfferRows<'o, 'c> {
+    rows: &'o mut Vec<RawOffer>,
+    ctx: &'o ParseCtx<'c>,
+}
+
+impl<'de> DeserializeSeed<'de> for OfferRows<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OfferRows<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of offers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(offer) = seq.next_element::<Offer>()? {
+            push_rows(self.rows, offer, self.ctx);
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a payload whose offers are all valid records, or `None`.
+fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
+    let mut rows = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let visitor = AllValid {
+        rows: &mut rows,
+        ctx,
+    };
+    de.deserialize_map(visitor).ok()?;
+    de.end().ok()?;
+    Some(rows)
 }
 
 impl Adapter for VastAi {
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
-        if let Ok(all) = serde_json::from_slice::<AllValid>(&page.body) {
-            let mut out = Parsed::default();
-            let spot = all
-                .offers
-                .iter()
-                .filter(|o| o.min_bid.is_some_and(|b| b > 0.0));
-            out.offers.reserve(all.offers.len() + spot.count());
-            for offer in all.offers {
-                push_rows(&mut out.offers, offer, ctx);
-            }
-            return Ok(out);
+        if let Some(offers) = all_valid(&page.body, ctx) {
+            return Ok(Parsed {
+                offers,
+                ..Parsed::default()
+            });
         }
         // Numbers that overflow an f64 fail only the offer that uses one (below); the
         // whole body is quoted only if it cannot be read as it is.

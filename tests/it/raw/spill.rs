@@ -1,0 +1,93 @@
+//! A large in-memory payload (here a vast.ai search response over 4 MiB) is spilled
+//! to the run's spool folder once it parses, so it is not held while the run
+//! normalises: the blob it becomes is the body gzipped under the body's SHA-256,
+//! nothing is left in `.tmp/`, and renormalise (which reads the blob back into
+//! memory) rebuilds exactly the stored rows. A second hour with the same body keeps
+//! the one blob.
+
+use std::io::Read;
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::{at, blobs};
+use crate::common::{gpurent, tempdir};
+use crate::faults::{check_store, fault_server, feeds, glob_read, ingest_env, line, raw_blob};
+use crate::faults::{vast_body, vast_feed, Fault};
+
+#[test]
+fn a_large_payload_is_spilled_and_kept_as_its_blob() {
+    let n = 60_000;
+    let body = vast_body(n);
+    assert!(
+        body.len() > 4 << 20,
+        "the payload must be over the spill size"
+    );
+    let b = body.clone();
+    let srv = fault_server(move |_| Fault::json(b.clone()));
+    let tmp = tempdir();
+    let f = feeds(
+        tmp.path(),
+        &[("vastai", vast_feed(&srv.url("/search"), ""))],
+    );
+    let store = tmp.path().join("store");
+    for h in [10, 11] {
+        let (code, out, err) = ingest_env(&f, &store, &at(h), &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        let expected = format!("vastai: ok, {n} offers read, {n} stored, 0 rejected");
+        assert!(line(&out, "vastai").starts_with(&expected), "{out}");
+    }
+    check_store(&store);
+    let left: Vec<_> = walkdir(&store.join(".tmp"));
+    assert!(left.is_empty(), "left in .tmp: {left:?}");
+
+    let blob = raw_blob(&store, "date=2024-10-07/vastai__20241007T10");
+    assert_eq!(
+        raw_blob(&store, "date=2024-10-07/vastai__20241007T11"),
+        blob
+    );
+    assert_eq!(blobs(&store), vec![blob.clone()]);
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&blob).unwrap())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == body, "the blob holds the body");
+    let sha = hex::encode(Sha256::digest(&body));
+    assert_eq!(
+        blob.file_name().unwrap().to_string_lossy(),
+        format!("{sha}.gz")
+    );
+
+    let offers = sorted(&store);
+    assert_eq!(offers.height(), 2 * n);
+    let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(sorted(&store), offers);
+}
+
+/// The stored offers in row order.
+fn sorted(store: &std::path::Path) -> DataFrame {
+    glob_read(store, "offers")
+        .unwrap()
+        .lazy()
+        .sort(
+            ["observed_at", "offer_id", "price_class"],
+            Default::default(),
+        )
+        .collect()
+        .unwrap()
+}
+
+/// Files under `dir`, recursively.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
