@@ -14,7 +14,9 @@
 //! Invariants: no network I/O except in `backfill_versions`; the observation time
 //! comes from the path, the version or the caller; `renormalise` never drops a stored
 //! hour: an hour whose raw payload is missing or no longer parses keeps its stored
-//! offers unchanged, and is counted.
+//! offers unchanged, and is counted; `renormalise` and `heal_fx` read a kept run's
+//! feed file first, so the payload of a format read as a stream (an AWS offer file)
+//! is parsed from its blob file, never read whole into memory.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +31,7 @@ use crate::ingest::{
     Stored,
 };
 use crate::model::Parsed;
-use crate::store::Store;
+use crate::store::{RawRun, Store};
 use crate::tables::Tables;
 
 /// The last `YYYY-MM-DD` in a path, if any.
@@ -459,6 +461,42 @@ pub async fn backfill_versions(
     Ok(out)
 }
 
+/// Why a kept run was not rebuilt.
+#[derive(Debug, thiserror::Error)]
+enum Unbuilt {
+    #[error("raw payload unreadable: {0}")]
+    Raw(#[from] StoreError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+}
+
+/// A kept run's feed and pages. The feed file is read first: the pages of a format
+/// read as a stream name their checked blobs (never the whole body in memory).
+fn load_run(run: &RawRun) -> Result<(Feed, Vec<Page>), Unbuilt> {
+    let text = run.feed_text()?;
+    let feed = feed::parse_feed(&PathBuf::from(format!("{}.toml", run.feed)), &text)?;
+    let (_, pages) = run.load_for(feed.adapter.reads_streams())?;
+    Ok((feed, pages))
+}
+
+/// Rebuild one kept run into `stage`; `None` when its payload holds no offers or
+/// rejects.
+fn rebuild(
+    run: &RawRun,
+    stage: &Store,
+    tables: &Tables,
+    fx: &polars::prelude::DataFrame,
+) -> Result<Option<Stored>, Unbuilt> {
+    let (feed, pages) = load_run(run)?;
+    let parsed = parse_pages(&feed, &pages, run.at)?;
+    if parsed.offers.is_empty() && parsed.rejects.is_empty() {
+        return Ok(None);
+    }
+    Ok(store_by_day(
+        &feed, parsed, run.at, stage, tables, fx, None,
+    )?)
+}
+
 /// Rebuild offers and rejects from every kept raw payload with the current tables.
 /// A stored run that cannot be rebuilt keeps its stored offers and rejects unchanged.
 pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, StoreError> {
@@ -468,32 +506,14 @@ pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, Store
     store.replace_normalised(|stage| {
         let mut out = Renormalised::default();
         for run in &runs {
-            let (text, pages) = match run.load() {
-                Ok(x) => x,
-                Err(e) => {
-                    out.failures.push(format!(
-                        "{} {}: raw payload unreadable: {e}; its stored offers are kept",
-                        run.feed, run.at
-                    ));
-                    continue;
-                }
-            };
-            let res = feed::parse_feed(&PathBuf::from(format!("{}.toml", run.feed)), &text)
-                .and_then(|feed| {
-                    let parsed = parse_pages(&feed, &pages, run.at)?;
-                    if parsed.offers.is_empty() && parsed.rejects.is_empty() {
-                        return Ok(None);
-                    }
-                    store_by_day(&feed, parsed, run.at, stage, tables, &fx, None)
-                });
-            match res {
+            match rebuild(run, stage, tables, &fx) {
                 Ok(None) => {}
                 Ok(Some((n, _))) => {
                     out.stored += n;
                     out.rebuilt += 1;
                 }
                 // A failed write to the staging tree aborts (the live tree stays).
-                Err(FeedError::Store { source, .. }) => return Err(source),
+                Err(Unbuilt::Feed(FeedError::Store { source, .. })) => return Err(source),
                 Err(e) => out.failures.push(format!(
                     "{} {}: {e}; its stored offers are kept",
                     run.feed, run.at
@@ -580,13 +600,13 @@ pub fn heal_fx(
         if !waiting.contains(&(run.feed.clone(), crate::store::hour_key(run.at))) {
             continue;
         }
-        let (text, pages) = run.load()?;
-        let batch = feed::parse_feed(&PathBuf::from(format!("{}.toml", run.feed)), &text).and_then(
-            |feed| {
-                let parsed = parse_pages(&feed, &pages, run.at)?;
-                normalise_parsed(&feed, parsed, run.at, tables, &fx)
-            },
-        );
+        let (feed, pages) = match load_run(&run) {
+            Ok(x) => x,
+            Err(Unbuilt::Raw(e)) => return Err(e),
+            Err(Unbuilt::Feed(_)) => continue, // its feed file failed when it was stored too
+        };
+        let batch = parse_pages(&feed, &pages, run.at)
+            .and_then(|parsed| normalise_parsed(&feed, parsed, run.at, tables, &fx));
         let Ok(mut batch) = batch else {
             continue; // the run failed the same way when it was stored
         };

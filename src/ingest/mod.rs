@@ -753,11 +753,7 @@ fn payload_of(
         Fetched::NotModified { validators, note } => (validators, note),
     };
     let last = last.ok_or("not modified (HTTP 304), but no version was asked about")?;
-    let loaded = if feed.adapter.reads_streams() {
-        last.run.load_spooled()
-    } else {
-        last.run.load()
-    };
+    let loaded = last.run.load_for(feed.adapter.reads_streams());
     let (_, pages) = loaded.map_err(|e| {
         format!(
             "not modified (HTTP 304 or the same version), but the last payload cannot be read: {e}"

@@ -30,8 +30,9 @@
 //! [`crate::model::Spooled`]) is adopted as its blob by a rename, its hash and the
 //! fsync done when it was spooled: no second compression, no read into memory. An
 //! existing blob is checked by streaming it through the hash. [`RawRun::load`]
-//! reads bodies into memory; [`RawRun::load_spooled`] names the checked blobs
-//! instead, for formats read as streams.
+//! reads bodies into memory; [`RawRun::load_for`] names the checked blobs instead
+//! for a format read as a stream (never its whole body in memory), the format
+//! known from the feed file, which [`RawRun::feed_text`] reads alone.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -129,33 +130,37 @@ pub fn hash_gz(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(sha.finalize()), len))
 }
 
-/// The blob at `path` as a spooled page body, checked against its name `sha`.
-fn spooled_blob(path: &Path, sha: &str) -> Result<Spooled, StoreError> {
-    let (found, len) = hash_gz(path).map_err(io(path))?;
+/// `found`, the hash of the blob at `path`, when it is the blob's name `sha`.
+fn check(path: &Path, sha: &str, found: String) -> Result<String, StoreError> {
     if found != sha {
         return Err(StoreError::BlobDamaged {
             path: path.to_path_buf(),
             found,
         });
     }
-    Ok(Spooled {
-        path: path.to_path_buf(),
-        sha256: found,
-        len,
-    })
+    Ok(found)
 }
 
-/// The body of the blob at `path`, checked against its name `sha`.
-fn read_blob(path: &Path, sha: &str) -> Result<Vec<u8>, StoreError> {
-    let body = gunzip(path)?;
-    let found = content_hash(&body);
-    if found != sha {
-        return Err(StoreError::BlobDamaged {
-            path: path.to_path_buf(),
-            found,
-        });
+/// The blob at `path` as a page labelled `label`, checked against its name `sha`:
+/// with `spooled`, a spooled body naming the blob (streamed through the hash), else
+/// the body read into memory.
+fn blob_page(path: &Path, sha: &str, label: &str, spooled: bool) -> Result<Page, StoreError> {
+    if !spooled {
+        let body = gunzip(path)?;
+        check(path, sha, content_hash(&body))?;
+        return Ok(Page::new(label, body));
     }
-    Ok(body)
+    let (found, len) = hash_gz(path).map_err(io(path))?;
+    let spool = Spooled {
+        path: path.to_path_buf(),
+        sha256: check(path, sha, found)?,
+        len,
+    };
+    Ok(Page {
+        label: label.to_string(),
+        body: Vec::new(),
+        spool: Some(spool),
+    })
 }
 
 /// An hour's `.json`.
@@ -199,49 +204,37 @@ fn write_pages(
 }
 
 impl RawRun {
-    /// The kept feed file text and pages (from blobs, or an older hour's own pages).
+    /// The kept feed file text and pages (from blobs, or an older hour's own pages),
+    /// read into memory.
     pub fn load(&self) -> Result<(String, Vec<Page>), StoreError> {
+        self.load_for(false)
+    }
+
+    /// The kept feed file text and pages; with `reads_streams` (a format read as a
+    /// stream, `Adapter::reads_streams`) each page is a spooled body naming its blob
+    /// (checked by streaming it through the hash), so a payload of hundreds of MB is
+    /// not read into memory. An hour written before blobs is read into memory.
+    pub fn load_for(&self, reads_streams: bool) -> Result<(String, Vec<Page>), StoreError> {
         if self.path.is_dir() {
-            let feed = self.path.join("feed.toml");
-            let feed_text = fs::read_to_string(&feed).map_err(io(&feed))?;
-            return Ok((feed_text, self.load_own_pages()?));
+            return Ok((self.feed_text()?, self.load_own_pages()?));
         }
         let hour = read_hour(&self.path)?;
         let pages = hour
             .blobs
             .iter()
-            .map(|r| {
-                let body = read_blob(&self.blob_path(r)?, &r.sha256)?;
-                Ok(Page {
-                    label: r.label.clone(),
-                    body,
-                    spool: None,
-                })
-            })
+            .map(|r| blob_page(&self.blob_path(r)?, &r.sha256, &r.label, reads_streams))
             .collect::<Result<_, StoreError>>()?;
         Ok((hour.feed_toml, pages))
     }
 
-    /// [`RawRun::load`] with each page a spooled body naming its blob (checked by
-    /// streaming it through the hash), so a payload of hundreds of MB is not read
-    /// into memory; an hour written before blobs is read into memory.
-    pub fn load_spooled(&self) -> Result<(String, Vec<Page>), StoreError> {
-        if self.path.is_dir() {
-            return self.load();
+    /// The kept feed file text alone (which names the adapter, and so how to load the
+    /// pages).
+    pub fn feed_text(&self) -> Result<String, StoreError> {
+        if !self.path.is_dir() {
+            return Ok(read_hour(&self.path)?.feed_toml);
         }
-        let hour = read_hour(&self.path)?;
-        let pages = hour
-            .blobs
-            .iter()
-            .map(|r| {
-                Ok(Page {
-                    label: r.label.clone(),
-                    body: Vec::new(),
-                    spool: Some(spooled_blob(&self.blob_path(r)?, &r.sha256)?),
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok((hour.feed_toml, pages))
+        let feed = self.path.join("feed.toml");
+        fs::read_to_string(&feed).map_err(io(&feed))
     }
 
     fn blob_path(&self, r: &BlobRef) -> Result<PathBuf, StoreError> {
@@ -540,8 +533,9 @@ mod tests {
         assert!(blob_files(tmp.path())[0].ends_with(format!("{}/{sha}.gz", &sha[..2])));
     }
 
-    /// A damaged blob is an error naming it; the next payload with that content
-    /// writes it again, and every hour referring to it reads again.
+    /// A damaged blob is an error naming it, read into memory or streamed through
+    /// the hash; the next payload with that content writes it again, and every hour
+    /// referring to it reads again (or names it, spooled).
     #[test]
     fn a_damaged_blob_is_named_and_rewritten() {
         let tmp = tempfile::tempdir().unwrap();
@@ -552,11 +546,14 @@ mod tests {
         let blob = blob_files(tmp.path()).remove(0);
         let check = |damage: &[u8], expected: &str| {
             fs::write(&blob, damage).unwrap();
-            let e = store.raw_runs().unwrap()[0].load().unwrap_err().to_string();
-            assert!(
-                e.contains(&blob.display().to_string()) && e.contains(expected),
-                "{e}"
-            );
+            for streams in [false, true] {
+                let run = &store.raw_runs().unwrap()[0];
+                let e = run.load_for(streams).unwrap_err().to_string();
+                assert!(
+                    e.contains(&blob.display().to_string()) && e.contains(expected),
+                    "{e}"
+                );
+            }
         };
         check(b"this is not gzip data", "invalid gzip header");
         check(
@@ -566,10 +563,14 @@ mod tests {
         store.write_raw("v", hour(2), "", &meta, &p).unwrap();
         for run in store.raw_runs().unwrap() {
             assert_eq!(run.load().unwrap().1, p, "{}", run.at);
+            let spool = run.load_for(true).unwrap().1.remove(0).spool.unwrap();
+            assert_eq!((spool.path, spool.len), (blob.clone(), 6));
+            assert_eq!(run.feed_text().unwrap(), "");
         }
     }
 
-    /// An hour written before blobs (its own page-NNN.gz and .label) reads as it did.
+    /// An hour written before blobs (its own page-NNN.gz and .label) reads as it did,
+    /// into memory even for a format read as a stream.
     #[test]
     fn hours_written_before_blobs_still_load() {
         let tmp = tempfile::tempdir().unwrap();
@@ -586,9 +587,10 @@ mod tests {
         let runs = store.raw_runs().unwrap();
         assert_eq!((runs[0].feed.as_str(), runs[0].at), ("cn", hour(5)));
         assert_eq!(
-            runs[0].load().unwrap(),
+            runs[0].load_for(true).unwrap(),
             ("format = \"x\"\n".to_string(), pages.to_vec())
         );
+        assert_eq!(runs[0].feed_text().unwrap(), "format = \"x\"\n");
         assert!(store.last_payload("cn", "format = \"x\"\n").is_none());
         // Written again, the hour is one `.json` and the older folder is gone.
         store

@@ -4,7 +4,7 @@
 //! still read whole), its blob is the body gzipped under the body's SHA-256, a body
 //! over the cap or cut off fails that feed only and leaves no file, and renormalise
 //! rebuilds the same rows. `GPURENT_STREAM_RSS=1` adds a ~200 MB offer file whose
-//! ingest must stay far below that in peak RSS.
+//! ingest and renormalise must each stay far below that in peak RSS.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -300,11 +300,13 @@ fn an_offer_file_too_large_or_cut_off_fails_alone_and_leaves_nothing() {
     }
 }
 
-/// Peak RSS of `gpurent ingest` of a ~200 MB offer file of mostly non-GPU products
-/// stays far below the file's size. Behind `GPURENT_STREAM_RSS=1` (it writes, serves
-/// and parses 200 MB; `GPURENT_STREAM_RSS_PRODUCTS` sets the number of products); it
-/// measures no time. The file is written and served from disk: a child's peak RSS
-/// (`wait4`) includes its parent's at the spawn, so the test never holds it.
+/// Peak RSS of `gpurent ingest` of a ~200 MB offer file of mostly non-GPU products,
+/// and of `gpurent renormalise` of the store it makes (which parses the kept blob as
+/// a stream and stores the same rows), stays far below the file's size. Behind
+/// `GPURENT_STREAM_RSS=1` (it writes, serves and parses 200 MB;
+/// `GPURENT_STREAM_RSS_PRODUCTS` sets the number of products); it measures no time.
+/// The file is written and served from disk: a child's peak RSS (`wait4`) includes
+/// its parent's at the spawn, so the test never holds it.
 #[test]
 fn a_large_offer_file_is_ingested_in_bounded_memory() {
     if std::env::var("GPURENT_STREAM_RSS").as_deref() != Ok("1") {
@@ -324,23 +326,31 @@ fn a_large_offer_file_is_ingested_in_bounded_memory() {
     let url = serve_file(file);
     let f = feeds(tmp.path(), &[("aws", aws_feed(&url, "timeout_s = 600\n"))]);
     let store = tmp.path().join("store");
-    let (code, peak_rss) = ingest_rss(&f, &store, tmp.path());
-    let out = std::fs::read_to_string(tmp.path().join("stdout")).unwrap();
-    let err = std::fs::read_to_string(tmp.path().join("stderr")).unwrap();
-    assert_eq!(code, 0, "{out}{err}");
+    let (f, s) = (f.to_str().unwrap(), store.to_str().unwrap());
+    let ingest = ["ingest", "--feeds", f, "--store", s, "--at", &at(10)];
+    let (out, ingest_rss) = gpurent_rss(&ingest, tmp.path());
     assert!(
         line(&out, "aws").starts_with("aws: ok, 5 offers read"),
         "{out}"
     );
-    eprintln!(
-        "offer file {} MiB, peak RSS of the ingest {} MiB",
-        size >> 20,
-        peak_rss >> 20
-    );
+    let offers = frame(&store, "offers");
+    let (out, renormalise_rss) = gpurent_rss(&["renormalise", "--store", s], tmp.path());
     assert!(
-        peak_rss < size / 2,
-        "peak RSS {peak_rss} bytes for a {size} byte offer file"
+        out.contains("1 runs rebuilt, 4 offers stored, 0 failed"),
+        "{out}"
     );
+    assert_eq!(frame(&store, "offers"), offers, "renormalised");
+    for (what, peak_rss) in [("ingest", ingest_rss), ("renormalise", renormalise_rss)] {
+        eprintln!(
+            "offer file {} MiB, peak RSS of the {what} {} MiB",
+            size >> 20,
+            peak_rss >> 20
+        );
+        assert!(
+            peak_rss < size / 2,
+            "{what}: peak RSS {peak_rss} bytes for a {size} byte offer file"
+        );
+    }
 }
 
 /// A loopback server that answers every request with the file at `path`, copied
@@ -366,17 +376,13 @@ fn serve_file(path: std::path::PathBuf) -> String {
     });
     format!("http://{addr}{MIRROR}")
 }
-/// Run `gpurent ingest` as a child (stdout, stderr into files in `dir`); its exit
-/// code and peak RSS in bytes from the kernel's `wait4` rusage.
+/// Run `gpurent <args>` as a child (stdout, stderr into files in `dir`), which must
+/// succeed; its stdout and peak RSS in bytes from the kernel's `wait4` rusage.
 // The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
-fn ingest_rss(feeds: &Path, store: &Path, dir: &Path) -> (i32, usize) {
+fn gpurent_rss(args: &[&str], dir: &Path) -> (String, usize) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_gpurent"))
-        .args(["ingest", "--feeds"])
-        .arg(feeds)
-        .arg("--store")
-        .arg(store)
-        .args(["--at", &at(10)])
+        .args(args)
         .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
         .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
         .spawn()
@@ -395,12 +401,11 @@ fn ingest_rss(feeds: &Path, store: &Path, dir: &Path) -> (i32, usize) {
             std::io::ErrorKind::Interrupted
         );
     }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (code, ru.ru_maxrss as usize * 1024)
+    let out = std::fs::read_to_string(dir.join("stdout")).unwrap();
+    let err = std::fs::read_to_string(dir.join("stderr")).unwrap();
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    assert!(ok, "gpurent {args:?}: status {status}\n{out}{err}");
+    (out, ru.ru_maxrss as usize * 1024)
 }
 
 /// A spooled offer file that does not parse fails its feed with the parse error and
