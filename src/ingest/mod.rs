@@ -15,7 +15,8 @@
 //! is still in force, so it is parsed and stored again under this hour (a snapshot
 //! like any other, marked `not_modified`), never counted as a failure. A version
 //! index naming the version kept with the last payload (AWS's region index) counts
-//! the same way; an index that could not be used is said in the feed's line.
+//! the same way; an index that could not be used, or a versioned file fetched from
+//! the feed URL instead, is said in the feed's line.
 
 pub mod adapters;
 pub mod backfill;

@@ -1,6 +1,7 @@
 //! Raw payloads as the binary keeps them: each distinct page once, by content hash;
 //! a conditional GET whose 304 ingests the last payload again; AWS's region index,
-//! whose unchanged version does the same without downloading the offer file; and a
+//! whose unchanged version does the same without downloading the offer file, and
+//! whose unusable index or failed versioned file falls back to the feed URL; and a
 //! store written before blobs (each hour's own `page-NNN.gz`) that keeps working.
 
 mod stream;
@@ -428,6 +429,143 @@ fn aws_offer_without_a_usable_index_fetches_the_feed_url() {
             aws_raw_hour(&store, 12)["version"].as_str(),
             Some(v1.as_str())
         );
+    }
+}
+
+/// An AWS server whose region index names version `v1` of us-east-1, whose `v1`
+/// file answers `versioned` and whose feed URL answers `current` (`None`: the
+/// recorded offer file under `AWS_ETAG`); `/vast` serves 3 vast.ai offers. The
+/// feeds `aws` and `vast` in a new temporary folder.
+fn fallback_case(versioned: Fault, current: Option<Fault>) -> (FaultServer, tempfile::TempDir) {
+    let (srv, routes) = aws_server();
+    let v1 = aws_version("20241001000000", "us-east-1");
+    {
+        let mut r = routes.lock().unwrap();
+        r.insert(AWS_INDEX.into(), region_index(&[("us-east-1", &v1)]));
+        r.insert(v1, versioned);
+        let current =
+            current.unwrap_or_else(|| tagged(sample("aws_offer.sample.json"), "ETag", AWS_ETAG));
+        r.insert(AWS_CURRENT.into(), current);
+        r.insert("/vast".into(), Fault::json(vast_body(3)));
+    }
+    let tmp = tempdir();
+    let vast = vast_feed(&srv.url("/vast"), "");
+    feeds(tmp.path(), &[("aws", aws_feed(&srv)), ("vast", vast)]);
+    (srv, tmp)
+}
+
+/// A versioned offer file answered 500, or cut off, after its retries.
+fn broken_versions() -> [(Fault, &'static str); 2] {
+    let body = sample("aws_offer.sample.json");
+    let keep = body.len() / 2;
+    [
+        (
+            Fault::status(500, &[]),
+            "HTTP status 500 (gave up after 2 attempts)",
+        ),
+        (Fault::Truncate { body, keep }, "body ended early after"),
+    ]
+}
+
+/// A versioned offer file that fails loses no run: the feed URL is fetched as for
+/// an unusable index (conditionally the next hour, whose 304 stores the last
+/// payload again), the rows are those of the versioned file, the line and the log
+/// say why, and no version is kept.
+#[test]
+fn aws_offer_whose_versioned_file_fails_fetches_the_feed_url() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    let reference = {
+        let (_srv, tmp) = fallback_case(aws_offer_file("20241001000000", "98.3200000000"), None);
+        let store = tmp.path().join("store");
+        let (code, out, err) = ingest_env(&tmp.path().join("feeds"), &store, &at(10), &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(line(&out, "aws"), format!("aws: ok, {AWS_LINE}"));
+        offers_of_hour(&check_store(&store), 10)
+    };
+    assert_eq!(reference.height(), 4 + 3, "aws and vast offers");
+    for (versioned, why) in broken_versions() {
+        let (srv, tmp) = fallback_case(versioned, None);
+        let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+        for (h, reused) in [
+            (10, ""),
+            (11, " (not modified: last payload ingested again)"),
+        ] {
+            let (code, out, err) = ingest_env(&f, &store, &at(h), &[]);
+            assert_eq!(code, 0, "{why}: {out}{err}");
+            let got = line(&out, "aws");
+            let expected = format!(
+                "aws: ok{reused}, {AWS_LINE}; versioned file not fetched (GET {}: ",
+                srv.url(&v1)
+            );
+            assert!(
+                got.starts_with(&expected)
+                    && got.contains(why)
+                    && got.ends_with("); fetched the feed URL"),
+                "{why}: {got}"
+            );
+            assert_eq!(run_record(&store, h)["feeds"][0]["line"], got);
+            assert!(
+                err.contains("versioned file not fetched, fetching the feed URL"),
+                "{why}: {err}"
+            );
+            assert_eq!(aws_raw_hour(&store, h).get("version"), None, "{why}");
+        }
+        assert_eq!(hits_of(&srv, &v1), 4, "{why}: two attempts an hour");
+        assert_eq!(hits_of(&srv, AWS_CURRENT), 2, "{why}");
+        let offers = check_store(&store);
+        assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
+        assert_eq!(offers_of_hour(&offers, 10), reference, "{why}");
+    }
+}
+
+/// When the feed URL fetched instead of a failed versioned file fails too, the feed
+/// fails with both errors, each naming its URL; the other feeds of the run are
+/// stored as ever.
+#[test]
+fn aws_offer_fails_when_the_versioned_file_and_the_feed_url_fail() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    let [(five_hundred, why_500), (cut_off, why_cut)] = broken_versions();
+    for (versioned, why, current, then) in [
+        (
+            five_hundred,
+            why_500,
+            Fault::status(404, &[]),
+            "{url}: HTTP status 404",
+        ),
+        (
+            cut_off,
+            why_cut,
+            Fault::status(503, &[]),
+            "GET {url}: HTTP status 503 (gave up after 2 attempts)",
+        ),
+    ] {
+        let (srv, tmp) = fallback_case(versioned, Some(current));
+        let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+        let (code, out, err) = ingest_env(&f, &store, &at(10), &[]);
+        assert_eq!(code, 1, "{why}: {out}{err}");
+        let got = line(&out, "aws");
+        let (first, second) = got
+            .split_once("; the feed URL fetched instead failed too: ")
+            .unwrap_or_else(|| panic!("{why}: {got}"));
+        assert!(
+            first.starts_with(&format!("aws: FAILED: feed aws: GET {}: ", srv.url(&v1)))
+                && first.contains(why),
+            "{why}: {got}"
+        );
+        assert_eq!(
+            second,
+            then.replace("{url}", &srv.url(AWS_CURRENT)),
+            "{why}"
+        );
+        assert_eq!(
+            line(&out, "vast"),
+            "vast: ok, 3 offers read, 3 stored, 0 rejected"
+        );
+        assert!(err.contains("versioned file not fetched"), "{why}: {err}");
+        let offers = check_store(&store);
+        let feeds = offers.column("feed").unwrap().str().unwrap();
+        assert!(feeds.iter().all(|f| f == Some("vast")), "{why}");
+        assert_eq!(offers.height(), 3, "{why}");
     }
 }
 
