@@ -229,7 +229,8 @@ pub async fn fetch(
 /// one request and no next page is asked: for a paged payload one page's 304 would
 /// not say that the others are unchanged. With `spool` (a folder the caller owns
 /// and removes), a format whose adapter reads streams is spooled there when the
-/// feed has no secret.
+/// feed has no secret. The caller gives `known` only for a payload it can read
+/// back: an unchanged version or a 304 stands for it.
 pub async fn fetch_if_changed(
     client: &reqwest::Client,
     feed: &Feed,

@@ -1,16 +1,19 @@
 //! Raw payloads as the binary keeps them: each distinct page once, by content hash;
 //! a conditional GET whose 304 ingests the last payload again; AWS's region index,
 //! whose unchanged version does the same without downloading the offer file, and
-//! whose unusable index or failed versioned file falls back to the feed URL; and a
-//! store written before blobs (each hour's own `page-NNN.gz`) that keeps working.
+//! whose unusable index or failed versioned file falls back to the feed URL; a lost
+//! kept blob, fetched again rather than asked about; and a store written before
+//! blobs (each hour's own `page-NNN.gz`) that keeps working.
 
 mod stream;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::common::{gpurent, sample, tempdir};
 use crate::faults::{
@@ -566,6 +569,113 @@ fn aws_offer_fails_when_the_versioned_file_and_the_feed_url_fail() {
         let feeds = offers.column("feed").unwrap().str().unwrap();
         assert!(feeds.iter().all(|f| f == Some("vast")), "{why}");
         assert_eq!(offers.height(), 3, "{why}");
+    }
+}
+
+/// Ways a kept blob is lost, and what the error then says: deleted, or replaced by
+/// another body (its content no longer hashes to its name).
+const LOST_BLOBS: [(&str, &str); 2] = [
+    ("deleted", "No such file or directory"),
+    ("damaged", "damaged: its content hashes to"),
+];
+
+fn lose_blob(blob: &Path, how: &str) {
+    match how {
+        "deleted" => std::fs::remove_file(blob).unwrap(),
+        _ => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            gz.write_all(b"{\"offers\": []}").unwrap();
+            std::fs::write(blob, gz.finish().unwrap()).unwrap();
+        }
+    }
+}
+
+/// True when the blob is gzip whose body hashes to the blob's name.
+fn intact(blob: &Path) -> bool {
+    let mut body = Vec::new();
+    let read = std::fs::File::open(blob)
+        .and_then(|f| flate2::read::GzDecoder::new(f).read_to_end(&mut body));
+    let name = format!("{}.gz", hex::encode(Sha256::digest(&body)));
+    read.is_ok() && blob.file_name().unwrap().to_string_lossy() == name
+}
+
+/// The line of a feed whose kept payload was lost: `ok` and `counts`, then the note
+/// naming the blob and why.
+fn assert_refetched(got: &str, feed: &str, counts: &str, blob: &Path, why: &str) {
+    let start = format!(
+        "{feed}: ok, {counts}; last payload cannot be read ({}: ",
+        blob.display()
+    );
+    assert!(
+        got.starts_with(&start) && got.contains(why) && got.ends_with("); fetched in full"),
+        "{why}: {got}"
+    );
+}
+
+/// An unchanged version whose kept blob was deleted or damaged downloads the
+/// versioned file again: the line and the log say why, the rows are those of the
+/// hour before, the blob is whole again, and the next hour reads it without a
+/// download.
+#[test]
+fn aws_offer_whose_blob_is_lost_downloads_its_version_again() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    for (how, why) in LOST_BLOBS {
+        let (srv, tmp) = fallback_case(aws_offer_file("20241001000000", "98.3200000000"), None);
+        let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+        assert_eq!(ingest_env(&f, &store, &at(10), &[]).0, 0);
+        let blob = raw_blob(&store, "date=2024-10-07/aws__20241007T10");
+        lose_blob(&blob, how);
+        assert!(!intact(&blob), "{how}");
+
+        let (code, out, err) = ingest_env(&f, &store, &at(11), &[]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        assert_refetched(line(&out, "aws"), "aws", AWS_LINE, &blob, why);
+        assert!(
+            err.contains("last payload cannot be read, fetching in full"),
+            "{how}: {err}"
+        );
+        assert_eq!(hits_of(&srv, &v1), 2, "{how}: downloaded again");
+        let hour = aws_raw_hour(&store, 11);
+        assert_eq!(
+            (hour["version"].as_str(), hour.get("not_modified")),
+            (Some(v1.as_str()), None),
+            "{how}"
+        );
+        assert!(intact(&blob), "{how}: the blob is written again");
+        let offers = check_store(&store);
+        assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
+
+        let (code, out, err) = ingest_env(&f, &store, &at(12), &[]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        assert_eq!(
+            line(&out, "aws"),
+            format!("aws: ok (not modified: last payload ingested again), {AWS_LINE}")
+        );
+        assert_eq!(hits_of(&srv, &v1), 2, "{how}: no third download");
+    }
+}
+
+/// A kept payload that cannot be read is not asked about (a 304 would leave nothing
+/// to store): the feed is fetched unconditionally, the line says why, and the blob
+/// is whole again.
+#[test]
+fn a_lost_blob_is_not_asked_about() {
+    for (how, why) in LOST_BLOBS {
+        let srv = versioned("ETag", "If-None-Match", "\"v1\"");
+        let tmp = tempdir();
+        let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url, ""))]);
+        let store = tmp.path().join("store");
+        assert_eq!(ingest_env(&f, &store, &at(10), &[]).0, 0);
+        let blob = raw_blob(&store, "date=2024-10-07/vast__20241007T10");
+        lose_blob(&blob, how);
+
+        let (code, out, err) = ingest_env(&f, &store, &at(11), &[]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        let counts = "5 offers read, 5 stored, 0 rejected";
+        assert_refetched(line(&out, "vast"), "vast", counts, &blob, why);
+        assert_eq!(*srv.asked.lock().unwrap(), [None, None], "{how}");
+        assert!(intact(&blob), "{how}");
+        assert_eq!(check_store(&store).height(), 10, "{how}");
     }
 }
 
