@@ -34,6 +34,14 @@ pub enum FeedError {
         url: String,
         limit_bytes: usize,
     },
+    /// A version index's versioned file failed (`first`), and so did the feed URL
+    /// fetched instead (`then`); each message without the feed's name.
+    #[error("feed {feed}: {first}; the feed URL fetched instead failed too: {then}")]
+    Fallback {
+        feed: String,
+        first: String,
+        then: String,
+    },
     #[error("feed {feed}: {source_name}: malformed payload: {error}")]
     Parse {
         feed: String,

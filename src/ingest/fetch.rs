@@ -14,7 +14,10 @@
 //! [`Fetched::NotModified`] without a request for the payload; otherwise the versioned
 //! payload is fetched and the version kept with it. An index that fails or cannot be
 //! read never fails the feed: the feed URL is fetched as without one, and the answer's
-//! `note` says why.
+//! `note` says why. Nor does a versioned payload that fails (an HTTP error after the
+//! retries, a body cut off or over the cap): the feed URL is fetched instead, once,
+//! and only if that fails too does the feed fail ([`FeedError::Fallback`], naming
+//! both).
 //!
 //! A format whose adapter reads streams (`Adapter::reads_streams`, AWS offer files)
 //! has its body spooled, when a spool folder is given and the feed has no secret:
@@ -190,9 +193,16 @@ pub enum Fetched {
 }
 
 impl Fetched {
-    fn with_note(mut self, why: Option<String>) -> Self {
+    /// This answer with `first` put before its note (joined by "; ").
+    pub fn noted(mut self, first: Option<String>) -> Self {
+        let Some(first) = first else { return self };
         match &mut self {
-            Fetched::Pages { note, .. } | Fetched::NotModified { note, .. } => *note = why,
+            Fetched::Pages { note, .. } | Fetched::NotModified { note, .. } => {
+                *note = Some(match note.take() {
+                    Some(n) => format!("{first}; {n}"),
+                    None => first,
+                });
+            }
         }
         self
     }
@@ -219,7 +229,8 @@ pub async fn fetch(
 /// one request and no next page is asked: for a paged payload one page's 304 would
 /// not say that the others are unchanged. With `spool` (a folder the caller owns
 /// and removes), a format whose adapter reads streams is spooled there when the
-/// feed has no secret.
+/// feed has no secret. The caller gives `known` only for a payload it can read
+/// back: an unchanged version or a 304 stands for it.
 pub async fn fetch_if_changed(
     client: &reqwest::Client,
     feed: &Feed,
@@ -231,47 +242,121 @@ pub async fn fetch_if_changed(
     let cfg = &feed.config;
     let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
     let url = match &cfg.source {
-        Source::File(path) => {
-            let mut pages = read_recorded(&cfg.name, path).await?;
-            for p in &mut pages {
-                scrub_bytes(&mut p.body, secret);
-            }
-            return Ok(Fetched::Pages {
-                pages,
-                validators: Validators::default(),
-                note: None,
-            });
-        }
+        Source::File(path) => return fetch_recorded(&cfg.name, path, secret).await,
         Source::Http(url) => url,
     };
-    let note = match feed.adapter.version_index(url) {
+    let detour = match feed.adapter.version_index(url) {
         None => None,
-        Some(index) => match current_version(client, feed, url, &index, secret).await {
-            Ok((version, req)) => {
-                return fetch_version(client, feed, version, req, secret, known, spool).await
-            }
-            Err(why) => Some(fallback_note(&cfg.name, &why)),
+        Some(index) => match fetch_indexed(client, feed, url, &index, secret, known, spool).await {
+            Ok(fetched) => return Ok(fetched),
+            Err(d) => Some(d),
         },
     };
+    let fetched = fetch_url(client, feed, url, secret, now, known, spool).await;
+    let Some(detour) = detour else {
+        return fetched;
+    };
+    match (fetched, detour.failed) {
+        (Ok(f), _) => Ok(f.noted(Some(detour.note))),
+        (Err(e), Some(first)) => Err(FeedError::Fallback {
+            feed: cfg.name.clone(),
+            first,
+            then: unprefixed(&cfg.name, &e),
+        }),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// A recorded payload as one fetched, scrubbed of the secret.
+async fn fetch_recorded(
+    feed: &str,
+    path: &Path,
+    secret: Option<&str>,
+) -> Result<Fetched, FeedError> {
+    let mut pages = read_recorded(feed, path).await?;
+    for p in &mut pages {
+        scrub_bytes(&mut p.body, secret);
+    }
+    Ok(Fetched::Pages {
+        pages,
+        validators: Validators::default(),
+        note: None,
+    })
+}
+
+/// Why a feed with a version index was fetched from its feed URL instead: the
+/// note that says so and, when the versioned file failed, its error (without the
+/// feed's name).
+struct Detour {
+    note: String,
+    failed: Option<String>,
+}
+
+/// The payload by way of the version index: the version it names, then that
+/// version's payload; `Err` when either cannot be had, to fall back to the feed URL.
+async fn fetch_indexed(
+    client: &reqwest::Client,
+    feed: &Feed,
+    url: &str,
+    index: &Request,
+    secret: Option<&str>,
+    known: Option<&Validators>,
+    spool: Option<&Path>,
+) -> Result<Fetched, Detour> {
+    let name = &feed.config.name;
+    let (version, req) = current_version(client, feed, url, index, secret)
+        .await
+        .map_err(|why| Detour {
+            note: fallback_note(name, "version index not used", &why),
+            failed: None,
+        })?;
+    fetch_version(client, feed, version, req, secret, known, spool)
+        .await
+        .map_err(|e| {
+            let why = unprefixed(name, &e);
+            Detour {
+                note: fallback_note(name, "versioned file not fetched", &why),
+                failed: Some(why),
+            }
+        })
+}
+
+/// The feed URL's payload, asked conditionally when `known` names a version and
+/// the adapter makes one request.
+async fn fetch_url(
+    client: &reqwest::Client,
+    feed: &Feed,
+    url: &str,
+    secret: Option<&str>,
+    now: DateTime<Utc>,
+    known: Option<&Validators>,
+    spool: Option<&Path>,
+) -> Result<Fetched, FeedError> {
     let requests = feed
         .adapter
         .requests(url, secret, now)
         .map_err(|m| FeedError::Http {
-            feed: cfg.name.clone(),
+            feed: feed.config.name.clone(),
             url: shown_url(url),
             message: redact(m.to_string(), secret),
         })?;
     let known =
         known.filter(|v| requests.len() == 1 && (v.etag.is_some() || v.last_modified.is_some()));
-    Ok(fetch_pages(client, feed, requests, secret, known, spool)
-        .await?
-        .with_note(note))
+    fetch_pages(client, feed, requests, secret, known, spool).await
 }
 
-/// Log that the version index of `feed` is not used, and why; the note that says so.
-fn fallback_note(feed: &str, why: &str) -> String {
-    tracing::warn!(feed = %feed, "version index not used, fetching the feed URL: {why}");
-    format!("version index not used ({why}); fetched the feed URL")
+/// Log that the feed URL of `feed` is fetched instead of the way `what` says, and
+/// why; the note that says so.
+fn fallback_note(feed: &str, what: &str, why: &str) -> String {
+    tracing::warn!(feed = %feed, "{what}, fetching the feed URL: {why}");
+    format!("{what} ({why}); fetched the feed URL")
+}
+
+/// An error's message without the leading `feed <name>: ` its display starts with.
+fn unprefixed(feed: &str, e: &FeedError) -> String {
+    let m = e.to_string();
+    let prefix = format!("feed {feed}: ");
+    m.strip_prefix(&prefix).map_or(m.clone(), str::to_string)
 }
 
 /// The version the adapter's index (fetched with `index`) names for `url`, and the
@@ -283,16 +368,11 @@ async fn current_version(
     index: &Request,
     secret: Option<&str>,
 ) -> Result<(String, Request), String> {
-    let prefix = format!("feed {}: ", feed.config.name);
-    let unprefixed = |e: FeedError| {
-        let m = e.to_string();
-        m.strip_prefix(&prefix).map_or(m.clone(), str::to_string)
-    };
     let mut body = match fetch_one(client, feed, index, secret, None, None).await {
         Ok(Response::Body(Body::Memory(body), _)) => body,
         Ok(Response::Body(Body::Spooled(_), _)) => unreachable!("an index is never spooled"),
         Ok(Response::NotModified(_)) => return Err("304 to an unconditional request".into()),
-        Err(e) => return Err(unprefixed(e)),
+        Err(e) => return Err(unprefixed(&feed.config.name, &e)),
     };
     scrub_bytes(&mut body, secret);
     feed.adapter

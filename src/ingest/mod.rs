@@ -15,7 +15,11 @@
 //! is still in force, so it is parsed and stored again under this hour (a snapshot
 //! like any other, marked `not_modified`), never counted as a failure. A version
 //! index naming the version kept with the last payload (AWS's region index) counts
-//! the same way; an index that could not be used is said in the feed's line.
+//! the same way; an index that could not be used, or a versioned file fetched from
+//! the feed URL instead, is said in the feed's line. The last kept payload is read
+//! back (its blobs checked) before the server is asked about it: one that cannot be
+//! read is not asked about, so the payload is fetched in full (writing its blob
+//! again), and the feed's line and the log say why.
 
 pub mod adapters;
 pub mod backfill;
@@ -556,7 +560,7 @@ pub async fn run(
 /// and store each feed, heal runs that waited for FX, scrub the outcomes.
 fn store_all(
     to_fetch: Vec<ToFetch>,
-    fetched: Vec<Option<Result<Fetched, FeedError>>>,
+    fetched: Vec<Option<FetchedRun>>,
     (store, spool): (&Store, &std::path::Path),
     at: DateTime<Utc>,
     tables: &Tables,
@@ -649,30 +653,39 @@ fn select(
     to_fetch
 }
 
+/// The last kept payload of a feed, read back (its blobs checked against their
+/// hashes) before the server is asked whether it changed.
+#[derive(Debug)]
+struct Kept {
+    pages: Vec<Page>,
+    validators: Validators,
+}
+
+/// What fetching one feed brought, and the kept payload it asked about.
+type FetchedRun = (Result<Fetched, FeedError>, Option<Kept>);
+
 /// Fetch every feed concurrently (conditionally where the last payload's version is
-/// known); the results are in `to_fetch`'s order.
+/// known and that payload can be read); the results are in `to_fetch`'s order.
 async fn fetch_all(
     to_fetch: &[ToFetch],
     client: &reqwest::Client,
     at: DateTime<Utc>,
     spool: &std::path::Path,
-) -> Vec<Option<Result<Fetched, FeedError>>> {
+) -> Vec<Option<FetchedRun>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, f) in to_fetch.iter().enumerate() {
         let (feed, secret, client) = (Arc::clone(&f.feed), f.secret.clone(), client.clone());
-        let known = f.last.as_ref().map(|l| l.validators.clone());
-        let spool = spool.to_path_buf();
+        let (last, spool) = (f.last.clone(), spool.to_path_buf());
         set.spawn(async move {
+            let (kept, unread) = kept_of(&feed, last).await;
+            let known = kept.as_ref().map(|k| &k.validators);
             let secret = secret.as_deref();
-            let (known, spool) = (known.as_ref(), Some(spool.as_path()));
-            (
-                i,
-                fetch::fetch_if_changed(&client, &feed, secret, at, known, spool).await,
-            )
+            let fetched =
+                fetch::fetch_if_changed(&client, &feed, secret, at, known, Some(&spool)).await;
+            (i, (fetched.map(|f| f.noted(unread)), kept))
         });
     }
-    let mut fetched: Vec<Option<Result<Fetched, FeedError>>> =
-        (0..to_fetch.len()).map(|_| None).collect();
+    let mut fetched: Vec<Option<FetchedRun>> = (0..to_fetch.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok((i, r)) => fetched[i] = Some(r),
@@ -682,12 +695,49 @@ async fn fetch_all(
     fetched
 }
 
+/// The last payload kept for `feed`, read off the runtime's worker threads; or,
+/// when it cannot be read (a blob deleted or damaged), none and the note that
+/// says why, so that the payload is fetched in full (and its blob written again).
+async fn kept_of(feed: &Arc<Feed>, last: Option<LastPayload>) -> (Option<Kept>, Option<String>) {
+    let Some(last) = last else {
+        return (None, None);
+    };
+    let f = Arc::clone(feed);
+    let read = tokio::task::spawn_blocking(move || read_kept(&f, &last)).await;
+    match read.unwrap_or_else(|e| Err(e.to_string())) {
+        Ok(kept) => (Some(kept), None),
+        Err(why) => {
+            let name = &feed.config.name;
+            tracing::warn!(feed = %name, "last payload cannot be read, fetching in full: {why}");
+            (
+                None,
+                Some(format!(
+                    "last payload cannot be read ({why}); fetched in full"
+                )),
+            )
+        }
+    }
+}
+
+/// Read a kept payload; a format read as a stream names the checked blobs rather
+/// than reading them into memory.
+fn read_kept(feed: &Feed, last: &LastPayload) -> Result<Kept, String> {
+    let (_, pages) = last
+        .run
+        .load_for(feed.adapter.reads_streams())
+        .map_err(|e| e.to_string())?;
+    Ok(Kept {
+        pages,
+        validators: last.validators.clone(),
+    })
+}
+
 /// Parse and check every fetched payload; a failed one is quarantined. A large
 /// body that parsed is spilled to the run's `spool` folder ([`spool::spill`]), so
 /// the payloads of all feeds are not held while each is normalised.
 fn parse_all(
     to_fetch: &[ToFetch],
-    fetched: Vec<Option<Result<Fetched, FeedError>>>,
+    fetched: Vec<Option<FetchedRun>>,
     (store, spool): (&Store, &std::path::Path),
     at: DateTime<Utc>,
     outcomes: &mut BTreeMap<String, Status>,
@@ -696,8 +746,8 @@ fn parse_all(
     for (f, result) in to_fetch.iter().zip(fetched) {
         let (feed, name) = (&f.feed, f.feed.config.name.clone());
         let payload = match result {
-            Some(Ok(fetched)) => payload_of(feed, fetched, f.last.as_ref()),
-            Some(Err(e)) => Err(e.to_string()),
+            Some((Ok(fetched), kept)) => payload_of(fetched, kept),
+            Some((Err(e), _)) => Err(e.to_string()),
             None => Err("fetch task did not finish".into()),
         };
         let payload = match payload {
@@ -729,14 +779,9 @@ fn parse_all(
 }
 
 /// The payload a fetch stands for. After a 304 (or an unchanged version) it is the
-/// last kept payload, read back from the store, under the validators the 304
-/// carried (else the kept ones). A format read as a stream names the kept blobs
-/// rather than reading them into memory.
-fn payload_of(
-    feed: &Feed,
-    fetched: Fetched,
-    last: Option<&LastPayload>,
-) -> Result<Payload, String> {
+/// last kept payload, read back before the fetch, under the validators the 304
+/// carried (else the kept ones).
+fn payload_of(fetched: Fetched, kept: Option<Kept>) -> Result<Payload, String> {
     let (fresh, note) = match fetched {
         Fetched::Pages {
             pages,
@@ -752,20 +797,14 @@ fn payload_of(
         }
         Fetched::NotModified { validators, note } => (validators, note),
     };
-    let last = last.ok_or("not modified (HTTP 304), but no version was asked about")?;
-    let loaded = last.run.load_for(feed.adapter.reads_streams());
-    let (_, pages) = loaded.map_err(|e| {
-        format!(
-            "not modified (HTTP 304 or the same version), but the last payload cannot be read: {e}"
-        )
-    })?;
-    let kept = &last.validators;
+    let Kept { pages, validators } =
+        kept.ok_or("not modified (HTTP 304), but no version was asked about")?;
     Ok(Payload {
         pages,
         validators: Validators {
-            etag: fresh.etag.or_else(|| kept.etag.clone()),
-            last_modified: fresh.last_modified.or_else(|| kept.last_modified.clone()),
-            version: fresh.version.or_else(|| kept.version.clone()),
+            etag: fresh.etag.or(validators.etag),
+            last_modified: fresh.last_modified.or(validators.last_modified),
+            version: fresh.version.or(validators.version),
         },
         not_modified: true,
         note,

@@ -1,16 +1,20 @@
 //! Raw payloads as the binary keeps them: each distinct page once, by content hash;
 //! a conditional GET whose 304 ingests the last payload again; AWS's region index,
-//! whose unchanged version does the same without downloading the offer file; and a
-//! store written before blobs (each hour's own `page-NNN.gz`) that keeps working.
+//! whose unchanged version does the same without downloading the offer file, and
+//! whose unusable index or failed versioned file falls back to the feed URL; a lost
+//! kept blob, fetched again rather than asked about; and a store written before
+//! blobs (each hour's own `page-NNN.gz`) that keeps working.
 
 mod spill;
 mod stream;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::common::{gpurent, sample, tempdir};
 use crate::faults::{
@@ -429,6 +433,250 @@ fn aws_offer_without_a_usable_index_fetches_the_feed_url() {
             aws_raw_hour(&store, 12)["version"].as_str(),
             Some(v1.as_str())
         );
+    }
+}
+
+/// An AWS server whose region index names version `v1` of us-east-1, whose `v1`
+/// file answers `versioned` and whose feed URL answers `current` (`None`: the
+/// recorded offer file under `AWS_ETAG`); `/vast` serves 3 vast.ai offers. The
+/// feeds `aws` and `vast` in a new temporary folder.
+fn fallback_case(versioned: Fault, current: Option<Fault>) -> (FaultServer, tempfile::TempDir) {
+    let (srv, routes) = aws_server();
+    let v1 = aws_version("20241001000000", "us-east-1");
+    {
+        let mut r = routes.lock().unwrap();
+        r.insert(AWS_INDEX.into(), region_index(&[("us-east-1", &v1)]));
+        r.insert(v1, versioned);
+        let current =
+            current.unwrap_or_else(|| tagged(sample("aws_offer.sample.json"), "ETag", AWS_ETAG));
+        r.insert(AWS_CURRENT.into(), current);
+        r.insert("/vast".into(), Fault::json(vast_body(3)));
+    }
+    let tmp = tempdir();
+    let vast = vast_feed(&srv.url("/vast"), "");
+    feeds(tmp.path(), &[("aws", aws_feed(&srv)), ("vast", vast)]);
+    (srv, tmp)
+}
+
+/// A versioned offer file answered 500, or cut off, after its retries.
+fn broken_versions() -> [(Fault, &'static str); 2] {
+    let body = sample("aws_offer.sample.json");
+    let keep = body.len() / 2;
+    [
+        (
+            Fault::status(500, &[]),
+            "HTTP status 500 (gave up after 2 attempts)",
+        ),
+        (Fault::Truncate { body, keep }, "body ended early after"),
+    ]
+}
+
+/// A versioned offer file that fails loses no run: the feed URL is fetched as for
+/// an unusable index (conditionally the next hour, whose 304 stores the last
+/// payload again), the rows are those of the versioned file, the line and the log
+/// say why, and no version is kept.
+#[test]
+fn aws_offer_whose_versioned_file_fails_fetches_the_feed_url() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    let reference = {
+        let (_srv, tmp) = fallback_case(aws_offer_file("20241001000000", "98.3200000000"), None);
+        let store = tmp.path().join("store");
+        let (code, out, err) = ingest_env(&tmp.path().join("feeds"), &store, &at(10), &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(line(&out, "aws"), format!("aws: ok, {AWS_LINE}"));
+        offers_of_hour(&check_store(&store), 10)
+    };
+    assert_eq!(reference.height(), 4 + 3, "aws and vast offers");
+    for (versioned, why) in broken_versions() {
+        let (srv, tmp) = fallback_case(versioned, None);
+        let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+        for (h, reused) in [
+            (10, ""),
+            (11, " (not modified: last payload ingested again)"),
+        ] {
+            let (code, out, err) = ingest_env(&f, &store, &at(h), &[]);
+            assert_eq!(code, 0, "{why}: {out}{err}");
+            let got = line(&out, "aws");
+            let expected = format!(
+                "aws: ok{reused}, {AWS_LINE}; versioned file not fetched (GET {}: ",
+                srv.url(&v1)
+            );
+            assert!(
+                got.starts_with(&expected)
+                    && got.contains(why)
+                    && got.ends_with("); fetched the feed URL"),
+                "{why}: {got}"
+            );
+            assert_eq!(run_record(&store, h)["feeds"][0]["line"], got);
+            assert!(
+                err.contains("versioned file not fetched, fetching the feed URL"),
+                "{why}: {err}"
+            );
+            assert_eq!(aws_raw_hour(&store, h).get("version"), None, "{why}");
+        }
+        assert_eq!(hits_of(&srv, &v1), 4, "{why}: two attempts an hour");
+        assert_eq!(hits_of(&srv, AWS_CURRENT), 2, "{why}");
+        let offers = check_store(&store);
+        assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
+        assert_eq!(offers_of_hour(&offers, 10), reference, "{why}");
+    }
+}
+
+/// When the feed URL fetched instead of a failed versioned file fails too, the feed
+/// fails with both errors, each naming its URL; the other feeds of the run are
+/// stored as ever.
+#[test]
+fn aws_offer_fails_when_the_versioned_file_and_the_feed_url_fail() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    let [(five_hundred, why_500), (cut_off, why_cut)] = broken_versions();
+    for (versioned, why, current, then) in [
+        (
+            five_hundred,
+            why_500,
+            Fault::status(404, &[]),
+            "{url}: HTTP status 404",
+        ),
+        (
+            cut_off,
+            why_cut,
+            Fault::status(503, &[]),
+            "GET {url}: HTTP status 503 (gave up after 2 attempts)",
+        ),
+    ] {
+        let (srv, tmp) = fallback_case(versioned, Some(current));
+        let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+        let (code, out, err) = ingest_env(&f, &store, &at(10), &[]);
+        assert_eq!(code, 1, "{why}: {out}{err}");
+        let got = line(&out, "aws");
+        let (first, second) = got
+            .split_once("; the feed URL fetched instead failed too: ")
+            .unwrap_or_else(|| panic!("{why}: {got}"));
+        assert!(
+            first.starts_with(&format!("aws: FAILED: feed aws: GET {}: ", srv.url(&v1)))
+                && first.contains(why),
+            "{why}: {got}"
+        );
+        assert_eq!(
+            second,
+            then.replace("{url}", &srv.url(AWS_CURRENT)),
+            "{why}"
+        );
+        assert_eq!(
+            line(&out, "vast"),
+            "vast: ok, 3 offers read, 3 stored, 0 rejected"
+        );
+        assert!(err.contains("versioned file not fetched"), "{why}: {err}");
+        let offers = check_store(&store);
+        let feeds = offers.column("feed").unwrap().str().unwrap();
+        assert!(feeds.iter().all(|f| f == Some("vast")), "{why}");
+        assert_eq!(offers.height(), 3, "{why}");
+    }
+}
+
+/// Ways a kept blob is lost, and what the error then says: deleted, or replaced by
+/// another body (its content no longer hashes to its name).
+const LOST_BLOBS: [(&str, &str); 2] = [
+    ("deleted", "No such file or directory"),
+    ("damaged", "damaged: its content hashes to"),
+];
+
+fn lose_blob(blob: &Path, how: &str) {
+    match how {
+        "deleted" => std::fs::remove_file(blob).unwrap(),
+        _ => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            gz.write_all(b"{\"offers\": []}").unwrap();
+            std::fs::write(blob, gz.finish().unwrap()).unwrap();
+        }
+    }
+}
+
+/// True when the blob is gzip whose body hashes to the blob's name.
+fn intact(blob: &Path) -> bool {
+    let mut body = Vec::new();
+    let read = std::fs::File::open(blob)
+        .and_then(|f| flate2::read::GzDecoder::new(f).read_to_end(&mut body));
+    let name = format!("{}.gz", hex::encode(Sha256::digest(&body)));
+    read.is_ok() && blob.file_name().unwrap().to_string_lossy() == name
+}
+
+/// The line of a feed whose kept payload was lost: `ok` and `counts`, then the note
+/// naming the blob and why.
+fn assert_refetched(got: &str, feed: &str, counts: &str, blob: &Path, why: &str) {
+    let start = format!(
+        "{feed}: ok, {counts}; last payload cannot be read ({}: ",
+        blob.display()
+    );
+    assert!(
+        got.starts_with(&start) && got.contains(why) && got.ends_with("); fetched in full"),
+        "{why}: {got}"
+    );
+}
+
+/// An unchanged version whose kept blob was deleted or damaged downloads the
+/// versioned file again: the line and the log say why, the rows are those of the
+/// hour before, the blob is whole again, and the next hour reads it without a
+/// download.
+#[test]
+fn aws_offer_whose_blob_is_lost_downloads_its_version_again() {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    for (how, why) in LOST_BLOBS {
+        let (srv, tmp) = fallback_case(aws_offer_file("20241001000000", "98.3200000000"), None);
+        let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+        assert_eq!(ingest_env(&f, &store, &at(10), &[]).0, 0);
+        let blob = raw_blob(&store, "date=2024-10-07/aws__20241007T10");
+        lose_blob(&blob, how);
+        assert!(!intact(&blob), "{how}");
+
+        let (code, out, err) = ingest_env(&f, &store, &at(11), &[]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        assert_refetched(line(&out, "aws"), "aws", AWS_LINE, &blob, why);
+        assert!(
+            err.contains("last payload cannot be read, fetching in full"),
+            "{how}: {err}"
+        );
+        assert_eq!(hits_of(&srv, &v1), 2, "{how}: downloaded again");
+        let hour = aws_raw_hour(&store, 11);
+        assert_eq!(
+            (hour["version"].as_str(), hour.get("not_modified")),
+            (Some(v1.as_str()), None),
+            "{how}"
+        );
+        assert!(intact(&blob), "{how}: the blob is written again");
+        let offers = check_store(&store);
+        assert_eq!(offers_of_hour(&offers, 10), offers_of_hour(&offers, 11));
+
+        let (code, out, err) = ingest_env(&f, &store, &at(12), &[]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        assert_eq!(
+            line(&out, "aws"),
+            format!("aws: ok (not modified: last payload ingested again), {AWS_LINE}")
+        );
+        assert_eq!(hits_of(&srv, &v1), 2, "{how}: no third download");
+    }
+}
+
+/// A kept payload that cannot be read is not asked about (a 304 would leave nothing
+/// to store): the feed is fetched unconditionally, the line says why, and the blob
+/// is whole again.
+#[test]
+fn a_lost_blob_is_not_asked_about() {
+    for (how, why) in LOST_BLOBS {
+        let srv = versioned("ETag", "If-None-Match", "\"v1\"");
+        let tmp = tempdir();
+        let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url, ""))]);
+        let store = tmp.path().join("store");
+        assert_eq!(ingest_env(&f, &store, &at(10), &[]).0, 0);
+        let blob = raw_blob(&store, "date=2024-10-07/vast__20241007T10");
+        lose_blob(&blob, how);
+
+        let (code, out, err) = ingest_env(&f, &store, &at(11), &[]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        let counts = "5 offers read, 5 stored, 0 rejected";
+        assert_refetched(line(&out, "vast"), "vast", counts, &blob, why);
+        assert_eq!(*srv.asked.lock().unwrap(), [None, None], "{how}");
+        assert!(intact(&blob), "{how}");
+        assert_eq!(check_store(&store).height(), 10, "{how}");
     }
 }
 
