@@ -733,8 +733,9 @@ fn read_kept(feed: &Feed, last: &LastPayload) -> Result<Kept, String> {
 }
 
 /// Parse and check every fetched payload; a failed one is quarantined. A large
-/// body that parsed is spilled to the run's `spool` folder ([`spool::spill`]), so
-/// the payloads of all feeds are not held while each is normalised.
+/// fetched body that parsed is spilled to the run's `spool` folder
+/// ([`spool::spill`]), so the payloads of all feeds are not held while each is
+/// normalised.
 fn parse_all(
     to_fetch: &[ToFetch],
     fetched: Vec<Option<FetchedRun>>,
@@ -760,10 +761,9 @@ fn parse_all(
         match parse_checked(feed, &payload.pages, at) {
             Ok(p) => {
                 let mut payload = payload;
-                for page in &mut payload.pages {
-                    if let Err(e) = spool::spill(page, spool) {
-                        tracing::warn!(feed = %name, "{e}; the body stays in memory");
-                    }
+                // A payload read back from the store (a 304) has its blobs already.
+                if !payload.not_modified {
+                    spill_all(&mut payload.pages, spool, &name);
                 }
                 parsed_runs.push((Arc::clone(feed), p, payload))
             }
@@ -776,6 +776,16 @@ fn parse_all(
         }
     }
     parsed_runs
+}
+
+/// Spill each large in-memory page of feed `name` ([`spool::spill`]); one that cannot
+/// be spilled stays in memory.
+fn spill_all(pages: &mut [Page], spool: &std::path::Path, name: &str) {
+    for page in pages {
+        if let Err(e) = spool::spill(page, spool) {
+            tracing::warn!(feed = %name, "{e}; the body stays in memory");
+        }
+    }
 }
 
 /// The payload a fetch stands for. After a 304 (or an unchanged version) it is the

@@ -7,10 +7,10 @@
 
 use std::io::Read;
 
-use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{at, blobs};
+use super::stream::files_under;
+use super::{at, blobs, sorted};
 use crate::common::{gpurent, tempdir};
 use crate::faults::{check_store, fault_server, feeds, glob_read, ingest_env, line, raw_blob};
 use crate::faults::{vast_body, vast_feed, Fault};
@@ -38,7 +38,7 @@ fn a_large_payload_is_spilled_and_kept_as_its_blob() {
         assert!(line(&out, "vastai").starts_with(&expected), "{out}");
     }
     check_store(&store);
-    let left: Vec<_> = walkdir(&store.join(".tmp"));
+    let left = files_under(&store.join(".tmp"));
     assert!(left.is_empty(), "left in .tmp: {left:?}");
 
     let blob = raw_blob(&store, "date=2024-10-07/vastai__20241007T10");
@@ -58,36 +58,9 @@ fn a_large_payload_is_spilled_and_kept_as_its_blob() {
         format!("{sha}.gz")
     );
 
-    let offers = sorted(&store);
+    let offers = sorted(glob_read(&store, "offers").unwrap());
     assert_eq!(offers.height(), 2 * n);
     let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(sorted(&store), offers);
-}
-
-/// The stored offers in row order.
-fn sorted(store: &std::path::Path) -> DataFrame {
-    glob_read(store, "offers")
-        .unwrap()
-        .lazy()
-        .sort(
-            ["observed_at", "offer_id", "price_class"],
-            Default::default(),
-        )
-        .collect()
-        .unwrap()
-}
-
-/// Files under `dir`, recursively.
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walkdir(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    assert_eq!(sorted(glob_read(&store, "offers").unwrap()), offers);
 }
