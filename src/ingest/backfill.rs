@@ -18,6 +18,7 @@
 //! feed file first, so the payload of a format read as a stream (an AWS offer file)
 //! is parsed from its blob file, never read whole into memory.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -479,21 +480,38 @@ fn load_run(run: &RawRun) -> Result<(Feed, Vec<Page>), Unbuilt> {
     Ok((feed, pages))
 }
 
+/// A feed's last parsed payload in a renormalise, under the payload's identity
+/// ([`RawRun::payload_id`]): the hours that kept the same payload (an unchanged list,
+/// a 304) parse it once. A parse does not depend on the observation time.
+struct LastParse {
+    id: Option<String>,
+    feed: Feed,
+    parsed: Parsed,
+}
+
 /// Rebuild one kept run into `stage`; `None` when its payload holds no offers or
-/// rejects.
+/// rejects. `last` holds each feed's last parse.
 fn rebuild(
     run: &RawRun,
     stage: &Store,
     tables: &Tables,
     fx: &polars::prelude::DataFrame,
+    last: &mut HashMap<String, LastParse>,
 ) -> Result<Option<Stored>, Unbuilt> {
-    let (feed, pages) = load_run(run)?;
-    let parsed = parse_pages(&feed, &pages, run.at)?;
-    if parsed.offers.is_empty() && parsed.rejects.is_empty() {
+    let id = run.payload_id()?;
+    let known = last.get(&run.feed).and_then(|p| p.id.as_ref());
+    if id.is_none() || known != id.as_ref() {
+        let (feed, pages) = load_run(run)?;
+        let parsed = parse_pages(&feed, &pages, run.at)?;
+        last.insert(run.feed.clone(), LastParse { id, feed, parsed });
+    }
+    let p = &last[&run.feed];
+    if p.parsed.offers.is_empty() && p.parsed.rejects.is_empty() {
         return Ok(None);
     }
+    let parsed = p.parsed.clone();
     Ok(store_by_day(
-        &feed, parsed, run.at, stage, tables, fx, None,
+        &p.feed, parsed, run.at, stage, tables, fx, None,
     )?)
 }
 
@@ -505,8 +523,9 @@ pub fn renormalise(store: &Store, tables: &Tables) -> Result<Renormalised, Store
     let stored_runs = store.stored_runs()?;
     store.replace_normalised(|stage| {
         let mut out = Renormalised::default();
+        let mut last = HashMap::new();
         for run in &runs {
-            match rebuild(run, stage, tables, &fx) {
+            match rebuild(run, stage, tables, &fx, &mut last) {
                 Ok(None) => {}
                 Ok(Some((n, _))) => {
                     out.stored += n;

@@ -237,6 +237,21 @@ impl RawRun {
         fs::read_to_string(&feed).map_err(io(&feed))
     }
 
+    /// What the hour's payload is, without reading it: its feed file and its pages'
+    /// labels and blob names. Hours with the same identity kept the same payload.
+    /// `None` for an older store's hour folder (its pages are not named by hash).
+    pub fn payload_id(&self) -> Result<Option<String>, StoreError> {
+        if self.path.is_dir() {
+            return Ok(None);
+        }
+        let hour = read_hour(&self.path)?;
+        let mut id = hour.feed_toml;
+        for b in &hour.blobs {
+            id.push_str(&format!("\n{} {}", b.sha256, b.label));
+        }
+        Ok(Some(id))
+    }
+
     fn blob_path(&self, r: &BlobRef) -> Result<PathBuf, StoreError> {
         if !is_hash(&r.sha256) {
             return Err(StoreError::BlobRef {

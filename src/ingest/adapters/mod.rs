@@ -105,7 +105,9 @@ pub trait Adapter: Send + Sync {
         false
     }
     /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
-    /// is malformed; a bad record is a [`crate::model::ParseReject`] instead.
+    /// is malformed; a bad record is a [`crate::model::ParseReject`] instead. The
+    /// result must not depend on `ctx.observed_at` (an offer's own time goes in its
+    /// `observed_at`): `renormalise` parses a payload kept for several hours once.
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError>;
     /// True when [`Adapter::parse_stream`] reads a payload as a stream, so a live
     /// fetch may spool the body to a file instead of holding it in memory (AWS offer
