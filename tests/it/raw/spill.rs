@@ -2,14 +2,11 @@
 //! to the run's spool folder once it parses, so it is not held while the run
 //! normalises: the blob it becomes is the body gzipped under the body's SHA-256,
 //! nothing is left in `.tmp/`, and renormalise (which reads the blob back into
-//! memory) rebuilds exactly the stored rows. A second hour with the same body keeps
+//! memory, and parses it once for both hours) rebuilds exactly the stored rows,
+//! each hour's observation time included. A second hour with the same body keeps
 //! the one blob.
 
-use std::io::Read;
-
-use sha2::{Digest, Sha256};
-
-use super::stream::files_under;
+use super::stream::{assert_blob_of, files_under};
 use super::{at, blobs, sorted};
 use crate::common::{gpurent, tempdir};
 use crate::faults::{check_store, fault_server, feeds, glob_read, ingest_env, line, raw_blob};
@@ -47,16 +44,7 @@ fn a_large_payload_is_spilled_and_kept_as_its_blob() {
         blob
     );
     assert_eq!(blobs(&store), vec![blob.clone()]);
-    let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&blob).unwrap())
-        .read_to_end(&mut plain)
-        .unwrap();
-    assert!(plain == body, "the blob holds the body");
-    let sha = hex::encode(Sha256::digest(&body));
-    assert_eq!(
-        blob.file_name().unwrap().to_string_lossy(),
-        format!("{sha}.gz")
-    );
+    assert_blob_of(&blob, &body, "spilled");
 
     let offers = sorted(glob_read(&store, "offers").unwrap());
     assert_eq!(offers.height(), 2 * n);

@@ -68,6 +68,22 @@ fn aws_feed(url: &str, extra: &str) -> String {
     format!("format = \"aws_offer\"\nurl = \"{url}\"\nprovider = \"aws\"\n{timeout}retries = 1\nretry_base_ms = 10\n{extra}")
 }
 
+/// The blob at `blob` is `body` gzipped, named by the body's SHA-256 (`what` says
+/// which case failed).
+pub(super) fn assert_blob_of(blob: &Path, body: &[u8], what: &str) {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == body, "{what}: the blob holds the body");
+    let sha = hex::encode(Sha256::digest(body));
+    assert_eq!(
+        blob.file_name().unwrap().to_string_lossy(),
+        format!("{sha}.gz"),
+        "{what}"
+    );
+}
+
 /// Files under `dir`, recursively.
 pub(super) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -150,16 +166,7 @@ fn a_spooled_offer_file_stores_what_the_whole_payload_stores() {
         assert!(frame(&spooled, "offers").height() > 0);
 
         let blob = raw_blob(&spooled, "date=2024-10-07/aws__20241007T10");
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(&blob).unwrap())
-            .read_to_end(&mut plain)
-            .unwrap();
-        assert!(plain == body, "the blob holds the body, extra {extra}");
-        let sha = hex::encode(Sha256::digest(&body));
-        assert_eq!(
-            blob.file_name().unwrap().to_string_lossy(),
-            format!("{sha}.gz")
-        );
+        assert_blob_of(&blob, &body, &format!("extra {extra}"));
         assert_eq!(blobs(&spooled).len(), 1);
         assert!(files_under(&spooled.join(".tmp")).is_empty());
 
