@@ -480,13 +480,29 @@ fn load_run(run: &RawRun) -> Result<(Feed, Vec<Page>), Unbuilt> {
     Ok((feed, pages))
 }
 
-/// A feed's last parsed payload in a renormalise, under the payload's identity
+/// A feed's last parsed payload in a renormalise or FX healing, under the payload's identity
 /// ([`RawRun::payload_id`]): the hours that kept the same payload (an unchanged list,
 /// a 304) parse it once. A parse does not depend on the observation time.
 struct LastParse {
     id: Option<String>,
     feed: Feed,
     parsed: Parsed,
+}
+
+/// A kept run's feed and parsed payload: `last`'s when the feed's last parse was of
+/// the same payload, else loaded, parsed and kept there.
+fn parsed_run<'a>(
+    run: &RawRun,
+    last: &'a mut HashMap<String, LastParse>,
+) -> Result<&'a LastParse, Unbuilt> {
+    let id = run.payload_id()?;
+    let known = last.get(&run.feed).and_then(|p| p.id.as_ref());
+    if id.is_none() || known != id.as_ref() {
+        let (feed, pages) = load_run(run)?;
+        let parsed = parse_pages(&feed, &pages, run.at)?;
+        last.insert(run.feed.clone(), LastParse { id, feed, parsed });
+    }
+    Ok(&last[&run.feed])
 }
 
 /// Rebuild one kept run into `stage`; `None` when its payload holds no offers or
@@ -498,14 +514,7 @@ fn rebuild(
     fx: &polars::prelude::DataFrame,
     last: &mut HashMap<String, LastParse>,
 ) -> Result<Option<Stored>, Unbuilt> {
-    let id = run.payload_id()?;
-    let known = last.get(&run.feed).and_then(|p| p.id.as_ref());
-    if id.is_none() || known != id.as_ref() {
-        let (feed, pages) = load_run(run)?;
-        let parsed = parse_pages(&feed, &pages, run.at)?;
-        last.insert(run.feed.clone(), LastParse { id, feed, parsed });
-    }
-    let p = &last[&run.feed];
+    let p = parsed_run(run, last)?;
     if p.parsed.offers.is_empty() && p.parsed.rejects.is_empty() {
         return Ok(None);
     }
@@ -615,19 +624,20 @@ pub fn heal_fx(
         return Ok(healed);
     }
     let fx = fx_of(store)?;
+    let mut last = HashMap::new();
     for run in store.raw_runs()? {
         if !waiting.contains(&(run.feed.clone(), crate::store::hour_key(run.at))) {
             continue;
         }
-        let (feed, pages) = match load_run(&run) {
-            Ok(x) => x,
+        // A feed file or payload that fails failed the same way when it was stored.
+        let p = match parsed_run(&run, &mut last) {
+            Ok(p) => p,
             Err(Unbuilt::Raw(e)) => return Err(e),
-            Err(Unbuilt::Feed(_)) => continue, // its feed file failed when it was stored too
+            Err(Unbuilt::Feed(_)) => continue,
         };
-        let batch = parse_pages(&feed, &pages, run.at)
-            .and_then(|parsed| normalise_parsed(&feed, parsed, run.at, tables, &fx));
+        let batch = normalise_parsed(&p.feed, p.parsed.clone(), run.at, tables, &fx);
         let Ok(mut batch) = batch else {
-            continue; // the run failed the same way when it was stored
+            continue;
         };
         let before = store.run_offer_count(&run.feed, run.at)?;
         match before {
