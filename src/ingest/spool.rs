@@ -8,8 +8,12 @@
 //! disk never run on the async runtime's worker threads. Memory is the channel's
 //! few chunks and the encoder's window.
 //!
+//! [`spill`] writes a body that is already in memory the same way, once it has
+//! parsed, so a run does not hold its payloads while it normalises.
+//!
 //! Invariant: a spooled body is never scrubbed, so a fetch spools only when the
-//! feed has no secret (`fetch` keeps a feed with a secret in memory and scrubs it).
+//! feed has no secret (`fetch` keeps a feed with a secret in memory and scrubs it);
+//! a spilled body was scrubbed in memory before it was parsed.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};

@@ -9,7 +9,8 @@
 use super::stream::{assert_blob_of, files_under};
 use super::{at, blobs, sorted};
 use crate::common::{gpurent, tempdir};
-use crate::faults::{check_store, fault_server, feeds, glob_read, ingest_env, line, raw_blob};
+use crate::faults::{assert_no_secret, check_store, fault_server, feeds, glob_read};
+use crate::faults::{ingest_env, line, raw_blob};
 use crate::faults::{vast_body, vast_feed, Fault};
 
 #[test]
@@ -51,4 +52,33 @@ fn a_large_payload_is_spilled_and_kept_as_its_blob() {
     let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(sorted(glob_read(&store, "offers").unwrap()), offers);
+}
+
+/// A spilled body is the scrubbed one: a secret the server echoes in a large payload
+/// reaches no file of the store (the blob included) and no output.
+#[test]
+fn a_spilled_body_holds_no_secret() {
+    let secret = "sk-spill-7f3a9c1e55d2";
+    let body = String::from_utf8(vast_body(60_000)).unwrap().replacen(
+        "\"geolocation\"",
+        &format!("\"note\": \"key {secret}\", \"geolocation\""),
+        1,
+    );
+    let srv = fault_server(move |_| Fault::json(body.clone().into_bytes()));
+    let tmp = tempdir();
+    let extra = "auth_env = \"GPURENT_SPILL_TEST_KEY\"\n";
+    let f = feeds(
+        tmp.path(),
+        &[("vastai", vast_feed(&srv.url("/search"), extra))],
+    );
+    let store = tmp.path().join("store");
+    let env = [("GPURENT_SPILL_TEST_KEY", secret)];
+    let (code, out, err) = ingest_env(&f, &store, &at(10), &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        line(&out, "vastai").starts_with("vastai: ok, 60000 offers read"),
+        "{out}"
+    );
+    assert_eq!(blobs(&store).len(), 1);
+    assert_no_secret(secret, &[&out, &err], &store);
 }
