@@ -702,8 +702,7 @@ async fn kept_of(feed: &Arc<Feed>, last: Option<LastPayload>) -> (Option<Kept>, 
     let Some(last) = last else {
         return (None, None);
     };
-    let f = Arc::clone(feed);
-    let read = tokio::task::spawn_blocking(move || read_kept(&f, &last)).await;
+    let read = tokio::task::spawn_blocking(move || read_kept(&last)).await;
     match read.unwrap_or_else(|e| Err(e.to_string())) {
         Ok(kept) => (Some(kept), None),
         Err(why) => {
@@ -719,13 +718,11 @@ async fn kept_of(feed: &Arc<Feed>, last: Option<LastPayload>) -> (Option<Kept>, 
     }
 }
 
-/// Read a kept payload; a format read as a stream names the checked blobs rather
-/// than reading them into memory.
-fn read_kept(feed: &Feed, last: &LastPayload) -> Result<Kept, String> {
-    let (_, pages) = last
-        .run
-        .load_for(feed.adapter.reads_streams())
-        .map_err(|e| e.to_string())?;
+/// Read a kept payload back: its pages name their blobs, checked by streaming them
+/// through the hash, and are parsed from those files if they stand for this hour
+/// (never held in memory while the feeds are fetched).
+fn read_kept(last: &LastPayload) -> Result<Kept, String> {
+    let (_, pages) = last.run.load_for(true).map_err(|e| e.to_string())?;
     Ok(Kept {
         pages,
         validators: last.validators.clone(),
@@ -761,10 +758,7 @@ fn parse_all(
         match parse_checked(feed, &payload.pages, at) {
             Ok(p) => {
                 let mut payload = payload;
-                // A payload read back from the store (a 304) has its blobs already.
-                if !payload.not_modified {
-                    spill_all(&mut payload.pages, spool, &name);
-                }
+                spill_all(&mut payload.pages, spool, &name);
                 parsed_runs.push((Arc::clone(feed), p, payload))
             }
             Err(e) => {
@@ -779,7 +773,8 @@ fn parse_all(
 }
 
 /// Spill each large in-memory page of feed `name` ([`spool::spill`]); one that cannot
-/// be spilled stays in memory.
+/// be spilled stays in memory. A payload read back from the store names its blobs
+/// already, so only fetched bodies are spilled.
 fn spill_all(pages: &mut [Page], spool: &std::path::Path, name: &str) {
     for page in pages {
         if let Err(e) = spool::spill(page, spool) {
