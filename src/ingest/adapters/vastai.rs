@@ -101,10 +101,7 @@ fn bad_offer(i: usize, text: &str) -> crate::model::ParseReject {
 /// The fast path: every offer read in one pass, each turned into rows as soon as it
 /// is read (no list of offers is held). Any offer that is not a valid record fails
 /// it, and the payload is read again offer by offer ([`Response`]).
-struct AllValid<'o, 'c> {
-    rows: &'o mut Vec<RawOffer>,
-    ctx: &'o ParseCtx<'c>,
-}
+struct AllValid<'o, 'c>(OfferRows<'o, 'c>);
 
 impl<'de> Visitor<'de> for AllValid<'_, '_> {
     type Value = ();
@@ -114,21 +111,22 @@ impl<'de> Visitor<'de> for AllValid<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = false;
+        // The rows' seed, until the `offers` key uses it.
+        let mut unread = Some(self.0);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key != "offers" {
                 map.next_value::<IgnoredAny>()?;
-            } else if std::mem::replace(&mut seen, true) {
-                return Err(de::Error::duplicate_field("offers"));
-            } else {
-                map.next_value_seed(OfferRows {
-                    rows: &mut *self.rows,
-                    ctx: self.ctx,
-                })?;
+                continue;
             }
+            let seed = unread
+                .take()
+                .ok_or_else(|| de::Error::duplicate_field("offers"))?;
+            map.next_value_seed(seed)?;
         }
-        seen.then_some(())
-            .ok_or_else(|| de::Error::missing_field("offers"))
+        match unread {
+            None => Ok(()),
+            Some(_) => Err(de::Error::missing_field("offers")),
+        }
     }
 }
 
@@ -165,10 +163,10 @@ impl<'de> Visitor<'de> for OfferRows<'_, '_> {
 fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
     let mut rows = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
-    let visitor = AllValid {
+    let visitor = AllValid(OfferRows {
         rows: &mut rows,
         ctx,
-    };
+    });
     de.deserialize_map(visitor).ok()?;
     de.end().ok()?;
     Some(rows)
