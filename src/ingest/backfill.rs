@@ -281,7 +281,7 @@ fn import_run(
     fx: &mut polars::prelude::DataFrame,
     o: &mut FileOutcome,
 ) -> Result<(), FileError> {
-    let parsed = match parse_checked(feed, pages, at) {
+    let parsed = match parse_checked(feed, pages) {
         Ok(p) => p,
         Err(error) => {
             let quarantined = quarantine(store, feed, at, pages, &error.to_string());
@@ -499,7 +499,7 @@ fn parsed_run<'a>(
     let known = last.get(&run.feed).and_then(|p| p.id.as_ref());
     if id.is_none() || known != id.as_ref() {
         let (feed, pages) = load_run(run)?;
-        let parsed = parse_pages(&feed, &pages, run.at)?;
+        let parsed = parse_pages(&feed, &pages)?;
         last.insert(run.feed.clone(), LastParse { id, feed, parsed });
     }
     Ok(&last[&run.feed])

@@ -186,11 +186,10 @@ impl RunReport {
 }
 
 /// Parse a feed's pages with its adapter.
-pub fn parse_pages(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Parsed, FeedError> {
+pub fn parse_pages(feed: &Feed, pages: &[Page]) -> Result<Parsed, FeedError> {
     let ctx = ParseCtx {
         feed: &feed.config.name,
         provider: &feed.config.provider,
-        observed_at: at,
     };
     let mut parsed = Parsed::default();
     for (i, page) in pages.iter().enumerate() {
@@ -328,8 +327,8 @@ fn source_name(feed: &Feed) -> String {
 }
 
 /// Parse a run's pages and check their format.
-pub fn parse_checked(feed: &Feed, pages: &[Page], at: DateTime<Utc>) -> Result<Parsed, FeedError> {
-    let parsed = parse_pages(feed, pages, at)?;
+pub fn parse_checked(feed: &Feed, pages: &[Page]) -> Result<Parsed, FeedError> {
+    let parsed = parse_pages(feed, pages)?;
     check_format(feed, &parsed)?;
     Ok(parsed)
 }
@@ -755,7 +754,7 @@ fn parse_all(
                 continue;
             }
         };
-        match parse_checked(feed, &payload.pages, at) {
+        match parse_checked(feed, &payload.pages) {
             Ok(p) => {
                 let mut payload = payload;
                 spill_all(&mut payload.pages, spool, &name);

@@ -1070,7 +1070,6 @@ fn huge_numbers_are_per_record_in_other_json_adapters() {
     let ctx = gpurent::ingest::adapters::ParseCtx {
         feed: "l",
         provider: "lambda",
-        observed_at: AT.parse().unwrap(),
     };
     let page = gpurent::ingest::adapters::Page {
         label: String::new(),

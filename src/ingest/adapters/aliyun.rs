@@ -539,7 +539,7 @@ mod tests {
     }
 
     fn parse(label: &str, body: &str) -> Result<Parsed, String> {
-        super::super::parse_page(&adapter("Hour"), "aliyun", at(), label, body)
+        super::super::parse_page(&adapter("Hour"), "aliyun", label, body)
     }
 
     /// (label, body) → the one offer's (class, price, currency, unit) or the reject reason.

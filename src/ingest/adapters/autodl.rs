@@ -199,7 +199,7 @@ mod tests {
 
     fn parse(body: &str) -> Result<Parsed, String> {
         let a = adapter("").unwrap();
-        super::super::parse_page(&*a, "autodl", chrono::Utc::now(), "", body)
+        super::super::parse_page(&*a, "autodl", "", body)
     }
 
     #[test]

@@ -946,7 +946,7 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        super::super::parse_page(&AwsOffer, "aws_offer", chrono::Utc::now(), "", body)
+        super::super::parse_page(&AwsOffer, "aws_offer", "", body)
     }
 
     const JSON: &str = r#"{"formatVersion":"v1.0","offerCode":"AmazonEC2","version":"1","publicationDate":"2024-10-01T00:00:00Z",
@@ -1131,14 +1131,12 @@ mod tests {
     fn a_streamed_payload_parses_as_the_slice_does() {
         let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/feeds/samples/");
         let read = |f: &str| std::fs::read_to_string(format!("{samples}{f}")).unwrap();
-        let at = chrono::Utc::now();
         let ctx = ParseCtx {
             feed: "aws_offer",
             provider: "aws_offer",
-            observed_at: at,
         };
         let check = |body: &str| {
-            let whole = super::super::parse_page(&AwsOffer, "aws_offer", at, "", body);
+            let whole = super::super::parse_page(&AwsOffer, "aws_offer", "", body);
             let mut r = std::io::BufReader::with_capacity(7, body.as_bytes());
             let streamed = AwsOffer
                 .parse_stream("", &mut r, &ctx)

@@ -374,7 +374,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "az",
             provider,
-            observed_at: chrono::Utc::now(),
         };
         AzureRetail
             .parse(
@@ -451,7 +450,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "az",
             provider: "azure",
-            observed_at: chrono::Utc::now(),
         };
         let e = AzureRetail
             .parse(

@@ -543,7 +543,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "g",
             provider: "gcp_billing",
-            observed_at: chrono::Utc::now(),
         };
         let p = GcpBilling
             .parse(
@@ -643,7 +642,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "g",
             provider: "gcp",
-            observed_at: chrono::Utc::now(),
         };
         let e = GcpBilling
             .parse(

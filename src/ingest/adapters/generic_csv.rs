@@ -343,7 +343,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "tracker",
             provider: "tracker",
-            observed_at: chrono::Utc::now(),
         };
         let page = Page {
             label: String::new(),

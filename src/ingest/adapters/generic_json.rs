@@ -258,7 +258,7 @@ instance_type = "/type"
 
     fn parse_with(feed: &str, body: &str) -> Result<Parsed, String> {
         let f = parse_feed(Path::new("/feeds/g.toml"), feed).map_err(|e| e.to_string())?;
-        super::super::parse_page(&*f.adapter, "examplecloud", chrono::Utc::now(), "", body)
+        super::super::parse_page(&*f.adapter, "examplecloud", "", body)
     }
 
     fn check_number(input: &str, expected: Result<Option<f64>, ()>) {

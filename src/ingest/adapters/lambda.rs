@@ -175,7 +175,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "l",
             provider: "lambda",
-            observed_at: chrono::Utc::now(),
         };
         Lambda
             .parse(

@@ -56,12 +56,13 @@ impl Request {
 /// archives payloads, does not depend on the adapters.
 pub use crate::model::Page;
 
-/// What an adapter is told when it parses.
+/// What an adapter is told when it parses: not the observation time, so a payload
+/// parses to the same offers whenever it is read (`renormalise` parses a payload
+/// kept for several hours once); an offer's own time goes in its `observed_at`.
 #[derive(Debug, Clone)]
 pub struct ParseCtx<'a> {
     pub feed: &'a str,
     pub provider: &'a str,
-    pub observed_at: DateTime<Utc>,
 }
 
 pub trait Adapter: Send + Sync {
@@ -105,9 +106,7 @@ pub trait Adapter: Send + Sync {
         false
     }
     /// Turn one payload into offers (or FX rates). An `Err` means the whole payload
-    /// is malformed; a bad record is a [`crate::model::ParseReject`] instead. The
-    /// result must not depend on `ctx.observed_at` (an offer's own time goes in its
-    /// `observed_at`): `renormalise` parses a payload kept for several hours once.
+    /// is malformed; a bad record is a [`crate::model::ParseReject`] instead.
     fn parse(&self, page: &Page, ctx: &ParseCtx) -> Result<Parsed, AdapterError>;
     /// True when [`Adapter::parse_stream`] reads a payload as a stream, so a live
     /// fetch may spool the body to a file instead of holding it in memory (AWS offer
@@ -131,19 +130,17 @@ pub trait Adapter: Send + Sync {
 }
 
 /// Test helper: one payload (`label`, `body`) parsed as `provider`'s (also the feed's
-/// name) observed at `at`; an error as its text.
+/// name); an error as its text.
 #[cfg(test)]
 pub(crate) fn parse_page(
     adapter: &dyn Adapter,
     provider: &str,
-    at: DateTime<Utc>,
     label: &str,
     body: &str,
 ) -> Result<Parsed, String> {
     let ctx = ParseCtx {
         feed: provider,
         provider,
-        observed_at: at,
     };
     let page = Page {
         label: label.into(),

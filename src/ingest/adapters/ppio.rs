@@ -156,7 +156,7 @@ mod tests {
             &format!("format = 'ppio'\nurl = 'p.json'\ncurrency = '{currency}'"),
         )
         .unwrap();
-        super::super::parse_page(&*f.adapter, "ppio", chrono::Utc::now(), "", body).unwrap()
+        super::super::parse_page(&*f.adapter, "ppio", "", body).unwrap()
     }
 
     type Row = (String, Option<String>, PriceClass, Option<f64>, Option<f64>);

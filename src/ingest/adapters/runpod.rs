@@ -194,7 +194,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<Parsed, String> {
-        super::super::parse_page(&RunPod, "runpod", chrono::Utc::now(), "", body)
+        super::super::parse_page(&RunPod, "runpod", "", body)
     }
 
     type Row = (String, PriceClass, Option<f64>);

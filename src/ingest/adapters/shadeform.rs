@@ -231,7 +231,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "s",
             provider: "shadeform",
-            observed_at: chrono::Utc::now(),
         };
         Shadeform
             .parse(

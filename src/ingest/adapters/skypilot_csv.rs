@@ -321,7 +321,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "sky",
             provider: "aws",
-            observed_at: chrono::Utc::now(),
         };
         SkyPilotCsv
             .parse(
@@ -393,7 +392,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "sky",
             provider: "gcp",
-            observed_at: chrono::Utc::now(),
         };
         // GCP's layout: host VM rows without an accelerator, GPU rows without a type.
         let csv = "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n\

@@ -539,7 +539,7 @@ mod tests {
     }
 
     fn parse(label: &str, body: &str) -> Result<Parsed, String> {
-        super::super::parse_page(&adapter(), "tencent", at(), label, body)
+        super::super::parse_page(&adapter(), "tencent", label, body)
     }
 
     /// body → the one offer's price, or the reject reason and a word its detail must contain.

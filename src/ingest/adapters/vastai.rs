@@ -256,7 +256,6 @@ mod tests {
         let ctx = ParseCtx {
             feed: "v",
             provider: "vastai",
-            observed_at: chrono::Utc::now(),
         };
         VastAi
             .parse(
