@@ -18,7 +18,7 @@
 //! needed, reaching back the longest validity) and collected once; the rest is plain
 //! arithmetic over the collected spans, so results do not depend on row order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
@@ -84,20 +84,26 @@ pub struct InForce {
     /// The outlier-rule medians computed from the scan: (model, week index) to USD
     /// per GPU-hour, for the whole weeks it holds.
     pub medians: BTreeMap<(String, i64), f64>,
+    /// The last snapshot of each feed and provider up to the end of the scan (those
+    /// older than the scan's start may be missing: they no longer stand).
+    pub snapshots: Snapshots,
 }
+
+/// (feed, provider) to the time of its last snapshot, ms since the epoch.
+pub type Snapshots = BTreeMap<(String, String), i64>;
 
 /// Offers by key across frames: one allocation per offer, not per row. Keys are
 /// found by a hash of the borrowed strings and checked against the stored key.
 #[derive(Default)]
 struct Interner {
-    by_hash: HashMap<u64, Vec<usize>>,
+    /// Keys are already hashed: the map only spreads them.
+    by_hash: HashMap<u64, Vec<usize>, foldhash::fast::FixedState>,
 }
 
 impl Interner {
     fn id(&mut self, offers: &mut Vec<OfferKey>, k: [&str; 6], peer: bool) -> usize {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        (k, peer).hash(&mut h);
+        use std::hash::BuildHasher;
+        let h = foldhash::fast::FixedState::default().hash_one((k, peer));
         let same = |o: &OfferKey| {
             o.peer == peer
                 && [
@@ -112,7 +118,7 @@ impl Interner {
                 .zip(k)
                 .all(|(a, b)| a.as_str() == b)
         };
-        let slot = self.by_hash.entry(h.finish()).or_default();
+        let slot = self.by_hash.entry(h).or_default();
         if let Some(&i) = slot.iter().find(|&&i| same(&offers[i])) {
             return i;
         }
@@ -130,20 +136,61 @@ impl Interner {
     }
 }
 
+/// The rows a scan from `from` on needs from before `from`.
+struct Recent {
+    /// Selects the rows kept: all from `from` on, and earlier ones that may stand.
+    keep: Expr,
+    /// The dates before `from` that hold a kept row (no other earlier file is read).
+    days: BTreeSet<NaiveDate>,
+}
+
 /// Which rows before `from` (from `start`) may still stand at `from`: those of each
 /// feed and provider's last snapshot before `from` (an earlier snapshot was superseded
 /// by it before `from`), and only while its provider's validity lasts. Rows from
-/// `from` on are all kept.
+/// `from` on are all kept. The last snapshots are scanned for, unless `carried` holds
+/// them (the [`InForce::snapshots`] of the week before, computed in order).
 fn may_stand(
     store: &Store,
     start: NaiveDate,
     from: NaiveDate,
     providers: &Providers,
-) -> Result<Expr, ReportError> {
+    carried: Option<&Snapshots>,
+) -> Result<Recent, ReportError> {
     let t = || col("observed_at").cast(DataType::Int64);
     let mut keep = t().gt_eq(lit(ms(from)));
+    let mut days = BTreeSet::new();
+    let scanned;
+    let lasts = match carried {
+        Some(lasts) => lasts,
+        None => {
+            scanned = last_snapshots(store, start, from)?;
+            &scanned
+        }
+    };
+    for ((f, p), &l) in lasts {
+        let expired = ms(from) - (providers.valid_hours(p) * HOUR_MS as f64) as i64;
+        if l <= expired || l >= ms(from) {
+            continue;
+        }
+        let snapshot = col("feed")
+            .eq(lit(f.clone()))
+            .and(col("provider").eq(lit(p.clone())));
+        keep = keep.or(snapshot.and(t().gt_eq(lit(l))));
+        days.extend(date_of_ms(l));
+    }
+    Ok(Recent { keep, days })
+}
+
+/// The time of each feed and provider's last snapshot stored in dates `start..=from`
+/// before `from`.
+fn last_snapshots(
+    store: &Store,
+    start: NaiveDate,
+    from: NaiveDate,
+) -> Result<Snapshots, ReportError> {
+    let t = || col("observed_at").cast(DataType::Int64);
     let Some(lf) = store.scan_offers(Some(start), Some(from))? else {
-        return Ok(keep);
+        return Ok(Snapshots::new());
     };
     let lasts = lf
         .filter(t().lt(lit(ms(from))))
@@ -153,15 +200,17 @@ fn may_stand(
         .map(|r| r.unwrap_single())?;
     let (feeds, names) = (strs(&lasts, "feed")?, strs(&lasts, "provider")?);
     let last = lasts.column("last")?.i64()?;
-    for ((f, p), l) in feeds.into_iter().zip(names).zip(last.iter()) {
-        let expired = ms(from) - (providers.valid_hours(&p) * HOUR_MS as f64) as i64;
-        let Some(l) = l.filter(|l| *l > expired) else {
-            continue;
-        };
-        let snapshot = col("feed").eq(lit(f)).and(col("provider").eq(lit(p)));
-        keep = keep.or(snapshot.and(t().gt_eq(lit(l))));
-    }
-    Ok(keep)
+    Ok(feeds
+        .into_iter()
+        .zip(names)
+        .zip(last.iter())
+        .filter_map(|(k, l)| Some((k, l?)))
+        .collect())
+}
+
+/// The UTC date of a time in ms since the epoch (the date its row is stored under).
+fn date_of_ms(t: i64) -> Option<NaiveDate> {
+    chrono::DateTime::from_timestamp_millis(t).map(|d| d.date_naive())
 }
 
 /// How far back to scan so that every price still in force at `from` is found: the
@@ -209,6 +258,15 @@ fn span_columns(lf: LazyFrame) -> PolarsResult<DataFrame> {
     .map(|r| r.unwrap_single())
 }
 
+/// Which stored rows [`InForce::build`] reads: those of dates `start..=to` that
+/// `days` accepts, and of them those `keep` selects.
+struct Scan<'a> {
+    start: NaiveDate,
+    to: NaiveDate,
+    days: &'a dyn Fn(NaiveDate) -> bool,
+    keep: Option<Expr>,
+}
+
 impl InForce {
     /// Load the observations of dates `scan_start(from)..=to` (whole ISO weeks).
     pub fn load(
@@ -217,8 +275,13 @@ impl InForce {
         to: NaiveDate,
         cfg: &Config,
     ) -> Result<Self, ReportError> {
-        let start = scan_start(from, Providers::embedded());
-        Self::build(store, start, to, None, cfg, i64::MIN, &KnownMedians::new())
+        let scan = Scan {
+            start: scan_start(from, Providers::embedded()),
+            to,
+            days: &|_| true,
+            keep: None,
+        };
+        Self::build(store, scan, cfg, i64::MIN, &KnownMedians::new())
     }
 
     /// The same offers in force from the Monday `from` on as [`InForce::load`], from
@@ -232,27 +295,25 @@ impl InForce {
         to: NaiveDate,
         cfg: &Config,
         known: &KnownMedians,
+        carried: Option<&Snapshots>,
     ) -> Result<Self, ReportError> {
         let start = scan_start(from, Providers::embedded());
-        let keep = may_stand(store, start, from, Providers::embedded())?;
-        Self::build(
-            store,
+        let recent = may_stand(store, start, from, Providers::embedded(), carried)?;
+        let days = |d: NaiveDate| d >= from || recent.days.contains(&d);
+        let scan = Scan {
             start,
             to,
-            Some(keep),
-            cfg,
-            week_index(ms(from)),
-            known,
-        )
+            days: &days,
+            keep: Some(recent.keep),
+        };
+        Self::build(store, scan, cfg, week_index(ms(from)), known)
     }
 
-    /// Spans from the offers of dates `start..=to` (those `keep` selects), read one
+    /// Spans from the rows `scan` selects, read one
     /// date at a time so that only one day's columns are in memory beside the spans.
     fn build(
         store: &Store,
-        start: NaiveDate,
-        to: NaiveDate,
-        keep: Option<Expr>,
+        scan: Scan,
         cfg: &Config,
         full_from: i64,
         known: &KnownMedians,
@@ -260,17 +321,19 @@ impl InForce {
         let mut out = Self::default();
         let mut ids = Interner::default();
         let dates = store.offer_dates()?;
-        for d in dates.into_iter().filter(|d| *d >= start && *d <= to) {
+        let wanted = |d: &NaiveDate| *d >= scan.start && *d <= scan.to && (scan.days)(*d);
+        for d in dates.into_iter().filter(wanted) {
             let Some(lf) = store.scan_offers(Some(d), Some(d))? else {
                 continue;
             };
-            let lf = match &keep {
+            let lf = match &scan.keep {
                 Some(k) => lf.filter(k.clone()),
                 None => lf,
             };
             out.add_frame(&span_columns(lf)?, &mut ids)?;
         }
         out.latest = out.spans.iter().map(|s| s.start).max();
+        out.set_snapshots();
         out.set_ends(Providers::embedded());
         out.flag_implausible(cfg, full_from, known);
         Ok(out)
@@ -319,28 +382,58 @@ impl InForce {
         Ok(())
     }
 
+    /// The last snapshot of each feed and provider among the spans.
+    fn set_snapshots(&mut self) {
+        let (group, keys) = self.snapshot_groups();
+        let mut lasts = vec![i64::MIN; keys.len()];
+        for s in &self.spans {
+            let last = &mut lasts[group[s.offer]];
+            *last = (*last).max(s.start);
+        }
+        self.snapshots = keys
+            .into_iter()
+            .zip(lasts)
+            .map(|((f, p), l)| ((f.to_string(), p.to_string()), l))
+            .collect();
+    }
+
+    /// Each offer's feed and provider as a number (its snapshot series), and each
+    /// number's feed and provider: spans are grouped without hashing strings.
+    fn snapshot_groups(&self) -> (Vec<usize>, Vec<(&str, &str)>) {
+        let mut ids: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut keys = Vec::new();
+        let group = (self.offers.iter())
+            .map(|k| {
+                let key = (k.feed.as_str(), k.provider.as_str());
+                *ids.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    keys.len() - 1
+                })
+            })
+            .collect();
+        (group, keys)
+    }
+
     /// Each span ends at its feed and provider's next snapshot or at expiry.
     fn set_ends(&mut self, providers: &Providers) {
-        let mut snaps: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+        let (group, keys) = self.snapshot_groups();
+        let mut snaps = vec![Vec::new(); keys.len()];
         for s in &self.spans {
-            let k = &self.offers[s.offer];
-            snaps
-                .entry((&k.feed, &k.provider))
-                .or_default()
-                .push(s.start);
+            snaps[group[s.offer]].push(s.start);
         }
-        for times in snaps.values_mut() {
+        for times in &mut snaps {
             times.sort_unstable();
             times.dedup();
         }
-        let ends: Vec<i64> = self
-            .spans
-            .iter()
+        let valid: Vec<i64> = (keys.iter())
+            .map(|(_, p)| (providers.valid_hours(p) * HOUR_MS as f64) as i64)
+            .collect();
+        let ends: Vec<i64> = (self.spans.iter())
             .map(|s| {
-                let k = &self.offers[s.offer];
-                let times = &snaps[&(k.feed.as_str(), k.provider.as_str())];
+                let g = group[s.offer];
+                let times = &snaps[g];
                 let next = times.partition_point(|&x| x <= s.start);
-                let expiry = s.start + (providers.valid_hours(&k.provider) * HOUR_MS as f64) as i64;
+                let expiry = s.start + valid[g];
                 times.get(next).map_or(expiry, |&n| n.min(expiry))
             })
             .collect();
@@ -387,13 +480,14 @@ impl InForce {
 
     /// The offers in force in `[from, to)` (ms), each once, sorted by offer key.
     pub fn standing(&self, from: i64, to: i64) -> Vec<Standing<'_>> {
-        let mut acc: Acc<'_> = BTreeMap::new();
+        let rank = self.ranks();
+        let mut acc = Acc::new();
         for s in self.spans.iter().filter(|s| s.usable) {
             if s.end.min(to) > s.start.max(from) {
-                add(&mut acc, &self.offers[s.offer], s, from, to);
+                add(&mut acc, rank[s.offer], s, from, to);
             }
         }
-        finish(acc)
+        self.finish(acc)
     }
 
     /// The offers in force per ISO week, keyed by Monday, for weeks `from..=to`.
@@ -416,49 +510,69 @@ impl InForce {
     ) -> BTreeMap<NaiveDate, Vec<Standing<'_>>> {
         let first = (ms(from) - origin).div_euclid(len);
         let last = (ms(to) - origin).div_euclid(len);
-        let mut acc: BTreeMap<i64, Acc<'_>> = BTreeMap::new();
+        let rank = self.ranks();
+        let mut acc: BTreeMap<i64, Acc> = BTreeMap::new();
         for s in self.spans.iter().filter(|s| s.usable && s.end > s.start) {
             let a = (s.start - origin).div_euclid(len).max(first);
             let b = (s.end - 1 - origin).div_euclid(len).min(last);
             for p in a..=b {
                 let (ps, pe) = (origin + p * len, origin + (p + 1) * len);
-                add(acc.entry(p).or_default(), &self.offers[s.offer], s, ps, pe);
+                add(acc.entry(p).or_default(), rank[s.offer], s, ps, pe);
             }
         }
         acc.into_iter()
-            .map(|(p, offers)| (date_of(origin + p * len), finish(offers)))
+            .map(|(p, offers)| (date_of(origin + p * len), self.finish(offers)))
+            .collect()
+    }
+
+    /// Each offer's place in key order (periods list their offers in that order),
+    /// so that periods compare integers, not keys.
+    fn ranks(&self) -> Vec<(u32, usize)> {
+        let mut order: Vec<usize> = (0..self.offers.len()).collect();
+        order.sort_by(|&a, &b| self.offers[a].cmp(&self.offers[b]));
+        let mut rank = vec![(0, 0); self.offers.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = (r as u32, i);
+        }
+        rank
+    }
+
+    /// The offers of a period, each once; a peer's offer is left out where an own
+    /// feed has an offer of the same provider, model and class in force in the
+    /// period (one provider, counted once; see METHODOLOGY.md).
+    fn finish(&self, acc: Acc) -> Vec<Standing<'_>> {
+        let acc = acc.into_iter().map(|((_, i), e)| (&self.offers[i], e));
+        let acc: Vec<_> = acc.collect();
+        let own: std::collections::HashSet<(&str, &str, &str)> = acc
+            .iter()
+            .filter(|(k, _)| !k.peer)
+            .map(|(k, _)| cell_of(k))
+            .collect();
+        acc.into_iter()
+            .filter(|(key, _)| !(key.peer && own.contains(&cell_of(key))))
+            .map(|(key, (observed, v, v_ex_vat, observations))| Standing {
+                key,
+                v,
+                v_ex_vat,
+                observations,
+                observed,
+            })
             .collect()
     }
 }
 
-/// Per offer: (start of its latest span in the period, price, ex-VAT price,
-/// observations made in the period).
-type Acc<'a> = BTreeMap<&'a OfferKey, (i64, f64, f64, u32)>;
+/// Per offer, by (rank in key order, index): (start of its latest span in the
+/// period, price, ex-VAT price, observations made in the period).
+type Acc = BTreeMap<(u32, usize), (i64, f64, f64, u32)>;
 
-fn add<'a>(acc: &mut Acc<'a>, key: &'a OfferKey, s: &Span, ps: i64, pe: i64) {
-    let e = acc.entry(key).or_insert((i64::MIN, f64::NAN, f64::NAN, 0));
+fn add(acc: &mut Acc, offer: (u32, usize), s: &Span, ps: i64, pe: i64) {
+    let e = acc
+        .entry(offer)
+        .or_insert((i64::MIN, f64::NAN, f64::NAN, 0));
     if s.start >= e.0 {
         (e.0, e.1, e.2) = (s.start, s.v, s.v_ex_vat);
     }
     e.3 += u32::from(s.start >= ps && s.start < pe);
-}
-
-/// The offers of a period, each once; a peer's offer is left out where an own feed
-/// has an offer of the same provider, model and class in force in the period (one
-/// provider, counted once; see METHODOLOGY.md).
-fn finish(acc: Acc<'_>) -> Vec<Standing<'_>> {
-    let own: std::collections::HashSet<(&str, &str, &str)> =
-        acc.keys().filter(|k| !k.peer).map(|k| cell_of(k)).collect();
-    acc.into_iter()
-        .filter(|(key, _)| !(key.peer && own.contains(&cell_of(key))))
-        .map(|(key, (observed, v, v_ex_vat, observations))| Standing {
-            key,
-            v,
-            v_ex_vat,
-            observations,
-            observed,
-        })
-        .collect()
 }
 
 fn cell_of(k: &OfferKey) -> (&str, &str, &str) {

@@ -876,7 +876,7 @@ pub fn analyse_week_with(
     let first = first_week(store, recent)?;
     let past = rollup::weeks(store, first, recent.prev(), cfg)?;
     let known = past.known_medians();
-    let inf = InForce::load_recent(store, recent.monday(), week.sunday(), cfg, &known)?;
+    let inf = InForce::load_recent(store, recent.monday(), week.sunday(), cfg, &known, None)?;
     analyse(store, week, cfg, &inf, recent, past)
 }
 

@@ -310,7 +310,7 @@ pub fn prices(store: &Store) -> Result<Table, ReportError> {
     // With the earlier weeks' outlier medians stored, only rows that may stand now
     // are read; otherwise whole weeks back to the longest validity.
     let inf = match rollup::stored_medians(store, week, &cfg)? {
-        Some(known) => InForce::load_recent(store, week.monday(), last, &cfg, &known)?,
+        Some(known) => InForce::load_recent(store, week.monday(), last, &cfg, &known, None)?,
         None => InForce::load(store, last, last, &cfg)?,
     };
     let Some(now) = inf.latest else {

@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::analysis::inforce::{ms, scan_start, week_index, InForce, KnownMedians};
+use crate::analysis::inforce::{ms, scan_start, week_index, InForce, KnownMedians, Snapshots};
 use crate::analysis::{
     daily_points, history, strs, u32s, Config, DailyPoint, IndexCell, WeeklyPoint,
 };
@@ -118,15 +118,28 @@ fn of_week(inf: &InForce, week: IsoWeek, cfg: &Config) -> Rollup {
 
 /// Compute one week's rollup from its offers: those observed that week, and before
 /// it only those that may still stand in it, flagged by the medians of earlier weeks
-/// in `known`.
+/// in `known`. `carried` is the week before's [`Computed::snapshots`] when it was
+/// computed just before (else the last snapshots are scanned for).
 pub fn compute(
     store: &Store,
     week: IsoWeek,
     cfg: &Config,
     known: &KnownMedians,
-) -> Result<Rollup, ReportError> {
-    let inf = InForce::load_recent(store, week.monday(), week.sunday(), cfg, known)?;
-    Ok(of_week(&inf, week, cfg))
+    carried: Option<&Snapshots>,
+) -> Result<Computed, ReportError> {
+    let (monday, sunday) = (week.monday(), week.sunday());
+    let inf = InForce::load_recent(store, monday, sunday, cfg, known, carried)?;
+    Ok(Computed {
+        rollup: of_week(&inf, week, cfg),
+        snapshots: inf.snapshots,
+    })
+}
+
+/// A computed week: its rollup, and each feed and provider's last snapshot up to its
+/// end, which the next week's computation can start from.
+pub struct Computed {
+    pub rollup: Rollup,
+    pub snapshots: Snapshots,
 }
 
 /// The same from whole weeks of offers back to the longest validity (the reference
@@ -144,18 +157,51 @@ fn read(store: &Store, week: IsoWeek, key: &str) -> Result<Option<Rollup>, Repor
     }
 }
 
-/// Read a stored, current rollup, or compute it with the medians known so far.
-fn read_or_compute(
-    store: &Store,
-    stamps: &[FileStamp],
-    week: IsoWeek,
-    cfg: &Config,
-    known: &KnownMedians,
-) -> Result<(Rollup, Option<String>), ReportError> {
-    let k = key(stamps, week, cfg);
-    match read(store, week, &k)? {
-        Some(r) => Ok((r, None)),
-        None => Ok((compute(store, week, cfg, known)?, Some(k))),
+/// Weeks taken in order, oldest first: what each passes on to the next.
+struct Chain<'a> {
+    store: &'a Store,
+    stamps: Vec<FileStamp>,
+    cfg: &'a Config,
+    /// Outlier medians of the weeks taken so far.
+    known: KnownMedians,
+    /// The last snapshots up to the end of the week before, when it was computed (or
+    /// when nothing is stored before it).
+    snapshots: Option<Snapshots>,
+}
+
+impl<'a> Chain<'a> {
+    /// A chain starting at `first`: with no snapshot before it when nothing is stored
+    /// before it, else with them unknown (scanned for).
+    fn new(store: &'a Store, cfg: &'a Config, first: IsoWeek) -> Result<Self, ReportError> {
+        let stamps = store.offer_stamps()?;
+        let empty_before = stamps.first().is_none_or(|s| s.date >= first.monday());
+        Ok(Self {
+            store,
+            stamps,
+            cfg,
+            known: KnownMedians::new(),
+            snapshots: empty_before.then(Snapshots::new),
+        })
+    }
+
+    /// The next week's stored rollup if current, else computed with the medians
+    /// and snapshots known so far, with the key to store it under.
+    fn next(&mut self, week: IsoWeek) -> Result<(Rollup, Option<String>), ReportError> {
+        let k = key(&self.stamps, week, self.cfg);
+        let (r, new_key) = match read(self.store, week, &k)? {
+            Some(r) => {
+                self.snapshots = None;
+                (r, None)
+            }
+            None => {
+                let carried = self.snapshots.as_ref();
+                let c = compute(self.store, week, self.cfg, &self.known, carried)?;
+                self.snapshots = Some(c.snapshots);
+                (c.rollup, Some(k))
+            }
+        };
+        self.known.extend(r.known_medians());
+        Ok((r, new_key))
     }
 }
 
@@ -168,13 +214,10 @@ pub fn weeks(
     last: IsoWeek,
     cfg: &Config,
 ) -> Result<Rollup, ReportError> {
-    let stamps = store.offer_stamps()?;
+    let mut chain = Chain::new(store, cfg, first)?;
     let mut out = Rollup::default();
-    let mut known = KnownMedians::new();
     for week in span(first, last) {
-        let (r, _) = read_or_compute(store, &stamps, week, cfg, &known)?;
-        known.extend(r.known_medians());
-        out.extend(r);
+        out.extend(chain.next(week)?.0);
     }
     Ok(out)
 }
@@ -200,10 +243,9 @@ pub fn refresh(store: &Store) -> Result<Refreshed, ReportError> {
     if current == weeks.len() {
         return Ok(done);
     }
-    let mut known = KnownMedians::new();
+    let mut chain = Chain::new(store, &cfg, weeks[0])?;
     for week in weeks {
-        let (r, new_key) = read_or_compute(store, &stamps, week, &cfg, &known)?;
-        known.extend(r.known_medians());
+        let (r, new_key) = chain.next(week)?;
         if let Some(k) = new_key {
             let mut df = to_frame(&r).map_err(|e| pl_err(store, &week, e))?;
             store.write_rollup(&week.label(), &k, &mut df)?;
