@@ -2,7 +2,12 @@
 //! `cargo bench --bench scale`. Everything here is SIMULATED data.
 //!
 //! 1. Ingest throughput: a vast.ai payload of many offers through `gpurent ingest`
-//!    (offers per CPU-second, peak RSS per offer).
+//!    (offers per CPU-second, peak RSS per offer); then where its CPU time goes, the
+//!    same payload through ingest's library calls in-process, phase by phase: the
+//!    parser's floor (serde_json skipping the payload) and limit (the vast.ai
+//!    adapter alone), parse, archive (SHA-256 + gzip), normalise and write (Parquet),
+//!    each in CPU-s, offers per CPU-s and share, their sum beside the child's CPU-s
+//!    (`scale/ingest.rs` shows the lines).
 //! 2. For each scale: a synthetic store written directly (compacted day files), its
 //!    per-week rollups stored once (`gpurent compact`, as every writer does), then
 //!    `gpurent report --week`, `history --model` and `prices` as child processes of the
@@ -33,6 +38,8 @@ mod ingest;
 mod ops;
 #[path = "scale/output.rs"]
 mod output;
+#[path = "scale/phases.rs"]
+mod phases;
 #[path = "scale/synth.rs"]
 mod synth;
 
@@ -172,7 +179,7 @@ fn main() {
         println!(
             "{}",
             i.as_ref()
-                .map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::line)
+                .map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::lines)
         );
     }
     let measured = measure_scales(&cfg, &scales);
@@ -184,7 +191,7 @@ fn main() {
         println!(
             "\n{}",
             i.as_ref()
-                .map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::line)
+                .map_or_else(|e| format!("ingest: {e}"), ingest::Ingest::lines)
         );
     }
     if scales.len() > 1 {

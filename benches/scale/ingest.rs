@@ -1,70 +1,42 @@
 //! Ingest throughput from payload bytes: a SIMULATED vast.ai search response (the
 //! wire format of `src/ingest/adapters/vastai.rs`) of many offers, recorded in a file
 //! that a feed file points at, ingested by `gpurent ingest` as a user runs it: read,
-//! parse, normalise, store (Parquet, fsync) and archive the raw payload.
+//! parse, normalise, store (Parquet, fsync) and archive the raw payload. Then where
+//! that time goes: the same payload through ingest's own library calls in this
+//! process, phase by phase ([`crate::phases`]), printed after the ingest line:
+//!
+//! ```text
+//! ingest phases (in-process, ...; CPU-s = process user+sys, median of 3):
+//!   parser floor  serde_json skipping the payload (IgnoredAny)   CPU-s  offers/CPU-s  (not in the sum)
+//!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (within parse)
+//!   parse         ingest::parse_checked                          CPU-s  offers/CPU-s  share of the sum
+//!   archive       spool::spill (SHA-256 + gzip) + write_raw      ...
+//!   normalise     ingest::normalise_parsed -> DataFrame          ...
+//!   write         Store::append (Parquet, zstd, fsync)           ...
+//!   sum of the phases                                            CPU-s  offers/CPU-s  100 %
+//!   whole `gpurent ingest` (child): CPU-s; the phases' share, and the rest
+//! ```
+//!
+//! The rest is what the child does beyond the phases: process start, reading the
+//! file, the runtime, tables, the FX frame, the run record, the rollups, exiting.
 //!
 //! Invariants: the payload is deterministic (seeded fastrand); each run ingests into
 //! a fresh store (a stored hour is never ingested twice); offers per CPU-second count
-//! the payload's offers over the child's user + system time.
+//! the payload's offers over the child's user + system time; each phase's figure is
+//! its median over the passes, and the sum is the sum of those medians.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gpurent::store::Store;
 use polars::prelude::*;
 
 use crate::child;
 use crate::ops::{median, Config, Side};
+use crate::output::thousands;
+use crate::phases::{self, Phases};
 
-/// (vast `gpu_name`, `gpu_ram` MB, USD per GPU-hour).
-const GPUS: &[(&str, u32, f64)] = &[
-    ("RTX 4090", 24564, 0.40),
-    ("RTX 4090D", 24564, 0.30),
-    ("H100 SXM", 81559, 2.40),
-    ("A100 SXM4", 81920, 1.30),
-    ("L40S", 46068, 0.85),
-    ("H20", 97871, 1.10),
-];
-const GEO: &[&str] = &[
-    "Texas, US",
-    "California, US",
-    "Guangdong, CN",
-    "Zhejiang, CN",
-    "Hong Kong, HK",
-];
-
-/// The payload: `{"offers": [...]}` with `n` offers of about 400 bytes each.
-pub fn payload(n: usize) -> String {
-    let mut r = fastrand::Rng::with_seed(0x696e_6765_7374);
-    let mut s = String::with_capacity(n * 420);
-    s.push_str("{\"offers\": [\n");
-    for i in 0..n {
-        let (name, ram, usd) = GPUS[r.usize(..GPUS.len())];
-        let gpus = [1, 1, 2, 4, 8][r.usize(..5)];
-        let dph = usd * gpus as f64 * (0.8 + 0.4 * r.f64());
-        let bid = if r.bool() { dph * 0.55 } else { 0.0 };
-        let _ = write!(
-            s,
-            "{sep}{{\"id\": {id}, \"machine_id\": {m}, \"gpu_name\": \"{name}\", \"num_gpus\": {gpus}, \
-             \"gpu_ram\": {ram}, \"dph_total\": {dph:.4}, \"min_bid\": {bid:.4}, \"geolocation\": \"{geo}\", \
-             \"rentable\": true, \"reliability2\": {rel:.4}, \"cpu_cores_effective\": {cpu}, \
-             \"cpu_ram\": {cram}, \"disk_space\": {disk:.1}, \"inet_down\": {down:.1}, \"inet_up\": {up:.1}, \
-             \"cuda_max_good\": 12.4, \"driver_version\": \"550.54.14\", \"verified\": true}}",
-            sep = if i == 0 { "" } else { ",\n" },
-            id = 10_000_000 + i,
-            m = 40_000 + i / 4,
-            geo = GEO[r.usize(..GEO.len())],
-            rel = 0.9 + 0.1 * r.f64(),
-            cpu = 8 * gpus,
-            cram = 64_000 * gpus,
-            disk = 100.0 + 900.0 * r.f64(),
-            down = 100.0 + 2000.0 * r.f64(),
-            up = 100.0 + 1000.0 * r.f64(),
-        );
-    }
-    s.push_str("\n]}\n");
-    s
-}
+/// The observation time of every run, child and in-process.
+const AT: &str = "2026-12-01T00:00:00Z";
 
 /// What the ingest runs measured.
 pub struct Ingest {
@@ -72,11 +44,21 @@ pub struct Ingest {
     pub payload_mib: f64,
     pub rows_stored: u64,
     pub side: Side,
+    /// The in-process passes, or why they could not run.
+    pub phases: Result<Vec<Phases>, String>,
 }
 
 impl Ingest {
-    /// The one-line summary for the report.
-    pub fn line(&self) -> String {
+    /// The ingest line, then the phases.
+    pub fn lines(&self) -> String {
+        let mut s = self.line();
+        s.push('\n');
+        s.push_str(&self.phase_lines());
+        s
+    }
+
+    /// The one-line summary of the child runs.
+    fn line(&self) -> String {
         if let Some(f) = self.side.failure() {
             return format!(
                 "ingest (SIMULATED vast.ai payload, {} offers, {:.1} MiB): FAILED, {}: {}",
@@ -103,28 +85,91 @@ impl Ingest {
             rss * 1024.0 * 1024.0 / self.offers as f64,
         )
     }
-}
 
-/// Write the payload and its feed file under `dir`; the feeds directory.
-fn prepare(dir: &Path, n: usize) -> std::io::Result<(PathBuf, f64)> {
-    let feeds = dir.join("feeds");
-    std::fs::create_dir_all(&feeds)?;
-    let body = payload(n);
-    let file = dir.join("vastai-search.json");
-    std::fs::write(&file, &body)?;
-    let feed = format!(
-        "# SIMULATED vast.ai payload for the scale benchmark.\nformat = \"vastai\"\nprovider = \"vastai\"\n\
-         url = \"{}\"\nmax_bytes = 4000000000\nsample = true\n",
-        file.display()
-    );
-    std::fs::write(feeds.join("vastai.toml"), feed)?;
-    Ok((feeds, body.len() as f64 / (1024.0 * 1024.0)))
+    /// The breakdown: each phase's median CPU-s, offers per CPU-s and share of the
+    /// phases' sum, and the sum beside the child's whole-ingest CPU-s.
+    fn phase_lines(&self) -> String {
+        let all = match &self.phases {
+            Ok(all) if !all.is_empty() => all,
+            Ok(_) => return "ingest phases: no pass ran".into(),
+            Err(e) => return format!("ingest phases: FAILED: {e}"),
+        };
+        let med = |f: fn(&Phases) -> f64| median(all.iter().map(f).collect()).unwrap_or(f64::NAN);
+        let (parse, archive) = (med(|p| p.parse), med(|p| p.archive));
+        let (normalise, write) = (med(|p| p.normalise), med(|p| p.write));
+        let sum = parse + archive + normalise + write;
+        let n = self.offers as f64;
+        let rate = |cpu: f64| thousands((n / cpu).round() as u64);
+        let row = |label: &str, what: &str, cpu: f64, note: String| {
+            format!(
+                "  {label:<13} {what:<52} {cpu:>6.3} CPU-s {:>11} offers/CPU-s  {note}",
+                rate(cpu)
+            )
+        };
+        let share = |cpu: f64| format!("{:>3.0} % of the sum", 100.0 * cpu / sum);
+        let mut out = vec![
+            format!(
+                "ingest phases (in-process, the same {} offers through ingest's library calls; \
+                 CPU-s = process user+sys, median of {}):",
+                thousands(self.offers as u64),
+                all.len()
+            ),
+            row(
+                "parser floor",
+                "serde_json skipping the payload (IgnoredAny)",
+                med(|p| p.floor),
+                "(not in the sum)".into(),
+            ),
+            row(
+                "parser limit",
+                "vastai Adapter::parse alone",
+                med(|p| p.adapter),
+                "(within parse)".into(),
+            ),
+            row(
+                "parse",
+                "ingest::parse_checked (adapter, duplicates, format)",
+                parse,
+                share(parse),
+            ),
+            row(
+                "archive",
+                "spool::spill (SHA-256 + gzip, fsync) + write_raw",
+                archive,
+                share(archive),
+            ),
+            row(
+                "normalise",
+                "ingest::normalise_parsed -> DataFrame",
+                normalise,
+                share(normalise),
+            ),
+            row(
+                "write",
+                "Store::append (Parquet, zstd, fsync)",
+                write,
+                share(write),
+            ),
+            row("sum", "of the four phases", sum, "100 %".into()),
+        ];
+        let ok = self.side.runs.iter().filter(|r| r.ok());
+        if let Some(child) = median(ok.map(|r| r.cpu_s).collect()) {
+            out.push(format!(
+                "  whole `gpurent ingest` (child, above): {child:.3} CPU-s; the phases are {:.0} % of it, \
+                 the rest {:.3} CPU-s (process start, reading the file, runtime, tables, FX, run record, rollups, exit)",
+                100.0 * sum / child,
+                child - sum
+            ));
+        }
+        out.join("\n")
+    }
 }
 
 /// Ingest an `n`-offer payload `cfg.runs` times, each into a fresh store.
 pub fn bench(cfg: &Config, n: usize) -> Result<Ingest, String> {
     let dir = cfg.work.join("ingest");
-    let (feeds, payload_mib) = prepare(&dir, n).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (feeds, bytes) = phases::prepare(&dir, n).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let payload_mib = bytes as f64 / (1024.0 * 1024.0);
     let store = dir.join("store");
     let mut side = Side::default();
     for _ in 0..cfg.runs {
@@ -137,18 +182,42 @@ pub fn bench(cfg: &Config, n: usize) -> Result<Ingest, String> {
             .arg(&feeds)
             .arg("--store")
             .arg(&store);
-        c.args(["--at", "2026-12-01T00:00:00Z"]);
+        c.args(["--at", AT]);
         side.runs.push(child::run(&mut c, cfg.cap_mib));
         if side.failure().is_some() {
             break;
         }
     }
+    let rows_stored = rows(&store).unwrap_or(0);
     Ok(Ingest {
         offers: n,
         payload_mib,
-        rows_stored: rows(&store).unwrap_or(0),
+        rows_stored,
         side,
+        phases: passes(cfg, &dir, &feeds, rows_stored),
     })
+}
+
+/// `cfg.runs` in-process passes over the same feed, each into a fresh store; each
+/// must store the rows the child stored.
+fn passes(cfg: &Config, dir: &Path, feeds: &Path, rows: u64) -> Result<Vec<Phases>, String> {
+    let at = AT.parse().expect("AT is RFC 3339");
+    let store = dir.join("phases-store");
+    let mut all = Vec::new();
+    for _ in 0..cfg.runs {
+        if store.exists() {
+            std::fs::remove_dir_all(&store).map_err(|e| format!("{}: {e}", store.display()))?;
+        }
+        let p = phases::run(feeds, &store, at)?;
+        if p.rows as u64 != rows {
+            return Err(format!(
+                "{} rows stored in-process, {rows} by `gpurent ingest`",
+                p.rows
+            ));
+        }
+        all.push(p);
+    }
+    Ok(all)
 }
 
 fn rows(root: &Path) -> Option<u64> {

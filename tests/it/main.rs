@@ -13,6 +13,7 @@ mod feeds_cloud;
 mod feeds_market;
 mod golden;
 mod history;
+mod ingest_phases;
 mod methodology;
 mod names;
 mod peers;
