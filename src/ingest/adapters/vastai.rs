@@ -161,7 +161,9 @@ impl<'de> Visitor<'de> for OfferRows<'_, '_> {
 
 /// The rows of a payload whose offers are all valid records, or `None`.
 fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
-    let mut rows = Vec::new();
+    // About 1.5 rows per offer of about 384 bytes: room for a row per 200 bytes, so
+    // the rows are not copied while growing (untouched capacity is address space).
+    let mut rows = Vec::with_capacity(body.len() / 200);
     let mut de = serde_json::Deserializer::from_slice(body);
     let visitor = AllValid(OfferRows {
         rows: &mut rows,
