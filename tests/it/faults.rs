@@ -354,6 +354,21 @@ pub fn assert_no_secret(secret: &str, outputs: &[&str], store: &Path) {
     }
 }
 
+/// The run's lines in `out`: each feed of `failed` FAILED, naming itself and its
+/// cause, and the line of feed `good` holds `good`.
+pub fn assert_fails_alone<S: AsRef<str>>(out: &str, failed: &[(&str, S)], good: &str) {
+    for (feed, cause) in failed {
+        let l = line(out, feed);
+        assert!(
+            l.contains("FAILED")
+                && l.contains(&format!("feed {feed}"))
+                && l.contains(cause.as_ref()),
+            "{feed}: {l}"
+        );
+    }
+    assert!(line(out, "good").contains(good), "{out}");
+}
+
 pub fn line<'a>(stdout: &'a str, feed: &str) -> &'a str {
     stdout
         .lines()
@@ -420,23 +435,14 @@ fn refused_hung_dripped_truncated_bombed() {
     let store = tmp.path().join("store");
     let (code, out, err) = ingest(&f, &store);
     assert_eq!(code, 1, "{out}\n{err}");
-    for (feed, cause) in [
+    let failed = [
         ("refused", "Connection refused"),
         ("hang", "timed out after 1 s waiting for a response"),
         ("drip", "timed out after 1 s while reading the body"),
         ("trunc", "body ended early after 800 bytes"),
         ("bomb", "larger than the 1000000 byte cap"),
-    ] {
-        let l = line(&out, feed);
-        assert!(
-            l.contains("FAILED") && l.contains(&format!("feed {feed}")) && l.contains(cause),
-            "{feed}: {l}"
-        );
-    }
-    assert!(
-        line(&out, "good").contains("ok, 40 offers read, 40 stored"),
-        "{out}"
-    );
+    ];
+    assert_fails_alone(&out, &failed, "ok, 40 offers read, 40 stored");
     let offers = check_store(&store);
     assert_eq!(offers.height(), 40);
     // Failed fetches leave nothing in raw/ or failed/ (there was no payload).
