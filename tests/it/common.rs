@@ -381,29 +381,24 @@ pub fn cn_csv_feed(url: &str) -> String {
     format!("format = \"generic_csv\"\nurl = \"{url}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n")
 }
 
-/// The fixture feeds ([`fixture_feeds`]) served from `srv`, their feed files in
-/// `<tmp>/feeds`, ingested into the store `<tmp>/store`.
-pub struct FixtureStore {
-    pub srv: TestServer,
-    pub tmp: tempfile::TempDir,
-    pub feeds: PathBuf,
-    pub store: gpurent::store::Store,
-}
-
-/// A new [`FixtureStore`] whose feeds were ingested once at each of `times`.
-pub async fn fixture_store(times: &[chrono::DateTime<chrono::Utc>]) -> FixtureStore {
+/// The fixture feeds ([`fixture_feeds`]) served from a new server, their feed files
+/// in `<tmp>/feeds`, ingested once at each of `times` into the store `<tmp>/store`:
+/// (server, tmp, feeds folder, store).
+pub async fn fixture_store(
+    times: &[chrono::DateTime<chrono::Utc>],
+) -> (
+    TestServer,
+    tempfile::TempDir,
+    PathBuf,
+    gpurent::store::Store,
+) {
     let srv = server().await;
     let tmp = tempdir();
     let feeds = tmp.path().join("feeds");
     fixture_feeds(&srv, &feeds);
     let store = gpurent::store::Store::open(tmp.path().join("store"));
     ingest_times(&feeds, &store, times).await;
-    FixtureStore {
-        srv,
-        tmp,
-        feeds,
-        store,
-    }
+    (srv, tmp, feeds, store)
 }
 
 /// Ingest every feed in `feeds` once at each of `times`; every run must succeed.

@@ -241,12 +241,7 @@ async fn report_text_is_stable() {
     let times: Vec<_> = (0..3)
         .map(|d| Utc.with_ymd_and_hms(2024, 10, 7 + d, 12, 0, 0).unwrap())
         .collect();
-    let FixtureStore {
-        srv: _srv,
-        tmp,
-        store,
-        ..
-    } = fixture_store(&times).await;
+    let (_srv, tmp, _, store) = fixture_store(&times).await;
     let out = tmp.path().join("reports");
     let week = gpurent::week::IsoWeek::parse("2024-W41").unwrap();
     let generated = Utc.with_ymd_and_hms(2024, 10, 14, 0, 30, 0).unwrap();

@@ -10,12 +10,7 @@ async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
     let times: Vec<_> = (0..2)
         .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
         .collect();
-    let FixtureStore {
-        srv: _srv,
-        tmp,
-        store,
-        ..
-    } = fixture_store(&times).await;
+    let (_srv, tmp, _, store) = fixture_store(&times).await;
     let before = read_all(&tmp.path().join("store/offers")).unwrap();
     let rejects_before = read_all(&tmp.path().join("store/rejects")).unwrap();
 
@@ -164,12 +159,7 @@ async fn compaction_keeps_rows_and_deduplication() {
     let times: Vec<_> = (0..3)
         .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
         .collect();
-    let FixtureStore {
-        srv: _srv,
-        tmp,
-        feeds,
-        store,
-    } = fixture_store(&times).await;
+    let (_srv, tmp, feeds, store) = fixture_store(&times).await;
     let part = tmp.path().join("store/offers/date=2024-10-07");
     let count = |dir: &std::path::Path| {
         std::fs::read_dir(dir)
@@ -275,12 +265,7 @@ async fn compaction_keeps_rows_and_deduplication() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_hour_is_redone_not_kept() {
     let at: chrono::DateTime<chrono::Utc> = "2024-10-07T03:00:00Z".parse().unwrap();
-    let FixtureStore {
-        srv: _srv,
-        tmp,
-        feeds,
-        store,
-    } = fixture_store(&[at]).await;
+    let (_srv, tmp, feeds, store) = fixture_store(&[at]).await;
     let offers = read_all(&tmp.path().join("store/offers")).unwrap().height();
     let rejects = read_all(&tmp.path().join("store/rejects"))
         .unwrap()
