@@ -84,6 +84,21 @@ pub struct Context<'a> {
     pub check_places: bool,
 }
 
+impl<'a> Context<'a> {
+    /// A run of `feed` observed at `observed_at`: net prices (no VAT), not a sample,
+    /// not a peer's data, places not checked.
+    pub fn new(feed: &'a str, observed_at: DateTime<Utc>) -> Self {
+        Self {
+            feed,
+            observed_at,
+            vat_rate: 0.0,
+            sample: false,
+            peer: false,
+            check_places: false,
+        }
+    }
+}
+
 /// Normalised offers and rejects of one feed run.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -156,14 +171,7 @@ pub fn offer_schema() -> SchemaRef {
     static SCHEMA: std::sync::OnceLock<SchemaRef> = std::sync::OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let ctx = Context {
-                feed: "",
-                observed_at: DateTime::<Utc>::UNIX_EPOCH,
-                vat_rate: 0.0,
-                sample: false,
-                peer: false,
-                check_places: false,
-            };
+            let ctx = Context::new("", DateTime::<Utc>::UNIX_EPOCH);
             let fx = fx_frame(&[]).expect("an empty FX frame builds");
             normalise(Vec::new(), &[], &ctx, Tables::embedded(), &fx)
                 .expect("normalising no offers cannot fail")
@@ -832,14 +840,7 @@ mod tests {
             units_per_eur,
         };
         let fx = fx_frame(&[rate("USD", 1.1029), rate("CNY", 7.7407)]).unwrap();
-        let ctx = Context {
-            feed: "t",
-            observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 1, 0, 0).unwrap(),
-            vat_rate: 0.0,
-            sample: false,
-            peer: false,
-            check_places: false,
-        };
+        let ctx = Context::new("t", Utc.with_ymd_and_hms(2024, 10, 7, 1, 0, 0).unwrap());
         normalise(offers.to_vec(), &[], &ctx, Tables::embedded(), &fx).unwrap()
     }
 

@@ -326,6 +326,24 @@ pub(crate) fn check_feed_keys(format: &str, url: &str, keys: &str, expected_err:
     }
 }
 
+/// Test support for adapters whose feeds name an `endpoint`: with the keys `ok`, the
+/// feed loads, with an `endpoint` template too; a plain-http endpoint fails with
+/// "must use https" and an unknown key with its name.
+#[cfg(test)]
+pub(crate) fn check_endpoint_keys(format: &str, url: &str, ok: &str, endpoint: &str) {
+    check_feed_keys(format, url, ok, None);
+    let with = |more: &str| format!("{ok}{more}");
+    check_feed_keys(
+        format,
+        url,
+        &with(&format!("endpoint = '{endpoint}'")),
+        None,
+    );
+    let http = with("endpoint = 'http://example.com/'");
+    check_feed_keys(format, url, &http, Some("must use https"));
+    check_feed_keys(format, url, &with("bogus = 1"), Some("bogus"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,19 +240,24 @@ pub async fn fetch_if_changed(
     spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
-    let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
     let url = match &cfg.source {
         Source::File(path) => return fetch_recorded(&cfg.name, path, secret).await,
         Source::Http(url) => url,
     };
+    let cx = Ctx {
+        client,
+        feed,
+        secret,
+        spool: spool.filter(|_| feed.adapter.reads_streams() && secret.is_none()),
+    };
     let detour = match feed.adapter.version_index(url) {
         None => None,
-        Some(index) => match fetch_indexed(client, feed, url, &index, secret, known, spool).await {
+        Some(index) => match fetch_indexed(cx, url, &index, known).await {
             Ok(fetched) => return Ok(fetched),
             Err(d) => Some(d),
         },
     };
-    let fetched = fetch_url(client, feed, url, secret, now, known, spool).await;
+    let fetched = fetch_url(cx, url, now, known).await;
     let Some(detour) = detour else {
         return fetched;
     };
@@ -284,6 +289,16 @@ async fn fetch_recorded(
     })
 }
 
+/// What every request of one feed's fetch shares: the client, the feed, its secret
+/// and the folder a body may be spooled to.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    client: &'a reqwest::Client,
+    feed: &'a Feed,
+    secret: Option<&'a str>,
+    spool: Option<&'a Path>,
+}
+
 /// Why a feed with a version index was fetched from its feed URL instead: the
 /// note that says so and, when the versioned file failed, its error (without the
 /// feed's name).
@@ -295,54 +310,47 @@ struct Detour {
 /// The payload by way of the version index: the version it names, then that
 /// version's payload; `Err` when either cannot be had, to fall back to the feed URL.
 async fn fetch_indexed(
-    client: &reqwest::Client,
-    feed: &Feed,
+    cx: Ctx<'_>,
     url: &str,
     index: &Request,
-    secret: Option<&str>,
     known: Option<&Validators>,
-    spool: Option<&Path>,
 ) -> Result<Fetched, Detour> {
-    let name = &feed.config.name;
-    let (version, req) = current_version(client, feed, url, index, secret)
+    let name = &cx.feed.config.name;
+    let (version, req) = current_version(cx, url, index)
         .await
         .map_err(|why| Detour {
             note: fallback_note(name, "version index not used", &why),
             failed: None,
         })?;
-    fetch_version(client, feed, version, req, secret, known, spool)
-        .await
-        .map_err(|e| {
-            let why = unprefixed(name, &e);
-            Detour {
-                note: fallback_note(name, "versioned file not fetched", &why),
-                failed: Some(why),
-            }
-        })
+    fetch_version(cx, version, req, known).await.map_err(|e| {
+        let why = unprefixed(name, &e);
+        Detour {
+            note: fallback_note(name, "versioned file not fetched", &why),
+            failed: Some(why),
+        }
+    })
 }
 
 /// The feed URL's payload, asked conditionally when `known` names a version and
 /// the adapter makes one request.
 async fn fetch_url(
-    client: &reqwest::Client,
-    feed: &Feed,
+    cx: Ctx<'_>,
     url: &str,
-    secret: Option<&str>,
     now: DateTime<Utc>,
     known: Option<&Validators>,
-    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
-    let requests = feed
+    let requests = cx
+        .feed
         .adapter
-        .requests(url, secret, now)
+        .requests(url, cx.secret, now)
         .map_err(|m| FeedError::Http {
-            feed: feed.config.name.clone(),
+            feed: cx.feed.config.name.clone(),
             url: shown_url(url),
-            message: redact(m.to_string(), secret),
+            message: redact(m.to_string(), cx.secret),
         })?;
     let known =
         known.filter(|v| requests.len() == 1 && (v.etag.is_some() || v.last_modified.is_some()));
-    fetch_pages(client, feed, requests, secret, known, spool).await
+    fetch_pages(cx, requests, known).await
 }
 
 /// Log that the feed URL of `feed` is fetched instead of the way `what` says, and
@@ -362,13 +370,13 @@ fn unprefixed(feed: &str, e: &FeedError) -> String {
 /// The version the adapter's index (fetched with `index`) names for `url`, and the
 /// request for that version's payload; `Err` says why the index cannot be used.
 async fn current_version(
-    client: &reqwest::Client,
-    feed: &Feed,
+    cx: Ctx<'_>,
     url: &str,
     index: &Request,
-    secret: Option<&str>,
 ) -> Result<(String, Request), String> {
-    let mut body = match fetch_one(client, feed, index, secret, None, None).await {
+    let (feed, secret) = (cx.feed, cx.secret);
+    let unspooled = Ctx { spool: None, ..cx };
+    let mut body = match fetch_one(unspooled, index, None).await {
         Ok(Response::Body(Body::Memory(body), _)) => body,
         Ok(Response::Body(Body::Spooled(_), _)) => unreachable!("an index is never spooled"),
         Ok(Response::NotModified(_)) => return Err("304 to an unconditional request".into()),
@@ -383,13 +391,10 @@ async fn current_version(
 /// The payload of `version`: the last one again when that is the version kept with
 /// it, else fetched with `req` and kept with its version.
 async fn fetch_version(
-    client: &reqwest::Client,
-    feed: &Feed,
+    cx: Ctx<'_>,
     version: String,
     req: Request,
-    secret: Option<&str>,
     known: Option<&Validators>,
-    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     if let Some(k) = known.filter(|k| k.version.as_deref() == Some(version.as_str())) {
         return Ok(Fetched::NotModified {
@@ -397,7 +402,7 @@ async fn fetch_version(
             note: None,
         });
     }
-    let mut fetched = fetch_pages(client, feed, vec![req], secret, None, spool).await?;
+    let mut fetched = fetch_pages(cx, vec![req], None).await?;
     if let Fetched::Pages {
         pages, validators, ..
     } = &mut fetched
@@ -412,13 +417,11 @@ async fn fetch_version(
 /// Send the requests and follow their next-page links; the first request carries
 /// the conditions of `known`, if given. A spooled body has no next page.
 async fn fetch_pages(
-    client: &reqwest::Client,
-    feed: &Feed,
+    cx: Ctx<'_>,
     requests: Vec<Request>,
-    secret: Option<&str>,
     mut known: Option<&Validators>,
-    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
+    let (feed, secret) = (cx.feed, cx.secret);
     let cfg = &feed.config;
     let (mut pages, mut validators) = (Vec::new(), Validators::default());
     for req in requests {
@@ -431,7 +434,7 @@ async fn fetch_pages(
                     message: format!("more than {MAX_PAGES} pages"),
                 });
             }
-            let body = fetch_one(client, feed, &req, secret, known.take(), spool).await?;
+            let body = fetch_one(cx, &req, known.take()).await?;
             let mut body = match body {
                 Response::NotModified(validators) => {
                     return Ok(Fetched::NotModified {
@@ -543,17 +546,14 @@ enum Attempt {
 /// One request, retried as the rules say; `known` makes it conditional; with
 /// `spool`, a body is spooled to a new file in that folder.
 async fn fetch_one(
-    client: &reqwest::Client,
-    feed: &Feed,
+    cx: Ctx<'_>,
     req: &Request,
-    secret: Option<&str>,
     known: Option<&Validators>,
-    spool: Option<&Path>,
 ) -> Result<Response, FeedError> {
-    let cfg = &feed.config;
+    let cfg = &cx.feed.config;
     let mut attempt = 0u32;
     loop {
-        match attempt_once(client, feed, req, secret, known, spool).await {
+        match attempt_once(cx, req, known).await {
             Attempt::Done(response) => return Ok(response),
             Attempt::Fail(e) => return Err(e),
             Attempt::Retry { wait, message } => {
@@ -576,14 +576,13 @@ async fn fetch_one(
 }
 
 /// One request: check the URL, send, sort the status, read the body under the cap.
-async fn attempt_once(
-    client: &reqwest::Client,
-    feed: &Feed,
-    req: &Request,
-    secret: Option<&str>,
-    known: Option<&Validators>,
-    spool: Option<&Path>,
-) -> Attempt {
+async fn attempt_once(cx: Ctx<'_>, req: &Request, known: Option<&Validators>) -> Attempt {
+    let Ctx {
+        client,
+        feed,
+        secret,
+        spool,
+    } = cx;
     let cfg = &feed.config;
     let fail = |message: String| {
         Attempt::Fail(FeedError::Http {

@@ -22,17 +22,8 @@ fn vast(offers: &[(u32, &str, u32, f64, &str)]) -> String {
 }
 
 fn ingest(feeds: &Path, store: &Path, rules: &Path, at: &str) -> (i32, String, String) {
-    gpurent(&[
-        "--alerts",
-        rules.to_str().unwrap(),
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--at",
-        at,
-    ])
+    let alerts = ["--alerts", rules.to_str().unwrap()];
+    gpurent(&[&alerts[..], &ingest_args(feeds, store, at)].concat())
 }
 
 fn rules(hook: &str, slack: bool) -> String {
@@ -196,26 +187,12 @@ async fn each_rule_kind_fires_once_to_the_webhook() {
     );
 
     // The report re-evaluates (nothing new) and shows the week's firings.
-    let (s, r, out) = (
-        store.clone(),
-        rules_file.clone(),
+    let (alerts, out) = (
+        ["--alerts", rules_file.to_str().unwrap()],
         tmp.path().join("reports"),
     );
-    let (code, stdout, err) = tokio::task::spawn_blocking(move || {
-        gpurent(&[
-            "--alerts",
-            r.to_str().unwrap(),
-            "report",
-            "--store",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--week",
-            "2024-W42",
-        ])
-    })
-    .await
-    .unwrap();
+    let report = report_args(&store, &out, "2024-W42");
+    let (code, stdout, err) = gpurent_async(&[&alerts[..], &report].concat()).await;
     assert_eq!(code, 0, "{stdout}{err}");
     assert!(!stdout.contains("alert "), "{stdout}");
     assert_eq!(posts(&srv).len(), 5, "no firing delivered twice");

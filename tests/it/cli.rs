@@ -139,17 +139,22 @@ fn backfill_takes_a_date_and_reports_each_mistake_once() {
     let s = store.to_str().unwrap();
     let d = dir.to_str().unwrap();
 
+    // `gpurent backfill --format F --provider x --store s [at…] PATH`.
+    let backfill = |format: &str, at: &[&str], path: &str| {
+        let head = [
+            "backfill",
+            "--format",
+            format,
+            "--provider",
+            "x",
+            "--store",
+            s,
+        ];
+        gpurent(&[&head[..], at, &[path]].concat())
+    };
+
     // A bad --format: one message, the values listed, no feed file named.
-    let (code, out, err) = gpurent(&[
-        "backfill",
-        "--format",
-        "nope",
-        "--provider",
-        "x",
-        "--store",
-        s,
-        d,
-    ]);
+    let (code, out, err) = backfill("nope", &[], d);
     assert_eq!(code, 2, "{out}{err}");
     assert_eq!(err.matches("nope").count(), 1, "{err}");
     assert!(
@@ -158,46 +163,14 @@ fn backfill_takes_a_date_and_reports_each_mistake_once() {
     );
     // A missing path: named once.
     let missing = tmp.path().join("no-such-dir");
-    let m = missing.to_str().unwrap();
-    let (code, _, err) = gpurent(&[
-        "backfill",
-        "--format",
-        "vastai",
-        "--provider",
-        "x",
-        "--store",
-        s,
-        m,
-    ]);
+    let (code, _, err) = backfill("vastai", &[], missing.to_str().unwrap());
     assert_eq!(code, 2, "{err}");
     assert_eq!(err.matches("no-such-dir").count(), 1, "{err}");
     // --at as a date: files without a date in their path are observed at 00:00 UTC.
-    let (code, out, err) = gpurent(&[
-        "backfill",
-        "--format",
-        "vastai",
-        "--provider",
-        "x",
-        "--store",
-        s,
-        "--at",
-        "2023-06-17",
-        d,
-    ]);
+    let (code, out, err) = backfill("vastai", &["--at", "2023-06-17"], d);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("backfill: 3 files"), "{out}");
-    let (code, _, err) = gpurent(&[
-        "backfill",
-        "--format",
-        "vastai",
-        "--provider",
-        "x",
-        "--store",
-        s,
-        "--at",
-        "17/06/2023",
-        d,
-    ]);
+    let (code, _, err) = backfill("vastai", &["--at", "17/06/2023"], d);
     assert_eq!(code, 2);
     assert!(
         err.contains("neither a date (2023-06-17) nor an RFC 3339 time"),

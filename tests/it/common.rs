@@ -140,6 +140,19 @@ pub fn f64_col(df: &DataFrame, c: &str) -> Vec<f64> {
         .collect()
 }
 
+/// A time (or integer) column as i64 values: a time as milliseconds since the epoch.
+pub fn i64_col(df: &DataFrame, c: &str) -> Vec<i64> {
+    df.column(c)
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect()
+}
+
 pub fn str_col(df: &DataFrame, c: &str) -> Vec<String> {
     df.column(c)
         .unwrap()
@@ -163,17 +176,32 @@ pub fn gpurent(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// [`gpurent`] off the async runtime, so that a loopback server of the test keeps
+/// serving while the binary runs.
+pub async fn gpurent_async(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        gpurent(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
+/// The arguments of `gpurent ingest --feeds --store --at`.
+pub fn ingest_args<'a>(feeds: &'a Path, store: &'a Path, at: &'a str) -> [&'a str; 7] {
+    let (feeds, store) = (feeds.to_str().unwrap(), store.to_str().unwrap());
+    ["ingest", "--feeds", feeds, "--store", store, "--at", at]
+}
+
+/// The arguments of `gpurent report --store --out --week`.
+pub fn report_args<'a>(store: &'a Path, out: &'a Path, week: &'a str) -> [&'a str; 7] {
+    let (store, out) = (store.to_str().unwrap(), out.to_str().unwrap());
+    ["report", "--store", store, "--out", out, "--week", week]
+}
+
 /// `gpurent ingest --feeds --store --at` as a user runs it; it must exit 0.
 pub fn ingest_cli(feeds: &Path, store: &Path, at: &str) {
-    let (code, out, err) = gpurent(&[
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--at",
-        at,
-    ]);
+    let (code, out, err) = gpurent(&ingest_args(feeds, store, at));
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -191,6 +219,36 @@ pub fn sample(name: &str) -> Vec<u8> {
             .join(name),
     )
     .unwrap()
+}
+
+/// The content type a recorded payload is served with, by its file name.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("csv") => "text/csv",
+        Some("xml") => "application/xml",
+        _ => "application/json",
+    }
+}
+
+/// A 200 answer with the recorded sample `name` from `feeds/samples/`.
+pub fn sample_ok(name: &str) -> HttpResponse {
+    HttpResponse::ok(content_type(name), sample(name))
+}
+
+/// Serve the test fixture `name` (from `tests/fixtures/`) at `path`.
+pub fn serve_fixture(srv: &TestServer, path: &str, name: &str) {
+    srv.routes
+        .set(path, HttpResponse::ok(content_type(name), fixture(name)));
+}
+
+/// Serve the recorded sample `name` at `path`; a feed file of `format` reading it,
+/// `extra` (whole lines) appended.
+pub fn sample_feed(srv: &TestServer, format: &str, path: &str, name: &str, extra: &str) -> String {
+    srv.routes.set(path, sample_ok(name));
+    format!(
+        "format = \"{format}\"\nurl = \"{}\"\n{extra}",
+        srv.url(path)
+    )
 }
 
 /// Write the feed files and run one ingest through the library at [`AT`]. Returns the
@@ -231,10 +289,7 @@ pub async fn ingest_ok(feeds: &[(&str, String)]) -> (DataFrame, Vec<String>) {
 }
 
 pub fn ecb_feed(srv: &TestServer) -> (&'static str, String) {
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
+    serve_fixture(srv, "/ecb.xml", "eurofxref-daily.xml");
     (
         "ecb",
         format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
@@ -280,21 +335,32 @@ pub fn line<'a>(lines: &'a [String], feed: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for {feed} in {lines:#?}"))
 }
 
+/// The repository's feed files `feeds/{name}.toml` for `names`, in that order: none
+/// of them is broken, and each is there.
+pub fn repo_feeds(names: &[&str]) -> Vec<gpurent::ingest::feed::FeedConfig> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds");
+    let (feeds, broken) = gpurent::ingest::feed::load_dir(&dir).unwrap();
+    let bad: Vec<String> = broken
+        .iter()
+        .filter(|b| names.contains(&b.name.as_str()))
+        .map(|b| b.error.to_string())
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    let find = |name: &&str| {
+        let f = feeds.iter().find(|f| f.config.name == *name);
+        f.unwrap_or_else(|| panic!("feeds/{name}.toml"))
+            .config
+            .clone()
+    };
+    names.iter().map(find).collect()
+}
+
 /// Serve the three fixture feeds from `srv` (vast.ai offers, a CNY price list as
 /// provider aliyun with 6% VAT, the ECB rates) and write their feed files into `dir`.
 pub fn fixture_feeds(srv: &TestServer, dir: &Path) {
-    srv.routes.set(
-        "/vast",
-        HttpResponse::ok("application/json", fixture("vastai_search.json")),
-    );
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
-    srv.routes.set(
-        "/cn.csv",
-        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
-    );
+    serve_fixture(srv, "/vast", "vastai_search.json");
+    serve_fixture(srv, "/ecb.xml", "eurofxref-daily.xml");
+    serve_fixture(srv, "/cn.csv", "cn_cloud_prices.csv");
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("vast.toml"),
@@ -306,11 +372,33 @@ pub fn fixture_feeds(srv: &TestServer, dir: &Path) {
         format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("cncloud.toml"),
-        format!("format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n", srv.url("/cn.csv")),
-    )
-    .unwrap();
+    std::fs::write(dir.join("cncloud.toml"), cn_csv_feed(&srv.url("/cn.csv"))).unwrap();
+}
+
+/// The feed file of the CNY price list fixture at `url`: provider aliyun, prices per
+/// instance-hour on demand with 6% VAT.
+pub fn cn_csv_feed(url: &str) -> String {
+    format!("format = \"generic_csv\"\nurl = \"{url}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n")
+}
+
+/// The fixture feeds ([`fixture_feeds`]) served from a new server, their feed files
+/// in `<tmp>/feeds`, ingested once at each of `times` into the store `<tmp>/store`:
+/// (server, tmp, feeds folder, store).
+pub async fn fixture_store(
+    times: &[chrono::DateTime<chrono::Utc>],
+) -> (
+    TestServer,
+    tempfile::TempDir,
+    PathBuf,
+    gpurent::store::Store,
+) {
+    let srv = server().await;
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    fixture_feeds(&srv, &feeds);
+    let store = gpurent::store::Store::open(tmp.path().join("store"));
+    ingest_times(&feeds, &store, times).await;
+    (srv, tmp, feeds, store)
 }
 
 /// Ingest every feed in `feeds` once at each of `times`; every run must succeed.

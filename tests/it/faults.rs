@@ -354,6 +354,21 @@ pub fn assert_no_secret(secret: &str, outputs: &[&str], store: &Path) {
     }
 }
 
+/// The run's lines in `out`: each feed of `failed` FAILED, naming itself and its
+/// cause, and the line of feed `good` holds `good`.
+pub fn assert_fails_alone<S: AsRef<str>>(out: &str, failed: &[(&str, S)], good: &str) {
+    for (feed, cause) in failed {
+        let l = line(out, feed);
+        assert!(
+            l.contains("FAILED")
+                && l.contains(&format!("feed {feed}"))
+                && l.contains(cause.as_ref()),
+            "{feed}: {l}"
+        );
+    }
+    assert!(line(out, "good").contains(good), "{out}");
+}
+
 pub fn line<'a>(stdout: &'a str, feed: &str) -> &'a str {
     stdout
         .lines()
@@ -420,23 +435,14 @@ fn refused_hung_dripped_truncated_bombed() {
     let store = tmp.path().join("store");
     let (code, out, err) = ingest(&f, &store);
     assert_eq!(code, 1, "{out}\n{err}");
-    for (feed, cause) in [
+    let failed = [
         ("refused", "Connection refused"),
         ("hang", "timed out after 1 s waiting for a response"),
         ("drip", "timed out after 1 s while reading the body"),
         ("trunc", "body ended early after 800 bytes"),
         ("bomb", "larger than the 1000000 byte cap"),
-    ] {
-        let l = line(&out, feed);
-        assert!(
-            l.contains("FAILED") && l.contains(&format!("feed {feed}")) && l.contains(cause),
-            "{feed}: {l}"
-        );
-    }
-    assert!(
-        line(&out, "good").contains("ok, 40 offers read, 40 stored"),
-        "{out}"
-    );
+    ];
+    assert_fails_alone(&out, &failed, "ok, 40 offers read, 40 stored");
     let offers = check_store(&store);
     assert_eq!(offers.height(), 40);
     // Failed fetches leave nothing in raw/ or failed/ (there was no payload).
@@ -508,18 +514,25 @@ pub fn raw_blob(store: &Path, run: &str) -> PathBuf {
     store.join(format!("raw/blobs/{}/{sha}.gz", &sha[..2]))
 }
 
-#[test]
-fn renormalise_keeps_hours_it_cannot_rebuild() {
-    // Each hour's payload differs (5, 6, 7, 8 offers), so each hour has a blob of its own.
-    let served = Arc::new(Mutex::new(4));
-    let n = Arc::clone(&served);
+/// A vast.ai server whose every answer holds one offer more than the one before (5,
+/// 6, 7, … offers), so each hour has a blob of its own; and the feeds folder under
+/// `dir` with feed `vast` reading it.
+pub fn growing_vast(dir: &Path) -> (FaultServer, PathBuf) {
+    let served = Mutex::new(4);
     let srv = fault_server(move |_| {
-        let mut n = n.lock().unwrap();
+        let mut n = served.lock().unwrap();
         *n += 1;
         Fault::json(vast_body(*n))
     });
+    let f = feeds(dir, &[("vast", vast_feed(&srv.url("/v"), ""))]);
+    (srv, f)
+}
+
+#[test]
+fn renormalise_keeps_hours_it_cannot_rebuild() {
+    // Each hour's payload differs (5, 6, 7, 8 offers), so each hour has a blob of its own.
     let tmp = tempdir();
-    let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url("/v"), ""))]);
+    let (_srv, f) = growing_vast(tmp.path());
     let store = tmp.path().join("store");
     for h in 10..=13 {
         assert_eq!(
@@ -1035,14 +1048,7 @@ fn unknown_unit_is_rejected_with_a_detail() {
     o.gpu_count = Some(1.0);
     o.price = Some(2.0);
     o.price_unit = PriceUnit::new("unit", Basis::Gpu, "fortnight");
-    let ctx = gpurent::normalise::Context {
-        feed: "t",
-        observed_at: AT.parse().unwrap(),
-        vat_rate: 0.0,
-        sample: false,
-        peer: false,
-        check_places: false,
-    };
+    let ctx = gpurent::normalise::Context::new("t", AT.parse().unwrap());
     let fx = gpurent::normalise::fx_frame(&[]).unwrap();
     let b =
         gpurent::normalise::normalise(vec![o], &[], &ctx, gpurent::tables::Tables::embedded(), &fx)

@@ -27,17 +27,19 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn sample(format: &str, file: &str) -> Vec<u8> {
-    std::fs::read(repo(&format!("feeds/samples/{format}.sample/{file}"))).unwrap()
+/// The recorded answer `file` of `format`'s sample directory, served with 200.
+fn answer(format: &str, file: &str) -> HttpResponse {
+    sample_ok(&format!("{format}.sample/{file}"))
 }
 
-/// Observation on Monday 2024-10-07; the fixture holds the ECB rates of Friday 2024-10-04.
+/// Observation on Monday 2024-10-07 ([`AT`]); the fixture holds the ECB rates of
+/// Friday 2024-10-04.
 fn at() -> DateTime<Utc> {
-    "2024-10-07T12:00:00Z".parse().unwrap()
+    AT.parse().unwrap()
 }
 
-/// USD per CNY from the ECB fixture: (USD per EUR) / (CNY per EUR).
-const USD_PER_CNY: f64 = 1.1029 / 7.7407;
+/// Every feed of these tests publishes prices with 6% VAT included.
+const VAT: f64 = 0.06;
 
 fn ecb_feed() -> String {
     format!(
@@ -89,8 +91,43 @@ struct Want<'a> {
     bloc: &'a str,
     /// Published price per GPU-hour in CNY, computed here from the sample by hand.
     cny_per_gpu_hour: f64,
-    vat: f64,
 }
+
+/// Alibaba: TradePrice per instance-hour; 2023 list price of 8x A100 80GB SXM.
+const ALI_SHANGHAI_A100: Want = Want {
+    feed: "aliyun",
+    offer: "cn-shanghai/ecs.gn7e-c16g1.32xlarge",
+    class: "on_demand",
+    model: "A100-SXM-80GB",
+    count: 8.0,
+    country: "CN",
+    bloc: "CN",
+    cny_per_gpu_hour: 277.93 / 8.0,
+};
+
+/// Tencent: UnitPriceDiscount null → UnitPrice 237.51 for 8x A100 40GB NVLink.
+const TC_GUANGZHOU_A100: Want = Want {
+    feed: "tencent",
+    offer: "ap-guangzhou-6/GT4.41XLARGE948",
+    class: "on_demand",
+    model: "A100-SXM-40GB",
+    count: 8.0,
+    country: "CN",
+    bloc: "CN",
+    cny_per_gpu_hour: 237.51 / 8.0,
+};
+
+/// Tencent in Hong Kong, not mainland China.
+const TC_HONGKONG_T4: Want = Want {
+    feed: "tencent",
+    offer: "ap-hongkong-2/GN7.2XLARGE32",
+    class: "on_demand",
+    model: "T4-16GB",
+    count: 1.0,
+    country: "HK",
+    bloc: "OTHER",
+    cny_per_gpu_hour: 9.2,
+};
 
 fn check_offer(offers: &DataFrame, w: &Want) {
     let r = rows_where(
@@ -118,7 +155,7 @@ fn check_offer(offers: &DataFrame, w: &Want) {
     );
     let ex = f64_col(&r, "usd_per_gpu_hour_ex_vat")[0];
     assert!(
-        (ex - usd / (1.0 + w.vat)).abs() < 1e-9,
+        (ex - usd / (1.0 + VAT)).abs() < 1e-9,
         "{}: ex VAT {ex}",
         w.offer
     );
@@ -137,6 +174,15 @@ const ALIYUN_QUERIES: &str =
     "regions = [\"cn-shanghai\"]\ninstance_types = [\"ecs.gn7e-c16g1.32xlarge\"]\n";
 const TENCENT_QUERIES: &str = "image_id = \"img-pmqg1cw7\"\nqueries = [{ region = \"ap-guangzhou\", zone = \"ap-guangzhou-6\", instance_type = \"GT4.41XLARGE948\" }]\n";
 
+/// A feed file of `format` replaying its recorded sample directory, `queries` appended.
+fn recorded_feed(format: &str, queries: &str) -> String {
+    let dir = repo(&format!("feeds/samples/{format}.sample"));
+    format!(
+        "format = \"{format}\"\nurl = {:?}\nsample = true\nprice_includes_vat = 0.06\n{queries}",
+        dir.display().to_string()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_samples_replay_through_ingest() {
     let tmp = tempdir();
@@ -145,20 +191,8 @@ async fn recorded_samples_replay_through_ingest() {
         &feeds,
         &[
             ("ecb.toml", ecb_feed()),
-            (
-                "aliyun.toml",
-                format!(
-                    "format = \"aliyun\"\nurl = {:?}\nsample = true\nprice_includes_vat = 0.06\n{ALIYUN_QUERIES}",
-                    repo("feeds/samples/aliyun.sample").display().to_string()
-                ),
-            ),
-            (
-                "tencent.toml",
-                format!(
-                    "format = \"tencent\"\nurl = {:?}\nsample = true\nprice_includes_vat = 0.06\n{TENCENT_QUERIES}",
-                    repo("feeds/samples/tencent.sample").display().to_string()
-                ),
-            ),
+            ("aliyun.toml", recorded_feed("aliyun", ALIYUN_QUERIES)),
+            ("tencent.toml", recorded_feed("tencent", TENCENT_QUERIES)),
         ],
     );
     let report = run_ingest(&feeds, &store).await;
@@ -176,18 +210,7 @@ async fn recorded_samples_replay_through_ingest() {
 
     let offers = read_all(&store.join("offers")).expect("offers stored");
     let cases = [
-        // Alibaba: TradePrice per instance-hour; 2023 list price of 8x A100 80GB SXM.
-        Want {
-            feed: "aliyun",
-            offer: "cn-shanghai/ecs.gn7e-c16g1.32xlarge",
-            class: "on_demand",
-            model: "A100-SXM-80GB",
-            count: 8.0,
-            country: "CN",
-            bloc: "CN",
-            cny_per_gpu_hour: 277.93 / 8.0,
-            vat: 0.06,
-        },
+        ALI_SHANGHAI_A100,
         // Subscription: 15160 CNY per instance-month (730 h), class reserved.
         Want {
             feed: "aliyun",
@@ -198,7 +221,6 @@ async fn recorded_samples_replay_through_ingest() {
             country: "CN",
             bloc: "CN",
             cny_per_gpu_hour: 15160.0 / 730.0,
-            vat: 0.06,
         },
         // TradePrice 8.58 (OriginalPrice 9.53 minus a 0.95 promotion).
         Want {
@@ -210,7 +232,6 @@ async fn recorded_samples_replay_through_ingest() {
             country: "CN",
             bloc: "CN",
             cny_per_gpu_hour: 8.58,
-            vat: 0.06,
         },
         // Hong Kong is not mainland China.
         Want {
@@ -222,20 +243,8 @@ async fn recorded_samples_replay_through_ingest() {
             country: "HK",
             bloc: "OTHER",
             cny_per_gpu_hour: 13.1,
-            vat: 0.06,
         },
-        // Tencent: UnitPriceDiscount null → UnitPrice 237.51 for 8x A100 40GB NVLink.
-        Want {
-            feed: "tencent",
-            offer: "ap-guangzhou-6/GT4.41XLARGE948",
-            class: "on_demand",
-            model: "A100-SXM-40GB",
-            count: 8.0,
-            country: "CN",
-            bloc: "CN",
-            cny_per_gpu_hour: 237.51 / 8.0,
-            vat: 0.06,
-        },
+        TC_GUANGZHOU_A100,
         // UnitPriceDiscount 106.88 (not UnitPrice 118.75) for 4 GPUs.
         Want {
             feed: "tencent",
@@ -246,19 +255,8 @@ async fn recorded_samples_replay_through_ingest() {
             country: "CN",
             bloc: "CN",
             cny_per_gpu_hour: 106.88 / 4.0,
-            vat: 0.06,
         },
-        Want {
-            feed: "tencent",
-            offer: "ap-hongkong-2/GN7.2XLARGE32",
-            class: "on_demand",
-            model: "T4-16GB",
-            count: 1.0,
-            country: "HK",
-            bloc: "OTHER",
-            cny_per_gpu_hour: 9.2,
-            vat: 0.06,
-        },
+        TC_HONGKONG_T4,
     ];
     for w in &cases {
         check_offer(&offers, w);
@@ -391,6 +389,9 @@ fn verify_tencent(req: &HttpRequest, id: &str, key: &str) -> serde_json::Value {
     v
 }
 
+const ALI_SHANGHAI_FILE: &str = "cn-shanghai__ecs.gn7e-c16g1.32xlarge__Hour.json";
+const TC_GUANGZHOU_FILE: &str = "ap-guangzhou__ap-guangzhou-6__GT4.41XLARGE948.json";
+
 fn live_feeds(srv: &TestServer, ali_var: &str, tc_var: &str) -> Vec<(&'static str, String)> {
     vec![
         ("ecb.toml", ecb_feed()),
@@ -421,30 +422,15 @@ async fn live_requests_are_signed_and_stored() {
     srv.routes.script(
         "/aliyun/",
         vec![
-            HttpResponse::ok(
-                "application/json",
-                sample("aliyun", "cn-shanghai__ecs.gn7e-c16g1.32xlarge__Hour.json"),
-            ),
-            HttpResponse::ok(
-                "application/json",
-                sample("aliyun", "cn-hongkong__ecs.gn6i-c4g1.xlarge__Hour.json"),
-            ),
+            answer("aliyun", ALI_SHANGHAI_FILE),
+            answer("aliyun", "cn-hongkong__ecs.gn6i-c4g1.xlarge__Hour.json"),
         ],
     );
     srv.routes.script(
         "/tencent/",
         vec![
-            HttpResponse::ok(
-                "application/json",
-                sample(
-                    "tencent",
-                    "ap-guangzhou__ap-guangzhou-6__GT4.41XLARGE948.json",
-                ),
-            ),
-            HttpResponse::ok(
-                "application/json",
-                sample("tencent", "ap-hongkong__ap-hongkong-2__GN7.2XLARGE32.json"),
-            ),
+            answer("tencent", TC_GUANGZHOU_FILE),
+            answer("tencent", "ap-hongkong__ap-hongkong-2__GN7.2XLARGE32.json"),
         ],
     );
     let (ali_var, tc_var) = (var_name("ALIYUN"), var_name("TENCENT"));
@@ -502,17 +488,7 @@ async fn live_requests_are_signed_and_stored() {
     let offers = read_all(&store.join("offers")).expect("offers stored");
     assert_eq!(offers.height(), 4);
     let cases = [
-        Want {
-            feed: "aliyun",
-            offer: "cn-shanghai/ecs.gn7e-c16g1.32xlarge",
-            class: "on_demand",
-            model: "A100-SXM-80GB",
-            count: 8.0,
-            country: "CN",
-            bloc: "CN",
-            cny_per_gpu_hour: 277.93 / 8.0,
-            vat: 0.06,
-        },
+        ALI_SHANGHAI_A100,
         // The second answer (13.1 CNY per instance-hour) for the second query (8 GPUs, HK).
         Want {
             feed: "aliyun",
@@ -523,30 +499,9 @@ async fn live_requests_are_signed_and_stored() {
             country: "HK",
             bloc: "OTHER",
             cny_per_gpu_hour: 13.1 / 8.0,
-            vat: 0.06,
         },
-        Want {
-            feed: "tencent",
-            offer: "ap-guangzhou-6/GT4.41XLARGE948",
-            class: "on_demand",
-            model: "A100-SXM-40GB",
-            count: 8.0,
-            country: "CN",
-            bloc: "CN",
-            cny_per_gpu_hour: 237.51 / 8.0,
-            vat: 0.06,
-        },
-        Want {
-            feed: "tencent",
-            offer: "ap-hongkong-2/GN7.2XLARGE32",
-            class: "on_demand",
-            model: "T4-16GB",
-            count: 1.0,
-            country: "HK",
-            bloc: "OTHER",
-            cny_per_gpu_hour: 9.2,
-            vat: 0.06,
-        },
+        TC_GUANGZHOU_A100,
+        TC_HONGKONG_T4,
     ];
     for w in &cases {
         check_offer(&offers, w);
@@ -584,23 +539,10 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unset_key_is_skipped_and_keys_never_leak() {
     let srv = server().await;
-    srv.routes.set(
-        "/aliyun/",
-        HttpResponse::ok(
-            "application/json",
-            sample("aliyun", "cn-shanghai__ecs.gn7e-c16g1.32xlarge__Hour.json"),
-        ),
-    );
-    srv.routes.set(
-        "/tencent/",
-        HttpResponse::ok(
-            "application/json",
-            sample(
-                "tencent",
-                "ap-guangzhou__ap-guangzhou-6__GT4.41XLARGE948.json",
-            ),
-        ),
-    );
+    srv.routes
+        .set("/aliyun/", answer("aliyun", ALI_SHANGHAI_FILE));
+    srv.routes
+        .set("/tencent/", answer("tencent", TC_GUANGZHOU_FILE));
     let (ali_var, unset_var) = (var_name("ALIYUN_SET"), var_name("TENCENT_UNSET"));
     let (ali_id, ali_secret) = ("LTAI5tLeakCheckId7q", "leakCheckSecret8w");
     let tmp = tempdir();
@@ -615,7 +557,7 @@ async fn unset_key_is_skipped_and_keys_never_leak() {
         "--store".into(),
         store.display().to_string(),
         "--at".into(),
-        "2024-10-07T12:00:00Z".into(),
+        AT.into(),
     ];
     let env = format!("{ali_id}:{ali_secret}");
     let (var, unset) = (ali_var.clone(), unset_var.clone());

@@ -29,74 +29,19 @@ fn hits(srv: &TestServer) -> Vec<String> {
 const AZURE_LINE: &str =
     "ok, 10 offers read, 7 stored, 3 rejected (dev_test_price 1, unknown_instance_type 1, windows_os 1)";
 
+#[rustfmt::skip]
 fn azure_wants() -> Vec<Want<'static>> {
     vec![
         // ND96isr H100 v5: 8x H100 SXM 80GB at 98.32 USD/h.
-        (
-            "eastus/DZH318Z0NB1K/00B4",
-            "on_demand",
-            98.32 / 8.0,
-            "H100-SXM-80GB",
-            8.0,
-            "US",
-            "US",
-        ),
-        (
-            "eastus/DZH318Z0NB1K/00B9",
-            "spot",
-            39.33 / 8.0,
-            "H100-SXM-80GB",
-            8.0,
-            "US",
-            "US",
-        ),
+        ("eastus/DZH318Z0NB1K/00B4", "on_demand", 98.32 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("eastus/DZH318Z0NB1K/00B9", "spot", 39.33 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
         // Reservations quote the term's total: 560,640 USD a year, 1,261,440 USD for 3 years.
-        (
-            "eastus/DZH318Z0NB1K/01A2/1y",
-            "reserved",
-            560_640.0 / 8760.0 / 8.0,
-            "H100-SXM-80GB",
-            8.0,
-            "US",
-            "US",
-        ),
-        (
-            "eastus/DZH318Z0NB1K/01A3/3y",
-            "reserved",
-            1_261_440.0 / 26_280.0 / 8.0,
-            "H100-SXM-80GB",
-            8.0,
-            "US",
-            "US",
-        ),
-        (
-            "eastasia/DZH318Z0NB1K/00B7",
-            "on_demand",
-            110.0 / 8.0,
-            "H100-SXM-80GB",
-            8.0,
-            "HK",
-            "OTHER",
-        ),
+        ("eastus/DZH318Z0NB1K/01A2/1y", "reserved", 560_640.0 / 8760.0 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("eastus/DZH318Z0NB1K/01A3/3y", "reserved", 1_261_440.0 / 26_280.0 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("eastasia/DZH318Z0NB1K/00B7", "on_demand", 110.0 / 8.0, "H100-SXM-80GB", 8.0, "HK", "OTHER"),
         // NC24ads A100 v4: one A100 80GB PCIe; Low Priority is spot.
-        (
-            "westeurope/DZH318Z0CSHC/00G1",
-            "on_demand",
-            3.673,
-            "A100-PCIE-80GB",
-            1.0,
-            "NL",
-            "OTHER",
-        ),
-        (
-            "westeurope/DZH318Z0CSHC/00G4",
-            "spot",
-            0.7346,
-            "A100-PCIE-80GB",
-            1.0,
-            "NL",
-            "OTHER",
-        ),
+        ("westeurope/DZH318Z0CSHC/00G1", "on_demand", 3.673, "A100-PCIE-80GB", 1.0, "NL", "OTHER"),
+        ("westeurope/DZH318Z0CSHC/00G4", "spot", 0.7346, "A100-PCIE-80GB", 1.0, "NL", "OTHER"),
     ]
 }
 
@@ -114,10 +59,7 @@ async fn azure_retail_follows_next_page_link() {
         "/azure",
         vec![
             HttpResponse::ok("application/json", serde_json::to_vec(&page1).unwrap()),
-            HttpResponse::ok(
-                "application/json",
-                sample("azure_retail.sample/page-2.json"),
-            ),
+            sample_ok("azure_retail.sample/page-2.json"),
         ],
     );
     // No `provider`: the default (the format name) maps to the tables' id `azure`.
@@ -157,66 +99,37 @@ async fn azure_recorded_pages_replay_through_the_same_path() {
 // AWS bulk offer files: JSON (global) and CSV (China, CNY, with ECB rates).
 // ---------------------------------------------------------------------------
 
+const AWS_EXTRA: &str = "provider = \"aws\"\nretries = 0\n";
+const AWS_LINE: &str = "aws: ok, 5 offers read, 4 stored, 1 rejected (unknown_instance_type 1)";
+/// p5.48xlarge on demand in us-east-1: 8x H100 SXM at 98.32 USD/h.
+const P5_ON_DEMAND: Want = (
+    "P5LINUXUSE1AAAA.JRTCKXETXF.6YS6EN2CT7",
+    "on_demand",
+    12.29,
+    "H100-SXM-80GB",
+    8.0,
+    "US",
+    "US",
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_offer_json_keeps_plain_linux_gpu_boxes() {
     let srv = server().await;
-    srv.routes.set(
-        "/aws/index.json",
-        HttpResponse::ok("application/json", sample("aws_offer.sample.json")),
-    );
-    let feed = format!(
-        "format = \"aws_offer\"\nurl = \"{}\"\nprovider = \"aws\"\nretries = 0\n",
-        srv.url("/aws/index.json")
-    );
+    let (path, name) = ("/aws/index.json", "aws_offer.sample.json");
+    let feed = sample_feed(&srv, "aws_offer", path, name, AWS_EXTRA);
     let (offers, lines) = ingest_ok(&[("aws", feed)]).await;
     // p5 on demand + No Upfront reserved, p4d, g5 (Hong Kong), g4ad (not catalogued);
     // Windows, dedicated, capacity reservation, Capacity Block, All Upfront and m5 are
     // not plain GPU offers.
-    assert_eq!(
-        line(&lines, "aws"),
-        "aws: ok, 5 offers read, 4 stored, 1 rejected (unknown_instance_type 1)"
-    );
-    check_offers(
-        &offers,
-        &[
-            (
-                "P5LINUXUSE1AAAA.JRTCKXETXF.6YS6EN2CT7",
-                "on_demand",
-                12.29,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "P5LINUXUSE1AAAA.4NA7Y494T4.6YS6EN2CT7",
-                "reserved",
-                57.63 / 8.0,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "P4DLINUXUSW2AAA.JRTCKXETXF.6YS6EN2CT7",
-                "on_demand",
-                32.7726 / 8.0,
-                "A100-SXM-40GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "G5LINUXAPE1AAAA.JRTCKXETXF.6YS6EN2CT7",
-                "on_demand",
-                1.308,
-                "A10G-24GB",
-                1.0,
-                "HK",
-                "OTHER",
-            ),
-        ],
-    );
+    assert_eq!(line(&lines, "aws"), AWS_LINE);
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        P5_ON_DEMAND,
+        ("P5LINUXUSE1AAAA.4NA7Y494T4.6YS6EN2CT7", "reserved", 57.63 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("P4DLINUXUSW2AAA.JRTCKXETXF.6YS6EN2CT7", "on_demand", 32.7726 / 8.0, "A100-SXM-40GB", 8.0, "US", "US"),
+        ("G5LINUXAPE1AAAA.JRTCKXETXF.6YS6EN2CT7", "on_demand", 1.308, "A10G-24GB", 1.0, "HK", "OTHER"),
+    ];
+    check_offers(&offers, wants);
     assert_eq!(offers.height(), 4);
     assert!(str_col(&offers, "instance_type")
         .iter()
@@ -226,14 +139,8 @@ async fn aws_offer_json_keeps_plain_linux_gpu_boxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_offer_csv_china_partition_in_cny() {
     let srv = server().await;
-    srv.routes.set(
-        "/awscn/index.csv",
-        HttpResponse::ok("text/csv", sample("aws_offer_cn.sample.csv")),
-    );
-    let feed = format!(
-        "format = \"aws_offer\"\nurl = \"{}\"\nprovider = \"aws\"\nretries = 0\n",
-        srv.url("/awscn/index.csv")
-    );
+    let (path, name) = ("/awscn/index.csv", "aws_offer_cn.sample.csv");
+    let feed = sample_feed(&srv, "aws_offer", path, name, AWS_EXTRA);
     let (offers, lines) = ingest_ok(&[("aws_cn", feed), ecb_feed(&srv)]).await;
     assert_eq!(
         line(&lines, "aws_cn"),
@@ -241,47 +148,14 @@ async fn aws_offer_csv_china_partition_in_cny() {
     );
     assert!(line(&lines, "ecb").starts_with("ecb: ok"), "{lines:#?}");
     let r = USD_PER_CNY;
-    check_offers(
-        &offers,
-        &[
-            (
-                "CNP3LINUXCNN1AA.JRTCKXETXF.6YS6EN2CT7",
-                "on_demand",
-                29.411 * r,
-                "V100-SXM-16GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "CNP3LINUXCNN1AA.4NA7Y494T4.6YS6EN2CT7",
-                "reserved",
-                19.9 * r,
-                "V100-SXM-16GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "CNP316LINUXCNW1.JRTCKXETXF.6YS6EN2CT7",
-                "on_demand",
-                235.288 / 8.0 * r,
-                "V100-SXM-16GB",
-                8.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "CNG4DNLINUXCNW1.JRTCKXETXF.6YS6EN2CT7",
-                "on_demand",
-                3.979 * r,
-                "T4-16GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("CNP3LINUXCNN1AA.JRTCKXETXF.6YS6EN2CT7", "on_demand", 29.411 * r, "V100-SXM-16GB", 1.0, "CN", "CN"),
+        ("CNP3LINUXCNN1AA.4NA7Y494T4.6YS6EN2CT7", "reserved", 19.9 * r, "V100-SXM-16GB", 1.0, "CN", "CN"),
+        ("CNP316LINUXCNW1.JRTCKXETXF.6YS6EN2CT7", "on_demand", 235.288 / 8.0 * r, "V100-SXM-16GB", 8.0, "CN", "CN"),
+        ("CNG4DNLINUXCNW1.JRTCKXETXF.6YS6EN2CT7", "on_demand", 3.979 * r, "T4-16GB", 1.0, "CN", "CN"),
+    ];
+    check_offers(&offers, wants);
     assert!(str_col(&offers, "currency").iter().all(|c| c == "CNY"));
     assert!(
         f64_col(&offers, "price").contains(&29.411),
@@ -296,64 +170,17 @@ async fn aws_offer_csv_china_partition_in_cny() {
 const GCP_KEY: &str = "gcp-test-key-4711";
 const GCP_LINE: &str = "ok, 7 offers read, 6 stored, 1 rejected (virtual_workstation 1)";
 
+#[rustfmt::skip]
 fn gcp_wants() -> Vec<Want<'static>> {
     vec![
         // "Nvidia Tesla A100 GPU" states neither form nor memory, but on GCP an A100
         // is only attached to A2 machines (SXM4, 40 GB): tables/gpus.toml [[provider_alias]].
-        (
-            "039F-D0DA-4055/us-central1",
-            "on_demand",
-            2.933908,
-            "A100-SXM-40GB",
-            1.0,
-            "US",
-            "US",
-        ),
-        (
-            "039F-D0DA-4055/us-east1",
-            "on_demand",
-            2.933908,
-            "A100-SXM-40GB",
-            1.0,
-            "US",
-            "US",
-        ),
-        (
-            "2A9E-7A4C-11D1/us-central1",
-            "on_demand",
-            0.560528,
-            "L4-24GB",
-            1.0,
-            "US",
-            "US",
-        ),
-        (
-            "8D6F-2A46-4A3B/us-central1",
-            "spot",
-            0.14,
-            "T4-16GB",
-            1.0,
-            "US",
-            "US",
-        ),
-        (
-            "5C1E-97B4-0E6A/asia-northeast1",
-            "on_demand",
-            13.48,
-            "H100-SXM-80GB",
-            1.0,
-            "JP",
-            "OTHER",
-        ),
-        (
-            "7F3B-25C9-D4E2/us-central1",
-            "reserved",
-            0.353133,
-            "L4-24GB",
-            1.0,
-            "US",
-            "US",
-        ),
+        ("039F-D0DA-4055/us-central1", "on_demand", 2.933908, "A100-SXM-40GB", 1.0, "US", "US"),
+        ("039F-D0DA-4055/us-east1", "on_demand", 2.933908, "A100-SXM-40GB", 1.0, "US", "US"),
+        ("2A9E-7A4C-11D1/us-central1", "on_demand", 0.560528, "L4-24GB", 1.0, "US", "US"),
+        ("8D6F-2A46-4A3B/us-central1", "spot", 0.14, "T4-16GB", 1.0, "US", "US"),
+        ("5C1E-97B4-0E6A/asia-northeast1", "on_demand", 13.48, "H100-SXM-80GB", 1.0, "JP", "OTHER"),
+        ("7F3B-25C9-D4E2/us-central1", "reserved", 0.353133, "L4-24GB", 1.0, "US", "US"),
     ]
 }
 
@@ -363,8 +190,8 @@ async fn gcp_billing_follows_next_page_token() {
     srv.routes.script(
         "/gcp/skus",
         vec![
-            HttpResponse::ok("application/json", sample("gcp_billing.sample/page-1.json")),
-            HttpResponse::ok("application/json", sample("gcp_billing.sample/page-2.json")),
+            sample_ok("gcp_billing.sample/page-1.json"),
+            sample_ok("gcp_billing.sample/page-2.json"),
         ],
     );
     std::env::set_var("GPURENT_TEST_GCP_KEY_PAGING", GCP_KEY);
@@ -421,27 +248,13 @@ async fn a_503_is_retried_and_the_feed_succeeds() {
         "/aws",
         vec![
             HttpResponse::status(503),
-            HttpResponse::ok("application/json", sample("aws_offer.sample.json")),
+            sample_ok("aws_offer.sample.json"),
         ],
     );
     let (offers, lines) = ingest_ok(&[("aws", aws_feed(&srv, "/aws"))]).await;
-    assert_eq!(
-        line(&lines, "aws"),
-        "aws: ok, 5 offers read, 4 stored, 1 rejected (unknown_instance_type 1)"
-    );
+    assert_eq!(line(&lines, "aws"), AWS_LINE);
     assert_eq!(hits(&srv).len(), 2, "one retry");
-    check_offers(
-        &offers,
-        &[(
-            "P5LINUXUSE1AAAA.JRTCKXETXF.6YS6EN2CT7",
-            "on_demand",
-            12.29,
-            "H100-SXM-80GB",
-            8.0,
-            "US",
-            "US",
-        )],
-    );
+    check_offers(&offers, &[P5_ON_DEMAND]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,7 +264,7 @@ async fn a_429_waits_for_retry_after() {
         "/aws",
         vec![
             HttpResponse::status(429).with_header("Retry-After", "1"),
-            HttpResponse::ok("application/json", sample("aws_offer.sample.json")),
+            sample_ok("aws_offer.sample.json"),
         ],
     );
     let started = Instant::now();
@@ -474,10 +287,7 @@ async fn a_429_waits_for_retry_after() {
 async fn a_404_fails_that_feed_only() {
     let srv = server().await;
     srv.routes.script("/gone", vec![HttpResponse::status(404)]);
-    srv.routes.set(
-        "/aws",
-        HttpResponse::ok("application/json", sample("aws_offer.sample.json")),
-    );
+    srv.routes.set("/aws", sample_ok("aws_offer.sample.json"));
     let (report, lines, offers) = run_feeds(&[
         ("gone", aws_feed(&srv, "/gone")),
         ("aws", aws_feed(&srv, "/aws")),
@@ -503,9 +313,6 @@ async fn a_404_fails_that_feed_only() {
 
 #[test]
 fn default_feed_files_load() {
-    let (feeds, broken) =
-        gpurent::ingest::feed::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds"))
-            .unwrap();
     // (feed, format, provider, auth_env)
     let mine = [
         ("azure_retail", "azure_retail", "azure", None),
@@ -518,18 +325,8 @@ fn default_feed_files_load() {
             Some("GPURENT_GCP_API_KEY"),
         ),
     ];
-    let bad: Vec<String> = broken
-        .iter()
-        .filter(|b| mine.iter().any(|m| m.0 == b.name))
-        .map(|b| b.error.to_string())
-        .collect();
-    assert!(bad.is_empty(), "{bad:#?}");
-    for (name, format, provider, auth_env) in mine {
-        let f = feeds
-            .iter()
-            .find(|f| f.config.name == name)
-            .unwrap_or_else(|| panic!("feeds/{name}.toml"));
-        let c = &f.config;
+    let names: Vec<&str> = mine.iter().map(|m| m.0).collect();
+    for ((name, format, provider, auth_env), c) in mine.into_iter().zip(repo_feeds(&names)) {
         assert_eq!(
             (c.format.as_str(), c.provider.as_str()),
             (format, provider),

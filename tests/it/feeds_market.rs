@@ -14,15 +14,9 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_graphql_post() {
     let srv = server().await;
-    srv.routes.set(
-        "/graphql",
-        HttpResponse::ok("application/json", sample("runpod.sample.json")),
-    );
     std::env::set_var("GPURENT_TEST_RUNPOD_KEY", "rp-test-key-31337");
-    let feed = format!(
-        "format = \"runpod\"\nurl = \"{}\"\nauth_env = \"GPURENT_TEST_RUNPOD_KEY\"\nretries = 0\n",
-        srv.url("/graphql")
-    );
+    let extra = "auth_env = \"GPURENT_TEST_RUNPOD_KEY\"\nretries = 0\n";
+    let feed = sample_feed(&srv, "runpod", "/graphql", "runpod.sample.json", extra);
     let (offers, lines) = ingest_ok(&[("runpod", feed)]).await;
     // 4 GPU types offered: H100 SXM 2 tiers × 2 classes, H100 NVL secure × 2, A100 secure × 2
     // + community on demand without a price, RTX 4090 2 × 2; "unknown" has both clouds off.
@@ -30,74 +24,17 @@ async fn runpod_graphql_post() {
         line(&lines, "runpod"),
         "runpod: ok, 13 offers read, 12 stored, 1 rejected (missing_price 1)"
     );
-    check_offers(
-        &offers,
-        &[
-            (
-                "NVIDIA H100 80GB HBM3:secure",
-                "on_demand",
-                2.99,
-                "H100-SXM-80GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-            (
-                "NVIDIA H100 80GB HBM3:secure",
-                "spot",
-                1.75,
-                "H100-SXM-80GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-            (
-                "NVIDIA H100 80GB HBM3:community",
-                "on_demand",
-                2.69,
-                "H100-SXM-80GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-            (
-                "NVIDIA H100 80GB HBM3:community",
-                "spot",
-                1.45,
-                "H100-SXM-80GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-            (
-                "NVIDIA H100 NVL:secure",
-                "on_demand",
-                2.79,
-                "H100-NVL-94GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-            (
-                "NVIDIA A100 80GB PCIe:secure",
-                "spot",
-                0.82,
-                "A100-PCIE-80GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-            (
-                "NVIDIA GeForce RTX 4090:community",
-                "on_demand",
-                0.34,
-                "RTX4090-24GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("NVIDIA H100 80GB HBM3:secure", "on_demand", 2.99, "H100-SXM-80GB", 1.0, "", "OTHER"),
+        ("NVIDIA H100 80GB HBM3:secure", "spot", 1.75, "H100-SXM-80GB", 1.0, "", "OTHER"),
+        ("NVIDIA H100 80GB HBM3:community", "on_demand", 2.69, "H100-SXM-80GB", 1.0, "", "OTHER"),
+        ("NVIDIA H100 80GB HBM3:community", "spot", 1.45, "H100-SXM-80GB", 1.0, "", "OTHER"),
+        ("NVIDIA H100 NVL:secure", "on_demand", 2.79, "H100-NVL-94GB", 1.0, "", "OTHER"),
+        ("NVIDIA A100 80GB PCIe:secure", "spot", 0.82, "A100-PCIE-80GB", 1.0, "", "OTHER"),
+        ("NVIDIA GeForce RTX 4090:community", "on_demand", 0.34, "RTX4090-24GB", 1.0, "", "OTHER"),
+    ];
+    check_offers(&offers, wants);
     assert_eq!(
         rows_where(&offers, &[("offer_id", "NVIDIA H100 NVL:community")]).height(),
         0,
@@ -134,78 +71,23 @@ async fn runpod_graphql_post() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_instance_types() {
     let srv = server().await;
-    srv.routes.set(
-        "/api/v1/instance-types",
-        HttpResponse::ok("application/json", sample("lambda.sample.json")),
-    );
-    let feed = format!(
-        "format = \"lambda\"\nurl = \"{}\"\n",
-        srv.url("/api/v1/instance-types")
-    );
+    let path = "/api/v1/instance-types";
+    let feed = sample_feed(&srv, "lambda", path, "lambda.sample.json", "");
     let (offers, lines) = ingest_ok(&[("lambda", feed)]).await;
     assert_eq!(
         line(&lines, "lambda"),
         "lambda: ok, 6 offers read, 6 stored, 0 rejected"
     );
-    check_offers(
-        &offers,
-        &[
-            (
-                "gpu_8x_h100_sxm5@us-west-1",
-                "on_demand",
-                23.92 / 8.0,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "gpu_8x_h100_sxm5@us-south-2",
-                "on_demand",
-                23.92 / 8.0,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "gpu_8x_a100_80gb_sxm4@us-east-1",
-                "on_demand",
-                14.32 / 8.0,
-                "A100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "gpu_1x_h100_pcie@europe-central-1",
-                "on_demand",
-                2.49,
-                "H100-PCIE-80GB",
-                1.0,
-                "DE",
-                "OTHER",
-            ),
-            (
-                "gpu_1x_gh200@us-east-3",
-                "on_demand",
-                1.49,
-                "GH200-96GB",
-                1.0,
-                "US",
-                "US",
-            ),
-            (
-                "gpu_1x_a10",
-                "on_demand",
-                0.75,
-                "A10-24GB",
-                1.0,
-                "",
-                "OTHER",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("gpu_8x_h100_sxm5@us-west-1", "on_demand", 23.92 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("gpu_8x_h100_sxm5@us-south-2", "on_demand", 23.92 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("gpu_8x_a100_80gb_sxm4@us-east-1", "on_demand", 14.32 / 8.0, "A100-SXM-80GB", 8.0, "US", "US"),
+        ("gpu_1x_h100_pcie@europe-central-1", "on_demand", 2.49, "H100-PCIE-80GB", 1.0, "DE", "OTHER"),
+        ("gpu_1x_gh200@us-east-3", "on_demand", 1.49, "GH200-96GB", 1.0, "US", "US"),
+        ("gpu_1x_a10", "on_demand", 0.75, "A10-24GB", 1.0, "", "OTHER"),
+    ];
+    check_offers(&offers, wants);
     let a10 = rows_where(&offers, &[("offer_id", "gpu_1x_a10")]);
     assert_eq!(
         f64_col(&a10, "gpus_available"),
@@ -225,69 +107,22 @@ async fn lambda_instance_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadeform_keeps_clouds_apart() {
     let srv = server().await;
-    srv.routes.set(
-        "/v1/instances/types",
-        HttpResponse::ok("application/json", sample("shadeform.sample.json")),
-    );
-    let feed = format!(
-        "format = \"shadeform\"\nurl = \"{}\"\n",
-        srv.url("/v1/instances/types")
-    );
+    let path = "/v1/instances/types";
+    let feed = sample_feed(&srv, "shadeform", path, "shadeform.sample.json", "");
     let (offers, lines) = ingest_ok(&[("shadeform", feed)]).await;
     assert_eq!(
         line(&lines, "shadeform"),
         "shadeform: ok, 6 offers read, 6 stored, 0 rejected"
     );
-    check_offers(
-        &offers,
-        &[
-            (
-                "lambdalabs:gpu_8x_h100_sxm5@us-west-1",
-                "on_demand",
-                23.92 / 8.0,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "aws:p5.48xlarge@us-east-1",
-                "on_demand",
-                98.28 / 8.0,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "hyperstack:n3-RTX-A6000x1@canada-1",
-                "on_demand",
-                0.50,
-                "RTXA6000-48GB",
-                1.0,
-                "CA",
-                "OTHER",
-            ),
-            (
-                "hyperstack:n3-RTX-A6000x1@norway-1",
-                "on_demand",
-                0.50,
-                "RTXA6000-48GB",
-                1.0,
-                "NO",
-                "OTHER",
-            ),
-            (
-                "datacrunch:8A100.176V@FIN-01",
-                "on_demand",
-                14.16 / 8.0,
-                "A100-SXM-80GB",
-                8.0,
-                "FI",
-                "OTHER",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("lambdalabs:gpu_8x_h100_sxm5@us-west-1", "on_demand", 23.92 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("aws:p5.48xlarge@us-east-1", "on_demand", 98.28 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("hyperstack:n3-RTX-A6000x1@canada-1", "on_demand", 0.50, "RTXA6000-48GB", 1.0, "CA", "OTHER"),
+        ("hyperstack:n3-RTX-A6000x1@norway-1", "on_demand", 0.50, "RTXA6000-48GB", 1.0, "NO", "OTHER"),
+        ("datacrunch:8A100.176V@FIN-01", "on_demand", 14.16 / 8.0, "A100-SXM-80GB", 8.0, "FI", "OTHER"),
+    ];
+    check_offers(&offers, wants);
     let providers = |offer: &str| str_col(&rows_where(&offers, &[("offer_id", offer)]), "provider");
     assert_eq!(
         providers("lambdalabs:gpu_8x_h100_sxm5@us-west-1"),
@@ -315,7 +150,7 @@ async fn autodl_pages_in_cny() {
     srv.routes.script(
         "/api/v1/user/machine/list",
         vec![
-            HttpResponse::ok("application/json", sample("autodl.sample.json")),
+            sample_ok("autodl.sample.json"),
             HttpResponse::ok("application/json", empty),
         ],
     );
@@ -330,38 +165,13 @@ async fn autodl_pages_in_cny() {
         "autodl: ok, 5 offers read, 4 stored, 1 rejected (unknown_gpu_name 1)"
     );
     // payg_price is 1/1000 CNY per GPU-hour: USD = price × 0.001 / 1 GPU × USD per CNY.
-    check_offers(
-        &offers,
-        &[
-            (
-                "3a5e9c01b2",
-                "on_demand",
-                1980.0 * 0.001 * USD_PER_CNY,
-                "RTX4090-24GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "77f0d1e2c3",
-                "on_demand",
-                1880.0 * 0.001 * USD_PER_CNY,
-                "RTX4090D-24GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "c41b7a9e05",
-                "on_demand",
-                7980.0 * 0.001 * USD_PER_CNY,
-                "H20-96GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("3a5e9c01b2", "on_demand", 1980.0 * 0.001 * USD_PER_CNY, "RTX4090-24GB", 1.0, "CN", "CN"),
+        ("77f0d1e2c3", "on_demand", 1880.0 * 0.001 * USD_PER_CNY, "RTX4090D-24GB", 1.0, "CN", "CN"),
+        ("c41b7a9e05", "on_demand", 7980.0 * 0.001 * USD_PER_CNY, "H20-96GB", 1.0, "CN", "CN"),
+    ];
+    check_offers(&offers, wants);
     let m = rows_where(&offers, &[("offer_id", "3a5e9c01b2")]);
     assert_eq!(f64_col(&m, "gpus_available"), vec![3.0], "idle GPUs");
     assert_eq!(
@@ -390,13 +200,13 @@ async fn autodl_pages_in_cny() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ppio_products_in_cny() {
     let srv = server().await;
-    srv.routes.set(
-        "/gpu-instance/openapi/v1/products",
-        HttpResponse::ok("application/json", sample("ppio.sample.json")),
-    );
-    let feed = format!(
-        "format = \"ppio\"\nurl = \"{}\"\ncurrency = \"CNY\"\n",
-        srv.url("/gpu-instance/openapi/v1/products")
+    let path = "/gpu-instance/openapi/v1/products";
+    let feed = sample_feed(
+        &srv,
+        "ppio",
+        path,
+        "ppio.sample.json",
+        "currency = \"CNY\"\n",
     );
     let (offers, lines) = ingest_ok(&[ecb_feed(&srv), ("ppio", feed)]).await;
     assert_eq!(
@@ -405,56 +215,15 @@ async fn ppio_products_in_cny() {
     );
     // price is 1/100000 CNY per GPU-hour: USD = price × 0.00001 / 1 GPU × USD per CNY.
     let usd = |p: f64| p * 0.00001 * USD_PER_CNY;
-    check_offers(
-        &offers,
-        &[
-            (
-                "6f3c2a10-rtx4090-24g@CN-East",
-                "on_demand",
-                usd(179000.0),
-                "RTX4090-24GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "6f3c2a10-rtx4090-24g@CN-South",
-                "on_demand",
-                usd(179000.0),
-                "RTX4090-24GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "8a1d4e22-h800-80g@CN-North",
-                "on_demand",
-                usd(1490000.0),
-                "H800-SXM-80GB",
-                1.0,
-                "CN",
-                "CN",
-            ),
-            (
-                "b72e9f31-h100-80g@US-West",
-                "on_demand",
-                usd(1650000.0),
-                "H100-SXM-80GB",
-                1.0,
-                "US",
-                "US",
-            ),
-            (
-                "b72e9f31-h100-80g@US-West",
-                "spot",
-                usd(990000.0),
-                "H100-SXM-80GB",
-                1.0,
-                "US",
-                "US",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("6f3c2a10-rtx4090-24g@CN-East", "on_demand", usd(179000.0), "RTX4090-24GB", 1.0, "CN", "CN"),
+        ("6f3c2a10-rtx4090-24g@CN-South", "on_demand", usd(179000.0), "RTX4090-24GB", 1.0, "CN", "CN"),
+        ("8a1d4e22-h800-80g@CN-North", "on_demand", usd(1490000.0), "H800-SXM-80GB", 1.0, "CN", "CN"),
+        ("b72e9f31-h100-80g@US-West", "on_demand", usd(1650000.0), "H100-SXM-80GB", 1.0, "US", "US"),
+        ("b72e9f31-h100-80g@US-West", "spot", usd(990000.0), "H100-SXM-80GB", 1.0, "US", "US"),
+    ];
+    check_offers(&offers, wants);
     let h800 = rows_where(&offers, &[("offer_id", "8a1d4e22-h800-80g@CN-North")]);
     assert_eq!(
         f64_col(&h800, "gpus_available"),
@@ -467,10 +236,8 @@ async fn ppio_products_in_cny() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_json_needs_only_a_feed_file() {
     let srv = server().await;
-    srv.routes.set(
-        "/prices.json",
-        HttpResponse::ok("application/json", sample("generic_json.sample.json")),
-    );
+    srv.routes
+        .set("/prices.json", sample_ok("generic_json.sample.json"));
     // The repository's example feed file, pointed at the loopback server and enabled.
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/generic_json.toml"),
@@ -491,29 +258,12 @@ async fn generic_json_needs_only_a_feed_file() {
         line(&lines, "examplecloud"),
         "examplecloud: ok, 3 offers read, 2 stored, 1 rejected (bad_field 1)"
     );
-    check_offers(
-        &offers,
-        &[
-            (
-                "gx-h100-8",
-                "on_demand",
-                21.52 / 8.0,
-                "H100-SXM-80GB",
-                8.0,
-                "US",
-                "US",
-            ),
-            (
-                "gx-l40s-1",
-                "on_demand",
-                1.04,
-                "L40S-48GB",
-                1.0,
-                "SE",
-                "OTHER",
-            ),
-        ],
-    );
+    #[rustfmt::skip]
+    let wants: &[Want] = &[
+        ("gx-h100-8", "on_demand", 21.52 / 8.0, "H100-SXM-80GB", 8.0, "US", "US"),
+        ("gx-l40s-1", "on_demand", 1.04, "L40S-48GB", 1.0, "SE", "OTHER"),
+    ];
+    check_offers(&offers, wants);
     let h = rows_where(&offers, &[("offer_id", "gx-h100-8")]);
     assert_eq!(str_col(&h, "provider"), vec!["examplecloud"]);
     assert_eq!(str_col(&h, "region"), vec!["us-east"]);
@@ -526,9 +276,6 @@ async fn generic_json_needs_only_a_feed_file() {
 
 #[test]
 fn default_feed_files_load() {
-    let (feeds, broken) =
-        gpurent::ingest::feed::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds"))
-            .unwrap();
     let mine = [
         "runpod",
         "lambda",
@@ -537,31 +284,20 @@ fn default_feed_files_load() {
         "ppio",
         "generic_json",
     ];
-    let bad: Vec<String> = broken
-        .iter()
-        .filter(|b| mine.contains(&b.name.as_str()))
-        .map(|b| b.error.to_string())
-        .collect();
-    assert!(bad.is_empty(), "{bad:#?}");
-    for name in mine {
-        let f = feeds
-            .iter()
-            .find(|f| f.config.name == name)
-            .unwrap_or_else(|| panic!("feeds/{name}.toml"));
-        assert_eq!(f.config.format, name);
+    for (name, c) in mine.into_iter().zip(repo_feeds(&mine)) {
+        assert_eq!(c.format, name);
         if name == "generic_json" {
             assert!(
-                !f.config.enabled && f.config.sample,
+                !c.enabled && c.sample,
                 "the example reads a sample and is disabled"
             );
         } else {
             assert!(
-                matches!(f.config.source, gpurent::ingest::feed::Source::Http(ref u) if u.starts_with("https://")),
+                matches!(c.source, gpurent::ingest::feed::Source::Http(ref u) if u.starts_with("https://")),
                 "{name}: live URL"
             );
             assert!(
-                f.config
-                    .auth_env
+                c.auth_env
                     .as_deref()
                     .is_some_and(|v| v.starts_with("GPURENT_")),
                 "{name}: keyed feed"

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use gpurent::report::chart::{self, BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
-use gpurent::store::Store;
 
 use crate::common::*;
 
@@ -239,15 +238,10 @@ fn crowded_charts_stay_legible() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_text_is_stable() {
-    let srv = server().await;
-    let tmp = tempdir();
-    let feeds = tmp.path().join("feeds");
-    fixture_feeds(&srv, &feeds);
-    let store = Store::open(tmp.path().join("store"));
     let times: Vec<_> = (0..3)
         .map(|d| Utc.with_ymd_and_hms(2024, 10, 7 + d, 12, 0, 0).unwrap())
         .collect();
-    ingest_times(&feeds, &store, &times).await;
+    let (_srv, tmp, _, store) = fixture_store(&times).await;
     let out = tmp.path().join("reports");
     let week = gpurent::week::IsoWeek::parse("2024-W41").unwrap();
     let generated = Utc.with_ymd_and_hms(2024, 10, 14, 0, 30, 0).unwrap();

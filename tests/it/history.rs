@@ -7,15 +7,10 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renormalise_rebuilds_the_same_offers_and_unknown_lists_names() {
-    let srv = server().await;
-    let tmp = tempdir();
-    let feeds = tmp.path().join("feeds");
-    fixture_feeds(&srv, &feeds);
-    let store = Store::open(tmp.path().join("store"));
     let times: Vec<_> = (0..2)
         .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
         .collect();
-    ingest_times(&feeds, &store, &times).await;
+    let (_srv, tmp, _, store) = fixture_store(&times).await;
     let before = read_all(&tmp.path().join("store/offers")).unwrap();
     let rejects_before = read_all(&tmp.path().join("store/rejects")).unwrap();
 
@@ -161,15 +156,10 @@ async fn price_index_arithmetic_on_a_small_store() {
 /// a re-ingest of a compacted hour from adding rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_rows_and_deduplication() {
-    let srv = server().await;
-    let tmp = tempdir();
-    let feeds = tmp.path().join("feeds");
-    fixture_feeds(&srv, &feeds);
-    let store = Store::open(tmp.path().join("store"));
     let times: Vec<_> = (0..3)
         .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
         .collect();
-    ingest_times(&feeds, &store, &times).await;
+    let (_srv, tmp, feeds, store) = fixture_store(&times).await;
     let part = tmp.path().join("store/offers/date=2024-10-07");
     let count = |dir: &std::path::Path| {
         std::fs::read_dir(dir)
@@ -274,13 +264,8 @@ async fn compaction_keeps_rows_and_deduplication() {
 /// as stored: the next run for that hour redoes it whole, without duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_hour_is_redone_not_kept() {
-    let srv = server().await;
-    let tmp = tempdir();
-    let feeds = tmp.path().join("feeds");
-    fixture_feeds(&srv, &feeds);
-    let store = Store::open(tmp.path().join("store"));
     let at: chrono::DateTime<chrono::Utc> = "2024-10-07T03:00:00Z".parse().unwrap();
-    ingest_times(&feeds, &store, &[at]).await;
+    let (_srv, tmp, feeds, store) = fixture_store(&[at]).await;
     let offers = read_all(&tmp.path().join("store/offers")).unwrap().height();
     let rejects = read_all(&tmp.path().join("store/rejects"))
         .unwrap()

@@ -24,16 +24,25 @@ fn vast_scaled(factor: f64) -> Vec<u8> {
 fn write_feeds(dir: &Path, srv: &TestServer) {
     std::fs::create_dir_all(dir).unwrap();
     let feeds = [
-        ("vast.toml", format!("format = \"vastai\"\nurl = \"{}\"\nretry_base_ms = 10\n", srv.url("/vast"))),
         (
-            "cncloud.toml",
+            "vast.toml",
             format!(
-                "format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\nprice_includes_vat = 0.06\n[columns]\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n",
-                srv.url("/cn.csv")
+                "format = \"vastai\"\nurl = \"{}\"\nretry_base_ms = 10\n",
+                srv.url("/vast")
             ),
         ),
-        ("ecb.toml", format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml"))),
-        ("broken.toml", format!("format = \"vastai\"\nurl = \"{}\"\nretries = 0\n", srv.url("/broken"))),
+        ("cncloud.toml", cn_csv_feed(&srv.url("/cn.csv"))),
+        (
+            "ecb.toml",
+            format!("format = \"ecb_fx\"\nurl = \"{}\"\n", srv.url("/ecb.xml")),
+        ),
+        (
+            "broken.toml",
+            format!(
+                "format = \"vastai\"\nurl = \"{}\"\nretries = 0\n",
+                srv.url("/broken")
+            ),
+        ),
     ];
     for (name, text) in feeds {
         std::fs::write(dir.join(name), text).unwrap();
@@ -41,24 +50,7 @@ fn write_feeds(dir: &Path, srv: &TestServer) {
 }
 
 async fn ingest(feeds: &Path, store: &Path, at: &str) -> (i32, String, String) {
-    let args: Vec<String> = [
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--at",
-        at,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        gpurent(&a)
-    })
-    .await
-    .unwrap()
+    gpurent_async(&ingest_args(feeds, store, at)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,14 +63,8 @@ async fn ingest_then_report() {
         tmp.path().join("reports"),
     );
     write_feeds(&feeds, &srv);
-    srv.routes.set(
-        "/cn.csv",
-        HttpResponse::ok("text/csv", fixture("cn_cloud_prices.csv")),
-    );
-    srv.routes.set(
-        "/ecb.xml",
-        HttpResponse::ok("application/xml", fixture("eurofxref-daily.xml")),
-    );
+    serve_fixture(&srv, "/cn.csv", "cn_cloud_prices.csv");
+    serve_fixture(&srv, "/ecb.xml", "eurofxref-daily.xml");
     srv.routes.set(
         "/broken",
         HttpResponse::ok("application/json", "{\"offers\": [ {not json"),
@@ -236,22 +222,7 @@ async fn ingest_then_report() {
     );
 
     // The weekly report, and its medians against an independent computation.
-    let (code, out, err) = tokio::task::spawn_blocking({
-        let (s, r) = (store.clone(), reports.clone());
-        move || {
-            gpurent(&[
-                "report",
-                "--store",
-                s.to_str().unwrap(),
-                "--out",
-                r.to_str().unwrap(),
-                "--week",
-                "2024-W41",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let (code, out, err) = gpurent_async(&report_args(&store, &reports, "2024-W41")).await;
     assert_eq!(code, 0, "{out}{err}");
     let week = reports.join("2024-W41");
     for f in [
@@ -367,16 +338,7 @@ async fn ingest_then_report() {
 fn latest_prices(
     sel: &polars::prelude::DataFrame,
 ) -> std::collections::BTreeMap<(String, String, String), (String, f64)> {
-    let t: Vec<i64> = sel
-        .column("observed_at")
-        .unwrap()
-        .cast(&polars::prelude::DataType::Int64)
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap())
-        .collect();
+    let t = i64_col(sel, "observed_at");
     let (feed, id, class, provider) = (
         str_col(sel, "feed"),
         str_col(sel, "offer_id"),

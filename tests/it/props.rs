@@ -9,12 +9,8 @@ use proptest::prelude::*;
 
 fn usd_per_gpu_hour(offer: RawOffer, fx: &[FxRate]) -> f64 {
     let ctx = Context {
-        feed: "prop",
-        observed_at: Utc.with_ymd_and_hms(2024, 10, 7, 12, 0, 0).unwrap(),
-        vat_rate: 0.0,
         sample: true,
-        peer: false,
-        check_places: false,
+        ..Context::new("prop", Utc.with_ymd_and_hms(2024, 10, 7, 12, 0, 0).unwrap())
     };
     let batch = normalise(
         vec![offer],

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{gpurent, sample, tempdir};
 use crate::faults::{
-    check_store, fault_server, feeds, ingest_env, line, raw_blob, vast_body, vast_feed, Fault,
-    FaultServer,
+    check_store, fault_server, feeds, growing_vast, ingest_env, line, raw_blob, vast_body,
+    vast_feed, Fault, FaultServer,
 };
 
 /// Every blob file under `<store>/raw/blobs`.
@@ -239,10 +239,13 @@ fn aws_offer_file(v: &str, price: &str) -> Fault {
 /// The feed URL's `ETag`; a request naming it is answered 304.
 const AWS_ETAG: &str = "\"current-1\"";
 
+/// What each path of a test server answers.
+type Routes = Arc<Mutex<HashMap<String, Fault>>>;
+
 /// An AWS price list server on 127.0.0.1: each path answers what the returned map
 /// holds for it (404 otherwise), and the feed URL answers 304 to `AWS_ETAG`; the
 /// server counts requests per path (`hits`).
-fn aws_server() -> (FaultServer, Arc<Mutex<HashMap<String, Fault>>>) {
+fn aws_server() -> (FaultServer, Routes) {
     let routes = Arc::new(Mutex::new(HashMap::<String, Fault>::new()));
     let r = Arc::clone(&routes);
     let srv = fault_server(move |req| {
@@ -294,10 +297,7 @@ fn aws_offer_downloads_a_version_once() {
             AWS_INDEX.into(),
             region_index(&[("us-west-2", &west), ("us-east-1", &v1)]),
         );
-        r.insert(
-            v1.clone(),
-            aws_offer_file("20241001000000", "98.3200000000"),
-        );
+        r.insert(v1.clone(), v1_file());
         r.insert(
             v2.clone(),
             aws_offer_file("20241101000000", "90.0000000000"),
@@ -360,6 +360,29 @@ fn aws_offer_downloads_a_version_once() {
     assert_ne!(offers_of_hour(&offers, 12), offers_of_hour(&offers, 10));
 }
 
+/// Hours 10 and 11 of feed `aws` fetched from its feed URL instead of the way the
+/// index says (the second hour conditionally: a 304 stores the last payload again):
+/// each line reads `ok…, AWS_LINE; {note}` with `why` in it and ends with `end`, the
+/// run record keeps the line, the log says `log`, and no version is kept.
+fn check_detour_hours(f: &Path, store: &Path, why: &str, (note, end): (&str, &str), log: &str) {
+    for (h, reused) in [
+        (10, ""),
+        (11, " (not modified: last payload ingested again)"),
+    ] {
+        let (code, out, err) = ingest_env(f, store, &at(h), &[]);
+        assert_eq!(code, 0, "{why}: {out}{err}");
+        let got = line(&out, "aws");
+        let start = format!("aws: ok{reused}, {AWS_LINE}; {note}");
+        assert!(
+            got.starts_with(&start) && got.contains(why) && got.ends_with(end),
+            "{why}: {got}"
+        );
+        assert_eq!(run_record(store, h)["feeds"][0]["line"], got);
+        assert!(err.contains(log), "{why}: {err}");
+        assert_eq!(aws_raw_hour(store, h).get("version"), None, "{why}");
+    }
+}
+
 /// A region index that fails (500), lacks the region or is not JSON loses no run:
 /// the feed URL is fetched as without an index (conditionally the next hour), the
 /// line says why, and no version is kept; once the index works, it is followed.
@@ -384,38 +407,12 @@ fn aws_offer_without_a_usable_index_fetches_the_feed_url() {
             1,
         ),
     ] {
-        let (srv, routes) = aws_server();
-        {
-            let mut r = routes.lock().unwrap();
-            r.insert(AWS_INDEX.into(), index);
-            let current = sample("aws_offer.sample.json");
-            r.insert(AWS_CURRENT.into(), tagged(current, "ETag", AWS_ETAG));
-            r.insert(
-                v1.clone(),
-                aws_offer_file("20241001000000", "98.3200000000"),
-            );
-        }
+        let (srv, routes) = aws_case(index, v1_file(), None);
         let tmp = tempdir();
         let f = feeds(tmp.path(), &[("aws", aws_feed(&srv))]);
         let store = tmp.path().join("store");
-        for (h, reused) in [
-            (10, ""),
-            (11, " (not modified: last payload ingested again)"),
-        ] {
-            let (code, out, err) = ingest_env(&f, &store, &at(h), &[]);
-            assert_eq!(code, 0, "{why}: {out}{err}");
-            let got = line(&out, "aws");
-            assert!(
-                got.starts_with(&format!(
-                    "aws: ok{reused}, {AWS_LINE}; version index not used ("
-                )) && got.contains(why)
-                    && got.ends_with("; fetched the feed URL"),
-                "{why}: {got}"
-            );
-            assert_eq!(run_record(&store, h)["feeds"][0]["line"], got);
-            assert_eq!(aws_raw_hour(&store, h).get("version"), None, "{why}");
-            assert!(err.contains("version index not used"), "{why}: {err}");
-        }
+        let line_parts = ("version index not used (", "; fetched the feed URL");
+        check_detour_hours(&f, &store, why, line_parts, "version index not used");
         assert_eq!(hits_of(&srv, AWS_CURRENT), 2, "{why}");
         assert_eq!(hits_of(&srv, AWS_INDEX), 2 * index_hits, "{why}");
         assert_eq!(hits_of(&srv, &v1), 0, "{why}");
@@ -436,22 +433,37 @@ fn aws_offer_without_a_usable_index_fetches_the_feed_url() {
     }
 }
 
-/// An AWS server whose region index names version `v1` of us-east-1, whose `v1`
-/// file answers `versioned` and whose feed URL answers `current` (`None`: the
-/// recorded offer file under `AWS_ETAG`); `/vast` serves 3 vast.ai offers. The
-/// feeds `aws` and `vast` in a new temporary folder.
-fn fallback_case(versioned: Fault, current: Option<Fault>) -> (FaultServer, tempfile::TempDir) {
+/// Version `v1` (20241001000000) of us-east-1's offer file, as recorded.
+fn v1_file() -> Fault {
+    aws_offer_file("20241001000000", "98.3200000000")
+}
+
+/// An AWS server (`aws_server`) whose region index answers `index`, whose version
+/// `v1` of us-east-1 answers `versioned` and whose feed URL answers `current`
+/// (`None`: the recorded offer file under `AWS_ETAG`).
+fn aws_case(index: Fault, versioned: Fault, current: Option<Fault>) -> (FaultServer, Routes) {
     let (srv, routes) = aws_server();
-    let v1 = aws_version("20241001000000", "us-east-1");
     {
         let mut r = routes.lock().unwrap();
-        r.insert(AWS_INDEX.into(), region_index(&[("us-east-1", &v1)]));
-        r.insert(v1, versioned);
+        r.insert(AWS_INDEX.into(), index);
+        r.insert(aws_version("20241001000000", "us-east-1"), versioned);
         let current =
             current.unwrap_or_else(|| tagged(sample("aws_offer.sample.json"), "ETag", AWS_ETAG));
         r.insert(AWS_CURRENT.into(), current);
-        r.insert("/vast".into(), Fault::json(vast_body(3)));
     }
+    (srv, routes)
+}
+
+/// An `aws_case` whose region index names version `v1` of us-east-1; `/vast` serves
+/// 3 vast.ai offers. The feeds `aws` and `vast` in a new temporary folder.
+fn fallback_case(versioned: Fault, current: Option<Fault>) -> (FaultServer, tempfile::TempDir) {
+    let v1 = aws_version("20241001000000", "us-east-1");
+    let index = region_index(&[("us-east-1", &v1)]);
+    let (srv, routes) = aws_case(index, versioned, current);
+    routes
+        .lock()
+        .unwrap()
+        .insert("/vast".into(), Fault::json(vast_body(3)));
     let tmp = tempdir();
     let vast = vast_feed(&srv.url("/vast"), "");
     feeds(tmp.path(), &[("aws", aws_feed(&srv)), ("vast", vast)]);
@@ -479,7 +491,7 @@ fn broken_versions() -> [(Fault, &'static str); 2] {
 fn aws_offer_whose_versioned_file_fails_fetches_the_feed_url() {
     let v1 = aws_version("20241001000000", "us-east-1");
     let reference = {
-        let (_srv, tmp) = fallback_case(aws_offer_file("20241001000000", "98.3200000000"), None);
+        let (_srv, tmp) = fallback_case(v1_file(), None);
         let store = tmp.path().join("store");
         let (code, out, err) = ingest_env(&tmp.path().join("feeds"), &store, &at(10), &[]);
         assert_eq!(code, 0, "{out}{err}");
@@ -490,30 +502,9 @@ fn aws_offer_whose_versioned_file_fails_fetches_the_feed_url() {
     for (versioned, why) in broken_versions() {
         let (srv, tmp) = fallback_case(versioned, None);
         let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
-        for (h, reused) in [
-            (10, ""),
-            (11, " (not modified: last payload ingested again)"),
-        ] {
-            let (code, out, err) = ingest_env(&f, &store, &at(h), &[]);
-            assert_eq!(code, 0, "{why}: {out}{err}");
-            let got = line(&out, "aws");
-            let expected = format!(
-                "aws: ok{reused}, {AWS_LINE}; versioned file not fetched (GET {}: ",
-                srv.url(&v1)
-            );
-            assert!(
-                got.starts_with(&expected)
-                    && got.contains(why)
-                    && got.ends_with("); fetched the feed URL"),
-                "{why}: {got}"
-            );
-            assert_eq!(run_record(&store, h)["feeds"][0]["line"], got);
-            assert!(
-                err.contains("versioned file not fetched, fetching the feed URL"),
-                "{why}: {err}"
-            );
-            assert_eq!(aws_raw_hour(&store, h).get("version"), None, "{why}");
-        }
+        let note = format!("versioned file not fetched (GET {}: ", srv.url(&v1));
+        let log = "versioned file not fetched, fetching the feed URL";
+        check_detour_hours(&f, &store, why, (&note, "); fetched the feed URL"), log);
         assert_eq!(hits_of(&srv, &v1), 4, "{why}: two attempts an hour");
         assert_eq!(hits_of(&srv, AWS_CURRENT), 2, "{why}");
         let offers = check_store(&store);
@@ -621,7 +612,7 @@ fn assert_refetched(got: &str, feed: &str, counts: &str, blob: &Path, why: &str)
 fn aws_offer_whose_blob_is_lost_downloads_its_version_again() {
     let v1 = aws_version("20241001000000", "us-east-1");
     for (how, why) in LOST_BLOBS {
-        let (srv, tmp) = fallback_case(aws_offer_file("20241001000000", "98.3200000000"), None);
+        let (srv, tmp) = fallback_case(v1_file(), None);
         let (f, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
         assert_eq!(ingest_env(&f, &store, &at(10), &[]).0, 0);
         let blob = raw_blob(&store, "date=2024-10-07/aws__20241007T10");
@@ -685,15 +676,8 @@ fn a_lost_blob_is_not_asked_about() {
 /// the new layout beside the old ones, and renormalises both.
 #[test]
 fn a_store_written_before_blobs_keeps_working() {
-    let served = Arc::new(Mutex::new(4));
-    let n = Arc::clone(&served);
-    let srv = fault_server(move |_| {
-        let mut n = n.lock().unwrap();
-        *n += 1;
-        Fault::json(vast_body(*n))
-    });
     let tmp = tempdir();
-    let f = feeds(tmp.path(), &[("vast", vast_feed(&srv.url("/v"), ""))]);
+    let (_srv, f) = growing_vast(tmp.path());
     let store = tmp.path().join("store");
     for h in [10, 11] {
         assert_eq!(ingest_env(&f, &store, &at(h), &[]).0, 0);

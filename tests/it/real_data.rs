@@ -43,6 +43,14 @@ async fn import(spec: &Spec, paths: &[PathBuf], store: &Store) -> Vec<backfill::
     out
 }
 
+/// The ECB's real history of rates, imported as provider `ecb` observed 2024-10-11.
+async fn import_ecb(data: &Path, store: &Store) {
+    let mut ecb_spec = spec_format("ecb_fx");
+    ecb_spec.provider = Some("ecb".into());
+    ecb_spec.at = Some("2024-10-11T00:00:00Z".parse().unwrap());
+    import(&ecb_spec, &[data.join("ecb-fx/eurofxref-hist.csv")], store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skypilot_aws_backfill() {
     let Some(data) = shared_data() else { return };
@@ -120,10 +128,7 @@ async fn china_vs_us_a100_80gb_june_2023() {
     let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path());
-    let mut ecb_spec = spec_format("ecb_fx");
-    ecb_spec.provider = Some("ecb".into());
-    ecb_spec.at = Some("2024-10-11T00:00:00Z".parse().unwrap());
-    import(&ecb_spec, &[data.join("ecb-fx/eurofxref-hist.csv")], &store).await;
+    import_ecb(&data, &store).await;
     import(
         &spec_feed("alibaba-2023.toml", Some("2023-06-17T00:00:00Z")),
         &[data.join("arthurchiao-gpu-prices-2023/alibaba_cn-shanghai_gpu_prices_cny.csv")],
@@ -187,10 +192,7 @@ async fn resolved_share_of_real_files() {
     let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path());
-    let mut ecb_spec = spec_format("ecb_fx");
-    ecb_spec.provider = Some("ecb".into());
-    ecb_spec.at = Some("2024-10-11T00:00:00Z".parse().unwrap());
-    import(&ecb_spec, &[data.join("ecb-fx/eurofxref-hist.csv")], &store).await;
+    import_ecb(&data, &store).await;
     let mut specs: Vec<(Spec, PathBuf)> = Vec::new();
     for root in ["skypilot-catalog", "seedling-catalog"] {
         for e in std::fs::read_dir(data.join(root)).unwrap() {
@@ -333,16 +335,7 @@ fn weeks_with_changes(
         str_col(&us, "gpu_model"),
     );
     let price = f64_col(&us, "usd_per_gpu_hour");
-    let t: Vec<i64> = us
-        .column("observed_at")
-        .unwrap()
-        .cast(&polars::prelude::DataType::Int64)
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap())
-        .collect();
+    let t = i64_col(&us, "observed_at");
     // (feed, provider) -> snapshot time -> the snapshot's (offer, price bits) set.
     type Snapshots = BTreeMap<i64, BTreeSet<(String, u64)>>;
     let mut snaps: BTreeMap<(String, String), Snapshots> = BTreeMap::new();
@@ -388,10 +381,7 @@ async fn real_history_2023_w24_methodology() {
     let Some(data) = shared_data() else { return };
     let tmp = tempdir();
     let store = Store::open(tmp.path().join("store"));
-    let mut ecb_spec = spec_format("ecb_fx");
-    ecb_spec.provider = Some("ecb".into());
-    ecb_spec.at = Some("2024-10-11T00:00:00Z".parse().unwrap());
-    import(&ecb_spec, &[data.join("ecb-fx/eurofxref-hist.csv")], &store).await;
+    import_ecb(&data, &store).await;
     let mut dirs = Vec::new();
     for root in ["skypilot-catalog", "seedling-catalog"] {
         for cloud in std::fs::read_dir(data.join(root)).unwrap() {

@@ -115,15 +115,7 @@ fn hostile_report(root: &Path) -> PathBuf {
         ),
     )
     .unwrap();
-    let (code, out, err) = gpurent(&[
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--at",
-        "2024-10-07T10:00:00Z",
-    ]);
+    let (code, out, err) = gpurent(&ingest_args(&feeds, &store, "2024-10-07T10:00:00Z"));
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("vast: ok, 4 offers read, 3 stored, 1 rejected (unknown_gpu_name 1)"),
@@ -133,15 +125,7 @@ fn hostile_report(root: &Path) -> PathBuf {
         out.contains("list: ok, 2 offers read, 1 stored, 1 rejected (unknown_gpu_name 1)"),
         "{out}"
     );
-    let (code, out, err) = gpurent(&[
-        "report",
-        "--store",
-        store.to_str().unwrap(),
-        "--out",
-        reports.to_str().unwrap(),
-        "--week",
-        "2024-W41",
-    ]);
+    let (code, out, err) = gpurent(&report_args(&store, &reports, "2024-W41"));
     assert_eq!(code, 0, "{out}{err}");
     reports.join("2024-W41")
 }

@@ -94,7 +94,7 @@ use serde::Deserialize;
 
 use url::Url;
 
-use super::{adapter_keys, Adapter, AdapterError, Header, NoKeys, Page, ParseCtx, Request};
+use super::{keyless, Adapter, AdapterError, Header, Page, ParseCtx, Request};
 use crate::ingest::urlpolicy;
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
@@ -103,8 +103,7 @@ pub const PROVIDER: &str = "aws";
 const FORMAT: &str = "aws_offer";
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(AwsOffer))
+    keyless(keys, AwsOffer)
 }
 
 pub struct AwsOffer;

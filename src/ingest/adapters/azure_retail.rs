@@ -48,7 +48,7 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx};
+use super::{json, keyless, str_at, Adapter, AdapterError, Page, ParseCtx};
 use crate::model::{Basis, ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
@@ -56,8 +56,7 @@ pub const PROVIDER: &str = "azure";
 const FORMAT: &str = "azure_retail";
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(AzureRetail))
+    keyless(keys, AzureRetail)
 }
 
 pub struct AzureRetail;
@@ -303,50 +302,24 @@ mod tests {
     fn which_items_are_kept_and_why() {
         let linux = "Virtual Machines NDsr H100 v5 Series";
         let win = "Virtual Machines NDsr H100 v5 Series Windows";
-        check(
-            item("Consumption", linux, "ND96isr H100 v5", None),
-            "on_demand instance-hour",
-        );
-        check(
-            item("Consumption", linux, "ND96isr H100 v5 Spot", None),
-            "spot instance-hour",
-        );
-        check(
-            item("Consumption", linux, "ND96isr H100 v5 Low Priority", None),
-            "spot instance-hour",
-        );
-        check(
-            item("Reservation", linux, "ND96isr H100 v5", Some("1 Year")),
-            "reserved instance-year",
-        );
-        check(
-            item("Reservation", linux, "ND96isr H100 v5", Some("3 Years")),
-            "reserved instance-three_years",
-        );
-        check(
-            item("Reservation", linux, "ND96isr H100 v5", Some("5 Years")),
-            "reject unsupported_term",
-        );
-        check(
-            item("Reservation", linux, "ND96isr H100 v5", None),
-            "reject unsupported_term",
-        );
-        check(
-            item("Consumption", win, "ND96isr H100 v5", None),
-            "reject windows_os",
-        );
-        check(
-            item("Consumption", win, "ND96isr H100 v5 Spot", None),
-            "reject windows_os",
-        );
-        check(
-            item("DevTestConsumption", linux, "ND96isr H100 v5", None),
-            "reject dev_test_price",
-        );
-        check(
-            item("SavingsPlan", linux, "ND96isr H100 v5", None),
-            "reject unsupported_price_type",
-        );
+        // (type, product, meter, reservation term) → verdict
+        #[rustfmt::skip]
+        let cases = [
+            ("Consumption", linux, "ND96isr H100 v5", None, "on_demand instance-hour"),
+            ("Consumption", linux, "ND96isr H100 v5 Spot", None, "spot instance-hour"),
+            ("Consumption", linux, "ND96isr H100 v5 Low Priority", None, "spot instance-hour"),
+            ("Reservation", linux, "ND96isr H100 v5", Some("1 Year"), "reserved instance-year"),
+            ("Reservation", linux, "ND96isr H100 v5", Some("3 Years"), "reserved instance-three_years"),
+            ("Reservation", linux, "ND96isr H100 v5", Some("5 Years"), "reject unsupported_term"),
+            ("Reservation", linux, "ND96isr H100 v5", None, "reject unsupported_term"),
+            ("Consumption", win, "ND96isr H100 v5", None, "reject windows_os"),
+            ("Consumption", win, "ND96isr H100 v5 Spot", None, "reject windows_os"),
+            ("DevTestConsumption", linux, "ND96isr H100 v5", None, "reject dev_test_price"),
+            ("SavingsPlan", linux, "ND96isr H100 v5", None, "reject unsupported_price_type"),
+        ];
+        for (kind, product, meter, term, expected) in cases {
+            check(item(kind, product, meter, term), expected);
+        }
         let mut month = item("Consumption", linux, "ND96isr H100 v5", None);
         month.unit_of_measure = "1/Month".into();
         check(month, "reject unsupported_unit");
@@ -371,20 +344,7 @@ mod tests {
     }
 
     fn parse(body: &str, provider: &str) -> Parsed {
-        let ctx = ParseCtx {
-            feed: "az",
-            provider,
-        };
-        AzureRetail
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap()
+        super::super::parse_page(&AzureRetail, provider, "", body).unwrap()
     }
 
     #[test]
@@ -447,21 +407,8 @@ mod tests {
 
     #[test]
     fn a_payload_without_items_is_malformed() {
-        let ctx = ParseCtx {
-            feed: "az",
-            provider: "azure",
-        };
-        let e = AzureRetail
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: br#"{"error":"x"}"#.to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap_err()
-            .to_string();
+        let e =
+            super::super::parse_page(&AzureRetail, "azure", "", r#"{"error":"x"}"#).unwrap_err();
         assert!(e.contains("Items"), "{e}");
     }
 }

@@ -7,12 +7,11 @@
 
 use chrono::NaiveDate;
 
-use super::{adapter_keys, Adapter, AdapterError, NoKeys, Page, ParseCtx};
+use super::{keyless, Adapter, AdapterError, Page, ParseCtx};
 use crate::model::{FxRate, Parsed};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(EcbFx))
+    keyless(keys, EcbFx)
 }
 
 pub struct EcbFx;

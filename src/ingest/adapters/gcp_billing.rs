@@ -49,7 +49,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use super::{adapter_keys, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request};
+use super::{json, keyless, str_at, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The provider id of the data tables, used when the feed keeps the default provider.
@@ -59,8 +59,7 @@ const FORMAT: &str = "gcp_billing";
 pub const KEY_HEADER: &str = "X-Goog-Api-Key";
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(GcpBilling))
+    keyless(keys, GcpBilling)
 }
 
 /// The next page is the request's URL with its `pageToken` set to the payload's.
@@ -540,20 +539,7 @@ mod tests {
             {"skuId":"BAD","description":"Nvidia L4 GPU running in Americas","category":{"resourceGroup":"GPU","usageType":"OnDemand"},
              "serviceRegions":["us-central1"],"pricingInfo":[{"pricingExpression":{"usageUnit":"h","tieredRates":[{"unitPrice":{"currencyCode":"USD","units":"two"}}]}}]}
         ],"nextPageToken":""}"#;
-        let ctx = ParseCtx {
-            feed: "g",
-            provider: "gcp_billing",
-        };
-        let p = GcpBilling
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap();
+        let p = super::super::parse_page(&GcpBilling, "gcp_billing", "", body).unwrap();
         let got: Vec<(&str, &str, Option<f64>, &str, &str)> = p
             .offers
             .iter()
@@ -639,21 +625,13 @@ mod tests {
 
     #[test]
     fn an_api_error_is_a_malformed_payload() {
-        let ctx = ParseCtx {
-            feed: "g",
-            provider: "gcp",
-        };
-        let e = GcpBilling
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: br#"{"error":{"code":400,"message":"API key not valid."}}"#.to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap_err()
-            .to_string();
+        let e = super::super::parse_page(
+            &GcpBilling,
+            "gcp",
+            "",
+            r#"{"error":{"code":400,"message":"API key not valid."}}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("API key not valid"), "{e}");
     }
 }

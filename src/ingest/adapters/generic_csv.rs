@@ -340,16 +340,7 @@ mod tests {
              price_class = 'rental_type'\nprice = 'price_median_usd'\noffers = 'n_offers'\n",
         )
         .unwrap();
-        let ctx = ParseCtx {
-            feed: "tracker",
-            provider: "tracker",
-        };
-        let page = Page {
-            label: String::new(),
-            body: csv.as_bytes().to_vec(),
-            spool: None,
-        };
-        feed.adapter.parse(&page, &ctx).unwrap()
+        super::super::parse_page(feed.adapter.as_ref(), "tracker", "", csv).unwrap()
     }
 
     /// (provider, day, country, class, price, group offers) of a stored group row.

@@ -31,14 +31,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{
-    adapter_keys, get_bearer, json, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request,
-};
+use super::{get_bearer, json, keyless, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(Lambda))
+    keyless(keys, Lambda)
 }
 
 pub struct Lambda;
@@ -172,20 +169,7 @@ mod tests {
     }
 
     fn parse(body: &str) -> Parsed {
-        let ctx = ParseCtx {
-            feed: "l",
-            provider: "lambda",
-        };
-        Lambda
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap()
+        super::super::parse_page(&Lambda, "lambda", "", body).unwrap()
     }
 
     #[test]

@@ -150,6 +150,21 @@ pub(crate) fn parse_page(
     adapter.parse(&page, &ctx).map_err(|e| e.to_string())
 }
 
+/// Test helper: each of the `bad` credentials is refused with an error naming the
+/// `form` they must take, and `value` (one of them) is not echoed.
+#[cfg(test)]
+pub(crate) fn check_bad_credentials(
+    adapter: &dyn Adapter,
+    (url, at): (&str, chrono::DateTime<chrono::Utc>),
+    bad: &[Option<&str>],
+    (form, value): (&str, &str),
+) {
+    for secret in bad {
+        let e = adapter.requests(url, *secret, at).unwrap_err().to_string();
+        assert!(e.contains(form) && !e.contains(value), "{e}");
+    }
+}
+
 /// A CSV header row: column positions by their trimmed names.
 pub(crate) struct Header<'a>(std::collections::HashMap<&'a str, usize>);
 
@@ -240,6 +255,15 @@ pub fn names() -> Vec<&'static str> {
 pub fn adapter_keys<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, AdapterError> {
     T::deserialize(toml::Value::Table(table))
         .map_err(|e| AdapterError::Keys(e.to_string().trim().to_string()))
+}
+
+/// The `build` of an adapter that takes no keys of its own: `keys` must be empty.
+pub fn keyless(
+    keys: toml::Table,
+    adapter: impl Adapter + 'static,
+) -> Result<Box<dyn Adapter>, AdapterError> {
+    let _: NoKeys = adapter_keys(keys)?;
+    Ok(Box::new(adapter))
 }
 
 /// For adapters that take no keys of their own.

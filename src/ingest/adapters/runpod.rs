@@ -37,17 +37,14 @@
 
 use serde::Deserialize;
 
-use super::{
-    adapter_keys, bad_record, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request,
-};
+use super::{bad_record, json, keyless, str_at, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer};
 
 /// The GraphQL query sent on a live fetch.
 pub const QUERY: &str = "query GpuTypes { gpuTypes { id displayName memoryInGb secureCloud communityCloud securePrice communityPrice secureSpotPrice communitySpotPrice } }";
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(RunPod))
+    keyless(keys, RunPod)
 }
 
 pub struct RunPod;

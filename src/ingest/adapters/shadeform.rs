@@ -34,13 +34,12 @@
 
 use serde::Deserialize;
 
-use super::{adapter_keys, json, str_at, Adapter, AdapterError, NoKeys, Page, ParseCtx, Request};
+use super::{json, keyless, str_at, Adapter, AdapterError, Page, ParseCtx, Request};
 use crate::model::{ParseReject, Parsed, PriceUnit, RawOffer};
 use crate::tables::Tables;
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(Shadeform))
+    keyless(keys, Shadeform)
 }
 
 pub struct Shadeform;
@@ -228,20 +227,7 @@ mod tests {
     }
 
     fn parse(body: &str) -> Parsed {
-        let ctx = ParseCtx {
-            feed: "s",
-            provider: "shadeform",
-        };
-        Shadeform
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap()
+        super::super::parse_page(&Shadeform, "shadeform", "", body).unwrap()
     }
 
     #[test]

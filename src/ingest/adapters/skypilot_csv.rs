@@ -17,12 +17,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{adapter_keys, Adapter, AdapterError, Header, NoKeys, Page, ParseCtx};
+use super::{keyless, Adapter, AdapterError, Header, Page, ParseCtx};
 use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(SkyPilotCsv))
+    keyless(keys, SkyPilotCsv)
 }
 
 pub struct SkyPilotCsv;
@@ -318,20 +317,7 @@ mod tests {
     use super::*;
 
     fn parse(csv: &str) -> Parsed {
-        let ctx = ParseCtx {
-            feed: "sky",
-            provider: "aws",
-        };
-        SkyPilotCsv
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: csv.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap()
+        super::super::parse_page(&SkyPilotCsv, "aws", "", csv).unwrap()
     }
 
     #[test]
@@ -389,10 +375,6 @@ mod tests {
 
     #[test]
     fn gcp_gpu_rows_are_priced_with_their_bound_host() {
-        let ctx = ParseCtx {
-            feed: "sky",
-            provider: "gcp",
-        };
         // GCP's layout: host VM rows without an accelerator, GPU rows without a type.
         let csv = "InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n\
                    a2-highgpu-1g,12.0,85.0,,,,us-central1,us-central1-a,0.9,0.3\n\
@@ -401,16 +383,7 @@ mod tests {
                    ,,,A100,1.0,,us-central1,us-central1-a,2.9,0.9\n\
                    ,,,A100,2.0,,us-central1,us-central1-a,5.8,1.8\n\
                    ,,,T4,1.0,,us-central1,us-central1-a,0.35,0.11\n";
-        let p = SkyPilotCsv
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: csv.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap();
+        let p = super::super::parse_page(&SkyPilotCsv, "gcp", "", csv).unwrap();
         let got: Vec<(String, Option<String>, PriceClass, f64)> = p
             .offers
             .iter()

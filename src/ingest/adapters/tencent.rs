@@ -490,42 +490,24 @@ mod tests {
             .unwrap();
         assert_eq!(r[1].url, "https://cvm.ap-hongkong.tencentcloudapi.com/");
         assert_eq!(header(&r[1], "Host"), "cvm.ap-hongkong.tencentcloudapi.com");
-        for bad in [None, Some("nocolon"), Some("id:")] {
-            let e = a
-                .requests("https://cvm.tencentcloudapi.com/", bad, at())
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains("SECRET_ID:SECRET_KEY") && !e.contains("nocolon"),
-                "{e}"
-            );
-        }
+        let bad = [None, Some("nocolon"), Some("id:")];
+        let form = ("SECRET_ID:SECRET_KEY", "nocolon");
+        super::super::check_bad_credentials(&a, (URL, at()), &bad, form);
     }
 
+    const URL: &str = "https://cvm.tencentcloudapi.com/";
+
     fn check_build(keys: &str, expected_err: Option<&str>) {
-        crate::ingest::feed::check_feed_keys(
-            "tencent",
-            "https://cvm.tencentcloudapi.com/",
-            keys,
-            expected_err,
-        );
+        crate::ingest::feed::check_feed_keys("tencent", URL, keys, expected_err);
     }
 
     #[test]
     fn feed_keys() {
         let ok = "image_id = 'img-pmqg1cw7'\nqueries = [{ region = 'ap-guangzhou', zone = 'ap-guangzhou-6', instance_type = 'GT4.41XLARGE948' }]\n";
-        check_build(ok, None);
+        let endpoint = "https://cvm.{region}.tencentcloudapi.com/";
+        crate::ingest::feed::check_endpoint_keys("tencent", URL, ok, endpoint);
         check_build(&format!("{ok}currency = 'USD'"), None);
-        check_build(
-            &format!("{ok}endpoint = 'https://cvm.{{region}}.tencentcloudapi.com/'"),
-            None,
-        );
         check_build(&format!("{ok}currency = 'yuan'"), Some("currency"));
-        check_build(
-            &format!("{ok}endpoint = 'http://example.com/'"),
-            Some("must use https"),
-        );
-        check_build(&format!("{ok}bogus = 1"), Some("bogus"));
         check_build("image_id = 'img-1'\nqueries = []", Some("queries"));
         check_build(
             "queries = [{ region = 'ap-guangzhou', zone = 'z', instance_type = 'x' }]",

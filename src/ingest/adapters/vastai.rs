@@ -13,14 +13,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    adapter_keys, bad_record, quote_huge_numbers, str_at, Adapter, AdapterError, NoKeys, Page,
-    ParseCtx,
+    bad_record, keyless, quote_huge_numbers, str_at, Adapter, AdapterError, Page, ParseCtx,
 };
 use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer, Text};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
-    let _: NoKeys = adapter_keys(keys)?;
-    Ok(Box::new(VastAi))
+    keyless(keys, VastAi)
 }
 
 pub struct VastAi;
@@ -255,20 +253,7 @@ mod tests {
     }
 
     fn parse(body: &str) -> Parsed {
-        let ctx = ParseCtx {
-            feed: "v",
-            provider: "vastai",
-        };
-        VastAi
-            .parse(
-                &Page {
-                    label: String::new(),
-                    body: body.as_bytes().to_vec(),
-                    spool: None,
-                },
-                &ctx,
-            )
-            .unwrap()
+        super::super::parse_page(&VastAi, "vastai", "", body).unwrap()
     }
 
     #[test]

@@ -130,17 +130,24 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(st.success());
 }
 
-/// Kill `args` at random moments in copies of `base` (None: a fresh store); after each
-/// kill check whole-or-absent, re-run with `rerun`, and compare with `reference`.
+/// The arguments `cmd` gives, borrowed as the runners take them.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Rows per hour of the reference store.
+type Reference = BTreeMap<(String, i64), usize>;
+
+/// Kill `cmd` at random moments in copies of `base` (None: a fresh store); after each
+/// kill check whole-or-absent, re-run it, and compare with `reference`.
 #[allow(clippy::too_many_arguments)]
 fn trials(
     what: &str,
     seed: u64,
     base: Option<&Path>,
     work: &Path,
-    args: impl Fn(&str) -> Vec<String>,
-    rerun: impl Fn(&str) -> Vec<String>,
-    reference: &BTreeMap<(String, i64), usize>,
+    cmd: impl Fn(&str) -> Vec<String>,
+    reference: &Reference,
     reference_rejects: usize,
     span: Duration,
 ) {
@@ -153,8 +160,7 @@ fn trials(
         }
         let s = store.to_str().unwrap();
         let delay = Duration::from_micros(rng.u64(0..=span.as_micros() as u64));
-        let a = args(s);
-        if kill_after(&a.iter().map(String::as_str).collect::<Vec<_>>(), delay) {
+        if kill_after(&strs(&cmd(s)), delay) {
             killed += 1;
         }
         whole_or_absent(
@@ -162,8 +168,7 @@ fn trials(
             reference,
             &format!("{what} trial {i} after kill at {delay:?}"),
         );
-        let r = rerun(s);
-        let (code, out) = run(&r.iter().map(String::as_str).collect::<Vec<_>>());
+        let (code, out) = run(&strs(&cmd(s)));
         assert!(code == 0, "{what} trial {i}: re-run failed: {out}");
         assert_eq!(
             &per_hour(&store, "offers"),
@@ -183,78 +188,42 @@ fn trials(
     println!("crash {what}: {TRIALS} trials, {killed} killed while running (window {span:?})");
 }
 
-#[test]
-fn kill_9_during_ingest_backfill_compact_renormalise() {
-    let tmp = super::fast_tempdir();
-    let work = tmp.path();
-    let feeds = file_feeds(work);
-    let f = feeds.to_str().unwrap().to_string();
-    let at = "2024-10-07T12:00:00Z";
-    let ingest = |s: &str| -> Vec<String> {
-        ["ingest", "--feeds", &f, "--store", s, "--at", at]
-            .map(String::from)
-            .to_vec()
-    };
-    // Ingest.
-    let ref_store = work.join("ref-ingest");
-    let span = timed(
-        &ingest(ref_store.to_str().unwrap())
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+/// `cmd` run uninterrupted into `work/ref-{what}` must store `hours` hours; then
+/// trials in fresh stores. The reference's rejects.
+fn fresh_trials(
+    what: &str,
+    seed: u64,
+    work: &Path,
+    hours: usize,
+    cmd: impl Fn(&str) -> Vec<String>,
+) -> usize {
+    let ref_store = work.join(format!("ref-{what}"));
+    let span = timed(&strs(&cmd(ref_store.to_str().unwrap())));
     let reference = per_hour(&ref_store, "offers");
-    assert_eq!(reference.len(), 4);
+    assert_eq!(reference.len(), hours);
     let ref_rejects = own_rejects(&ref_store);
-    assert!(ref_rejects > 0);
-    trials(
-        "ingest",
-        9,
-        None,
-        work,
-        ingest,
-        ingest,
-        &reference,
-        ref_rejects,
-        span,
-    );
+    trials(what, seed, None, work, cmd, &reference, ref_rejects, span);
+    ref_rejects
+}
 
-    // Backfill: dated snapshots, one run per day.
-    let snaps = work.join("snaps/vastai");
-    for d in 1..=4 {
-        let dir = snaps.join(format!("2024-10-0{d}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("offers.json"), payload(600, d)).unwrap();
-    }
-    let sn = snaps.to_str().unwrap().to_string();
-    let backfill = |s: &str| -> Vec<String> {
-        ["backfill", "--format", "vastai", "--store", s, &sn]
-            .map(String::from)
-            .to_vec()
-    };
-    let ref_store = work.join("ref-backfill");
-    let span = timed(
-        &backfill(ref_store.to_str().unwrap())
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let reference = per_hour(&ref_store, "offers");
-    assert_eq!(reference.len(), 4);
-    let ref_rejects = own_rejects(&ref_store);
-    trials(
-        "backfill",
-        10,
-        None,
-        work,
-        backfill,
-        backfill,
-        &reference,
-        ref_rejects,
-        span,
-    );
+/// `cmd` timed on a copy of `base` (`work/probe-{what}`); then trials in copies of
+/// `base`, compared with `reference` and `ref_rejects`.
+fn copy_trials(
+    what: &str,
+    seed: u64,
+    (work, base): (&Path, &Path),
+    (reference, ref_rejects): (&Reference, usize),
+    cmd: impl Fn(&str) -> Vec<String>,
+) {
+    let probe = work.join(format!("probe-{what}"));
+    copy_dir(base, &probe);
+    let span = timed(&strs(&cmd(probe.to_str().unwrap())));
+    let rejects = ref_rejects;
+    trials(what, seed, Some(base), work, cmd, reference, rejects, span);
+}
 
-    // Compact and renormalise work on a copy of a store with 2 days of hourly runs.
+/// A store `work/base` with 2 days of hourly runs of one small file feed.
+fn two_days_of_runs(work: &Path) -> PathBuf {
     let base = work.join("base");
     let small = work.join("small");
     std::fs::create_dir_all(small.join("feeds")).unwrap();
@@ -284,56 +253,51 @@ fn kill_9_during_ingest_backfill_compact_renormalise() {
         &gpurent::store::Store::open(&base),
         &times,
     ));
+    base
+}
+
+#[test]
+fn kill_9_during_ingest_backfill_compact_renormalise() {
+    let tmp = super::fast_tempdir();
+    let work = tmp.path();
+    let feeds = file_feeds(work);
+    let f = feeds.to_str().unwrap().to_string();
+    let at = "2024-10-07T12:00:00Z";
+    let ingest = |s: &str| -> Vec<String> {
+        ["ingest", "--feeds", &f, "--store", s, "--at", at]
+            .map(String::from)
+            .to_vec()
+    };
+    let ref_rejects = fresh_trials("ingest", 9, work, 4, ingest);
+    assert!(ref_rejects > 0);
+
+    // Backfill: dated snapshots, one run per day.
+    let snaps = work.join("snaps/vastai");
+    for d in 1..=4 {
+        let dir = snaps.join(format!("2024-10-0{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("offers.json"), payload(600, d)).unwrap();
+    }
+    let sn = snaps.to_str().unwrap().to_string();
+    let backfill = |s: &str| -> Vec<String> {
+        ["backfill", "--format", "vastai", "--store", s, &sn]
+            .map(String::from)
+            .to_vec()
+    };
+    fresh_trials("backfill", 10, work, 4, backfill);
+
+    // Compact and renormalise work on a copy of a store with 2 days of hourly runs.
+    let base = two_days_of_runs(work);
     let reference = per_hour(&base, "offers");
     assert_eq!(reference.len(), 48);
-    let ref_rejects = own_rejects(&base);
+    let expected = (&reference, own_rejects(&base));
     let compact = |s: &str| -> Vec<String> {
         ["compact", "--store", s, "--before", "2024-10-05"]
             .map(String::from)
             .to_vec()
     };
-    let span = {
-        let probe = work.join("probe-compact");
-        copy_dir(&base, &probe);
-        timed(
-            &compact(probe.to_str().unwrap())
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )
-    };
-    trials(
-        "compact",
-        11,
-        Some(&base),
-        work,
-        compact,
-        compact,
-        &reference,
-        ref_rejects,
-        span,
-    );
+    copy_trials("compact", 11, (work, &base), expected, compact);
     let renorm =
         |s: &str| -> Vec<String> { ["renormalise", "--store", s].map(String::from).to_vec() };
-    let span = {
-        let probe = work.join("probe-renorm");
-        copy_dir(&base, &probe);
-        timed(
-            &renorm(probe.to_str().unwrap())
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )
-    };
-    trials(
-        "renormalise",
-        12,
-        Some(&base),
-        work,
-        renorm,
-        renorm,
-        &reference,
-        ref_rejects,
-        span,
-    );
+    copy_trials("renormalise", 12, (work, &base), expected, renorm);
 }
