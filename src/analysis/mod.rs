@@ -19,7 +19,7 @@ use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use polars::prelude::*;
 use serde::Serialize;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::analysis::inforce::{ms, quantile, InForce, Standing, DAY_MS, HOUR_MS};
 use crate::error::ReportError;
@@ -510,18 +510,9 @@ pub(crate) fn daily_points(
     cfg: &Config,
 ) -> Vec<DailyPoint> {
     let mut out = Vec::new();
+    let avail = daily_availability(inf, from, to);
     for (date, st) in inf.daily(from, to) {
-        let (a, b) = (ms(date), ms(date) + DAY_MS);
-        let mut avail: BTreeMap<CellKey, f64> = BTreeMap::new();
-        for s in inf
-            .spans
-            .iter()
-            .filter(|s| s.usable && s.start >= a && s.start < b)
-        {
-            let k = &inf.offers[s.offer];
-            let cell = (k.gpu_model.clone(), k.bloc.clone(), k.price_class.clone());
-            *avail.entry(cell).or_default() += s.gpus_available.unwrap_or(0.0);
-        }
+        let day = ms(date).div_euclid(DAY_MS);
         for (k, offers) in cells(&st, "all") {
             let r = stat_row(&k, &offers, cfg);
             out.push(DailyPoint {
@@ -532,7 +523,9 @@ pub(crate) fn daily_points(
                 offers: r.offers,
                 providers: r.providers,
                 observations: r.observations,
-                gpus_available: avail.get(&k).copied().unwrap_or(0.0),
+                gpus_available: (avail.get(&(day, k.0.as_str(), k.1.as_str(), k.2.as_str())))
+                    .copied()
+                    .unwrap_or(0.0),
                 median: r.provider_median,
                 p25: r.p25,
                 p75: r.p75,
@@ -540,6 +533,28 @@ pub(crate) fn daily_points(
         }
     }
     out
+}
+
+/// GPUs available per (day since the epoch, model, bloc, class): the sum over the
+/// usable observations made that day, added in span order, in one pass.
+fn daily_availability(
+    inf: &InForce,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> HashMap<(i64, &str, &str, &str), f64> {
+    let (a, b) = (ms(from), ms(to) + DAY_MS);
+    let mut avail = HashMap::new();
+    for s in (inf.spans.iter()).filter(|s| s.usable && s.start >= a && s.start < b) {
+        let k = &inf.offers[s.offer];
+        let cell = (
+            s.start.div_euclid(DAY_MS),
+            k.gpu_model.as_str(),
+            k.bloc.as_str(),
+            k.price_class.as_str(),
+        );
+        *avail.entry(cell).or_default() += s.gpus_available.unwrap_or(0.0);
+    }
+    avail
 }
 
 /// Daily medians and quartiles of the offers in force on dates `from..=to`.
