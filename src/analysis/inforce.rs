@@ -138,10 +138,18 @@ impl Interner {
 
 /// The rows a scan from `from` on needs from before `from`.
 struct Recent {
+    from: NaiveDate,
     /// Selects the rows kept: all from `from` on, and earlier ones that may stand.
     keep: Expr,
     /// The dates before `from` that hold a kept row (no other earlier file is read).
     days: BTreeSet<NaiveDate>,
+}
+
+impl Recent {
+    /// Whether the offers of date `d` may hold a kept row.
+    fn reads(&self, d: NaiveDate) -> bool {
+        d >= self.from || self.days.contains(&d)
+    }
 }
 
 /// Which rows before `from` (from `start`) may still stand at `from`: those of each
@@ -178,7 +186,7 @@ fn may_stand(
         keep = keep.or(snapshot.and(t().gt_eq(lit(l))));
         days.extend(date_of_ms(l));
     }
-    Ok(Recent { keep, days })
+    Ok(Recent { from, keep, days })
 }
 
 /// The time of each feed and provider's last snapshot stored in dates `start..=from`
@@ -258,13 +266,12 @@ fn span_columns(lf: LazyFrame) -> PolarsResult<DataFrame> {
     .map(|r| r.unwrap_single())
 }
 
-/// Which stored rows [`InForce::build`] reads: those of dates `start..=to` that
-/// `days` accepts, and of them those `keep` selects.
-struct Scan<'a> {
+/// Which stored rows [`InForce::build`] reads: those of dates `start..=to`, or with
+/// `recent` only those it keeps (and only from the dates that may hold them).
+struct Scan {
     start: NaiveDate,
     to: NaiveDate,
-    days: &'a dyn Fn(NaiveDate) -> bool,
-    keep: Option<Expr>,
+    recent: Option<Recent>,
 }
 
 impl InForce {
@@ -278,8 +285,7 @@ impl InForce {
         let scan = Scan {
             start: scan_start(from, Providers::embedded()),
             to,
-            days: &|_| true,
-            keep: None,
+            recent: None,
         };
         Self::build(store, scan, cfg, i64::MIN, &KnownMedians::new())
     }
@@ -299,12 +305,10 @@ impl InForce {
     ) -> Result<Self, ReportError> {
         let start = scan_start(from, Providers::embedded());
         let recent = may_stand(store, start, from, Providers::embedded(), carried)?;
-        let days = |d: NaiveDate| d >= from || recent.days.contains(&d);
         let scan = Scan {
             start,
             to,
-            days: &days,
-            keep: Some(recent.keep),
+            recent: Some(recent),
         };
         Self::build(store, scan, cfg, week_index(ms(from)), known)
     }
@@ -321,19 +325,20 @@ impl InForce {
         let mut out = Self::default();
         let mut ids = Interner::default();
         let dates = store.offer_dates()?;
-        let wanted = |d: &NaiveDate| *d >= scan.start && *d <= scan.to && (scan.days)(*d);
+        let recent = scan.recent.as_ref();
+        let wanted =
+            |d: &NaiveDate| *d >= scan.start && *d <= scan.to && recent.is_none_or(|r| r.reads(*d));
         for d in dates.into_iter().filter(wanted) {
             let Some(lf) = store.scan_offers(Some(d), Some(d))? else {
                 continue;
             };
-            let lf = match &scan.keep {
-                Some(k) => lf.filter(k.clone()),
+            let lf = match recent {
+                Some(r) => lf.filter(r.keep.clone()),
                 None => lf,
             };
             out.add_frame(&span_columns(lf)?, &mut ids)?;
         }
         out.latest = out.spans.iter().map(|s| s.start).max();
-        out.set_snapshots();
         out.set_ends(Providers::embedded());
         out.flag_implausible(cfg, full_from, known);
         Ok(out)
@@ -382,21 +387,6 @@ impl InForce {
         Ok(())
     }
 
-    /// The last snapshot of each feed and provider among the spans.
-    fn set_snapshots(&mut self) {
-        let (group, keys) = self.snapshot_groups();
-        let mut lasts = vec![i64::MIN; keys.len()];
-        for s in &self.spans {
-            let last = &mut lasts[group[s.offer]];
-            *last = (*last).max(s.start);
-        }
-        self.snapshots = keys
-            .into_iter()
-            .zip(lasts)
-            .map(|((f, p), l)| ((f.to_string(), p.to_string()), l))
-            .collect();
-    }
-
     /// Each offer's feed and provider as a number (its snapshot series), and each
     /// number's feed and provider: spans are grouped without hashing strings.
     fn snapshot_groups(&self) -> (Vec<usize>, Vec<(&str, &str)>) {
@@ -414,7 +404,8 @@ impl InForce {
         (group, keys)
     }
 
-    /// Each span ends at its feed and provider's next snapshot or at expiry.
+    /// Each span ends at its feed and provider's next snapshot or at expiry; the
+    /// last snapshot of each feed and provider is kept in `snapshots`.
     fn set_ends(&mut self, providers: &Providers) {
         let (group, keys) = self.snapshot_groups();
         let mut snaps = vec![Vec::new(); keys.len()];
@@ -437,9 +428,13 @@ impl InForce {
                 times.get(next).map_or(expiry, |&n| n.min(expiry))
             })
             .collect();
+        let lasts = (keys.iter().zip(&snaps))
+            .filter_map(|((f, p), times)| Some(((f.to_string(), p.to_string()), *times.last()?)));
+        let snapshots = lasts.collect();
         for (s, e) in self.spans.iter_mut().zip(ends) {
             s.end = e;
         }
+        self.snapshots = snapshots;
     }
 
     /// The implausible-price rule: per model and ISO week of observation. Medians of

@@ -170,18 +170,18 @@ struct Chain<'a> {
 }
 
 impl<'a> Chain<'a> {
-    /// A chain starting at `first`: with no snapshot before it when nothing is stored
-    /// before it, else with them unknown (scanned for).
-    fn new(store: &'a Store, cfg: &'a Config, first: IsoWeek) -> Result<Self, ReportError> {
-        let stamps = store.offer_stamps()?;
+    /// A chain starting at `first` over the offers files `stamps` (the store's):
+    /// with no snapshot before it when nothing is stored before it, else with them
+    /// unknown (scanned for).
+    fn new(store: &'a Store, cfg: &'a Config, first: IsoWeek, stamps: Vec<FileStamp>) -> Self {
         let empty_before = stamps.first().is_none_or(|s| s.date >= first.monday());
-        Ok(Self {
+        Self {
             store,
             stamps,
             cfg,
             known: KnownMedians::new(),
             snapshots: empty_before.then(Snapshots::new),
-        })
+        }
     }
 
     /// The next week's stored rollup if current, else computed with the medians
@@ -214,7 +214,7 @@ pub fn weeks(
     last: IsoWeek,
     cfg: &Config,
 ) -> Result<Rollup, ReportError> {
-    let mut chain = Chain::new(store, cfg, first)?;
+    let mut chain = Chain::new(store, cfg, first, store.offer_stamps()?);
     let mut out = Rollup::default();
     for week in span(first, last) {
         out.extend(chain.next(week)?.0);
@@ -243,7 +243,7 @@ pub fn refresh(store: &Store) -> Result<Refreshed, ReportError> {
     if current == weeks.len() {
         return Ok(done);
     }
-    let mut chain = Chain::new(store, &cfg, weeks[0])?;
+    let mut chain = Chain::new(store, &cfg, weeks[0], stamps);
     for week in weeks {
         let (r, new_key) = chain.next(week)?;
         if let Some(k) = new_key {
