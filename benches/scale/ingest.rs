@@ -8,12 +8,15 @@
 //! ```text
 //! ingest phases (in-process, ...; CPU-s = process user+sys, median of 3):
 //!   parser floor  serde_json skipping the payload (IgnoredAny)   CPU-s  offers/CPU-s  (not in the sum)
+//!   SHA-256       sha2 over the payload alone                    CPU-s  offers/CPU-s  (within archive)
+//!   gzip          flate2 fast level into a sink                  CPU-s  offers/CPU-s  (within archive)
 //!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (within parse)
 //!   parse         ingest::parse_checked                          CPU-s  offers/CPU-s  share of the sum
 //!   archive       spool::spill (SHA-256 + gzip) + write_raw      ...
 //!   normalise     ingest::normalise_parsed -> DataFrame          ...
 //!   write         Store::append (Parquet, zstd, fsync)           ...
 //!   sum of the phases                                            CPU-s  offers/CPU-s  100 %
+//!   floors: parser floor + SHA-256 + gzip, and the offers/CPU-s they alone allow
 //!   whole `gpurent ingest` (child): CPU-s; the phases' share, and the rest
 //! ```
 //!
@@ -121,6 +124,18 @@ impl Ingest {
                 "(not in the sum)".into(),
             ),
             row(
+                "SHA-256",
+                "sha2 over the payload alone (the blob's name)",
+                med(|p| p.sha),
+                "(within archive)".into(),
+            ),
+            row(
+                "gzip",
+                "flate2 fast level into a sink (the blob's bytes)",
+                med(|p| p.gzip),
+                "(within archive)".into(),
+            ),
+            row(
                 "parser limit",
                 "vastai Adapter::parse alone",
                 med(|p| p.adapter),
@@ -151,6 +166,7 @@ impl Ingest {
                 share(write),
             ),
             row("sum", "of the four phases", sum, "100 %".into()),
+            floors_line(med(|p| p.floor) + med(|p| p.sha) + med(|p| p.gzip), n),
         ];
         let ok = self.side.runs.iter().filter(|r| r.ok());
         if let Some(child) = median(ok.map(|r| r.cpu_s).collect()) {
@@ -218,6 +234,16 @@ fn passes(cfg: &Config, dir: &Path, feeds: &Path, rows: u64) -> Result<Vec<Phase
         all.push(p);
     }
     Ok(all)
+}
+
+/// What the floors alone allow: skipping the payload, hashing it and gzipping it,
+/// with normalising and writing free.
+fn floors_line(floors: f64, offers: f64) -> String {
+    format!(
+        "  floors        parser floor + SHA-256 + gzip: {floors:.3} CPU-s, so at most {} offers/CPU-s \
+         while every payload is parsed, hashed and gzipped, even if normalise and write took nothing",
+        thousands((offers / floors).round() as u64)
+    )
 }
 
 fn rows(root: &Path) -> Option<u64> {

@@ -101,6 +101,10 @@ pub fn prepare(dir: &Path, n: usize) -> std::io::Result<(PathBuf, usize)> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Phases {
     pub floor: f64,
+    /// SHA-256 of the body alone (the blob's name), and gzip at the archive's level
+    /// alone into a sink: the archive's own floors.
+    pub sha: f64,
+    pub gzip: f64,
     pub adapter: f64,
     pub parse: f64,
     pub archive: f64,
@@ -127,6 +131,21 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, cpu_s() - start)
 }
 
+/// CPU seconds of SHA-256 over `body`, then of gzip (flate2's fast level, as
+/// `spool::spill` writes blobs) of `body` into a sink.
+fn archive_floors(body: &[u8]) -> Result<(f64, f64), String> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let (digest, t_sha) = timed(|| sha2::Sha256::digest(body));
+    std::hint::black_box(digest);
+    let (gz, t_gzip) = timed(|| {
+        let mut gz = flate2::write::GzEncoder::new(std::io::sink(), flate2::Compression::fast());
+        gz.write_all(body).and_then(|_| gz.finish())
+    });
+    gz.map_err(|e| format!("gzip: {e}"))?;
+    Ok((t_sha, t_gzip))
+}
+
 /// One pass over the feeds in `feeds` (one feed, a recorded file) into the new store
 /// at `root`, observed at `at`, with the embedded tables, as `gpurent ingest` runs it.
 pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, String> {
@@ -150,6 +169,7 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
     let (floor, t_floor) = timed(|| serde_json::from_slice::<serde::de::IgnoredAny>(&body));
     floor.map_err(|e| format!("serde_json: {e}"))?;
     t.floor = t_floor;
+    (t.sha, t.gzip) = archive_floors(&body)?;
 
     let pages = vec![Page::new(String::new(), body)];
     let ctx = ParseCtx {
