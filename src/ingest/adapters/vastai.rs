@@ -13,8 +13,9 @@
 //! - [`all_valid`]: serde_json reads the offers in one pass;
 //! - offer by offer, each bad offer a reject.
 //!
-//! The first two give the same rows from any payload the second reads (the tests
-//! compare them); either fails where any offer is not a valid record.
+//! Where the scan reads a payload it gives the very rows [`all_valid`] gives (the
+//! tests compare them); both fail where any offer is not a valid record, and the
+//! offer-by-offer path then reads it as it always did.
 
 use std::borrow::Cow;
 
@@ -118,9 +119,9 @@ fn bad_offer(i: usize, text: &str) -> crate::model::ParseReject {
     )
 }
 
-/// The serde fast path: every offer read in one pass, each turned into rows as soon as it
-/// is read (no list of offers is held). Any offer that is not a valid record fails
-/// it, and the payload is read again offer by offer ([`Response`]).
+/// The serde fast path: every offer read in one pass, each turned into rows as soon
+/// as it is read (no list of offers is held). Any offer that is not a valid record
+/// fails it, and the payload is read again offer by offer ([`Response`]).
 struct AllValid<'o, 'c>(OfferRows<'o, 'c>);
 
 impl<'de> Visitor<'de> for AllValid<'_, '_> {

@@ -52,12 +52,15 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub fn peek(&mut self) -> Option<u8> {
         let bytes = self.text.as_bytes();
-        while let Some(&b) = bytes.get(self.pos) {
+        let mut i = self.pos;
+        while let Some(&b) = bytes.get(i) {
             if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+                self.pos = i;
                 return Some(b);
             }
-            self.pos += 1;
+            i += 1;
         }
+        self.pos = i;
         None
     }
 
@@ -116,46 +119,30 @@ impl<'a> Cursor<'a> {
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     pub fn number(&mut self) -> Option<&'a str> {
         self.peek()?;
+        let bytes = self.text.as_bytes();
+        // The end of the digits from `i` on, `None` if there is none.
+        let digits = |i: usize| {
+            let n = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            (n > 0).then_some(i + n)
+        };
         let start = self.pos;
-        if self.byte() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.byte()? {
-            b'0' => self.pos += 1,
-            b'1'..=b'9' => self.digits(),
+        let mut i = start + usize::from(bytes[start] == b'-');
+        i = match bytes.get(i)? {
+            b'0' => i + 1,
+            b'1'..=b'9' => digits(i)?,
             _ => return None,
+        };
+        if bytes.get(i) == Some(&b'.') {
+            i = digits(i + 1)?;
         }
-        if self.byte() == Some(b'.') {
-            self.pos += 1;
-            self.some_digits()?;
-        }
-        if matches!(self.byte(), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.byte(), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            self.some_digits()?;
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1 + usize::from(matches!(bytes.get(i + 1), Some(b'+' | b'-')));
+            i = digits(i)?;
         }
         // A digit right after a leading 0 ("01") is refused by serde_json, and
         // refused here by the caller, which wants a comma or a bracket next.
-        Some(&self.text[start..self.pos])
-    }
-
-    fn byte(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.pos).copied()
-    }
-
-    fn digits(&mut self) {
-        while self.byte().is_some_and(|b| b.is_ascii_digit()) {
-            self.pos += 1;
-        }
-    }
-
-    /// One digit or more.
-    fn some_digits(&mut self) -> Option<()> {
-        self.byte().filter(u8::is_ascii_digit)?;
-        self.digits();
-        Some(())
+        self.pos = i;
+        Some(&self.text[start..i])
     }
 
     /// `null` next (consumed), or not (nothing consumed).
