@@ -28,6 +28,7 @@ pub mod sign;
 pub mod skypilot_csv;
 pub mod tencent;
 pub mod vastai;
+mod vastai_scan;
 
 /// One HTTP request an adapter wants made for a live fetch.
 #[derive(Debug, Clone, PartialEq)]
