@@ -268,7 +268,6 @@ fn unplaced(tables: &Tables, o: &RawOffer) -> Option<(&'static str, String)> {
 /// and [`RawColumns::into_frame`] are the one place the pre-join columns are named.
 /// Strings are borrowed from the offers and the tables; a name's resolution and a
 /// unit's label are made once per distinct value ([`Distinct`]) and referred to by index.
-#[derive(Default)]
 struct RawColumns<'a> {
     observed: Vec<i64>,
     obs_date: Vec<i32>,
@@ -300,6 +299,13 @@ struct Interned<'a> {
 }
 
 impl<'a> Interned<'a> {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            rows: Vec::with_capacity(rows),
+            ..Self::default()
+        }
+    }
+
     fn push(&mut self, value: Option<&'a str>) {
         let values = &mut self.values;
         let row = value.map(|v| {
@@ -366,6 +372,30 @@ impl<'a> Distinct<'a> {
 }
 
 impl<'a> RawColumns<'a> {
+    /// Room for `n` rows in every column, so no column is copied while it grows.
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            observed: Vec::with_capacity(n),
+            obs_date: Vec::with_capacity(n),
+            provider: Interned::with_capacity(n),
+            offer_id: Vec::with_capacity(n),
+            instance_type: Interned::with_capacity(n),
+            region: Interned::with_capacity(n),
+            country: Interned::with_capacity(n),
+            bloc: Interned::with_capacity(n),
+            name_raw: Interned::with_capacity(n),
+            resolution: Vec::with_capacity(n),
+            count: Vec::with_capacity(n),
+            avail: Vec::with_capacity(n),
+            class: Interned::with_capacity(n),
+            price: Vec::with_capacity(n),
+            currency: Interned::with_capacity(n),
+            unit: Vec::with_capacity(n),
+            place_reject: Vec::with_capacity(n),
+            groups: Vec::with_capacity(n),
+        }
+    }
+
     /// One offer's row: place, model, count and unit factor resolved through the tables.
     fn push(
         &mut self,
@@ -674,7 +704,7 @@ pub fn normalise(
 /// The offers as one frame before FX and checks, in row order.
 fn pre_join_frame(offers: &[RawOffer], ctx: &Context, tables: &Tables) -> PolarsResult<DataFrame> {
     let mut distinct = Distinct::default();
-    let mut raw = RawColumns::default();
+    let mut raw = RawColumns::with_capacity(offers.len());
     for o in in_row_order(offers, ctx) {
         raw.push(o, ctx, tables, &mut distinct);
     }
