@@ -289,13 +289,15 @@ struct RawColumns<'a> {
     groups: Vec<Option<f64>>,
 }
 
-/// A string column with few distinct values: each distinct value is kept once and the
-/// rows refer to it by index; the column is the distinct values gathered by the rows.
+/// A string column with few distinct values: each distinct value (null too) is kept
+/// once and the rows refer to it by index; the column is the distinct values gathered
+/// by the rows. Rows often repeat the row before, which is checked before hashing.
 #[derive(Default)]
 struct Interned<'a> {
-    index: HashMap<&'a str, IdxSize, foldhash::fast::RandomState>,
-    values: Vec<&'a str>,
-    rows: Vec<Option<IdxSize>>,
+    index: HashMap<Option<&'a str>, IdxSize, foldhash::fast::RandomState>,
+    values: Vec<Option<&'a str>>,
+    last: Option<(Option<&'a str>, IdxSize)>,
+    rows: Vec<IdxSize>,
 }
 
 impl<'a> Interned<'a> {
@@ -307,21 +309,34 @@ impl<'a> Interned<'a> {
     }
 
     fn push(&mut self, value: Option<&'a str>) {
-        let values = &mut self.values;
-        let row = value.map(|v| {
-            *self.index.entry(v).or_insert_with(|| {
-                values.push(v);
-                (values.len() - 1) as IdxSize
-            })
-        });
+        let row = match self.last {
+            Some((last, row)) if last == value => row,
+            _ => {
+                let values = &mut self.values;
+                let row = *self.index.entry(value).or_insert_with(|| {
+                    values.push(value);
+                    (values.len() - 1) as IdxSize
+                });
+                self.last = Some((value, row));
+                row
+            }
+        };
         self.rows.push(row);
     }
 
     fn column(self, name: &str) -> PolarsResult<Column> {
-        let values = StringChunked::from_slice(name.into(), &self.values);
-        let rows = IdxCa::from_iter_options(name.into(), self.rows.into_iter());
-        Ok(values.take(&rows)?.into_series().into())
+        let values = StringChunked::from_iter_options(name.into(), self.values.into_iter());
+        gathered(values, self.rows)
     }
+}
+
+/// `values` gathered by `rows` (indices into `values`) as a column named as `values`.
+fn gathered<T: PolarsDataType>(values: ChunkedArray<T>, rows: Vec<IdxSize>) -> PolarsResult<Column>
+where
+    ChunkedArray<T>: ChunkTake<IdxCa> + IntoSeries,
+{
+    let rows = IdxCa::from_vec(PlSmallStr::EMPTY, rows);
+    Ok(values.take(&rows)?.into_series().into())
 }
 
 /// A name as the tables resolve it: provider, instance type, raw name, memory (bits).
@@ -437,20 +452,13 @@ impl<'a> RawColumns<'a> {
     }
 
     fn into_frame(self, feed: &str, distinct: &Distinct) -> PolarsResult<DataFrame> {
-        let res = |i: &u32| &distinct.resolutions[*i as usize];
-        let unit = |i: &u32| &distinct.units[*i as usize];
-        let model: Vec<Option<&str>> = self
-            .resolution
-            .iter()
-            .map(|i| res(i).0.model.as_deref())
-            .collect();
-        let china: Vec<Option<bool>> = self.resolution.iter().map(|i| res(i).1).collect();
+        let res = &distinct.resolutions;
         let reject: Vec<Option<(&str, &str)>> = self
             .resolution
             .iter()
             .zip(&self.place_reject)
             .map(|(i, place)| {
-                res(i)
+                res[*i as usize]
                     .0
                     .reject
                     .as_ref()
@@ -458,11 +466,20 @@ impl<'a> RawColumns<'a> {
                     .map(|(r, d)| (*r, d.as_str()))
             })
             .collect();
-        let n = self.observed.len();
+        // Per distinct name and unit, gathered by the rows' indices.
+        let by_name = |name: &str| (PlSmallStr::from(name), self.resolution.clone());
+        let by_unit = |name: &str| (PlSmallStr::from(name), self.unit.clone());
+        let (n, units) = (self.observed.len(), &distinct.units);
+        let (model, china) = (by_name("gpu_model"), by_name("china_variant"));
+        let (label, factor, basis) = (
+            by_unit("price_unit"),
+            by_unit("unit_factor"),
+            by_unit("per_instance"),
+        );
         DataFrame::new_infer_height(vec![
             Column::new("observed_at".into(), self.observed),
             Column::new("obs_date".into(), self.obs_date),
-            Column::new("feed".into(), vec![feed; n]),
+            StringChunked::full("feed".into(), feed, n).into_column(),
             self.provider.column("provider")?,
             Column::new("offer_id".into(), self.offer_id),
             self.instance_type.column("instance_type")?,
@@ -470,28 +487,31 @@ impl<'a> RawColumns<'a> {
             self.country.column("country")?,
             self.bloc.column("bloc")?,
             self.name_raw.column("gpu_name_raw")?,
-            Column::new("gpu_model".into(), model),
-            Column::new("china_variant".into(), china),
+            gathered(
+                StringChunked::from_iter_options(model.0, res.iter().map(|r| r.0.model.as_deref())),
+                model.1,
+            )?,
+            gathered(
+                BooleanChunked::from_iter_options(china.0, res.iter().map(|r| r.1)),
+                china.1,
+            )?,
             Column::new("gpu_count".into(), self.count),
             Column::new("gpus_available".into(), self.avail),
             self.class.column("price_class")?,
             Column::new("price".into(), self.price),
             self.currency.column("currency")?,
-            Column::new(
-                "price_unit".into(),
-                self.unit
-                    .iter()
-                    .map(|i| unit(i).1.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "unit_factor".into(),
-                self.unit.iter().map(|i| unit(i).2).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "per_instance".into(),
-                self.unit.iter().map(|i| unit(i).3).collect::<Vec<_>>(),
-            ),
+            gathered(
+                StringChunked::from_iter_values(label.0, units.iter().map(|u| u.1.as_str())),
+                label.1,
+            )?,
+            gathered(
+                Float64Chunked::from_iter_options(factor.0, units.iter().map(|u| u.2)),
+                factor.1,
+            )?,
+            gathered(
+                BooleanChunked::from_iter_values(basis.0, units.iter().map(|u| u.3)),
+                basis.1,
+            )?,
             Column::new(
                 "pre_reason".into(),
                 reject.iter().map(|r| r.map(|r| r.0)).collect::<Vec<_>>(),
