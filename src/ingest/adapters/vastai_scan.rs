@@ -206,34 +206,30 @@ impl<'a> Cursor<'a> {
         mut member: impl FnMut(&mut Self, Str<'a>) -> Option<()>,
     ) -> Option<()> {
         self.eat(b'{')?;
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            member(self, key)?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => break,
-                _ => return None,
-            }
-        }
-        self.pos += 1;
-        Some(())
+        self.items(b'}', |c| {
+            let key = c.string()?;
+            c.eat(b':')?;
+            member(c, key)
+        })
     }
 
     /// The array next: `element` is called before each element and must consume it.
-    pub fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    pub fn elements(&mut self, element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
-        if self.eat(b']').is_some() {
+        self.items(b']', element)
+    }
+
+    /// Comma-separated items up to `close` (the opening byte eaten): `item` is called
+    /// before each and must consume it.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.eat(close).is_some() {
             return Some(());
         }
         loop {
-            element(self)?;
+            item(self)?;
             match self.peek()? {
                 b',' => self.pos += 1,
-                b']' => break,
+                b if b == close => break,
                 _ => return None,
             }
         }
