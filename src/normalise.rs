@@ -326,17 +326,21 @@ impl<'a> Interned<'a> {
 
     fn column(self, name: &str) -> PolarsResult<Column> {
         let values = StringChunked::from_iter_options(name.into(), self.values.into_iter());
-        gathered(values, self.rows)
+        gathered(values, &indices(self.rows))
     }
 }
 
+/// The rows' indices into a column's distinct values, for [`gathered`].
+fn indices(rows: Vec<IdxSize>) -> IdxCa {
+    IdxCa::from_vec(PlSmallStr::EMPTY, rows)
+}
+
 /// `values` gathered by `rows` (indices into `values`) as a column named as `values`.
-fn gathered<T: PolarsDataType>(values: ChunkedArray<T>, rows: Vec<IdxSize>) -> PolarsResult<Column>
+fn gathered<T: PolarsDataType>(values: ChunkedArray<T>, rows: &IdxCa) -> PolarsResult<Column>
 where
     ChunkedArray<T>: ChunkTake<IdxCa> + IntoSeries,
 {
-    let rows = IdxCa::from_vec(PlSmallStr::EMPTY, rows);
-    Ok(values.take(&rows)?.into_series().into())
+    Ok(values.take(rows)?.into_series().into())
 }
 
 /// A name as the tables resolve it: provider, instance type, raw name, memory (bits).
@@ -467,15 +471,8 @@ impl<'a> RawColumns<'a> {
             })
             .collect();
         // Per distinct name and unit, gathered by the rows' indices.
-        let by_name = |name: &str| (PlSmallStr::from(name), self.resolution.clone());
-        let by_unit = |name: &str| (PlSmallStr::from(name), self.unit.clone());
+        let (by_name, by_unit) = (indices(self.resolution), indices(self.unit));
         let (n, units) = (self.observed.len(), &distinct.units);
-        let (model, china) = (by_name("gpu_model"), by_name("china_variant"));
-        let (label, factor, basis) = (
-            by_unit("price_unit"),
-            by_unit("unit_factor"),
-            by_unit("per_instance"),
-        );
         DataFrame::new_infer_height(vec![
             Column::new("observed_at".into(), self.observed),
             Column::new("obs_date".into(), self.obs_date),
@@ -488,12 +485,15 @@ impl<'a> RawColumns<'a> {
             self.bloc.column("bloc")?,
             self.name_raw.column("gpu_name_raw")?,
             gathered(
-                StringChunked::from_iter_options(model.0, res.iter().map(|r| r.0.model.as_deref())),
-                model.1,
+                StringChunked::from_iter_options(
+                    "gpu_model".into(),
+                    res.iter().map(|r| r.0.model.as_deref()),
+                ),
+                &by_name,
             )?,
             gathered(
-                BooleanChunked::from_iter_options(china.0, res.iter().map(|r| r.1)),
-                china.1,
+                BooleanChunked::from_iter_options("china_variant".into(), res.iter().map(|r| r.1)),
+                &by_name,
             )?,
             Column::new("gpu_count".into(), self.count),
             Column::new("gpus_available".into(), self.avail),
@@ -501,16 +501,19 @@ impl<'a> RawColumns<'a> {
             Column::new("price".into(), self.price),
             self.currency.column("currency")?,
             gathered(
-                StringChunked::from_iter_values(label.0, units.iter().map(|u| u.1.as_str())),
-                label.1,
+                StringChunked::from_iter_values(
+                    "price_unit".into(),
+                    units.iter().map(|u| u.1.as_str()),
+                ),
+                &by_unit,
             )?,
             gathered(
-                Float64Chunked::from_iter_options(factor.0, units.iter().map(|u| u.2)),
-                factor.1,
+                Float64Chunked::from_iter_options("unit_factor".into(), units.iter().map(|u| u.2)),
+                &by_unit,
             )?,
             gathered(
-                BooleanChunked::from_iter_values(basis.0, units.iter().map(|u| u.3)),
-                basis.1,
+                BooleanChunked::from_iter_values("per_instance".into(), units.iter().map(|u| u.3)),
+                &by_unit,
             )?,
             Column::new(
                 "pre_reason".into(),
