@@ -180,11 +180,16 @@ impl<'de> Visitor<'de> for OfferRows<'_, '_> {
     }
 }
 
+/// An empty list of rows for `body`: about 1.5 rows per offer of about 384 bytes,
+/// so room for a row per 200 bytes, and the rows are not copied while growing
+/// (untouched capacity is address space).
+fn row_room(body: &[u8]) -> Vec<RawOffer> {
+    Vec::with_capacity(body.len() / 200)
+}
+
 /// The rows of a payload whose offers are all valid records, or `None`.
 fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
-    // About 1.5 rows per offer of about 384 bytes: room for a row per 200 bytes, so
-    // the rows are not copied while growing (untouched capacity is address space).
-    let mut rows = Vec::with_capacity(body.len() / 200);
+    let mut rows = row_room(body);
     let mut de = serde_json::Deserializer::from_slice(body);
     let visitor = AllValid(OfferRows {
         rows: &mut rows,
@@ -202,7 +207,7 @@ fn scan(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
     // Checking all of the text refuses some payloads serde_json reads (invalid UTF-8
     // in a skipped string: left to it), none it refuses.
     let mut c = Cursor::new(std::str::from_utf8(body).ok()?);
-    let mut rows = Vec::with_capacity(body.len() / 200);
+    let mut rows = row_room(body);
     let mut offers = false;
     c.members(|c, key| match key.raw {
         // An escaped key may spell `offers`.
