@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
 use gpurent::analysis;
-use gpurent::model::{PriceClass, PriceUnit, RawOffer};
+use gpurent::model::{Offers, PriceClass, PriceUnit, RawOffer};
 use gpurent::normalise::{self, Context};
 use gpurent::store::Store;
 use gpurent::tables::Tables;
@@ -118,7 +118,7 @@ fn main() {
     let mut rows = 0usize;
     for h in 0..hours {
         let at = start + Duration::hours(h);
-        let offers: Vec<RawOffer> = (0..per_hour)
+        let offers: Offers = (0..per_hour)
             .map(|i| {
                 let (name, level) = MODELS[i % MODELS.len()];
                 let mut o = RawOffer::new("bench", format!("o{i}"), name);

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod normalise;
+pub mod offers;
 pub mod report;
 pub mod run;
 pub mod store;

@@ -6,6 +6,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::offers::Offers;
+
 /// On-demand, spot (interruptible / preemptible / bid) or reserved (a term commitment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,7 +170,7 @@ pub struct FxRate {
 /// What an adapter read from one payload.
 #[derive(Debug, Default, Clone)]
 pub struct Parsed {
-    pub offers: Vec<RawOffer>,
+    pub offers: Offers,
     pub rejects: Vec<ParseReject>,
     pub fx: Vec<FxRate>,
 }
@@ -183,7 +185,7 @@ impl Parsed {
                 to.append(&mut from);
             }
         }
-        append(&mut self.offers, other.offers);
+        self.offers.append(other.offers);
         append(&mut self.rejects, other.rejects);
         append(&mut self.fx, other.fx);
     }

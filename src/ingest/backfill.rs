@@ -110,12 +110,12 @@ pub fn store_by_day(
 ) -> Result<Option<Stored>, FeedError> {
     let day_of =
         |o: &crate::model::RawOffer| o.observed_at.map_or(at.date_naive(), |t| t.date_naive());
-    if parsed.offers.iter().all(|o| day_of(o) == at.date_naive()) {
+    if parsed.offers.iter().all(|o| day_of(&o) == at.date_naive()) {
         return store_parsed(feed, parsed, at, store, tables, fx, pages);
     }
     let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
     days.entry(at.date_naive()).or_default().rejects = parsed.rejects;
-    for o in parsed.offers {
+    for o in parsed.offers.iter() {
         days.entry(day_of(&o)).or_default().offers.push(o);
     }
     let mut total: Option<Stored> = None;

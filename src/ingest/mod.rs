@@ -38,7 +38,7 @@ use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::{Page, ParseCtx};
 use crate::ingest::feed::{BrokenFeed, Feed, Source};
 use crate::ingest::fetch::Fetched;
-use crate::model::{ParseReject, Parsed, RawOffer, Validators};
+use crate::model::{Offers, ParseReject, Parsed, Validators};
 use crate::normalise::{self, Batch, Context};
 use crate::store::records::{FeedCounts, FeedRecord, IngestRecord};
 use crate::store::{LastPayload, Store};
@@ -237,31 +237,40 @@ fn parse_spooled(
 /// one run; each later one becomes a `duplicate_offer` reject.
 pub fn dedupe(parsed: &mut Parsed) {
     let keep = first_of_each(&parsed.offers);
-    let dups = parsed.offers.iter().zip(&keep).filter(|(_, k)| !**k);
+    if keep.iter().all(|k| *k) {
+        return;
+    }
+    let dups = keep.iter().enumerate().filter(|(_, k)| !**k);
     let dups: Vec<ParseReject> = dups
-        .map(|(o, _)| ParseReject {
-            offer_id: o.offer_id.to_string(),
-            gpu_name_raw: o.gpu_name_raw.to_string(),
-            reason: "duplicate_offer".into(),
-            detail: format!(
-                "offer id {:?} ({}) is listed more than once in the payload; the first is kept",
-                o.offer_id,
-                o.price_class.as_str()
-            ),
+        .map(|(i, _)| {
+            let o = parsed.offers.row(i);
+            ParseReject {
+                offer_id: o.offer_id.to_string(),
+                gpu_name_raw: o.gpu_name_raw.to_string(),
+                reason: "duplicate_offer".into(),
+                detail: format!(
+                    "offer id {:?} ({}) is listed more than once in the payload; the first is kept",
+                    o.offer_id,
+                    o.price_class.as_str()
+                ),
+            }
         })
         .collect();
-    let mut keep = keep.into_iter();
-    parsed.offers.retain(|_| keep.next().unwrap_or(true));
+    parsed.offers.keep(&keep);
     parsed.rejects.extend(dups);
 }
 
 /// For each offer, whether it is the first with its (observation time, offer id, price
 /// class). A stable sort of the indices puts equal keys side by side in payload order
 /// (a payload listed in id order is sorted already, which the sort detects).
-fn first_of_each(offers: &[RawOffer]) -> Vec<bool> {
+fn first_of_each(offers: &Offers) -> Vec<bool> {
     let key = |i: u32| {
-        let o = &offers[i as usize];
-        (o.observed_at, o.offer_id.as_str(), o.price_class)
+        let i = i as usize;
+        (
+            offers.observed_at[i],
+            offers.offer_id[i].as_str(),
+            offers.price_class[i],
+        )
     };
     let mut order: Vec<u32> = (0..offers.len() as u32).collect();
     order.sort_by(|a, b| key(*a).cmp(&key(*b)));
@@ -434,20 +443,33 @@ pub fn normalise_parsed(
     tables: &Tables,
     fx: &DataFrame,
 ) -> Result<Batch, FeedError> {
-    let ctx = Context {
+    normalise::normalise(
+        parsed.offers,
+        &parsed.rejects,
+        &context(feed, at),
+        tables,
+        fx,
+    )
+    .map_err(|e| normalise_err(feed, e))
+}
+
+/// What normalising a run of `feed` at `at` needs to know about it.
+fn context(feed: &Feed, at: DateTime<Utc>) -> Context<'_> {
+    Context {
         feed: &feed.config.name,
         observed_at: at,
         vat_rate: feed.config.price_includes_vat,
         sample: feed.config.sample,
         peer: feed.config.peer,
         check_places: feed.config.check_places,
-    };
-    normalise::normalise(parsed.offers, &parsed.rejects, &ctx, tables, fx).map_err(|e| {
-        FeedError::Normalise {
-            feed: feed.config.name.clone(),
-            message: e.to_string(),
-        }
-    })
+    }
+}
+
+fn normalise_err(feed: &Feed, e: polars::prelude::PolarsError) -> FeedError {
+    FeedError::Normalise {
+        feed: feed.config.name.clone(),
+        message: e.to_string(),
+    }
 }
 
 /// The stored ECB rates as the frame normalisation joins on.
@@ -475,25 +497,42 @@ pub fn store_parsed(
     fx: &DataFrame,
     raw: Option<Archive>,
 ) -> Result<Option<Stored>, FeedError> {
-    if store.has_run(&feed.config.name, at) {
+    let Some(mut writer) = store.run_writer(&feed.config.name, at) else {
         return Ok(None);
-    }
-    let mut batch = normalise_parsed(feed, parsed, at, tables, fx)?;
-    let counts = (batch.offers.height(), batch.reject_counts());
+    };
     let store_err = |source| FeedError::Store {
         feed: feed.config.name.clone(),
         source,
     };
+    let (mut stored, mut rejected) = (0, BTreeMap::<String, usize>::new());
+    let ctx = context(feed, at);
+    let chunks = normalise::normalise_chunks(
+        &parsed.offers,
+        &parsed.rejects,
+        &ctx,
+        tables,
+        fx,
+        normalise::CHUNK_ROWS,
+    );
+    for batch in chunks {
+        let mut batch = batch.map_err(|e| normalise_err(feed, e))?;
+        stored += batch.offers.height();
+        for (reason, n) in batch.reject_counts() {
+            *rejected.entry(reason).or_default() += n;
+        }
+        writer
+            .write(&mut batch.offers, &mut batch.rejects)
+            .map_err(store_err)?;
+    }
+    drop(parsed);
     if let Some(raw) = raw {
         let meta = payload_meta(feed, at, &raw);
         store
             .write_raw(&feed.config.name, at, &feed.config.text, &meta, raw.pages)
             .map_err(store_err)?;
     }
-    let added = store
-        .append(&feed.config.name, at, &mut batch.offers, &mut batch.rejects)
-        .map_err(store_err)?;
-    Ok(added.then_some(counts))
+    writer.commit().map_err(store_err)?;
+    Ok(Some((stored, rejected.into_iter().collect())))
 }
 
 /// Run one ingest of `feeds` at observation time `at`.

@@ -33,11 +33,13 @@
 //! that day file only (a bucket mid-compaction or a cache may hold both).
 
 pub mod fsutil;
+mod parts;
 mod raw;
 pub mod records;
 pub mod remote;
 pub mod rollups;
 
+pub use parts::RunWriter;
 pub use raw::{content_hash, LastPayload, RawRun};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -469,6 +471,20 @@ impl Store {
         }
         write_parquet_via(&tmp, &self.file("offers", feed, at), offers)?;
         Ok(true)
+    }
+
+    /// A writer of one feed run's offers and rejects chunk by chunk ([`RunWriter`]:
+    /// nothing is in place until its `commit`, which puts rejects then offers as
+    /// [`Store::append`] does); `None` when that feed and hour are already stored.
+    pub fn run_writer(&self, feed: &str, at: DateTime<Utc>) -> Option<RunWriter> {
+        if self.has_run(feed, at) {
+            return None;
+        }
+        let (offers, rejects) = (
+            self.file("offers", feed, at),
+            self.file("rejects", feed, at),
+        );
+        Some(RunWriter::new(self.tmp_dir(), offers, rejects))
     }
 
     /// Offers stored by one feed run, `None` when its hour is not a file of its own

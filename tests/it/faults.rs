@@ -1050,9 +1050,14 @@ fn unknown_unit_is_rejected_with_a_detail() {
     o.price_unit = PriceUnit::new("unit", Basis::Gpu, "fortnight");
     let ctx = gpurent::normalise::Context::new("t", AT.parse().unwrap());
     let fx = gpurent::normalise::fx_frame(&[]).unwrap();
-    let b =
-        gpurent::normalise::normalise(vec![o], &[], &ctx, gpurent::tables::Tables::embedded(), &fx)
-            .unwrap();
+    let b = gpurent::normalise::normalise(
+        vec![o].into(),
+        &[],
+        &ctx,
+        gpurent::tables::Tables::embedded(),
+        &fx,
+    )
+    .unwrap();
     assert_eq!(b.reject_counts(), vec![("unknown_unit".to_string(), 1)]);
     assert_eq!(
         crate::common::str_col(&b.rejects, "detail"),

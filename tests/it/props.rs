@@ -13,7 +13,7 @@ fn usd_per_gpu_hour(offer: RawOffer, fx: &[FxRate]) -> f64 {
         ..Context::new("prop", Utc.with_ymd_and_hms(2024, 10, 7, 12, 0, 0).unwrap())
     };
     let batch = normalise(
-        vec![offer],
+        vec![offer].into(),
         &[],
         &ctx,
         Tables::embedded(),

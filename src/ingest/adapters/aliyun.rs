@@ -531,7 +531,7 @@ mod tests {
         match expected {
             Ok((class, price, currency, unit)) => {
                 assert_eq!(p.offers.len(), 1, "{label}: {:?}", p.rejects);
-                let o = &p.offers[0];
+                let o = &p.offers.row(0);
                 assert_eq!(
                     (
                         o.price_class,
@@ -622,7 +622,7 @@ mod tests {
             r#"{"RequestId":"r","PriceInfo":{"Price":{"Currency":"CNY","OriginalPrice":3}}}"#,
         )
         .unwrap();
-        assert_eq!(p.offers[0].price, None);
+        assert_eq!(p.offers.row(0).price, None);
     }
 
     #[test]

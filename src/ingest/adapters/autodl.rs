@@ -220,8 +220,8 @@ mod tests {
             Option<f64>,
             Option<f64>,
         );
-        let got: Vec<Row> = p
-            .offers
+        let rows = p.offers.rows();
+        let got: Vec<Row> = rows
             .iter()
             .map(|o| {
                 (

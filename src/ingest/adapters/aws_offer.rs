@@ -959,8 +959,8 @@ mod tests {
     #[test]
     fn json_terms_before_products_still_join() {
         let p = parse(JSON).unwrap();
-        let got: Vec<(&str, PriceClass, Option<f64>)> = p
-            .offers
+        let rows = p.offers.rows();
+        let got: Vec<(&str, PriceClass, Option<f64>)> = rows
             .iter()
             .map(|o| (o.offer_id.as_str(), o.price_class, o.price))
             .collect();
@@ -995,7 +995,7 @@ mod tests {
 \"A\",\"JRTCKXETXF\",\"A.JRTCKXETXF.X\",\"OnDemand\",\"d\",\"Hrs\",\"oops\",\"CNY\",,\"Compute Instance\",\"p3.2xlarge\",\"Shared\",\"Linux\",\"Used\",\"1\",\"NA\",\"cn-north-1\"\n";
         let p = parse(csv).unwrap();
         assert_eq!(p.offers.len(), 1);
-        let o = &p.offers[0];
+        let o = &p.offers.row(0);
         assert_eq!(
             (o.currency.as_str(), o.price, o.region.as_deref()),
             ("CNY", Some(29.41), Some("cn-north-1"))

@@ -357,7 +357,7 @@ mod tests {
         ],"NextPageLink":null,"Count":4}"#;
         let p = parse(body, "azure_retail");
         assert_eq!(p.offers.len(), 2);
-        let od = &p.offers[0];
+        let od = &p.offers.row(0);
         assert_eq!(
             (
                 od.provider.as_str(),
@@ -376,7 +376,7 @@ mod tests {
             (od.price, od.gpu_name_raw.as_str(), od.gpu_count),
             (Some(98.32), "", None)
         );
-        let ri = &p.offers[1];
+        let ri = &p.offers.row(1);
         assert_eq!(
             (ri.offer_id.as_str(), ri.price),
             ("eastus/P/01DF/3y", Some(1_200_000.0))
@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(p.rejects.len(), 1);
         assert_eq!(p.rejects[0].reason, "bad_record");
         // A feed that names its provider keeps it.
-        assert_eq!(parse(body, "azure-cn").offers[0].provider, "azure-cn");
+        assert_eq!(parse(body, "azure-cn").offers.row(0).provider, "azure-cn");
     }
 
     #[test]

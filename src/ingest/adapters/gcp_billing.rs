@@ -540,8 +540,8 @@ mod tests {
              "serviceRegions":["us-central1"],"pricingInfo":[{"pricingExpression":{"usageUnit":"h","tieredRates":[{"unitPrice":{"currencyCode":"USD","units":"two"}}]}}]}
         ],"nextPageToken":""}"#;
         let p = super::super::parse_page(&GcpBilling, "gcp_billing", "", body).unwrap();
-        let got: Vec<(&str, &str, Option<f64>, &str, &str)> = p
-            .offers
+        let rows = p.offers.rows();
+        let got: Vec<(&str, &str, Option<f64>, &str, &str)> = rows
             .iter()
             .map(|o| {
                 (

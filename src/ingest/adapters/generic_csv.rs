@@ -351,7 +351,7 @@ mod tests {
         let p = parse(&format!(
             "date,provider,gpu_model,region,rental_type,price_median_usd,n_offers\n{row}\n"
         ));
-        match (p.offers.first(), p.rejects.first(), expected) {
+        match (p.offers.rows().first(), p.rejects.first(), expected) {
             (Some(o), None, Ok((prov, day, country, class, price, n))) => {
                 let got = (
                     o.provider.as_str(),

@@ -298,7 +298,7 @@ instance_type = "/type"
         ]}}"#;
         let p = parse_with(FEED, body).unwrap();
         assert_eq!(p.offers.len(), 2);
-        let a = &p.offers[0];
+        let a = &p.offers.row(0);
         assert_eq!(
             (
                 a.offer_id.as_str(),
@@ -321,7 +321,7 @@ instance_type = "/type"
             (a.currency.as_str(), a.price_unit.label(), a.price_class),
             ("USD", "instance-hour".to_string(), PriceClass::OnDemand)
         );
-        let b = &p.offers[1];
+        let b = &p.offers.row(1);
         assert_eq!(
             (
                 b.offer_id.as_str(),
@@ -353,7 +353,7 @@ gpu = "/g"
 price = "/p"
 "#;
         let p = parse_with(feed, r#"[{"g":"RTX 4090","p":1980}]"#).unwrap();
-        let o = &p.offers[0];
+        let o = &p.offers.row(0);
         assert_eq!(
             (o.offer_id.as_str(), o.country.as_deref(), o.price_class),
             ("#0", Some("CN"), PriceClass::Spot)
@@ -369,8 +369,8 @@ price = "/p"
             r#"{"data":{"x1":{"g":"L40S","p":"2"},"x2":{"g":"L4","p":null}}}"#,
         )
         .unwrap();
-        let got: Vec<(&str, Option<f64>, Option<&str>)> = p
-            .offers
+        let rows = p.offers.rows();
+        let got: Vec<(&str, Option<f64>, Option<&str>)> = rows
             .iter()
             .map(|o| (o.offer_id.as_str(), o.price, o.country.as_deref()))
             .collect();

@@ -183,8 +183,8 @@ mod tests {
             }}"#,
         );
         type Row<'a> = (&'a str, Option<&'a str>, &'a str, Option<f64>, Option<f64>);
-        let got: Vec<Row> = p
-            .offers
+        let rows = p.offers.rows();
+        let got: Vec<Row> = rows
             .iter()
             .map(|o| {
                 (
@@ -220,9 +220,9 @@ mod tests {
             .offers
             .iter()
             .all(|o| o.price_unit.label() == "cents/instance-hour" && o.currency == "USD"));
-        assert_eq!(p.offers[1].price, Some(2392.0));
+        assert_eq!(p.offers.row(1).price, Some(2392.0));
         assert_eq!(
-            p.offers[1].instance_type.as_deref(),
+            p.offers.row(1).instance_type.as_deref(),
             Some("gpu_8x_h100_sxm5")
         );
         assert_eq!(p.rejects.len(), 1);

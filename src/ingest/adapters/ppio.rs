@@ -261,7 +261,7 @@ mod tests {
             "USD",
             r#"{"data":[{"id":"p1","name":"RTX 4090 24GB","price":35000}]}"#,
         );
-        assert_eq!(p.offers[0].currency, "USD");
+        assert_eq!(p.offers.row(0).currency, "USD");
         let bad = parse("USD", r#"{"data":[{"id":"p1","name":"x","price":true}]}"#);
         assert_eq!((bad.offers.len(), bad.rejects.len()), (0, 1));
     }

@@ -243,8 +243,8 @@ mod tests {
               {"cloud":"hyperstack","configuration":{"gpu_type":"L40"}}
             ]}"#,
         );
-        let got: Vec<(&str, &str, Option<&str>, Option<f64>)> = p
-            .offers
+        let rows = p.offers.rows();
+        let got: Vec<(&str, &str, Option<&str>, Option<f64>)> = rows
             .iter()
             .map(|o| {
                 (
@@ -278,12 +278,12 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(p.offers[0].gpu_name_raw, "H100 sxm5");
+        assert_eq!(p.offers.row(0).gpu_name_raw, "H100 sxm5");
         assert_eq!(
-            (p.offers[0].price, p.offers[0].gpu_count),
+            (p.offers.row(0).price, p.offers.row(0).gpu_count),
             (Some(2392.0), Some(8.0))
         );
-        assert_eq!(p.offers[2].gpu_name_raw, "A6000");
+        assert_eq!(p.offers.row(2).gpu_name_raw, "A6000");
         assert!(p
             .offers
             .iter()

@@ -370,7 +370,7 @@ mod tests {
                 ("g5.xlarge|us-east-1".into(), PriceClass::OnDemand, None),
             ]
         );
-        assert_eq!(p.offers[0].gpu_memory_gb, Some(80.0));
+        assert_eq!(p.offers.row(0).gpu_memory_gb, Some(80.0));
     }
 
     #[test]

@@ -531,7 +531,7 @@ mod tests {
         match expected {
             Ok(price) => {
                 assert_eq!(p.offers.len(), 1, "{body}: {:?}", p.rejects);
-                let o = &p.offers[0];
+                let o = &p.offers.row(0);
                 assert_eq!(o.price, Some(price), "{body}");
                 assert_eq!(o.price_unit.label(), "instance-hour");
                 assert_eq!(o.price_class, PriceClass::OnDemand);

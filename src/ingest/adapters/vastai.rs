@@ -27,7 +27,7 @@ use super::vastai_scan::{f64_of, Cursor, Str};
 use super::{
     bad_record, keyless, quote_huge_numbers, str_at, Adapter, AdapterError, Page, ParseCtx,
 };
-use crate::model::{Parsed, PriceClass, PriceUnit, RawOffer, Text};
+use crate::model::{Offers, Parsed, PriceClass, PriceUnit, RawOffer, Text};
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     keyless(keys, VastAi)
@@ -153,7 +153,7 @@ impl<'de> Visitor<'de> for AllValid<'_, '_> {
 
 /// The `offers` array of [`AllValid`], read into rows offer by offer.
 struct OfferRows<'o, 'c> {
-    rows: &'o mut Vec<RawOffer>,
+    rows: &'o mut Offers,
     ctx: &'o ParseCtx<'c>,
 }
 
@@ -183,12 +183,12 @@ impl<'de> Visitor<'de> for OfferRows<'_, '_> {
 /// An empty list of rows for `body`: about 1.5 rows per offer of about 384 bytes,
 /// so room for a row per 200 bytes, and the rows are not copied while growing
 /// (untouched capacity is address space).
-fn row_room(body: &[u8]) -> Vec<RawOffer> {
-    Vec::with_capacity(body.len() / 200)
+fn row_room(body: &[u8]) -> Offers {
+    Offers::with_capacity(body.len() / 200)
 }
 
 /// The rows of a payload whose offers are all valid records, or `None`.
-fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
+fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Offers> {
     let mut rows = row_room(body);
     let mut de = serde_json::Deserializer::from_slice(body);
     let visitor = AllValid(OfferRows {
@@ -203,7 +203,7 @@ fn all_valid(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
 /// The rows of a payload whose offers are all valid records, read with a
 /// [`Cursor`]; `None` where it cannot be sure to read the payload as [`all_valid`]
 /// does (which then runs), else the very rows [`all_valid`] gives.
-fn scan(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
+fn scan(body: &[u8], ctx: &ParseCtx) -> Option<Offers> {
     // Checking all of the text refuses some payloads serde_json reads (invalid UTF-8
     // in a skipped string: left to it), none it refuses.
     let mut c = Cursor::new(std::str::from_utf8(body).ok()?);
@@ -225,7 +225,7 @@ fn scan(body: &[u8], ctx: &ParseCtx) -> Option<Vec<RawOffer>> {
 
 /// The `offers` array next, its rows pushed onto `rows`; `None` when the scan gives
 /// up.
-fn scan_offers(c: &mut Cursor, rows: &mut Vec<RawOffer>, ctx: &ParseCtx) -> Option<()> {
+fn scan_offers(c: &mut Cursor, rows: &mut Offers, ctx: &ParseCtx) -> Option<()> {
     c.elements(|c| {
         let start = c.pos();
         let offer = match scan_offer(c) {
@@ -393,10 +393,12 @@ fn parse_serde(body: &[u8], ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
                 .map_err(|error| AdapterError::Json { error, hint: "" })?
         }
     };
-    let mut out = Parsed::default();
     // Room for an on-demand and a spot row per offer: untouched capacity is
     // only address space, and the rows are never moved while growing.
-    out.offers.reserve(2 * resp.offers.len());
+    let mut out = Parsed {
+        offers: Offers::with_capacity(2 * resp.offers.len()),
+        ..Parsed::default()
+    };
     for (i, raw) in resp.offers.iter().enumerate() {
         match serde_json::from_str::<Offer>(raw.get()) {
             Ok(offer) => push_rows(&mut out.offers, offer, ctx),
@@ -415,7 +417,7 @@ fn parse_serde(body: &[u8], ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
 }
 
 /// An offer's on-demand row, and its spot row when it has a positive `min_bid`.
-fn push_rows(rows: &mut Vec<RawOffer>, offer: Offer, ctx: &ParseCtx) {
+fn push_rows(rows: &mut Offers, offer: Offer, ctx: &ParseCtx) {
     let mut base = RawOffer::new(ctx.provider, id_text(offer.id), offer.gpu_name);
     base.country = offer.geolocation.as_deref().and_then(country_of);
     base.region = offer.geolocation.as_deref().map(Text::from);

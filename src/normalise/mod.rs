@@ -14,9 +14,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
-use crate::model::{Basis, FxRate, ParseReject, RawOffer};
+use crate::model::{FxRate, Offers, ParseReject};
 use crate::tables::Tables;
 use crate::week::epoch_days;
+
+mod columns;
+use columns::{Prepared, ROW_ORDER};
 
 /// FX rates older than this many days before the observation are not used.
 pub const FX_MAX_AGE_DAYS: i32 = 7;
@@ -173,359 +176,13 @@ pub fn offer_schema() -> SchemaRef {
         .get_or_init(|| {
             let ctx = Context::new("", DateTime::<Utc>::UNIX_EPOCH);
             let fx = fx_frame(&[]).expect("an empty FX frame builds");
-            normalise(Vec::new(), &[], &ctx, Tables::embedded(), &fx)
+            normalise(Offers::default(), &[], &ctx, Tables::embedded(), &fx)
                 .expect("normalising no offers cannot fail")
                 .offers
                 .schema()
                 .clone()
         })
         .clone()
-}
-
-/// How a raw name / instance type resolved.
-#[derive(Debug, Clone)]
-struct Resolution {
-    model: Option<String>,
-    count_from_catalogue: Option<f64>,
-    reject: Option<(&'static str, String)>,
-}
-
-fn resolve(tables: &Tables, o: &RawOffer) -> Resolution {
-    if let Some(it) = o.instance_type.as_deref() {
-        if let Some(ig) = tables.instance(&o.provider, it) {
-            return Resolution {
-                model: Some(ig.gpu_model.clone()),
-                count_from_catalogue: Some(ig.gpu_count),
-                reject: None,
-            };
-        }
-        if o.gpu_name_raw.trim().is_empty() {
-            return Resolution {
-                model: None,
-                count_from_catalogue: None,
-                reject: Some((
-                    "unknown_instance_type",
-                    format!(
-                        "instance type {it:?} of provider {} is not in tables/instances.csv",
-                        o.provider
-                    ),
-                )),
-            };
-        }
-    }
-    if tables.gpus.is_not_gpu(&o.gpu_name_raw) {
-        return Resolution {
-            model: None,
-            count_from_catalogue: None,
-            reject: Some((
-                "not_a_gpu",
-                format!("{:?} is an accelerator but not a GPU", o.gpu_name_raw),
-            )),
-        };
-    }
-    match tables
-        .gpus
-        .resolve_for(&o.provider, &o.gpu_name_raw, o.gpu_memory_gb)
-    {
-        Some(m) => Resolution {
-            model: Some(m),
-            count_from_catalogue: None,
-            reject: None,
-        },
-        None => Resolution {
-            model: None,
-            count_from_catalogue: None,
-            reject: Some((
-                "unknown_gpu_name",
-                format!("GPU name {:?} is not in tables/gpus.toml", o.gpu_name_raw),
-            )),
-        },
-    }
-}
-
-/// With `check_places`: an offer that names a region its tables cannot place.
-fn unplaced(tables: &Tables, o: &RawOffer) -> Option<(&'static str, String)> {
-    let region = o.region.as_deref()?;
-    if !tables.knows_provider(&o.provider) {
-        return Some((
-            "unknown_provider",
-            format!(
-                "provider {:?} has no table in tables/regions.toml (region {region:?})",
-                o.provider
-            ),
-        ));
-    }
-    Some((
-        "unknown_region",
-        format!(
-            "region {region:?} of provider {} is not in tables/regions.toml",
-            o.provider
-        ),
-    ))
-}
-
-/// The columns of a batch before FX and checks, filled offer by offer. The field list
-/// and [`RawColumns::into_frame`] are the one place the pre-join columns are named.
-/// Strings are borrowed from the offers and the tables; a name's resolution and a
-/// unit's label are made once per distinct value ([`Distinct`]) and referred to by index.
-struct RawColumns<'a> {
-    observed: Vec<i64>,
-    obs_date: Vec<i32>,
-    provider: Interned<'a>,
-    offer_id: Vec<&'a str>,
-    instance_type: Interned<'a>,
-    region: Interned<'a>,
-    country: Interned<'a>,
-    bloc: Interned<'a>,
-    name_raw: Interned<'a>,
-    resolution: Vec<u32>,
-    count: Vec<Option<f64>>,
-    avail: Vec<Option<f64>>,
-    class: Interned<'a>,
-    price: Vec<Option<f64>>,
-    currency: Interned<'a>,
-    unit: Vec<u32>,
-    place_reject: Vec<Option<(&'static str, String)>>,
-    groups: Vec<Option<f64>>,
-}
-
-/// A string column with few distinct values: each distinct value (null too) is kept
-/// once and the rows refer to it by index; the column is the distinct values gathered
-/// by the rows. Rows often repeat the row before, which is checked before hashing.
-#[derive(Default)]
-struct Interned<'a> {
-    index: HashMap<Option<&'a str>, IdxSize, foldhash::fast::RandomState>,
-    values: Vec<Option<&'a str>>,
-    last: Option<(Option<&'a str>, IdxSize)>,
-    rows: Vec<IdxSize>,
-}
-
-impl<'a> Interned<'a> {
-    fn with_capacity(rows: usize) -> Self {
-        Self {
-            rows: Vec::with_capacity(rows),
-            ..Self::default()
-        }
-    }
-
-    fn push(&mut self, value: Option<&'a str>) {
-        let row = match self.last {
-            Some((last, row)) if last == value => row,
-            _ => {
-                let values = &mut self.values;
-                let row = *self.index.entry(value).or_insert_with(|| {
-                    values.push(value);
-                    (values.len() - 1) as IdxSize
-                });
-                self.last = Some((value, row));
-                row
-            }
-        };
-        self.rows.push(row);
-    }
-
-    fn column(self, name: &str) -> PolarsResult<Column> {
-        let values = StringChunked::from_iter_options(name.into(), self.values.into_iter());
-        gathered(values, &indices(self.rows))
-    }
-}
-
-/// The rows' indices into a column's distinct values, for [`gathered`].
-fn indices(rows: Vec<IdxSize>) -> IdxCa {
-    IdxCa::from_vec(PlSmallStr::EMPTY, rows)
-}
-
-/// `values` gathered by `rows` (indices into `values`) as a column named as `values`.
-fn gathered<T: PolarsDataType>(values: ChunkedArray<T>, rows: &IdxCa) -> PolarsResult<Column>
-where
-    ChunkedArray<T>: ChunkTake<IdxCa> + IntoSeries,
-{
-    Ok(values.take(rows)?.into_series().into())
-}
-
-/// A name as the tables resolve it: provider, instance type, raw name, memory (bits).
-type NameKey<'a> = (&'a str, Option<&'a str>, &'a str, Option<u64>);
-
-/// What a batch resolved once per distinct value: names (by provider, instance type,
-/// raw name, memory) and units.
-#[derive(Default)]
-struct Distinct<'a> {
-    index: HashMap<NameKey<'a>, u32, foldhash::fast::RandomState>,
-    resolutions: Vec<(Resolution, Option<bool>)>,
-    units: Vec<(&'a crate::model::PriceUnit, String, Option<f64>, bool)>,
-}
-
-impl<'a> Distinct<'a> {
-    fn resolution(&mut self, o: &'a RawOffer, tables: &Tables) -> u32 {
-        let key = (
-            o.provider.as_str(),
-            o.instance_type.as_deref(),
-            o.gpu_name_raw.as_str(),
-            o.gpu_memory_gb.map(f64::to_bits),
-        );
-        let next = self.resolutions.len() as u32;
-        *self.index.entry(key).or_insert_with(|| {
-            let res = resolve(tables, o);
-            let china = res
-                .model
-                .as_deref()
-                .and_then(|m| tables.gpus.model(m))
-                .map(|m| m.china_variant);
-            self.resolutions.push((res, china));
-            next
-        })
-    }
-
-    fn unit(&mut self, u: &'a crate::model::PriceUnit, tables: &Tables) -> u32 {
-        if let Some(i) = self.units.iter().position(|(v, ..)| *v == u) {
-            return i as u32;
-        }
-        let factor = match (tables.scale(&u.scale), tables.period_hours(&u.period)) {
-            (Some(s), Some(h)) => Some(s / h),
-            _ => None,
-        };
-        let per_instance = u.basis == Basis::Instance;
-        self.units.push((u, u.label(), factor, per_instance));
-        (self.units.len() - 1) as u32
-    }
-}
-
-impl<'a> RawColumns<'a> {
-    /// Room for `n` rows in every column, so no column is copied while it grows.
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            observed: Vec::with_capacity(n),
-            obs_date: Vec::with_capacity(n),
-            provider: Interned::with_capacity(n),
-            offer_id: Vec::with_capacity(n),
-            instance_type: Interned::with_capacity(n),
-            region: Interned::with_capacity(n),
-            country: Interned::with_capacity(n),
-            bloc: Interned::with_capacity(n),
-            name_raw: Interned::with_capacity(n),
-            resolution: Vec::with_capacity(n),
-            count: Vec::with_capacity(n),
-            avail: Vec::with_capacity(n),
-            class: Interned::with_capacity(n),
-            price: Vec::with_capacity(n),
-            currency: Interned::with_capacity(n),
-            unit: Vec::with_capacity(n),
-            place_reject: Vec::with_capacity(n),
-            groups: Vec::with_capacity(n),
-        }
-    }
-
-    /// One offer's row: place, model, count and unit factor resolved through the tables.
-    fn push(
-        &mut self,
-        o: &'a RawOffer,
-        ctx: &Context,
-        tables: &'a Tables,
-        distinct: &mut Distinct<'a>,
-    ) {
-        let at = o.observed_at.unwrap_or(ctx.observed_at);
-        self.observed.push(at.timestamp_millis());
-        self.obs_date.push(epoch_days(at.date_naive()));
-        self.provider.push(Some(&o.provider));
-        self.offer_id.push(&o.offer_id);
-        self.instance_type.push(o.instance_type.as_deref());
-        self.region.push(o.region.as_deref());
-        let c = o.country.as_deref().or_else(|| {
-            o.region
-                .as_deref()
-                .and_then(|r| tables.country(&o.provider, r))
-        });
-        self.bloc.push(Some(tables.bloc(c)));
-        self.place_reject.push(if ctx.check_places && c.is_none() {
-            unplaced(tables, o)
-        } else {
-            None
-        });
-        self.country.push(c);
-        self.groups.push(o.group_offers);
-        self.name_raw.push(Some(&o.gpu_name_raw));
-        let r = distinct.resolution(o, tables);
-        self.resolution.push(r);
-        let catalogue = distinct.resolutions[r as usize].0.count_from_catalogue;
-        self.count.push(o.gpu_count.or(catalogue));
-        self.avail.push(o.gpus_available);
-        self.class.push(Some(o.price_class.as_str()));
-        self.price.push(o.price);
-        self.currency.push(Some(&o.currency));
-        self.unit.push(distinct.unit(&o.price_unit, tables));
-    }
-
-    fn into_frame(self, feed: &str, distinct: &Distinct) -> PolarsResult<DataFrame> {
-        let res = &distinct.resolutions;
-        let reject: Vec<Option<(&str, &str)>> = self
-            .resolution
-            .iter()
-            .zip(&self.place_reject)
-            .map(|(i, place)| {
-                res[*i as usize]
-                    .0
-                    .reject
-                    .as_ref()
-                    .or(place.as_ref())
-                    .map(|(r, d)| (*r, d.as_str()))
-            })
-            .collect();
-        // Per distinct name and unit, gathered by the rows' indices.
-        let (by_name, by_unit) = (indices(self.resolution), indices(self.unit));
-        let (n, units) = (self.observed.len(), &distinct.units);
-        DataFrame::new_infer_height(vec![
-            Column::new("observed_at".into(), self.observed),
-            Column::new("obs_date".into(), self.obs_date),
-            StringChunked::full("feed".into(), feed, n).into_column(),
-            self.provider.column("provider")?,
-            Column::new("offer_id".into(), self.offer_id),
-            self.instance_type.column("instance_type")?,
-            self.region.column("region")?,
-            self.country.column("country")?,
-            self.bloc.column("bloc")?,
-            self.name_raw.column("gpu_name_raw")?,
-            gathered(
-                StringChunked::from_iter_options(
-                    "gpu_model".into(),
-                    res.iter().map(|r| r.0.model.as_deref()),
-                ),
-                &by_name,
-            )?,
-            gathered(
-                BooleanChunked::from_iter_options("china_variant".into(), res.iter().map(|r| r.1)),
-                &by_name,
-            )?,
-            Column::new("gpu_count".into(), self.count),
-            Column::new("gpus_available".into(), self.avail),
-            self.class.column("price_class")?,
-            Column::new("price".into(), self.price),
-            self.currency.column("currency")?,
-            gathered(
-                StringChunked::from_iter_values(
-                    "price_unit".into(),
-                    units.iter().map(|u| u.1.as_str()),
-                ),
-                &by_unit,
-            )?,
-            gathered(
-                Float64Chunked::from_iter_options("unit_factor".into(), units.iter().map(|u| u.2)),
-                &by_unit,
-            )?,
-            gathered(
-                BooleanChunked::from_iter_values("per_instance".into(), units.iter().map(|u| u.3)),
-                &by_unit,
-            )?,
-            Column::new(
-                "pre_reason".into(),
-                reject.iter().map(|r| r.map(|r| r.0)).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "pre_detail".into(),
-                reject.iter().map(|r| r.map(|r| r.1)).collect::<Vec<_>>(),
-            ),
-            Column::new("group_offers".into(), self.groups),
-        ])
-    }
 }
 
 /// As-of join on the ECB rates: the rate of the observation date or the latest earlier
@@ -669,14 +326,50 @@ fn checks() -> Checks {
 /// The offers are taken, and freed as soon as the pre-join frame holds them, so the
 /// polars steps and the caller's Parquet write do not run beside them.
 pub fn normalise(
-    offers: Vec<RawOffer>,
+    offers: Offers,
     parse_rejects: &[ParseReject],
     ctx: &Context,
     tables: &Tables,
     fx: &DataFrame,
 ) -> PolarsResult<Batch> {
-    let raw = pre_join_frame(&offers, ctx, tables)?;
+    let raw = Prepared::new(&offers, ctx, tables).frame(0..offers.len(), ctx.feed)?;
     drop(offers);
+    checked(raw, parse_rejects, ctx, fx)
+}
+
+/// Rows a chunk of [`normalise_chunks`] holds by default: the polars frames of a
+/// chunk, not of the whole payload, are in memory at once.
+pub const CHUNK_ROWS: usize = 1 << 16;
+
+/// [`normalise`] in chunks of `rows` rows: batches whose offers and rejects,
+/// concatenated in order, are [`normalise`]'s (the parse rejects come with the last
+/// one). There is always at least one batch, so an empty run still has the schema.
+pub fn normalise_chunks<'a>(
+    offers: &'a Offers,
+    parse_rejects: &'a [ParseReject],
+    ctx: &'a Context,
+    tables: &'a Tables,
+    fx: &'a DataFrame,
+    rows: usize,
+) -> impl Iterator<Item = PolarsResult<Batch>> + 'a {
+    let prepared = Prepared::new(offers, ctx, tables);
+    let (n, rows) = (offers.len(), rows.max(1));
+    let chunks = n.div_ceil(rows).max(1);
+    (0..chunks).map(move |k| {
+        let raw = prepared.frame(k * rows..((k + 1) * rows).min(n), ctx.feed)?;
+        let last = k + 1 == chunks;
+        checked(raw, if last { parse_rejects } else { &[] }, ctx, fx)
+    })
+}
+
+/// The pre-join frame `raw` joined to its FX rates, checked, and split into offers
+/// and rejects (`parse_rejects` added to the rejects).
+fn checked(
+    raw: DataFrame,
+    parse_rejects: &[ParseReject],
+    ctx: &Context,
+    fx: &DataFrame,
+) -> PolarsResult<Batch> {
     let Checks {
         fx_rate,
         fx_date,
@@ -722,36 +415,6 @@ pub fn normalise(
         offers: offers_df,
         rejects: rejects_df,
     })
-}
-
-/// The offers as one frame before FX and checks, in row order.
-fn pre_join_frame(offers: &[RawOffer], ctx: &Context, tables: &Tables) -> PolarsResult<DataFrame> {
-    let mut distinct = Distinct::default();
-    let mut raw = RawColumns::with_capacity(offers.len());
-    for o in in_row_order(offers, ctx) {
-        raw.push(o, ctx, tables, &mut distinct);
-    }
-    raw.into_frame(ctx.feed, &distinct)
-}
-
-/// The order of stored rows: observation time, provider, offer id, price class.
-const ROW_ORDER: [&str; 4] = ["observed_at", "provider", "offer_id", "price_class"];
-
-/// The offers in [`ROW_ORDER`] (as polars sorts them: by time, then the strings' bytes).
-/// Payloads usually list offers in this order already, which the sort detects.
-fn in_row_order<'a>(offers: &'a [RawOffer], ctx: &Context) -> Vec<&'a RawOffer> {
-    let key = |o: &'a RawOffer| {
-        let at = o.observed_at.unwrap_or(ctx.observed_at).timestamp_millis();
-        (
-            at,
-            o.provider.as_str(),
-            o.offer_id.as_str(),
-            o.price_class.as_str(),
-        )
-    };
-    let mut rows: Vec<&RawOffer> = offers.iter().collect();
-    rows.sort_by(|a, b| key(a).cmp(&key(b)));
-    rows
 }
 
 fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<DataFrame> {
@@ -801,7 +464,7 @@ fn parse_rejects_frame(rejects: &[ParseReject], ctx: &Context) -> PolarsResult<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PriceClass, PriceUnit};
+    use crate::model::{PriceClass, PriceUnit, RawOffer};
     use chrono::TimeZone;
 
     /// (published price, unit, GPUs, currency) → USD per GPU-hour, with ECB rates of
@@ -883,18 +546,28 @@ mod tests {
         rows
     }
 
+    /// An ECB rate of 2024-10-04.
+    fn rate(currency: &str, units_per_eur: f64) -> FxRate {
+        FxRate {
+            date: NaiveDate::from_ymd_opt(2024, 10, 4).unwrap(),
+            currency: currency.into(),
+            units_per_eur,
+        }
+    }
+
     /// Normalise `offers` observed 2024-10-07 01:00 UTC, with the ECB rates of
     /// 2024-10-04 (USD 1.1029 and CNY 7.7407 per EUR).
     fn batch(offers: &[RawOffer]) -> Batch {
-        let d = NaiveDate::from_ymd_opt(2024, 10, 4).unwrap();
-        let rate = |currency: &str, units_per_eur| FxRate {
-            date: d,
-            currency: currency.into(),
-            units_per_eur,
-        };
         let fx = fx_frame(&[rate("USD", 1.1029), rate("CNY", 7.7407)]).unwrap();
         let ctx = Context::new("t", Utc.with_ymd_and_hms(2024, 10, 7, 1, 0, 0).unwrap());
-        normalise(offers.to_vec(), &[], &ctx, Tables::embedded(), &fx).unwrap()
+        normalise(
+            Offers::from(offers.to_vec()),
+            &[],
+            &ctx,
+            Tables::embedded(),
+            &fx,
+        )
+        .unwrap()
     }
 
     /// A USD-only batch skips the FX join and the final sort; with one CNY offer
@@ -925,6 +598,59 @@ mod tests {
                 ("unknown_gpu_name".to_string(), 4)
             ]
         );
+    }
+
+    /// Normalised in chunks of any size, the batches concatenated are the batch
+    /// normalised whole: same rows in the same order, parse rejects last. The offers
+    /// are out of order and one is in CNY, so the chunks take the FX join and sort.
+    #[test]
+    fn chunks_concatenated_are_the_whole_batch() {
+        let mut offers = mixed_batch();
+        offers.reverse();
+        let mut cny = RawOffer::new("autodl", "zz", "RTX 4090");
+        (cny.price, cny.gpu_count, cny.currency) = (Some(2.0), Some(1.0), "CNY".into());
+        offers.insert(5, cny);
+        let parse_rejects = [ParseReject {
+            offer_id: "bad".into(),
+            gpu_name_raw: "H100".into(),
+            reason: "bad_field".into(),
+            detail: "num_gpus is not a number".into(),
+        }];
+        let fx = fx_frame(&[rate("USD", 1.1029), rate("CNY", 7.7407)]).unwrap();
+        let ctx = Context::new("t", Utc.with_ymd_and_hms(2024, 10, 7, 1, 0, 0).unwrap());
+        let offers = Offers::from(offers);
+        let tables = Tables::embedded();
+        let whole = normalise(offers.clone(), &parse_rejects, &ctx, tables, &fx).unwrap();
+        assert_eq!(whole.rejects.height(), 9, "{:?}", whole.rejects);
+        for rows in [1, 3, 7, 17, 100] {
+            let chunks = normalise_chunks(&offers, &parse_rejects, &ctx, tables, &fx, rows);
+            let chunks: Vec<Batch> = chunks.map(Result::unwrap).collect();
+            assert_eq!(
+                chunks.len(),
+                offers.len().div_ceil(rows),
+                "{rows} rows a chunk"
+            );
+            let (mut o, mut r) = (chunks[0].offers.clone(), chunks[0].rejects.clone());
+            for b in &chunks[1..] {
+                o.vstack_mut(&b.offers).unwrap();
+                r.vstack_mut(&b.rejects).unwrap();
+            }
+            assert!(
+                o.equals_missing(&whole.offers),
+                "{rows} rows a chunk: {o:?}"
+            );
+            assert!(
+                r.equals_missing(&whole.rejects),
+                "{rows} rows a chunk: {r:?}"
+            );
+        }
+        let none = Offers::default();
+        let empty: Vec<Batch> = normalise_chunks(&none, &parse_rejects, &ctx, tables, &fx, 4)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!((empty.len(), empty[0].offers.height()), (1, 0));
+        assert_eq!(empty[0].offers.schema(), whole.offers.schema());
+        assert_eq!(empty[0].rejects.height(), 1);
     }
 
     /// The rows are stored sorted by time, provider, offer id and class, whatever the
