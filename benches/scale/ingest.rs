@@ -13,8 +13,8 @@
 //!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (within parse)
 //!   parse         ingest::parse_checked                          CPU-s  offers/CPU-s  share of the sum
 //!   archive       spool::spill (SHA-256 + gzip) + write_raw      ...
-//!   normalise     ingest::normalise_parsed -> DataFrame          ...
-//!   write         Store::append (Parquet, zstd, fsync)           ...
+//!   normalise     normalise_chunks -> DataFrames, by chunk       ...
+//!   write         RunWriter (Parquet row groups, zstd, fsync)    ...
 //!   sum of the phases                                            CPU-s  offers/CPU-s  100 %
 //!   floors: parser floor + SHA-256 + gzip, and the offers/CPU-s they alone allow
 //!   whole `gpurent ingest` (child): CPU-s; the phases' share, and the rest
@@ -155,13 +155,13 @@ impl Ingest {
             ),
             row(
                 "normalise",
-                "ingest::normalise_parsed -> DataFrame",
+                "normalise_chunks -> DataFrames, by chunk",
                 normalise,
                 share(normalise),
             ),
             row(
                 "write",
-                "Store::append (Parquet, zstd, fsync)",
+                "RunWriter (Parquet row groups, zstd, fsync)",
                 write,
                 share(write),
             ),

@@ -11,8 +11,10 @@
 //! - archive: `ingest::spool::spill` (SHA-256 and gzip of the body to a spool file,
 //!   fsync) and `Store::write_raw` (the spool file renamed as its blob, the hour's
 //!   `.json`).
-//! - normalise: `ingest::normalise_parsed` (the offers to the DataFrame).
-//! - write: `Store::append` (Parquet, zstd, fsync, rename).
+//! - normalise: `normalise::normalise_chunks` (the offers to DataFrames, a chunk of
+//!   `CHUNK_ROWS` rows at a time, as `ingest::store_parsed` does).
+//! - write: each chunk through a `RunWriter` (Parquet row groups, zstd), then its
+//!   `commit` (fsync, rename).
 //!
 //! Invariants: the calls are the library's own, in the order ingest makes them, so
 //! the store written here holds the rows `gpurent ingest` stores from the same
@@ -27,6 +29,7 @@ use gpurent::ingest::adapters::ParseCtx;
 use gpurent::ingest::feed::{self, Source};
 use gpurent::ingest::{self, spool, Archive};
 use gpurent::model::Page;
+use gpurent::normalise;
 use gpurent::store::Store;
 use gpurent::tables::Tables;
 
@@ -203,17 +206,25 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
 
     let fx = ingest::load_fx(&store).map_err(|e| e.to_string())?;
     let tables = Tables::embedded();
-    let (batch, t_normalise) = timed(|| ingest::normalise_parsed(&feed, parsed, at, tables, &fx));
-    let mut batch = batch.map_err(|e| e.to_string())?;
-    t.normalise = t_normalise;
-
-    t.rows = batch.offers.height();
-    let (added, t_write) = timed(|| store.append(name, at, &mut batch.offers, &mut batch.rejects));
-    match added {
-        Ok(true) => {}
-        Ok(false) => return Err(format!("{}: the hour is stored already", root.display())),
-        Err(e) => return Err(e.to_string()),
+    let ctx = ingest::context(&feed, at);
+    let (rows, rejects) = (&parsed.offers, &parsed.rejects);
+    let chunk = normalise::CHUNK_ROWS;
+    let mut chunks = normalise::normalise_chunks(rows, rejects, &ctx, tables, &fx, chunk);
+    let Some(mut writer) = store.run_writer(name, at) else {
+        return Err(format!("{}: the hour is stored already", root.display()));
+    };
+    loop {
+        let (next, dt) = timed(|| chunks.next());
+        t.normalise += dt;
+        let Some(batch) = next else { break };
+        let mut batch = batch.map_err(|e| e.to_string())?;
+        t.rows += batch.offers.height();
+        let (written, dt) = timed(|| writer.write(&mut batch.offers, &mut batch.rejects));
+        written.map_err(|e| e.to_string())?;
+        t.write += dt;
     }
-    t.write = t_write;
+    let (committed, dt) = timed(|| writer.commit());
+    committed.map_err(|e| e.to_string())?;
+    t.write += dt;
     Ok(t)
 }

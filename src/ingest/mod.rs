@@ -454,7 +454,7 @@ pub fn normalise_parsed(
 }
 
 /// What normalising a run of `feed` at `at` needs to know about it.
-fn context(feed: &Feed, at: DateTime<Utc>) -> Context<'_> {
+pub fn context(feed: &Feed, at: DateTime<Utc>) -> Context<'_> {
     Context {
         feed: &feed.config.name,
         observed_at: at,
