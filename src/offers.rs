@@ -3,7 +3,7 @@
 //! Adapters push whole [`RawOffer`]s; each field goes to its own column. The text
 //! fields that repeat (provider, region, country, GPU name, instance type, currency,
 //! unit) are kept once per distinct value and the rows hold a 4-byte index, so a
-//! payload's offers cost about 150 bytes a row instead of a `RawOffer`'s 320, and
+//! payload's offers cost about 100 bytes a row instead of a `RawOffer`'s 320, and
 //! normalisation resolves each distinct value once, by its index.
 //!
 //! Invariants: every column has one entry per row, in the order the offers were
@@ -72,6 +72,38 @@ impl<T: Eq + Hash + Clone> Interned<T> {
     }
 }
 
+/// A column of optional numbers: the values and which are present, 9 bytes a row
+/// instead of an `Option<f64>`'s 16.
+#[derive(Clone, Default)]
+pub struct Floats {
+    values: Vec<f64>,
+    present: Vec<bool>,
+}
+
+impl Floats {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(n),
+            present: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, v: Option<f64>) {
+        self.values.push(v.unwrap_or(0.0));
+        self.present.push(v.is_some());
+    }
+
+    /// The value of row `i`.
+    pub fn get(&self, i: usize) -> Option<f64> {
+        self.present[i].then(|| self.values[i])
+    }
+
+    fn keep(&mut self, keep: &[bool]) {
+        retain(&mut self.values, keep);
+        retain(&mut self.present, keep);
+    }
+}
+
 /// Keep the entries of `v` whose flag in `keep` is true (a missing flag keeps).
 fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
     let mut flags = keep.iter();
@@ -88,16 +120,16 @@ pub struct Offers {
     pub(crate) region: Interned<Option<Text>>,
     pub(crate) country: Interned<Option<Text>>,
     pub(crate) gpu_name_raw: Interned<Text>,
-    pub(crate) gpu_memory_gb: Vec<Option<f64>>,
+    pub(crate) gpu_memory_gb: Floats,
     pub(crate) instance_type: Interned<Option<Text>>,
-    pub(crate) gpu_count: Vec<Option<f64>>,
+    pub(crate) gpu_count: Floats,
     pub(crate) price_class: Vec<PriceClass>,
-    pub(crate) price: Vec<Option<f64>>,
+    pub(crate) price: Floats,
     pub(crate) currency: Interned<Text>,
     pub(crate) price_unit: Interned<PriceUnit>,
-    pub(crate) gpus_available: Vec<Option<f64>>,
-    pub(crate) observed_at: Vec<Option<DateTime<Utc>>>,
-    pub(crate) group_offers: Vec<Option<f64>>,
+    pub(crate) gpus_available: Floats,
+    pub(crate) observed_at: Interned<Option<DateTime<Utc>>>,
+    pub(crate) group_offers: Floats,
 }
 
 impl Offers {
@@ -109,16 +141,16 @@ impl Offers {
             region: Interned::with_capacity(n),
             country: Interned::with_capacity(n),
             gpu_name_raw: Interned::with_capacity(n),
-            gpu_memory_gb: Vec::with_capacity(n),
+            gpu_memory_gb: Floats::with_capacity(n),
             instance_type: Interned::with_capacity(n),
-            gpu_count: Vec::with_capacity(n),
+            gpu_count: Floats::with_capacity(n),
             price_class: Vec::with_capacity(n),
-            price: Vec::with_capacity(n),
+            price: Floats::with_capacity(n),
             currency: Interned::with_capacity(n),
             price_unit: Interned::with_capacity(n),
-            gpus_available: Vec::with_capacity(n),
-            observed_at: Vec::with_capacity(n),
-            group_offers: Vec::with_capacity(n),
+            gpus_available: Floats::with_capacity(n),
+            observed_at: Interned::with_capacity(n),
+            group_offers: Floats::with_capacity(n),
         }
     }
 
@@ -157,16 +189,16 @@ impl Offers {
             region: self.region.get(i).clone(),
             country: self.country.get(i).clone(),
             gpu_name_raw: self.gpu_name_raw.get(i).clone(),
-            gpu_memory_gb: self.gpu_memory_gb[i],
+            gpu_memory_gb: self.gpu_memory_gb.get(i),
             instance_type: self.instance_type.get(i).clone(),
-            gpu_count: self.gpu_count[i],
+            gpu_count: self.gpu_count.get(i),
             price_class: self.price_class[i],
-            price: self.price[i],
+            price: self.price.get(i),
             currency: self.currency.get(i).clone(),
             price_unit: self.price_unit.get(i).clone(),
-            gpus_available: self.gpus_available[i],
-            observed_at: self.observed_at[i],
-            group_offers: self.group_offers[i],
+            gpus_available: self.gpus_available.get(i),
+            observed_at: *self.observed_at.get(i),
+            group_offers: self.group_offers.get(i),
         }
     }
 
@@ -187,16 +219,16 @@ impl Offers {
         self.region.keep(keep);
         self.country.keep(keep);
         self.gpu_name_raw.keep(keep);
-        retain(&mut self.gpu_memory_gb, keep);
+        self.gpu_memory_gb.keep(keep);
         self.instance_type.keep(keep);
-        retain(&mut self.gpu_count, keep);
+        self.gpu_count.keep(keep);
         retain(&mut self.price_class, keep);
-        retain(&mut self.price, keep);
+        self.price.keep(keep);
         self.currency.keep(keep);
         self.price_unit.keep(keep);
-        retain(&mut self.gpus_available, keep);
-        retain(&mut self.observed_at, keep);
-        retain(&mut self.group_offers, keep);
+        self.gpus_available.keep(keep);
+        self.observed_at.keep(keep);
+        self.group_offers.keep(keep);
     }
 
     /// Add `other`'s rows after these; into empty `Offers` they are moved, not copied.

@@ -267,7 +267,7 @@ fn first_of_each(offers: &Offers) -> Vec<bool> {
     let key = |i: u32| {
         let i = i as usize;
         (
-            offers.observed_at[i],
+            *offers.observed_at.get(i),
             offers.offer_id[i].as_str(),
             offers.price_class[i],
         )

@@ -14,7 +14,7 @@ use polars::prelude::*;
 
 use super::Context;
 use crate::model::{Basis, PriceUnit};
-use crate::offers::{Interned, Offers};
+use crate::offers::{Floats, Interned, Offers};
 use crate::tables::Tables;
 use crate::week::epoch_days;
 
@@ -195,7 +195,9 @@ impl<'a> Prepared<'a> {
         let n = offers.len();
         let observed: Vec<i64> = (0..n)
             .map(|i| {
-                offers.observed_at[i]
+                offers
+                    .observed_at
+                    .get(i)
                     .unwrap_or(ctx.observed_at)
                     .timestamp_millis()
             })
@@ -223,7 +225,7 @@ impl<'a> Prepared<'a> {
         let names = PerDistinct::build(
             n,
             |i| {
-                let mem = offers.gpu_memory_gb[i].map(f64::to_bits);
+                let mem = offers.gpu_memory_gb.get(i).map(f64::to_bits);
                 (prov.rows[i], inst.rows[i], raw.rows[i], mem)
             },
             |(p, it, r, mem)| {
@@ -302,6 +304,12 @@ impl Frame<'_> {
         self.order.iter().map(|&i| v[i as usize]).collect()
     }
 
+    /// A number column of the offers, in row order.
+    fn floats(&self, name: &str, c: &Floats) -> Column {
+        let values = self.order.iter().map(|&i| c.get(i as usize));
+        Float64Chunked::from_iter_options(name.into(), values).into_column()
+    }
+
     /// `values` gathered by the rows' indices `rows`, in row order.
     fn gathered<T: PolarsDataType>(
         &self,
@@ -352,7 +360,9 @@ impl Frame<'_> {
             .iter()
             .map(|&i| {
                 let i = i as usize;
-                o.gpu_count[i].or(self.names.get(i).count_from_catalogue)
+                o.gpu_count
+                    .get(i)
+                    .or(self.names.get(i).count_from_catalogue)
             })
             .collect();
         let pre: Vec<Option<(&str, &str)>> = self
@@ -410,9 +420,9 @@ impl Frame<'_> {
                 &self.names.rows,
             )?,
             Column::new("gpu_count".into(), count),
-            Column::new("gpus_available".into(), self.ordered(&o.gpus_available)),
+            self.floats("gpus_available", &o.gpus_available),
             Column::new("price_class".into(), class),
-            Column::new("price".into(), self.ordered(&o.price)),
+            self.floats("price", &o.price),
             self.text("currency", &o.currency)?,
             self.gathered(
                 StringChunked::from_iter_values(
@@ -443,7 +453,7 @@ impl Frame<'_> {
                 "pre_detail".into(),
                 pre.iter().map(|r| r.map(|r| r.1)).collect::<Vec<_>>(),
             ),
-            Column::new("group_offers".into(), self.ordered(&o.group_offers)),
+            self.floats("group_offers", &o.group_offers),
         ])
     }
 }
