@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use crate::error::FeedError;
 use crate::ingest::adapters::{Page, Request};
 use crate::ingest::feed::{Feed, FeedConfig, Source};
-use crate::ingest::spool::SpoolWriter;
+use crate::ingest::spool::{self, SpoolWriter};
 use crate::ingest::urlpolicy::{self, shown_url};
 use crate::model::Validators;
 
@@ -241,7 +241,10 @@ pub async fn fetch_if_changed(
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
     let url = match &cfg.source {
-        Source::File(path) => return fetch_recorded(&cfg.name, path, secret).await,
+        Source::File(path) => {
+            let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
+            return fetch_recorded(&cfg.name, path, secret, spool).await;
+        }
         Source::Http(url) => url,
     };
     let cx = Ctx {
@@ -272,21 +275,53 @@ pub async fn fetch_if_changed(
     }
 }
 
-/// A recorded payload as one fetched, scrubbed of the secret.
+/// A recorded payload as one fetched, scrubbed of the secret; with `spool` (a
+/// format that reads streams, no secret) each page is spooled from its file
+/// instead of read into memory.
 async fn fetch_recorded(
     feed: &str,
     path: &Path,
     secret: Option<&str>,
+    spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
-    let mut pages = read_recorded(feed, path).await?;
-    for p in &mut pages {
-        scrub_bytes(&mut p.body, secret);
-    }
+    let pages = match spool {
+        Some(dir) => spool_recorded(feed, path, dir).await?,
+        None => {
+            let mut pages = read_recorded(feed, path).await?;
+            for p in &mut pages {
+                scrub_bytes(&mut p.body, secret);
+            }
+            pages
+        }
+    };
     Ok(Fetched::Pages {
         pages,
         validators: Validators::default(),
         note: None,
     })
+}
+
+/// The pages of a recorded payload (as [`read_recorded`] finds them), each spooled
+/// to `dir` ([`spool::spool_file`], off the async workers).
+async fn spool_recorded(feed: &str, path: &Path, dir: &Path) -> Result<Vec<Page>, FeedError> {
+    let mut pages = Vec::new();
+    for (label, file) in recorded_files(feed, path).await? {
+        let (src, d) = (file.clone(), dir.to_path_buf());
+        let spooled = tokio::task::spawn_blocking(move || spool::spool_file(&src, &d))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|source| FeedError::ReadPayload {
+                feed: feed.to_string(),
+                path: file,
+                source,
+            })?;
+        pages.push(Page {
+            label,
+            body: Vec::new(),
+            spool: Some(spooled),
+        });
+    }
+    Ok(pages)
 }
 
 /// What every request of one feed's fetch shares: the client, the feed, its secret
@@ -485,18 +520,24 @@ async fn fetch_pages(
 /// one page per file (sorted by name), each labelled with its file stem, which stands
 /// for the request context a live fetch would have (e.g. `cn-shanghai__ecs.gn7.8x`).
 pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Page>, FeedError> {
-    let err = |p: &std::path::Path| {
-        let (feed, p) = (feed.to_string(), p.to_path_buf());
-        move |source| FeedError::ReadPayload {
-            feed,
-            path: p,
-            source,
-        }
-    };
+    let mut pages = Vec::new();
+    for (label, p) in recorded_files(feed, path).await? {
+        let body = tokio::fs::read(&p).await.map_err(read_failed(feed, &p))?;
+        pages.push(Page::new(label, body));
+    }
+    Ok(pages)
+}
+
+/// A recorded payload's files with their labels: a file alone (empty label), or a
+/// directory's visible files sorted by name, each labelled with its stem.
+async fn recorded_files(
+    feed: &str,
+    path: &std::path::Path,
+) -> Result<Vec<(String, std::path::PathBuf)>, FeedError> {
+    let err = |p: &std::path::Path| read_failed(feed, p);
     let meta = tokio::fs::metadata(path).await.map_err(err(path))?;
     if !meta.is_dir() {
-        let body = tokio::fs::read(path).await.map_err(err(path))?;
-        return Ok(vec![Page::new(String::new(), body)]);
+        return Ok(vec![(String::new(), path.to_path_buf())]);
     }
     let mut files = Vec::new();
     let mut rd = tokio::fs::read_dir(path).await.map_err(err(path))?;
@@ -510,16 +551,22 @@ pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Pag
         }
     }
     files.sort();
-    let mut pages = Vec::with_capacity(files.len());
-    for p in files {
-        let body = tokio::fs::read(&p).await.map_err(err(&p))?;
-        let label = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        pages.push(Page::new(label, body));
-    }
-    Ok(pages)
+    Ok(files
+        .into_iter()
+        .map(|p| {
+            let label = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (label, p)
+        })
+        .collect())
+}
+
+/// A recorded payload's file that cannot be read, as the feed's error.
+fn read_failed(feed: &str, p: &std::path::Path) -> impl FnOnce(std::io::Error) -> FeedError {
+    let (feed, path) = (feed.to_string(), p.to_path_buf());
+    move |source| FeedError::ReadPayload { feed, path, source }
 }
 
 /// One request's answer: a body, with the version the server named for it, or 304.

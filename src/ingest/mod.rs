@@ -222,15 +222,17 @@ fn parse_spooled(
     spool: &crate::model::Spooled,
     ctx: &ParseCtx,
 ) -> Result<Parsed, adapters::AdapterError> {
-    let file = std::fs::File::open(&spool.path).map_err(|e| {
-        adapters::AdapterError::Payload(format!(
-            "cannot read the spooled body {}: {e}",
-            spool.path.display()
-        ))
-    })?;
-    let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
-    let mut body = std::io::BufReader::with_capacity(1 << 18, gz);
-    feed.adapter.parse_stream(label, &mut body, ctx)
+    let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+        let file = std::fs::File::open(&spool.path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("the spooled body {}: {e}", spool.path.display()),
+            )
+        })?;
+        let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 18, gz)))
+    };
+    feed.adapter.parse_stream(label, &open, ctx)
 }
 
 /// Keep the first of offers that share (offer id, price class, observation time) in

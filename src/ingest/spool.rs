@@ -135,6 +135,38 @@ fn write_gz(
     })
 }
 
+/// Spool a recorded payload file: read a chunk at a time, hashed and gzipped into a
+/// new spool file in `dir`, as a live body is spooled while it arrives, so the
+/// payload is never in memory whole. On an error no spool file is left.
+pub fn spool_file(src: &Path, dir: &Path) -> io::Result<Spooled> {
+    let mut file = File::open(src)?;
+    let path = spool_path(dir);
+    let mut failed = None;
+    let chunks = std::iter::from_fn(|| {
+        let mut chunk = vec![0; 1 << 20];
+        match io::Read::read(&mut file, &mut chunk) {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some(chunk)
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    });
+    let spooled = write_gz(dir, path.clone(), chunks);
+    let spooled = match failed {
+        Some(e) => Err(e),
+        None => spooled,
+    };
+    if spooled.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    spooled
+}
+
 /// In-memory bodies at least this large are spilled after parsing ([`spill`]).
 pub const SPILL_BYTES: usize = 4 << 20;
 

@@ -262,20 +262,21 @@ impl Adapter for AwsOffer {
     }
 
     /// The same visitor and row reader as [`AwsOffer::parse`], over a reader.
-    fn parse_stream(
+    fn parse_stream<'b>(
         &self,
         _label: &str,
-        body: &mut dyn BufRead,
+        open: &super::Open<'b>,
         ctx: &ParseCtx,
     ) -> Result<Parsed, AdapterError> {
+        let mut body = open().map_err(super::read_error)?;
+        let body: &mut dyn BufRead = &mut *body;
         let provider = if ctx.provider == FORMAT {
             PROVIDER
         } else {
             ctx.provider
         };
         let mut skipped = Vec::new();
-        let first = first_byte(body, &mut skipped)
-            .map_err(|e| AdapterError::Payload(format!("cannot read the payload: {e}")))?;
+        let first = first_byte(body, &mut skipped).map_err(super::read_error)?;
         if first == Some(b'{') {
             // serde_json reads a byte at a time; a concrete `BufReader` serves each from
             // its buffer without a call through `dyn`.
@@ -1136,9 +1137,14 @@ mod tests {
         };
         let check = |body: &str| {
             let whole = super::super::parse_page(&AwsOffer, "aws_offer", "", body);
-            let mut r = std::io::BufReader::with_capacity(7, body.as_bytes());
+            let open = || -> std::io::Result<Box<dyn BufRead + '_>> {
+                Ok(Box::new(std::io::BufReader::with_capacity(
+                    7,
+                    body.as_bytes(),
+                )))
+            };
             let streamed = AwsOffer
-                .parse_stream("", &mut r, &ctx)
+                .parse_stream("", &open, &ctx)
                 .map_err(|e| e.to_string());
             // serde_json's reader may place an error one column later than its
             // slice does (it has consumed the peeked byte); the rest is the same.

@@ -29,6 +29,7 @@ pub mod skypilot_csv;
 pub mod tencent;
 pub mod vastai;
 mod vastai_scan;
+mod vastai_stream;
 
 /// One HTTP request an adapter wants made for a live fetch.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,19 +116,29 @@ pub trait Adapter: Send + Sync {
     fn reads_streams(&self) -> bool {
         false
     }
-    /// [`Adapter::parse`] of a page whose body (labelled `label`) is read from
-    /// `body`: the same offers, rejects and errors. Default: read it whole and parse.
-    fn parse_stream(
+    /// [`Adapter::parse`] of a page whose body (labelled `label`) is read from a
+    /// reader that `open` gives (from the body's start each time it is called): the
+    /// same offers, rejects and errors. Default: read it whole and parse.
+    fn parse_stream<'b>(
         &self,
         label: &str,
-        body: &mut dyn std::io::BufRead,
+        open: &Open<'b>,
         ctx: &ParseCtx,
     ) -> Result<Parsed, AdapterError> {
         let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes)
-            .map_err(|e| AdapterError::Payload(format!("cannot read the payload: {e}")))?;
+        open()
+            .and_then(|mut body| body.read_to_end(&mut bytes))
+            .map_err(read_error)?;
         self.parse(&Page::new(label, bytes), ctx)
     }
+}
+
+/// Opens a reader on a payload from its start (for [`Adapter::parse_stream`]).
+pub type Open<'b> = dyn Fn() -> std::io::Result<Box<dyn std::io::BufRead + 'b>> + 'b;
+
+/// A payload that cannot be read, as an adapter says it.
+pub fn read_error(e: std::io::Error) -> AdapterError {
+    AdapterError::Payload(format!("cannot read the payload: {e}"))
 }
 
 /// Test helper: one payload (`label`, `body`) parsed as `provider`'s (also the feed's

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::vastai_scan::{f64_of, Cursor, Str};
+use super::vastai_stream;
 use super::{
     bad_record, keyless, quote_huge_numbers, str_at, Adapter, AdapterError, Page, ParseCtx,
 };
@@ -45,7 +46,7 @@ struct Response<'a> {
 
 /// One offer, its strings borrowed from the payload where they hold no escape.
 #[derive(Deserialize)]
-struct Offer<'a> {
+pub(super) struct Offer<'a> {
     /// The id's JSON text, any value (see [`id_text`]).
     #[serde(borrow, deserialize_with = "raw_text")]
     id: &'a str,
@@ -227,21 +228,27 @@ fn scan(body: &[u8], ctx: &ParseCtx) -> Option<Offers> {
 /// up.
 fn scan_offers(c: &mut Cursor, rows: &mut Offers, ctx: &ParseCtx) -> Option<()> {
     c.elements(|c| {
-        let start = c.pos();
-        let offer = match scan_offer(c) {
-            Ok(offer) => offer,
-            Err(Stop::GiveUp) => return None,
-            // serde_json reads this offer's text as it reads it within the payload
-            // (the depth of nesting around it does not matter: skipped values are
-            // read without a depth limit).
-            Err(Stop::Serde) => {
-                c.rewind(start);
-                serde_json::from_str(c.value()?).ok()?
-            }
-        };
+        let offer = scan_one(c)?;
         push_rows(rows, offer, ctx);
         Some(())
     })
+}
+
+/// The offer element next, read as serde_json reads an [`Offer`]; `None` when the
+/// scan gives up.
+pub(super) fn scan_one<'a>(c: &mut Cursor<'a>) -> Option<Offer<'a>> {
+    let start = c.pos();
+    match scan_offer(c) {
+        Ok(offer) => Some(offer),
+        Err(Stop::GiveUp) => None,
+        // serde_json reads this offer's text as it reads it within the payload (the
+        // depth of nesting around it does not matter: skipped values are read
+        // without a depth limit).
+        Err(Stop::Serde) => {
+            c.rewind(start);
+            serde_json::from_str(c.value()?).ok()
+        }
+    }
 }
 
 /// Why [`scan_offer`] did not read an offer.
@@ -372,6 +379,34 @@ impl Adapter for VastAi {
             None => parse_serde(&page.body, ctx),
         }
     }
+
+    /// A live or recorded payload is spooled, and read here a window at a time.
+    fn reads_streams(&self) -> bool {
+        true
+    }
+
+    /// The scan over the stream ([`vastai_stream::scan`]); where it gives up, the
+    /// payload read whole and parsed as [`VastAi::parse`] parses it.
+    fn parse_stream<'b>(
+        &self,
+        label: &str,
+        open: &super::Open<'b>,
+        ctx: &ParseCtx,
+    ) -> Result<Parsed, AdapterError> {
+        let mut body = open().map_err(super::read_error)?;
+        if let Some(offers) = vastai_stream::scan(&mut *body, ctx).map_err(super::read_error)? {
+            return Ok(Parsed {
+                offers,
+                ..Parsed::default()
+            });
+        }
+        drop(body);
+        let mut bytes = Vec::new();
+        open()
+            .and_then(|mut body| body.read_to_end(&mut bytes))
+            .map_err(super::read_error)?;
+        self.parse(&Page::new(label, bytes), ctx)
+    }
 }
 
 /// The payload read with serde_json alone: [`all_valid`], else offer by offer.
@@ -417,7 +452,7 @@ fn parse_serde(body: &[u8], ctx: &ParseCtx) -> Result<Parsed, AdapterError> {
 }
 
 /// An offer's on-demand row, and its spot row when it has a positive `min_bid`.
-fn push_rows(rows: &mut Offers, offer: Offer, ctx: &ParseCtx) {
+pub(super) fn push_rows(rows: &mut Offers, offer: Offer, ctx: &ParseCtx) {
     let mut base = RawOffer::new(ctx.provider, id_text(offer.id), offer.gpu_name);
     base.country = offer.geolocation.as_deref().and_then(country_of);
     base.region = offer.geolocation.as_deref().map(Text::from);
@@ -550,7 +585,32 @@ mod tests {
                 "{shown}"
             );
         }
+        streams_as_scanned(body, scanned.as_ref());
+        let open = || -> std::io::Result<Box<dyn std::io::BufRead + '_>> {
+            Ok(Box::new(std::io::BufReader::with_capacity(5, body)))
+        };
+        let streamed = VastAi.parse_stream("", &open, &CTX);
+        assert_eq!(
+            text(&streamed.map_err(|e| e.to_string())),
+            text(&now),
+            "{shown}"
+        );
         scanned.is_some()
+    }
+
+    /// The scan over a stream, read a few bytes at a time so that every token is cut
+    /// somewhere, gives what the scan of the whole text gives.
+    fn streams_as_scanned(body: &[u8], scanned: Option<&Offers>) {
+        for (capacity, read) in [(1, 1), (3, 2), (7, 16), (64, 1 << 20)] {
+            let mut r = std::io::BufReader::with_capacity(capacity, body);
+            let streamed = vastai_stream::scan_reading(&mut r, &CTX, read).unwrap();
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(
+                text(&streamed.as_ref()),
+                text(&scanned),
+                "{shown} read {read} bytes at a time"
+            );
+        }
     }
 
     /// Payloads the scan reads itself: the rows of serde_json's fast path.
