@@ -339,7 +339,7 @@ pub fn normalise(
 
 /// Rows a chunk of [`normalise_chunks`] holds by default: the polars frames of a
 /// chunk, not of the whole payload, are in memory at once.
-pub const CHUNK_ROWS: usize = 1 << 16;
+pub const CHUNK_ROWS: usize = 1 << 15;
 
 /// [`normalise`] in chunks of `rows` rows: batches whose offers and rejects,
 /// concatenated in order, are [`normalise`]'s (the parse rejects come with the last
