@@ -10,9 +10,9 @@
 //!   parser floor  serde_json skipping the payload (IgnoredAny)   CPU-s  offers/CPU-s  (not in the sum)
 //!   SHA-256       sha2 over the payload alone                    CPU-s  offers/CPU-s  (within archive)
 //!   gzip          flate2 fast level into a sink                  CPU-s  offers/CPU-s  (within archive)
-//!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (within parse)
-//!   parse         ingest::parse_checked                          CPU-s  offers/CPU-s  share of the sum
-//!   archive       spool::spill (SHA-256 + gzip) + write_raw      ...
+//!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (in memory; parse streams)
+//!   parse         parse_checked of the spool (gunzip, scan)      CPU-s  offers/CPU-s  share of the sum
+//!   archive       spool::spool_file (SHA-256 + gzip) + write_raw ...
 //!   normalise     normalise_chunks -> DataFrames, by chunk       ...
 //!   write         RunWriter (Parquet row groups, zstd, fsync)    ...
 //!   sum of the phases                                            CPU-s  offers/CPU-s  100 %
@@ -139,17 +139,17 @@ impl Ingest {
                 "parser limit",
                 "vastai Adapter::parse alone",
                 med(|p| p.adapter),
-                "(within parse)".into(),
+                "(in memory; parse streams)".into(),
             ),
             row(
                 "parse",
-                "ingest::parse_checked (adapter, duplicates, format)",
+                "parse_checked of the spool (gunzip, stream scan)",
                 parse,
                 share(parse),
             ),
             row(
                 "archive",
-                "spool::spill (SHA-256 + gzip, fsync) + write_raw",
+                "spool::spool_file (SHA-256 + gzip) + write_raw",
                 archive,
                 share(archive),
             ),

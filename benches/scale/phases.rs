@@ -7,10 +7,12 @@
 //! - floor: `serde_json` skipping the whole payload (`IgnoredAny`), the tokenizer's
 //!   own limit; not part of ingest.
 //! - adapter: `Adapter::parse` of the page alone, the parser's limit.
-//! - parse: `ingest::parse_checked` (the adapter, duplicate offers, the format check).
-//! - archive: `ingest::spool::spill` (SHA-256 and gzip of the body to a spool file,
-//!   fsync) and `Store::write_raw` (the spool file renamed as its blob, the hour's
-//!   `.json`).
+//! - archive: `ingest::spool::spool_file` (SHA-256 and gzip of the recorded file to
+//!   a spool file, fsync, as `gpurent ingest` fetches a recorded file of a format
+//!   that reads streams) and `Store::write_raw` (the spool file renamed as its blob,
+//!   the hour's `.json`).
+//! - parse: `ingest::parse_checked` of the spooled page (gunzip and the adapter's
+//!   `parse_stream`, duplicate offers, the format check).
 //! - normalise: `normalise::normalise_chunks` (the offers to DataFrames, a chunk of
 //!   `CHUNK_ROWS` rows at a time, as `ingest::store_parsed` does).
 //! - write: each chunk through a `RunWriter` (Parquet row groups, zstd), then its
@@ -135,7 +137,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 /// CPU seconds of SHA-256 over `body`, then of gzip (flate2's fast level, as
-/// `spool::spill` writes blobs) of `body` into a sink.
+/// the spool writes blobs) of `body` into a sink.
 fn archive_floors(body: &[u8]) -> Result<(f64, f64), String> {
     use sha2::Digest as _;
     use std::io::Write as _;
@@ -183,25 +185,32 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
     drop(alone.map_err(|e| format!("adapter: {e}"))?);
     t.adapter = t_adapter;
 
+    // As `gpurent ingest` fetches a recorded file of a format that reads streams:
+    // spooled from the file (SHA-256 and gzip), then parsed from the spool file.
+    drop(pages);
+    let spool_dir = store
+        .tmp_dir()
+        .join(format!("spool-bench-{}", std::process::id()));
+    let (spooled, t_spool) = timed(|| spool::spool_file(path, &spool_dir));
+    let spooled = spooled.map_err(|e| format!("spooling {}: {e}", path.display()))?;
+    let pages = vec![Page {
+        label: String::new(),
+        body: Vec::new(),
+        spool: Some(spooled),
+    }];
+
     let (parsed, t_parse) = timed(|| ingest::parse_checked(&feed, &pages));
     let parsed = parsed.map_err(|e| e.to_string())?;
     t.parse = t_parse;
 
-    let spool_dir = store
-        .tmp_dir()
-        .join(format!("spool-bench-{}", std::process::id()));
-    let (archived, t_archive) = timed(|| {
-        let mut pages = pages;
-        for page in &mut pages {
-            spool::spill(page, &spool_dir)?;
-        }
+    let (archived, t_raw) = timed(|| {
         let meta = ingest::payload_meta(&feed, at, &Archive::plain(&pages));
         store
             .write_raw(name, at, &feed.config.text, &meta, &pages)
             .map_err(|e| e.to_string())
     });
     archived?;
-    t.archive = t_archive;
+    t.archive = t_spool + t_raw;
     let _ = std::fs::remove_dir_all(&spool_dir);
 
     let fx = ingest::load_fx(&store).map_err(|e| e.to_string())?;
