@@ -1,6 +1,10 @@
 //! Run one child process and measure it exactly: wall time from spawn to exit, CPU
-//! time (user + sys) and peak RSS from the kernel's `wait4` rusage, which covers the
-//! whole child (gpurent's threads, or Python and DuckDB in one process).
+//! time (user + sys) from the kernel's `wait4` rusage, which covers the whole child
+//! (gpurent's threads, or Python and DuckDB in one process), and peak RSS as the
+//! child's own `VmHWM` after its exec. `wait4`'s `ru_maxrss` is not used for it: the
+//! kernel counts the spawning process's RSS at the spawn in it (the child shares, or
+//! copies, this benchmark's memory until it execs), so a child smaller than the
+//! benchmark would read as large as the benchmark.
 //!
 //! A watchdog reads the child's `VmRSS` every 20 ms and kills it (SIGKILL) above a
 //! cap, so a run that would exhaust the machine's memory is recorded as such instead
@@ -85,13 +89,14 @@ pub fn run(cmd: &mut Command, cap_mib: u64) -> Run {
         *done = true;
         reap(pid)
     };
-    let _ = dog.join();
+    let hwm_kib = dog.join().ok().flatten();
     drop(child); // reaped above; dropping a std Child neither waits nor kills
     Run {
         outcome: outcome(status, capped.load(Ordering::SeqCst), cap_mib),
         wall_s,
         cpu_s: secs(ru.ru_utime) + secs(ru.ru_stime),
-        peak_rss_mib: ru.ru_maxrss as f64 / 1024.0,
+        // A child too short for one look after its exec: rusage's, an upper bound.
+        peak_rss_mib: hwm_kib.unwrap_or(ru.ru_maxrss as u64) as f64 / 1024.0,
         stdout: read_all(&mut out),
         stderr_tail: tail(&read_all(&mut err), 6),
     }
@@ -108,24 +113,37 @@ fn failed(why: String) -> Run {
     }
 }
 
-/// Kill `pid` when its RSS passes the cap, until it has been reaped.
+/// Kill `pid` when its RSS passes the cap, until it has been reaped; its peak RSS
+/// since its exec (`VmHWM`, KiB) as last seen, looking every 5 ms.
 fn watchdog(
     pid: libc::pid_t,
     cap_mib: u64,
     reaped: Arc<Mutex<bool>>,
     capped: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let done = reaped
-            .lock()
-            .expect("the main thread never panics holding it");
-        if *done {
-            return;
-        }
-        if rss_mib(pid).is_some_and(|m| m > cap_mib) && !capped.swap(true, Ordering::SeqCst) {
-            // SAFETY: plain syscall; `pid` is our unreaped child (checked under the lock).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+) -> std::thread::JoinHandle<Option<u64>> {
+    let parent = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default();
+    std::thread::spawn(move || {
+        let mut hwm = None;
+        loop {
+            std::thread::sleep(Duration::from_millis(5));
+            let done = reaped
+                .lock()
+                .expect("the main thread never panics holding it");
+            if *done {
+                return hwm;
+            }
+            let Some(status) = Status::read(pid) else {
+                continue;
+            };
+            // Before its exec the child is still this benchmark (same name, and
+            // its high-water mark is the benchmark's).
+            if status.name != parent.trim() {
+                hwm = hwm.max(status.hwm_kib);
+            }
+            if status.rss_kib / 1024 > cap_mib && !capped.swap(true, Ordering::SeqCst) {
+                // SAFETY: plain syscall; `pid` is our unreaped child (checked under the lock).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
     })
 }
@@ -180,16 +198,24 @@ fn secs(t: libc::timeval) -> f64 {
 }
 
 /// The current resident set of `pid` in MiB (`VmRSS` of /proc/<pid>/status).
-fn rss_mib(pid: libc::pid_t) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kb / 1024)
+/// What `/proc/<pid>/status` says of a process's name and memory.
+struct Status {
+    name: String,
+    rss_kib: u64,
+    hwm_kib: Option<u64>,
+}
+
+impl Status {
+    fn read(pid: libc::pid_t) -> Option<Status> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |key: &str| s.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
+        let kib = |key: &str| field(key)?.split_whitespace().next()?.parse::<u64>().ok();
+        Some(Status {
+            name: field("Name:")?.to_string(),
+            rss_kib: kib("VmRSS:")?,
+            hwm_kib: kib("VmHWM:"),
+        })
+    }
 }
 
 fn read_all(f: &mut std::fs::File) -> String {
