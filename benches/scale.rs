@@ -12,7 +12,8 @@
 //!    per-week rollups stored once (`gpurent compact`, as every writer does), then
 //!    `gpurent report --week`, `history --model` and `prices` as child processes of the
 //!    built binary, each beside DuckDB (`scripts/bench-duckdb.py`, 2 threads) on the
-//!    same files, runs alternating; wall time and peak RSS from `wait4`; the figures
+//!    same files, runs alternating; wall time, CPU time from `wait4`, peak RSS as the
+//!    child's own `VmHWM` after its exec (`child.rs`); the figures
 //!    compared row by row.
 //! 3. The table, the ingest line, charts when more than one scale ran
 //!    (`<target>/bench/scale-report-*.svg`), and the benchmark's own duration.
