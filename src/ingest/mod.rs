@@ -486,10 +486,13 @@ pub fn load_fx(store: &Store) -> Result<DataFrame, StoreError> {
 /// What one stored run holds: offers stored, and rejects counted by reason.
 pub type Stored = (usize, Vec<(String, usize)>);
 
-/// Normalise a feed run's parsed offers and append them to `store`. When `raw` is
-/// given, the payload is archived under `raw/` (replacing an earlier one) just before
-/// the offers are written. Returns the offers stored and the rejects by reason, or
-/// `None` when that feed and hour were already stored (nothing written).
+/// Normalise a feed run's parsed offers and append them to `store`, a chunk of
+/// [`normalise::CHUNK_ROWS`] rows at a time through a [`crate::store::RunWriter`].
+/// When `raw` is given, the payload is archived under `raw/` (replacing an earlier
+/// one) after every chunk is written and just before the run is committed, so a
+/// failed normalise or write archives nothing. Returns the offers stored and the
+/// rejects by reason, or `None` when that feed and hour were already stored (nothing
+/// written).
 pub fn store_parsed(
     feed: &Feed,
     parsed: Parsed,
