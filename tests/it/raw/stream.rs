@@ -1,7 +1,8 @@
 //! An AWS offer file is spooled, not held in memory: fetched over HTTP into a gzip
 //! file in the store's `.tmp/`, parsed as a stream and adopted as its blob. It
-//! stores what the in-memory parse of the same bytes stores (a recorded file is
-//! still read whole), its blob is the body gzipped under the body's SHA-256, a body
+//! stores what the same bytes store from a recorded file (spooled from the file; the
+//! stream parse equals the in-memory parse by the adapter's unit tests), its blob is
+//! the body gzipped under the body's SHA-256, a body
 //! over the cap or cut off fails that feed only and leaves no file, and renormalise
 //! rebuilds the same rows. `GPURENT_STREAM_RSS=1` adds a ~200 MB offer file whose
 //! ingest and renormalise must each stay far below that in peak RSS.
@@ -124,9 +125,10 @@ fn sorted_by_id(df: DataFrame) -> DataFrame {
     df.lazy().sort(by, Default::default()).collect().unwrap()
 }
 
-/// Spooled over HTTP, the offer file stores exactly what the same bytes read whole
-/// from a recorded file store; the blob is those bytes gzipped, named by their
-/// SHA-256; nothing is left in `.tmp/`; renormalise rebuilds the same rows.
+/// Spooled over HTTP, the offer file stores exactly what the same bytes store from a
+/// recorded file (spooled from the file: the format reads streams); the blob is those
+/// bytes gzipped, named by their SHA-256; nothing is left in `.tmp/`; renormalise
+/// rebuilds the same rows.
 #[test]
 fn a_spooled_offer_file_stores_what_the_whole_payload_stores() {
     for extra in [0, 20_000] {
