@@ -36,30 +36,33 @@ struct Window<'r> {
 impl Window<'_> {
     /// Run `step` on the window's text from the current position; `step` is told
     /// whether the stream has ended. `Some` moves the position to where the step's
-    /// cursor ended; `None` reads more and runs it again, until the stream ends.
+    /// cursor ended; `None` reads more and runs it again, until the stream ends. Each
+    /// retry reads twice as much as the one before, so a step that fails for good
+    /// (the scan gives up) rereads its window a logarithmic number of times.
     fn step<T>(
         &mut self,
         mut step: impl FnMut(&mut Cursor, bool) -> Option<T>,
     ) -> io::Result<Option<T>> {
+        let mut want = self.read;
         loop {
             let mut c = Cursor::new(&self.text[self.start..]);
             if let Some(t) = step(&mut c, self.eof) {
                 self.start += c.pos();
                 return Ok(Some(t));
             }
-            if self.eof || !self.more()? {
+            if self.eof || !self.more(want)? {
                 return Ok(None);
             }
+            want = want.saturating_mul(2);
         }
     }
 
-    /// Read more text (about `self.read` bytes); false when the bytes read are not
-    /// UTF-8.
-    fn more(&mut self) -> io::Result<bool> {
+    /// Read about `want` bytes more text; false when the bytes read are not UTF-8.
+    fn more(&mut self, want: usize) -> io::Result<bool> {
         self.text.drain(..self.start);
         self.start = 0;
         let mut read = 0;
-        while read < self.read {
+        while read < want {
             let chunk = self.body.fill_buf()?;
             if chunk.is_empty() {
                 self.eof = true;
