@@ -5,7 +5,9 @@
 //! the body gzipped under the body's SHA-256, a body
 //! over the cap or cut off fails that feed only and leaves no file, and renormalise
 //! rebuilds the same rows. `GPURENT_STREAM_RSS=1` adds a ~200 MB offer file whose
-//! ingest and renormalise must each stay far below that in peak RSS.
+//! ingest and renormalise must each stay far below that in peak RSS. A vast.ai payload,
+//! also read as a stream, stores the same rows served or recorded, and one the stream
+//! scan gives up on is parsed whole as before.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -437,4 +439,48 @@ fn a_spooled_offer_file_that_does_not_parse_is_kept_in_failed() {
     assert!(plain == body);
     assert!(files_under(&store.join("raw")).is_empty());
     assert!(files_under(&store.join(".tmp")).is_empty());
+}
+
+/// vast.ai reads streams too: served over HTTP or recorded, its payload is spooled and
+/// scanned a window at a time. Both store the same rows, the blob is the body gzipped
+/// under its SHA-256, and nothing is left in `.tmp/`. A payload the stream scan gives
+/// up on (a field listed twice in one offer) is read whole and parsed as before: that
+/// offer alone is a counted `bad_record`.
+#[test]
+fn a_vast_payload_is_spooled_and_scanned_as_a_stream() {
+    let good = vast_body(3_000);
+    let mut twice = good.clone();
+    let first = twice.iter().position(|b| *b == b'{').unwrap() + 1;
+    let first = first + twice[first..].iter().position(|b| *b == b'{').unwrap() + 1;
+    twice.splice(first..first, b"\"num_gpus\": 2, ".iter().copied());
+    for (body, stored, rejected) in [(&good, 3_000, ""), (&twice, 2_999, " (bad_record 1)")] {
+        let b = body.clone();
+        let srv = fault_server(move |_| Fault::json(b.clone()));
+        let tmp = tempdir();
+        std::fs::write(tmp.path().join("vast.json"), body).unwrap();
+        let recorded = tmp.path().join("vast.json").display().to_string();
+        let (live, file) = (tmp.path().join("live"), tmp.path().join("file"));
+        for (dir, url) in [(&live, srv.url("/search")), (&file, recorded)] {
+            let f = feeds(dir, &[("vast", vast_feed(&url, ""))]);
+            let store = dir.join("store");
+            let (code, out, err) = ingest_env(&f, &store, &at(10), &[]);
+            assert_eq!(code, 0, "{out}{err}");
+            let expected = format!(
+                "vast: ok, 3000 offers read, {stored} stored, {} rejected{rejected}",
+                3_000 - stored
+            );
+            assert!(line(&out, "vast").starts_with(&expected), "{out}");
+            check_store(&store);
+            let blob = raw_blob(&store, "date=2024-10-07/vast__20241007T10");
+            assert_blob_of(&blob, body, &url);
+            assert!(files_under(&store.join(".tmp")).is_empty(), "{url}");
+        }
+        for kind in ["offers", "rejects"] {
+            let (a, b) = (
+                frame(&live.join("store"), kind),
+                frame(&file.join("store"), kind),
+            );
+            assert_eq!(a, b, "{kind}");
+        }
+    }
 }
