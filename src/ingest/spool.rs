@@ -106,33 +106,41 @@ impl SpoolWriter {
 
 /// The writer's side: hash and gzip every chunk into `path`, then fsync.
 fn write_spool(dir: &Path, path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> io::Result<Spooled> {
-    write_gz(dir, path, std::iter::from_fn(|| rx.blocking_recv()))
+    write_gz(dir, path, std::iter::from_fn(|| rx.blocking_recv().map(Ok)))
 }
 
 /// Hash (SHA-256 of the plain bytes) and gzip `chunks` into a new file at `path`
-/// in `dir` (created if missing), then fsync it.
-fn write_gz(
+/// in `dir` (created if missing), then fsync it. On an error, a chunk's included,
+/// the file is removed.
+fn write_gz<C: AsRef<[u8]>>(
     dir: &Path,
     path: PathBuf,
-    chunks: impl Iterator<Item = impl AsRef<[u8]>>,
+    chunks: impl Iterator<Item = io::Result<C>>,
 ) -> io::Result<Spooled> {
-    fs::create_dir_all(dir)?;
-    let file = File::create(&path)?;
-    let mut gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
-    let (mut sha, mut len) = (Sha256::new(), 0u64);
-    for chunk in chunks {
-        let chunk = chunk.as_ref();
-        sha.update(chunk);
-        len += chunk.len() as u64;
-        gz.write_all(chunk)?;
+    let written = (|| {
+        fs::create_dir_all(dir)?;
+        let file = File::create(&path)?;
+        let mut gz =
+            flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
+        let (mut sha, mut len) = (Sha256::new(), 0u64);
+        for chunk in chunks {
+            let chunk = chunk?;
+            let chunk = chunk.as_ref();
+            sha.update(chunk);
+            len += chunk.len() as u64;
+            gz.write_all(chunk)?;
+        }
+        let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok((hex::encode(sha.finalize()), len))
+    })();
+    match written {
+        Ok((sha256, len)) => Ok(Spooled { path, sha256, len }),
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(e)
+        }
     }
-    let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(Spooled {
-        path,
-        sha256: hex::encode(sha.finalize()),
-        len,
-    })
 }
 
 /// Spool a recorded payload file: read a chunk at a time, hashed and gzipped into a
@@ -140,31 +148,18 @@ fn write_gz(
 /// payload is never in memory whole. On an error no spool file is left.
 pub fn spool_file(src: &Path, dir: &Path) -> io::Result<Spooled> {
     let mut file = File::open(src)?;
-    let path = spool_path(dir);
-    let mut failed = None;
-    let chunks = std::iter::from_fn(|| {
+    let chunks = std::iter::from_fn(move || {
         let mut chunk = vec![0; 1 << 20];
         match io::Read::read(&mut file, &mut chunk) {
             Ok(0) => None,
             Ok(n) => {
                 chunk.truncate(n);
-                Some(chunk)
+                Some(Ok(chunk))
             }
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
+            Err(e) => Some(Err(e)),
         }
     });
-    let spooled = write_gz(dir, path.clone(), chunks);
-    let spooled = match failed {
-        Some(e) => Err(e),
-        None => spooled,
-    };
-    if spooled.is_err() {
-        let _ = fs::remove_file(&path);
-    }
-    spooled
+    write_gz(dir, spool_path(dir), chunks)
 }
 
 /// In-memory bodies at least this large are spilled after parsing ([`spill`]).
@@ -179,16 +174,13 @@ pub fn spill(page: &mut Page, dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     let path = spool_path(dir);
-    match write_gz(dir, path.clone(), page.body.chunks(1 << 20)) {
+    match write_gz(dir, path.clone(), page.body.chunks(1 << 20).map(Ok)) {
         Ok(s) => {
             page.spool = Some(s);
             page.body = Vec::new();
             Ok(())
         }
-        Err(e) => {
-            let _ = fs::remove_file(&path);
-            Err(format!("cannot spill the body to {}: {e}", path.display()))
-        }
+        Err(e) => Err(format!("cannot spill the body to {}: {e}", path.display())),
     }
 }
 
