@@ -459,17 +459,15 @@ impl Store {
         offers: &mut DataFrame,
         rejects: &mut DataFrame,
     ) -> Result<bool, StoreError> {
-        if self.has_run(feed, at) {
+        // One chunk through the run writer, which puts rejects first and offers last
+        // (even with no rows): the offers file marks the run complete. A crash between
+        // the two leaves a rejects file without offers, which readers skip and the next
+        // lock deletes; a re-run redoes the hour whole.
+        let Some(mut writer) = self.run_writer(feed, at) else {
             return Ok(false);
-        }
-        // Rejects first, offers last (even with no rows): the offers file marks the run
-        // complete. A crash between the two leaves a rejects file without offers, which
-        // readers skip and the next lock deletes; a re-run redoes the hour whole.
-        let tmp = self.tmp_dir();
-        if rejects.height() > 0 {
-            write_parquet_via(&tmp, &self.file("rejects", feed, at), rejects)?;
-        }
-        write_parquet_via(&tmp, &self.file("offers", feed, at), offers)?;
+        };
+        writer.write(offers, rejects)?;
+        writer.commit()?;
         Ok(true)
     }
 
