@@ -261,13 +261,10 @@ impl<'a> Prepared<'a> {
         feed: &str,
     ) -> PolarsResult<DataFrame> {
         Frame {
-            offers: self.offers,
+            p: self,
             order: &self.order[rows],
-            places: &self.places,
-            names: &self.names,
-            units: &self.units,
         }
-        .build(feed, &self.observed)
+        .build(feed)
     }
 }
 
@@ -289,13 +286,10 @@ fn in_row_order(offers: &Offers, observed: &[i64]) -> Vec<u32> {
     order
 }
 
-/// What the pre-join columns are built from.
+/// A slice `order` of the prepared row order, to become one pre-join frame.
 struct Frame<'a> {
-    offers: &'a Offers,
+    p: &'a Prepared<'a>,
     order: &'a [u32],
-    places: &'a PerDistinct<(u32, u32, u32), Place<'a>>,
-    names: &'a PerDistinct<(u32, u32, u32, Option<u64>), Resolution>,
-    units: &'a [UnitInfo],
 }
 
 impl Frame<'_> {
@@ -341,9 +335,9 @@ impl Frame<'_> {
         )
     }
 
-    fn build(&self, feed: &str, observed: &[i64]) -> PolarsResult<DataFrame> {
-        let (o, n) = (self.offers, self.order.len());
-        let observed = self.ordered(observed);
+    fn build(&self, feed: &str) -> PolarsResult<DataFrame> {
+        let (o, n) = (self.p.offers, self.order.len());
+        let observed = self.ordered(&self.p.observed);
         let obs_date: Vec<i32> = observed
             .iter()
             .map(|ms| {
@@ -354,23 +348,22 @@ impl Frame<'_> {
                 )
             })
             .collect();
-        let (places, names, units) = (&self.places.values, &self.names.values, self.units);
+        let (places, names) = (&self.p.places, &self.p.names);
+        let units = &self.p.units;
         let count: Vec<Option<f64>> = self
             .order
             .iter()
             .map(|&i| {
                 let i = i as usize;
-                o.gpu_count
-                    .get(i)
-                    .or(self.names.get(i).count_from_catalogue)
+                o.gpu_count.get(i).or(names.get(i).count_from_catalogue)
             })
             .collect();
         let pre: Vec<Option<(&str, &str)>> = self
             .order
             .iter()
             .map(|&i| {
-                let (i, place) = (i as usize, self.places.get(i as usize));
-                let r = self.names.get(i).reject.as_ref().or(place.reject.as_ref());
+                let (i, place) = (i as usize, places.get(i as usize));
+                let r = names.get(i).reject.as_ref().or(place.reject.as_ref());
                 r.map(|(r, d)| (*r, d.as_str()))
             })
             .collect();
@@ -396,28 +389,31 @@ impl Frame<'_> {
             self.gathered(
                 StringChunked::from_iter_options(
                     "country".into(),
-                    places.iter().map(|p| p.country),
+                    places.values.iter().map(|p| p.country),
                 ),
-                &self.places.rows,
+                &places.rows,
             )?,
             self.gathered(
-                StringChunked::from_iter_values("bloc".into(), places.iter().map(|p| p.bloc)),
-                &self.places.rows,
+                StringChunked::from_iter_values(
+                    "bloc".into(),
+                    places.values.iter().map(|p| p.bloc),
+                ),
+                &places.rows,
             )?,
             self.text("gpu_name_raw", &o.gpu_name_raw)?,
             self.gathered(
                 StringChunked::from_iter_options(
                     "gpu_model".into(),
-                    names.iter().map(|r| r.model.as_deref()),
+                    names.values.iter().map(|r| r.model.as_deref()),
                 ),
-                &self.names.rows,
+                &names.rows,
             )?,
             self.gathered(
                 BooleanChunked::from_iter_options(
                     "china_variant".into(),
-                    names.iter().map(|r| r.china_variant),
+                    names.values.iter().map(|r| r.china_variant),
                 ),
-                &self.names.rows,
+                &names.rows,
             )?,
             Column::new("gpu_count".into(), count),
             self.floats("gpus_available", &o.gpus_available),
