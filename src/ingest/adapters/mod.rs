@@ -125,16 +125,21 @@ pub trait Adapter: Send + Sync {
         open: &Open<'b>,
         ctx: &ParseCtx,
     ) -> Result<Parsed, AdapterError> {
-        let mut bytes = Vec::new();
-        open()
-            .and_then(|mut body| body.read_to_end(&mut bytes))
-            .map_err(read_error)?;
-        self.parse(&Page::new(label, bytes), ctx)
+        self.parse(&Page::new(label, read_whole(open)?), ctx)
     }
 }
 
 /// Opens a reader on a payload from its start (for [`Adapter::parse_stream`]).
 pub type Open<'b> = dyn Fn() -> std::io::Result<Box<dyn std::io::BufRead + 'b>> + 'b;
+
+/// The payload `open` gives, read whole into memory.
+pub fn read_whole(open: &Open) -> Result<Vec<u8>, AdapterError> {
+    let mut bytes = Vec::new();
+    open()
+        .and_then(|mut body| body.read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    Ok(bytes)
+}
 
 /// A payload that cannot be read, as an adapter says it.
 pub fn read_error(e: std::io::Error) -> AdapterError {

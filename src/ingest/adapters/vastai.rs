@@ -401,11 +401,7 @@ impl Adapter for VastAi {
             });
         }
         drop(body);
-        let mut bytes = Vec::new();
-        open()
-            .and_then(|mut body| body.read_to_end(&mut bytes))
-            .map_err(super::read_error)?;
-        self.parse(&Page::new(label, bytes), ctx)
+        self.parse(&Page::new(label, super::read_whole(open)?), ctx)
     }
 }
 
