@@ -240,18 +240,16 @@ pub async fn fetch_if_changed(
     spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
+    let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
     let url = match &cfg.source {
-        Source::File(path) => {
-            let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
-            return fetch_recorded(&cfg.name, path, secret, spool).await;
-        }
+        Source::File(path) => return fetch_recorded(&cfg.name, path, secret, spool).await,
         Source::Http(url) => url,
     };
     let cx = Ctx {
         client,
         feed,
         secret,
-        spool: spool.filter(|_| feed.adapter.reads_streams() && secret.is_none()),
+        spool,
     };
     let detour = match feed.adapter.version_index(url) {
         None => None,
