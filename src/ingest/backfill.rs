@@ -108,15 +108,19 @@ pub fn store_by_day(
     fx: &polars::prelude::DataFrame,
     pages: Option<Archive>,
 ) -> Result<Option<Stored>, FeedError> {
-    let day_of =
-        |o: &crate::model::RawOffer| o.observed_at.map_or(at.date_naive(), |t| t.date_naive());
-    if parsed.offers.iter().all(|o| day_of(&o) == at.date_naive()) {
+    let day_of = |t: Option<DateTime<Utc>>| t.map_or(at.date_naive(), |t| t.date_naive());
+    // The observation times read from their column, no row built.
+    let times = &parsed.offers.observed_at;
+    if (0..parsed.offers.len()).all(|i| day_of(*times.get(i)) == at.date_naive()) {
         return store_parsed(feed, parsed, at, store, tables, fx, pages);
     }
     let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
     days.entry(at.date_naive()).or_default().rejects = parsed.rejects;
     for o in parsed.offers.iter() {
-        days.entry(day_of(&o)).or_default().offers.push(o);
+        days.entry(day_of(o.observed_at))
+            .or_default()
+            .offers
+            .push(o);
     }
     let mut total: Option<Stored> = None;
     for (day, part) in days {
