@@ -2,9 +2,10 @@
 //! price in USD per GPU-hour, plus the rejected offers with their reason.
 //!
 //! Names, regions and instance types are resolved once per distinct value against
-//! the data tables, and the pre-join columns borrow their strings from the offers;
+//! the data tables, and the pre-join columns are gathered from the offers' distinct
+//! values (`columns`); normalising in chunks gives the same rows as normalising whole;
 //! the row-level arithmetic and the FX as-of join run in polars, lazily, collected
-//! once (and once more over the rejected rows, for their details). Invariants: no
+//! once per chunk (and once more over its rejected rows, for their details). Invariants: no
 //! network I/O, no clock (the observation time is passed in), every offer ends up in
 //! exactly one of `offers` or `rejects`, and rows come out in one order (time,
 //! provider, offer id, class) whatever the payload's.
