@@ -16,7 +16,9 @@
 //! hour: an hour whose raw payload is missing or no longer parses keeps its stored
 //! offers unchanged, and is counted; `renormalise` and `heal_fx` read a kept run's
 //! feed file first, so the payload of a format read as a stream (an AWS offer file)
-//! is parsed from its blob file, never read whole into memory.
+//! is parsed from its blob file, never read whole into memory; `backfill` spools a
+//! recorded payload of such a format as an ingest of the file does, in a folder
+//! under `.tmp/` it removes when done.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -335,6 +337,13 @@ pub async fn backfill(
     })?;
     let mut fx = fx_of(store)?;
     let mut out = Vec::new();
+    // Payloads of formats read as streams are spooled here, adopted as blobs or
+    // removed below (and emptied with `.tmp/` should the back-fill not finish).
+    let spool = store.tmp_dir().join(format!(
+        "spool-backfill-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     for (i, file) in files.iter().enumerate() {
         let mut o = FileOutcome {
             path: file.clone(),
@@ -358,15 +367,30 @@ pub async fn backfill(
             if store.has_run(&feed.config.name, at) {
                 return Ok(());
             }
-            let pages = fetch::read_recorded(&feed.config.name, file).await?;
-            import_run(&feed, &pages, at, store, tables, &mut fx, &mut o)
+            let pages = fetch::recorded_payload(&feed, file, &spool).await?;
+            let imported = import_run(&feed, &pages, at, store, tables, &mut fx, &mut o);
+            remove_spooled(&pages);
+            imported
         }
         .await;
         o.error = res.err().map(|e| e.to_string());
         progress(&o, i + 1, files.len());
         out.push(o);
     }
+    if let Err(e) = std::fs::remove_dir_all(&spool) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing the spool folder {}: {e}", spool.display());
+        }
+    }
     Ok(out)
+}
+
+/// Remove the spool files of `pages` that were not adopted as blobs (a run already
+/// stored, a payload that did not parse: `failed/` keeps a copy).
+fn remove_spooled(pages: &[Page]) {
+    for s in pages.iter().filter_map(|p| p.spool.as_ref()) {
+        let _ = std::fs::remove_file(&s.path);
+    }
 }
 
 /// What a renormalisation did.

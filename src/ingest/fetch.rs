@@ -240,7 +240,7 @@ pub async fn fetch_if_changed(
     spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
     let cfg = &feed.config;
-    let spool = spool.filter(|_| feed.adapter.reads_streams() && secret.is_none());
+    let spool = spool_for(feed, secret, spool);
     let url = match &cfg.source {
         Source::File(path) => return fetch_recorded(&cfg.name, path, secret, spool).await,
         Source::Http(url) => url,
@@ -273,6 +273,12 @@ pub async fn fetch_if_changed(
     }
 }
 
+/// The folder a feed's payload is spooled to: `spool` when the feed's format reads
+/// streams and the feed has no secret (a spooled body is never scrubbed), else none.
+fn spool_for<'a>(feed: &Feed, secret: Option<&str>, spool: Option<&'a Path>) -> Option<&'a Path> {
+    spool.filter(|_| feed.adapter.reads_streams() && secret.is_none())
+}
+
 /// A recorded payload as one fetched, scrubbed of the secret; with `spool` (a
 /// format that reads streams, no secret) each page is spooled from its file
 /// instead of read into memory.
@@ -282,21 +288,43 @@ async fn fetch_recorded(
     secret: Option<&str>,
     spool: Option<&Path>,
 ) -> Result<Fetched, FeedError> {
-    let pages = match spool {
-        Some(dir) => spool_recorded(feed, path, dir).await?,
-        None => {
-            let mut pages = read_recorded(feed, path).await?;
-            for p in &mut pages {
-                scrub_bytes(&mut p.body, secret);
-            }
-            pages
-        }
-    };
     Ok(Fetched::Pages {
-        pages,
+        pages: recorded_pages(feed, path, secret, spool).await?,
         validators: Validators::default(),
         note: None,
     })
+}
+
+/// The pages of a recorded payload: spooled to `spool` when given, else read into
+/// memory and scrubbed of `secret`.
+async fn recorded_pages(
+    feed: &str,
+    path: &Path,
+    secret: Option<&str>,
+    spool: Option<&Path>,
+) -> Result<Vec<Page>, FeedError> {
+    if let Some(dir) = spool {
+        return spool_recorded(feed, path, dir).await;
+    }
+    let mut pages = read_recorded(feed, path).await?;
+    for p in &mut pages {
+        scrub_bytes(&mut p.body, secret);
+    }
+    Ok(pages)
+}
+
+/// A recorded payload of `feed` (a file or a folder of pages, as a fetch of a file
+/// source reads it), for a back-fill: a format that reads streams (no secret) is
+/// spooled to `spool`, so a payload of hundreds of MB is never in memory whole;
+/// any other is read into memory and scrubbed of the feed's secret.
+pub async fn recorded_payload(
+    feed: &Feed,
+    path: &Path,
+    spool: &Path,
+) -> Result<Vec<Page>, FeedError> {
+    let secret = secret(feed);
+    let spool = spool_for(feed, secret.as_deref(), Some(spool));
+    recorded_pages(&feed.config.name, path, secret.as_deref(), spool).await
 }
 
 /// The pages of a recorded payload (as [`read_recorded`] finds them), each spooled
@@ -517,7 +545,7 @@ async fn fetch_pages(
 /// Read a recorded payload: a file is one page with an empty label; a directory holds
 /// one page per file (sorted by name), each labelled with its file stem, which stands
 /// for the request context a live fetch would have (e.g. `cn-shanghai__ecs.gn7.8x`).
-pub async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Page>, FeedError> {
+async fn read_recorded(feed: &str, path: &std::path::Path) -> Result<Vec<Page>, FeedError> {
     let mut pages = Vec::new();
     for (label, p) in recorded_files(feed, path).await? {
         let body = tokio::fs::read(&p).await.map_err(read_failed(feed, &p))?;

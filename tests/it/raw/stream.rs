@@ -303,8 +303,10 @@ fn an_offer_file_too_large_or_cut_off_fails_alone_and_leaves_nothing() {
 }
 
 /// Peak RSS of `gpurent ingest` of a ~200 MB offer file of mostly non-GPU products,
-/// and of `gpurent renormalise` of the store it makes (which parses the kept blob as
-/// a stream and stores the same rows), stays far below the file's size. Behind
+/// of `gpurent renormalise` of the store it makes (which parses the kept blob as a
+/// stream and stores the same rows), and of `gpurent backfill` of the file (which
+/// spools it as the ingest does and stores the same rows) stays far below the
+/// file's size. Behind
 /// `GPURENT_STREAM_RSS=1` (it writes, serves and parses 200 MB;
 /// `GPURENT_STREAM_RSS_PRODUCTS` sets the number of products); it measures no time.
 /// The file is written and served from disk: a child's peak RSS (`wait4`) includes
@@ -342,7 +344,29 @@ fn a_large_offer_file_is_ingested_in_bounded_memory() {
         "{out}"
     );
     assert_eq!(frame(&store, "offers"), offers, "renormalised");
-    for (what, peak_rss) in [("ingest", ingest_rss), ("renormalise", renormalise_rss)] {
+    let backfilled = tmp.path().join("backfilled");
+    let (b, file) = (backfilled.to_str().unwrap(), tmp.path().join("offer.json"));
+    let backfill = [
+        "backfill",
+        "--format",
+        "aws_offer",
+        "--provider",
+        "aws",
+        "--store",
+        b,
+        "--at",
+        "2024-10-07",
+        file.to_str().unwrap(),
+    ];
+    let (out, backfill_rss) = gpurent_rss(&backfill, tmp.path());
+    assert!(out.contains("1 files, 4 offers stored, 0 failed"), "{out}");
+    let rows = |s: &Path| frame(s, "offers").drop_many(["feed", "observed_at"]);
+    assert_eq!(rows(&backfilled), rows(&store), "backfilled");
+    for (what, peak_rss) in [
+        ("ingest", ingest_rss),
+        ("renormalise", renormalise_rss),
+        ("backfill", backfill_rss),
+    ] {
         eprintln!(
             "offer file {} MiB, peak RSS of the {what} {} MiB",
             size >> 20,
@@ -483,4 +507,64 @@ fn a_vast_payload_is_spooled_and_scanned_as_a_stream() {
             assert_eq!(a, b, "{kind}");
         }
     }
+}
+
+/// A back-fill reads a recorded vast.ai payload as an ingest of the same file does:
+/// spooled, scanned as a stream and adopted as its blob (the body gzipped under its
+/// SHA-256), storing the same rows, with nothing left in `.tmp/`. A recorded payload
+/// that does not parse is kept whole under `failed/`, and leaves `.tmp/` empty too.
+#[test]
+fn a_backfilled_vast_payload_is_spooled_as_an_ingested_one() {
+    let body = vast_body(3_000);
+    let broken = b"{\"offers\": [{\"id\": 1, ".to_vec();
+    let tmp = tempdir();
+    let day = tmp.path().join("snaps/2024-10-07");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(day.join("a-broken.json"), &broken).unwrap();
+    std::fs::write(day.join("b-vast.json"), &body).unwrap();
+    let store = tmp.path().join("store");
+    let (code, out, err) = gpurent(&[
+        "backfill",
+        "--format",
+        "vastai",
+        "--provider",
+        "vastai",
+        "--store",
+        store.to_str().unwrap(),
+        tmp.path().join("snaps").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "one file failed\n{out}{err}");
+    assert!(
+        out.contains("backfill: 2 files, 3000 offers stored, 1 failed"),
+        "{out}"
+    );
+    check_store(&store);
+    let blob = raw_blob(
+        &store,
+        "date=2024-10-07/backfill-vastai-vastai__20241007T00",
+    );
+    assert_blob_of(&blob, &body, "backfill");
+    let kept: Vec<_> = files_under(&store.join("failed"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "gz"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&kept[0]).unwrap())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == broken, "failed/ keeps the broken payload whole");
+    assert!(files_under(&store.join(".tmp")).is_empty());
+
+    // The same file ingested: the same rows, but for the feed's name.
+    let file = day.join("b-vast.json").display().to_string();
+    let f = feeds(
+        &tmp.path().join("ingest"),
+        &[("vast", vast_feed(&file, "provider = \"vastai\"\n"))],
+    );
+    let ingested = tmp.path().join("ingest/store");
+    let (code, out, err) = ingest_env(&f, &ingested, &at(0), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows = |s: &Path| frame(s, "offers").drop("feed").unwrap();
+    assert_eq!(rows(&store), rows(&ingested));
 }
