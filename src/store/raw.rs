@@ -28,8 +28,10 @@
 //!
 //! A spooled page (its body a gzip file in the run's spool folder under `.tmp/`,
 //! [`crate::model::Spooled`]) is adopted as its blob by a rename, its hash and the
-//! fsync done when it was spooled: no second compression, no read into memory. An
-//! existing blob is checked by streaming it through the hash. [`RawRun::load`]
+//! fsync done when it was spooled: no second compression, no read into memory; it
+//! replaces a blob kept under that hash without reading it (the spool is intact by
+//! construction). A page body in memory reuses an existing blob only after
+//! streaming it through the hash. [`RawRun::load`]
 //! reads bodies into memory; [`RawRun::load_for`] names the checked blobs instead
 //! for a format read as a stream (never its whole body in memory), the format
 //! known from the feed file, which [`RawRun::feed_text`] reads alone.
@@ -313,8 +315,11 @@ impl Store {
     }
 
     /// Keep a spooled body as its blob by renaming its file (gzip, synced when it
-    /// was spooled), unless an intact copy is kept already (then the spool file is
-    /// removed); a page naming its blob already is left alone. Returns its hash.
+    /// was spooled); a page naming its blob already is left alone. Returns its hash.
+    /// A blob kept already under that hash is replaced, not read: the spool file was
+    /// hashed as it was written, so it is intact, and a rename costs nothing, where
+    /// checking the kept copy would gunzip the whole payload (a damaged copy is
+    /// healed the same way). Readers holding the old file read the same bytes.
     fn put_spooled(&self, s: &Spooled) -> Result<String, StoreError> {
         if !is_hash(&s.sha256) {
             return Err(StoreError::BlobRef {
@@ -325,10 +330,6 @@ impl Store {
         let path = blob_path(&self.blobs_dir(), &s.sha256);
         if s.path.starts_with(self.blobs_dir()) {
             // A kept blob (a 304's payload): never moved or removed here.
-            return Ok(s.sha256.clone());
-        }
-        if intact(&path, &s.sha256) {
-            let _ = fs::remove_file(&s.path);
             return Ok(s.sha256.clone());
         }
         let dir = path.parent().expect("a blob path has a folder");
