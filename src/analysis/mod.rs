@@ -19,9 +19,9 @@ use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use polars::prelude::*;
 use serde::Serialize;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use crate::analysis::inforce::{ms, quantile, InForce, Standing, DAY_MS, HOUR_MS};
+use crate::analysis::inforce::{ms, quantile, FastMap, InForce, Standing, DAY_MS, HOUR_MS};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::{Providers, SEGMENTS};
@@ -541,9 +541,9 @@ fn daily_availability(
     inf: &InForce,
     from: NaiveDate,
     to: NaiveDate,
-) -> HashMap<(i64, &str, &str, &str), f64> {
+) -> FastMap<(i64, &str, &str, &str), f64> {
     let (a, b) = (ms(from), ms(to) + DAY_MS);
-    let mut avail = HashMap::new();
+    let mut avail = FastMap::default();
     for s in (inf.spans.iter()).filter(|s| s.usable && s.start >= a && s.start < b) {
         let k = &inf.offers[s.offer];
         let cell = (
