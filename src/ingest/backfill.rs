@@ -28,7 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::Page;
 use crate::ingest::feed::{self, Feed};
-use crate::ingest::fetch;
+use crate::ingest::{fetch, spool};
 use crate::ingest::{
     load_fx, normalise_parsed, parse_checked, parse_pages, quarantine, store_parsed, Archive,
     Stored,
@@ -339,11 +339,7 @@ pub async fn backfill(
     let mut out = Vec::new();
     // Payloads of formats read as streams are spooled here, adopted as blobs or
     // removed below (and emptied with `.tmp/` should the back-fill not finish).
-    let spool = store.tmp_dir().join(format!(
-        "spool-backfill-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let spool = spool::folder(&store.tmp_dir(), "backfill");
     for (i, file) in files.iter().enumerate() {
         let mut o = FileOutcome {
             path: file.clone(),
@@ -377,11 +373,7 @@ pub async fn backfill(
         progress(&o, i + 1, files.len());
         out.push(o);
     }
-    if let Err(e) = std::fs::remove_dir_all(&spool) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!("removing the spool folder {}: {e}", spool.display());
-        }
-    }
+    spool::remove_folder(&spool).await;
     Ok(out)
 }
 

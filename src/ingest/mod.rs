@@ -562,11 +562,7 @@ pub async fn run(
     let to_fetch = select(feeds, store, at, &mut outcomes);
     // Bodies spooled by this run (AWS offer files); adopted as blobs or removed below,
     // and emptied with `.tmp/` when the lock is next taken should the run not finish.
-    let spool = store.tmp_dir().join(format!(
-        "spool-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let spool = spool::folder(&store.tmp_dir(), "ingest");
     let fetched = fetch_all(&to_fetch, client, at, &spool).await;
     // Kept to report every fetched feed as failed should the blocking task panic.
     let fallback = (outcomes.clone(), to_fetch.clone());
@@ -591,11 +587,7 @@ pub async fn run(
             }
         }
     };
-    if let Err(e) = tokio::fs::remove_dir_all(&spool).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!("removing the spool folder {}: {e}", spool.display());
-        }
-    }
+    spool::remove_folder(&spool).await;
     report
 }
 

@@ -36,6 +36,27 @@ fn spool_path(dir: &Path) -> PathBuf {
     ))
 }
 
+/// A new spool folder's path under `tmp` (the store's `.tmp/`, emptied when the lock
+/// is next taken, so a run that does not finish leaves nothing where readers look):
+/// `spool-<what>-<pid>-<random>`. The caller removes it ([`remove_folder`]).
+pub fn folder(tmp: &Path, what: &str) -> PathBuf {
+    tmp.join(format!(
+        "spool-{what}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
+/// Remove a spool folder and what is left in it (bodies not adopted as blobs); one
+/// never made is not an error, any other failure is logged.
+pub async fn remove_folder(dir: &Path) {
+    if let Err(e) = tokio::fs::remove_dir_all(dir).await {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!("removing the spool folder {}: {e}", dir.display());
+        }
+    }
+}
+
 /// A body being written to a spool file.
 pub struct SpoolWriter {
     path: PathBuf,

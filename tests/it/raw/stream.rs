@@ -424,6 +424,21 @@ fn gpurent_rss(args: &[&str]) -> (String, usize) {
     (run.stdout, (run.peak_rss_mib * 1048576.0) as usize)
 }
 
+/// `failed/` in `store` keeps one payload page, gzipped: `body`, whole (`what` says
+/// which case failed).
+fn assert_failed_payload(store: &Path, body: &[u8], what: &str) {
+    let kept: Vec<_> = files_under(&store.join("failed"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "gz"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{what}: {kept:?}");
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&kept[0]).unwrap())
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert!(plain == body, "{what}: failed/ keeps the payload whole");
+}
+
 /// A spooled offer file that does not parse fails its feed with the parse error and
 /// is kept in full under `failed/` (its gzip file copied), not under `raw/`.
 #[test]
@@ -441,16 +456,7 @@ fn a_spooled_offer_file_that_does_not_parse_is_kept_in_failed() {
         l.contains("FAILED") && l.contains("invalid JSON") && l.contains("payload kept in"),
         "{l}"
     );
-    let kept: Vec<_> = files_under(&store.join("failed"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "gz"))
-        .collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&kept[0]).unwrap())
-        .read_to_end(&mut plain)
-        .unwrap();
-    assert!(plain == body);
+    assert_failed_payload(&store, &body, "aws");
     assert!(files_under(&store.join("raw")).is_empty());
     assert!(files_under(&store.join(".tmp")).is_empty());
 }
@@ -534,16 +540,7 @@ fn a_backfilled_vast_payload_is_spooled_as_an_ingested_one() {
         "date=2024-10-07/backfill-vastai-vastai__20241007T00",
     );
     assert_blob_of(&blob, &body, "backfill");
-    let kept: Vec<_> = files_under(&store.join("failed"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "gz"))
-        .collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&kept[0]).unwrap())
-        .read_to_end(&mut plain)
-        .unwrap();
-    assert!(plain == broken, "failed/ keeps the broken payload whole");
+    assert_failed_payload(&store, &broken, "backfill");
     assert!(files_under(&store.join(".tmp")).is_empty());
 
     // The same file ingested: the same rows, but for the feed's name.
