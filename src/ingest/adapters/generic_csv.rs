@@ -25,6 +25,16 @@
 //! and `offers` (the offers a group row summarises, stored as `group_offers`; `price`
 //! is then the group's median). A `country` cell that is not an ISO 3166-1 alpha-2
 //! code (e.g. `global`) states no country.
+//!
+//! A list whose rows differ in currency or unit (e.g. cn-rental-quotes: CNY per
+//! card-hour beside USD per instance-hour) names them as `[columns]` `currency` and
+//! `price_unit`; the keys of the same name are then optional, the value of a row
+//! whose cell is empty. A cell that is not an ISO 4217 code or a known unit rejects
+//! its row (`bad_field`), naming the line and column. A list that writes the
+//! instance type into the GPU cell (`NVIDIA A10G (g5.12xlarge)`) sets
+//! `instance_in_gpu = true`: a last parenthesised part that holds a dot and no space
+//! is the row's instance type (looked up in tables/instances.csv) and the rest its GPU
+//! name; `RTX 5090 (32GB)` is left whole.
 
 use serde::Deserialize;
 
@@ -34,11 +44,15 @@ use crate::model::{ParseReject, Parsed, PriceClass, PriceUnit, RawOffer};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Keys {
-    currency: String,
-    price_unit: String,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    price_unit: Option<String>,
     price_class: String,
     #[serde(default)]
     country: Option<String>,
+    #[serde(default)]
+    instance_in_gpu: bool,
     columns: Fields,
 }
 
@@ -70,6 +84,10 @@ pub(super) struct Fields {
     pub(super) price_class: Option<String>,
     #[serde(default)]
     pub(super) offers: Option<String>,
+    #[serde(default)]
+    pub(super) currency: Option<String>,
+    #[serde(default)]
+    pub(super) price_unit: Option<String>,
 }
 
 impl Fields {
@@ -80,6 +98,8 @@ impl Fields {
             ("provider", &self.provider),
             ("price_class", &self.price_class),
             ("offers", &self.offers),
+            ("currency", &self.currency),
+            ("price_unit", &self.price_unit),
         ]
         .into_iter()
         .find(|(_, v)| v.is_some())
@@ -106,11 +126,26 @@ fn row_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, AdapterError> {
 }
 
 pub struct GenericCsv {
-    currency: String,
-    unit: PriceUnit,
+    /// The feed's currency and unit: those of a row whose column is absent or empty.
+    currency: Option<String>,
+    unit: Option<PriceUnit>,
     class: PriceClass,
     country: Option<String>,
+    instance_in_gpu: bool,
     columns: Fields,
+}
+
+/// A GPU cell split into the GPU name and the instance type written after it in
+/// parentheses (`NVIDIA A10G (g5.12xlarge)`); a cell whose last parenthesised part
+/// has no dot or has a space (`RTX 5090 (32GB)`) is all name.
+fn split_instance(cell: &str) -> (&str, Option<&str>) {
+    let split = cell.strip_suffix(')').and_then(|s| s.rsplit_once('('));
+    match split {
+        Some((name, inner)) if inner.contains('.') && !inner.contains(char::is_whitespace) => {
+            (name.trim_end(), Some(inner))
+        }
+        _ => (cell, None),
+    }
 }
 
 /// Check an ISO 4217 code's shape.
@@ -150,8 +185,12 @@ pub fn known_class(s: &str) -> Result<PriceClass, AdapterError> {
 
 pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     let k: Keys = adapter_keys(keys)?;
-    check_currency(&k.currency)?;
-    let unit = known_unit(&k.price_unit)?;
+    let currency = per_row_default("currency", k.currency, &k.columns.currency)?;
+    if let Some(c) = &currency {
+        check_currency(c)?;
+    }
+    let unit = per_row_default("price_unit", k.price_unit, &k.columns.price_unit)?;
+    let unit = unit.as_deref().map(known_unit).transpose()?;
     if k.columns.gpu.is_none() && k.columns.instance_type.is_none() {
         return Err(AdapterError::Keys(
             "[columns] needs `gpu` or `instance_type` (looked up in tables/instances.csv)".into(),
@@ -159,24 +198,56 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
     }
     let class = known_class(&k.price_class)?;
     Ok(Box::new(GenericCsv {
-        currency: k.currency,
+        currency,
         unit,
         class,
         country: k.country,
+        instance_in_gpu: k.instance_in_gpu,
         columns: k.columns,
     }))
 }
 
-/// The optional per-row columns of group rows.
+/// A key that a `[columns]` entry of the same name may stand in for: required
+/// unless the column is named, when it is the value of a row whose cell is empty.
+fn per_row_default(
+    key: &str,
+    value: Option<String>,
+    column: &Option<String>,
+) -> Result<Option<String>, AdapterError> {
+    if value.is_none() && column.is_none() {
+        return Err(AdapterError::Keys(format!(
+            "missing key `{key}` (or a `[columns]` `{key}` naming a column that holds it per row)"
+        )));
+    }
+    Ok(value)
+}
+
+/// The optional per-row columns of group rows and mixed lists.
 struct GroupCols {
     date: Option<usize>,
     provider: Option<usize>,
     class: Option<usize>,
     offers: Option<usize>,
+    currency: Option<usize>,
+    unit: Option<usize>,
 }
 
 impl GroupCols {
-    /// Fill the offer from the row's date, provider, class and group size cells.
+    /// The per-row field (`currency` or `price_unit`) a row leaves empty where the feed
+    /// gives no default.
+    fn unstated(&self, rec: &csv::StringRecord, feed: &GenericCsv) -> Option<&'static str> {
+        let empty = |i: Option<usize>| {
+            i.and_then(|i| rec.get(i))
+                .is_none_or(|s| s.trim().is_empty())
+        };
+        if feed.currency.is_none() && empty(self.currency) {
+            return Some("currency");
+        }
+        (feed.unit.is_none() && empty(self.unit)).then_some("price_unit")
+    }
+
+    /// Fill the offer from the row's date, provider, class, group size, currency and
+    /// unit cells.
     fn apply(&self, rec: &csv::StringRecord, o: &mut RawOffer) -> Result<(), AdapterError> {
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(str::trim);
         if let Some(d) = get(self.date) {
@@ -187,6 +258,13 @@ impl GroupCols {
         }
         if let Some(c) = get(self.class) {
             o.price_class = known_class(c).map_err(|e| e.at("column price_class"))?;
+        }
+        if let Some(c) = get(self.currency).filter(|c| !c.is_empty()) {
+            check_currency(c).map_err(|e| e.at("column currency"))?;
+            o.currency = c.into();
+        }
+        if let Some(u) = get(self.unit).filter(|u| !u.is_empty()) {
+            o.price_unit = known_unit(u).map_err(|e| e.at("column price_unit"))?;
         }
         if let Some(n) = get(self.offers).filter(|n| !n.is_empty()) {
             let n: f64 = n.parse().ok().filter(|n: &f64| *n >= 1.0).ok_or_else(|| {
@@ -236,6 +314,8 @@ impl Cols {
                 provider: col(&c.provider, "provider")?,
                 class: col(&c.price_class, "price_class")?,
                 offers: col(&c.offers, "offers")?,
+                currency: col(&c.currency, "currency")?,
+                unit: col(&c.price_unit, "price_unit")?,
             },
         })
     }
@@ -253,7 +333,12 @@ impl GenericCsv {
         let c = &self.columns;
         let get = |idx: usize| rec.get(idx).map(str::trim).unwrap_or("");
         let opt = |idx: Option<usize>| idx.map(get).filter(|s| !s.is_empty()).map(str::to_string);
-        let name = k.gpu.map(get).unwrap_or("").to_string();
+        let cell = k.gpu.map(get).unwrap_or("");
+        let (name, instance) = match self.instance_in_gpu {
+            true => split_instance(cell),
+            false => (cell, None),
+        };
+        let name = name.to_string();
         let id = opt(k.offer_id).unwrap_or_else(|| format!("line{line}"));
         let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, AdapterError> {
             let Some(s) = idx.map(get).filter(|s| !s.is_empty()) else {
@@ -288,11 +373,23 @@ impl GenericCsv {
         .map(Into::into);
         o.gpu_count = n;
         o.gpu_memory_gb = k.memory.and_then(|m| get(m).parse().ok());
-        o.instance_type = opt(k.instance).map(Into::into);
+        o.instance_type = opt(k.instance)
+            .or(instance.map(str::to_string))
+            .map(Into::into);
         o.price_class = self.class;
         o.price = p;
-        o.currency = self.currency.clone().into();
-        o.price_unit = self.unit.clone();
+        if let Some(c) = &self.currency {
+            o.currency = c.clone().into();
+        }
+        if let Some(u) = &self.unit {
+            o.price_unit = u.clone();
+        }
+        if let Some(missing) = k.group.unstated(rec, self) {
+            let detail = format!(
+                "line {line}: column {missing}: empty, and the feed has no key `{missing}`"
+            );
+            return Err(reject(o.offer_id.into(), o.gpu_name_raw.into(), detail));
+        }
         match k.group.apply(rec, &mut o) {
             Ok(()) => Ok(o),
             Err(detail) => Err(reject(
@@ -399,6 +496,111 @@ mod tests {
             "2026-05-11,vast.ai,RTX_4090,CN,spot,0.36,0",
             Err("column offers"),
         );
+    }
+
+    /// Parse `csv` with a feed whose `[columns]` name currency, unit and the GPU cell
+    /// (with its instance type); `keys` adds feed keys (defaults, `instance_in_gpu`).
+    fn parse_mixed(keys: &str, csv: &str) -> Parsed {
+        let feed = crate::ingest::feed::parse_feed(
+            std::path::Path::new("/feeds/quotes.toml"),
+            &format!(
+                "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 'quotes'\n\
+                 price_class = 'on_demand'\n{keys}\n[columns]\ngpu = 'gpu'\n\
+                 price = 'price'\ncurrency = 'currency'\nprice_unit = 'unit'\n"
+            ),
+        )
+        .unwrap();
+        super::super::parse_page(feed.adapter.as_ref(), "quotes", "", csv).unwrap()
+    }
+
+    /// (GPU name, instance type, currency, unit) of a stored row.
+    type Mixed<'a> = (&'a str, Option<&'a str>, &'a str, &'a str);
+
+    /// One row of `gpu,price,currency,unit` → its stored fields, or the reject detail.
+    fn check_mixed(keys: &str, row: &str, expected: Result<Mixed, &str>) {
+        let p = parse_mixed(keys, &format!("gpu,price,currency,unit\n{row}\n"));
+        match (p.offers.rows().first(), p.rejects.first(), expected) {
+            (Some(o), None, Ok((name, instance, currency, unit))) => {
+                let got = (
+                    o.gpu_name_raw.as_str(),
+                    o.instance_type.as_deref(),
+                    o.currency.as_str(),
+                    Some(o.price_unit.clone()),
+                );
+                let want = (name, instance, currency, PriceUnit::parse(unit));
+                assert_eq!(got, want, "{row}");
+            }
+            (None, Some(r), Err(want)) => {
+                assert_eq!(r.reason, "bad_field", "{row}");
+                assert!(r.detail.contains(want), "{row}: {}", r.detail);
+            }
+            (o, r, e) => panic!("{row}: got {o:?} / {r:?}, expected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_of_mixed_currency_unit_and_instance() {
+        let split = "instance_in_gpu = true";
+        check_mixed(
+            split,
+            "NVIDIA A10G (g5.12xlarge),5.672,USD,instance-hour",
+            Ok(("NVIDIA A10G", Some("g5.12xlarge"), "USD", "instance-hour")),
+        );
+        check_mixed(
+            split,
+            "H20,7.5,CNY,gpu-hour",
+            Ok(("H20", None, "CNY", "gpu-hour")),
+        );
+        // A size in parentheses is part of the name, not an instance type.
+        check_mixed(
+            split,
+            "RTX 5090 (32GB),3.03,CNY,gpu-hour",
+            Ok(("RTX 5090 (32GB)", None, "CNY", "gpu-hour")),
+        );
+        // Without the key the cell is all name.
+        check_mixed(
+            "",
+            "NVIDIA A10G (g5.12xlarge),5.672,USD,instance-hour",
+            Ok(("NVIDIA A10G (g5.12xlarge)", None, "USD", "instance-hour")),
+        );
+        // An empty cell takes the feed's key; without one the row is rejected.
+        check_mixed(
+            "currency = 'CNY'\nprice_unit = 'instance-month'",
+            "A800,6.23,,",
+            Ok(("A800", None, "CNY", "instance-month")),
+        );
+        check_mixed(
+            "",
+            "A800,6.23,,gpu-hour",
+            Err("line 2: column currency: empty"),
+        );
+        check_mixed(
+            "",
+            "A800,6.23,CNY,",
+            Err("line 2: column price_unit: empty"),
+        );
+        check_mixed("", "A800,6.23,yuan,gpu-hour", Err("column currency"));
+        check_mixed("", "A800,6.23,CNY,per-card", Err("column price_unit"));
+    }
+
+    #[test]
+    fn currency_and_unit_need_a_key_or_a_column() {
+        let feed = |keys: &str| {
+            crate::ingest::feed::parse_feed(
+                std::path::Path::new("/feeds/q.toml"),
+                &format!(
+                    "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 'q'\n\
+                     price_class = 'on_demand'\n{keys}\n[columns]\ngpu = 'g'\nprice = 'p'\n"
+                ),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        assert!(feed("currency = 'USD'\nprice_unit = 'gpu-hour'").is_ok());
+        let e = feed("price_unit = 'gpu-hour'").unwrap_err();
+        assert!(e.contains("missing key `currency`"), "{e}");
+        let e = feed("currency = 'USD'").unwrap_err();
+        assert!(e.contains("missing key `price_unit`"), "{e}");
     }
 
     #[test]
