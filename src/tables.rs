@@ -775,6 +775,9 @@ mod tests {
             ("aws", "aws"),
             ("massed compute", "massed_compute"),
             (" Build  AI ", "build_ai"),
+            ("AWS China (Ningxia, operated by NWCD)", "aws"),
+            ("AWS China (Beijing local zone, Sinnet)", "aws"),
+            ("优云智算 Compshare (UCloud)", "compshare"),
         ] {
             check_provider(name, id);
         }

@@ -1,5 +1,5 @@
 //! Tests on the real public data in `../shared/data` (SkyPilot catalogues, Alibaba and
-//! Tencent CNY list prices, ECB rates). A user's clone has no `../shared`: these tests
+//! Tencent CNY list prices, the 2025-2026 China quotes, ECB rates). A user's clone has no `../shared`: these tests
 //! then print SKIPPED and pass, unless `GPURENT_REQUIRE_SHARED=1` (set by `.ci/run`),
 //! which makes a missing directory a failure.
 
@@ -103,7 +103,12 @@ async fn skypilot_aws_backfill() {
 /// ECB USD and CNY per EUR on the latest date on or before `date`, read straight from
 /// the CSV (independent of gpurent's as-of join).
 fn ecb(data: &Path, date: &str) -> (String, f64, f64) {
-    let mut rdr = csv::Reader::from_path(data.join("ecb-fx/eurofxref-hist.csv")).unwrap();
+    ecb_from(data, "eurofxref-hist.csv", date)
+}
+
+/// [`ecb`] from the ECB file `file` of `ecb-fx/`.
+fn ecb_from(data: &Path, file: &str, date: &str) -> (String, f64, f64) {
+    let mut rdr = csv::Reader::from_path(data.join("ecb-fx").join(file)).unwrap();
     let h = rdr.headers().unwrap().clone();
     let (iu, ic) = (
         h.iter().position(|x| x == "USD").unwrap(),
@@ -183,6 +188,150 @@ async fn china_vs_us_a100_80gb_june_2023() {
         us_usd,
         cn_usd / us_usd,
         cn_ex / us_usd
+    );
+}
+
+/// The rows of cn-rental-quotes whose provider cell starts with `provider`, as maps
+/// from column to cell.
+fn quotes(data: &Path, provider: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut rdr = csv::Reader::from_path(data.join("cn-rental-quotes/quotes.csv")).unwrap();
+    let h = rdr.headers().unwrap().clone();
+    rdr.records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[1].starts_with(provider))
+        .map(|r| {
+            h.iter()
+                .map(String::from)
+                .zip(r.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// The one stored offer that matches `conds` and was observed on `day`, as a
+/// one-row frame.
+fn stored(
+    offers: &polars::prelude::DataFrame,
+    conds: &[(&str, &str)],
+    day: &str,
+) -> polars::prelude::DataFrame {
+    let rows = rows_where(offers, conds);
+    let at = rows.column("observed_at").unwrap();
+    let days: Vec<usize> = (0..rows.height())
+        .filter(|&i| at.get(i).unwrap().to_string().starts_with(day))
+        .collect();
+    assert_eq!(days.len(), 1, "{conds:?} on {day}");
+    rows.slice(days[0] as i64, 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn china_vs_us_aws_regions_and_compshare_2025() {
+    let Some(data) = shared_data() else { return };
+    let tmp = tempdir();
+    let store = Store::open(tmp.path());
+    let mut ecb_spec = spec_format("ecb_fx");
+    ecb_spec.provider = Some("ecb".into());
+    ecb_spec.at = Some("2026-10-30T00:00:00Z".parse().unwrap());
+    import(
+        &ecb_spec,
+        &[data.join("ecb-fx/eurofxref-hist-2026-10-30.csv")],
+        &store,
+    )
+    .await;
+    let out = import(
+        &spec_feed("cn-rental-quotes.toml", Some("2026-12-01T00:00:00Z")),
+        &[data.join("cn-rental-quotes/quotes.csv")],
+        &store,
+    )
+    .await;
+    let offers = read_all(&tmp.path().join("offers")).unwrap();
+    let rejects = read_all(&tmp.path().join("rejects")).unwrap();
+    let (kept, rejected, _) = out[0].counts.unwrap();
+    assert_eq!(kept + rejected, 406, "every quote is stored or rejected");
+    assert_eq!((offers.height(), rejects.height()), (kept, rejected));
+
+    // Every AWS quote (China and us-east-1) is stored under provider aws with its model.
+    let aws = quotes(&data, "AWS");
+    assert_eq!(aws.len(), 321);
+    let stored_aws = rows_where(&offers, &[("provider", "aws")]);
+    assert_eq!(stored_aws.height(), aws.len());
+    assert!(str_col(&stored_aws, "gpu_model").iter().all(|m| [
+        "A100-SXM-40GB",
+        "A10G-24GB",
+        "T4-16GB",
+        "V100-SXM-16GB"
+    ]
+    .contains(&m.as_str())));
+
+    // p4d.24xlarge (8x A100 SXM4 40GB) on 2025-11-30, a Sunday: Friday's ECB rate.
+    let (fx_date, usd, cny) = ecb_from(&data, "eurofxref-hist-2026-10-30.csv", "2025-11-30");
+    assert_eq!(fx_date, "2025-11-28");
+    let quote = |region: &str, class: &str| -> f64 {
+        aws.iter()
+            .find(|q| {
+                q["date"] == "2025-11-30"
+                    && q["region"] == region
+                    && q["price_class"] == class
+                    && q["gpu_name"].contains("p4d.24xlarge")
+            })
+            .map(|q| q["price"].parse().unwrap())
+            .unwrap()
+    };
+    let at = |region: &str, class: &str| {
+        stored(
+            &offers,
+            &[
+                ("instance_type", "p4d.24xlarge"),
+                ("region", region),
+                ("price_class", class),
+            ],
+            "2025-11-30",
+        )
+    };
+    let price = |row: &polars::prelude::DataFrame| f64_col(row, "usd_per_gpu_hour")[0];
+    let (cn, us) = (
+        at("cn-northwest-1", "on_demand"),
+        at("us-east-1", "on_demand"),
+    );
+    assert_eq!(str_col(&cn, "bloc")[0], "CN");
+    assert_eq!(str_col(&us, "bloc")[0], "US");
+    assert_eq!(str_col(&cn, "gpu_model")[0], "A100-SXM-40GB");
+    let fx_day = cn.column("fx_date").unwrap().get(0).unwrap().to_string();
+    assert_eq!(fx_day, "2025-11-28");
+    let cn_usd = quote("cn-northwest-1", "on_demand") / 8.0 * usd / cny;
+    assert!(
+        (price(&cn) - cn_usd).abs() < 1e-9,
+        "{} vs {cn_usd}",
+        price(&cn)
+    );
+    let us_usd = quote("us-east-1", "on_demand") / 8.0;
+    assert!(
+        (price(&us) - us_usd).abs() < 1e-9,
+        "{} vs {us_usd}",
+        price(&us)
+    );
+    let reserved = price(&at("cn-northwest-1", "reserved"));
+    assert!((reserved - quote("cn-northwest-1", "reserved") / 8.0 * usd / cny).abs() < 1e-9);
+
+    // Compshare's per-card H20 price of 2025-10-01 (a Wednesday: that day's rate).
+    let (fx_date, usd10, cny10) = ecb_from(&data, "eurofxref-hist-2026-10-30.csv", "2025-10-01");
+    assert_eq!(fx_date, "2025-10-01");
+    let h20: f64 = quotes(&data, "优云智算")
+        .iter()
+        .find(|q| q["date"] == "2025-10-01" && q["gpu_name"] == "H20")
+        .map(|q| q["price"].parse().unwrap())
+        .unwrap();
+    let h20_row = stored(
+        &offers,
+        &[("provider", "compshare"), ("gpu_model", "H20-96GB")],
+        "2025-10-01",
+    );
+    assert_eq!(str_col(&h20_row, "bloc")[0], "CN");
+    assert!((price(&h20_row) - h20 * usd10 / cny10).abs() < 1e-9);
+    eprintln!(
+        "REAL DATA: A100-SXM-40GB p4d.24xlarge on 2025-11-30: AWS Ningxia {cn_usd:.4} vs us-east-1 {us_usd:.4} USD/GPU-h (ECB 2025-11-28), CN/US {:.3}; Compshare H20 {:.4} USD/GPU-h on 2025-10-01",
+        cn_usd / us_usd,
+        h20 * usd10 / cny10
     );
 }
 
