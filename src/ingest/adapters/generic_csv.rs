@@ -35,6 +35,13 @@
 //! `instance_in_gpu = true`: a last parenthesised part that holds a dot and no space
 //! is the row's instance type (looked up in tables/instances.csv) and the rest its GPU
 //! name; `RTX 5090 (32GB)` is left whole.
+//!
+//! A list without an offer id column but with repeated snapshots (one row per day and
+//! group, or per date and instance) names the columns that identify an offer:
+//! `offer_key = ["provider", "gpu_model", "region"]`. The row's id is their cells
+//! joined with `|`, so the same offer keeps its id from one date to the next and
+//! counts once per period (METHODOLOGY.md section 2); without it, a row's id is its
+//! line (`line42`), new in every snapshot.
 
 use serde::Deserialize;
 
@@ -88,6 +95,9 @@ pub(super) struct Fields {
     pub(super) currency: Option<String>,
     #[serde(default)]
     pub(super) price_unit: Option<String>,
+    /// Columns whose cells, joined with `|`, name an offer across snapshots.
+    #[serde(default)]
+    pub(super) offer_key: Option<Vec<String>>,
 }
 
 impl Fields {
@@ -104,6 +114,7 @@ impl Fields {
         .into_iter()
         .find(|(_, v)| v.is_some())
         .map(|(k, _)| k)
+        .or(self.offer_key.as_ref().map(|_| "offer_key"))
     }
 }
 
@@ -197,6 +208,9 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
         ));
     }
     let class = known_class(&k.price_class)?;
+    if k.columns.offer_key.as_ref().is_some_and(Vec::is_empty) {
+        return Err(AdapterError::key("columns.offer_key", "names no column"));
+    }
     Ok(Box::new(GenericCsv {
         currency,
         unit,
@@ -288,6 +302,8 @@ struct Cols {
     region: Option<usize>,
     country: Option<usize>,
     offer_id: Option<usize>,
+    /// The `offer_key` columns (empty without the key).
+    offer_key: Vec<usize>,
     memory: Option<usize>,
     instance: Option<usize>,
     group: GroupCols,
@@ -307,6 +323,12 @@ impl Cols {
             region: col(&c.region, "region")?,
             country: col(&c.country, "country")?,
             offer_id: col(&c.offer_id, "offer_id")?,
+            offer_key: c
+                .offer_key
+                .iter()
+                .flatten()
+                .map(|n| h.need(n, "(key `columns.offer_key`) is not in the CSV header"))
+                .collect::<Result<_, _>>()?,
             memory: col(&c.memory_gb, "memory_gb")?,
             instance: col(&c.instance_type, "instance_type")?,
             group: GroupCols {
@@ -339,7 +361,13 @@ impl GenericCsv {
             false => (cell, None),
         };
         let name = name.to_string();
-        let id = opt(k.offer_id).unwrap_or_else(|| format!("line{line}"));
+        let key = (!k.offer_key.is_empty()).then(|| {
+            let cells: Vec<&str> = k.offer_key.iter().map(|&i| get(i)).collect();
+            cells.join("|")
+        });
+        let id = opt(k.offer_id)
+            .or(key)
+            .unwrap_or_else(|| format!("line{line}"));
         let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, AdapterError> {
             let Some(s) = idx.map(get).filter(|s| !s.is_empty()) else {
                 return Ok(None);
@@ -581,6 +609,40 @@ mod tests {
         );
         check_mixed("", "A800,6.23,yuan,gpu-hour", Err("column currency"));
         check_mixed("", "A800,6.23,CNY,per-card", Err("column price_unit"));
+    }
+
+    #[test]
+    fn offer_key_names_an_offer_across_snapshots() {
+        let feed = |key: &str| {
+            crate::ingest::feed::parse_feed(
+                std::path::Path::new("/feeds/t.toml"),
+                &format!(
+                    "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 't'\ncurrency = 'USD'\n\
+                     price_unit = 'gpu-hour'\nprice_class = 'on_demand'\n[columns]\n\
+                     date = 'date'\ngpu = 'gpu'\ncountry = 'region'\nprice = 'price'\n{key}"
+                ),
+            )
+        };
+        let csv = "date,gpu,region,price\n2026-05-11,RTX_4090,CN,0.36\n\
+                   2026-05-11,RTX_4090,US,0.50\n2026-05-12,RTX_4090,CN,0.37\n";
+        let ids = |key: &str| -> Vec<String> {
+            let f = feed(key).unwrap();
+            let p = super::super::parse_page(f.adapter.as_ref(), "t", "", csv).unwrap();
+            p.offers.iter().map(|o| o.offer_id.to_string()).collect()
+        };
+        assert_eq!(
+            ids("offer_key = ['gpu', 'region']"),
+            ["RTX_4090|CN", "RTX_4090|US", "RTX_4090|CN"]
+        );
+        assert_eq!(ids(""), ["line2", "line3", "line4"]);
+        let e = feed("offer_key = []").err().unwrap().to_string();
+        assert!(
+            e.contains("offer_key") && e.contains("names no column"),
+            "{e}"
+        );
+        let f = feed("offer_key = ['gpu', 'host']").unwrap();
+        let e = super::super::parse_page(f.adapter.as_ref(), "t", "", csv).unwrap_err();
+        assert!(e.contains("host") && e.contains("offer_key"), "{e}");
     }
 
     #[test]
