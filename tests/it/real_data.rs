@@ -310,6 +310,20 @@ async fn china_vs_us_aws_regions_and_compshare_2025() {
         "{} vs {us_usd}",
         price(&us)
     );
+    // The same instance keeps its offer id across the three dated snapshots, so it
+    // counts once in a week that two of them span.
+    let ningxia = rows_where(
+        &offers,
+        &[
+            ("instance_type", "p4d.24xlarge"),
+            ("region", "cn-northwest-1"),
+            ("price_class", "on_demand"),
+        ],
+    );
+    let mut ids = str_col(&ningxia, "offer_id");
+    assert_eq!(ids.len(), 3);
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
     let reserved = price(&at("cn-northwest-1", "reserved"));
     assert!((reserved - quote("cn-northwest-1", "reserved") / 8.0 * usd / cny).abs() < 1e-9);
 
