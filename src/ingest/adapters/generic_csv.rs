@@ -102,7 +102,7 @@ pub(super) struct Fields {
 
 impl Fields {
     /// The `[columns]` keys only generic_csv reads, for adapters that must refuse them.
-    pub(super) fn group_keys_set(&self) -> Option<&'static str> {
+    pub(super) fn csv_only_key(&self) -> Option<&'static str> {
         [
             ("date", &self.date),
             ("provider", &self.provider),
@@ -666,12 +666,15 @@ mod tests {
     }
 
     #[test]
-    fn generic_json_refuses_group_columns() {
-        crate::ingest::feed::check_feed_keys(
-            "generic_json",
-            "x.json",
-            "currency = 'USD'\nprice_unit = 'gpu-hour'\nprice_class = 'spot'\n[pointers]\ngpu = '/g'\nprice = '/p'\ndate = '/d'",
-            Some("pointers.date"),
-        );
+    fn generic_json_refuses_csv_only_columns() {
+        for key in ["date", "currency", "offer_key"] {
+            let value = if key == "offer_key" { "['/a']" } else { "'/d'" };
+            crate::ingest::feed::check_feed_keys(
+                "generic_json",
+                "x.json",
+                &format!("currency = 'USD'\nprice_unit = 'gpu-hour'\nprice_class = 'spot'\n[pointers]\ngpu = '/g'\nprice = '/p'\n{key} = {value}"),
+                Some(&format!("pointers.{key}")),
+            );
+        }
     }
 }

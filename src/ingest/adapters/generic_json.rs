@@ -90,10 +90,10 @@ pub fn build(keys: toml::Table) -> Result<Box<dyn Adapter>, AdapterError> {
             check_pointer(ptr, &format!("pointers.{name}"))?;
         }
     }
-    if let Some(k) = p.group_keys_set() {
+    if let Some(k) = p.csv_only_key() {
         return Err(AdapterError::key(
             format!("pointers.{k}"),
-            "group rows are read by generic_csv only",
+            "is read by generic_csv only (group rows, mixed lists, offer keys)",
         ));
     }
     if p.gpu.is_none() && p.instance_type.is_none() {
