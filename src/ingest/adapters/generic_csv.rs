@@ -455,17 +455,27 @@ impl Adapter for GenericCsv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::FeedError;
+    use crate::ingest::feed::{parse_feed, Feed};
+
+    /// A generic_csv feed of provider `t` with `keys` (its other keys and `[columns]`).
+    fn feed(keys: &str) -> Result<Feed, FeedError> {
+        let text = format!("format = 'generic_csv'\nurl = 'x.csv'\nprovider = 't'\n{keys}");
+        parse_feed(std::path::Path::new("/feeds/t.toml"), &text)
+    }
+
+    /// `csv` read by the feed of `keys`.
+    fn parse_with(keys: &str, csv: &str) -> Result<Parsed, String> {
+        let f = feed(keys).unwrap();
+        super::super::parse_page(f.adapter.as_ref(), "t", "", csv)
+    }
 
     fn parse(csv: &str) -> Parsed {
-        let feed = crate::ingest::feed::parse_feed(
-            std::path::Path::new("/feeds/tracker.toml"),
-            "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 'tracker'\ncurrency = 'USD'\n\
-             price_unit = 'gpu-hour'\nprice_class = 'on_demand'\n[columns]\ndate = 'date'\n\
-             provider = 'provider'\ngpu = 'gpu_model'\ncountry = 'region'\n\
-             price_class = 'rental_type'\nprice = 'price_median_usd'\noffers = 'n_offers'\n",
-        )
-        .unwrap();
-        super::super::parse_page(feed.adapter.as_ref(), "tracker", "", csv).unwrap()
+        let keys = "currency = 'USD'\nprice_unit = 'gpu-hour'\nprice_class = 'on_demand'\n\
+                    [columns]\ndate = 'date'\nprovider = 'provider'\ngpu = 'gpu_model'\n\
+                    country = 'region'\nprice_class = 'rental_type'\n\
+                    price = 'price_median_usd'\noffers = 'n_offers'\n";
+        parse_with(keys, csv).unwrap()
     }
 
     /// (provider, day, country, class, price, group offers) of a stored group row.
@@ -529,16 +539,11 @@ mod tests {
     /// Parse `csv` with a feed whose `[columns]` name currency, unit and the GPU cell
     /// (with its instance type); `keys` adds feed keys (defaults, `instance_in_gpu`).
     fn parse_mixed(keys: &str, csv: &str) -> Parsed {
-        let feed = crate::ingest::feed::parse_feed(
-            std::path::Path::new("/feeds/quotes.toml"),
-            &format!(
-                "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 'quotes'\n\
-                 price_class = 'on_demand'\n{keys}\n[columns]\ngpu = 'gpu'\n\
-                 price = 'price'\ncurrency = 'currency'\nprice_unit = 'unit'\n"
-            ),
-        )
-        .unwrap();
-        super::super::parse_page(feed.adapter.as_ref(), "quotes", "", csv).unwrap()
+        let keys = format!(
+            "price_class = 'on_demand'\n{keys}\n[columns]\ngpu = 'gpu'\nprice = 'price'\n\
+             currency = 'currency'\nprice_unit = 'unit'\n"
+        );
+        parse_with(&keys, csv).unwrap()
     }
 
     /// (GPU name, instance type, currency, unit) of a stored row.
@@ -613,21 +618,16 @@ mod tests {
 
     #[test]
     fn offer_key_names_an_offer_across_snapshots() {
-        let feed = |key: &str| {
-            crate::ingest::feed::parse_feed(
-                std::path::Path::new("/feeds/t.toml"),
-                &format!(
-                    "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 't'\ncurrency = 'USD'\n\
-                     price_unit = 'gpu-hour'\nprice_class = 'on_demand'\n[columns]\n\
-                     date = 'date'\ngpu = 'gpu'\ncountry = 'region'\nprice = 'price'\n{key}"
-                ),
+        let keys = |key: &str| {
+            format!(
+                "currency = 'USD'\nprice_unit = 'gpu-hour'\nprice_class = 'on_demand'\n\
+                 [columns]\ndate = 'date'\ngpu = 'gpu'\ncountry = 'region'\nprice = 'price'\n{key}"
             )
         };
         let csv = "date,gpu,region,price\n2026-05-11,RTX_4090,CN,0.36\n\
                    2026-05-11,RTX_4090,US,0.50\n2026-05-12,RTX_4090,CN,0.37\n";
         let ids = |key: &str| -> Vec<String> {
-            let f = feed(key).unwrap();
-            let p = super::super::parse_page(f.adapter.as_ref(), "t", "", csv).unwrap();
+            let p = parse_with(&keys(key), csv).unwrap();
             p.offers.iter().map(|o| o.offer_id.to_string()).collect()
         };
         assert_eq!(
@@ -635,26 +635,21 @@ mod tests {
             ["RTX_4090|CN", "RTX_4090|US", "RTX_4090|CN"]
         );
         assert_eq!(ids(""), ["line2", "line3", "line4"]);
-        let e = feed("offer_key = []").err().unwrap().to_string();
+        let e = feed(&keys("offer_key = []")).err().unwrap().to_string();
         assert!(
             e.contains("offer_key") && e.contains("names no column"),
             "{e}"
         );
-        let f = feed("offer_key = ['gpu', 'host']").unwrap();
-        let e = super::super::parse_page(f.adapter.as_ref(), "t", "", csv).unwrap_err();
+        let e = parse_with(&keys("offer_key = ['gpu', 'host']"), csv).unwrap_err();
         assert!(e.contains("host") && e.contains("offer_key"), "{e}");
     }
 
     #[test]
     fn currency_and_unit_need_a_key_or_a_column() {
         let feed = |keys: &str| {
-            crate::ingest::feed::parse_feed(
-                std::path::Path::new("/feeds/q.toml"),
-                &format!(
-                    "format = 'generic_csv'\nurl = 'x.csv'\nprovider = 'q'\n\
-                     price_class = 'on_demand'\n{keys}\n[columns]\ngpu = 'g'\nprice = 'p'\n"
-                ),
-            )
+            feed(&format!(
+                "price_class = 'on_demand'\n{keys}\n[columns]\ngpu = 'g'\nprice = 'p'\n"
+            ))
             .map(|_| ())
             .map_err(|e| e.to_string())
         };
