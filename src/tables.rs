@@ -308,13 +308,34 @@ impl GpuRegistry {
     /// `None` when no alias covers the name.
     pub fn resolve(&self, raw: &str, reported_memory_gb: Option<f64>) -> Option<String> {
         match self.lookup(raw)? {
-            Target::Model(i) => Some(self.models[*i].id.clone()),
+            Target::Model(i) => {
+                let named = &self.models[*i];
+                let by_memory = reported_memory_gb.and_then(|mem| self.sibling(named, mem));
+                Some(by_memory.unwrap_or(named).id.clone())
+            }
             Target::Partial {
                 family,
                 form,
                 memory_gb,
             } => Some(self.narrow(family, form.as_deref(), memory_gb.or(reported_memory_gb))),
         }
+    }
+
+    /// The model of `named`'s family and form whose memory matches `mem` (within
+    /// [`MEMORY_SNAP_TOLERANCE`], nearest first) when `named`'s own memory does not:
+    /// the source's reported memory outranks the memory a full name implies, so an
+    /// "RTX 4090" reported with 48 GB is the 48 GB board. `None` when the memory fits
+    /// `named` or no sibling fits it (the name is then kept).
+    fn sibling(&self, named: &GpuModel, mem: f64) -> Option<&GpuModel> {
+        let off = |m: &GpuModel| ((m.memory_gb - mem) / m.memory_gb).abs();
+        if mem <= 0.0 || off(named) <= MEMORY_SNAP_TOLERANCE {
+            return None;
+        }
+        self.models
+            .iter()
+            .filter(|m| m.family == named.family && m.form == named.form)
+            .filter(|m| off(m) <= MEMORY_SNAP_TOLERANCE)
+            .min_by(|a, b| off(a).total_cmp(&off(b)))
     }
 
     /// Like [`GpuRegistry::resolve`], but a name that means one model within this
