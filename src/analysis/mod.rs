@@ -184,6 +184,9 @@ pub struct WeeklyPoint {
 pub struct Coverage {
     /// Observations stored per feed.
     pub feeds: Vec<(String, u32)>,
+    /// Offers in force in the period per feed, sorted by feed: the sources of the
+    /// period's figures, including list prices observed before it that still stand.
+    pub in_force_feeds: Vec<(String, u32)>,
     /// Rejected offers per reason.
     pub rejects: Vec<(String, u32)>,
     /// Observations stored per provider.
@@ -586,6 +589,14 @@ pub fn coverage(
         cov.fractional += u32::from(s.fractional);
         cov.implausible += u32::from(!s.fractional && s.implausible);
     }
+    let mut in_force: BTreeMap<&str, u32> = BTreeMap::new();
+    for o in inf.standing(a, b) {
+        *in_force.entry(o.key.feed.as_str()).or_default() += 1;
+    }
+    cov.in_force_feeds = in_force
+        .into_iter()
+        .map(|(f, n)| (f.to_string(), n))
+        .collect();
     let mut stored = 0u32;
     if let Some(lf) = store.scan_offers(Some(from), Some(to))? {
         let df = collect(

@@ -15,9 +15,19 @@ use super::text::{label, short_label};
 const CN: usize = 0;
 const US: usize = 1;
 
+/// The feeds whose offers were in force in the week (not only those observed in it:
+/// a list price observed earlier still stands).
 fn sources(a: &WeekAnalysis) -> String {
-    let feeds: Vec<&str> = a.coverage.feeds.iter().map(|f| f.0.as_str()).collect();
-    format!("Sources: gpurent feeds {}", feeds.join(", "))
+    let feeds: Vec<&str> = a
+        .coverage
+        .in_force_feeds
+        .iter()
+        .map(|f| f.0.as_str())
+        .collect();
+    match feeds.is_empty() {
+        true => "Sources: no offer in force this week".into(),
+        false => format!("Sources: gpurent feeds {}", feeds.join(", ")),
+    }
 }
 
 /// The dates a line chart's x axis covers (its points and the shaded week), as a
@@ -124,6 +134,16 @@ fn caption(a: &WeekAnalysis, extra: &str) -> String {
     label(a.coverage.sample_data, &format!("{}. {extra}", sources(a)))
 }
 
+/// [`caption`] for a chart whose points reach before the week: the sources named are
+/// the week's; an earlier point's are the feeds in force in its own week.
+fn span_caption(a: &WeekAnalysis, extra: &str) -> String {
+    let s = format!(
+        "{} this week; earlier points, those of their weeks. {extra}",
+        sources(a)
+    );
+    label(a.coverage.sample_data, &s)
+}
+
 fn price_chart(a: &WeekAnalysis, model: &str) -> Chart {
     let sim = a.coverage.sample_data;
     let lines: Vec<Line> = [("CN", CN), ("US", US)]
@@ -144,7 +164,7 @@ fn price_chart(a: &WeekAnalysis, model: &str) -> Chart {
             sim,
             &format!("{model} on-demand, CN vs US, daily median, {span}"),
         ),
-        caption: caption(
+        caption: span_caption(
             a,
             "Lines: median of provider medians of the offers in force each day. Bands: p25 to p75 of those offers. Shaded: the report week.",
         ),
@@ -186,7 +206,7 @@ fn ratio_chart(a: &WeekAnalysis, both: &[String]) -> Option<Chart> {
             sim,
             &format!("CN/US ratio of daily on-demand medians, {span}"),
         ),
-        caption: caption(
+        caption: span_caption(
             a,
             "Below 1.0: cheaper in China. Ratio of medians in USD per GPU-hour. Shaded: the report week.",
         ),
@@ -263,7 +283,7 @@ fn availability_chart(a: &WeekAnalysis) -> Chart {
     let span = span_of(&lines, Some((a.from, a.to))).unwrap_or_default();
     Chart::Line(LineChart {
         title: short_label(sim, &format!("Offers in force per day by bloc, {span}")),
-        caption: caption(
+        caption: span_caption(
             a,
             "Each offer counts once a day, however often it was seen. Shaded: the report week.",
         ),
@@ -307,7 +327,7 @@ fn index_chart(a: &WeekAnalysis) -> Option<Chart> {
                 a.week
             ),
         ),
-        caption: caption(
+        caption: span_caption(
             a,
             "Chain-linked Jevons index over cells (provider x model x class) in force in both adjacent weeks.",
         ),
@@ -432,7 +452,7 @@ fn long_view_charts(a: &WeekAnalysis) -> Vec<(String, Chart)> {
                     sim,
                     &format!("{model} on-demand, CN vs US, weekly, {first} to {}", a.to),
                 ),
-                caption: caption(a, "Median of provider medians of the offers in force each week; gaps: no offer in force."),
+                caption: span_caption(a, "Median of provider medians of the offers in force each week; gaps: no offer in force."),
                 y_label: "USD per GPU-hour".into(),
                 lines,
                 y_from_zero: true,

@@ -309,6 +309,9 @@ fn text(s: impl Into<String>) -> Part {
 fn coverage_lines(a: &WeekAnalysis) -> Vec<Vec<Part>> {
     let c = &a.coverage;
     let mut out: Vec<Vec<Part>> = Vec::new();
+    for (f, n) in &c.in_force_feeds {
+        out.push(vec![text(format!("feed {f}: {n} offers in force"))]);
+    }
     for (f, n) in &c.feeds {
         out.push(vec![text(format!("feed {f}: {n} offer observations"))]);
     }

@@ -298,3 +298,44 @@ async fn a_week_without_china_data_says_so_first() {
     );
     assert!(a.ratios.is_empty() && a.provider_pairs.is_empty());
 }
+
+/// A list price observed in one week stands in the next, which observes nothing: that
+/// week's figures and charts name the feed of the offers in force, not an empty list
+/// of the feeds observed in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_of_standing_list_prices_names_their_feeds() {
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    let t0 = at("2024-05-10", 0);
+    snapshot(
+        tmp.path(),
+        &store,
+        "list-a",
+        "US",
+        t0,
+        &[("x", 2.0), ("y", 2.5)],
+    )
+    .await;
+    snapshot(tmp.path(), &store, "list-b", "CN", t0, &[("z", 1.5)]).await;
+    let a = analysis::analyse_week(&store, IsoWeek::parse("2024-W20").unwrap()).unwrap();
+    assert!(a.coverage.feeds.is_empty(), "{:?}", a.coverage.feeds);
+    let in_force: Vec<(&str, u32)> = a
+        .coverage
+        .in_force_feeds
+        .iter()
+        .map(|(f, n)| (f.as_str(), *n))
+        .collect();
+    assert_eq!(in_force, [("backfill-list-a", 2), ("backfill-list-b", 1)]);
+    let charts = gpurent::report::charts(&a);
+    assert!(!charts.is_empty());
+    for (name, c) in &charts {
+        let caption = match c {
+            gpurent::report::chart::Chart::Line(l) => &l.caption,
+            gpurent::report::chart::Chart::Bar(b) => &b.caption,
+        };
+        assert!(
+            caption.starts_with("Sources: gpurent feeds backfill-list-a, backfill-list-b"),
+            "{name}: {caption}"
+        );
+    }
+}
