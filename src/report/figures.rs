@@ -16,18 +16,15 @@ const CN: usize = 0;
 const US: usize = 1;
 
 /// The feeds whose offers were in force in the week (not only those observed in it:
-/// a list price observed earlier still stands).
-fn sources(a: &WeekAnalysis) -> String {
+/// a list price observed earlier still stands), `None` when no offer was.
+fn week_feeds(a: &WeekAnalysis) -> Option<String> {
     let feeds: Vec<&str> = a
         .coverage
         .in_force_feeds
         .iter()
         .map(|f| f.0.as_str())
         .collect();
-    match feeds.is_empty() {
-        true => "Sources: no offer in force this week".into(),
-        false => format!("Sources: gpurent feeds {}", feeds.join(", ")),
-    }
+    (!feeds.is_empty()).then(|| format!("gpurent feeds {}", feeds.join(", ")))
 }
 
 /// The dates a line chart's x axis covers (its points and the shaded week), as a
@@ -131,16 +128,21 @@ pub fn chart_set(a: &WeekAnalysis) -> (Vec<(String, Chart)>, Vec<String>) {
 }
 
 fn caption(a: &WeekAnalysis, extra: &str) -> String {
-    label(a.coverage.sample_data, &format!("{}. {extra}", sources(a)))
+    let sources = week_feeds(a).unwrap_or_else(|| "no offer in force this week".into());
+    label(
+        a.coverage.sample_data,
+        &format!("Sources: {sources}. {extra}"),
+    )
 }
 
 /// [`caption`] for a chart whose points reach before the week: the sources named are
 /// the week's; an earlier point's are the feeds in force in its own week.
 fn span_caption(a: &WeekAnalysis, extra: &str) -> String {
-    let s = format!(
-        "{} this week; earlier points, those of their weeks. {extra}",
-        sources(a)
-    );
+    let week = match week_feeds(a) {
+        Some(feeds) => format!("{feeds} this week"),
+        None => "no offer in force this week".into(),
+    };
+    let s = format!("Sources: {week}; earlier points, the feeds of their weeks. {extra}");
     label(a.coverage.sample_data, &s)
 }
 

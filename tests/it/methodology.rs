@@ -338,4 +338,21 @@ async fn a_week_of_standing_list_prices_names_their_feeds() {
             "{name}: {caption}"
         );
     }
+    // Weeks later nothing stands; a chart of the history still drawn says so.
+    let later = analysis::analyse_week(&store, IsoWeek::parse("2024-W40").unwrap()).unwrap();
+    assert!(later.coverage.in_force_feeds.is_empty());
+    let charts = gpurent::report::charts(&later);
+    assert!(!charts.is_empty(), "the long view is drawn");
+    for (name, c) in &charts {
+        let caption = match c {
+            gpurent::report::chart::Chart::Line(l) => &l.caption,
+            gpurent::report::chart::Chart::Bar(b) => &b.caption,
+        };
+        assert!(
+            caption.starts_with(
+                "Sources: no offer in force this week; earlier points, the feeds of their weeks."
+            ),
+            "{name}: {caption}"
+        );
+    }
 }
