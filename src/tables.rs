@@ -311,7 +311,7 @@ impl GpuRegistry {
             Target::Model(i) => {
                 let named = &self.models[*i];
                 let by_memory = reported_memory_gb.and_then(|mem| self.sibling(named, mem));
-                Some(by_memory.unwrap_or(named).id.clone())
+                Some(by_memory.unwrap_or_else(|| named.id.clone()))
             }
             Target::Partial {
                 family,
@@ -321,21 +321,18 @@ impl GpuRegistry {
         }
     }
 
-    /// The model of `named`'s family and form whose memory matches `mem` (within
-    /// [`MEMORY_SNAP_TOLERANCE`], nearest first) when `named`'s own memory does not:
+    /// The model of `named`'s family and form that `mem` fits when `named` does not:
     /// the source's reported memory outranks the memory a full name implies, so an
-    /// "RTX 4090" reported with 48 GB is the 48 GB board. `None` when the memory fits
-    /// `named` or no sibling fits it (the name is then kept).
-    fn sibling(&self, named: &GpuModel, mem: f64) -> Option<&GpuModel> {
-        let off = |m: &GpuModel| ((m.memory_gb - mem) / m.memory_gb).abs();
-        if mem <= 0.0 || off(named) <= MEMORY_SNAP_TOLERANCE {
+    /// "RTX 4090" reported with 48 GB is the 48 GB board. The family and form are
+    /// narrowed by the memory as a partial name's are ([`GpuRegistry::narrow`]);
+    /// `None` when `mem` fits `named`, or when narrowing ends at a coarser id (no
+    /// model fits, or several): the name is then kept.
+    fn sibling(&self, named: &GpuModel, mem: f64) -> Option<String> {
+        if fits(named, mem) {
             return None;
         }
-        self.models
-            .iter()
-            .filter(|m| m.family == named.family && m.form == named.form)
-            .filter(|m| off(m) <= MEMORY_SNAP_TOLERANCE)
-            .min_by(|a, b| off(a).total_cmp(&off(b)))
+        let id = self.narrow(&named.family, Some(&named.form), Some(mem));
+        self.model(&id).is_some().then_some(id)
     }
 
     /// Like [`GpuRegistry::resolve`], but a name that means one model within this
@@ -367,7 +364,7 @@ impl GpuRegistry {
             let within: Vec<&GpuModel> = candidates
                 .iter()
                 .copied()
-                .filter(|m| ((m.memory_gb - mem) / m.memory_gb).abs() <= MEMORY_SNAP_TOLERANCE)
+                .filter(|m| fits(m, mem))
                 .collect();
             if let Some(nearest) = within
                 .iter()
@@ -403,6 +400,11 @@ impl GpuRegistry {
         }
         id
     }
+}
+
+/// `mem` GB is model `m`'s memory, within [`MEMORY_SNAP_TOLERANCE`].
+fn fits(m: &GpuModel, mem: f64) -> bool {
+    ((m.memory_gb - mem) / m.memory_gb).abs() <= MEMORY_SNAP_TOLERANCE
 }
 
 fn fmt_mem(m: f64) -> String {
