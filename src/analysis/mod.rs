@@ -571,10 +571,11 @@ pub fn daily(
     Ok(daily_points(&inf, from, to, cfg))
 }
 
-/// Coverage of dates `from..=to`.
+/// Coverage of dates `from..=to`; `standing` holds the offers in force in them.
 pub fn coverage(
     store: &Store,
     inf: &InForce,
+    standing: &[Standing],
     from: NaiveDate,
     to: NaiveDate,
     thin_cells: u32,
@@ -590,7 +591,7 @@ pub fn coverage(
         cov.implausible += u32::from(!s.fractional && s.implausible);
     }
     let mut in_force: BTreeMap<&str, u32> = BTreeMap::new();
-    for o in inf.standing(a, b) {
+    for o in standing {
         *in_force.entry(o.key.feed.as_str()).or_default() += 1;
     }
     cov.in_force_feeds = in_force
@@ -953,7 +954,7 @@ fn analyse(
         .collect();
     daily.extend(daily_points(inf, daily_from.max(scanned.monday()), to, cfg));
     let thin = rows.iter().filter(|r| r.thin).count() as u32;
-    let coverage = coverage(store, inf, from, to, thin)?;
+    let coverage = coverage(store, inf, &standing, from, to, thin)?;
     let (cells, long) = history(inf, scanned.monday(), to, cfg);
     past.cells.extend(cells);
     past.long.extend(long);
