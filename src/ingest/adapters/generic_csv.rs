@@ -343,6 +343,22 @@ impl Cols {
     }
 }
 
+impl Cols {
+    /// A row's offer id: its id cell; else its `offer_key` cells joined with `|`;
+    /// else its line (`line42`).
+    fn offer_id(&self, rec: &csv::StringRecord, line: usize) -> String {
+        let get = |i: usize| rec.get(i).map(str::trim).unwrap_or("");
+        if let Some(id) = self.offer_id.map(get).filter(|s| !s.is_empty()) {
+            return id.to_string();
+        }
+        if self.offer_key.is_empty() {
+            return format!("line{line}");
+        }
+        let cells: Vec<&str> = self.offer_key.iter().map(|&i| get(i)).collect();
+        cells.join("|")
+    }
+}
+
 impl GenericCsv {
     /// One row as an offer, or the reject saying which field was wrong.
     fn offer(
@@ -361,13 +377,7 @@ impl GenericCsv {
             false => (cell, None),
         };
         let name = name.to_string();
-        let key = (!k.offer_key.is_empty()).then(|| {
-            let cells: Vec<&str> = k.offer_key.iter().map(|&i| get(i)).collect();
-            cells.join("|")
-        });
-        let id = opt(k.offer_id)
-            .or(key)
-            .unwrap_or_else(|| format!("line{line}"));
+        let id = k.offer_id(rec, line);
         let num = |idx: Option<usize>, field: &str| -> Result<Option<f64>, AdapterError> {
             let Some(s) = idx.map(get).filter(|s| !s.is_empty()) else {
                 return Ok(None);
