@@ -70,8 +70,25 @@ pub fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// The file in a swap job that commits it: it lists the live directories, one a line.
+/// The file in a swap job that commits it: a header line ([`STORE_RELATIVE`]), then
+/// the live directories, one a line, relative to the store (the job's grandparent).
 const READY: &str = "ready";
+
+/// The first line of a `ready` file whose paths are relative to the store. A path as
+/// the writer was given it (`--store data`) means something else to a writer started
+/// in another directory, or in a container that mounts the store elsewhere; resolved
+/// there, a swap would move the new directories out of the store and delete the old
+/// ones with the job. A `ready` file without this line (an older writer's) is
+/// followed only where its paths are absolute.
+const STORE_RELATIVE: &str = "# paths relative to the store";
+
+/// The store a swap job belongs to: `job` is `<store>/.tmp/<name>`.
+fn job_store(job: &Path) -> Result<&Path, StoreError> {
+    job.parent().and_then(Path::parent).ok_or_else(|| {
+        let e = std::io::Error::other("a swap job must be inside <store>/.tmp/");
+        io(job)(e)
+    })
+}
 
 /// Replace each live directory `targets[i].0` by the freshly built `targets[i].1`.
 /// `job` is a new directory on the same filesystem (e.g. `<store>/.tmp/swap-x`) and
@@ -79,7 +96,15 @@ const READY: &str = "ready";
 /// point: before it a crash keeps every old directory (the job is deleted at the next
 /// start), after it [`recover_swaps`] finishes the swap.
 pub fn swap_dirs(job: &Path, targets: &[(PathBuf, PathBuf)]) -> Result<(), StoreError> {
-    let mut list = String::new();
+    commit_swap(job, targets)?;
+    finish_swap(job)
+}
+
+/// Move the built directories into the job's slots and write `ready`, naming each
+/// live directory relative to the store.
+fn commit_swap(job: &Path, targets: &[(PathBuf, PathBuf)]) -> Result<(), StoreError> {
+    let store = job_store(job)?;
+    let mut list = format!("{STORE_RELATIVE}\n");
     for (i, (live, new)) in targets.iter().enumerate() {
         let slot = job.join(format!("new-{i}"));
         if new != &slot {
@@ -89,11 +114,32 @@ pub fn swap_dirs(job: &Path, targets: &[(PathBuf, PathBuf)]) -> Result<(), Store
                 fs::create_dir_all(&slot).map_err(io(&slot))?;
             }
         }
-        list.push_str(&live.to_string_lossy());
+        let rel = live.strip_prefix(store).map_err(|_| {
+            io(live)(std::io::Error::other(
+                "a swapped directory must be inside the store",
+            ))
+        })?;
+        list.push_str(&rel.to_string_lossy());
         list.push('\n');
     }
-    write_atomic(&job.join(READY), list.as_bytes())?;
-    finish_swap(job)
+    write_atomic(&job.join(READY), list.as_bytes())
+}
+
+/// The live directories a committed job names, resolved against its store.
+fn ready_dirs(job: &Path, list: &str) -> Result<Vec<PathBuf>, StoreError> {
+    let store = job_store(job)?;
+    let mut lines = list.lines().peekable();
+    let relative = lines.next_if(|l| *l == STORE_RELATIVE).is_some();
+    lines
+        .map(|l| match Path::new(l) {
+            p if relative && p.is_relative() => Ok(store.join(p)),
+            p if !relative && p.is_absolute() => Ok(p.to_path_buf()),
+            _ => Err(io(&job.join(READY))(std::io::Error::other(format!(
+                "cannot tell where {l:?} is: an older writer named it relative to its own \
+                 working directory; finish or remove this swap job by hand"
+            )))),
+        })
+        .collect()
 }
 
 /// Finish a committed swap job, or delete an uncommitted one.
@@ -101,12 +147,8 @@ fn finish_swap(job: &Path) -> Result<(), StoreError> {
     let Ok(list) = fs::read_to_string(job.join(READY)) else {
         return fs::remove_dir_all(job).map_err(io(job));
     };
-    for (i, live) in list.lines().enumerate() {
-        let (live, new, old) = (
-            PathBuf::from(live),
-            job.join(format!("new-{i}")),
-            job.join(format!("old-{i}")),
-        );
+    for (i, live) in ready_dirs(job, &list)?.into_iter().enumerate() {
+        let (new, old) = (job.join(format!("new-{i}")), job.join(format!("old-{i}")));
         if !new.exists() {
             continue; // already swapped in
         }
@@ -145,4 +187,64 @@ pub fn recover_swaps(tmp_dir: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job committed by a writer that reached the store by one path (here through
+    /// a symlink, as `--store data` from one working directory, or a container's
+    /// mount) is finished by a writer that reaches it by another: the new directory
+    /// lands in the store and nothing is written where the first path pointed.
+    #[test]
+    fn a_committed_swap_finishes_inside_the_store_whatever_path_reached_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (real, alias) = (dir.path().join("real"), dir.path().join("alias"));
+        let day = |store: &Path| store.join("offers").join("date=2024-10-07");
+        fs::create_dir_all(day(&real)).unwrap();
+        fs::write(day(&real).join("old.parquet"), b"old").unwrap();
+        std::os::unix::fs::symlink(&real, &alias).unwrap();
+
+        let job = alias.join(".tmp").join("swap-compact");
+        fs::create_dir_all(job.join("stage")).unwrap();
+        fs::write(job.join("stage").join("new.parquet"), b"new").unwrap();
+        commit_swap(&job, &[(day(&alias), job.join("stage"))]).unwrap();
+        let ready = fs::read_to_string(job.join(READY)).unwrap();
+        assert_eq!(ready, format!("{STORE_RELATIVE}\noffers/date=2024-10-07\n"));
+
+        fs::remove_file(&alias).unwrap(); // that path means nothing to the next writer
+        recover_swaps(&real.join(".tmp")).unwrap();
+        let names: Vec<_> = fs::read_dir(day(&real))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["new.parquet"]);
+        assert!(
+            !alias.exists(),
+            "nothing was written where the old path pointed"
+        );
+        assert_eq!(fs::read_dir(real.join(".tmp")).unwrap().count(), 0);
+    }
+
+    /// An older writer's `ready` (no header): absolute paths are followed, a relative
+    /// one is refused and the job left for a person, never resolved against the
+    /// working directory.
+    #[test]
+    fn an_older_ready_file_is_followed_only_where_its_paths_are_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let job = store.join(".tmp").join("swap-renormalise");
+        fs::create_dir_all(job.join("new-0")).unwrap();
+        let live = store.join("offers");
+        fs::write(job.join(READY), format!("{}\n", live.display())).unwrap();
+        recover_swaps(&store.join(".tmp")).unwrap();
+        assert!(live.is_dir() && !job.exists());
+
+        fs::create_dir_all(job.join("new-0")).unwrap();
+        fs::write(job.join(READY), "data/rejects\n").unwrap();
+        let e = recover_swaps(&store.join(".tmp")).unwrap_err().to_string();
+        assert!(e.contains("by hand") && e.contains("ready"), "{e}");
+        assert!(job.join("new-0").is_dir(), "the job is kept");
+    }
 }
