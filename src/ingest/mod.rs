@@ -489,8 +489,10 @@ pub type Stored = (usize, Vec<(String, usize)>);
 /// Normalise a feed run's parsed offers and append them to `store`, a chunk of
 /// [`normalise::CHUNK_ROWS`] rows at a time through a [`crate::store::RunWriter`].
 /// When `raw` is given, the payload is archived under `raw/` (replacing an earlier
-/// one) after every chunk is written and just before the run is committed, so a
-/// failed normalise or write archives nothing. Returns the offers stored and the
+/// one): its blobs after every chunk is written, the hour naming them only once the
+/// run is committed, so a failed or crashed normalise, write or commit leaves no raw
+/// hour (at most blobs nobody names), and `renormalise` never rebuilds a run that was
+/// not stored. Returns the offers stored and the
 /// rejects by reason, or `None` when that feed and hour were already stored (nothing
 /// written).
 pub fn store_parsed(
@@ -530,13 +532,23 @@ pub fn store_parsed(
             .map_err(store_err)?;
     }
     drop(parsed);
-    if let Some(raw) = raw {
-        let meta = payload_meta(feed, at, &raw);
-        store
-            .write_raw(&feed.config.name, at, &feed.config.text, &meta, raw.pages)
-            .map_err(store_err)?;
-    }
+    // The payload's blobs first, the offers next, the hour naming the blobs last: a
+    // run that is not stored leaves no raw hour for `renormalise` to rebuild.
+    let kept = match raw {
+        Some(raw) => {
+            let kept = store.put_pages(raw.pages).map_err(store_err)?;
+            Some((payload_meta(feed, at, &raw), kept))
+        }
+        None => None,
+    };
     writer.commit().map_err(store_err)?;
+    if let Some((meta, kept)) = kept {
+        let name = &feed.config.name;
+        if let Err(e) = store.write_raw_hour(name, at, &feed.config.text, &meta, &kept) {
+            // The offers are stored; without the hour, renormalise keeps them as they are.
+            tracing::warn!(feed = %name, "the raw payload of {at} is not kept: {e}");
+        }
+    }
     Ok(Some((stored, rejected.into_iter().collect())))
 }
 

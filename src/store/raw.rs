@@ -68,6 +68,10 @@ pub struct LastPayload {
     pub validators: Validators,
 }
 
+/// A payload's pages kept as blobs and not yet named by an hour
+/// ([`Store::put_pages`], then [`Store::write_raw_hour`]).
+pub struct KeptPages(Vec<BlobRef>);
+
 /// One page of an hour, as `meta.json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BlobRef {
@@ -352,6 +356,15 @@ impl Store {
         meta: &serde_json::Value,
         pages: &[Page],
     ) -> Result<(), StoreError> {
+        let kept = self.put_pages(pages)?;
+        self.write_raw_hour(feed, at, feed_text, meta, &kept)
+    }
+
+    /// The first half of [`Store::write_raw`]: each page kept as a blob (or found
+    /// kept), named by no hour yet. A run stores its offers between the halves, so a
+    /// run that fails or crashes before its offers are in place leaves at most blobs
+    /// nobody names, never an hour `renormalise` would rebuild.
+    pub fn put_pages(&self, pages: &[Page]) -> Result<KeptPages, StoreError> {
         let mut refs = Vec::with_capacity(pages.len());
         for p in pages {
             let sha256 = match &p.spool {
@@ -363,8 +376,20 @@ impl Store {
                 label: p.label.clone(),
             });
         }
+        Ok(KeptPages(refs))
+    }
+
+    /// The second half of [`Store::write_raw`]: the hour's `.json` naming `kept`.
+    pub fn write_raw_hour(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        feed_text: &str,
+        meta: &serde_json::Value,
+        kept: &KeptPages,
+    ) -> Result<(), StoreError> {
         let mut hour = meta.clone();
-        hour["blobs"] = serde_json::to_value(&refs).expect("blob references serialise");
+        hour["blobs"] = serde_json::to_value(&kept.0).expect("blob references serialise");
         hour["feed_toml"] = feed_text.into();
         let folder = self
             .partition("raw", at.date_naive())

@@ -1150,3 +1150,55 @@ fn stray_temp_and_orphan_rejects_files_are_cleaned_under_the_lock() {
     assert_eq!(check_store(&store).height(), 6);
     assert!(std::fs::read_dir(store.join(".tmp")).map_or(true, |mut r| r.next().is_none()));
 }
+
+/// A run whose commit fails (here its rejects file cannot be put in place) is not
+/// stored, so it keeps no raw hour either: `renormalise` must not rebuild an hour
+/// that ingest reported as failed (found by a fault hunt: a full disk at the offers
+/// rename left the raw hour, and renormalise later stored all its offers).
+#[test]
+fn a_run_that_fails_at_its_commit_leaves_no_raw_hour() {
+    let tmp = tempdir();
+    let store = tmp.path().join("store");
+    // Made while the server answers, after the lock's clean-up: where the run's
+    // rejects file would go, a directory, so its rename fails.
+    let blocker = store.join("rejects/date=2024-10-07/vast__20241007T12.parquet");
+    let b = blocker.clone();
+    let srv = fault_server(move |_| {
+        std::fs::create_dir_all(&b).unwrap();
+        Fault::json(
+            br#"{"offers": [
+            {"id": 1, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": 2.5, "geolocation": "Texas, US"},
+            {"id": 2, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": -1, "geolocation": "Texas, US"}]}"#
+                .to_vec(),
+        )
+    });
+    std::fs::write(tmp.path().join("w.json"), vast_body(3)).unwrap();
+    let wide = tmp.path().join("w.json").display().to_string();
+    let f = feeds(
+        tmp.path(),
+        &[
+            ("vast", vast_feed(&srv.url("/v"), "")),
+            ("wide", vast_feed(&wide, "")),
+        ],
+    );
+    let (code, out, err) = ingest(&f, &store);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(line(&out, "vast").contains("FAILED"), "{out}");
+    assert!(
+        line(&out, "wide").contains("3 stored"),
+        "the other feed: {out}"
+    );
+    let raw = store.join("raw/date=2024-10-07");
+    assert!(!raw.join("vast__20241007T12.json").exists(), "no raw hour");
+    assert!(raw.join("wide__20241007T12.json").exists());
+
+    std::fs::remove_dir(&blocker).unwrap();
+    let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 runs rebuilt, 3 offers stored"), "{out}");
+    assert_eq!(
+        check_store(&store).height(),
+        3,
+        "only the stored run's offers"
+    );
+}
