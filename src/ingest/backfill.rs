@@ -99,8 +99,8 @@ pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
 }
 
 /// Store a parsed run; offers that carry their own observation day are stored as one
-/// run per day (at midnight, or at `at` on `at`'s own day). Parse rejects stay with
-/// `at`. `None` when every day was already stored.
+/// run per day (at midnight, or at `at` on `at`'s own day, stored last). Parse
+/// rejects stay with `at`. `None` when every day was already stored.
 pub fn store_by_day(
     feed: &Feed,
     parsed: Parsed,
@@ -125,9 +125,15 @@ pub fn store_by_day(
             .push(o);
     }
     let mut total: Option<Stored> = None;
-    for (day, part) in days {
-        // The run at `at` keeps the raw payload, even when none of its rows is of that
-        // day, so `renormalise` can rebuild every day from it.
+    // The run at `at` keeps the raw payload, even when none of its rows is of that
+    // day, so `renormalise` can rebuild every day from it. It is stored last: a
+    // re-run skips the file once that run is stored, so every other day must be in
+    // place before it (a crash or a failed write in between is finished by the
+    // re-run, each day already stored being skipped).
+    let (mine, others): (Vec<_>, Vec<_>) = days
+        .into_iter()
+        .partition(|(day, _)| *day == at.date_naive());
+    for (day, part) in others.into_iter().chain(mine) {
         let here = day == at.date_naive();
         if !here && part.offers.is_empty() && part.rejects.is_empty() {
             continue;
@@ -709,5 +715,57 @@ mod tests {
             );
             assert_eq!(provider_in_path(Path::new(p)).as_deref(), provider, "{p}");
         }
+    }
+
+    /// A file whose rows fall on several days: the run at `at` (which keeps the raw
+    /// payload and tells a re-run the file is imported) is stored after every other
+    /// day, so a write that fails on a later day leaves the file to be finished by
+    /// the re-run (found by a fault hunt: the re-run said "already imported" and the
+    /// later day's rows were never stored).
+    #[test]
+    fn the_run_at_at_is_stored_last_so_a_re_run_finishes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store"));
+        let text = include_str!("../../feeds/backfill/gpu-pricing-tracker-2026.toml");
+        let feed = feed::parse_feed(Path::new("tracker.toml"), text).unwrap();
+        let csv =
+            "date,provider,gpu_model,gpu_count,region,rental_type,price_median_usd,n_offers\n\
+                   2026-07-20,vast.ai,RTX 4090,1,US,on_demand,0.40,12\n\
+                   2026-07-21,vast.ai,RTX 4090,1,US,on_demand,0.41,11\n\
+                   2026-07-22,vast.ai,RTX 4090,1,US,on_demand,0.42,10\n";
+        let ctx = crate::ingest::adapters::ParseCtx {
+            feed: &feed.config.name,
+            provider: &feed.config.provider,
+        };
+        let parse = || {
+            feed.adapter
+                .parse(&Page::new("", csv.into()), &ctx)
+                .unwrap()
+        };
+        let at = "2026-07-21T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let (tables, fx) = (Tables::embedded(), load_fx(&store).unwrap());
+        // A file where the 07-22 partition folder would be: that day's write fails.
+        let blocker = dir.path().join("store/offers/date=2026-07-22");
+        std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+        std::fs::write(&blocker, b"").unwrap();
+        let first = store_by_day(&feed, parse(), at, &store, tables, &fx, None);
+        assert!(first.is_err(), "{first:?}");
+        assert!(
+            !store.has_run(&feed.config.name, at),
+            "the file is not imported yet"
+        );
+
+        std::fs::remove_file(&blocker).unwrap();
+        let again = store_by_day(&feed, parse(), at, &store, tables, &fx, None).unwrap();
+        assert_eq!(
+            again.map(|s| s.0),
+            Some(2),
+            "07-21 and 07-22; 07-20 was stored"
+        );
+        let day = |d: &str| {
+            let t = format!("{d}T00:00:00Z").parse::<DateTime<Utc>>().unwrap();
+            store.has_run(&feed.config.name, t)
+        };
+        assert!(day("2026-07-20") && day("2026-07-21") && day("2026-07-22"));
     }
 }
