@@ -665,15 +665,18 @@ pub fn heal_fx(
         let Ok(mut batch) = batch else {
             continue;
         };
+        // More offers convert now; or as many, but the stored rejects still list some
+        // (a healing that crashed between its two files).
         let before = store.run_offer_count(&run.feed, run.at)?;
-        match before {
-            Some(n) if batch.offers.height() > n => {
+        let rejects = store.run_reject_count(&run.feed, run.at)?;
+        match (before, rejects) {
+            (Some(n), Some(r)) if batch.offers.height() > n || batch.rejects.height() < r => {
                 store.rewrite_run(&run.feed, run.at, &mut batch.offers, &mut batch.rejects)?;
                 healed.runs += 1;
-                healed.offers += batch.offers.height() - n;
+                healed.offers += batch.offers.height().saturating_sub(n);
             }
-            None => healed.compacted += 1,
-            Some(_) => {}
+            (None, _) => healed.compacted += 1,
+            _ => {}
         }
     }
     if healed.runs + healed.compacted > 0 {

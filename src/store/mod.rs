@@ -492,7 +492,29 @@ impl Store {
         feed: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<usize>, StoreError> {
-        let path = self.file("offers", feed, at);
+        self.run_rows("offers", feed, at)
+    }
+
+    /// Rejects stored by one feed run (0 when it has no rejects file), `None` when
+    /// its offers are not a file of their own.
+    pub fn run_reject_count(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        if !self.file("offers", feed, at).exists() {
+            return Ok(None);
+        }
+        Ok(Some(self.run_rows("rejects", feed, at)?.unwrap_or(0)))
+    }
+
+    fn run_rows(
+        &self,
+        kind: &str,
+        feed: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let path = self.file(kind, feed, at);
         if !path.exists() {
             return Ok(None);
         }
@@ -504,7 +526,8 @@ impl Store {
 
     /// Replace one stored run's offers and rejects (FX healing: the same raw payload
     /// normalised with rates that arrived later). Each file is replaced by rename;
-    /// offers first, so a crash in between never loses an offer.
+    /// offers first, so a crash in between never loses an offer (it leaves the healed
+    /// offers beside the old rejects, which the next healing rewrites).
     pub fn rewrite_run(
         &self,
         feed: &str,

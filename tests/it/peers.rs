@@ -401,10 +401,14 @@ async fn offers_waiting_for_an_fx_rate_heal_when_it_arrives() {
     );
 
     // The ECB rates arrive an hour later, in a run of their own.
+    let rj = tmp
+        .path()
+        .join("store/rejects/date=2024-10-07/cncloud__20241007T12.parquet");
+    let waiting_rejects = std::fs::read(&rj).unwrap();
     let (name, text) = ecb_feed(&srv);
     let r = ingest(
         &tmp.path().join("b"),
-        &[(name, text)],
+        &[(name.clone(), text.clone())],
         &store,
         "2024-10-07T13:00:00Z",
     )
@@ -423,6 +427,33 @@ async fn offers_waiting_for_an_fx_rate_heal_when_it_arrives() {
         .map(|r| rows_where(&r, &[("reason", "missing_fx_rate")]).height())
         .unwrap_or(0);
     assert_eq!(waiting, 0, "no offer still waits for a rate");
+
+    // A healing that crashed between its two files: the healed offers beside the old
+    // rejects. The next rates heal the rejects too (found by a fault hunt: nothing
+    // did, so those offers were counted as stored and as rejected).
+    std::fs::write(&rj, waiting_rejects).unwrap();
+    let r2 = ingest(
+        &tmp.path().join("c"),
+        &[(name, text)],
+        &store,
+        "2024-10-07T14:00:00Z",
+    )
+    .await;
+    assert_eq!(
+        (r2.healed.runs, r2.healed.offers),
+        (1, 0),
+        "{:?}",
+        r2.healed
+    );
+    assert!(
+        !rj.exists(),
+        "the rejects file that listed healed offers is gone"
+    );
+    let again = read_all(&tmp.path().join("store/offers")).unwrap();
+    assert_eq!(
+        rows_where(&again, &[("feed", "cncloud")]).height(),
+        cn.height()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
