@@ -97,16 +97,46 @@ fn secret_parts(secret: Option<&str>) -> Vec<&str> {
     parts
 }
 
-/// `text` with every occurrence of the secret (and of its `id:key` parts) replaced.
+/// Every form in which a server may echo the secret's parts: as sent, JSON-escaped
+/// (with and without `\/` for `/`, as PHP's `json_encode` writes it) and
+/// percent-encoded (upper- and lower-case hex); longest first, so a longer form is
+/// replaced before a shorter one inside it.
+fn secret_forms(secret: Option<&str>) -> Vec<String> {
+    let mut forms = Vec::new();
+    for p in secret_parts(secret) {
+        let json = serde_json::to_string(p).expect("a string serialises");
+        let json = json[1..json.len() - 1].to_string();
+        forms.push(json.replace('/', "\\/"));
+        forms.extend([p.to_string(), json, percent(p, true), percent(p, false)]);
+    }
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    forms.dedup();
+    forms
+}
+
+/// `s` percent-encoded: every byte but the URL's unreserved characters as `%XX`.
+fn percent(s: &str, upper: bool) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ if upper => format!("%{b:02X}"),
+            _ => format!("%{b:02x}"),
+        })
+        .collect()
+}
+
+/// `text` with every form of the secret (and of its `id:key` parts) replaced.
 pub fn scrub(text: &str, secret: Option<&str>) -> String {
-    secret_parts(secret)
+    secret_forms(secret)
         .into_iter()
-        .fold(text.to_string(), |t, p| t.replace(p, REDACTED))
+        .fold(text.to_string(), |t, p| t.replace(&p, REDACTED))
 }
 
 /// Scrub a fetched body in place (bytes, so a non-UTF-8 body is scrubbed too).
 pub fn scrub_bytes(body: &mut Vec<u8>, secret: Option<&str>) {
-    for part in secret_parts(secret) {
+    for part in secret_forms(secret) {
         let p = part.as_bytes();
         if body.windows(p.len()).any(|w| w == p) {
             let mut out = Vec::with_capacity(body.len());
@@ -886,6 +916,17 @@ mod tests {
             "[redacted]",
         );
         check("ab:cd abc", Some("ab:cd"), "[redacted] abc");
+        // Echoed escaped (found by a fault hunt: a JSON `\/` got past, and the
+        // adapter's error then held the decoded key).
+        let key = Some("sk/Zq8TopSecret/9xY");
+        check(
+            r#"{"msg":"invalid sk\/Zq8TopSecret\/9xY"}"#,
+            key,
+            r#"{"msg":"invalid [redacted]"}"#,
+        );
+        check("?k=sk%2FZq8TopSecret%2F9xY&x=1", key, "?k=[redacted]&x=1");
+        check("?k=sk%2fZq8TopSecret%2f9xY", key, "?k=[redacted]");
+        check(r#"a\"b\\cdef"#, Some(r#"a"b\cdef"#), "[redacted]");
         check("no secret here", None, "no secret here");
         check("x marks x", Some("x"), "x marks x");
     }

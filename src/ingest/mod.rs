@@ -776,6 +776,20 @@ fn read_kept(last: &LastPayload) -> Result<Kept, String> {
     })
 }
 
+/// A parse's rejects with the feed's secret scrubbed from their texts: they quote
+/// what an adapter decoded from the body, where an escaped echo of the key that the
+/// body's scrub did not recognise would be a key in clear.
+fn scrub_rejects(parsed: &mut Parsed, secret: Option<&str>) {
+    if secret.is_none() {
+        return;
+    }
+    for r in &mut parsed.rejects {
+        for text in [&mut r.offer_id, &mut r.gpu_name_raw, &mut r.detail] {
+            *text = fetch::scrub(text, secret);
+        }
+    }
+}
+
 /// Parse and check every fetched payload; a failed one is quarantined. A large
 /// fetched body that parsed is spilled to the run's `spool` folder
 /// ([`spool::spill`]), so the payloads of all feeds are not held while each is
@@ -803,13 +817,16 @@ fn parse_all(
             }
         };
         match parse_checked(feed, &payload.pages) {
-            Ok(p) => {
+            Ok(mut p) => {
+                scrub_rejects(&mut p, f.secret.as_deref());
                 let mut payload = payload;
                 spill_all(&mut payload.pages, spool, &name);
                 parsed_runs.push((Arc::clone(feed), p, payload))
             }
             Err(e) => {
-                let msg = e.to_string();
+                // Scrubbed before it is written: an adapter's error may quote text
+                // it decoded from the body (an escaped echo of the key).
+                let msg = fetch::scrub(&e.to_string(), f.secret.as_deref());
                 let kept = quarantine(store, feed, at, &payload.pages, &msg);
                 let note = payload.note.map(|n| format!("; {n}")).unwrap_or_default();
                 outcomes.insert(name, Status::Failed(msg + &kept + &note));

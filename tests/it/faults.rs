@@ -1202,3 +1202,64 @@ fn a_run_that_fails_at_its_commit_leaves_no_raw_hour() {
         "only the stored run's offers"
     );
 }
+
+/// A key the server echoes escaped (JSON's `\/`, as PHP writes it, or
+/// percent-encoded) is scrubbed too: from the archived body, from what an adapter
+/// decoded into an error (kept in `failed/`) and into reject details (found by a
+/// fault hunt: `failed/.../meta.json` held the key in clear).
+#[test]
+fn escaped_echo_of_the_secret_is_scrubbed() {
+    const KEY: &str = "sk/live+7f3a/9c1e=5b2d";
+    let srv = fault_server(|r| {
+        let auth = r.header("authorization").unwrap_or("").to_string();
+        let json = auth.replace('/', "\\/");
+        let pct: String = auth
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        match r.path.as_str() {
+            "/lambda" => Fault::json(format!(
+                r#"{{"echo": "{json} {pct}", "data": {{
+                  "gpu_1x_h100": {{"instance_type": {{"name": "gpu_1x_h100", "description": "1x H100 (80 GB SXM5)", "gpu_description": "H100 (80 GB SXM5)", "price_cents_per_hour": 249, "specs": {{"gpus": 1}}}}, "regions_with_capacity_available": [{{"name": "us-east-1"}}]}},
+                  "x": {{"instance_type": {{"name": "{json}", "gpu_description": "{json} {pct}", "price_cents_per_hour": 100, "specs": {{"gpus": 1}}}}}}
+                }}}}"#
+            )),
+            _ => Fault::json(format!(
+                r#"{{"code": "AuthorizeFailed", "msg": "invalid token {json}"}}"#
+            )),
+        }
+    });
+    let tmp = tempdir();
+    let f = feeds(
+        tmp.path(),
+        &[
+            (
+                "lambda",
+                format!(
+                    "format = \"lambda\"\nurl = \"{}\"\nauth_env = \"FAULT_KEY\"\nretries = 0\n",
+                    srv.url("/lambda")
+                ),
+            ),
+            (
+                "autodl",
+                format!(
+                    "format = \"autodl\"\nurl = \"{}\"\nauth_env = \"FAULT_KEY\"\nretries = 0\npages = 1\npage_size = 10\n",
+                    srv.url("/autodl")
+                ),
+            ),
+        ],
+    );
+    let store = tmp.path().join("store");
+    let (code, out, err) = ingest_env(&f, &store, AT, &[("FAULT_KEY", KEY)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(line(&out, "lambda").contains("1 stored"), "{out}");
+    assert!(
+        line(&out, "autodl").contains("invalid token [redacted]"),
+        "{out}"
+    );
+    assert!(store.join("failed").is_dir() && store.join("rejects").is_dir());
+    assert_no_secret(KEY, &[&out, &err], &store);
+}
