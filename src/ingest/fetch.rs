@@ -50,15 +50,37 @@ pub const MAX_PAGES: usize = 1000;
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 10;
 
-/// The one HTTP client of a process. Redirects are followed only to URLs that pass
-/// the URL policy (a 302 to a plain-http address off loopback is an error).
+/// The HTTP client of a process for requests without a key. Redirects are followed
+/// only to URLs that pass the URL policy (a 302 to a plain-http address off loopback
+/// is an error).
 pub fn client() -> reqwest::Client {
+    build_client(false)
+}
+
+/// The client for requests that carry a feed's key: as [`client`], and a redirect
+/// that leaves the first request's origin (scheme, host, port) is refused, since
+/// reqwest drops only its own list of credential headers (`Authorization`,
+/// `Cookie`) on such a redirect and would send a key header (`X-API-KEY`,
+/// `X-Goog-Api-Key`) to the other host.
+fn keyed_client() -> &'static reqwest::Client {
+    static KEYED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    KEYED.get_or_init(|| build_client(true))
+}
+
+fn build_client(same_origin: bool) -> reqwest::Client {
     // reqwest is built without a default crypto provider; use ring (no C toolchain for
     // aws-lc). Installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let redirects = reqwest::redirect::Policy::custom(|a| {
+    let redirects = reqwest::redirect::Policy::custom(move |a| {
         if a.previous().len() >= MAX_REDIRECTS {
             return a.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        let first = a.previous().first().map(origin);
+        if same_origin && first.is_some_and(|o| o != origin(a.url())) {
+            let to = a.url().host_str().unwrap_or("").to_string();
+            return a.error(format!(
+                "redirect refused: it leaves the feed's server for {to} and the request carries the feed's key"
+            ));
         }
         match urlpolicy::check_url(a.url()) {
             Ok(()) => a.follow(),
@@ -71,6 +93,12 @@ pub fn client() -> reqwest::Client {
         .user_agent(concat!("gpurent/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("HTTP client configuration is static")
+}
+
+/// A URL's origin: scheme, host and port.
+fn origin(u: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
+    let host = u.host_str().map(str::to_string);
+    (u.scheme().to_string(), host, u.port_or_known_default())
 }
 
 /// The secret named by a feed's `auth_env`, if it has one and it is set.
@@ -699,6 +727,12 @@ async fn attempt_once(cx: Ctx<'_>, req: &Request, known: Option<&Validators>) ->
     }
     let Ok(method) = reqwest::Method::from_bytes(req.method.as_bytes()) else {
         return fail(format!("bad method {}", req.method));
+    };
+    // A request with the key goes through the client that keeps it on its server.
+    let client = if secret.is_some() {
+        keyed_client()
+    } else {
+        client
     };
     let mut rb = client
         .request(method, &req.url)

@@ -1263,3 +1263,55 @@ fn escaped_echo_of_the_secret_is_scrubbed() {
     assert!(store.join("failed").is_dir() && store.join("rejects").is_dir());
     assert_no_secret(KEY, &[&out, &err], &store);
 }
+
+/// A redirect that leaves the feed's server is not followed when the request
+/// carries the feed's key: reqwest drops `Authorization` on such a redirect but not
+/// a key header such as Shadeform's `X-API-KEY`, which the other host would get
+/// (found by a fault hunt). A feed without a key still follows it.
+#[test]
+fn a_keyed_request_never_follows_a_redirect_to_another_server() {
+    const KEY: &str = "shade-key-5b2d7f3a9c1e";
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let other = fault_server(move |r| {
+        s.lock()
+            .unwrap()
+            .push(r.header("x-api-key").unwrap_or("").to_string());
+        Fault::json(vast_body(2))
+    });
+    // The same loopback address by another name and port: another origin.
+    let elsewhere = other.url("/x").replace("127.0.0.1", "localhost");
+    let srv = fault_server(move |_| Fault::status(302, &[("Location", elsewhere.as_str())]));
+    let tmp = tempdir();
+    let f = feeds(
+        tmp.path(),
+        &[
+            (
+                "shade",
+                format!(
+                    "format = \"shadeform\"\nurl = \"{}\"\nauth_env = \"FAULT_KEY\"\nretries = 0\n",
+                    srv.url("/types")
+                ),
+            ),
+            ("vast", vast_feed(&srv.url("/v"), "")),
+        ],
+    );
+    let store = tmp.path().join("store");
+    let (code, out, err) = ingest_env(&f, &store, AT, &[("FAULT_KEY", KEY)]);
+    assert_eq!(code, 1, "{out}{err}");
+    let shade = line(&out, "shade");
+    assert!(
+        shade.contains("redirect refused") && shade.contains("key"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "vast").contains("2 stored"),
+        "keyless: followed: {out}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [""],
+        "only the keyless request got there"
+    );
+    assert_no_secret(KEY, &[&out, &err], &store);
+}
