@@ -408,7 +408,7 @@ async fn offers_waiting_for_an_fx_rate_heal_when_it_arrives() {
     let (name, text) = ecb_feed(&srv);
     let r = ingest(
         &tmp.path().join("b"),
-        &[(name.clone(), text.clone())],
+        &[(name, text.clone())],
         &store,
         "2024-10-07T13:00:00Z",
     )
