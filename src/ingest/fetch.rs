@@ -393,11 +393,18 @@ async fn spool_recorded(feed: &str, path: &Path, dir: &Path) -> Result<Vec<Page>
         let (src, d) = (file.clone(), dir.to_path_buf());
         let spooled = tokio::task::spawn_blocking(move || spool::spool_file(&src, &d))
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            .map_err(|source| FeedError::ReadPayload {
-                feed: feed.to_string(),
-                path: file,
-                source,
+            .unwrap_or_else(|e| Err(spool::SpoolFileError::Read(std::io::Error::other(e))))
+            .map_err(|e| match e {
+                spool::SpoolFileError::Read(source) => FeedError::ReadPayload {
+                    feed: feed.to_string(),
+                    path: file,
+                    source,
+                },
+                // The store's side (a full disk), not the recorded file.
+                spool::SpoolFileError::Write(path, source) => FeedError::Store {
+                    feed: feed.to_string(),
+                    source: crate::error::StoreError::Io { path, source },
+                },
             })?;
         pages.push(Page {
             label,

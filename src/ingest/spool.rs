@@ -164,12 +164,21 @@ fn write_gz<C: AsRef<[u8]>>(
     }
 }
 
+/// Why a recorded payload was not spooled: its file could not be read, or the spool
+/// file (at the path given) could not be written, e.g. the store's disk is full.
+#[derive(Debug)]
+pub enum SpoolFileError {
+    Read(io::Error),
+    Write(PathBuf, io::Error),
+}
+
 /// Spool a recorded payload file: read a chunk at a time, hashed and gzipped into a
 /// new spool file in `dir`, as a live body is spooled while it arrives, so the
 /// payload is never in memory whole. On an error no spool file is left.
-pub fn spool_file(src: &Path, dir: &Path) -> io::Result<Spooled> {
-    let mut file = File::open(src)?;
-    let chunks = std::iter::from_fn(move || {
+pub fn spool_file(src: &Path, dir: &Path) -> Result<Spooled, SpoolFileError> {
+    let mut file = File::open(src).map_err(SpoolFileError::Read)?;
+    let read_failed = std::cell::RefCell::new(None);
+    let chunks = std::iter::from_fn(|| {
         let mut chunk = vec![0; 1 << 20];
         match io::Read::read(&mut file, &mut chunk) {
             Ok(0) => None,
@@ -177,10 +186,18 @@ pub fn spool_file(src: &Path, dir: &Path) -> io::Result<Spooled> {
                 chunk.truncate(n);
                 Some(Ok(chunk))
             }
-            Err(e) => Some(Err(e)),
+            Err(e) => {
+                let stop = io::Error::new(e.kind(), "reading the payload failed");
+                *read_failed.borrow_mut() = Some(e);
+                Some(Err(stop))
+            }
         }
     });
-    write_gz(dir, spool_path(dir), chunks)
+    let path = spool_path(dir);
+    write_gz(dir, path.clone(), chunks).map_err(|e| match read_failed.take() {
+        Some(read) => SpoolFileError::Read(read),
+        None => SpoolFileError::Write(path, e),
+    })
 }
 
 /// In-memory bodies at least this large are spilled after parsing ([`spill`]).
@@ -244,5 +261,28 @@ mod tests {
         assert!(e.contains("cannot spill the body"), "{e}");
         assert!(page.spool.is_none() && page.body == body);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A recorded payload that cannot be spooled says which side failed: its own
+    /// file, or the spool file in the store (found by a fault hunt: a full disk was
+    /// reported as "cannot read" the payload).
+    #[test]
+    fn spool_file_tells_reading_from_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("payload.json");
+        fs::write(&src, b"{}").unwrap();
+        let not_a_dir = dir.path().join("file");
+        fs::write(&not_a_dir, b"x").unwrap();
+        match spool_file(&src, &not_a_dir.join("spool")) {
+            Err(SpoolFileError::Write(path, _)) => assert!(path.starts_with(&not_a_dir)),
+            other => panic!("{other:?}"),
+        }
+        let missing = dir.path().join("missing.json");
+        assert!(matches!(
+            spool_file(&missing, dir.path()),
+            Err(SpoolFileError::Read(_))
+        ));
+        let spooled = spool_file(&src, &dir.path().join("spool")).unwrap();
+        assert_eq!(spooled.len, 2);
     }
 }
