@@ -166,9 +166,11 @@ fn write_gz<C: AsRef<[u8]>>(
 
 /// Why a recorded payload was not spooled: its file could not be read, or the spool
 /// file (at the path given) could not be written, e.g. the store's disk is full.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SpoolFileError {
+    #[error("cannot read the payload: {0}")]
     Read(io::Error),
+    #[error("cannot write the spool file {0:?}: {1}")]
     Write(PathBuf, io::Error),
 }
 
