@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::analysis::{self, StatRow, WeekAnalysis};
 use crate::error::ReportError;
-use crate::store::fsutil::write_atomic;
+use crate::store::fsutil::{remove_stale_tmp, write_atomic};
 use crate::store::Store;
 use crate::week::IsoWeek;
 
@@ -137,6 +137,10 @@ pub fn write_analysed(
     }
     let gen = generated_at.format("%Y-%m-%d %H:%M UTC").to_string();
     let dir = out.join(&a.week);
+    // What a crashed report left where readers look (no store lock covers `out`).
+    for d in [out.to_path_buf(), dir.clone(), dir.join("charts")] {
+        remove_stale_tmp(&d)?;
+    }
     let heads = headlines(a);
     let drawn = write_charts(a, &dir.join("charts"))?;
     let fired = alerts::for_week(store, &a.week);

@@ -70,6 +70,48 @@ pub fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(),
     Ok(())
 }
 
+/// Remove what a crashed [`write_atomic`] left in `dir` (not recursive): `.tmp-<pid>-…`
+/// entries of a process that is gone. A folder outside the store (the reports) has no
+/// lock whose clean-up would remove them, so its writer calls this first. Where
+/// `/proc` cannot tell (not Linux), an entry older than an hour counts as left over.
+pub fn remove_stale_tmp(dir: &Path) -> Result<(), StoreError> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next()) else {
+            continue;
+        };
+        if !writer_gone(pid, &e.path()) {
+            continue;
+        }
+        let p = e.path();
+        let res = if p.is_dir() {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        res.map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// Whether the process `pid` that made `path` has ended.
+fn writer_gone(pid: &str, path: &Path) -> bool {
+    if pid == std::process::id().to_string() {
+        return false;
+    }
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        return !proc.join(pid).exists();
+    }
+    let age = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed());
+    age.is_ok_and(|a| a.is_ok_and(|a| a.as_secs() > 3600))
+}
+
 /// The file in a swap job that commits it: a header line ([`STORE_RELATIVE`]), then
 /// the live directories, one a line, relative to the store (the job's grandparent).
 const READY: &str = "ready";
@@ -246,5 +288,30 @@ mod tests {
         let e = recover_swaps(&store.join(".tmp")).unwrap_err().to_string();
         assert!(e.contains("by hand") && e.contains("ready"), "{e}");
         assert!(job.join("new-0").is_dir(), "the job is kept");
+    }
+
+    /// `.tmp-` files of a process that is gone are removed; the running process's
+    /// own, and every other file, are kept.
+    #[test]
+    fn stale_temporary_files_of_ended_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        // Above any Linux pid_max (2^22): no such process.
+        let names = [
+            ".tmp-999999999-17-index.html".to_string(),
+            format!(".tmp-{me}-18-report.md"),
+            "index.html".to_string(),
+            ".tmpx".to_string(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        remove_stale_tmp(dir.path()).unwrap();
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [names[1].as_str(), ".tmpx", "index.html"]);
     }
 }
