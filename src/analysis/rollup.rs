@@ -149,11 +149,29 @@ pub fn compute_scanning(store: &Store, week: IsoWeek, cfg: &Config) -> Result<Ro
     Ok(of_week(&inf, week, cfg))
 }
 
-/// The stored rollup of `week` under `key`, decoded, if there is one.
+/// The stored rollup of `week` under `key`, decoded, if there is one. A rollup that
+/// cannot be read or decoded counts as missing (the week is computed from the
+/// offers, as rollups are derived data), with a warning naming the file: deleting
+/// it lets the next writer store it again.
 fn read(store: &Store, week: IsoWeek, key: &str) -> Result<Option<Rollup>, ReportError> {
-    match store.read_rollup(&week.label(), key)? {
-        Some(df) => Ok(Some(from_frame(&df).map_err(|e| pl_err(store, &week, e))?)),
-        None => Ok(None),
+    let decoded = store
+        .read_rollup(&week.label(), key)
+        .map_err(ReportError::Store)
+        .and_then(|df| {
+            df.map(|df| from_frame(&df))
+                .transpose()
+                .map_err(ReportError::from)
+        });
+    match decoded {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let path = store.rollup_path(&week.label(), key);
+            tracing::warn!(
+                "rollup {} not used, the week is computed from its offers: {e}",
+                path.display()
+            );
+            Ok(None)
+        }
     }
 }
 

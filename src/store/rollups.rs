@@ -34,7 +34,7 @@ impl Store {
         self.root().join("rollups")
     }
 
-    fn rollup_path(&self, week: &str, key: &str) -> PathBuf {
+    pub fn rollup_path(&self, week: &str, key: &str) -> PathBuf {
         self.rollup_dir().join(format!("{week}__{key}.parquet"))
     }
 
