@@ -231,6 +231,12 @@ pub enum ReportError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A scan failed and these stored files are damaged (polars' error names none).
+    #[error("damaged Parquet file(s) in the store: {}; {source}", .files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Damaged {
+        files: Vec<PathBuf>,
+        source: Box<ReportError>,
+    },
 }
 
 /// Why an SVG chart could not be rendered to PNG.

@@ -696,8 +696,28 @@ pub struct UnknownName {
     pub count: u32,
 }
 
+/// `e`, naming the store's damaged files when it is a failed scan and there are
+/// some: what every reader entry point returns, since polars' error names no file.
+pub fn naming_damaged(store: &Store, e: ReportError) -> ReportError {
+    let scan_failed = matches!(
+        e,
+        ReportError::Polars(_) | ReportError::Store(crate::error::StoreError::Polars { .. })
+    );
+    match store.damaged_files() {
+        Ok(files) if scan_failed && !files.is_empty() => ReportError::Damaged {
+            files,
+            source: Box::new(e),
+        },
+        _ => e,
+    }
+}
+
 /// Every unresolved GPU name and instance type in the store, most frequent first.
 pub fn unknown_names(store: &Store) -> Result<Vec<UnknownName>, ReportError> {
+    unknown_names_in(store).map_err(|e| naming_damaged(store, e))
+}
+
+fn unknown_names_in(store: &Store) -> Result<Vec<UnknownName>, ReportError> {
     let Some(lf) = store.scan_rejects(None, None)? else {
         return Ok(Vec::new());
     };
@@ -895,6 +915,14 @@ pub fn analyse_week(store: &Store, week: IsoWeek) -> Result<WeekAnalysis, Report
 /// read where stored and current, else computed one week at a time. The result
 /// equals [`analyse_week_scanning_all`].
 pub fn analyse_week_with(
+    store: &Store,
+    week: IsoWeek,
+    cfg: &Config,
+) -> Result<WeekAnalysis, ReportError> {
+    analyse_week_in(store, week, cfg).map_err(|e| naming_damaged(store, e))
+}
+
+fn analyse_week_in(
     store: &Store,
     week: IsoWeek,
     cfg: &Config,

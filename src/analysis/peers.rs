@@ -103,6 +103,15 @@ pub fn crosscheck(
     to: Option<NaiveDate>,
     tolerance: f64,
 ) -> Result<Vec<Disagreement>, ReportError> {
+    crosscheck_in(store, from, to, tolerance).map_err(|e| super::naming_damaged(store, e))
+}
+
+fn crosscheck_in(
+    store: &Store,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    tolerance: f64,
+) -> Result<Vec<Disagreement>, ReportError> {
     let Some(lf) = store.scan_offers(from, to)? else {
         return Ok(Vec::new());
     };

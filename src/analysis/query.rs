@@ -289,6 +289,10 @@ type ProviderCell<'a> = (&'a str, &'a str, &'a str, &'a str);
 /// latest observation time: the provider's median over its offers in force, when
 /// its latest price was observed and how old it is then (hours).
 pub fn prices(store: &Store) -> Result<Table, ReportError> {
+    prices_in(store).map_err(|e| super::naming_damaged(store, e))
+}
+
+fn prices_in(store: &Store) -> Result<Table, ReportError> {
     let columns = vec![
         "gpu_model",
         "bloc",
@@ -395,6 +399,10 @@ fn cell_filter(store: &Store, hq: &HistoryQuery) -> Result<Expr, ReportError> {
 
 /// Median, p25, p75 and offer observations of one model per period, bloc and class.
 pub fn history(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
+    history_in(store, hq).map_err(|e| super::naming_damaged(store, e))
+}
+
+fn history_in(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
     let mut columns = vec!["period_utc", "gpu_model", "bloc", "price_class"];
     columns.extend(PRICE_COLUMNS);
     if hq.by_provider {

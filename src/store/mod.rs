@@ -95,6 +95,26 @@ pub fn parse_location(location: &str) -> Result<Location, StoreError> {
     }
 }
 
+/// Whether the file at `path` has a Parquet file's framing: `PAR1` at both ends and
+/// a footer length that fits.
+fn framed(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let check = || -> std::io::Result<bool> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        if len < 12 {
+            return Ok(false);
+        }
+        let (mut head, mut tail) = ([0u8; 4], [0u8; 8]);
+        f.read_exact(&mut head)?;
+        f.seek(SeekFrom::End(-8))?;
+        f.read_exact(&mut tail)?;
+        let footer = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
+        Ok(&head == b"PAR1" && &tail[4..] == b"PAR1" && footer + 12 <= len)
+    };
+    check().unwrap_or(false)
+}
+
 /// The hour a feed run is stored under.
 pub fn hour_key(at: DateTime<Utc>) -> String {
     at.format("%Y%m%dT%H").to_string()
@@ -445,7 +465,11 @@ impl Store {
                 )
                 .collect()
             })
-            .map_err(pl(dir))?;
+            .map_err(|e| {
+                // polars' error names no file: name the first damaged one if any.
+                let bad = files.iter().find(|f| !framed(f));
+                pl(bad.map_or(dir, |f| f.as_path()))(e)
+            })?;
         let out = stage.join(day_file_name(feed, date, hours));
         write_parquet_via(stage, &out, &mut df)
     }
@@ -545,6 +569,30 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+
+    /// Offers and rejects files whose Parquet framing is broken: shorter than a
+    /// Parquet file can be, without the `PAR1` magic at either end, or with a footer
+    /// longer than the file (what a truncated copy or a damaged disk leaves). Two
+    /// small reads a file; readers call it only after a scan failed, to name the
+    /// files, since polars' error does not.
+    pub fn damaged_files(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut bad = Vec::new();
+        for kind in ["offers", "rejects"] {
+            for (_, dir) in self.partitions(kind)? {
+                for e in fs::read_dir(&dir).map_err(io(&dir))? {
+                    let p = e.map_err(io(&dir))?.path();
+                    let hidden = p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                    if !hidden && p.extension().is_some_and(|x| x == "parquet") && !framed(&p) {
+                        bad.push(p);
+                    }
+                }
+            }
+        }
+        bad.sort();
+        Ok(bad)
     }
 
     /// The date partitions of `kind`, sorted.

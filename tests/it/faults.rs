@@ -1315,3 +1315,37 @@ fn a_keyed_request_never_follows_a_redirect_to_another_server() {
     );
     assert_no_secret(KEY, &[&out, &err], &store);
 }
+
+/// A truncated offers file makes every reader fail with an error naming that file,
+/// where polars' own error names none (found by a fault hunt); `compact` names it
+/// too.
+#[test]
+fn a_truncated_parquet_file_is_named_by_every_reader() {
+    let tmp = tempdir();
+    std::fs::write(tmp.path().join("v.json"), vast_body(3)).unwrap();
+    let url = tmp.path().join("v.json").display().to_string();
+    let f = feeds(tmp.path(), &[("vast", vast_feed(&url, ""))]);
+    let store = tmp.path().join("store");
+    for at in ["2024-10-07T12:00:00Z", "2024-10-07T13:00:00Z"] {
+        assert_eq!(ingest_env(&f, &store, at, &[]).0, 0);
+    }
+    let bad = store.join("offers/date=2024-10-07/vast__20241007T13.parquet");
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() - 20]).unwrap();
+    let s = store.to_str().unwrap();
+    for args in [
+        vec!["prices", "--store", s],
+        vec!["history", "--store", s, "--model", "H100-SXM-80GB"],
+        vec!["report", "--store", s, "--week", "2024-W41", "--out"],
+        vec!["compact", "--store", s, "--before", "2024-10-08"],
+    ] {
+        let mut args = args;
+        let out_dir = tmp.path().join("reports");
+        if args.last() == Some(&"--out") {
+            args.push(out_dir.to_str().unwrap());
+        }
+        let (code, out, err) = gpurent(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(&bad.display().to_string()), "{args:?}: {err}");
+    }
+}
