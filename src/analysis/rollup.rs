@@ -244,6 +244,10 @@ pub fn weeks(
 /// the week of the latest stored date) that lacks one. Writers call this under the
 /// lock, after they changed offers.
 pub fn refresh(store: &Store) -> Result<Refreshed, ReportError> {
+    refresh_in(store).map_err(|e| super::naming_damaged(store, e))
+}
+
+fn refresh_in(store: &Store) -> Result<Refreshed, ReportError> {
     let cfg = Config::default();
     let stamps = store.offer_stamps()?;
     let (Some(first), Some(last)) = (stamps.first(), stamps.last()) else {

@@ -1332,6 +1332,13 @@ fn a_truncated_parquet_file_is_named_by_every_reader() {
     let bad = store.join("offers/date=2024-10-07/vast__20241007T13.parquet");
     let bytes = std::fs::read(&bad).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() - 20]).unwrap();
+    // An ingest a week later refreshes the rollups: its warning names the file.
+    let (code, out, err) = ingest_env(&f, &store, "2024-10-15T12:00:00Z", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("rollups not updated") && err.contains(&bad.display().to_string()),
+        "{err}"
+    );
     let s = store.to_str().unwrap();
     for args in [
         vec!["prices", "--store", s],
