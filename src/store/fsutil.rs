@@ -80,8 +80,10 @@ pub fn remove_stale_tmp(dir: &Path) -> Result<(), StoreError> {
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next()) else {
-            continue;
+        let pid = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next());
+        let Some(pid) = pid.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue; // not a name `write_atomic` gives
         };
         if !writer_gone(pid, &e.path()) {
             continue;
@@ -302,6 +304,7 @@ mod tests {
             format!(".tmp-{me}-18-report.md"),
             "index.html".to_string(),
             ".tmpx".to_string(),
+            ".tmp-notes.txt".to_string(),
         ];
         for n in &names {
             fs::write(dir.path().join(n), b"x").unwrap();
@@ -312,6 +315,9 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, [names[1].as_str(), ".tmpx", "index.html"]);
+        assert_eq!(
+            left,
+            [names[1].as_str(), ".tmp-notes.txt", ".tmpx", "index.html"]
+        );
     }
 }
