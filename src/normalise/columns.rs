@@ -416,6 +416,7 @@ impl Frame<'_> {
                 &names.rows,
             )?,
             Column::new("gpu_count".into(), count),
+            self.floats("gpu_memory_gb", &o.gpu_memory_gb),
             self.floats("gpus_available", &o.gpus_available),
             Column::new("price_class".into(), class),
             self.floats("price", &o.price),

@@ -245,6 +245,40 @@ struct Checks {
     detail: Expr,
 }
 
+/// The offer's numbers other than the GPU count and the price that must be finite
+/// and not negative (`bad_number`): the reported memory (it narrows a GPU name), the
+/// GPUs available and a group row's offers (averaged and summed by the statistics).
+const OTHER_NUMBERS: [&str; 3] = ["gpu_memory_gb", "gpus_available", "group_offers"];
+
+/// `c` is a finite number above zero. NaN, infinities (and `1e400`, which parses as
+/// infinity) are not; a null is neither true nor false, so a missing value is left to
+/// the `missing_*` rules.
+fn positive_finite(c: &str) -> Expr {
+    col(c).is_finite().and(col(c).gt(lit(0.0)))
+}
+
+/// `c` is a finite number, zero or above (null when missing: an optional number may be).
+fn non_negative_finite(c: &str) -> Expr {
+    col(c).is_finite().and(col(c).gt_eq(lit(0.0)))
+}
+
+/// The detail of a `bad_number` reject: the first of [`OTHER_NUMBERS`] that is bad.
+fn number_detail() -> Expr {
+    OTHER_NUMBERS.iter().rev().fold(lit(""), |later, c| {
+        when(non_negative_finite(c).not())
+            .then(
+                lit(format!("{c} "))
+                    + col(*c).cast(DataType::String)
+                    + lit(" is not a finite number of zero or more"),
+            )
+            .otherwise(later)
+    })
+}
+
+/// Every number an offer carries is finite: a GPU count and a price above zero
+/// (`bad_gpu_count`, `non_positive_price`), the others ([`OTHER_NUMBERS`]) zero or
+/// above (`bad_number`); a payload's `NaN`, `inf` or `1e400` is rejected here, for
+/// every adapter, before it reaches any arithmetic.
 fn checks() -> Checks {
     let is_usd = col("currency").eq(lit("USD"));
     let age = col("obs_date").cast(DataType::Int32) - col("fx_date").cast(DataType::Int32);
@@ -264,16 +298,19 @@ fn checks() -> Checks {
             .then(col("gpu_count"))
             .otherwise(lit(1.0));
     let usd = per_gpu * col("fx_usd_per_unit");
-    let bad_price = col("price")
-        .lt_eq(lit(0.0))
-        .or(col("price").is_nan())
-        .or(col("price").is_infinite());
+    let bad_price = positive_finite("price").not();
+    let bad_count = positive_finite("gpu_count").not();
+    let bad_number = OTHER_NUMBERS
+        .iter()
+        .fold(lit(false), |any, c| any.or(non_negative_finite(c).not()));
     let reason = when(col("pre_reason").is_not_null())
         .then(col("pre_reason"))
         .when(col("gpu_count").is_null())
         .then(lit("missing_gpu_count"))
-        .when(col("gpu_count").lt_eq(lit(0.0)))
+        .when(bad_count.clone())
         .then(lit("bad_gpu_count"))
+        .when(bad_number.clone())
+        .then(lit("bad_number"))
         .when(col("unit_factor").is_null())
         .then(lit("unknown_unit"))
         .when(col("price").is_null())
@@ -289,8 +326,14 @@ fn checks() -> Checks {
         .then(lit(
             "no GPU count in the offer, and its instance type is not in tables/instances.csv",
         ))
-        .when(col("gpu_count").lt_eq(lit(0.0)))
-        .then(lit("GPU count ") + col("gpu_count").cast(DataType::String) + lit(" is not positive"))
+        .when(bad_count)
+        .then(
+            lit("GPU count ")
+                + col("gpu_count").cast(DataType::String)
+                + lit(" is not a positive finite number"),
+        )
+        .when(bad_number)
+        .then(number_detail())
         .when(col("unit_factor").is_null())
         .then(lit("unit ") + col("price_unit") + lit(" is not in tables/units.toml"))
         .when(col("price").is_null())
@@ -523,6 +566,68 @@ mod tests {
             277.93 / 8.0 * usd_per_cny,
         );
         check(1.0, "gpu-hour", 1.0, "EUR", 1.1029);
+    }
+
+    /// One offer (2 USD per GPU-hour, 1 GPU) with `field` set to `value`: stored when
+    /// `expected` is `None`, else rejected with that reason and a detail holding the text.
+    fn check_number(field: &str, value: f64, expected: Option<(&str, &str)>) {
+        let mut o = RawOffer::new("t", "x", "H100 SXM");
+        (o.price, o.gpu_count) = (Some(2.0), Some(1.0));
+        let slot = match field {
+            "price" => &mut o.price,
+            "gpu_count" => &mut o.gpu_count,
+            "gpu_memory_gb" => &mut o.gpu_memory_gb,
+            "gpus_available" => &mut o.gpus_available,
+            "group_offers" => &mut o.group_offers,
+            _ => unreachable!("{field}"),
+        };
+        *slot = Some(value);
+        let b = batch(&[o]);
+        let text = |c: &str| {
+            let v = b.rejects.column(c).unwrap().str().unwrap().get(0);
+            v.unwrap_or_default().to_string()
+        };
+        match expected {
+            None => assert_eq!(b.offers.height(), 1, "{field} {value}: {:?}", b.rejects),
+            Some((reason, detail)) => {
+                assert_eq!(b.offers.height(), 0, "{field} {value}: {:?}", b.offers);
+                assert_eq!(text("reason"), reason, "{field} {value}");
+                assert!(
+                    text("detail").contains(detail),
+                    "{field} {value}: {}",
+                    text("detail")
+                );
+            }
+        }
+    }
+
+    /// NaN, infinities (a `1e400` in a CSV parses as infinity) and out-of-range values
+    /// are rejected whichever number holds them, never stored or computed with.
+    #[test]
+    fn numbers_that_are_not_finite_are_rejected() {
+        let count = Some(("bad_gpu_count", "is not a positive finite number"));
+        let price = Some(("non_positive_price", "is not a positive finite number"));
+        let other = |c: &'static str| Some(("bad_number", c));
+        let inf: f64 = "1e400".parse().unwrap();
+        for v in [f64::NAN, inf, f64::NEG_INFINITY, 0.0, -1.0] {
+            check_number("gpu_count", v, count);
+            check_number("price", v, price);
+        }
+        check_number(
+            "gpu_count",
+            f64::NAN,
+            Some(("bad_gpu_count", "GPU count NaN")),
+        );
+        check_number("gpu_count", inf, Some(("bad_gpu_count", "GPU count inf")));
+        for c in ["gpu_memory_gb", "gpus_available", "group_offers"] {
+            for v in [f64::NAN, inf, f64::NEG_INFINITY, -1.0] {
+                check_number(c, v, other(c));
+            }
+            check_number(c, 0.0, None);
+        }
+        check_number("gpu_memory_gb", 80.0, None);
+        check_number("gpus_available", 3.0, None);
+        check_number("gpu_count", 0.5, None);
     }
 
     /// A mixed batch: offers out of order, a spot and an on-demand row per id, two

@@ -342,3 +342,88 @@ async fn daemon_does_not_claim_reports_it_never_wrote() {
         "{lines:#?}"
     );
 }
+
+/// A GPU count or a price of `NaN`, `inf` or `1e400` (which parses as infinity) in a
+/// CSV used to be stored, giving a 0.0000 or blank quantile in `history`: each such
+/// row is now rejected with its reason and a detail, whichever adapter read it.
+#[test]
+fn numbers_that_are_not_finite_are_rejected_with_a_detail() {
+    let tmp = tempdir();
+    let (feeds, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+    std::fs::create_dir_all(&feeds).unwrap();
+    // (offer id, GPU count, price in USD per instance-hour, reject reason or "" if stored)
+    let rows = [
+        ("good", "8", "24.00", ""),
+        ("nan", "NaN", "24.00", "bad_gpu_count"),
+        ("inf", "inf", "24.00", "bad_gpu_count"),
+        ("big", "1e400", "24.00", "bad_gpu_count"),
+        ("neg", "-inf", "24.00", "bad_gpu_count"),
+        ("nanprice", "8", "NaN", "non_positive_price"),
+        ("bigprice", "8", "1e400", "non_positive_price"),
+    ];
+    let mut csv = String::from("id,gpu,gpus,price\n");
+    for (id, gpus, price, _) in rows {
+        csv.push_str(&format!("{id},H100 SXM 80GB,{gpus},{price}\n"));
+    }
+    std::fs::write(feeds.join("list.csv"), csv).unwrap();
+    std::fs::write(
+        feeds.join("examplecsv.toml"),
+        "format = \"generic_csv\"\nurl = \"list.csv\"\nprovider = \"examplecloud\"\n\
+         currency = \"USD\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\n\
+         country = \"US\"\n[columns]\noffer_id = \"id\"\ngpu = \"gpu\"\ngpu_count = \"gpus\"\n\
+         price = \"price\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        feeds.join("vms.csv"),
+        "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,AvailabilityZone\n\
+         p5.48xlarge,H100,inf,192.0,2048.0,,98.32,,us-east-1,use1-az1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        feeds.join("sky.toml"),
+        "format = \"skypilot_csv\"\nurl = \"vms.csv\"\nprovider = \"aws\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = gpurent(&ingest_args(&feeds, &store, "2024-10-07T00:00:00Z"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("examplecsv: ok, 7 offers read, 1 stored, 6 rejected (bad_gpu_count 4, non_positive_price 2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sky: ok, 1 offers read, 0 stored, 1 rejected (bad_gpu_count 1)"),
+        "{out}"
+    );
+    let rejects = read_all(&store.join("rejects")).expect("rejects stored");
+    let (ids, reasons, details) = (
+        str_col(&rejects, "offer_id"),
+        str_col(&rejects, "reason"),
+        str_col(&rejects, "detail"),
+    );
+    for (id, gpus, price, want) in rows.iter().filter(|r| !r.3.is_empty()) {
+        let i = ids
+            .iter()
+            .position(|x| x == id)
+            .unwrap_or_else(|| panic!("{id} not rejected"));
+        assert_eq!(&reasons[i], want, "{id}");
+        let shown = if *want == "bad_gpu_count" {
+            gpus
+        } else {
+            price
+        };
+        let shown = shown.replace("1e400", "inf");
+        assert!(
+            details[i].contains(&shown) && details[i].contains("is not a positive finite number"),
+            "{id}: {}",
+            details[i]
+        );
+    }
+    // The one good offer alone makes the history: 3.0000 USD per GPU-hour, no blank.
+    let (code, out, err) = history(&store, &["--model", "H100-SXM-80GB", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2024-10-07,H100-SXM-80GB,US,on_demand,1,3.0000,3.0000,3.0000"),
+        "{out}"
+    );
+}

@@ -934,18 +934,19 @@ fn every_reject_reason_is_produced_and_explained() {
     let dir = tmp.path();
     std::fs::write(
         dir.join("usd.csv"),
-        "id,gpu,gpus,price,instance\n\
-         ok,H100 SXM,1,2.5,\n\
-         unk,Mystery GPU 9000,1,2.5,\n\
-         tpu,TPU v5e,1,2.5,\n\
-         nocount,H100 SXM,,2.5,\n\
-         zero,H100 SXM,0,2.5,\n\
-         free,H100 SXM,1,0,\n\
-         inf,H100 SXM,1,1e999,\n\
-         noprice,H100 SXM,1,,\n\
-         badnum,H100 SXM,two,2.5,\n\
-         it,,,2.5,mystery.type.8x\n\
-         ok,H100 SXM,1,2.6,\n",
+        "id,gpu,gpus,price,instance,mem\n\
+         ok,H100 SXM,1,2.5,,80\n\
+         unk,Mystery GPU 9000,1,2.5,,\n\
+         tpu,TPU v5e,1,2.5,,\n\
+         nocount,H100 SXM,,2.5,,\n\
+         zero,H100 SXM,0,2.5,,\n\
+         free,H100 SXM,1,0,,\n\
+         inf,H100 SXM,1,1e999,,\n\
+         noprice,H100 SXM,1,,,\n\
+         badnum,H100 SXM,two,2.5,,\n\
+         nanmem,H100 SXM,1,2.5,,NaN\n\
+         it,,,2.5,mystery.type.8x,\n\
+         ok,H100 SXM,1,2.6,,\n",
     )
     .unwrap();
     std::fs::write(
@@ -962,7 +963,7 @@ fn every_reject_reason_is_produced_and_explained() {
         format!(
             "format = \"generic_csv\"\nurl = \"{}\"\nprovider = \"testcloud\"\ncurrency = \"{currency}\"\nprice_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\n[columns]\noffer_id = \"id\"\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\n{}",
             dir.join(file).display(),
-            if file == "usd.csv" { "instance_type = \"instance\"\n" } else { "" }
+            if file == "usd.csv" { "instance_type = \"instance\"\nmemory_gb = \"mem\"\n" } else { "" }
         )
     };
     // USD reasons, and CNY with no ECB rate at all.
@@ -982,6 +983,7 @@ fn every_reject_reason_is_produced_and_explained() {
         ("not_a_gpu", 1),
         ("missing_gpu_count", 1),
         ("bad_gpu_count", 1),
+        ("bad_number", 1),
         ("non_positive_price", 2),
         ("missing_price", 1),
         ("bad_field", 1),
@@ -1003,7 +1005,14 @@ fn every_reject_reason_is_produced_and_explained() {
             .map(|(_, d)| d.as_str())
             .collect()
     };
-    assert_eq!(detail("bad_gpu_count"), ["GPU count 0.0 is not positive"]);
+    assert_eq!(
+        detail("bad_gpu_count"),
+        ["GPU count 0.0 is not a positive finite number"]
+    );
+    assert_eq!(
+        detail("bad_number"),
+        ["gpu_memory_gb NaN is not a finite number of zero or more"]
+    );
     let prices = detail("non_positive_price").join(" | ");
     assert!(
         prices.contains("price 0.0 USD per gpu-hour is not a positive finite number")
