@@ -91,9 +91,10 @@ impl Format {
     }
 }
 
-/// An observation time: RFC 3339, or a date (`2023-06-17`, meaning 00:00 UTC).
+/// An observation time: RFC 3339, or a date (`2023-06-17`, meaning 00:00 UTC), in
+/// one of `week::OBSERVATION_YEARS`.
 fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
+    let t = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .or_else(|_| {
             chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -103,7 +104,25 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
             format!(
                 "{s:?} is neither a date (2023-06-17) nor an RFC 3339 time (2023-06-17T10:00:00Z)"
             )
-        })
+        })?;
+    observation_date(t.date_naive()).map(|_| t)
+}
+
+/// A date that may be an observation's (`week::OBSERVATION_YEARS`), else why not.
+fn observation_date(d: chrono::NaiveDate) -> Result<chrono::NaiveDate, String> {
+    if gpurent::week::plausible(d) {
+        Ok(d)
+    } else {
+        Err(gpurent::week::implausible_why(d))
+    }
+}
+
+/// A backfill's `--from`/`--to`: a date (`2024-10-07`) in one of
+/// `week::OBSERVATION_YEARS`, as each day's version is observed at its midnight.
+fn parse_version_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date (2024-10-07)"))?;
+    observation_date(d)
 }
 
 /// `--store`: a local directory or `s3://bucket/prefix`; other URLs are refused.
@@ -237,10 +256,10 @@ struct BackfillArgs {
     #[arg(long, value_parser = parse_at)]
     at: Option<DateTime<Utc>>,
     /// With --format gpuhunt_catalog: the first day whose version YYYYMMDD to fetch.
-    #[arg(long, requires = "to")]
+    #[arg(long, requires = "to", value_parser = parse_version_day)]
     from: Option<chrono::NaiveDate>,
     /// The last day whose version to fetch.
-    #[arg(long, requires = "from")]
+    #[arg(long, requires = "from", value_parser = parse_version_day)]
     to: Option<chrono::NaiveDate>,
     /// With --from/--to: the catalogue base URL.
     #[arg(long, default_value = gpurent::ingest::adapters::gpuhunt_catalog::DEFAULT_URL)]

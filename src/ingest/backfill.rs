@@ -12,7 +12,8 @@
 //! observations) are stored under that day, one run per day ([`store_by_day`]), so
 //! date-bounded reads find them.
 //! Invariants: no network I/O except in `backfill_versions`; the observation time
-//! comes from the path, the version or the caller; `renormalise` never drops a stored
+//! comes from the path, the version or the caller, and a date outside
+//! `week::OBSERVATION_YEARS` fails that file or version alone, naming it; `renormalise` never drops a stored
 //! hour: an hour whose raw payload is missing or no longer parses keeps its stored
 //! offers unchanged, and is counted; `renormalise` and `heal_fx` read a kept run's
 //! feed file first, so the payload of a format read as a stream (an AWS offer file)
@@ -200,6 +201,14 @@ enum FileError {
     Store(#[from] StoreError),
     #[error("{}: no YYYY-MM-DD in the path; pass --at", path.display())]
     NoDate { path: PathBuf },
+    /// An observation date outside [`crate::week::OBSERVATION_YEARS`] (`by`: where
+    /// it came from: the path, `--at`, the version).
+    #[error("{}: observation date {date} from {by}: {}", path.display(), crate::week::implausible_why(*date))]
+    Implausible {
+        path: PathBuf,
+        date: NaiveDate,
+        by: &'static str,
+    },
     /// A payload that did not parse, and what became of it (kept under `failed/`).
     #[error("{error}{quarantined}")]
     Unparsed {
@@ -360,11 +369,21 @@ pub async fn backfill(
         let res: Result<(), FileError> = async {
             let feed = feed_for(spec, file)?;
             o.feed = feed.config.name.clone();
-            let at = match (spec.at, date_in_path(file)) {
-                (Some(at), _) => at,
-                (None, Some(d)) => d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
+            let (at, by) = match (spec.at, date_in_path(file)) {
+                (Some(at), _) => (at, "--at"),
+                (None, Some(d)) => (
+                    d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
+                    "the path",
+                ),
                 (None, None) => return Err(FileError::NoDate { path: file.clone() }),
             };
+            if !crate::week::plausible(at.date_naive()) {
+                return Err(FileError::Implausible {
+                    path: file.clone(),
+                    date: at.date_naive(),
+                    by,
+                });
+            }
             o.observed_at = Some(at);
             if store.has_run(&feed.config.name, at) {
                 return Ok(());
@@ -465,6 +484,13 @@ pub async fn backfill_versions(
             error: None,
         };
         let res: Result<(), FileError> = async {
+            if !crate::week::plausible(*day) {
+                return Err(FileError::Implausible {
+                    path: PathBuf::from(&version),
+                    date: *day,
+                    by: "the version",
+                });
+            }
             let feed = version_feed(spec, &version)?;
             if store.has_run(&feed.config.name, at) {
                 return Ok(());

@@ -427,3 +427,105 @@ fn numbers_that_are_not_finite_are_rejected_with_a_detail() {
         "{out}"
     );
 }
+
+/// A mistyped year (`--at 1024-…` for 2024, a folder dated `0000-01-01`) used to be
+/// taken as given, and the rollup refresh then wrote a file per ISO week from that
+/// year on, for minutes, under the lock. Flags are refused naming the flag; a badly
+/// dated backfill file fails alone, naming the file, and the others are stored.
+#[test]
+fn implausible_observation_years_are_refused() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    // The flags are checked before anything is read: no feeds folder is needed.
+    let (s, feeds) = (store.to_str().unwrap(), tmp.path().join("no-feeds"));
+    let f = feeds.to_str().unwrap();
+    // (arguments, what stderr must say); each exits 2 and writes nothing.
+    let check = |args: &[&str], says: &[&str]| {
+        let (code, out, err) = gpurent(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        for w in says {
+            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+        }
+    };
+    let year = "outside the years 2000 to 2099";
+    check(
+        &[
+            "ingest",
+            "--feeds",
+            f,
+            "--store",
+            s,
+            "--at",
+            "1024-10-07T12:00:00Z",
+        ],
+        &["--at", "year 1024", year],
+    );
+    check(
+        &["ingest", "--feeds", f, "--store", s, "--at", "2100-01-01"],
+        &["--at", "year 2100", year],
+    );
+    check(
+        &[
+            "backfill",
+            "--format",
+            "vastai",
+            "--provider",
+            "x",
+            "--store",
+            s,
+            "--at",
+            "1999-12-31",
+            f,
+        ],
+        &["--at", "year 1999", year],
+    );
+    check(
+        &[
+            "backfill",
+            "--format",
+            "gpuhunt_catalog",
+            "--store",
+            s,
+            "--from",
+            "1024-01-01",
+            "--to",
+            "2024-01-01",
+        ],
+        &["--from", "year 1024", year],
+    );
+    let rollups = || std::fs::read_dir(store.join("rollups")).map_or(0, |d| d.count());
+    let before = rollups();
+    // Three dated folders, two of them typos: those two fail by name, one is stored.
+    let snaps = tmp.path().join("snaps");
+    let offer = r#"{"offers": [{"id": 7, "gpu_name": "RTX 4090", "num_gpus": 1, "gpu_ram": 24564, "dph_total": 0.4, "geolocation": "Texas, US"}]}"#;
+    for day in ["0000-01-01", "2024-10-08", "9999-12-31"] {
+        std::fs::create_dir_all(snaps.join(day)).unwrap();
+        std::fs::write(snaps.join(day).join("v.json"), offer).unwrap();
+    }
+    let (code, out, err) = gpurent(&[
+        "backfill",
+        "--format",
+        "vastai",
+        "--provider",
+        "vastai",
+        "--store",
+        s,
+        snaps.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("backfill: 3 files, 1 offers stored, 2 failed"),
+        "{out}"
+    );
+    for (day, y) in [("0000-01-01", "year 0 "), ("9999-12-31", "year 9999")] {
+        let file = snaps.join(day).join("v.json").display().to_string();
+        let line = err.lines().find(|l| l.contains(&file)).unwrap_or_default();
+        assert!(
+            line.contains("FAILED")
+                && line.contains(&format!("observation date {day} from the path"))
+                && line.contains(y),
+            "{day}: {err}"
+        );
+    }
+    assert!(rollups() <= before + 1, "{} rollup files", rollups());
+}
