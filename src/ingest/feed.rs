@@ -206,7 +206,11 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
     Ok(Feed { config, adapter })
 }
 
-/// The feed's name: its file name without `.toml`, of letters, digits, `-_.` only.
+/// The feed's name: its file name without `.toml`, of letters, digits, `-_.` only,
+/// and not starting with `.`: the store names the feed's files after it, and a file
+/// whose name starts with a dot is hidden (every reader skips it), so a `.hid.toml`
+/// feed's offers would be stored but never seen, and `..toml`, `...toml` would name
+/// the folders `.` and `..`.
 fn feed_name(path: &Path) -> Result<String, FeedError> {
     let name = path
         .file_stem()
@@ -218,6 +222,12 @@ fn feed_name(path: &Path) -> Result<String, FeedError> {
         return Err(cfg_err(
             path,
             "feed file names may use only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    if name.starts_with('.') {
+        return Err(cfg_err(
+            path,
+            format!("feed name {name:?} starts with `.`: the store would name hidden files after it, which readers skip, so its offers would never be seen; rename the file"),
         ));
     }
     Ok(name)
@@ -392,6 +402,30 @@ mod tests {
             "format = 'vastai'\nurl = 'a.json'\nauth_env = 'A B'",
             "auth_env",
         );
+    }
+
+    /// A feed file's path → its feed name, or an error containing the text.
+    fn check_name(path: &str, expected: Result<&str, &str>) {
+        let got = feed_name(Path::new(path)).map_err(|e| e.to_string());
+        match (&got, expected) {
+            (Ok(n), Ok(want)) => assert_eq!(n, want, "{path}"),
+            (Err(e), Err(want)) => {
+                assert!(e.contains(want) && e.contains(path), "{path}: {e}")
+            }
+            _ => panic!("{path}: {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn feed_names_are_visible_file_names() {
+        let hidden = Err("starts with `.`: the store would name hidden files");
+        check_name("/feeds/vastai.toml", Ok("vastai"));
+        check_name("/feeds/aws.us-east-1.toml", Ok("aws.us-east-1"));
+        check_name("/feeds/a_b-c.toml", Ok("a_b-c"));
+        check_name("/feeds/.hid.toml", hidden);
+        check_name("/feeds/..toml", hidden);
+        check_name("/feeds/...toml", hidden);
+        check_name("/feeds/a b.toml", Err("only letters, digits"));
     }
 
     #[test]

@@ -529,3 +529,40 @@ fn implausible_observation_years_are_refused() {
     }
     assert!(rollups() <= before + 1, "{} rollup files", rollups());
 }
+
+/// A feed file named `.hid.toml` (or `..toml`, `...toml`) used to store its offers
+/// under hidden names that every reader skips (or fail with an OS error): it is now
+/// a broken feed naming its file and why, and the other feeds are stored.
+#[test]
+fn feed_names_starting_with_a_dot_are_refused() {
+    let tmp = tempdir();
+    let (feeds, store) = (tmp.path().join("feeds"), tmp.path().join("store"));
+    std::fs::create_dir_all(&feeds).unwrap();
+    std::fs::write(feeds.join("v.json"), sample("vastai.sample.json")).unwrap();
+    let feed = "format = \"vastai\"\nurl = \"v.json\"\n";
+    for name in ["ok.toml", ".hid.toml", "..toml", "...toml"] {
+        std::fs::write(feeds.join(name), feed).unwrap();
+    }
+    let (code, out, err) = gpurent(&ingest_args(&feeds, &store, AT));
+    assert_eq!(code, 1, "{out}{err}");
+    let said = format!("{out}{err}");
+    for name in [".hid.toml", "..toml", "...toml"] {
+        let file = feeds.join(name).display().to_string();
+        assert!(
+            said.lines()
+                .any(|l| l.contains(&file) && l.contains("starts with `.`")),
+            "{name}: {said}"
+        );
+    }
+    assert!(out.contains("ok: ok,"), "{out}");
+    let mut files = Vec::new();
+    walk(&store.join("offers"), &mut files);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("ok__")),
+        "{names:?}"
+    );
+}
