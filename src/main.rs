@@ -130,6 +130,11 @@ fn store_location(s: &str) -> Result<Location, gpurent::error::StoreError> {
     gpurent::store::parse_location(s)
 }
 
+/// `--segment`: the segments the tables define (clap lists them on a mistake).
+fn segment_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(gpurent::tables::SEGMENTS)
+}
+
 fn adapter_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(gpurent::ingest::adapters::names())
 }
@@ -297,8 +302,8 @@ struct HistoryArgs {
     /// One provider only, e.g. aws.
     #[arg(long)]
     provider: Option<String>,
-    /// One segment only: hyperscaler, gpu_cloud, marketplace or unknown.
-    #[arg(long)]
+    /// One segment of tables/providers.toml only (`unknown`: providers it does not list).
+    #[arg(long, value_parser = segment_names())]
     segment: Option<String>,
     /// A row per provider (adds a provider column).
     #[arg(long)]
@@ -375,22 +380,34 @@ fn why_no_rows(
         ));
     }
     let dates = store.offer_dates()?;
-    let filters: Vec<String> = [
-        q.bloc.as_ref().map(|b| format!("--bloc {b}")),
-        q.country.as_ref().map(|c| format!("--country {c}")),
-        q.class.as_ref().map(|c| format!("--class {c}")),
-        q.from.map(|d| format!("--from {d}")),
-        q.to.map(|d| format!("--to {d}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    Ok(format!(
-        "no offers of {} match {} (the store holds offers from {} to {})",
-        q.model,
-        filters.join(" "),
+    let held = format!(
+        "the store holds offers from {} to {}",
         dates.first().map(|d| d.to_string()).unwrap_or_default(),
         dates.last().map(|d| d.to_string()).unwrap_or_default()
+    );
+    let filters = gpurent::analysis::query::given_filters(store, q)?;
+    if filters.is_empty() {
+        return Ok(format!(
+            "no offers of {} for one or more whole GPUs (history leaves out fractional GPUs; {held})",
+            q.model
+        ));
+    }
+    let all: Vec<&str> = filters.iter().map(|f| f.label.as_str()).collect();
+    let empty: Vec<&str> = filters
+        .iter()
+        .filter(|f| f.matches_nothing)
+        .map(|f| f.label.as_str())
+        .collect();
+    let which = match (all.len(), empty.len()) {
+        (1, _) => String::new(),
+        (_, 0) => "; each filter alone matches some, but not all together".to_string(),
+        (_, 1) => format!("; {} alone matches none of them", empty[0]),
+        _ => format!("; {} each alone match none of them", empty.join(", ")),
+    };
+    Ok(format!(
+        "no offers of {} match {}{which} ({held})",
+        q.model,
+        all.join(" ")
     ))
 }
 

@@ -24,7 +24,7 @@ use crate::analysis::{collect, rollup, strs, Config};
 use crate::error::ReportError;
 use crate::store::Store;
 use crate::tables::Providers;
-use crate::week::{IsoWeek, DAY_MS, FIRST_MONDAY_MS, HOUR_MS};
+use crate::week::{epoch_days, IsoWeek, DAY_MS, FIRST_MONDAY_MS, HOUR_MS};
 
 /// A word that is none of a query option's choices (`--format`, `--every`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -387,14 +387,109 @@ fn cell_filter(store: &Store, hq: &HistoryQuery) -> Result<Expr, ReportError> {
         cell = cell.and(col("provider").eq(lit(p.clone())));
     }
     if let Some(seg) = &hq.segment {
-        let table = Providers::embedded();
-        let any = providers(store)?
-            .into_iter()
-            .filter(|p| table.segment(p) == seg.as_str())
-            .fold(lit(false), |acc, p| acc.or(col("provider").eq(lit(p))));
-        cell = cell.and(any);
+        cell = cell.and(in_segment(store, seg)?);
     }
     Ok(cell)
+}
+
+/// A row's provider is one of the store's providers in segment `seg`.
+fn in_segment(store: &Store, seg: &str) -> Result<Expr, ReportError> {
+    let table = Providers::embedded();
+    Ok(providers(store)?
+        .into_iter()
+        .filter(|p| table.segment(p) == seg)
+        .fold(lit(false), |acc, p| acc.or(col("provider").eq(lit(p)))))
+}
+
+/// A filter a history was given, as its flag(s) and value(s), e.g. `--bloc CN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenFilter {
+    pub label: String,
+    /// None of the model's whole-GPU offers passes this filter alone.
+    pub matches_nothing: bool,
+}
+
+/// The filters `hq` was given besides the model (`--provider`, `--segment`, `--bloc`,
+/// `--country`, `--class`, then `--from`/`--to` as one), each marked when it alone
+/// leaves none of the model's whole-GPU offers: for a history without rows, which
+/// filter to name. One scan of the store, only when `hq` has filters.
+pub fn given_filters(store: &Store, hq: &HistoryQuery) -> Result<Vec<GivenFilter>, ReportError> {
+    let day = || {
+        col("observed_at")
+            .cast(DataType::Date)
+            .cast(DataType::Int32)
+    };
+    let mut tests: Vec<(String, Expr)> = Vec::new();
+    if let Some(p) = &hq.provider {
+        tests.push((
+            format!("--provider {p}"),
+            col("provider").eq(lit(p.clone())),
+        ));
+    }
+    if let Some(seg) = &hq.segment {
+        tests.push((format!("--segment {seg}"), in_segment(store, seg)?));
+    }
+    if let Some(b) = &hq.bloc {
+        let e = col("bloc").eq(lit(b.to_ascii_uppercase()));
+        tests.push((format!("--bloc {b}"), e));
+    }
+    if let Some(c) = &hq.country {
+        let e = col("country").eq(lit(c.to_ascii_uppercase()));
+        tests.push((format!("--country {c}"), e));
+    }
+    if let Some(c) = &hq.class {
+        let e = col("price_class").eq(lit(c.replace('-', "_")));
+        tests.push((format!("--class {c}"), e));
+    }
+    if hq.from.is_some() || hq.to.is_some() {
+        let mut e = lit(true);
+        let mut label = Vec::new();
+        if let Some(f) = hq.from {
+            e = e.and(day().gt_eq(lit(epoch_days(f))));
+            label.push(format!("--from {f}"));
+        }
+        if let Some(t) = hq.to {
+            e = e.and(day().lt_eq(lit(epoch_days(t))));
+            label.push(format!("--to {t}"));
+        }
+        tests.push((label.join(" "), e));
+    }
+    if tests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let matched: Vec<bool> = match store.scan_offers(None, None)? {
+        None => vec![false; tests.len()],
+        Some(lf) => {
+            let model = col("gpu_model")
+                .eq(lit(hq.model.clone()))
+                .and(col("fractional_gpu").not());
+            let any: Vec<Expr> = tests
+                .iter()
+                .enumerate()
+                .map(|(i, (_, e))| {
+                    e.clone()
+                        .fill_null(lit(false))
+                        .any(true)
+                        .alias(format!("f{i}"))
+                })
+                .collect();
+            let df = collect(lf.filter(model).select(any))?;
+            (0..tests.len())
+                .map(|i| {
+                    let c = df.column(&format!("f{i}"))?;
+                    Ok(c.bool()?.get(0).unwrap_or(false))
+                })
+                .collect::<PolarsResult<_>>()?
+        }
+    };
+    Ok(tests
+        .into_iter()
+        .zip(matched)
+        .map(|((label, _), m)| GivenFilter {
+            label,
+            matches_nothing: !m,
+        })
+        .collect())
 }
 
 /// Median, p25, p75 and offer observations of one model per period, bloc and class.

@@ -60,6 +60,13 @@ fn wrong_values_are_errors_that_list_the_values() {
     );
     check(&[&m[..], &["--every", "7d"]].concat(), &["1h, 1d, 1w"]);
     check(
+        &[&m[..], &["--segment", "marketplce"]].concat(),
+        &[
+            "invalid value 'marketplce'",
+            "hyperscaler, gpu_cloud, marketplace, unknown",
+        ],
+    );
+    check(
         &[&m[..], &["--from", "2024-10-08", "--to", "2024-10-07"]].concat(),
         &["--from 2024-10-08 is later than --to 2024-10-07"],
     );
@@ -340,6 +347,41 @@ async fn daemon_does_not_claim_reports_it_never_wrote() {
     assert!(
         !lines.iter().any(|l| l.contains("has a report")),
         "{lines:#?}"
+    );
+}
+
+/// A history with no rows names every filter it was given, and which of them alone
+/// leaves nothing (the message used to leave out `--provider` and `--segment`, ending
+/// "match  (", and blamed `--bloc CN` for `--bloc CN --provider nope`).
+#[test]
+fn empty_histories_name_every_filter_and_the_one_that_leaves_nothing() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    // (filters, what stderr must say, what it must not say)
+    let check = |filters: &[&str], says: &str, not: &str| {
+        let (code, out, err) = history(&store, &[&["--model", "H100-SXM-80GB"], filters].concat());
+        assert_eq!((code, out.as_str()), (3, ""), "{filters:?}: {err}");
+        let want = format!("gpurent: no offers of H100-SXM-80GB match {says} (the store holds offers from 2024-10-07 to 2024-10-07)\n");
+        assert_eq!(err, want, "{filters:?}");
+        assert!(not.is_empty() || !err.contains(not), "{filters:?}: {err}");
+    };
+    check(&["--segment", "hyperscaler"], "--segment hyperscaler", "");
+    check(&["--provider", "vast.ai"], "--provider vast.ai", "");
+    check(&["--from", "2025-01-01"], "--from 2025-01-01", "");
+    check(
+        &["--bloc", "CN", "--provider", "nope"],
+        "--provider nope --bloc CN; --provider nope alone matches none of them",
+        "--bloc CN alone",
+    );
+    check(
+        &["--bloc", "OTHER", "--class", "spot", "--to", "2024-10-07"],
+        "--bloc OTHER --class spot --to 2024-10-07; --bloc OTHER, --class spot each alone match none of them",
+        "",
+    );
+    check(
+        &["--bloc", "CN", "--country", "US"],
+        "--bloc CN --country US; each filter alone matches some, but not all together",
+        "",
     );
 }
 
