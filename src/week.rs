@@ -57,8 +57,15 @@ impl IsoWeek {
         let (y, w) = s.split_once("-W").ok_or_else(bad)?;
         let year: i32 = y.parse().map_err(|_| bad())?;
         let week: u32 = w.parse().map_err(|_| bad())?;
-        if w.len() != 2 || NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).is_none() {
+        // 28 December is always in the last ISO week of its year.
+        let weeks = NaiveDate::from_ymd_opt(year, 12, 28).map(|d| d.iso_week().week());
+        let (true, Some(weeks)) = (w.len() == 2, weeks) else {
             return Err(bad());
+        };
+        if !(1..=weeks).contains(&week) {
+            return Err(ReportError::Invalid(format!(
+                "week {s:?} does not exist: {year} has ISO weeks 01 to {weeks}"
+            )));
         }
         Ok(Self { year, week })
     }
@@ -91,6 +98,37 @@ mod tests {
     fn check(date: &str, expected: bool) {
         let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
         assert_eq!(plausible(d), expected, "{date}");
+    }
+
+    /// A `--week` as typed → the week's label, or an error containing the text.
+    fn check_week(input: &str, expected: Result<&str, &str>) {
+        let got = IsoWeek::parse(input)
+            .map(|w| w.label())
+            .map_err(|e| e.to_string());
+        match (&got, expected) {
+            (Ok(l), Ok(want)) => assert_eq!(l, want, "{input}"),
+            (Err(e), Err(want)) => assert!(e.contains(want), "{input}: {e}"),
+            _ => panic!("{input}: {got:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn weeks_parse_and_a_missing_week_53_is_not_a_bad_form() {
+        let form = Err("is not of the form YYYY-Www");
+        check_week("2024-W07", Ok("2024-W07"));
+        check_week("2024-W52", Ok("2024-W52"));
+        check_week("2020-W53", Ok("2020-W53"));
+        check_week("2026-W53", Ok("2026-W53"));
+        check_week(
+            "2024-W53",
+            Err("week \"2024-W53\" does not exist: 2024 has ISO weeks 01 to 52"),
+        );
+        check_week("2024-W00", Err("2024 has ISO weeks 01 to 52"));
+        check_week("2020-W54", Err("2020 has ISO weeks 01 to 53"));
+        check_week("2024-W7", form);
+        check_week("2024-07", form);
+        check_week("2024-Wxx", form);
+        check_week("999999-W01", form);
     }
 
     #[test]

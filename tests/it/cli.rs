@@ -608,3 +608,28 @@ fn feed_names_starting_with_a_dot_are_refused() {
         "{names:?}"
     );
 }
+
+/// Small mistakes on the command line, each one message and exit 2: (arguments, what
+/// stderr must say).
+#[test]
+fn small_mistakes_say_what_is_wrong() {
+    let tmp = tempdir();
+    let store = small_store(tmp.path());
+    let out = tmp.path().join("out");
+    let check = |args: &[&str], says: &[&str]| {
+        let (code, stdout, err) = gpurent(args);
+        assert_eq!(code, 2, "{args:?}: {stdout}{err}");
+        for w in says {
+            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+        }
+    };
+    // 2024 has 52 ISO weeks: the form is right, the week does not exist.
+    check(
+        &report_args(&store, &out, "2024-W53"),
+        &["week \"2024-W53\" does not exist: 2024 has ISO weeks 01 to 52"],
+    );
+    check(
+        &report_args(&store, &out, "2024-W5"),
+        &["is not of the form YYYY-Www"],
+    );
+}
