@@ -205,6 +205,9 @@ pub enum StoreError {
     /// A raw hour's `meta.json` naming a blob by something other than a SHA-256 in hex.
     #[error("{path}: {reference:?} is not a blob's SHA-256")]
     BlobRef { path: PathBuf, reference: String },
+    /// A store to read that is not a directory (a typo, a file): never an empty store.
+    #[error("store {path}: {why}")]
+    NotAStore { path: PathBuf, why: String },
 }
 
 /// An error in one of the data tables (GPU registry, regions, instances, units).

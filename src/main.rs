@@ -446,10 +446,11 @@ fn pull(rt: &tokio::runtime::Runtime, cache: &Store, remote: &Remote) -> anyhow:
     Ok(())
 }
 
-/// A store to read: a local directory, or an `s3://` store's cache after a pull.
+/// A store to read: a local directory (that exists), or an `s3://` store's cache
+/// after a pull.
 fn reader(loc: Location) -> anyhow::Result<Store> {
     match loc {
-        Location::Local(p) => Ok(Store::open(p)),
+        Location::Local(p) => Ok(Store::open_existing(p)?),
         Location::S3 { bucket, prefix } => {
             let (cache, remote) = s3_cache(&bucket, &prefix)?;
             pull(&runtime()?, &cache, &remote)?;

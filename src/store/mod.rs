@@ -193,6 +193,19 @@ impl Store {
         Self { root: root.into() }
     }
 
+    /// A store to read: `root` must be a directory (empty is fine), so a mistyped path
+    /// or a file is an error naming it, not a store without offers.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let why = match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => return Ok(Self::open(root)),
+            Ok(_) => "not a directory".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".into(),
+            Err(e) => e.to_string(),
+        };
+        Err(StoreError::NotAStore { path: root, why })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -124,11 +124,10 @@ fn models_resolve_through_the_tables_and_empty_queries_say_why() {
             && err.contains("from 2024-10-07 to 2024-10-07"),
         "{err}"
     );
-    let (code, _, err) = gpurent(&[
-        "prices",
-        "--store",
-        tmp.path().join("empty").to_str().unwrap(),
-    ]);
+    // An empty store (a directory with nothing in it) has no rows: exit 3.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, _, err) = gpurent(&["prices", "--store", empty.to_str().unwrap()]);
     assert_eq!(code, 3, "{err}");
 }
 
@@ -632,4 +631,27 @@ fn small_mistakes_say_what_is_wrong() {
         &report_args(&store, &out, "2024-W5"),
         &["is not of the form YYYY-Www"],
     );
+    // A store to read that is missing or a file is an error naming it, for every
+    // reader (it used to be "no offers in the store", exit 3, or an empty listing).
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a store").unwrap();
+    let missing = tmp.path().join("no-such-store");
+    for (path, why) in [(&missing, "no such directory"), (&file, "not a directory")] {
+        let p = path.to_str().unwrap();
+        let o = out.to_str().unwrap();
+        let says = [&format!("store {p}: {why}")[..]];
+        check(&["prices", "--store", p], &says);
+        check(
+            &["history", "--store", p, "--model", "H100-SXM-80GB"],
+            &says,
+        );
+        check(&["report", "--store", p, "--out", o], &says);
+        check(
+            &["report", "--store", p, "--out", o, "--week", "2024-W41"],
+            &says,
+        );
+        check(&["unknown", "--store", p], &says);
+        check(&["crosscheck", "--store", p], &says);
+    }
+    assert!(!missing.exists() && !out.exists());
 }
