@@ -153,9 +153,22 @@ pub fn parse_feed(path: &Path, text: &str) -> Result<Feed, FeedError> {
         .ok_or_else(|| cfg_err(path, "missing key `format`"))?;
     let url =
         take_str(&mut table, "url", path)?.ok_or_else(|| cfg_err(path, "missing key `url`"))?;
+    if url.trim().is_empty() {
+        // An empty path would be the feeds folder itself, read as a payload.
+        return Err(cfg_err(
+            path,
+            "key `url` is empty: give an https:// URL or a file path",
+        ));
+    }
     let source = source_of(path, url)?;
     let enabled = take_bool(&mut table, "enabled", path)?.unwrap_or(true);
     let provider = take_str(&mut table, "provider", path)?.unwrap_or_else(|| format.clone());
+    if provider.trim().is_empty() {
+        return Err(cfg_err(
+            path,
+            "key `provider` is empty: name the provider (e.g. aws), or leave the key out to use the format's",
+        ));
+    }
     let auth_env = auth_env(&mut table, path)?;
     let timeout_s = take_uint(&mut table, "timeout_s", path, 3600.0)?.unwrap_or(30.0) as u64;
     let retries = retries(&mut table, path)?;
@@ -376,6 +389,12 @@ mod tests {
     fn bad_feed_files_name_file_and_key() {
         check_err("url = 'a.json'", "missing key `format`");
         check_err("format = 'vastai'", "missing key `url`");
+        check_err("format = 'vastai'\nurl = ''", "key `url` is empty");
+        check_err("format = 'vastai'\nurl = '  '", "key `url` is empty");
+        check_err(
+            "format = 'vastai'\nurl = 'a.json'\nprovider = ''",
+            "key `provider` is empty",
+        );
         check_err("format = 'nope'\nurl = 'a.json'", "unknown adapter");
         check_err("format = 'vastai'\nurl = 'a.json'\nbogus = 1", "bogus");
         check_err(

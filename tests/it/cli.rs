@@ -654,4 +654,37 @@ fn small_mistakes_say_what_is_wrong() {
         check(&["crosscheck", "--store", p], &says);
     }
     assert!(!missing.exists() && !out.exists());
+    // An empty `url` (it used to read the feeds folder itself as the payload) or
+    // `provider`: that feed fails naming its file and key, the others run.
+    let feeds = tmp.path().join("feeds");
+    for (i, (name, text, key)) in [
+        (
+            "empty_url",
+            "format = \"vastai\"\nurl = \"\"\n",
+            "key `url` is empty",
+        ),
+        (
+            "empty_provider",
+            "format = \"vastai\"\nurl = \"vast.json\"\nprovider = \"\"\n",
+            "key `provider` is empty",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = feeds.join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        // A new hour each time, so the good feed stores again.
+        let at = format!("2024-10-07T1{}:00:00Z", i + 1);
+        let (code, stdout, err) = gpurent(&ingest_args(&feeds, &store, &at));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(code, 1, "{name}: {stdout}{err}");
+        let said = format!("{stdout}{err}");
+        assert!(
+            said.lines()
+                .any(|l| l.contains(&file.display().to_string()) && l.contains(key)),
+            "{name}: {said}"
+        );
+        assert!(stdout.contains("vast: ok"), "{name}: {stdout}");
+    }
 }
