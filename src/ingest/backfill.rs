@@ -120,10 +120,26 @@ pub fn store_by_day(
     let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
     days.entry(at.date_naive()).or_default().rejects = parsed.rejects;
     for o in parsed.offers.iter() {
-        days.entry(day_of(o.observed_at))
-            .or_default()
-            .offers
-            .push(o);
+        let day = day_of(o.observed_at);
+        if !crate::week::plausible(day) {
+            // A typo in a row's date column: a reject of the run at `at`, never a run
+            // (and rollups) of a day centuries away.
+            let reject = crate::model::ParseReject {
+                offer_id: o.offer_id.to_string(),
+                gpu_name_raw: o.gpu_name_raw.to_string(),
+                reason: "bad_date".into(),
+                detail: format!(
+                    "the row's date {day}: {}",
+                    crate::week::implausible_why(day)
+                ),
+            };
+            days.entry(at.date_naive())
+                .or_default()
+                .rejects
+                .push(reject);
+            continue;
+        }
+        days.entry(day).or_default().offers.push(o);
     }
     let mut total: Option<Stored> = None;
     // The run at `at` keeps the raw payload, even when none of its rows is of that
@@ -796,5 +812,37 @@ mod tests {
             store.has_run(&feed.config.name, t)
         };
         assert!(day("2026-07-20") && day("2026-07-21") && day("2026-07-22"));
+    }
+
+    /// A row whose own date is a typo (year 1024) is a `bad_date` reject of the run
+    /// at `at`: no run, partition or rollup of that year (found by a fault hunt: the
+    /// rollup refresh then wrote a file for every week since).
+    #[test]
+    fn a_row_dated_centuries_away_is_a_reject_of_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store"));
+        let text = include_str!("../../feeds/backfill/gpu-pricing-tracker-2026.toml");
+        let feed = feed::parse_feed(Path::new("tracker.toml"), text).unwrap();
+        let csv =
+            "date,provider,gpu_model,gpu_count,region,rental_type,price_median_usd,n_offers\n\
+                   2026-07-20,vast.ai,RTX 4090,1,US,on_demand,0.40,12\n\
+                   1026-07-21,vast.ai,RTX 4090,1,CN,on_demand,0.41,11\n";
+        let ctx = crate::ingest::adapters::ParseCtx {
+            feed: &feed.config.name,
+            provider: &feed.config.provider,
+        };
+        let parsed = feed
+            .adapter
+            .parse(&Page::new("", csv.into()), &ctx)
+            .unwrap();
+        let at = "2026-07-21T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let fx = load_fx(&store).unwrap();
+        let stored = store_by_day(&feed, parsed, at, &store, Tables::embedded(), &fx, None);
+        let (n, rejected) = stored.unwrap().unwrap();
+        assert_eq!((n, rejected), (1, vec![("bad_date".to_string(), 1)]));
+        assert_eq!(
+            store.offer_dates().unwrap(),
+            ["2026-07-20", "2026-07-21"].map(|d| d.parse::<NaiveDate>().unwrap())
+        );
     }
 }
