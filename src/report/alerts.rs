@@ -352,12 +352,19 @@ fn feed_history(store: &Store) -> BTreeMap<String, Vec<(DateTime<Utc>, bool)>> {
         return out;
     };
     for e in rd.flatten() {
-        let Ok(v) =
-            std::fs::read(e.path()).map(|b| serde_json::from_slice::<serde_json::Value>(&b))
-        else {
-            continue;
+        let path = e.path();
+        let read = std::fs::read(&path).map_err(|e| e.to_string());
+        let v = read.and_then(|b| {
+            serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+        });
+        let v = match v {
+            Ok(v) => v,
+            Err(e) => {
+                // Counted as no run: say so, as the feed_failed rule then sees less.
+                tracing::warn!("run record {} not read: {e}", path.display());
+                continue;
+            }
         };
-        let Ok(v) = v else { continue };
         let at = v["observed_at"]
             .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok());

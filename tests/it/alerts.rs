@@ -136,6 +136,10 @@ async fn each_rule_kind_fires_once_to_the_webhook() {
     let (feeds, store) = tokio::task::spawn_blocking(move || two_weeks(&root, &rf))
         .await
         .unwrap();
+    // A run record that cannot be read is passed over, and said (it used to be
+    // skipped silently; the outage rule then sees fewer runs).
+    let garbage = store.join("runs/garbage-ingest.json");
+    std::fs::write(&garbage, "not json").unwrap();
     // Four hourly ingests in week 42: the feed `down` fails in each.
     let mut outs = Vec::new();
     for hour in 10..14 {
@@ -145,6 +149,8 @@ async fn each_rule_kind_fires_once_to_the_webhook() {
             .await
             .unwrap();
         assert_eq!(code, 1, "feed `down` failed: {out}{err}");
+        let said = format!("run record {} not read", garbage.display());
+        assert!(err.contains(&said), "{err}");
         outs.push(out);
     }
     let recs = records(&store);
