@@ -414,6 +414,48 @@ pub struct GivenFilter {
 /// leaves none of the model's whole-GPU offers: for a history without rows, which
 /// filter to name. One scan of the store, only when `hq` has filters.
 pub fn given_filters(store: &Store, hq: &HistoryQuery) -> Result<Vec<GivenFilter>, ReportError> {
+    let tests = filter_tests(store, hq)?;
+    if tests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let matched: Vec<bool> = match store.scan_offers(None, None)? {
+        None => vec![false; tests.len()],
+        Some(lf) => {
+            let model = col("gpu_model")
+                .eq(lit(hq.model.clone()))
+                .and(col("fractional_gpu").not());
+            let any: Vec<Expr> = tests
+                .iter()
+                .enumerate()
+                .map(|(i, (_, e))| {
+                    e.clone()
+                        .fill_null(lit(false))
+                        .any(true)
+                        .alias(format!("f{i}"))
+                })
+                .collect();
+            let df = collect(lf.filter(model).select(any))?;
+            (0..tests.len())
+                .map(|i| {
+                    let c = df.column(&format!("f{i}"))?;
+                    Ok(c.bool()?.get(0).unwrap_or(false))
+                })
+                .collect::<PolarsResult<_>>()?
+        }
+    };
+    Ok(tests
+        .into_iter()
+        .zip(matched)
+        .map(|((label, _), m)| GivenFilter {
+            label,
+            matches_nothing: !m,
+        })
+        .collect())
+}
+
+/// Each filter `hq` was given besides the model, as its label and the expression a
+/// row must pass.
+fn filter_tests(store: &Store, hq: &HistoryQuery) -> Result<Vec<(String, Expr)>, ReportError> {
     let day = || {
         col("observed_at")
             .cast(DataType::Date)
@@ -454,42 +496,7 @@ pub fn given_filters(store: &Store, hq: &HistoryQuery) -> Result<Vec<GivenFilter
         }
         tests.push((label.join(" "), e));
     }
-    if tests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let matched: Vec<bool> = match store.scan_offers(None, None)? {
-        None => vec![false; tests.len()],
-        Some(lf) => {
-            let model = col("gpu_model")
-                .eq(lit(hq.model.clone()))
-                .and(col("fractional_gpu").not());
-            let any: Vec<Expr> = tests
-                .iter()
-                .enumerate()
-                .map(|(i, (_, e))| {
-                    e.clone()
-                        .fill_null(lit(false))
-                        .any(true)
-                        .alias(format!("f{i}"))
-                })
-                .collect();
-            let df = collect(lf.filter(model).select(any))?;
-            (0..tests.len())
-                .map(|i| {
-                    let c = df.column(&format!("f{i}"))?;
-                    Ok(c.bool()?.get(0).unwrap_or(false))
-                })
-                .collect::<PolarsResult<_>>()?
-        }
-    };
-    Ok(tests
-        .into_iter()
-        .zip(matched)
-        .map(|((label, _), m)| GivenFilter {
-            label,
-            matches_nothing: !m,
-        })
-        .collect())
+    Ok(tests)
 }
 
 /// Median, p25, p75 and offer observations of one model per period, bloc and class.
