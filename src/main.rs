@@ -658,14 +658,7 @@ fn run_alerts(
     now: DateTime<Utc>,
     analysed: Option<analysis::WeekAnalysis>,
 ) -> anyhow::Result<()> {
-    let fired = rt.block_on(alerts::run(
-        store,
-        cfg,
-        week,
-        now,
-        &fetch::client(),
-        analysed,
-    ))?;
+    let fired = rt.block_on(alerts::run(store, cfg, week, now, analysed))?;
     for f in &fired {
         println!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
     }

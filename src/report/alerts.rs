@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{self, WeekAnalysis};
+use crate::analysis::{self, ProviderRow, WeekAnalysis};
 use crate::error::{ReportError, StoreError};
 use crate::store::fsutil::write_atomic;
 use crate::store::Store;
@@ -74,6 +74,14 @@ pub struct Webhook {
     /// Delay before the first retry, in milliseconds (default 500).
     #[serde(default = "default_delay")]
     pub retry_delay_ms: u64,
+    /// How long one POST may take, in seconds (default 20): a hook that never answers
+    /// must not hold an ingest (and its store lock) or the daemon's shutdown for ever.
+    #[serde(default = "default_post_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_post_timeout() -> u64 {
+    20
 }
 
 fn default_retries() -> u32 {
@@ -316,14 +324,17 @@ fn provider_moves(rule: &Rule, a: &WeekAnalysis, now: DateTime<Utc>) -> Vec<Firi
     let prev = &a.prev_providers;
     let limit = rule.percent.unwrap_or(f64::INFINITY);
     let mut out = Vec::new();
-    for p in &a.providers {
+    // On-demand rows only, this week's and last week's alike (found by a fault hunt:
+    // last week's on-demand median was compared with this week's spot median).
+    let on_demand = |r: &&ProviderRow| r.price_class == "on_demand";
+    for p in a.providers.iter().filter(on_demand) {
         if !wants(&rule.provider, &p.provider) || !wants(&rule.model, &p.gpu_model) {
             continue;
         }
-        let Some(q) = prev
-            .iter()
-            .find(|q| q.provider == p.provider && q.gpu_model == p.gpu_model && q.bloc == p.bloc)
-        else {
+        let same = |q: &&ProviderRow| {
+            q.provider == p.provider && q.gpu_model == p.gpu_model && q.bloc == p.bloc
+        };
+        let Some(q) = prev.iter().filter(on_demand).find(same) else {
             continue;
         };
         let change = (p.median / q.median - 1.0) * 100.0;
@@ -494,8 +505,22 @@ pub fn webhook_body(hook: &Webhook, f: &Firing) -> serde_json::Value {
     }
 }
 
+/// The client for webhooks: redirects are not followed (reqwest would turn a 302's
+/// POST into a GET without the body and count it delivered), so a redirect is a
+/// failed attempt.
+fn webhook_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("gpurent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client configuration is static")
+}
+
 /// POST one firing, retrying with doubling delays; the attempts it took, or why not.
-async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u32, DeliveryError> {
+async fn post(hook: &Webhook, f: &Firing) -> Result<u32, DeliveryError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(webhook_client);
     let body = serde_json::to_vec(&webhook_body(hook, f)).expect("JSON serialises");
     let mut last = PostFailure::Send(String::new());
     for attempt in 0..=hook.retries {
@@ -507,6 +532,7 @@ async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u3
         }
         let res = client
             .post(&hook.url)
+            .timeout(Duration::from_secs(hook.timeout_s))
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
@@ -515,6 +541,9 @@ async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u3
             Ok(r) if r.status().is_success() => return Ok(attempt + 1),
             Ok(r) => last = PostFailure::Status(r.status().as_u16()),
             // Without the URL: a webhook URL often carries a token.
+            Err(e) if e.is_timeout() => {
+                last = PostFailure::Send(format!("no answer within {} s", hook.timeout_s))
+            }
             Err(e) => last = PostFailure::Send(e.without_url().to_string()),
         }
     }
@@ -528,13 +557,12 @@ async fn post(client: &reqwest::Client, hook: &Webhook, f: &Firing) -> Result<u3
 pub async fn deliver(
     store: &Store,
     cfg: &Config,
-    client: &reqwest::Client,
     firings: &mut [Firing],
 ) -> Result<(), AlertError> {
     for f in firings.iter_mut() {
         f.delivery = match &cfg.webhook {
             None => "no webhook".into(),
-            Some(h) => match post(client, h, f).await {
+            Some(h) => match post(h, f).await {
                 Ok(n) => format!("delivered (attempts: {n})"),
                 Err(e) => format!("failed: {e}"),
             },
@@ -551,7 +579,6 @@ pub async fn run(
     cfg: &Config,
     week: IsoWeek,
     now: DateTime<Utc>,
-    client: &reqwest::Client,
     analysed: Option<WeekAnalysis>,
 ) -> Result<Vec<Firing>, AlertError> {
     let all = {
@@ -566,7 +593,7 @@ pub async fn run(
         })??
     };
     let mut new = all;
-    deliver(store, cfg, client, &mut new).await?;
+    deliver(store, cfg, &mut new).await?;
     Ok(new)
 }
 

@@ -388,7 +388,7 @@ impl Daemon {
         let Some(cfg) = &self.alerts else {
             return;
         };
-        match crate::report::alerts::run(&self.store, cfg, week, now, &self.client, None).await {
+        match crate::report::alerts::run(&self.store, cfg, week, now, None).await {
             Ok(fired) => {
                 for f in fired {
                     let line = format!("alert {}: {} [{}]", f.rule, f.message, f.delivery);

@@ -243,9 +243,7 @@ async fn slack_bodies_and_retries() {
         numbers: Default::default(),
         delivery: "pending".into(),
     }];
-    alerts::deliver(&store, &cfg, &gpurent::ingest::fetch::client(), &mut f)
-        .await
-        .unwrap();
+    alerts::deliver(&store, &cfg, &mut f).await.unwrap();
     assert_eq!(f[0].delivery, "delivered (attempts: 3)");
     let bodies = posts(&srv);
     assert_eq!(bodies.len(), 3, "two retries");
@@ -255,9 +253,7 @@ async fn slack_bodies_and_retries() {
     );
     // A receiver that never accepts: the failure is recorded, without the URL.
     srv.routes.set("/hook", HttpResponse::status(500));
-    alerts::deliver(&store, &cfg, &gpurent::ingest::fetch::client(), &mut f)
-        .await
-        .unwrap();
+    alerts::deliver(&store, &cfg, &mut f).await.unwrap();
     assert_eq!(f[0].delivery, "failed: HTTP 500 after 3 attempts");
     let rec = std::fs::read_to_string(
         tmp.path()
@@ -268,4 +264,90 @@ async fn slack_bodies_and_retries() {
         rec.contains("failed: HTTP 500 after 3 attempts") && !rec.contains("127.0.0.1"),
         "{rec}"
     );
+}
+
+/// `provider_price_moves` compares on-demand medians only: the same payload two weeks
+/// running (on-demand 3.00, spot 1.80, both unchanged) fires nothing. It used to
+/// compare last week's on-demand median with this week's spot one (-40 %; found by a
+/// fault hunt).
+#[test]
+fn provider_moves_compare_on_demand_with_on_demand() {
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    let body = r#"{"offers": [
+        {"id": 1, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": 3.0, "min_bid": 1.8, "geolocation": "Texas, US"},
+        {"id": 2, "gpu_name": "H100 SXM", "num_gpus": 1, "dph_total": 3.0, "min_bid": 1.8, "geolocation": "Texas, US"}]}"#;
+    std::fs::write(feeds.join("v.json"), body).unwrap();
+    std::fs::write(
+        feeds.join("vastai.toml"),
+        "format = \"vastai\"\nurl = \"v.json\"\n",
+    )
+    .unwrap();
+    let rules = tmp.path().join("alerts.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"prov\"\nkind = \"provider_price_moves\"\npercent = 15\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    for at in ["2024-10-07T12:00:00Z", "2024-10-14T12:00:00Z"] {
+        let (code, out, err) = ingest(&feeds, &store, &rules, at);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(!out.contains("alert "), "{at}: {out}");
+    }
+    let fired = std::fs::read_dir(store.join("alerts")).map_or(0, |d| d.count());
+    assert_eq!(fired, 0, "no firing recorded");
+}
+
+/// A hook that never answers is given up after `timeout_s` per attempt, and one that
+/// redirects is a failed attempt: both are recorded as failed, and the ingest ends
+/// (found by a fault hunt: the POST waited for ever, holding the store lock; a 302
+/// became a GET without the firing, recorded as delivered).
+#[test]
+fn a_hanging_or_redirecting_hook_is_a_failed_delivery() {
+    use crate::faults::{fault_server, Fault};
+    let srv = fault_server(|r| match r.path.as_str() {
+        "/hang" => Fault::Hang,
+        _ => Fault::status(302, &[("Location", "/ok")]),
+    });
+    for (path, why) in [("/hang", "no answer within 1 s"), ("/redirect", "HTTP 302")] {
+        let tmp = tempdir();
+        let feeds = tmp.path().join("feeds");
+        std::fs::create_dir_all(&feeds).unwrap();
+        let first = vast(&[(1, "H100 SXM", 1, 2.0, "Zhejiang, CN")]);
+        std::fs::write(feeds.join("v.json"), first).unwrap();
+        let feed = "format = \"vastai\"\nurl = \"v.json\"\n";
+        std::fs::write(feeds.join("vastai.toml"), feed).unwrap();
+        let rules = tmp.path().join("alerts.toml");
+        let text = format!(
+            "[webhook]\nurl = \"{}\"\nretries = 1\nretry_delay_ms = 10\ntimeout_s = 1\n\n\
+             [[rule]]\nname = \"new\"\nkind = \"first_in_china\"\n",
+            srv.url(path)
+        );
+        std::fs::write(&rules, text).unwrap();
+        let store = tmp.path().join("store");
+        assert_eq!(ingest_args_run(&feeds, &store, "2024-10-07T12:00:00Z"), 0);
+        let body = vast(&[
+            (1, "H100 SXM", 1, 2.0, "Zhejiang, CN"),
+            (2, "B200", 1, 6.0, "Zhejiang, CN"),
+        ]);
+        std::fs::write(feeds.join("v.json"), body).unwrap();
+        let started = std::time::Instant::now();
+        let (code, out, err) = ingest(&feeds, &store, &rules, "2024-10-14T12:00:00Z");
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(started.elapsed().as_secs() < 30, "{path}: the ingest ended");
+        let recs = records(&store);
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        assert!(
+            recs[0].delivery.starts_with("failed:") && recs[0].delivery.contains(why),
+            "{path}: {}",
+            recs[0].delivery
+        );
+    }
+}
+
+/// `gpurent ingest` without alert rules; its exit code.
+fn ingest_args_run(feeds: &Path, store: &Path, at: &str) -> i32 {
+    gpurent(&ingest_args(feeds, store, at)).0
 }
