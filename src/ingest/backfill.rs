@@ -762,6 +762,21 @@ mod tests {
         }
     }
 
+    /// The tracker's backfill feed and a parse of `rows` (lines after its header).
+    fn tracker(rows: &str) -> (Feed, Parsed) {
+        let text = include_str!("../../feeds/backfill/gpu-pricing-tracker-2026.toml");
+        let feed = feed::parse_feed(Path::new("tracker.toml"), text).unwrap();
+        let header =
+            "date,provider,gpu_model,gpu_count,region,rental_type,price_median_usd,n_offers\n";
+        let ctx = crate::ingest::adapters::ParseCtx {
+            feed: &feed.config.name,
+            provider: &feed.config.provider,
+        };
+        let page = Page::new("", format!("{header}{rows}").into_bytes());
+        let parsed = feed.adapter.parse(&page, &ctx).unwrap();
+        (feed, parsed)
+    }
+
     /// A file whose rows fall on several days: the run at `at` (which keeps the raw
     /// payload and tells a re-run the file is imported) is stored after every other
     /// day, so a write that fails on a later day leaves the file to be finished by
@@ -771,22 +786,11 @@ mod tests {
     fn the_run_at_at_is_stored_last_so_a_re_run_finishes_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store"));
-        let text = include_str!("../../feeds/backfill/gpu-pricing-tracker-2026.toml");
-        let feed = feed::parse_feed(Path::new("tracker.toml"), text).unwrap();
-        let csv =
-            "date,provider,gpu_model,gpu_count,region,rental_type,price_median_usd,n_offers\n\
-                   2026-07-20,vast.ai,RTX 4090,1,US,on_demand,0.40,12\n\
-                   2026-07-21,vast.ai,RTX 4090,1,US,on_demand,0.41,11\n\
-                   2026-07-22,vast.ai,RTX 4090,1,US,on_demand,0.42,10\n";
-        let ctx = crate::ingest::adapters::ParseCtx {
-            feed: &feed.config.name,
-            provider: &feed.config.provider,
-        };
-        let parse = || {
-            feed.adapter
-                .parse(&Page::new("", csv.into()), &ctx)
-                .unwrap()
-        };
+        let rows = "2026-07-20,vast.ai,RTX 4090,1,US,on_demand,0.40,12\n\
+                    2026-07-21,vast.ai,RTX 4090,1,US,on_demand,0.41,11\n\
+                    2026-07-22,vast.ai,RTX 4090,1,US,on_demand,0.42,10\n";
+        let (feed, _) = tracker(rows);
+        let parse = || tracker(rows).1;
         let at = "2026-07-21T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
         let (tables, fx) = (Tables::embedded(), load_fx(&store).unwrap());
         // A file where the 07-22 partition folder would be: that day's write fails.
@@ -821,20 +825,10 @@ mod tests {
     fn a_row_dated_centuries_away_is_a_reject_of_the_run() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store"));
-        let text = include_str!("../../feeds/backfill/gpu-pricing-tracker-2026.toml");
-        let feed = feed::parse_feed(Path::new("tracker.toml"), text).unwrap();
-        let csv =
-            "date,provider,gpu_model,gpu_count,region,rental_type,price_median_usd,n_offers\n\
-                   2026-07-20,vast.ai,RTX 4090,1,US,on_demand,0.40,12\n\
-                   1026-07-21,vast.ai,RTX 4090,1,CN,on_demand,0.41,11\n";
-        let ctx = crate::ingest::adapters::ParseCtx {
-            feed: &feed.config.name,
-            provider: &feed.config.provider,
-        };
-        let parsed = feed
-            .adapter
-            .parse(&Page::new("", csv.into()), &ctx)
-            .unwrap();
+        let (feed, parsed) = tracker(
+            "2026-07-20,vast.ai,RTX 4090,1,US,on_demand,0.40,12\n\
+             1026-07-21,vast.ai,RTX 4090,1,CN,on_demand,0.41,11\n",
+        );
         let at = "2026-07-21T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
         let fx = load_fx(&store).unwrap();
         let stored = store_by_day(&feed, parsed, at, &store, Tables::embedded(), &fx, None);
