@@ -584,25 +584,19 @@ impl Store {
         }
     }
 
-    /// Offers and rejects files whose Parquet framing is broken: shorter than a
-    /// Parquet file can be, without the `PAR1` magic at either end, or with a footer
-    /// longer than the file (what a truncated copy or a damaged disk leaves). Two
-    /// small reads a file; readers call it only after a scan failed, to name the
-    /// files, since polars' error does not.
+    /// Offers and rejects files a reader scans whose Parquet framing is broken:
+    /// shorter than a Parquet file can be, without the `PAR1` magic at either end, or
+    /// with a footer longer than the file (what a truncated copy or a damaged disk
+    /// leaves). Two small reads a file; readers call it only after a scan failed, to
+    /// name the files, since polars' error does not.
     pub fn damaged_files(&self) -> Result<Vec<PathBuf>, StoreError> {
         let mut bad = Vec::new();
         for kind in ["offers", "rejects"] {
-            for (_, dir) in self.partitions(kind)? {
-                for e in fs::read_dir(&dir).map_err(io(&dir))? {
-                    let p = e.map_err(io(&dir))?.path();
-                    let hidden = p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-                    if !hidden && p.extension().is_some_and(|x| x == "parquet") && !framed(&p) {
-                        bad.push(p);
-                    }
-                }
-            }
+            bad.extend(
+                self.files(kind, None, None)?
+                    .into_iter()
+                    .filter(|p| !framed(p)),
+            );
         }
         bad.sort();
         Ok(bad)
