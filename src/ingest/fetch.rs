@@ -155,32 +155,64 @@ fn percent(s: &str, upper: bool) -> String {
         .collect()
 }
 
+/// The forms of one secret ([`secret_forms`]), each with its substring finder, made
+/// once for the many texts and bodies of a feed's run.
+pub struct Scrubber {
+    forms: Vec<(String, memchr::memmem::Finder<'static>)>,
+}
+
+impl Scrubber {
+    pub fn new(secret: Option<&str>) -> Self {
+        let forms = secret_forms(secret)
+            .into_iter()
+            .map(|f| {
+                let finder = memchr::memmem::Finder::new(f.as_bytes()).into_owned();
+                (f, finder)
+            })
+            .collect();
+        Self { forms }
+    }
+
+    /// `text` with every form replaced.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (form, finder) in &self.forms {
+            if finder.find(out.as_bytes()).is_some() {
+                out = out.replace(form.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// A body with every form replaced, in place (bytes, so a non-UTF-8 body is
+    /// scrubbed too); one pass per form found, none for a form absent.
+    pub fn bytes(&self, body: &mut Vec<u8>) {
+        for (form, finder) in &self.forms {
+            let mut hits = finder.find_iter(body).peekable();
+            if hits.peek().is_none() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(body.len());
+            let mut at = 0;
+            for hit in hits {
+                out.extend_from_slice(&body[at..hit]);
+                out.extend_from_slice(REDACTED.as_bytes());
+                at = hit + form.len();
+            }
+            out.extend_from_slice(&body[at..]);
+            *body = out;
+        }
+    }
+}
+
 /// `text` with every form of the secret (and of its `id:key` parts) replaced.
 pub fn scrub(text: &str, secret: Option<&str>) -> String {
-    secret_forms(secret)
-        .into_iter()
-        .fold(text.to_string(), |t, p| t.replace(&p, REDACTED))
+    Scrubber::new(secret).text(text)
 }
 
 /// Scrub a fetched body in place (bytes, so a non-UTF-8 body is scrubbed too).
 pub fn scrub_bytes(body: &mut Vec<u8>, secret: Option<&str>) {
-    for part in secret_forms(secret) {
-        let p = part.as_bytes();
-        if body.windows(p.len()).any(|w| w == p) {
-            let mut out = Vec::with_capacity(body.len());
-            let mut i = 0;
-            while i < body.len() {
-                if body[i..].starts_with(p) {
-                    out.extend_from_slice(REDACTED.as_bytes());
-                    i += p.len();
-                } else {
-                    out.push(body[i]);
-                    i += 1;
-                }
-            }
-            *body = out;
-        }
-    }
+    Scrubber::new(secret).bytes(body)
 }
 
 fn redact(message: String, secret: Option<&str>) -> String {
@@ -968,6 +1000,13 @@ mod tests {
         check("?k=sk%2FZq8TopSecret%2F9xY&x=1", key, "?k=[redacted]&x=1");
         check("?k=sk%2fZq8TopSecret%2f9xY", key, "?k=[redacted]");
         check(r#"a\"b\\cdef"#, Some(r#"a"b\cdef"#), "[redacted]");
+        // Back to back and overlapping: leftmost first, no overlap, as `str::replace`.
+        check(
+            "sk-123456sk-123456.",
+            Some("sk-123456"),
+            "[redacted][redacted].",
+        );
+        check("aaaaaaaaa", Some("aaaa"), "[redacted][redacted]a");
         check("no secret here", None, "no secret here");
         check("x marks x", Some("x"), "x marks x");
     }

@@ -783,9 +783,10 @@ fn scrub_rejects(parsed: &mut Parsed, secret: Option<&str>) {
     if secret.is_none() {
         return;
     }
+    let scrubber = fetch::Scrubber::new(secret);
     for r in &mut parsed.rejects {
         for text in [&mut r.offer_id, &mut r.gpu_name_raw, &mut r.detail] {
-            *text = fetch::scrub(text, secret);
+            *text = scrubber.text(text);
         }
     }
 }
