@@ -16,7 +16,8 @@
 //!   same content) and is left as it is. Per run the order is the payload's blobs, the
 //!   hour's raw folder that names them, rejects, then offers: the offers object
 //!   commits the hour, so a crash mid-push leaves at most rejects without offers,
-//!   which readers skip, or blobs no hour names yet.
+//!   which readers skip, or blobs no hour names yet. Each folder is walked once
+//!   (`raw` skips `raw/blobs`), so each file is offered once.
 //! - `compact` creates each day object, then deletes the hourly objects it holds
 //!   ([`Remote::delete_covered`]); gpurent's readers skip an hour a day file holds,
 //!   so they never count it twice in between.
@@ -43,7 +44,8 @@ use crate::store::{fsutil, Store};
 /// Kinds a reader needs; `raw/` and `failed/` stay in the bucket.
 const PULLED: [&str; 4] = ["offers", "rejects", "runs", "fx"];
 /// Folders pushed, in commit order: the payload blobs before the hours that refer to
-/// them (the rest of `raw/`), and an hour's offers after its payload and rejects.
+/// them (the rest of `raw/`, which skips `raw/blobs`), and an hour's offers after its
+/// payload and rejects.
 const PUSHED: [&str; 6] = ["raw/blobs", "raw", "failed", "rejects", "offers", "runs"];
 const FX: &str = "fx/ecb.parquet";
 const PARALLEL: usize = 8;
@@ -244,14 +246,16 @@ impl Remote {
     }
 
     /// Upload what `cache` holds and the bucket does not, in commit order (each folder
-    /// of [`PUSHED`] finished before the next starts), each with a conditional create;
-    /// then merge the FX rates into the bucket's.
+    /// of [`PUSHED`] finished before the next starts; a folder inside one pushed before
+    /// is not walked again), each with a conditional create; then merge the FX rates
+    /// into the bucket's.
     pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
-        let known = known(cache);
+        let mut known = known(cache);
         let mut t = Transfer::default();
-        for kind in PUSHED {
+        for (i, kind) in PUSHED.iter().enumerate() {
+            let done: Vec<PathBuf> = PUSHED[..i].iter().map(|k| cache.root().join(k)).collect();
             let mut files = Vec::new();
-            local_files(cache.root(), &cache.root().join(kind), &mut files);
+            local_files(cache.root(), &cache.root().join(kind), &done, &mut files);
             let new: Vec<String> = files.into_iter().filter(|f| !known.contains(f)).collect();
             let results: Vec<bool> = futures::stream::iter(new.clone())
                 .map(|rel| self.upload(cache, rel))
@@ -262,6 +266,7 @@ impl Remote {
             t.copied += created;
             t.already_there += results.len() - created;
             remember(cache, &new)?;
+            known.extend(new);
         }
         self.push_fx(cache).await?;
         Ok(t)
@@ -386,8 +391,9 @@ fn remember(cache: &Store, keys: &[String]) -> Result<(), StoreError> {
 }
 
 /// Data files under `dir`, as paths relative to `root` with `/` separators; temporary
-/// and hidden names (`.tmp`, `.lock`) are never pushed.
-fn local_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// and hidden names (`.tmp`, `.lock`) are never pushed, and folders in `skip` (pushed
+/// already) are not walked.
+fn local_files(root: &Path, dir: &Path, skip: &[PathBuf], out: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -401,7 +407,9 @@ fn local_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
             continue;
         }
         if p.is_dir() {
-            local_files(root, &p, out);
+            if !skip.contains(&p) {
+                local_files(root, &p, skip, out);
+            }
         } else if let Ok(rel) = p.strip_prefix(root) {
             let parts: Vec<String> = rel
                 .components()

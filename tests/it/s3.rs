@@ -5,7 +5,7 @@
 //! turns the skip into a failure. The probe test needs no server: it brings its own
 //! loopback server that overwrites regardless of `If-None-Match`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -596,4 +596,84 @@ async fn a_bucket_half_way_through_compaction_reads_right() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["vast__20241007-00000f.parquet"]);
+}
+
+/// Every object key under `prefix` in the bucket, relative to it, as the test itself
+/// lists them (with the server's variables, not through gpurent).
+fn bucket_keys(env: &BTreeMap<String, String>, prefix: &str) -> BTreeSet<String> {
+    use futures::TryStreamExt as _;
+    use object_store::ObjectStore as _;
+    let mut builder = object_store::aws::AmazonS3Builder::new();
+    for (k, v) in env.iter().filter(|(k, _)| k.starts_with("AWS_")) {
+        if let Ok(key) = k.to_ascii_lowercase().parse() {
+            builder = builder.with_config(key, v);
+        }
+    }
+    let os = builder
+        .with_bucket_name(&env["GPURENT_S3_BUCKET"])
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listed = os.list(Some(&object_store::path::Path::from(prefix)));
+    let metas: Vec<_> = rt.block_on(listed.try_collect()).unwrap();
+    metas
+        .iter()
+        .map(|m| m.location.as_ref()[prefix.len() + 1..].to_string())
+        .collect()
+}
+
+/// Every file of a cache that a push uploads (keys relative to the store): not hidden
+/// (`.known`, `.lock`, `.tmp/`) and not in `rollups/`, the cache's own.
+fn pushable_files(root: &Path) -> BTreeSet<String> {
+    fn walk_all(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let (p, name) = (e.path(), e.file_name().to_string_lossy().into_owned());
+            if name.starts_with('.') || p == root.join("rollups") {
+                continue;
+            }
+            if p.is_dir() {
+                walk_all(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy();
+                out.insert(rel.replace('\\', "/"));
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk_all(root, root, &mut out);
+    out
+}
+
+/// One writer, one ingest into an empty prefix: each file is offered once, so none is
+/// "already stored by another writer", and the objects pushed are the cache's files.
+/// (The `raw` walk used to go through `raw/blobs` again, uploading every blob's bytes
+/// a second time only to be refused.)
+#[test]
+fn a_lone_writer_pushes_each_file_once() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds = file_feed(tmp.path(), 100);
+    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let s3 = url(&env, &prefix);
+    let cache = tmp.path().join("cache-w");
+    let feeds = feeds.to_str().unwrap();
+    let args = ["ingest", "--feeds", feeds, "--store", &s3, "--at", AT];
+    let (code, out, err) = gpurent_s3(&env, &cache, &args);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = err.lines().find(|l| l.contains("objects pushed")).unwrap();
+    let counts: Vec<usize> = line
+        .rsplit(": ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    let files = pushable_files(&cached(&cache));
+    assert_eq!(counts, [files.len(), 0], "{line}\n{files:#?}");
+    assert_eq!(bucket_keys(&env, &prefix), files);
 }
