@@ -17,10 +17,14 @@
 //!   hour's raw folder that names them, rejects, then offers: the offers object
 //!   commits the hour, so a crash mid-push leaves at most rejects without offers,
 //!   which readers skip, or blobs no hour names yet. Each folder is walked once
-//!   (`raw` skips `raw/blobs`), so each file is offered once.
+//!   (`raw` skips `raw/blobs`), and a key goes to `.known` as soon as its object is
+//!   known to exist.
 //! - `compact` creates each day object, then deletes the hourly objects it holds
 //!   ([`Remote::delete_covered`]); gpurent's readers skip an hour a day file holds,
-//!   so they never count it twice in between.
+//!   so they never count it twice in between. A push never creates an offers or
+//!   rejects object whose hour a day object (in the bucket or the cache) holds, so a
+//!   writer killed before it remembered an hourly object does not bring it back
+//!   after the compaction deleted it.
 //! - `fx/ecb.parquet` is the one object replaced: by a conditional update on its ETag,
 //!   re-merged and retried when another writer replaced it first, so no rate is lost.
 //! - [`Remote::probe`] refuses a server that ignores conditional creates (it would let
@@ -156,7 +160,8 @@ impl Remote {
         }
     }
 
-    /// Every object key under the prefix, relative to it, of the given kinds.
+    /// Every object key under the prefix, relative to it, of the given kinds (folders
+    /// such as `offers` or `offers/date=2024-10-07`).
     async fn list(&self, kinds: &[&str]) -> Result<BTreeSet<String>, StoreError> {
         let mut out = BTreeSet::new();
         let cut = if self.prefix.is_empty() {
@@ -248,7 +253,9 @@ impl Remote {
     /// Upload what `cache` holds and the bucket does not, in commit order (each folder
     /// of [`PUSHED`] finished before the next starts; a folder inside one pushed before
     /// is not walked again), each with a conditional create; then merge the FX rates
-    /// into the bucket's.
+    /// into the bucket's. An offers or rejects file whose hour a day object holds is
+    /// never uploaded (`uncovered`). Each key is added to `.known` as soon as its
+    /// object is known to exist.
     pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
         let mut known = known(cache);
         let mut t = Transfer::default();
@@ -256,7 +263,14 @@ impl Remote {
             let done: Vec<PathBuf> = PUSHED[..i].iter().map(|k| cache.root().join(k)).collect();
             let mut files = Vec::new();
             local_files(cache.root(), &cache.root().join(kind), &done, &mut files);
-            let new: Vec<String> = files.into_iter().filter(|f| !known.contains(f)).collect();
+            let mut new: Vec<String> = files
+                .iter()
+                .filter(|f| !known.contains(*f))
+                .cloned()
+                .collect();
+            if matches!(*kind, "offers" | "rejects") {
+                new = self.uncovered(cache, &files, new).await?;
+            }
             let results: Vec<bool> = futures::stream::iter(new.clone())
                 .map(|rel| self.upload(cache, rel))
                 .buffer_unordered(PARALLEL)
@@ -265,11 +279,34 @@ impl Remote {
             let created = results.iter().filter(|c| **c).count();
             t.copied += created;
             t.already_there += results.len() - created;
-            remember(cache, &new)?;
             known.extend(new);
         }
         self.push_fx(cache).await?;
         Ok(t)
+    }
+
+    /// Of `new` (files of one kind the cache has not seen in the bucket; `local` all its
+    /// files of that kind), those whose hours no day file holds, in the bucket or in
+    /// the cache. The others are remembered and never uploaded: their hourly object
+    /// was created by a writer killed before it remembered it, then deleted by a
+    /// compaction, and creating it again would hold the hour twice. One listing per
+    /// partition of `new`.
+    async fn uncovered(
+        &self,
+        cache: &Store,
+        local: &[String],
+        new: Vec<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let dirs: BTreeSet<&str> = new.iter().map(|f| dir_of(f)).collect();
+        let mut names: BTreeSet<String> = local.iter().cloned().collect();
+        for dir in dirs {
+            names.extend(self.list(&[dir]).await?);
+        }
+        let covered = covered(&names);
+        let (gone, keep): (Vec<String>, Vec<String>) =
+            new.into_iter().partition(|f| covered.contains(f));
+        remember(cache, &gone)?;
+        Ok(keep)
     }
 
     /// After a compaction was pushed: delete the hourly objects (and smaller day
@@ -279,20 +316,10 @@ impl Remote {
     /// between the day object's creation and these deletions.
     pub async fn delete_covered(&self) -> Result<usize, StoreError> {
         let keys = self.list(&["offers", "rejects"]).await?;
-        let mut by_dir: std::collections::BTreeMap<&str, Vec<PathBuf>> = Default::default();
-        for k in &keys {
-            let (dir, _) = k.rsplit_once('/').unwrap_or(("", k));
-            by_dir.entry(dir).or_default().push(PathBuf::from(k));
-        }
-        let mut gone = Vec::new();
-        for files in by_dir.into_values() {
-            let kept: BTreeSet<PathBuf> = super::not_covered(files.clone()).into_iter().collect();
-            gone.extend(files.into_iter().filter(|f| !kept.contains(f)));
-        }
+        let gone = covered(&keys);
         let n = gone.len();
         futures::stream::iter(gone)
             .map(|rel| async move {
-                let rel = rel.to_string_lossy().into_owned();
                 match self.os.delete(&self.key(&rel)).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                     Err(e) => Err(self.err(&rel)(e)),
@@ -304,7 +331,8 @@ impl Remote {
         Ok(n)
     }
 
-    /// Create one object from the cache's file; false when it already existed.
+    /// Create one object from the cache's file and remember its key; false when it
+    /// already existed.
     async fn upload(&self, cache: &Store, rel: String) -> Result<bool, StoreError> {
         let path = cache.root().join(&rel);
         let bytes = std::fs::read(&path).map_err(fsutil::io(&path))?;
@@ -312,11 +340,13 @@ impl Remote {
             .os
             .put_opts(&self.key(&rel), bytes.into(), PutMode::Create.into())
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(self.err(&rel)(e)),
-        }
+        let created = match put {
+            Ok(_) => true,
+            Err(object_store::Error::AlreadyExists { .. }) => false,
+            Err(e) => return Err(self.err(&rel)(e)),
+        };
+        remember(cache, std::slice::from_ref(&rel))?;
+        Ok(created)
     }
 
     /// Replace `fx/ecb.parquet` with the union of the bucket's rates and the cache's,
@@ -388,6 +418,27 @@ fn remember(cache: &Store, keys: &[String]) -> Result<(), StoreError> {
         .map_err(fsutil::io(&path))?;
     let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
     f.write_all(text.as_bytes()).map_err(fsutil::io(&path))
+}
+
+/// The keys of `keys` (offers or rejects) whose hours a day file in the same
+/// partition holds ([`super::not_covered`]).
+fn covered(keys: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut by_dir: std::collections::BTreeMap<&str, Vec<PathBuf>> = Default::default();
+    for k in keys {
+        by_dir.entry(dir_of(k)).or_default().push(PathBuf::from(k));
+    }
+    let mut out = BTreeSet::new();
+    for files in by_dir.into_values() {
+        let kept: BTreeSet<PathBuf> = super::not_covered(files.clone()).into_iter().collect();
+        let gone = files.into_iter().filter(|f| !kept.contains(f));
+        out.extend(gone.map(|f| f.to_string_lossy().into_owned()));
+    }
+    out
+}
+
+/// The folder of a key (`offers/date=…` of `offers/date=…/<file>`).
+fn dir_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// Data files under `dir`, as paths relative to `root` with `/` separators; temporary

@@ -627,6 +627,32 @@ fn bucket_keys(env: &BTreeMap<String, String>, prefix: &str) -> BTreeSet<String>
         .collect()
 }
 
+/// How many offers or rejects keys hold each (partition, feed, hour): an hourly name
+/// holds its hour, a compacted day's name the hours of its mask.
+fn hours_held(keys: &BTreeSet<String>) -> BTreeMap<(String, String, u32), usize> {
+    let mut out = BTreeMap::new();
+    for key in keys
+        .iter()
+        .filter(|k| k.starts_with("offers/") || k.starts_with("rejects/"))
+    {
+        let (dir, name) = key.rsplit_once('/').unwrap();
+        let (feed, rest) = name
+            .strip_suffix(".parquet")
+            .unwrap()
+            .split_once("__")
+            .unwrap();
+        let mask = match rest.split_once('T') {
+            Some((_, hour)) => 1u32 << hour.parse::<u32>().unwrap(),
+            None => u32::from_str_radix(rest.split_once('-').unwrap().1, 16).unwrap(),
+        };
+        for h in (0..24).filter(|h| mask & (1 << h) != 0) {
+            *out.entry((dir.to_string(), feed.to_string(), h))
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
 /// Every file of a cache that a push uploads (keys relative to the store): not hidden
 /// (`.known`, `.lock`, `.tmp/`) and not in `rollups/`, the cache's own.
 fn pushable_files(root: &Path) -> BTreeSet<String> {
@@ -647,6 +673,60 @@ fn pushable_files(root: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     walk_all(root, root, &mut out);
     out
+}
+
+/// A writer killed after creating an hourly object but before remembering it (in
+/// `.known`), whose hour another machine's `compact` then moved into a day object and
+/// deleted: its next push must not create the hourly object again, or the bucket
+/// holds that hour twice (and engines globbing `offers/*/*.parquet` count it twice).
+#[test]
+fn a_compacted_hour_is_not_pushed_back_by_a_cache_that_forgot_it() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds = file_feed(tmp.path(), 100);
+    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let s3 = url(&env, &prefix);
+    let (writer, local) = (tmp.path().join("cache-w"), tmp.path().join("local"));
+    ingest_both(&env, &writer, &feeds, &s3, &local, 2);
+    // The kill: the keys of hour 00 never reached the writer's `.known`.
+    let known = cached(&writer).join(".known");
+    let text = std::fs::read_to_string(&known).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains("20241007T00"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(kept.len() < text.len(), "{text}");
+    std::fs::write(&known, kept).unwrap();
+    let compact = ["compact", "--store", &s3, "--before", "2024-10-08"];
+    let (code, out, err) = gpurent_s3(&env, &tmp.path().join("cache-c"), &compact);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains(" 2 hourly objects deleted"), "{err}");
+    // The writer's next run pushes.
+    let at = "2024-10-07T02:00:00Z";
+    let args = [
+        "ingest",
+        "--feeds",
+        feeds.to_str().unwrap(),
+        "--store",
+        &s3,
+        "--at",
+        at,
+    ];
+    let (code, out, err) = gpurent_s3(&env, &writer, &args);
+    assert_eq!(code, 0, "{out}{err}");
+    ingest_cli(&feeds, &local, at);
+    let keys = bucket_keys(&env, &prefix);
+    let twice: Vec<_> = hours_held(&keys)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "hours held twice in the bucket: {twice:?}\n{keys:#?}"
+    );
+    let reader = tmp.path().join("cache-r");
+    assert_eq!(bucket_rows(&env, &reader, &s3), rows_per_run(&local));
 }
 
 /// One writer, one ingest into an empty prefix: each file is offered once, so none is
