@@ -13,12 +13,14 @@
 //! - Several writers, no lock: every object but `fx/ecb.parquet` is written once, with
 //!   a conditional create (`PutMode::Create`, `If-None-Match: *`); an object that
 //!   exists is another writer's copy of the same run (or, for a payload blob, of the
-//!   same content) and is left as it is. Per run the order is the payload's blobs, the
-//!   hour's raw folder that names them, rejects, then offers: the offers object
-//!   commits the hour, so a crash mid-push leaves at most rejects without offers,
-//!   which readers skip, or blobs no hour names yet. Each folder is walked once
-//!   (`raw` skips `raw/blobs`), and a key goes to `.known` as soon as its object is
-//!   known to exist.
+//!   same content) and is left as it is, and the cache's file of that name is
+//!   replaced by the bucket's object (a blob holds the same bytes and is kept), so
+//!   the loser of a race reads what the bucket holds. Per run the order is the
+//!   payload's blobs, the hour's raw folder that names them, rejects, then offers:
+//!   the offers object commits the hour, so a crash mid-push leaves at most rejects
+//!   without offers, which readers skip, or blobs no hour names yet. Each folder is
+//!   walked once (`raw` skips `raw/blobs`), and a key goes to `.known` as soon as its
+//!   object is known to exist.
 //! - `compact` creates each day object, then deletes the hourly objects it holds
 //!   ([`Remote::delete_covered`]); gpurent's readers skip an hour a day file holds,
 //!   so they never count it twice in between. A push never creates an offers or
@@ -51,6 +53,8 @@ const PULLED: [&str; 4] = ["offers", "rejects", "runs", "fx"];
 /// them (the rest of `raw/`, which skips `raw/blobs`), and an hour's offers after its
 /// payload and rejects.
 const PUSHED: [&str; 6] = ["raw/blobs", "raw", "failed", "rejects", "offers", "runs"];
+/// Content-addressed objects: one that exists holds the same bytes as the cache's file.
+const BLOBS: &str = "raw/blobs/";
 const FX: &str = "fx/ecb.parquet";
 const PARALLEL: usize = 8;
 
@@ -332,7 +336,9 @@ impl Remote {
     }
 
     /// Create one object from the cache's file and remember its key; false when it
-    /// already existed.
+    /// already existed. Then, but for a blob (same name, same bytes), the bucket's
+    /// object is another writer's run of the same hour and replaces the cache's file,
+    /// so the cache reads as the bucket does.
     async fn upload(&self, cache: &Store, rel: String) -> Result<bool, StoreError> {
         let path = cache.root().join(&rel);
         let bytes = std::fs::read(&path).map_err(fsutil::io(&path))?;
@@ -345,6 +351,9 @@ impl Remote {
             Err(object_store::Error::AlreadyExists { .. }) => false,
             Err(e) => return Err(self.err(&rel)(e)),
         };
+        if !created && !rel.starts_with(BLOBS) {
+            self.download(cache, rel.clone()).await?;
+        }
         remember(cache, std::slice::from_ref(&rel))?;
         Ok(created)
     }

@@ -729,6 +729,102 @@ fn a_compacted_hour_is_not_pushed_back_by_a_cache_that_forgot_it() {
     assert_eq!(bucket_rows(&env, &reader, &s3), rows_per_run(&local));
 }
 
+/// A loopback server that answers one request with `body`, only once the test says
+/// so: the request is announced on the first channel, the answer waits for the second.
+fn gated_server(
+    body: Vec<u8>,
+) -> (
+    String,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/vast", listener.local_addr().unwrap());
+    let (asked_tx, asked) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && sock.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        asked_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        let len = body.len();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+        sock.write_all(head.as_bytes()).unwrap();
+        sock.write_all(&body).unwrap();
+    });
+    (url, asked, go)
+}
+
+/// Two machines store the same hour of the same feed from different payloads, at
+/// once: B pulls and fetches, then A stores the hour in the bucket, then B stores and
+/// pushes, losing the race. B's cache then holds the bucket's files byte for byte, so
+/// both read alike. (It used to keep its own file under the winner's name, and its
+/// reports differed from the bucket's for good: a pull never replaces a file.)
+#[test]
+fn the_loser_of_a_race_reads_the_winners_hour() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds_a = file_feed(&tmp.path().join("a"), 10);
+    file_feed(&tmp.path().join("b"), 25);
+    let (feed_url, asked, go) =
+        gated_server(std::fs::read(tmp.path().join("b/vast.json")).unwrap());
+    let feeds_b = tmp.path().join("feeds-b");
+    std::fs::create_dir_all(&feeds_b).unwrap();
+    let feed = format!("format = \"vastai\"\nurl = \"{feed_url}\"\n");
+    std::fs::write(feeds_b.join("vast.toml"), feed).unwrap();
+    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let ingest = |cache: &str, feeds: &Path| {
+        let feeds = feeds.to_str().unwrap();
+        let args = [
+            "ingest",
+            "--feeds",
+            feeds,
+            "--store",
+            &s3,
+            "--at",
+            "2024-10-07T05:00:00Z",
+        ];
+        gpurent_s3(&env, &tmp.path().join(cache), &args)
+    };
+    std::thread::scope(|scope| {
+        let b = scope.spawn(|| ingest("cache-b", &feeds_b));
+        asked.recv().unwrap();
+        let (code, out, err) = ingest("cache-a", &feeds_a);
+        assert_eq!(code, 0, "A: {out}{err}");
+        go.send(()).unwrap();
+        let (code, out, err) = b.join().unwrap();
+        assert_eq!(code, 0, "B: {out}{err}");
+        assert!(
+            !err.contains(", 0 already stored"),
+            "B lost the race: {err}"
+        );
+    });
+    let reader = tmp.path().join("cache-r");
+    bucket_rows(&env, &reader, &s3);
+    let file = "offers/date=2024-10-07/vast__20241007T05.parquet";
+    let bucket = std::fs::read(cached(&reader).join(file)).unwrap();
+    let loser = std::fs::read(cached(&tmp.path().join("cache-b")).join(file)).unwrap();
+    assert!(
+        bucket == loser,
+        "the loser's cache holds its own {file} ({} bytes), not the bucket's ({} bytes)",
+        loser.len(),
+        bucket.len()
+    );
+    let prices = |cache: &str| {
+        let args = ["prices", "--store", &s3];
+        let (code, out, err) = gpurent_s3(&env, &tmp.path().join(cache), &args);
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    assert_eq!(prices("cache-b"), prices("cache-a"));
+    assert_eq!(prices("cache-b"), prices("cache-r"));
+}
+
 /// One writer, one ingest into an empty prefix: each file is offered once, so none is
 /// "already stored by another writer", and the objects pushed are the cache's files.
 /// (The `raw` walk used to go through `raw/blobs` again, uploading every blob's bytes
