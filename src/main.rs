@@ -449,19 +449,27 @@ fn pull(rt: &tokio::runtime::Runtime, cache: &Store, remote: &Remote) -> anyhow:
 /// A store to read: a local directory (that exists), or an `s3://` store's cache
 /// after a pull.
 fn reader(loc: Location) -> anyhow::Result<Store> {
+    Ok(reader_of(loc, &runtime()?)?.0)
+}
+
+/// [`reader`], with the bucket of an `s3://` store (pulled on `rt`).
+fn reader_of(
+    loc: Location,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(Store, Option<Remote>)> {
     match loc {
-        Location::Local(p) => Ok(Store::open_existing(p)?),
+        Location::Local(p) => Ok((Store::open_existing(p)?, None)),
         Location::S3 { bucket, prefix } => {
             let (cache, remote) = s3_cache(&bucket, &prefix)?;
-            pull(&runtime()?, &cache, &remote)?;
-            Ok(cache)
+            pull(rt, &cache, &remote)?;
+            Ok((cache, Some(remote)))
         }
     }
 }
 
 /// A store to write, locked. For an `s3://` store: the cache, after checking that the
 /// server honours conditional creates and pulling (on the command's runtime `rt`);
-/// push with [`push`] when done.
+/// push with [`finish_write`] (or [`push`]) when done.
 fn writer(
     loc: Location,
     wait: u64,
@@ -491,6 +499,15 @@ fn finish_write(
     remote: Option<&Remote>,
 ) -> anyhow::Result<()> {
     refresh_rollups(store);
+    push(rt, store, remote)
+}
+
+/// Upload to the bucket (if any) what the cache holds and has not seen there.
+fn push(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    remote: Option<&Remote>,
+) -> anyhow::Result<()> {
     let Some(remote) = remote else {
         return Ok(());
     };
@@ -665,6 +682,21 @@ fn run_alerts(
     Ok(())
 }
 
+/// A reader that recorded alert firings (after their delivery, so the final records)
+/// uploads them, so that no other machine fires them again.
+fn push_alerts(rt: &tokio::runtime::Runtime, store: &Store, remote: &Remote) -> anyhow::Result<()> {
+    let t = rt.block_on(remote.push_kinds(store, &["alerts"]))?;
+    if t.copied + t.already_there > 0 {
+        eprintln!(
+            "gpurent: {}: {} alert records pushed, {} already stored by another writer",
+            remote.url(),
+            t.copied,
+            t.already_there
+        );
+    }
+    Ok(())
+}
+
 /// What every subcommand may use besides its own arguments.
 struct Ctx {
     /// `--lock-wait`, seconds.
@@ -728,10 +760,16 @@ fn cmd_ingest(
         );
     }
     store.write_run_record(Utc::now(), &report.record(at))?;
-    finish_write(&rt, &store, remote.as_ref())?;
-    if let Some(cfg) = &ctx.alerts {
-        run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None)?;
-    }
+    // Alerts before the push, so their records reach the bucket with the hour: a
+    // firing recorded only in this cache would fire again on another machine. The
+    // rollups first, as the analysis reads them.
+    refresh_rollups(&store);
+    let alerted = match &ctx.alerts {
+        Some(cfg) => run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None),
+        None => Ok(()),
+    };
+    push(&rt, &store, remote.as_ref())?;
+    alerted?;
     Ok(report.exit_code() as u8)
 }
 
@@ -754,7 +792,8 @@ fn cmd_report(ctx: Ctx, args: ReportArgs) -> anyhow::Result<u8> {
         implausible_high,
         thin_cell: thin,
     };
-    let store = reader(store)?;
+    let rt = runtime()?;
+    let (store, remote) = reader_of(store, &rt)?;
     let week = match week {
         Some(w) => IsoWeek::parse(&w)?,
         None => analysis::default_week(&store)?
@@ -764,14 +803,10 @@ fn cmd_report(ctx: Ctx, args: ReportArgs) -> anyhow::Result<u8> {
     let a = analysis::analyse_week_with(&store, week, &cfg)?;
     if let Some(rules) = &ctx.alerts {
         // Before the report is written, so this week's firings appear in it.
-        run_alerts(
-            &runtime()?,
-            rules,
-            &store,
-            week,
-            Utc::now(),
-            Some(a.clone()),
-        )?;
+        run_alerts(&rt, rules, &store, week, Utc::now(), Some(a.clone()))?;
+        if let Some(remote) = &remote {
+            push_alerts(&rt, &store, remote)?;
+        }
     }
     let dir = report::write_analysed(&store, &out, &a, Utc::now())?;
     println!("{}", dir.join("index.html").display());

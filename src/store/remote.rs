@@ -8,6 +8,9 @@
 //! reads), the command runs on the cache as on a local store, and [`Remote::push`]
 //! uploads what the cache holds that it has not seen in the bucket (`.known`, the
 //! keys it pulled or pushed), so a file whose object a compaction deleted stays gone.
+//! `alerts/` (the firings recorded) is pulled and pushed like the data, so a firing
+//! recorded by one machine never fires again on another; a reader that recorded
+//! firings pushes that folder alone ([`Remote::push_kinds`]).
 //!
 //! Invariants:
 //! - Several writers, no lock: every object but `fx/ecb.parquet` is written once, with
@@ -47,12 +50,21 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use crate::error::StoreError;
 use crate::store::{fsutil, Store};
 
-/// Kinds a reader needs; `raw/` and `failed/` stay in the bucket.
-const PULLED: [&str; 4] = ["offers", "rejects", "runs", "fx"];
+/// Kinds a reader needs; `raw/` and `failed/` stay in the bucket. `alerts/` holds the
+/// firings recorded so far, so that no machine fires one again.
+const PULLED: [&str; 5] = ["offers", "rejects", "runs", "fx", "alerts"];
 /// Folders pushed, in commit order: the payload blobs before the hours that refer to
 /// them (the rest of `raw/`, which skips `raw/blobs`), and an hour's offers after its
 /// payload and rejects.
-const PUSHED: [&str; 6] = ["raw/blobs", "raw", "failed", "rejects", "offers", "runs"];
+const PUSHED: [&str; 7] = [
+    "raw/blobs",
+    "raw",
+    "failed",
+    "rejects",
+    "offers",
+    "runs",
+    "alerts",
+];
 /// Content-addressed objects: one that exists holds the same bytes as the cache's file.
 const BLOBS: &str = "raw/blobs/";
 const FX: &str = "fx/ecb.parquet";
@@ -255,16 +267,24 @@ impl Remote {
     }
 
     /// Upload what `cache` holds and the bucket does not, in commit order (each folder
-    /// of [`PUSHED`] finished before the next starts; a folder inside one pushed before
-    /// is not walked again), each with a conditional create; then merge the FX rates
-    /// into the bucket's. An offers or rejects file whose hour a day object holds is
+    /// of [`PUSHED`] finished before the next starts), each with a conditional create;
+    /// then merge the FX rates into the bucket's.
+    pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
+        let t = self.push_kinds(cache, &PUSHED).await?;
+        self.push_fx(cache).await?;
+        Ok(t)
+    }
+
+    /// [`Remote::push`] of the given folders only, in the order given (a reader that
+    /// recorded alert firings pushes `["alerts"]`). A folder inside one pushed before
+    /// is not walked again; an offers or rejects file whose hour a day object holds is
     /// never uploaded (`uncovered`). Each key is added to `.known` as soon as its
     /// object is known to exist.
-    pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
+    pub async fn push_kinds(&self, cache: &Store, kinds: &[&str]) -> Result<Transfer, StoreError> {
         let mut known = known(cache);
         let mut t = Transfer::default();
-        for (i, kind) in PUSHED.iter().enumerate() {
-            let done: Vec<PathBuf> = PUSHED[..i].iter().map(|k| cache.root().join(k)).collect();
+        for (i, kind) in kinds.iter().enumerate() {
+            let done: Vec<PathBuf> = kinds[..i].iter().map(|k| cache.root().join(k)).collect();
             let mut files = Vec::new();
             local_files(cache.root(), &cache.root().join(kind), &done, &mut files);
             let mut new: Vec<String> = files
@@ -285,7 +305,6 @@ impl Remote {
             t.already_there += results.len() - created;
             known.extend(new);
         }
-        self.push_fx(cache).await?;
         Ok(t)
     }
 

@@ -675,6 +675,82 @@ fn pushable_files(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Alert firings live in the bucket: one fired through one cache fires again neither
+/// through a second machine's report nor through its ingest, and the record in the
+/// bucket is the one written after delivery. (Found by a fault hunt: `alerts/` was
+/// neither pulled nor pushed, so every fresh cache fired, and POSTed, it again.)
+#[test]
+fn an_alert_fired_through_one_cache_never_fires_through_another() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let feeds = tmp.path().join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    let feed = "format = \"vastai\"\nurl = \"v.json\"\n";
+    std::fs::write(feeds.join("vastai.toml"), feed).unwrap();
+    let rules = tmp.path().join("alerts.toml");
+    let rule = "[[rule]]\nname = \"new\"\nkind = \"first_in_china\"\n";
+    std::fs::write(&rules, rule).unwrap();
+    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let s3 = url(&env, &prefix);
+    let run = |cache: &str, args: &[&str]| -> String {
+        let alerts = ["--alerts", rules.to_str().unwrap()];
+        let cache = tmp.path().join(cache);
+        let (code, out, err) = gpurent_s3(&env, &cache, &[&alerts[..], args].concat());
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    let feeds_s = feeds.to_str().unwrap();
+    let ingest = |cache: &str, at: &str| {
+        run(
+            cache,
+            &["ingest", "--feeds", feeds_s, "--store", &s3, "--at", at],
+        )
+    };
+    let offer = |id: u32, gpu: &str, dph: f64| {
+        format!(
+            r#"{{"id": {id}, "gpu_name": "{gpu}", "num_gpus": 1, "dph_total": {dph}, "geolocation": "Zhejiang, CN"}}"#
+        )
+    };
+    let payload = |offers: &[String]| format!("{{\"offers\": [{}]}}", offers.join(","));
+    std::fs::write(feeds.join("v.json"), payload(&[offer(1, "H100 SXM", 2.0)])).unwrap();
+    let out = ingest("cache-a", "2024-10-07T12:00:00Z");
+    assert!(
+        !out.contains("alert "),
+        "nothing to compare with yet: {out}"
+    );
+    let week42 = [offer(1, "H100 SXM", 2.0), offer(2, "B200", 6.0)];
+    std::fs::write(feeds.join("v.json"), payload(&week42)).unwrap();
+    let out = ingest("cache-a", "2024-10-14T12:00:00Z");
+    assert_eq!(
+        out.matches("alert ").count(),
+        1,
+        "B200 is new in China: {out}"
+    );
+    // A second machine reports the week, a third ingests the next hour: no firing.
+    let reports = tmp.path().join("reports");
+    let report = ["report", "--store", &s3, "--out", reports.to_str().unwrap()];
+    let out = run("cache-b", &[&report[..], &["--week", "2024-W42"]].concat());
+    assert!(
+        !out.contains("alert "),
+        "fired again by a report through another cache: {out}"
+    );
+    let md = std::fs::read_to_string(reports.join("2024-W42/report.md")).unwrap();
+    assert!(md.contains("B200-SXM-180GB offered in China"), "{md}");
+    let out = ingest("cache-c", "2024-10-14T13:00:00Z");
+    assert!(
+        !out.contains("alert "),
+        "fired again by an ingest through another cache: {out}"
+    );
+    // The bucket holds the record as updated after delivery, never `pending`.
+    let keys = bucket_keys(&env, &prefix);
+    let records: Vec<&String> = keys.iter().filter(|k| k.starts_with("alerts/")).collect();
+    assert_eq!(records.len(), 1, "{keys:#?}");
+    let fresh = tmp.path().join("cache-d");
+    bucket_rows(&env, &fresh, &s3);
+    let rec = std::fs::read_to_string(cached(&fresh).join(records[0])).unwrap();
+    assert!(rec.contains("\"delivery\": \"no webhook\""), "{rec}");
+}
+
 /// A writer killed after creating an hourly object but before remembering it (in
 /// `.known`), whose hour another machine's `compact` then moved into a day object and
 /// deleted: its next push must not create the hourly object again, or the bucket
