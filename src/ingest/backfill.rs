@@ -35,7 +35,7 @@ use crate::ingest::{
     Stored,
 };
 use crate::model::Parsed;
-use crate::store::{RawRun, Store};
+use crate::store::{hour_key, RawRun, Store};
 use crate::tables::Tables;
 
 /// The last `YYYY-MM-DD` in a path, if any.
@@ -111,11 +111,43 @@ pub fn store_by_day(
     fx: &polars::prelude::DataFrame,
     pages: Option<Archive>,
 ) -> Result<Option<Stored>, FeedError> {
+    let mut pages = pages;
+    let mut total: Option<Stored> = None;
+    for (when, part) in by_day(parsed, at) {
+        // The run at `at` keeps the raw payload, even when none of its rows is of
+        // that day, so `renormalise` can rebuild every day from it.
+        let raw = if when == at { pages.take() } else { None };
+        if let Some((n, rejected)) = store_parsed(feed, part, when, store, tables, fx, raw)? {
+            let t = total.get_or_insert_with(|| (0, Vec::new()));
+            t.0 += n;
+            for (reason, k) in rejected {
+                match t.1.iter_mut().find(|r| r.0 == reason) {
+                    Some(r) => r.1 += k,
+                    None => t.1.push((reason, k)),
+                }
+            }
+        }
+    }
+    if let Some(t) = total.as_mut() {
+        t.1.sort();
+    }
+    Ok(total)
+}
+
+/// A parsed run split into the runs [`store_by_day`] stores: (the time a part is
+/// stored at, the part). Rows whose own observation day is not `at`'s go to a run at
+/// that day's midnight; the run at `at` holds `at`'s rows, the parse rejects and the
+/// rows whose date is implausible (`bad_date`), and comes last: a re-run skips the
+/// file once that run is stored, so every other day must be in place before it (a
+/// crash or a failed write in between is finished by the re-run, each day already
+/// stored being skipped). Days with nothing are left out, but `at`'s run is always
+/// there.
+pub fn by_day(parsed: Parsed, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, Parsed)> {
     let day_of = |t: Option<DateTime<Utc>>| t.map_or(at.date_naive(), |t| t.date_naive());
     // The observation times read from their column, no row built.
     let times = &parsed.offers.observed_at;
     if (0..parsed.offers.len()).all(|i| day_of(*times.get(i)) == at.date_naive()) {
-        return store_parsed(feed, parsed, at, store, tables, fx, pages);
+        return vec![(at, parsed)];
     }
     let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
     days.entry(at.date_naive()).or_default().rejects = parsed.rejects;
@@ -141,41 +173,15 @@ pub fn store_by_day(
         }
         days.entry(day).or_default().offers.push(o);
     }
-    let mut total: Option<Stored> = None;
-    // The run at `at` keeps the raw payload, even when none of its rows is of that
-    // day, so `renormalise` can rebuild every day from it. It is stored last: a
-    // re-run skips the file once that run is stored, so every other day must be in
-    // place before it (a crash or a failed write in between is finished by the
-    // re-run, each day already stored being skipped).
-    let (mine, others): (Vec<_>, Vec<_>) = days
+    let mine = days.remove(&at.date_naive()).unwrap_or_default();
+    let midnight = |day: NaiveDate| day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let mut out: Vec<(DateTime<Utc>, Parsed)> = days
         .into_iter()
-        .partition(|(day, _)| *day == at.date_naive());
-    for (day, part) in others.into_iter().chain(mine) {
-        let here = day == at.date_naive();
-        if !here && part.offers.is_empty() && part.rejects.is_empty() {
-            continue;
-        }
-        let when = if here {
-            at
-        } else {
-            day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
-        };
-        let raw = if here { pages } else { None };
-        if let Some((n, rejected)) = store_parsed(feed, part, when, store, tables, fx, raw)? {
-            let t = total.get_or_insert_with(|| (0, Vec::new()));
-            t.0 += n;
-            for (reason, k) in rejected {
-                match t.1.iter_mut().find(|r| r.0 == reason) {
-                    Some(r) => r.1 += k,
-                    None => t.1.push((reason, k)),
-                }
-            }
-        }
-    }
-    if let Some(t) = total.as_mut() {
-        t.1.sort();
-    }
-    Ok(total)
+        .filter(|(_, part)| !(part.offers.is_empty() && part.rejects.is_empty()))
+        .map(|(day, part)| (midnight(day), part))
+        .collect();
+    out.push((at, mine));
+    out
 }
 
 /// What to import.
@@ -678,6 +684,9 @@ fn waiting_runs(
 /// whose offers were rejected as `missing_fx_rate` in a currency of `new_rates`, and
 /// replace their offers and rejects when more offers now convert. No manual
 /// `renormalise` is needed whichever of the prices and the rates arrived first.
+/// A payload whose rows carry their own dates was stored as one run per day
+/// ([`by_day`]), only the run at its `at` keeping it: such a day's run is healed
+/// from that payload, split as it was stored.
 pub fn heal_fx(
     store: &Store,
     tables: &Tables,
@@ -692,33 +701,36 @@ pub fn heal_fx(
         return Ok(healed);
     }
     let fx = fx_of(store)?;
+    let runs = store.raw_runs()?;
+    let kept: std::collections::BTreeSet<(String, String)> = runs
+        .iter()
+        .map(|r| (r.feed.clone(), hour_key(r.at)))
+        .collect();
+    // Waiting runs with no payload of their own: days split off a payload.
+    let split_off: std::collections::BTreeSet<&str> = waiting
+        .iter()
+        .filter(|w| !kept.contains(*w))
+        .map(|(feed, _)| feed.as_str())
+        .collect();
     let mut last = HashMap::new();
-    for run in store.raw_runs()? {
-        if !waiting.contains(&(run.feed.clone(), crate::store::hour_key(run.at))) {
+    for run in &runs {
+        let own = waiting.contains(&(run.feed.clone(), hour_key(run.at)));
+        if !own && !split_off.contains(run.feed.as_str()) {
             continue;
         }
         // A feed file or payload that fails failed the same way when it was stored.
-        let p = match parsed_run(&run, &mut last) {
+        let p = match parsed_run(run, &mut last) {
             Ok(p) => p,
             Err(Unbuilt::Raw(e)) => return Err(e),
             Err(Unbuilt::Feed(_)) => continue,
         };
-        let batch = normalise_parsed(&p.feed, p.parsed.clone(), run.at, tables, &fx);
-        let Ok(mut batch) = batch else {
-            continue;
-        };
-        // More offers convert now; or as many, but the stored rejects still list some
-        // (a healing that crashed between its two files).
-        let before = store.run_offer_count(&run.feed, run.at)?;
-        let rejects = store.run_reject_count(&run.feed, run.at)?;
-        match (before, rejects) {
-            (Some(n), Some(r)) if batch.offers.height() > n || batch.rejects.height() < r => {
-                store.rewrite_run(&run.feed, run.at, &mut batch.offers, &mut batch.rejects)?;
-                healed.runs += 1;
-                healed.offers += batch.offers.height().saturating_sub(n);
+        for (when, part) in by_day(p.parsed.clone(), run.at) {
+            // A day's run is this payload's only where no payload of its own is kept.
+            let mine = when == run.at || !kept.contains(&(run.feed.clone(), hour_key(when)));
+            if mine && waits(&part, &run.feed, when, &waiting) {
+                let stored = (run.feed.as_str(), when);
+                heal_run(store, &p.feed, stored, part, (tables, &fx), &mut healed)?;
             }
-            (None, _) => healed.compacted += 1,
-            _ => {}
         }
     }
     if healed.runs + healed.compacted > 0 {
@@ -730,6 +742,50 @@ pub fn heal_fx(
         );
     }
     Ok(healed)
+}
+
+/// Whether a part of a payload, stored at `when`, holds a row that waits: one whose
+/// observation hour (its own time, else `when`) has `missing_fx_rate` rejects of
+/// `feed` in `waiting`, as [`waiting_runs`] names them by the rejects' `observed_at`.
+fn waits(
+    part: &Parsed,
+    feed: &str,
+    when: DateTime<Utc>,
+    waiting: &std::collections::BTreeSet<(String, String)>,
+) -> bool {
+    let times = &part.offers.observed_at.values;
+    times
+        .iter()
+        .any(|t| waiting.contains(&(feed.to_string(), hour_key(t.unwrap_or(when)))))
+}
+
+/// Re-normalise the stored run `(name, at)` from its part of a payload read with
+/// `feed`, and replace its offers and rejects when more offers now convert.
+fn heal_run(
+    store: &Store,
+    feed: &Feed,
+    (name, at): (&str, DateTime<Utc>),
+    part: Parsed,
+    (tables, fx): (&Tables, &polars::prelude::DataFrame),
+    healed: &mut Healed,
+) -> Result<(), StoreError> {
+    let Ok(mut batch) = normalise_parsed(feed, part, at, tables, fx) else {
+        return Ok(());
+    };
+    // More offers convert now; or as many, but the stored rejects still list some
+    // (a healing that crashed between its two files).
+    let before = store.run_offer_count(name, at)?;
+    let rejects = store.run_reject_count(name, at)?;
+    match (before, rejects) {
+        (Some(n), Some(r)) if batch.offers.height() > n || batch.rejects.height() < r => {
+            store.rewrite_run(name, at, &mut batch.offers, &mut batch.rejects)?;
+            healed.runs += 1;
+            healed.offers += batch.offers.height().saturating_sub(n);
+        }
+        (None, _) => healed.compacted += 1,
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -726,6 +726,82 @@ async fn backfill_of_fx_rates_heals_earlier_backfilled_prices() {
     assert!((f64_col(&a100, "usd_per_gpu_hour")[0] - want).abs() < 1e-9);
 }
 
+/// Back-fill `file` (rows with their own dates) with the dated CNY feed, and the ECB
+/// fixture's rates, in the order `rates_first` says; the store's offers and rejects
+/// (none when no file holds any), sorted.
+async fn dated_cny_and_rates(dir: &Path, file: &Path, rates_first: bool) -> [Option<DataFrame>; 2] {
+    let feed = dir.join("cndated.toml");
+    std::fs::write(&feed, "format = \"generic_csv\"\nurl = \"x.csv\"\nprovider = \"aliyun\"\ncurrency = \"CNY\"\nprice_unit = \"instance-hour\"\nprice_class = \"on_demand\"\ncheck_places = false\n[columns]\ndate = \"date\"\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price_cny_per_hour\"\nregion = \"region\"\ninstance_type = \"instance_type\"\n").unwrap();
+    let store = Store::open(dir.join("store"));
+    let prices = Spec {
+        format: None,
+        feed_file: Some(feed),
+        provider: None,
+        at: Some(at("2024-10-09T12:00:00Z")),
+    };
+    let ecb = dir.join("fx.xml");
+    std::fs::write(&ecb, fixture("eurofxref-daily.xml")).unwrap();
+    let rates = Spec {
+        format: Some("ecb_fx".into()),
+        feed_file: None,
+        provider: Some("ecb".into()),
+        at: Some(at("2024-10-04T16:00:00Z")),
+    };
+    let order = match rates_first {
+        true => [(&rates, ecb.as_path()), (&prices, file)],
+        false => [(&prices, file), (&rates, ecb.as_path())],
+    };
+    for (spec, path) in order {
+        let paths = [path.to_path_buf()];
+        backfill::backfill(spec, &paths, &store, Tables::embedded(), |_, _, _| {})
+            .await
+            .unwrap();
+    }
+    let by = ["observed_at", "offer_id", "price_class"];
+    let sorted = |d: &str| {
+        let df = read_all(&dir.join("store").join(d))?;
+        let by: Vec<&str> = by
+            .iter()
+            .copied()
+            .filter(|c| df.column(c).is_ok())
+            .collect();
+        Some(df.sort(by, Default::default()).unwrap())
+    };
+    [sorted("offers"), sorted("rejects")]
+}
+
+/// A file whose rows carry their own dates is stored as one run per day, and only
+/// the run at `--at` keeps the payload. Rates that arrive after it heal every day's
+/// run, not that run alone (found by a differential hunt: back-filling the China
+/// quotes before the ECB rates stored 105 of their 337 offers for good), and the
+/// store is the one the other order gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rates_after_a_dated_file_heal_every_day_it_was_split_into() {
+    let tmp = tempdir();
+    let file = tmp.path().join("prices.csv");
+    std::fs::write(
+        &file,
+        "date,instance_type,gpu,gpus,region,price_cny_per_hour\n\
+         2024-10-07,ecs.gn7e-c16g1.4xlarge,NVIDIA A100 80G,1,cn-beijing,8.70\n\
+         2024-10-08,ecs.gn7e-c16g1.4xlarge,NVIDIA A100 80G,1,cn-beijing,8.20\n\
+         2024-10-09,ecs.gn7e-c16g1.4xlarge,NVIDIA A100 80G,1,cn-beijing,8.00\n",
+    )
+    .unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let [first_offers, first_rejects] = dated_cny_and_rates(&a, &file, true).await;
+    let [later_offers, later_rejects] = dated_cny_and_rates(&b, &file, false).await;
+    let height = |df: &Option<DataFrame>| df.as_ref().map_or(0, DataFrame::height);
+    assert_eq!(height(&first_offers), 3, "{first_offers:?}");
+    assert_eq!(later_offers, first_offers, "rates after the prices");
+    assert_eq!(
+        height(&later_rejects),
+        height(&first_rejects),
+        "{later_rejects:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_provider_file_is_one_reject_naming_it() {
     let srv = server().await;
