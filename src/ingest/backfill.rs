@@ -29,11 +29,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::{FeedError, StoreError};
 use crate::ingest::adapters::Page;
 use crate::ingest::feed::{self, Feed};
-use crate::ingest::{fetch, spool};
 use crate::ingest::{
-    load_fx, normalise_parsed, parse_checked, parse_pages, quarantine, store_parsed, Archive,
-    Stored,
+    by_day, load_fx, normalise_parsed, parse_checked, parse_pages, quarantine, store_by_day,
+    Archive, Stored,
 };
+use crate::ingest::{fetch, spool};
 use crate::model::Parsed;
 use crate::store::{hour_key, RawRun, Store};
 use crate::tables::Tables;
@@ -97,91 +97,6 @@ pub fn find_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     }
     out.sort();
     Ok(out)
-}
-
-/// Store a parsed run; offers that carry their own observation day are stored as one
-/// run per day (at midnight, or at `at` on `at`'s own day, stored last). Parse
-/// rejects stay with `at`. `None` when every day was already stored.
-pub fn store_by_day(
-    feed: &Feed,
-    parsed: Parsed,
-    at: DateTime<Utc>,
-    store: &Store,
-    tables: &Tables,
-    fx: &polars::prelude::DataFrame,
-    pages: Option<Archive>,
-) -> Result<Option<Stored>, FeedError> {
-    let mut pages = pages;
-    let mut total: Option<Stored> = None;
-    for (when, part) in by_day(parsed, at) {
-        // The run at `at` keeps the raw payload, even when none of its rows is of
-        // that day, so `renormalise` can rebuild every day from it.
-        let raw = if when == at { pages.take() } else { None };
-        if let Some((n, rejected)) = store_parsed(feed, part, when, store, tables, fx, raw)? {
-            let t = total.get_or_insert_with(|| (0, Vec::new()));
-            t.0 += n;
-            for (reason, k) in rejected {
-                match t.1.iter_mut().find(|r| r.0 == reason) {
-                    Some(r) => r.1 += k,
-                    None => t.1.push((reason, k)),
-                }
-            }
-        }
-    }
-    if let Some(t) = total.as_mut() {
-        t.1.sort();
-    }
-    Ok(total)
-}
-
-/// A parsed run split into the runs [`store_by_day`] stores: (the time a part is
-/// stored at, the part). Rows whose own observation day is not `at`'s go to a run at
-/// that day's midnight; the run at `at` holds `at`'s rows, the parse rejects and the
-/// rows whose date is implausible (`bad_date`), and comes last: a re-run skips the
-/// file once that run is stored, so every other day must be in place before it (a
-/// crash or a failed write in between is finished by the re-run, each day already
-/// stored being skipped). Days with nothing are left out, but `at`'s run is always
-/// there.
-pub fn by_day(parsed: Parsed, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, Parsed)> {
-    let day_of = |t: Option<DateTime<Utc>>| t.map_or(at.date_naive(), |t| t.date_naive());
-    // The observation times read from their column, no row built.
-    let times = &parsed.offers.observed_at;
-    if (0..parsed.offers.len()).all(|i| day_of(*times.get(i)) == at.date_naive()) {
-        return vec![(at, parsed)];
-    }
-    let mut days: std::collections::BTreeMap<NaiveDate, Parsed> = Default::default();
-    days.entry(at.date_naive()).or_default().rejects = parsed.rejects;
-    for o in parsed.offers.iter() {
-        let day = day_of(o.observed_at);
-        if !crate::week::plausible(day) {
-            // A typo in a row's date column: a reject of the run at `at`, never a run
-            // (and rollups) of a day centuries away.
-            let reject = crate::model::ParseReject {
-                offer_id: o.offer_id.to_string(),
-                gpu_name_raw: o.gpu_name_raw.to_string(),
-                reason: "bad_date".into(),
-                detail: format!(
-                    "the row's date {day}: {}",
-                    crate::week::implausible_why(day)
-                ),
-            };
-            days.entry(at.date_naive())
-                .or_default()
-                .rejects
-                .push(reject);
-            continue;
-        }
-        days.entry(day).or_default().offers.push(o);
-    }
-    let mine = days.remove(&at.date_naive()).unwrap_or_default();
-    let midnight = |day: NaiveDate| day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-    let mut out: Vec<(DateTime<Utc>, Parsed)> = days
-        .into_iter()
-        .filter(|(_, part)| !(part.offers.is_empty() && part.rejects.is_empty()))
-        .map(|(day, part)| (midnight(day), part))
-        .collect();
-    out.push((at, mine));
-    out
 }
 
 /// What to import.
