@@ -61,9 +61,8 @@ impl Default for Config {
 /// The last complete ISO week in the store: the week of the latest observed date when
 /// that date is a Sunday, else the week before it.
 pub fn default_week(store: &Store) -> Result<Option<IsoWeek>, ReportError> {
-    let dates = store.offer_dates()?;
-    Ok(dates.last().map(|d| {
-        let w = IsoWeek::of(*d);
+    Ok(store.latest_offer_date()?.map(|d| {
+        let w = IsoWeek::of(d);
         if d.weekday() == Weekday::Sun {
             w
         } else {

@@ -303,7 +303,7 @@ fn prices_in(store: &Store) -> Result<Table, ReportError> {
         "observed_at_utc",
         "age_hours",
     ];
-    let Some(last) = store.offer_dates()?.last().copied() else {
+    let Some(last) = store.latest_offer_date()? else {
         return Ok(Table {
             columns,
             rows: Vec::new(),

@@ -625,7 +625,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Dates that hold offers, sorted.
+    /// The newest date whose offers files hold a row, read from the files' footers. A
+    /// run that stored nothing leaves an empty file (the run at `--at` that marks a
+    /// back-filled file imported, a payload of no offers), and its date is no
+    /// observation: a default report week or `prices` counted from it would find
+    /// nothing.
+    pub fn latest_offer_date(&self) -> Result<Option<NaiveDate>, StoreError> {
+        for d in self.offer_dates()?.into_iter().rev() {
+            for p in self.files("offers", Some(d), Some(d))? {
+                let f = File::open(&p).map_err(io(&p))?;
+                if ParquetReader::new(f).num_rows().map_err(pl(&p))? > 0 {
+                    return Ok(Some(d));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Dates that hold offers files (some may be empty), sorted.
     pub fn offer_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
         Ok(self
             .partitions("offers")?
