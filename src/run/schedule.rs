@@ -171,7 +171,8 @@ pub fn last_complete_week(now: DateTime<Utc>) -> IsoWeek {
 }
 
 /// Weeks with offers in the store, up to the last complete week at `now`, that have no
-/// `<reports>/<week>/summary.json` yet; oldest first.
+/// `<reports>/<week>/summary.json` yet; oldest first. A week whose files hold no row
+/// (runs that stored nothing) has nothing to report.
 pub fn pending_weeks(
     store: &Store,
     reports: &std::path::Path,
@@ -180,10 +181,14 @@ pub fn pending_weeks(
     let last = last_complete_week(now);
     let mut weeks: Vec<IsoWeek> = store.offer_dates()?.into_iter().map(IsoWeek::of).collect();
     weeks.dedup();
-    Ok(weeks
-        .into_iter()
-        .filter(|w| *w <= last && !reports.join(w.label()).join("summary.json").is_file())
-        .collect())
+    let mut out = Vec::new();
+    for w in weeks {
+        let reported = reports.join(w.label()).join("summary.json").is_file();
+        if w <= last && !reported && store.holds_offers(w.monday(), w.sunday())? {
+            out.push(w);
+        }
+    }
+    Ok(out)
 }
 
 /// Receives the daemon's log lines (stdout in the binary, a buffer in tests).

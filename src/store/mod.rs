@@ -632,14 +632,23 @@ impl Store {
     /// nothing.
     pub fn latest_offer_date(&self) -> Result<Option<NaiveDate>, StoreError> {
         for d in self.offer_dates()?.into_iter().rev() {
-            for p in self.files("offers", Some(d), Some(d))? {
-                let f = File::open(&p).map_err(io(&p))?;
-                if ParquetReader::new(f).num_rows().map_err(pl(&p))? > 0 {
-                    return Ok(Some(d));
-                }
+            if self.holds_offers(d, d)? {
+                return Ok(Some(d));
             }
         }
         Ok(None)
+    }
+
+    /// Whether an offers file dated `from..=to` holds a row (read from the footers,
+    /// up to the first that does).
+    pub fn holds_offers(&self, from: NaiveDate, to: NaiveDate) -> Result<bool, StoreError> {
+        for p in self.files("offers", Some(from), Some(to))? {
+            let f = File::open(&p).map_err(io(&p))?;
+            if ParquetReader::new(f).num_rows().map_err(pl(&p))? > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Dates that hold offers files (some may be empty), sorted.

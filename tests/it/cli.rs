@@ -698,39 +698,8 @@ fn small_mistakes_say_what_is_wrong() {
 #[test]
 fn an_empty_last_run_is_no_observation() {
     let tmp = tempdir();
-    let csv = tmp.path().join("dated.csv");
-    std::fs::write(
-        &csv,
-        "date,id,gpu,gpus,price\n2024-01-01,d1,H100 SXM,1,2.30\n2024-01-08,d1,H100 SXM,1,2.40\n",
-    )
-    .unwrap();
-    let feed = tmp.path().join("dated.toml");
-    std::fs::write(
-        &feed,
-        "format = \"generic_csv\"\nurl = \"x.csv\"\nprovider = \"lambda\"\ncurrency = \"USD\"\n\
-         price_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\ncountry = \"US\"\n\
-         [columns]\ndate = \"date\"\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\noffer_id = \"id\"\n",
-    )
-    .unwrap();
-    let store = tmp.path().join("store");
+    let store = dated_backfill_with_a_later_empty_run(tmp.path());
     let s = store.to_str().unwrap();
-    let (f, c) = (feed.to_str().unwrap(), csv.to_str().unwrap());
-    let args = [
-        "backfill",
-        "--feed",
-        f,
-        "--at",
-        "2024-02-01T00:00:00Z",
-        "--store",
-        s,
-        c,
-    ];
-    let (code, out, err) = gpurent(&args);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        store.join("offers/date=2024-02-01").is_dir(),
-        "the empty run's date"
-    );
 
     let out_dir = tmp.path().join("reports");
     let (code, out, err) = gpurent(&["report", "--store", s, "--out", out_dir.to_str().unwrap()]);

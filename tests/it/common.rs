@@ -497,3 +497,46 @@ pub async fn list_snapshot(
     .unwrap();
     assert!(out.iter().all(|o| o.error.is_none()), "{out:?}");
 }
+
+/// A store back-filled from a dated USD list (lambda, US, H100 SXM rows on 2024-01-01
+/// and 2024-01-08) with `--at 2024-02-01T00:00:00Z`, so that its newest date holds
+/// only the empty run that marks the file imported; the store's path.
+pub fn dated_backfill_with_a_later_empty_run(dir: &Path) -> PathBuf {
+    let csv = dir.join("dated.csv");
+    std::fs::write(
+        &csv,
+        "date,id,gpu,gpus,price\n2024-01-01,d1,H100 SXM,1,2.30\n2024-01-08,d1,H100 SXM,1,2.40\n",
+    )
+    .unwrap();
+    let feed = dir.join("dated.toml");
+    std::fs::write(
+        &feed,
+        "format = \"generic_csv\"\nurl = \"x.csv\"\nprovider = \"lambda\"\ncurrency = \"USD\"\n\
+         price_unit = \"gpu-hour\"\nprice_class = \"on_demand\"\ncountry = \"US\"\n\
+         [columns]\ndate = \"date\"\ngpu = \"gpu\"\ngpu_count = \"gpus\"\nprice = \"price\"\noffer_id = \"id\"\n",
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let (f, c, s) = (
+        feed.to_str().unwrap(),
+        csv.to_str().unwrap(),
+        store.to_str().unwrap(),
+    );
+    let args = [
+        "backfill",
+        "--feed",
+        f,
+        "--at",
+        "2024-02-01T00:00:00Z",
+        "--store",
+        s,
+        c,
+    ];
+    let (code, out, err) = gpurent(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        store.join("offers/date=2024-02-01").is_dir(),
+        "the empty run's date"
+    );
+    store
+}

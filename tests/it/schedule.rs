@@ -630,3 +630,21 @@ fn prices_and_history_match_an_independent_computation() {
         "{err}"
     );
 }
+
+/// The daemon's catch-up reports only weeks whose files hold a row: the empty run
+/// that marks a back-filled file imported (dated `--at`, after the file's rows) is
+/// no week to report, where it used to be retried, and fail, at every start.
+#[test]
+fn weeks_of_empty_runs_are_not_pending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = dated_backfill_with_a_later_empty_run(tmp.path());
+    let store = Store::open(&root);
+    let reports = tmp.path().join("reports");
+    let pending = schedule::pending_weeks(&store, &reports, utc(2024, 3, 1, 0, 0)).unwrap();
+    let labels: Vec<String> = pending.iter().map(|w| w.label()).collect();
+    assert_eq!(
+        labels,
+        ["2024-W01", "2024-W02"],
+        "not 2024-W05, the empty run's"
+    );
+}
