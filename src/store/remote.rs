@@ -18,7 +18,9 @@
 //!   exists is another writer's copy of the same run (or, for a payload blob, of the
 //!   same content) and is left as it is, and the cache's file of that name is
 //!   replaced by the bucket's object (a blob holds the same bytes and is kept), so
-//!   the loser of a race reads what the bucket holds. Per run the order is the
+//!   the loser of a race reads what the bucket holds; its rejects of an hour whose
+//!   offers object the bucket holds already are not that hour's, so they are never
+//!   created: the bucket's replace them in the cache, or they are removed. Per run the order is the
 //!   payload's blobs, the hour's raw folder that names them, rejects, then offers:
 //!   the offers object commits the hour, so a crash mid-push leaves at most rejects
 //!   without offers, which readers skip, or blobs no hour names yet. Each folder is
@@ -295,6 +297,9 @@ impl Remote {
             if matches!(*kind, "offers" | "rejects") {
                 new = self.uncovered(cache, &files, new).await?;
             }
+            if *kind == "rejects" {
+                new = self.not_lost(cache, new).await?;
+            }
             let results: Vec<bool> = futures::stream::iter(new.clone())
                 .map(|rel| self.upload(cache, rel))
                 .buffer_unordered(PARALLEL)
@@ -329,6 +334,33 @@ impl Remote {
         let (gone, keep): (Vec<String>, Vec<String>) =
             new.into_iter().partition(|f| covered.contains(f));
         remember(cache, &gone)?;
+        Ok(keep)
+    }
+
+    /// Of `new` (rejects files the bucket has not seen from this cache), those of hours
+    /// no other writer has committed. Where the bucket holds the hour's offers object
+    /// already, another writer stored that hour first (its offers commit it; this
+    /// cache pushes rejects before offers), so these rejects are not the hour's: the
+    /// bucket's rejects object replaces the cache's file, or, when the winner had none,
+    /// the cache's file is removed. One listing per partition of `new`.
+    async fn not_lost(&self, cache: &Store, new: Vec<String>) -> Result<Vec<String>, StoreError> {
+        let twin = |rel: &str| format!("offers/{}", rel.strip_prefix("rejects/").unwrap_or(rel));
+        let dirs: BTreeSet<String> = new.iter().map(|f| twin(dir_of(f))).collect();
+        let mut committed = BTreeSet::new();
+        for dir in &dirs {
+            committed.extend(self.list(&[dir.as_str()]).await?);
+        }
+        let mut keep = Vec::new();
+        for rel in new {
+            if !committed.contains(&twin(&rel)) {
+                keep.push(rel);
+            } else if self.download(cache, rel.clone()).await? {
+                remember(cache, std::slice::from_ref(&rel))?;
+            } else {
+                let path = cache.root().join(&rel);
+                std::fs::remove_file(&path).map_err(fsutil::io(&path))?;
+            }
+        }
         Ok(keep)
     }
 

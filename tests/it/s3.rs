@@ -840,15 +840,20 @@ fn gated_server(
 /// once: B pulls and fetches, then A stores the hour in the bucket, then B stores and
 /// pushes, losing the race. B's cache then holds the bucket's files byte for byte, so
 /// both read alike. (It used to keep its own file under the winner's name, and its
-/// reports differed from the bucket's for good: a pull never replaces a file.)
+/// reports differed from the bucket's for good: a pull never replaces a file.) B's
+/// payload has a reject and A's none: B's rejects object is not created beside A's
+/// offers, and B's cache drops its rejects file (it used to create the object, since
+/// rejects are pushed before the offers that tell a writer it lost).
 #[test]
 fn the_loser_of_a_race_reads_the_winners_hour() {
     let Some(env) = s3_env() else { return };
     let tmp = tempdir();
     let feeds_a = file_feed(&tmp.path().join("a"), 10);
     file_feed(&tmp.path().join("b"), 25);
-    let (feed_url, asked, go) =
-        gated_server(std::fs::read(tmp.path().join("b/vast.json")).unwrap());
+    // B's payload has one offer of a GPU no table knows (a reject); A's has none.
+    let b_payload = std::fs::read_to_string(tmp.path().join("b/vast.json")).unwrap();
+    let b_payload = b_payload.replacen("H100 SXM", "Mystery GPU 9000", 1);
+    let (feed_url, asked, go) = gated_server(b_payload.into_bytes());
     let feeds_b = tmp.path().join("feeds-b");
     std::fs::create_dir_all(&feeds_b).unwrap();
     let feed = format!("format = \"vastai\"\nurl = \"{feed_url}\"\n");
@@ -891,6 +896,14 @@ fn the_loser_of_a_race_reads_the_winners_hour() {
         loser.len(),
         bucket.len()
     );
+    // A had no rejects for the hour, so neither the bucket nor the loser holds any.
+    let rejects = "rejects/date=2024-10-07/vast__20241007T05.parquet";
+    assert!(
+        !cached(&reader).join(rejects).exists(),
+        "the bucket holds B's rejects"
+    );
+    let b_rejects = cached(&tmp.path().join("cache-b")).join(rejects);
+    assert!(!b_rejects.exists(), "the loser keeps its rejects");
     let prices = |cache: &str| {
         let args = ["prices", "--store", &s3];
         let (code, out, err) = gpurent_s3(&env, &tmp.path().join(cache), &args);
