@@ -17,7 +17,8 @@
 //!   a conditional create (`PutMode::Create`, `If-None-Match: *`); an object that
 //!   exists is another writer's copy of the same run (or, for a payload blob, of the
 //!   same content) and is left as it is, and the cache's file of that name is
-//!   replaced by the bucket's object (a blob holds the same bytes and is kept), so
+//!   replaced by the bucket's object (a blob holds the same bytes and is kept; a raw
+//!   hour, which names blobs the cache lacks, is removed), so
 //!   the loser of a race reads what the bucket holds; its rejects of an hour whose
 //!   offers object the bucket holds already are not that hour's, so they are never
 //!   created: the bucket's replace them in the cache, or they are removed. Per run the order is the
@@ -402,11 +403,27 @@ impl Remote {
             Err(object_store::Error::AlreadyExists { .. }) => false,
             Err(e) => return Err(self.err(&rel)(e)),
         };
-        if !created && !rel.starts_with(BLOBS) {
-            self.download(cache, rel.clone()).await?;
+        if !created {
+            self.lost(cache, &rel).await?;
         }
         remember(cache, std::slice::from_ref(&rel))?;
         Ok(created)
+    }
+
+    /// The cache's file `rel` lost to the bucket's object of that name. A blob holds
+    /// the same bytes and stays. A raw hour names the winner's blobs, which the cache
+    /// lacks (`raw/` is never pulled), so it is removed, as for any hour the cache
+    /// did not store itself: its next fetch of that feed asks about its own last
+    /// payload, never one it cannot read. Any other file takes the bucket's object.
+    async fn lost(&self, cache: &Store, rel: &str) -> Result<(), StoreError> {
+        if rel.starts_with(BLOBS) {
+            Ok(())
+        } else if rel.starts_with("raw/") {
+            let path = cache.root().join(rel);
+            std::fs::remove_file(&path).map_err(fsutil::io(&path))
+        } else {
+            self.download(cache, rel.to_string()).await.map(|_| ())
+        }
     }
 
     /// Replace `fx/ecb.parquet` with the union of the bucket's rates and the cache's,

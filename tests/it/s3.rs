@@ -904,6 +904,14 @@ fn the_loser_of_a_race_reads_the_winners_hour() {
     );
     let b_rejects = cached(&tmp.path().join("cache-b")).join(rejects);
     assert!(!b_rejects.exists(), "the loser keeps its rejects");
+    // Nor the winner's raw hour, whose blobs it lacks (its next conditional fetch
+    // said "last payload cannot be read").
+    let raw = "raw/date=2024-10-07/vast__20241007T05.json";
+    let b_raw = cached(&tmp.path().join("cache-b")).join(raw);
+    assert!(
+        !b_raw.exists(),
+        "the loser holds a raw hour naming blobs it lacks"
+    );
     let prices = |cache: &str| {
         let args = ["prices", "--store", &s3];
         let (code, out, err) = gpurent_s3(&env, &tmp.path().join(cache), &args);
