@@ -498,27 +498,43 @@ pub fn store_by_day(
     fx: &DataFrame,
     pages: Option<Archive>,
 ) -> Result<Option<Stored>, FeedError> {
+    let run = (feed, at, store);
+    store_by_day_counted(run, parsed, (tables, fx), pages).map(|(stored, _)| stored)
+}
+
+/// [`store_by_day`], and the offers and rejects of the days that were stored before
+/// (a list of several days fetched again stores only the days it has not).
+pub fn store_by_day_counted(
+    (feed, at, store): (&Feed, DateTime<Utc>, &Store),
+    parsed: Parsed,
+    (tables, fx): (&Tables, &DataFrame),
+    pages: Option<Archive>,
+) -> Result<(Option<Stored>, usize), FeedError> {
     let mut pages = pages;
     let mut total: Option<Stored> = None;
+    let mut before = 0;
     for (when, part) in by_day(parsed, at) {
         // The run at `at` keeps the raw payload, even when none of its rows is of
         // that day, so `renormalise` can rebuild every day from it.
         let raw = if when == at { pages.take() } else { None };
-        if let Some((n, rejected)) = store_parsed(feed, part, when, store, tables, fx, raw)? {
-            let t = total.get_or_insert_with(|| (0, Vec::new()));
-            t.0 += n;
-            for (reason, k) in rejected {
-                match t.1.iter_mut().find(|r| r.0 == reason) {
-                    Some(r) => r.1 += k,
-                    None => t.1.push((reason, k)),
-                }
+        let rows = part.offers.len() + part.rejects.len();
+        let Some((n, rejected)) = store_parsed(feed, part, when, store, tables, fx, raw)? else {
+            before += rows;
+            continue;
+        };
+        let t = total.get_or_insert_with(|| (0, Vec::new()));
+        t.0 += n;
+        for (reason, k) in rejected {
+            match t.1.iter_mut().find(|r| r.0 == reason) {
+                Some(r) => r.1 += k,
+                None => t.1.push((reason, k)),
             }
         }
     }
     if let Some(t) = total.as_mut() {
         t.1.sort();
     }
-    Ok(total)
+    Ok((total, before))
 }
 
 /// A parsed run split into the runs [`store_by_day`] stores: (the time a part is
@@ -716,7 +732,12 @@ fn store_all(
         let raw = payload.archive();
         let mut status = store_one(&feed, parsed, raw, fx_rates, at, store, tables, &fx);
         if let Status::Stored { note, .. } = &mut status {
-            note.clone_from(&payload.note);
+            let notes: Vec<String> = note
+                .take()
+                .into_iter()
+                .chain(payload.note.clone())
+                .collect();
+            *note = (!notes.is_empty()).then(|| notes.join("; "));
         }
         outcomes.insert(name, status);
     }
@@ -1027,16 +1048,16 @@ fn store_one(
         };
     }
     let read = parsed.offers.len() + parsed.rejects.len();
-    match store_by_day(feed, parsed, at, store, tables, fx, Some(raw)) {
-        Ok(Some((stored, rejected))) => Status::Stored {
+    match store_by_day_counted((feed, at, store), parsed, (tables, fx), Some(raw)) {
+        Ok((Some((stored, rejected)), before)) => Status::Stored {
             read,
             stored,
             rejected,
             fx_rates,
             not_modified,
-            note: None,
+            note: (before > 0).then(|| format!("{before} dated on days stored before")),
         },
-        Ok(None) => Status::AlreadyStored,
+        Ok((None, _)) => Status::AlreadyStored,
         Err(FeedError::Store { source, .. }) => Status::Failed(format!("store: {source}")),
         Err(e) => Status::Failed(e.to_string()),
     }

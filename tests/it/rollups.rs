@@ -331,6 +331,23 @@ async fn a_dated_list_ingested_live_is_stored_under_its_rows_days() {
         Some(1),
         "Monday's row is stored under Monday"
     );
+    // An hour later the list is fetched again: Sunday's row in the new hour's run,
+    // Monday's day is stored already, and the line says so.
+    let at = format!("{sunday}T21:00:00Z");
+    let args = [
+        "ingest",
+        "--feeds",
+        feeds.to_str().unwrap(),
+        "--store",
+        &root,
+        "--at",
+        &at,
+    ];
+    let (code, out, err) = gpurent(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = "dated: ok, 2 offers read, 1 stored, 0 rejected; 1 dated on days stored before";
+    assert!(out.contains(line), "{out}");
+    assert_eq!(file(sunday, "21"), Some(1));
     let week = IsoWeek::of(monday);
     assert!(
         rollup::stored(&store).unwrap().len() >= 2,
