@@ -301,19 +301,17 @@ async fn a_dated_list_ingested_live_is_stored_under_its_rows_days() {
         ),
     )
     .unwrap();
-    let at = format!("{sunday}T20:00:00Z");
     let root = store.root().to_str().unwrap().to_string();
-    let args = [
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        &root,
-        "--at",
-        &at,
-    ];
-    let (code, out, err) = gpurent(&args);
-    assert_eq!(code, 0, "{out}{err}");
+    // `gpurent ingest` of the list at `hour` on Sunday; its stdout.
+    let ingest_at = |hour: &str| {
+        let at = format!("{sunday}T{hour}:00:00Z");
+        let feeds = feeds.to_str().unwrap();
+        let args = ["ingest", "--feeds", feeds, "--store", &root, "--at", &at];
+        let (code, out, err) = gpurent(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    let out = ingest_at("20");
     assert!(out.contains("dated: ok, 2 offers read, 2 stored"), "{out}");
     let file = |day: NaiveDate, hour: &str| {
         let name = format!("date={day}/dated__{}T{hour}.parquet", day.format("%Y%m%d"));
@@ -333,18 +331,7 @@ async fn a_dated_list_ingested_live_is_stored_under_its_rows_days() {
     );
     // An hour later the list is fetched again: Sunday's row in the new hour's run,
     // Monday's day is stored already, and the line says so.
-    let at = format!("{sunday}T21:00:00Z");
-    let args = [
-        "ingest",
-        "--feeds",
-        feeds.to_str().unwrap(),
-        "--store",
-        &root,
-        "--at",
-        &at,
-    ];
-    let (code, out, err) = gpurent(&args);
-    assert_eq!(code, 0, "{out}{err}");
+    let out = ingest_at("21");
     let line = "dated: ok, 2 offers read, 1 stored, 0 rejected; 1 dated on days stored before";
     assert!(out.contains(line), "{out}");
     assert_eq!(file(sunday, "21"), Some(1));
