@@ -381,15 +381,34 @@ pub struct HistoryQuery {
 fn cell_filter(store: &Store, hq: &HistoryQuery) -> Result<Expr, ReportError> {
     let mut cell = col("gpu_model").eq(lit(hq.model.clone()));
     if let Some(c) = &hq.class {
-        cell = cell.and(col("price_class").eq(lit(c.replace('-', "_"))));
+        cell = cell.and(class_is(c));
     }
     if let Some(p) = &hq.provider {
-        cell = cell.and(col("provider").eq(lit(p.clone())));
+        cell = cell.and(provider_is(p));
     }
     if let Some(seg) = &hq.segment {
         cell = cell.and(in_segment(store, seg)?);
     }
     Ok(cell)
+}
+
+/// A history's `--provider`, `--class`, `--bloc` and `--country` as row tests, the one
+/// place their values are normalised (class `on-demand` is `on_demand`; bloc and
+/// country upper case), for the query and for naming the filter that leaves nothing.
+fn provider_is(p: &str) -> Expr {
+    col("provider").eq(lit(p.to_string()))
+}
+
+fn class_is(c: &str) -> Expr {
+    col("price_class").eq(lit(c.replace('-', "_")))
+}
+
+fn bloc_is(b: &str) -> Expr {
+    col("bloc").eq(lit(b.to_ascii_uppercase()))
+}
+
+fn country_is(c: &str) -> Expr {
+    col("country").eq(lit(c.to_ascii_uppercase()))
 }
 
 /// A row's provider is one of the store's providers in segment `seg`.
@@ -463,25 +482,19 @@ fn filter_tests(store: &Store, hq: &HistoryQuery) -> Result<Vec<(String, Expr)>,
     };
     let mut tests: Vec<(String, Expr)> = Vec::new();
     if let Some(p) = &hq.provider {
-        tests.push((
-            format!("--provider {p}"),
-            col("provider").eq(lit(p.clone())),
-        ));
+        tests.push((format!("--provider {p}"), provider_is(p)));
     }
     if let Some(seg) = &hq.segment {
         tests.push((format!("--segment {seg}"), in_segment(store, seg)?));
     }
     if let Some(b) = &hq.bloc {
-        let e = col("bloc").eq(lit(b.to_ascii_uppercase()));
-        tests.push((format!("--bloc {b}"), e));
+        tests.push((format!("--bloc {b}"), bloc_is(b)));
     }
     if let Some(c) = &hq.country {
-        let e = col("country").eq(lit(c.to_ascii_uppercase()));
-        tests.push((format!("--country {c}"), e));
+        tests.push((format!("--country {c}"), country_is(c)));
     }
     if let Some(c) = &hq.class {
-        let e = col("price_class").eq(lit(c.replace('-', "_")));
-        tests.push((format!("--class {c}"), e));
+        tests.push((format!("--class {c}"), class_is(c)));
     }
     if hq.from.is_some() || hq.to.is_some() {
         let mut e = lit(true);
@@ -567,10 +580,10 @@ fn history_plan(lf: LazyFrame, hq: &HistoryQuery) -> LazyFrame {
     let lf = crate::analysis::peers::prefer_own_sources(lf);
     let mut cond = col("fractional_gpu").not();
     if let Some(b) = &hq.bloc {
-        cond = cond.and(col("bloc").eq(lit(b.to_ascii_uppercase())));
+        cond = cond.and(bloc_is(b));
     }
     if let Some(c) = &hq.country {
-        cond = cond.and(col("country").eq(lit(c.to_ascii_uppercase())));
+        cond = cond.and(country_is(c));
     }
     let ms = observed_ms();
     let period = match hq.every {
