@@ -115,6 +115,12 @@ fn framed(path: &Path) -> bool {
     check().unwrap_or(false)
 }
 
+/// The rows of the Parquet file at `path`, from its footer.
+fn parquet_rows(path: &Path) -> Result<usize, StoreError> {
+    let f = File::open(path).map_err(io(path))?;
+    ParquetReader::new(f).num_rows().map_err(pl(path))
+}
+
 /// The hour a feed run is stored under.
 pub fn hour_key(at: DateTime<Utc>) -> String {
     at.format("%Y%m%dT%H").to_string()
@@ -555,10 +561,7 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let f = File::open(&path).map_err(io(&path))?;
-        let mut r = ParquetReader::new(f);
-        let n = r.num_rows().map_err(pl(&path))?;
-        Ok(Some(n))
+        parquet_rows(&path).map(Some)
     }
 
     /// Replace one stored run's offers and rejects (FX healing: the same raw payload
@@ -643,8 +646,7 @@ impl Store {
     /// up to the first that does).
     pub fn holds_offers(&self, from: NaiveDate, to: NaiveDate) -> Result<bool, StoreError> {
         for p in self.files("offers", Some(from), Some(to))? {
-            let f = File::open(&p).map_err(io(&p))?;
-            if ParquetReader::new(f).num_rows().map_err(pl(&p))? > 0 {
+            if parquet_rows(&p)? > 0 {
                 return Ok(true);
             }
         }
