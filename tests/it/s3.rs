@@ -55,6 +55,11 @@ fn gpurent_s3(
     )
 }
 
+/// A prefix no other test (or run) uses, so every test starts from an empty bucket.
+fn fresh_prefix() -> String {
+    format!("t-{:016x}", fastrand::u64(..))
+}
+
 fn url(env: &BTreeMap<String, String>, prefix: &str) -> String {
     format!("s3://{}/{prefix}", env["GPURENT_S3_BUCKET"])
 }
@@ -115,7 +120,7 @@ async fn ingest_and_report_through_a_bucket_equal_a_local_store() {
     let tmp = tempdir();
     let feeds = tmp.path().join("feeds");
     fixture_feeds(&srv, &feeds);
-    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let prefix = fresh_prefix();
     let s3 = url(&env, &prefix);
     let local = tmp.path().join("local");
     let feeds_s = feeds.to_str().unwrap();
@@ -218,7 +223,7 @@ async fn concurrent_writers_store_each_hour_once() {
     let tmp = tempdir();
     let feeds = tmp.path().join("feeds");
     fixture_feeds(&srv, &feeds);
-    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let s3 = url(&env, &fresh_prefix());
     let hours_a = [
         "2024-10-07T00:00:00Z",
         "2024-10-07T01:00:00Z",
@@ -391,7 +396,7 @@ fn kill_9_mid_push_leaves_no_partial_object() {
     let tmp = tempdir();
     let feeds = file_feed(tmp.path(), 20_000);
     let feeds = feeds.to_str().unwrap();
-    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let s3 = url(&env, &fresh_prefix());
     let cache = tmp.path().join("cache-w");
     let hours: Vec<String> = (0..6)
         .map(|h| format!("2024-10-07T{h:02}:00:00Z"))
@@ -482,7 +487,7 @@ fn compaction_while_a_reader_loops_keeps_totals_right() {
     let Some(env) = s3_env() else { return };
     let tmp = tempdir();
     let feeds = file_feed(tmp.path(), 3_000);
-    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let s3 = url(&env, &fresh_prefix());
     let writer = tmp.path().join("cache-w");
     let local = tmp.path().join("local");
     let reference = ingest_both(&env, &writer, &feeds, &s3, &local, 8);
@@ -547,7 +552,7 @@ async fn a_bucket_half_way_through_compaction_reads_right() {
     let Some(env) = s3_env() else { return };
     let tmp = tempdir();
     let feeds = file_feed(tmp.path(), 1_000);
-    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let prefix = fresh_prefix();
     let s3 = url(&env, &prefix);
     let (writer, local) = (tmp.path().join("cache-w"), tmp.path().join("local"));
     let kept = tmp.path().join("cache-kept");
@@ -690,7 +695,7 @@ fn an_alert_fired_through_one_cache_never_fires_through_another() {
     let rules = tmp.path().join("alerts.toml");
     let rule = "[[rule]]\nname = \"new\"\nkind = \"first_in_china\"\n";
     std::fs::write(&rules, rule).unwrap();
-    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let prefix = fresh_prefix();
     let s3 = url(&env, &prefix);
     let run = |cache: &str, args: &[&str]| -> String {
         let alerts = ["--alerts", rules.to_str().unwrap()];
@@ -760,7 +765,7 @@ fn a_compacted_hour_is_not_pushed_back_by_a_cache_that_forgot_it() {
     let Some(env) = s3_env() else { return };
     let tmp = tempdir();
     let feeds = file_feed(tmp.path(), 100);
-    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let prefix = fresh_prefix();
     let s3 = url(&env, &prefix);
     let (writer, local) = (tmp.path().join("cache-w"), tmp.path().join("local"));
     ingest_both(&env, &writer, &feeds, &s3, &local, 2);
@@ -858,7 +863,7 @@ fn the_loser_of_a_race_reads_the_winners_hour() {
     std::fs::create_dir_all(&feeds_b).unwrap();
     let feed = format!("format = \"vastai\"\nurl = \"{feed_url}\"\n");
     std::fs::write(feeds_b.join("vast.toml"), feed).unwrap();
-    let s3 = url(&env, &format!("t-{:016x}", fastrand::u64(..)));
+    let s3 = url(&env, &fresh_prefix());
     let ingest = |cache: &str, feeds: &Path| {
         let feeds = feeds.to_str().unwrap();
         let args = [
@@ -931,7 +936,7 @@ fn a_lone_writer_pushes_each_file_once() {
     let Some(env) = s3_env() else { return };
     let tmp = tempdir();
     let feeds = file_feed(tmp.path(), 100);
-    let prefix = format!("t-{:016x}", fastrand::u64(..));
+    let prefix = fresh_prefix();
     let s3 = url(&env, &prefix);
     let cache = tmp.path().join("cache-w");
     let feeds = feeds.to_str().unwrap();
