@@ -666,27 +666,23 @@ fn load_alerts(file: Option<PathBuf>) -> anyhow::Result<Option<alerts::Config>> 
     }
 }
 
-/// Evaluate the alert rules for `week`, record and deliver the new firings, print them.
+/// Evaluate the alert rules for `week`, record and deliver the new firings (on an
+/// `s3://` store, those this machine claims first; the records then pushed), print them.
 fn run_alerts(
     rt: &tokio::runtime::Runtime,
     cfg: &alerts::Config,
     store: &Store,
+    remote: Option<&Remote>,
     week: IsoWeek,
     now: DateTime<Utc>,
     analysed: Option<analysis::WeekAnalysis>,
 ) -> anyhow::Result<()> {
-    let fired = rt.block_on(alerts::run(store, cfg, week, now, analysed))?;
-    for f in &fired {
+    let done = rt.block_on(alerts::run(store, cfg, week, now, analysed, remote))?;
+    for f in &done.firings {
         println!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
     }
-    Ok(())
-}
-
-/// A reader that recorded alert firings (after their delivery, so the final records)
-/// uploads them, so that no other machine fires them again.
-fn push_alerts(rt: &tokio::runtime::Runtime, store: &Store, remote: &Remote) -> anyhow::Result<()> {
-    let t = rt.block_on(remote.push_kinds(store, &["alerts"]))?;
-    if t.copied + t.already_there > 0 {
+    let t = done.pushed;
+    if let (Some(remote), true) = (remote, t.copied + t.already_there > 0) {
         eprintln!(
             "gpurent: {}: {} alert records pushed, {} already stored by another writer",
             remote.url(),
@@ -760,12 +756,20 @@ fn cmd_ingest(
         );
     }
     store.write_run_record(Utc::now(), &report.record(at))?;
-    // Alerts before the push, so their records reach the bucket with the hour: a
-    // firing recorded only in this cache would fire again on another machine. The
-    // rollups first, as the analysis reads them.
+    // Alerts before the push, on the cache as it stands after this hour; on a bucket
+    // each firing is claimed there before its delivery and its record pushed after
+    // it, by `alerts::run`. The rollups first, as the analysis reads them.
     refresh_rollups(&store);
     let alerted = match &ctx.alerts {
-        Some(cfg) => run_alerts(&rt, cfg, &store, IsoWeek::of(at.date_naive()), at, None),
+        Some(cfg) => run_alerts(
+            &rt,
+            cfg,
+            &store,
+            remote.as_ref(),
+            IsoWeek::of(at.date_naive()),
+            at,
+            None,
+        ),
         None => Ok(()),
     };
     push(&rt, &store, remote.as_ref())?;
@@ -803,10 +807,15 @@ fn cmd_report(ctx: Ctx, args: ReportArgs) -> anyhow::Result<u8> {
     let a = analysis::analyse_week_with(&store, week, &cfg)?;
     if let Some(rules) = &ctx.alerts {
         // Before the report is written, so this week's firings appear in it.
-        run_alerts(&rt, rules, &store, week, Utc::now(), Some(a.clone()))?;
-        if let Some(remote) = &remote {
-            push_alerts(&rt, &store, remote)?;
-        }
+        run_alerts(
+            &rt,
+            rules,
+            &store,
+            remote.as_ref(),
+            week,
+            Utc::now(),
+            Some(a.clone()),
+        )?;
     }
     let dir = report::write_analysed(&store, &out, &a, Utc::now())?;
     println!("{}", dir.join("index.html").display());

@@ -11,7 +11,12 @@
 //! Invariants: a firing's key (rule, subject, and the week or the outage's first
 //! failure) is stable, so re-evaluating never fires it twice; the record is written
 //! atomically before delivery and then updated with the delivery outcome; the webhook
-//! URL (it often holds a token) never reaches a record, a log or an error.
+//! URL (it often holds a token) never reaches a record, a log or an error. On an
+//! `s3://` store a new firing is delivered only by the machine whose claim of it in
+//! the bucket (a conditional create) succeeds, so two machines evaluating it at once
+//! deliver it once; the other records it as [`CLAIMED_ELSEWHERE`] and never pushes
+//! that record. A machine that dies between its claim and its POST leaves the firing
+//! undelivered: at most once, never twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{self, ProviderRow, WeekAnalysis};
 use crate::error::{ReportError, StoreError};
 use crate::store::fsutil::write_atomic;
+use crate::store::remote::{Remote, Transfer};
 use crate::store::Store;
 use crate::week::IsoWeek;
 
@@ -466,6 +472,12 @@ pub fn evaluate(
 }
 
 fn record_path(store: &Store, key: &str) -> PathBuf {
+    store.root().join(record_rel(key))
+}
+
+/// A firing's record relative to the store (`alerts/<key, sanitised>.json`), which is
+/// also its object key under an `s3://` store's prefix.
+fn record_rel(key: &str) -> String {
     let file: String = key
         .chars()
         .map(|c| {
@@ -476,7 +488,7 @@ fn record_path(store: &Store, key: &str) -> PathBuf {
             }
         })
         .collect();
-    store.root().join("alerts").join(format!("{file}.json"))
+    format!("alerts/{file}.json")
 }
 
 fn write_record(store: &Store, f: &Firing) -> Result<(), AlertError> {
@@ -572,15 +584,89 @@ pub async fn deliver(
     Ok(())
 }
 
+/// What [`run`] did.
+#[derive(Debug, Default)]
+pub struct Alerted {
+    /// The new firings, sorted by key, each with its delivery outcome (or
+    /// [`CLAIMED_ELSEWHERE`] where another machine delivers it).
+    pub firings: Vec<Firing>,
+    /// The records pushed to the bucket (an `s3://` store only).
+    pub pushed: Transfer,
+}
+
+/// The delivery of a firing another machine claimed first: not delivered here.
+pub const CLAIMED_ELSEWHERE: &str = "not delivered here: another machine claimed it";
+
+/// Of the new firings (recorded in `store`, not yet delivered), those this machine
+/// claimed in the bucket (it delivers them), and those another machine claimed first
+/// (it delivers them: never this one; their records are the bucket's). On an error
+/// the firings not yet claimed lose their records (a later run evaluates them again)
+/// and the error is returned beside those claimed, which must still be delivered.
+async fn claim(
+    store: &Store,
+    remote: &Remote,
+    firings: Vec<Firing>,
+) -> Result<(Vec<Firing>, Vec<Firing>, Option<AlertError>), AlertError> {
+    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    let mut rest = firings.into_iter();
+    while let Some(mut f) = rest.next() {
+        let rel = record_rel(&f.key);
+        let body = serde_json::to_vec_pretty(&f).expect("firing serialises");
+        let failed = match remote.claim(&rel, body).await {
+            Ok(true) => {
+                mine.push(f);
+                continue;
+            }
+            Ok(false) => {
+                f.delivery = CLAIMED_ELSEWHERE.into();
+                let adopted = match write_record(store, &f) {
+                    Ok(()) => remote
+                        .defer(store, &rel)
+                        .await
+                        .map(|_| ())
+                        .map_err(AlertError::from),
+                    Err(e) => Err(e),
+                };
+                theirs.push(f);
+                match adopted {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                }
+            }
+            Err(e) => {
+                forget(store, &f)?;
+                e.into()
+            }
+        };
+        for f in rest {
+            forget(store, &f)?;
+        }
+        return Ok((mine, theirs, Some(failed)));
+    }
+    Ok((mine, theirs, None))
+}
+
+/// Remove the record of a firing neither delivered nor claimed, so that a later run
+/// evaluates it again rather than push it undelivered.
+fn forget(store: &Store, f: &Firing) -> Result<(), AlertError> {
+    let path = record_path(store, &f.key);
+    Ok(std::fs::remove_file(&path).map_err(crate::store::fsutil::io(&path))?)
+}
+
 /// Evaluate, record the new firings and deliver them; returns the new firings.
 /// `analysed`: the week's analysis, when the caller has it (see [`evaluate`]).
+/// On an `s3://` store (`remote`), a firing is delivered only by the machine whose
+/// conditional create of its claim succeeds, so two machines that evaluate a firing
+/// at once deliver it once; the records are then pushed, so the bucket holds each
+/// firing with its outcome before this returns.
 pub async fn run(
     store: &Store,
     cfg: &Config,
     week: IsoWeek,
     now: DateTime<Utc>,
     analysed: Option<WeekAnalysis>,
-) -> Result<Vec<Firing>, AlertError> {
+    remote: Option<&Remote>,
+) -> Result<Alerted, AlertError> {
     let all = {
         let (store, cfg) = (store.clone(), cfg.clone());
         tokio::task::spawn_blocking(move || {
@@ -592,9 +678,23 @@ pub async fn run(
             message: format!("evaluation task failed: {e}"),
         })??
     };
-    let mut new = all;
-    deliver(store, cfg, &mut new).await?;
-    Ok(new)
+    let Some(remote) = remote else {
+        let mut firings = all;
+        deliver(store, cfg, &mut firings).await?;
+        return Ok(Alerted {
+            firings,
+            pushed: Transfer::default(),
+        });
+    };
+    let (mut firings, theirs, failed) = claim(store, remote, all).await?;
+    deliver(store, cfg, &mut firings).await?;
+    let pushed = remote.push_kinds(store, &["alerts"]).await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    firings.extend(theirs);
+    firings.sort_by(|x, y| x.key.cmp(&y.key));
+    Ok(Alerted { firings, pushed })
 }
 
 /// The recorded firings of one ISO week, sorted by key (for the report).

@@ -393,9 +393,10 @@ impl Daemon {
         let Some(cfg) = &self.alerts else {
             return;
         };
-        match crate::report::alerts::run(&self.store, cfg, week, now, None).await {
+        // The daemon runs on a local store only: no bucket to claim firings in.
+        match crate::report::alerts::run(&self.store, cfg, week, now, None, None).await {
             Ok(fired) => {
-                for f in fired {
+                for f in fired.firings {
                     let line = format!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
                     self.log(clock.now(), &line);
                 }

@@ -9,8 +9,11 @@
 //! uploads what the cache holds that it has not seen in the bucket (`.known`, the
 //! keys it pulled or pushed), so a file whose object a compaction deleted stays gone.
 //! `alerts/` (the firings recorded) is pulled and pushed like the data, so a firing
-//! recorded by one machine never fires again on another; a reader that recorded
-//! firings pushes that folder alone ([`Remote::push_kinds`]).
+//! recorded by one machine never fires again on another; `alerts::run` pushes that
+//! folder alone ([`Remote::push_kinds`]) once it has delivered. Two machines that
+//! evaluate one new firing at once both see it new: each claims it first
+//! ([`Remote::claim`], a conditional create under `_gpurent/claims/`), and only the
+//! one whose claim was created delivers it.
 //!
 //! Invariants:
 //! - Several writers, no lock: every object but `fx/ecb.parquet` is written once, with
@@ -71,6 +74,8 @@ const PUSHED: [&str; 7] = [
 /// Content-addressed objects: one that exists holds the same bytes as the cache's file.
 const BLOBS: &str = "raw/blobs/";
 const FX: &str = "fx/ecb.parquet";
+/// Markers of who acts on a key ([`Remote::claim`]); outside every pulled folder.
+const CLAIMS: &str = "_gpurent/claims";
 const PARALLEL: usize = 8;
 
 /// A bucket and prefix on an S3-compatible server.
@@ -365,6 +370,34 @@ impl Remote {
         Ok(keep)
     }
 
+    /// Claim `rel` (say `alerts/<key>.json`) for this machine: create the marker
+    /// `_gpurent/claims/<rel>` holding `body` unless it exists. True when this call
+    /// created it, so this machine alone acts on `rel` (delivers the alert); false
+    /// when another writer claimed it first. Claims are never pulled, replaced or
+    /// deleted, so a key is claimed once for the bucket's life.
+    pub async fn claim(&self, rel: &str, body: Vec<u8>) -> Result<bool, StoreError> {
+        let marker = format!("{CLAIMS}/{rel}");
+        let put = self
+            .os
+            .put_opts(&self.key(&marker), body.into(), PutMode::Create.into())
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err(&marker)(e)),
+        }
+    }
+
+    /// `rel` is another writer's to store (it won the claim on it): the bucket's
+    /// object replaces the cache's file if the bucket holds it yet (true), and the
+    /// key is remembered either way, so this cache never uploads its own file of
+    /// that name over the claimer's.
+    pub async fn defer(&self, cache: &Store, rel: &str) -> Result<bool, StoreError> {
+        let copied = self.download(cache, rel.to_string()).await?;
+        remember(cache, &[rel.to_string()])?;
+        Ok(copied)
+    }
+
     /// After a compaction was pushed: delete the hourly objects (and smaller day
     /// objects) whose hours a day object of the same feed and date holds. Readers
     /// skip such files already, so no moment of this counts an hour twice or misses
@@ -469,7 +502,7 @@ impl Remote {
 }
 
 /// The cache's record of keys known to be in the bucket (pulled, pushed, or found
-/// there): one per line. A push never uploads them again, so an hourly object that a
+/// there), or left to the machine that claimed them ([`Remote::defer`]): one per line. A push never uploads them again, so an hourly object that a
 /// compaction deleted is not brought back by another machine's cache that still holds
 /// its file. Losing the record costs one conditional create per file, nothing more.
 const KNOWN: &str = ".known";

@@ -955,3 +955,95 @@ fn a_lone_writer_pushes_each_file_once() {
     assert_eq!(counts, [files.len(), 0], "{line}\n{files:#?}");
     assert_eq!(bucket_keys(&env, &prefix), files);
 }
+
+/// The bucket of `env` at `prefix`, as the library opens it.
+fn remote(env: &BTreeMap<String, String>, prefix: &str) -> gpurent::store::remote::Remote {
+    let vars = env.iter().map(|(k, v)| (k.clone(), v.clone()));
+    gpurent::store::remote::Remote::open_with(&env["GPURENT_S3_BUCKET"], prefix, vars).unwrap()
+}
+
+/// Two machines that pulled the same bucket evaluate the same new firing at once
+/// (neither has seen the other's record): only the one whose claim in the bucket is
+/// created first POSTs it, the other says it did not, and the bucket's record is the
+/// winner's, delivered. Re-evaluating on either fires nothing. (Before claims, both
+/// delivered: each cache saw the firing as new.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_machines_racing_on_one_firing_deliver_it_once() {
+    use gpurent::report::alerts;
+    use gpurent::run::sim::HttpResponse;
+    use gpurent::store::Store;
+    let Some(env) = s3_env() else { return };
+    let srv = server().await;
+    srv.routes
+        .set("/hook", HttpResponse::ok("text/plain", "ok"));
+    let tmp = tempdir();
+    let prefix = fresh_prefix();
+    // A feed failing since 10:00 in the bucket's run records.
+    let seed = Store::open(tmp.path().join("seed"));
+    std::fs::create_dir_all(seed.root().join("runs")).unwrap();
+    for h in 10..14 {
+        let run = serde_json::json!({
+            "observed_at": format!("2024-10-07T{h}:00:00Z"),
+            "feeds": [{"feed": "down", "status": "failed"}],
+        });
+        let name = format!("runs/20241007T{h}0000000-ingest.json");
+        std::fs::write(seed.root().join(name), run.to_string()).unwrap();
+    }
+    remote(&env, &prefix).push(&seed).await.unwrap();
+    let text = format!(
+        "[webhook]\nurl = \"{}\"\nretries = 0\n\n[[rule]]\nname = \"down-2h\"\nkind = \"feed_failed\"\nhours = 2\n",
+        srv.url("/hook")
+    );
+    let cfg = alerts::Config::parse(Path::new("alerts.toml"), &text).unwrap();
+    let (a, b) = (
+        Store::open(tmp.path().join("cache-a")),
+        Store::open(tmp.path().join("cache-b")),
+    );
+    let (ra, rb) = (remote(&env, &prefix), remote(&env, &prefix));
+    ra.pull(&a).await.unwrap();
+    rb.pull(&b).await.unwrap();
+    let week = gpurent::week::IsoWeek::parse("2024-W41").unwrap();
+    let now: chrono::DateTime<chrono::Utc> = "2024-10-07T14:00:00Z".parse().unwrap();
+    let (da, db) = tokio::join!(
+        alerts::run(&a, &cfg, week, now, None, Some(&ra)),
+        alerts::run(&b, &cfg, week, now, None, Some(&rb)),
+    );
+    let (da, db) = (da.unwrap(), db.unwrap());
+    let posts = || {
+        let requests = srv.requests.lock().unwrap();
+        requests.iter().filter(|r| r.path() == "/hook").count()
+    };
+    assert_eq!(posts(), 1, "{da:?}\n{db:?}");
+    let mut outcomes: Vec<String> = [&da, &db]
+        .iter()
+        .flat_map(|d| d.firings.iter().map(|f| f.delivery.clone()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["delivered (attempts: 1)", alerts::CLAIMED_ELSEWHERE],
+        "one delivers, the other says it did not"
+    );
+    let listed = (env.clone(), prefix.clone());
+    let keys = tokio::task::spawn_blocking(move || bucket_keys(&listed.0, &listed.1))
+        .await
+        .unwrap();
+    let records: Vec<&String> = keys.iter().filter(|k| k.starts_with("alerts/")).collect();
+    assert_eq!(records.len(), 1, "{keys:#?}");
+    let fresh = Store::open(tmp.path().join("cache-c"));
+    remote(&env, &prefix).pull(&fresh).await.unwrap();
+    let rec = std::fs::read_to_string(fresh.root().join(records[0])).unwrap();
+    assert!(
+        rec.contains("\"delivery\": \"delivered (attempts: 1)\""),
+        "{rec}"
+    );
+    // Again on both, and on the fresh cache: nothing new, nothing POSTed.
+    for (store, r) in [(&a, &ra), (&b, &rb)] {
+        let again = alerts::run(store, &cfg, week, now, None, Some(r)).await;
+        assert!(again.unwrap().firings.is_empty());
+    }
+    let r = remote(&env, &prefix);
+    let again = alerts::run(&fresh, &cfg, week, now, None, Some(&r)).await;
+    assert!(again.unwrap().firings.is_empty());
+    assert_eq!(posts(), 1);
+}
