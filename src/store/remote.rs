@@ -30,6 +30,12 @@
 //!   without offers, which readers skip, or blobs no hour names yet. Each folder is
 //!   walked once (`raw` skips `raw/blobs`), and a key goes to `.known` as soon as its
 //!   object is known to exist.
+//! - Only the blobs that a raw hour about to be pushed names are uploaded: an hour
+//!   the bucket holds already (another writer won it) brings none, so losing an hour
+//!   leaves no orphan blob unless the other writer creates it in the moment between
+//!   this push's listing and its create. Blobs are never deleted, not even such an
+//!   orphan: content-addressed, one may be named by any writer's hour at any time,
+//!   and no lock tells when none does. An orphan costs space only.
 //! - `compact` creates each day object, then deletes the hourly objects it holds
 //!   ([`Remote::delete_covered`]); gpurent's readers skip an hour a day file holds,
 //!   so they never count it twice in between. A push never creates an offers or
@@ -291,6 +297,7 @@ impl Remote {
     pub async fn push_kinds(&self, cache: &Store, kinds: &[&str]) -> Result<Transfer, StoreError> {
         let mut known = known(cache);
         let mut t = Transfer::default();
+        let mut listed = Listings::default();
         for (i, kind) in kinds.iter().enumerate() {
             let done: Vec<PathBuf> = kinds[..i].iter().map(|k| cache.root().join(k)).collect();
             let mut files = Vec::new();
@@ -300,6 +307,9 @@ impl Remote {
                 .filter(|f| !known.contains(*f))
                 .cloned()
                 .collect();
+            if *kind == "raw/blobs" {
+                new = self.needed_blobs(cache, &known, &mut listed, new).await?;
+            }
             if matches!(*kind, "offers" | "rejects") {
                 new = self.uncovered(cache, &files, new).await?;
             }
@@ -368,6 +378,63 @@ impl Remote {
             }
         }
         Ok(keep)
+    }
+
+    /// The keys of one folder (a partition such as `raw/date=…`), listed once per
+    /// push.
+    async fn listed<'a>(
+        &self,
+        listed: &'a mut Listings,
+        dir: &str,
+    ) -> Result<&'a BTreeSet<String>, StoreError> {
+        if !listed.contains_key(dir) {
+            let keys = self.list(&[dir]).await?;
+            listed.insert(dir.to_string(), keys);
+        }
+        Ok(&listed[dir])
+    }
+
+    /// Of `new` (blob files the cache has not seen in the bucket), those a raw hour
+    /// about to be pushed names: the hours this cache has not seen in the bucket and
+    /// that the bucket does not hold yet (one listing per partition). A blob of an
+    /// hour another writer stored first, or of a run that never named it, is not
+    /// uploaded, so losing an hour leaves no blob in the bucket that no hour names
+    /// (but for a loss in the moment between this listing and the hour's create).
+    /// Blobs are never deleted: content-addressed, one may be named by any writer's
+    /// hour. An unreadable hour's blobs are all offered, as before.
+    async fn needed_blobs(
+        &self,
+        cache: &Store,
+        known: &std::collections::HashSet<String>,
+        listed: &mut Listings,
+        new: Vec<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        if new.is_empty() {
+            return Ok(new);
+        }
+        let blobs = cache.root().join(BLOBS.trim_end_matches('/'));
+        let mut hours = Vec::new();
+        local_files(
+            cache.root(),
+            &cache.root().join("raw"),
+            &[blobs],
+            &mut hours,
+        );
+        let mut named = BTreeSet::new();
+        // `raw/date=…/<feed>__<hour>.json`; an hour written before blobs is a folder.
+        let is_hour = |h: &String| h.ends_with(".json") && h.split('/').count() == 3;
+        for hour in hours.iter().filter(|h| is_hour(h) && !known.contains(*h)) {
+            if self.listed(listed, dir_of(hour)).await?.contains(hour) {
+                continue;
+            }
+            let path = cache.root().join(hour);
+            match std::fs::read(&path).map(|b| blob_keys(&b)) {
+                Ok(Some(keys)) => named.extend(keys),
+                // Not a blob-naming hour this build can read: keep every blob.
+                _ => return Ok(new),
+            }
+        }
+        Ok(new.into_iter().filter(|b| named.contains(b)).collect())
     }
 
     /// Claim `rel` (say `alerts/<key>.json`) for this machine: create the marker
@@ -544,6 +611,24 @@ fn covered(keys: &BTreeSet<String>) -> BTreeSet<String> {
         out.extend(gone.map(|f| f.to_string_lossy().into_owned()));
     }
     out
+}
+
+/// Folder listings taken during one push, by folder.
+type Listings = std::collections::BTreeMap<String, BTreeSet<String>>;
+
+/// The blob keys a raw hour's `.json` names (`blobs[].sha256`), or None when it is
+/// not such a file.
+fn blob_keys(json: &[u8]) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    v.get("blobs")?
+        .as_array()?
+        .iter()
+        .map(|b| {
+            let sha = b.get("sha256")?.as_str()?;
+            let hex = sha.len() == 64 && sha.bytes().all(|c| c.is_ascii_hexdigit());
+            hex.then(|| format!("{BLOBS}{}/{sha}.gz", &sha[..2]))
+        })
+        .collect()
 }
 
 /// The folder of a key (`offers/date=…` of `offers/date=…/<file>`).

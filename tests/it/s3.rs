@@ -1047,3 +1047,90 @@ async fn two_machines_racing_on_one_firing_deliver_it_once() {
     assert!(again.unwrap().firings.is_empty());
     assert_eq!(posts(), 1);
 }
+
+/// A writer that loses an hour to another writer (both fetched the same feed and hour,
+/// a payload of other bytes, before either pushed) leaves no blob in the bucket that
+/// no hour names: a push uploads only the blobs of hours the bucket does not hold
+/// yet. (Before, the loser's blob was created first and stayed, named by nothing.)
+#[test]
+fn a_writer_that_loses_an_hour_leaves_no_orphan_blob() {
+    let Some(env) = s3_env() else { return };
+    let tmp = tempdir();
+    let prefix = fresh_prefix();
+    let s3 = url(&env, &prefix);
+    let at = "2024-10-07T05:00:00Z";
+    let feeds = file_feed(&tmp.path().join("a"), 3);
+    let args = [
+        "ingest",
+        "--feeds",
+        feeds.to_str().unwrap(),
+        "--store",
+        &s3,
+        "--at",
+        at,
+    ];
+    let (code, out, err) = gpurent_s3(&env, &tmp.path().join("cache-a"), &args);
+    assert_eq!(code, 0, "{out}{err}");
+    // Machine b stored the same hour from other bytes before a pushed, then pushes.
+    let (local, feeds) = (
+        tmp.path().join("b/store"),
+        file_feed(&tmp.path().join("b"), 4),
+    );
+    ingest_cli(&feeds, &local, at);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let b = gpurent::store::Store::open(&local);
+    let pushed = rt.block_on(remote(&env, &prefix).push(&b)).unwrap();
+    assert!(pushed.already_there > 0, "b lost the hour: {pushed:?}");
+    let keys = bucket_keys(&env, &prefix);
+    let blobs: BTreeSet<String> = keys
+        .iter()
+        .filter(|k| k.starts_with("raw/blobs/"))
+        .cloned()
+        .collect();
+    let hours: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("raw/date=") && k.ends_with(".json"))
+        .collect();
+    assert_eq!(hours.len(), 1, "{keys:#?}");
+    let hour = hour_json(&env, &prefix, hours[0]);
+    let named: BTreeSet<String> = hour["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let sha = b["sha256"].as_str().unwrap();
+            format!("raw/blobs/{}/{sha}.gz", &sha[..2])
+        })
+        .collect();
+    assert_eq!(
+        blobs, named,
+        "every blob in the bucket is named by its hour"
+    );
+}
+
+/// One object's JSON, read straight from the bucket.
+fn hour_json(env: &BTreeMap<String, String>, prefix: &str, rel: &str) -> serde_json::Value {
+    use object_store::ObjectStoreExt as _;
+    let mut builder = object_store::aws::AmazonS3Builder::new();
+    for (k, v) in env.iter().filter(|(k, _)| k.starts_with("AWS_")) {
+        if let Ok(key) = k.to_ascii_lowercase().parse() {
+            builder = builder.with_config(key, v);
+        }
+    }
+    let os = builder
+        .with_bucket_name(&env["GPURENT_S3_BUCKET"])
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = object_store::path::Path::from(format!("{prefix}/{rel}"));
+    let bytes = rt.block_on(async { os.get(&key).await.unwrap().bytes().await.unwrap() });
+    serde_json::from_slice(&bytes).unwrap()
+}
