@@ -311,10 +311,10 @@ impl Remote {
                 new = self.needed_blobs(cache, &known, &mut listed, new).await?;
             }
             if matches!(*kind, "offers" | "rejects") {
-                new = self.uncovered(cache, &files, new).await?;
+                new = self.uncovered(cache, &files, new, &mut listed).await?;
             }
             if *kind == "rejects" {
-                new = self.not_lost(cache, new).await?;
+                new = self.not_lost(cache, new, &mut listed).await?;
             }
             let results: Vec<bool> = futures::stream::iter(new.clone())
                 .map(|rel| self.upload(cache, rel))
@@ -334,17 +334,18 @@ impl Remote {
     /// the cache. The others are remembered and never uploaded: their hourly object
     /// was created by a writer killed before it remembered it, then deleted by a
     /// compaction, and creating it again would hold the hour twice. One listing per
-    /// partition of `new`.
+    /// partition of `new` per push (`listed`, shared with [`Remote::not_lost`]).
     async fn uncovered(
         &self,
         cache: &Store,
         local: &[String],
         new: Vec<String>,
+        listed: &mut Listings,
     ) -> Result<Vec<String>, StoreError> {
         let dirs: BTreeSet<&str> = new.iter().map(|f| dir_of(f)).collect();
         let mut names: BTreeSet<String> = local.iter().cloned().collect();
         for dir in dirs {
-            names.extend(self.list(&[dir]).await?);
+            names.extend(self.listed(listed, dir).await?.iter().cloned());
         }
         let covered = covered(&names);
         let (gone, keep): (Vec<String>, Vec<String>) =
@@ -358,13 +359,19 @@ impl Remote {
     /// already, another writer stored that hour first (its offers commit it; this
     /// cache pushes rejects before offers), so these rejects are not the hour's: the
     /// bucket's rejects object replaces the cache's file, or, when the winner had none,
-    /// the cache's file is removed. One listing per partition of `new`.
-    async fn not_lost(&self, cache: &Store, new: Vec<String>) -> Result<Vec<String>, StoreError> {
+    /// the cache's file is removed. One listing per partition of `new` per push
+    /// (`listed`: the offers pass reads the same one).
+    async fn not_lost(
+        &self,
+        cache: &Store,
+        new: Vec<String>,
+        listed: &mut Listings,
+    ) -> Result<Vec<String>, StoreError> {
         let twin = |rel: &str| format!("offers/{}", rel.strip_prefix("rejects/").unwrap_or(rel));
         let dirs: BTreeSet<String> = new.iter().map(|f| twin(dir_of(f))).collect();
         let mut committed = BTreeSet::new();
         for dir in &dirs {
-            committed.extend(self.list(&[dir.as_str()]).await?);
+            committed.extend(self.listed(listed, dir).await?.iter().cloned());
         }
         let mut keep = Vec::new();
         for rel in new {
@@ -380,8 +387,9 @@ impl Remote {
         Ok(keep)
     }
 
-    /// The keys of one folder (a partition such as `raw/date=…`), listed once per
-    /// push.
+    /// The keys of one folder (a partition such as `offers/date=…`), listed once per
+    /// push: the rejects' check of committed offers and the offers' check of day
+    /// objects read the same listing.
     async fn listed<'a>(
         &self,
         listed: &'a mut Listings,
