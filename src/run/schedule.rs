@@ -179,16 +179,13 @@ pub fn pending_weeks(
     now: DateTime<Utc>,
 ) -> Result<Vec<IsoWeek>, StoreError> {
     let last = last_complete_week(now);
-    let mut weeks: Vec<IsoWeek> = store.offer_dates()?.into_iter().map(IsoWeek::of).collect();
-    weeks.dedup();
-    let mut out = Vec::new();
-    for w in weeks {
-        let reported = reports.join(w.label()).join("summary.json").is_file();
-        if w <= last && !reported && store.holds_offers(w.monday(), w.sunday())? {
-            out.push(w);
-        }
-    }
-    Ok(out)
+    // One listing of the partitions for every week (not one per week).
+    let weeks = store.groups_holding_offers(|d| {
+        let w = IsoWeek::of(d);
+        let reported = || reports.join(w.label()).join("summary.json").is_file();
+        (w <= last && !reported()).then_some(w)
+    })?;
+    Ok(weeks.into_iter().collect())
 }
 
 /// Receives the daemon's log lines (stdout in the binary, a buffer in tests).

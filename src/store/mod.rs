@@ -653,6 +653,28 @@ impl Store {
         Ok(false)
     }
 
+    /// The groups (`group` of a date, e.g. its ISO week) whose offers files hold a row,
+    /// from one listing of the partitions: [`Store::holds_offers`] for many ranges at
+    /// once (footers read up to a group's first file that holds one).
+    pub fn groups_holding_offers<K: Ord>(
+        &self,
+        group: impl Fn(NaiveDate) -> Option<K>,
+    ) -> Result<BTreeSet<K>, StoreError> {
+        let mut out = BTreeSet::new();
+        for (d, dir) in self.partitions("offers")? {
+            let Some(k) = group(d).filter(|k| !out.contains(k)) else {
+                continue;
+            };
+            for p in self.data_files("offers", &dir)? {
+                if parquet_rows(&p)? > 0 {
+                    out.insert(k);
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Dates that hold offers files (some may be empty), sorted.
     pub fn offer_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
         Ok(self
@@ -673,22 +695,27 @@ impl Store {
             if from.is_some_and(|f| d < f) || to.is_some_and(|t| d > t) {
                 continue;
             }
-            let mut here = Vec::new();
-            for e in fs::read_dir(&dir).map_err(io(&dir))? {
-                let p = e.map_err(io(&dir))?.path();
-                let is_data = p.extension().is_some_and(|x| x == "parquet")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                    && !(kind == "rejects" && self.is_orphan_reject(&p));
-                if is_data {
-                    here.push(p);
-                }
-            }
-            files.extend(not_covered(here));
+            files.extend(self.data_files(kind, &dir)?);
         }
         files.sort();
         Ok(files)
+    }
+
+    /// The data files of one partition folder of `kind`, as [`Store::files`] reads them.
+    fn data_files(&self, kind: &str, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let mut here = Vec::new();
+        for e in fs::read_dir(dir).map_err(io(dir))? {
+            let p = e.map_err(io(dir))?.path();
+            let is_data = p.extension().is_some_and(|x| x == "parquet")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && !(kind == "rejects" && self.is_orphan_reject(&p));
+            if is_data {
+                here.push(p);
+            }
+        }
+        Ok(not_covered(here))
     }
 
     fn scan(
