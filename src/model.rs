@@ -218,12 +218,32 @@ impl Page {
 
 /// A page body kept in a gzip file: its path, and the SHA-256 (lower-case hex) and
 /// length of the plain body, so the store can adopt the file as the blob named by
-/// that hash without reading it.
+/// that hash without reading it; and, for a recorded payload, the plain file it was
+/// spooled from (`origin`), which is parsed instead of the gzip file while it is
+/// unchanged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spooled {
     pub path: std::path::PathBuf,
     pub sha256: String,
     pub len: u64,
+    pub origin: Option<Origin>,
+}
+
+/// The recorded file a spooled body was read from, and its modification time then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub path: std::path::PathBuf,
+    pub modified: std::time::SystemTime,
+}
+
+impl Origin {
+    /// True while the file still has the modification time and length (`len`, the
+    /// spooled body's) it had when it was spooled, so reading it gives the spooled
+    /// bytes (a rewrite sets a new modification time).
+    pub fn unchanged(&self, len: u64) -> bool {
+        std::fs::metadata(&self.path)
+            .is_ok_and(|m| m.len() == len && m.modified().is_ok_and(|t| t == self.modified))
+    }
 }
 
 /// What a server said about a payload's version (`ETag`, `Last-Modified`), kept with

@@ -11,7 +11,7 @@
 //!   SHA-256       sha2 over the payload alone                    CPU-s  offers/CPU-s  (within archive)
 //!   gzip          flate2 fast level into a sink                  CPU-s  offers/CPU-s  (within archive)
 //!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (in memory; parse streams)
-//!   parse         parse_checked of the spool (gunzip, scan)      CPU-s  offers/CPU-s  share of the sum
+//!   parse         parse_checked of the recorded file (stream scan) CPU-s  offers/CPU-s  share of the sum
 //!   archive       spool::spool_file (SHA-256 + gzip) + write_raw ...
 //!   normalise     normalise_chunks -> DataFrames, by chunk       ...
 //!   write         RunWriter (Parquet row groups, zstd, fsync)    ...
@@ -143,7 +143,7 @@ impl Ingest {
             ),
             row(
                 "parse",
-                "parse_checked of the spool (gunzip, stream scan)",
+                "parse_checked of the recorded file (stream scan)",
                 parse,
                 share(parse),
             ),

@@ -11,7 +11,8 @@
 //!   a spool file, fsync, as `gpurent ingest` fetches a recorded file of a format
 //!   that reads streams) and `Store::write_raw` (the spool file renamed as its blob,
 //!   the hour's `.json`).
-//! - parse: `ingest::parse_checked` of the spooled page (gunzip and the adapter's
+//! - parse: `ingest::parse_checked` of the spooled page (the recorded file read
+//!   plain while unchanged, as `gpurent ingest` reads it, and the adapter's
 //!   `parse_stream`, duplicate offers, the format check).
 //! - normalise: `normalise::normalise_chunks` (the offers to DataFrames, a chunk of
 //!   `CHUNK_ROWS` rows at a time, as `ingest::store_parsed` does).

@@ -214,25 +214,44 @@ pub fn parse_pages(feed: &Feed, pages: &[Page]) -> Result<Parsed, FeedError> {
     Ok(parsed)
 }
 
-/// Parse a spooled body (a gzip file) as a stream: memory holds the parsed offers,
-/// not the body.
+/// Parse a spooled body as a stream: memory holds the parsed offers, not the body.
+/// A recorded payload is read from its own plain file when that file is unchanged
+/// before and after parsing (no gunzip); otherwise, or if it changed meanwhile, from
+/// the gzip file, which holds the bytes that were hashed and will be archived.
 fn parse_spooled(
     feed: &Feed,
     label: &str,
     spool: &crate::model::Spooled,
     ctx: &ParseCtx,
 ) -> Result<Parsed, adapters::AdapterError> {
-    let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
-        let file = std::fs::File::open(&spool.path).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("the spooled body {}: {e}", spool.path.display()),
-            )
-        })?;
-        let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 18, gz)))
+    if let Some(origin) = spool.origin.as_ref().filter(|o| o.unchanged(spool.len)) {
+        let open = || open_body(&origin.path, "the payload", |f| Box::new(f));
+        let parsed = feed.adapter.parse_stream(label, &open, ctx);
+        if origin.unchanged(spool.len) {
+            return parsed;
+        }
+    }
+    let gunzip = |f| {
+        let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(f));
+        Box::new(gz) as Box<dyn std::io::Read>
     };
+    let open = || open_body(&spool.path, "the spooled body", gunzip);
     feed.adapter.parse_stream(label, &open, ctx)
+}
+
+/// A buffered reader of the file at `path` (`what` names it in an error), through
+/// `decode`.
+fn open_body(
+    path: &std::path::Path,
+    what: &str,
+    decode: impl Fn(std::fs::File) -> Box<dyn std::io::Read>,
+) -> std::io::Result<Box<dyn std::io::BufRead>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))?;
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        1 << 18,
+        decode(file),
+    )))
 }
 
 /// Keep the first of offers that share (offer id, price class, observation time) in
@@ -1086,6 +1105,45 @@ fn scrubbed(outcomes: BTreeMap<String, Status>, to_fetch: &[ToFetch]) -> Vec<Out
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// A recorded payload is parsed from its own plain file while that file is
+    /// unchanged (the spool is not read: here it is damaged), and from the spool,
+    /// which holds the bytes hashed for the archive, once the file has changed.
+    #[test]
+    fn a_recorded_file_is_parsed_plain_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, toml) = (dir.path().join("v.json"), dir.path().join("v.toml"));
+        let fixture = include_bytes!("../../tests/fixtures/vastai_search.json");
+        std::fs::write(&src, fixture).unwrap();
+        let feed_text = "format = \"vastai\"\nurl = \"v.json\"\nprovider = \"vastai\"\n";
+        std::fs::write(&toml, feed_text).unwrap();
+        let feed = feed::load_feed(&toml).unwrap();
+        let spooled = spool::spool_file(&src, &dir.path().join("spool")).unwrap();
+        let page = Page {
+            label: "v".into(),
+            body: Vec::new(),
+            spool: Some(spooled.clone()),
+        };
+        let parse = || parse_pages(&feed, std::slice::from_ref(&page));
+        let in_memory = parse_pages(&feed, &[Page::new("v", fixture.to_vec())]).unwrap();
+        assert!(in_memory.offers.len() > 1);
+        let good_spool = std::fs::read(&spooled.path).unwrap();
+        std::fs::write(&spooled.path, b"not gzip").unwrap();
+        assert!(
+            parse().unwrap().offers == in_memory.offers,
+            "read from the plain file"
+        );
+
+        std::fs::write(&spooled.path, good_spool).unwrap();
+        std::fs::write(&src, br#"{"offers": []}"#).unwrap();
+        let later = spooled.origin.as_ref().unwrap().modified + std::time::Duration::from_secs(1);
+        let file = std::fs::File::options().write(true).open(&src).unwrap();
+        file.set_modified(later).unwrap();
+        assert!(
+            parse().unwrap().offers == in_memory.offers,
+            "read from the spool"
+        );
+    }
 
     #[test]
     fn run_record_per_status() {

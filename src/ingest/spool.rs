@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::model::{Page, Spooled};
+use crate::model::{Origin, Page, Spooled};
 
 /// Chunks in flight between the response and the file.
 const IN_FLIGHT: usize = 8;
@@ -127,16 +127,25 @@ impl SpoolWriter {
 
 /// The writer's side: hash and gzip every chunk into `path`, then fsync.
 fn write_spool(dir: &Path, path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> io::Result<Spooled> {
-    write_gz(dir, path, std::iter::from_fn(|| rx.blocking_recv().map(Ok)))
+    write_gz(dir, path, |sink| {
+        while let Some(chunk) = rx.blocking_recv() {
+            sink(&chunk)?;
+        }
+        Ok(())
+    })
 }
 
-/// Hash (SHA-256 of the plain bytes) and gzip `chunks` into a new file at `path`
-/// in `dir` (created if missing), then fsync it. On an error, a chunk's included,
-/// the file is removed.
-fn write_gz<C: AsRef<[u8]>>(
+/// Where the chunks of a body come from: called once with the sink that takes each
+/// chunk in order; an error from the sink or the source ends it.
+type Sink<'s> = &'s mut dyn FnMut(&[u8]) -> io::Result<()>;
+
+/// Hash (SHA-256 of the plain bytes) and gzip the chunks `feed` gives into a new
+/// file at `path` in `dir` (created if missing), then fsync it. On an error, the
+/// source's included, the file is removed.
+fn write_gz(
     dir: &Path,
     path: PathBuf,
-    chunks: impl Iterator<Item = io::Result<C>>,
+    feed: impl FnOnce(Sink) -> io::Result<()>,
 ) -> io::Result<Spooled> {
     let written = (|| {
         fs::create_dir_all(dir)?;
@@ -144,19 +153,22 @@ fn write_gz<C: AsRef<[u8]>>(
         let mut gz =
             flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
         let (mut sha, mut len) = (Sha256::new(), 0u64);
-        for chunk in chunks {
-            let chunk = chunk?;
-            let chunk = chunk.as_ref();
+        feed(&mut |chunk| {
             sha.update(chunk);
             len += chunk.len() as u64;
-            gz.write_all(chunk)?;
-        }
+            gz.write_all(chunk)
+        })?;
         let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok((hex::encode(sha.finalize()), len))
     })();
     match written {
-        Ok((sha256, len)) => Ok(Spooled { path, sha256, len }),
+        Ok((sha256, len)) => Ok(Spooled {
+            path,
+            sha256,
+            len,
+            origin: None,
+        }),
         Err(e) => {
             let _ = fs::remove_file(&path);
             Err(e)
@@ -177,29 +189,41 @@ pub enum SpoolFileError {
 /// Spool a recorded payload file: read a chunk at a time, hashed and gzipped into a
 /// new spool file in `dir`, as a live body is spooled while it arrives, so the
 /// payload is never in memory whole. On an error no spool file is left.
+///
+/// The spooled body remembers the file and its modification time (`origin`), so
+/// that parsing can read the plain file while it is unchanged rather than gunzip
+/// the spool.
 pub fn spool_file(src: &Path, dir: &Path) -> Result<Spooled, SpoolFileError> {
     let mut file = File::open(src).map_err(SpoolFileError::Read)?;
-    let read_failed = std::cell::RefCell::new(None);
-    let chunks = std::iter::from_fn(|| {
-        let mut chunk = vec![0; 1 << 20];
-        match io::Read::read(&mut file, &mut chunk) {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some(Ok(chunk))
-            }
-            Err(e) => {
-                let stop = io::Error::new(e.kind(), "reading the payload failed");
-                *read_failed.borrow_mut() = Some(e);
-                Some(Err(stop))
+    let modified = file.metadata().and_then(|m| m.modified()).ok();
+    let mut read_failed = None;
+    // One buffer for the whole file: a fresh 1 MiB chunk each time costs a zeroing
+    // and, past malloc's mmap threshold, page faults.
+    let feed = |sink: Sink| {
+        let mut buf = vec![0; 1 << 20];
+        loop {
+            match io::Read::read(&mut file, &mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => sink(&buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let stop = io::Error::new(e.kind(), "reading the payload failed");
+                    read_failed = Some(e);
+                    return Err(stop);
+                }
             }
         }
-    });
+    };
     let path = spool_path(dir);
-    write_gz(dir, path.clone(), chunks).map_err(|e| match read_failed.take() {
+    let mut spooled = write_gz(dir, path.clone(), feed).map_err(|e| match read_failed.take() {
         Some(read) => SpoolFileError::Read(read),
         None => SpoolFileError::Write(path, e),
-    })
+    })?;
+    spooled.origin = modified.map(|modified| Origin {
+        path: src.to_path_buf(),
+        modified,
+    });
+    Ok(spooled)
 }
 
 /// In-memory bodies at least this large are spilled after parsing ([`spill`]).
@@ -214,7 +238,9 @@ pub fn spill(page: &mut Page, dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     let path = spool_path(dir);
-    match write_gz(dir, path.clone(), page.body.chunks(1 << 20).map(Ok)) {
+    let body = &page.body;
+    let feed = |sink: Sink| body.chunks(1 << 20).try_for_each(sink);
+    match write_gz(dir, path.clone(), feed) {
         Ok(s) => {
             page.spool = Some(s);
             page.body = Vec::new();

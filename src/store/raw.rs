@@ -161,6 +161,7 @@ fn blob_page(path: &Path, sha: &str, label: &str, spooled: bool) -> Result<Page,
         path: path.to_path_buf(),
         sha256: check(path, sha, found)?,
         len,
+        origin: None,
     };
     Ok(Page {
         label: label.to_string(),
