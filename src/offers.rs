@@ -1,6 +1,7 @@
 //! `Offers`: the offers an adapter read, kept column by column.
 //!
-//! Adapters push whole [`RawOffer`]s; each field goes to its own column. The text
+//! Adapters push whole [`RawOffer`]s (or a variant of the last one, `push_variant`);
+//! each field goes to its own column. The text
 //! fields that repeat (provider, region, country, GPU name, instance type, currency,
 //! unit) are kept once per distinct value and the rows hold a 4-byte index, so a
 //! payload's offers cost about 100 bytes a row instead of a `RawOffer`'s 320, and
@@ -67,6 +68,12 @@ impl<T: Eq + Hash + Clone> Interned<T> {
         &self.values[self.rows[i] as usize]
     }
 
+    /// Give the new row the last row's value, by its index (no hashing).
+    fn repeat_last(&mut self) {
+        let last = *self.rows.last().expect("a row to repeat");
+        self.rows.push(last);
+    }
+
     fn keep(&mut self, keep: &[bool]) {
         retain(&mut self.rows, keep);
     }
@@ -91,6 +98,11 @@ impl Floats {
     fn push(&mut self, v: Option<f64>) {
         self.values.push(v.unwrap_or(0.0));
         self.present.push(v.is_some());
+    }
+
+    fn repeat_last(&mut self) {
+        let i = self.values.len() - 1;
+        self.push(self.present[i].then(|| self.values[i]));
     }
 
     /// The value of row `i`.
@@ -179,6 +191,28 @@ impl Offers {
         self.gpus_available.push(o.gpus_available);
         self.observed_at.push(o.observed_at);
         self.group_offers.push(o.group_offers);
+    }
+
+    /// Add a row equal to the last one but for its price class and price (a
+    /// provider's spot price beside its on-demand one), copying the last row's
+    /// indices rather than hashing its texts again. Panics when there is no row.
+    pub fn push_variant(&mut self, price_class: PriceClass, price: Option<f64>) {
+        let id = self.offer_id.last().expect("a row to repeat").clone();
+        self.offer_id.push(id);
+        self.provider.repeat_last();
+        self.region.repeat_last();
+        self.country.repeat_last();
+        self.gpu_name_raw.repeat_last();
+        self.gpu_memory_gb.repeat_last();
+        self.instance_type.repeat_last();
+        self.gpu_count.repeat_last();
+        self.price_class.push(price_class);
+        self.price.push(price);
+        self.currency.repeat_last();
+        self.price_unit.repeat_last();
+        self.gpus_available.repeat_last();
+        self.observed_at.repeat_last();
+        self.group_offers.repeat_last();
     }
 
     /// Row `i` as the offer that was pushed. Panics when `i` is out of range.
@@ -310,6 +344,23 @@ mod tests {
         assert_eq!(offers.rows(), pushed);
         assert_eq!(offers.gpu_name_raw.values.len(), 2, "H100 is kept once");
         assert_eq!(offers.region.rows, [0, 1, 2, 0], "none is a value too");
+    }
+
+    /// A variant is the last row with another class and price, whatever the row.
+    #[test]
+    fn a_variant_repeats_the_last_row_but_its_class_and_price() {
+        let mut cny = offer("c", "A100", Some("cn-beijing"));
+        cny.currency = "CNY".into();
+        cny.observed_at = Some(Utc.with_ymd_and_hms(2023, 6, 5, 0, 0, 0).unwrap());
+        cny.gpu_count = Some(8.0);
+        cny.gpu_memory_gb = None;
+        for last in [offer("a", "H100", None), cny] {
+            let mut offers = Offers::from(vec![offer("z", "B200", Some("us")), last.clone()]);
+            offers.push_variant(PriceClass::Spot, Some(0.25));
+            let mut spot = last.clone();
+            (spot.price_class, spot.price) = (PriceClass::Spot, Some(0.25));
+            assert_eq!(offers.rows()[1..], [last, spot]);
+        }
     }
 
     #[test]

@@ -456,15 +456,11 @@ pub(super) fn push_rows(rows: &mut Offers, offer: Offer, ctx: &ParseCtx) {
     base.gpu_memory_gb = offer.gpu_ram.map(|mb| mb / 1024.0);
     base.gpus_available = Some(offer.num_gpus);
     base.price_unit = PriceUnit::instance_hour();
-    let spot = offer.min_bid.filter(|b| *b > 0.0).map(|bid| {
-        let mut spot = base.clone();
-        spot.price_class = PriceClass::Spot;
-        spot.price = Some(bid);
-        spot
-    });
     base.price = offer.dph_total;
     rows.push(base);
-    rows.extend(spot);
+    if let Some(bid) = offer.min_bid.filter(|b| *b > 0.0) {
+        rows.push_variant(PriceClass::Spot, Some(bid));
+    }
 }
 
 #[cfg(test)]
