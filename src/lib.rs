@@ -4,7 +4,7 @@
 //! `ingest` (feed files, fetch, adapters, backfill) → `normalise` → `store` →
 //! `analysis` (statistics, in-force offers, queries) → `report` (charts, pages),
 //! with `run` (daemon, demo, simulated servers) on top and `model`, `error`,
-//! `tables`, `week` at the bottom. See `ARCHITECTURE.md` for the code map and each
+//! `tables`, `week`, `process` at the bottom. See `ARCHITECTURE.md` for the code map and each
 //! module's invariants.
 
 pub mod analysis;
@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod model;
 pub mod normalise;
 pub mod offers;
+pub mod process;
 pub mod report;
 pub mod run;
 pub mod store;

@@ -313,6 +313,7 @@ struct HistoryArgs {
 }
 
 fn main() -> ExitCode {
+    gpurent::process::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GPURENT_LOG")

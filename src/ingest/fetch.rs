@@ -68,9 +68,7 @@ fn keyed_client() -> &'static reqwest::Client {
 }
 
 fn build_client(same_origin: bool) -> reqwest::Client {
-    // reqwest is built without a default crypto provider; use ring (no C toolchain for
-    // aws-lc). Installing twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::process::install_tls();
     let redirects = reqwest::redirect::Policy::custom(move |a| {
         if a.previous().len() >= MAX_REDIRECTS {
             return a.error(format!("more than {MAX_REDIRECTS} redirects"));

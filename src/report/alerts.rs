@@ -521,7 +521,7 @@ pub fn webhook_body(hook: &Webhook, f: &Firing) -> serde_json::Value {
 /// POST into a GET without the body and count it delivered), so a redirect is a
 /// failed attempt.
 fn webhook_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::process::install_tls();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("gpurent/", env!("CARGO_PKG_VERSION")))
