@@ -235,12 +235,15 @@ fn join_fx(raw: DataFrame, fx: &DataFrame) -> PolarsResult<(LazyFrame, bool)> {
 }
 
 /// The checks as expressions: the USD rate and its date (USD itself, or a rate at
-/// most `FX_MAX_AGE_DAYS` old), USD per GPU-hour, and the reject reason and detail
-/// (null reason: the offer is stored).
+/// most `FX_MAX_AGE_DAYS` old), USD per GPU-hour, whether the offer is rejected,
+/// and the reject reason and detail (null reason: the offer is stored). `rejected`
+/// is true exactly where `reason` is not null; it is a boolean over every row, the
+/// reason and the detail texts are written for the rejected rows only.
 struct Checks {
     fx_rate: Expr,
     fx_date: Expr,
     usd: Expr,
+    rejected: Expr,
     reason: Expr,
     detail: Expr,
 }
@@ -303,6 +306,20 @@ fn checks() -> Checks {
     let bad_number = OTHER_NUMBERS
         .iter()
         .fold(lit(false), |any, c| any.or(non_negative_finite(c).not()));
+    let rules = [
+        col("pre_reason").is_not_null(),
+        col("gpu_count").is_null(),
+        bad_count.clone(),
+        bad_number.clone(),
+        col("unit_factor").is_null(),
+        col("price").is_null(),
+        bad_price.clone(),
+        col("fx_usd_per_unit").is_null(),
+    ];
+    // A null condition is not taken by `when`, so it does not reject here either.
+    let rejected = rules
+        .into_iter()
+        .fold(lit(false), |any, c| any.or(c.fill_null(lit(false))));
     let reason = when(col("pre_reason").is_not_null())
         .then(col("pre_reason"))
         .when(col("gpu_count").is_null())
@@ -361,6 +378,7 @@ fn checks() -> Checks {
         fx_rate,
         fx_date,
         usd,
+        rejected,
         reason,
         detail,
     }
@@ -418,6 +436,7 @@ fn checked(
         fx_rate,
         fx_date,
         usd,
+        rejected,
         reason,
         detail,
     } = checks();
@@ -434,22 +453,23 @@ fn checked(
         .with_columns([
             (col("usd_per_gpu_hour") / (lit(1.0) + col("vat_rate")))
                 .alias("usd_per_gpu_hour_ex_vat"),
-            reason.alias("reason"),
+            rejected.alias("rejected"),
         ]);
     if needs_sort {
         all = all.sort(ROW_ORDER, Default::default());
     }
     let all = all.collect()?;
-    let ok_mask = all.column("reason")?.is_null();
+    let ok_mask = !all.column("rejected")?.bool()?;
     let mut offers_df = all.select(OFFER_COLUMNS.iter().copied())?;
     if !ok_mask.all() {
         offers_df = offers_df.filter(&ok_mask)?;
     }
-    // The reject detail is written for the rejected rows only (a string per row).
+    // The reject reason and detail are written for the rejected rows only (a string
+    // per row, from a chain of conditions: costly over every row).
     let mut rejects_df = all
         .filter(&!&ok_mask)?
         .lazy()
-        .with_column(detail.alias("detail"))
+        .with_columns([reason.alias("reason"), detail.alias("detail")])
         .select(REJECT_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
         .collect()?;
     if !parse_rejects.is_empty() {
