@@ -9,7 +9,8 @@
 //! interpolate linearly (numpy's default, as in the weekly report); fractional-GPU
 //! offers are left out (their per-GPU price is not comparable), and a peer's rows give
 //! way to gpurent's own feed of the same provider, model, class and day
-//! ([`crate::analysis::peers::prefer_own_sources`]); everything else is counted as stored. One offer seen in one hourly snapshot counts once.
+//! ([`crate::analysis::peers::prefer_own_sources`]); everything else is counted as
+//! stored. One offer seen in one hourly snapshot counts once.
 
 use std::fmt::Write as _;
 use std::str::FromStr;

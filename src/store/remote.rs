@@ -577,9 +577,10 @@ impl Remote {
 }
 
 /// The cache's record of keys known to be in the bucket (pulled, pushed, or found
-/// there), or left to the machine that claimed them ([`Remote::defer`]): one per line. A push never uploads them again, so an hourly object that a
-/// compaction deleted is not brought back by another machine's cache that still holds
-/// its file. Losing the record costs one conditional create per file, nothing more.
+/// there), or left to the machine that claimed them ([`Remote::defer`]): one per line.
+/// A push never uploads them again, so an hourly object that a compaction deleted is
+/// not brought back by another machine's cache that still holds its file. Losing the
+/// record costs one conditional create per file, nothing more.
 const KNOWN: &str = ".known";
 
 fn known(cache: &Store) -> std::collections::HashSet<String> {
