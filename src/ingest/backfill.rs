@@ -11,15 +11,15 @@
 //! the rate is stored. Rows that carry their own observation day (a peer's daily
 //! observations) are stored under that day, one run per day ([`store_by_day`]), so
 //! date-bounded reads find them.
-//! Invariants: no network I/O except in `backfill_versions`; the observation time
-//! comes from the path, the version or the caller, and a date outside
-//! `week::OBSERVATION_YEARS` fails that file or version alone, naming it;
-//! `renormalise` never drops a stored hour: an hour whose raw payload is missing or
-//! no longer parses keeps its stored offers unchanged, and is counted; `renormalise` and `heal_fx` read a kept run's
-//! feed file first, so the payload of a format read as a stream (an AWS offer file)
-//! is parsed from its blob file, never read whole into memory; `backfill` spools a
-//! recorded payload of such a format as an ingest of the file does, in a folder
-//! under `.tmp/` it removes when done.
+//! Invariants: no network I/O except in `backfill_versions`; the observation time comes
+//! from the path, the version or the caller, and a date outside
+//! `week::OBSERVATION_YEARS` fails that file or version alone, naming it; `renormalise`
+//! never drops a stored hour: an hour whose raw payload is missing or no longer parses
+//! keeps its stored offers unchanged, and is counted; `renormalise` and `heal_fx` read
+//! a kept run's feed file first, so the payload of a format read as a stream (an AWS
+//! offer file) is parsed from its blob file, never read whole into memory; `backfill`
+//! spools a recorded payload of such a format as an ingest of the file does, in a
+//! folder under `.tmp/` it removes when done.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
