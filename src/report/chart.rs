@@ -17,6 +17,9 @@ use resvg::{tiny_skia, usvg};
 
 use crate::error::{RenderError, ReportError};
 
+mod contrast;
+pub use contrast::{contrast_issues, contrast_ratio, luminance, parse_hex};
+
 static FONT: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/assets/fonts/DejaVuSans.ttf"
@@ -36,21 +39,30 @@ impl RGBColor {
     }
 }
 
-/// Okabe–Ito, a colour-blind-safe palette: CN vermillion, US blue, then the others.
+/// Okabe–Ito, a colour-blind-safe palette, with its light hues darkened (same hue,
+/// less lightness) until each keeps 3:1 against the white page, the report-week
+/// shading and a CN or US band on the shading: CN vermillion, US blue, then orange,
+/// bluish green, reddish purple, sky blue (turned a little toward cyan, so it is not
+/// read as the US blue), black and yellow (an olive once dark enough).
 /// Reference lines are grey and dashed, unlike any series.
 pub const PALETTE: &[RGBColor] = &[
-    RGBColor(213, 94, 0),
-    RGBColor(0, 114, 178),
-    RGBColor(230, 159, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(86, 180, 233),
-    RGBColor(0, 0, 0),
-    RGBColor(240, 228, 66),
+    RGBColor(0xc1, 0x55, 0x00),
+    RGBColor(0x00, 0x72, 0xb2),
+    RGBColor(0xa3, 0x70, 0x00),
+    RGBColor(0x00, 0x8b, 0x65),
+    RGBColor(0xbe, 0x55, 0x8f),
+    RGBColor(0x00, 0x85, 0xa0),
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x84, 0x7c, 0x0a),
 ];
+const BACKGROUND: &str = "#ffffff";
 const INK: &str = "#222222";
 const MUTED: &str = "#505050";
 const GRID: &str = "#e4e4e4";
+/// The report week: a solid light fill under the grid and the series.
+const SHADE: &str = "#f0f0f0";
+/// Opacity of a band (p25 to p75) in its line's colour.
+const BAND_OPACITY: f64 = 0.16;
 const REFERENCE: &str = "#6e6e6e";
 /// Dash patterns given to a series whose colour an earlier series already uses.
 const DASHES: [&str; 3] = ["7 4", "2 3", "9 3 2 3"];
@@ -208,6 +220,14 @@ impl Svg {
         );
     }
 
+    /// What `draw` writes, in a group of class `class` (e.g. a decoration, see
+    /// [`contrast::DECOR`]).
+    fn group(&mut self, class: &str, draw: impl FnOnce(&mut Svg)) {
+        let _ = writeln!(self.body, r#"<g class="{class}">"#);
+        draw(self);
+        self.body.push_str("</g>\n");
+    }
+
     fn polyline(&mut self, pts: &[(f64, f64)], stroke: &str, width: f64, dash: Option<&str>) {
         let d: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         let dash = dash
@@ -245,7 +265,7 @@ impl Svg {
 
     fn finish(self) -> String {
         format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"{FONT_FAMILY}\">\n<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n{}</svg>\n",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"{FONT_FAMILY}\">\n<rect class=\"background\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"{BACKGROUND}\"/>\n{}</svg>\n",
             self.body,
             w = self.w,
             h = self.h
@@ -299,7 +319,7 @@ fn frame(svg: &mut Svg, title: &str, caption: &str, keys: &[Key]) -> (f64, f64) 
         }
         let mid = y + 9.0;
         if k.boxed {
-            svg.rect(x, mid - 5.0, 18.0, 10.0, &k.color, 0.85);
+            svg.rect(x, mid - 5.0, 18.0, 10.0, &k.color, 1.0);
         } else {
             svg.polyline(&[(x, mid), (x + 20.0, mid)], &k.color, 2.5, k.dash);
         }
@@ -608,18 +628,12 @@ fn draw_line(c: &LineChart) -> Option<String> {
         p0: plot_bottom,
         p1: plot_top,
     };
-    grid(&mut svg, &xs, &ys, &yt, &xt);
     if let Some((h0, h1)) = c.highlight {
         let (x0, x1) = (xs.at(day(h0) - 0.5), xs.at(day(h1) + 0.5));
-        svg.rect(
-            x0,
-            plot_top,
-            x1 - x0,
-            plot_bottom - plot_top,
-            "#000000",
-            0.07,
-        );
+        let (y0, y1) = (plot_top, plot_bottom - plot_top);
+        svg.group("shade", |s| s.rect(x0, y0, x1 - x0, y1, SHADE, 1.0));
     }
+    grid(&mut svg, &xs, &ys, &yt, &xt);
     if let Some(r) = c.reference {
         let y = ys.at(r);
         svg.polyline(&[(left, y), (right, y)], REFERENCE, 1.5, Some("5 4"));
@@ -639,14 +653,16 @@ fn draw_line(c: &LineChart) -> Option<String> {
 }
 
 fn grid(svg: &mut Svg, xs: &Scale, ys: &Scale, yt: &[f64], xt: &[(NaiveDate, String)]) {
-    for v in yt {
-        let y = ys.at(*v);
-        svg.polyline(&[(xs.p0, y), (xs.p1, y)], GRID, 1.0, None);
-    }
-    for (d, _) in xt {
-        let x = xs.at(day(*d));
-        svg.polyline(&[(x, ys.p0), (x, ys.p1)], GRID, 1.0, None);
-    }
+    svg.group("grid", |svg| {
+        for v in yt {
+            let y = ys.at(*v);
+            svg.polyline(&[(xs.p0, y), (xs.p1, y)], GRID, 1.0, None);
+        }
+        for (d, _) in xt {
+            let x = xs.at(day(*d));
+            svg.polyline(&[(x, ys.p0), (x, ys.p1)], GRID, 1.0, None);
+        }
+    });
 }
 
 fn axes(
@@ -676,7 +692,28 @@ fn axes(
 }
 
 fn series(svg: &mut Svg, c: &LineChart, xs: &Scale, ys: &Scale) {
-    let px = |d: NaiveDate, v: f64| (xs.at(day(d)), ys.at(v));
+    svg.group("band", |svg| bands(svg, c, xs, ys));
+    for (l, dash) in c.lines.iter().zip(dashes(&c.lines)) {
+        let color = l.color.hex();
+        for run in runs(&l.points, c.step_days) {
+            let pts: Vec<(f64, f64)> = run.iter().map(|p| px(xs, ys, p.0, p.1)).collect();
+            if pts.len() > 1 {
+                svg.polyline(&pts, &color, 2.0, dash);
+            }
+            for (x, y) in pts {
+                svg.circle(x, y, 2.5, &color);
+            }
+        }
+    }
+}
+
+fn px(xs: &Scale, ys: &Scale, d: NaiveDate, v: f64) -> (f64, f64) {
+    (xs.at(day(d)), ys.at(v))
+}
+
+/// The bands (e.g. p25 to p75) of a line chart, translucent in their line's colour.
+fn bands(svg: &mut Svg, c: &LineChart, xs: &Scale, ys: &Scale) {
+    let px = |d: NaiveDate, v: f64| px(xs, ys, d, v);
     for l in &c.lines {
         let band_pts: Vec<(NaiveDate, f64)> = l.band.iter().map(|b| (b.0, b.1)).collect();
         for run in runs(&band_pts, c.step_days) {
@@ -685,19 +722,7 @@ fn series(svg: &mut Svg, c: &LineChart, xs: &Scale, ys: &Scale) {
                 l.band.iter().filter(inside).map(|b| px(b.0, b.2)).collect();
             poly.extend(l.band.iter().rev().filter(inside).map(|b| px(b.0, b.1)));
             if poly.len() >= 4 {
-                svg.polygon(&poly, &l.color.hex(), 0.16);
-            }
-        }
-    }
-    for (l, dash) in c.lines.iter().zip(dashes(&c.lines)) {
-        let color = l.color.hex();
-        for run in runs(&l.points, c.step_days) {
-            let pts: Vec<(f64, f64)> = run.iter().map(|p| px(p.0, p.1)).collect();
-            if pts.len() > 1 {
-                svg.polyline(&pts, &color, 2.0, dash);
-            }
-            for (x, y) in pts {
-                svg.circle(x, y, 2.5, &color);
+                svg.polygon(&poly, &l.color.hex(), BAND_OPACITY);
             }
         }
     }
@@ -763,9 +788,14 @@ fn draw_bar(c: &BarChart) -> Option<String> {
         p0: left,
         p1: w - (last_half + 6.0).max(24.0),
     };
+    svg.group("grid", |svg| {
+        for v in &xt {
+            let x = xs.at(*v);
+            svg.polyline(&[(x, top + 4.0), (x, plot_bottom)], GRID, 1.0, None);
+        }
+    });
     for (v, s) in xt.iter().zip(&xlabels) {
         let x = xs.at(*v);
-        svg.polyline(&[(x, top + 4.0), (x, plot_bottom)], GRID, 1.0, None);
         svg.polyline(&[(x, plot_bottom), (x, plot_bottom + 4.0)], INK, 1.0, None);
         svg.text(x, plot_bottom + 18.0, TICK_SIZE, "middle", INK, s);
     }
@@ -797,7 +827,7 @@ fn bar_group(svg: &mut Svg, c: &BarChart, g: &BarGroup, used: &[usize], xs: &Sca
         let y = y0 + slot as f64 * (BAR_H + 2.0);
         for b in g.bars.iter().filter(|b| b.0 == *si && b.1.is_finite()) {
             let color = c.series[*si].1.hex();
-            svg.rect(xs.p0, y, xs.at(b.1) - xs.p0, BAR_H, &color, 0.85);
+            svg.rect(xs.p0, y, xs.at(b.1) - xs.p0, BAR_H, &color, 1.0);
             if b.2.is_finite() && b.3.is_finite() {
                 let (x0, x1, ym) = (xs.at(b.2), xs.at(b.3), y + BAR_H / 2.0);
                 svg.polyline(&[(x0, ym), (x1, ym)], INK, 1.2, None);
@@ -919,7 +949,48 @@ pub fn layout_issues(svg: &str) -> Result<Vec<String>, usvg::Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::contrast::{over, MARK_MIN, TEXT_MIN};
     use super::*;
+
+    fn hex(s: &str) -> RGBColor {
+        parse_hex(s).expect("a #rrggbb constant")
+    }
+
+    /// What a line can be drawn over: the page, the report-week shading, and a CN or
+    /// US band on that shading (the darkest of them).
+    fn grounds() -> [(&'static str, RGBColor); 4] {
+        let band = |c: RGBColor| over(c, hex(SHADE), BAND_OPACITY);
+        [
+            ("white", hex(BACKGROUND)),
+            ("shading", hex(SHADE)),
+            ("CN band on shading", band(PALETTE[0])),
+            ("US band on shading", band(PALETTE[1])),
+        ]
+    }
+
+    #[test]
+    fn every_colour_keeps_its_contrast_on_every_ground() {
+        let mut table: Vec<(String, RGBColor, f64)> = PALETTE
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("PALETTE[{i}] {}", c.hex()), *c, MARK_MIN))
+            .collect();
+        table.push(("REFERENCE".into(), hex(REFERENCE), MARK_MIN));
+        table.push(("INK".into(), hex(INK), TEXT_MIN));
+        table.push(("MUTED".into(), hex(MUTED), TEXT_MIN));
+        let mut failures = Vec::new();
+        for (name, colour, min) in &table {
+            for (ground, bg) in grounds() {
+                let r = contrast_ratio(*colour, bg);
+                if r < *min {
+                    failures.push(format!("{name} on {ground}: {r:.2}:1 < {min}:1"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        // The shading is seen at all.
+        assert!(contrast_ratio(hex(SHADE), hex(BACKGROUND)) > 1.1);
+    }
 
     fn check(lo: f64, hi: f64, integer: bool, expected: &[&str]) {
         let (t, dec) = nice_ticks(lo, hi, integer, 8);

@@ -1,7 +1,8 @@
 //! Golden tests: chart SVG and report text are deterministic (bundled font, fixed
 //! formats, injected clock), so they are snapshot-tested with insta; PNGs are decoded
 //! and checked not to be blank; every chart's text, as resvg lays it out, stays on
-//! the canvas and never overlaps other text.
+//! the canvas and never overlaps other text; every data mark and text keeps its WCAG
+//! contrast against the white page.
 
 use std::path::Path;
 
@@ -87,10 +88,13 @@ fn not_blank(path: &Path) {
     assert!(f64::from(h) >= chart::MIN_BAR_HEIGHT, "{h}");
 }
 
-/// No text leaves the canvas, no two texts overlap (resvg's own layout).
+/// No text leaves the canvas, no two texts overlap (resvg's own layout), and every
+/// data mark and text keeps its WCAG contrast on white (3:1 and 4.5:1).
 fn legible(svg: &str, what: &str) {
     let issues = chart::layout_issues(svg).unwrap();
     assert!(issues.is_empty(), "{what}: {issues:#?}");
+    let faint = chart::contrast_issues(svg);
+    assert!(faint.is_empty(), "{what}: below WCAG contrast: {faint:#?}");
     let texts = chart::text_boxes(svg).unwrap();
     assert!(texts.len() > 5, "{what}: the text is laid out: {texts:?}");
 }
