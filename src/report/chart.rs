@@ -17,7 +17,7 @@ use resvg::{tiny_skia, usvg};
 
 use crate::error::{RenderError, ReportError};
 
-mod contrast;
+pub mod contrast;
 pub use contrast::{contrast_issues, contrast_ratio, luminance, parse_hex};
 
 static FONT: &[u8] = include_bytes!(concat!(
@@ -55,6 +55,18 @@ pub const PALETTE: &[RGBColor] = &[
     RGBColor(0x00, 0x00, 0x00),
     RGBColor(0x84, 0x7c, 0x0a),
 ];
+/// The palette's first colours are the blocs' (CN, US) and no other series'.
+pub const BLOC_COLOURS: usize = 2;
+/// A bloc other than CN and US: grey (4.5:1 on white), so it is never taken for one.
+pub const OTHER_BLOC: RGBColor = RGBColor(0x76, 0x76, 0x76);
+
+/// The colour of the `i`-th model (or any series that is not a bloc): the palette
+/// past the bloc colours, in turn; a repeated colour gets a dash.
+pub fn model_color(i: usize) -> RGBColor {
+    let rest = &PALETTE[BLOC_COLOURS..];
+    rest[i % rest.len()]
+}
+
 const BACKGROUND: &str = "#ffffff";
 const INK: &str = "#222222";
 const MUTED: &str = "#505050";
@@ -731,6 +743,9 @@ fn bands(svg: &mut Svg, c: &LineChart, xs: &Scale, ys: &Scale) {
 // ---------------------------------------------------------------- bar chart
 
 const BAR_H: f64 = 11.0;
+/// A bar's value label: its size, and its gap from the bar's (or whisker's) end.
+const VALUE_SIZE: f64 = 11.0;
+const VALUE_GAP: f64 = 5.0;
 /// The least height of a bar chart, in pixels.
 pub const MIN_BAR_HEIGHT: f64 = 240.0;
 const GROUP_GAP: f64 = 12.0;
@@ -771,22 +786,19 @@ fn draw_bar(c: &BarChart) -> Option<String> {
         .map(|g| text_width(&g.label, TICK_SIZE))
         .fold(0.0, f64::max);
     let left = 10.0 + label_w + 10.0;
-    let vmax = c
-        .groups
-        .iter()
-        .flat_map(|g| g.bars.iter().flat_map(|b| [b.1, b.3]))
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
+    let vmax = bar_max(c);
     let max_x = ((w - left - 40.0) / 70.0).floor().max(2.0) as usize;
     let (xt, dec) = nice_ticks(0.0, vmax * 1.04, false, max_x);
     let xlabels: Vec<String> = xt.iter().map(|v| format!("{v:.dec$}")).collect();
     let last_half = text_width(xlabels.last().expect("two ticks"), TICK_SIZE) / 2.0;
     let plot_bottom = bottom - 44.0;
+    // Room on the right for the longest bar's value label.
+    let value_room = VALUE_GAP + widest_value(c, vmax) + 8.0;
     let xs = Scale {
         d0: 0.0,
         d1: *xt.last().expect("two ticks"),
         p0: left,
-        p1: w - (last_half + 6.0).max(24.0),
+        p1: w - (last_half + 6.0).max(24.0).max(value_room),
     };
     svg.group("grid", |svg| {
         for v in &xt {
@@ -801,7 +813,7 @@ fn draw_bar(c: &BarChart) -> Option<String> {
     }
     for (gi, g) in c.groups.iter().enumerate() {
         let y0 = top + 4.0 + gi as f64 * group_h + GROUP_GAP / 2.0;
-        bar_group(&mut svg, c, g, &used, &xs, y0);
+        bar_group(&mut svg, c, g, &used, &xs, y0, vmax);
     }
     svg.polyline(
         &[(left, top + 4.0), (left, plot_bottom), (xs.p1, plot_bottom)],
@@ -820,22 +832,70 @@ fn draw_bar(c: &BarChart) -> Option<String> {
     Some(svg.finish())
 }
 
-fn bar_group(svg: &mut Svg, c: &BarChart, g: &BarGroup, used: &[usize], xs: &Scale, y0: f64) {
+/// The largest value or whisker end of a bar chart (0 when none is finite).
+fn bar_max(c: &BarChart) -> f64 {
+    c.groups
+        .iter()
+        .flat_map(|g| g.bars.iter().flat_map(|b| [b.1, b.3]))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+}
+
+/// A bar's value as written beside it, as precise as the chart's scale needs.
+fn value_text(v: f64, vmax: f64) -> String {
+    let dec = match vmax {
+        m if m >= 100.0 => 0,
+        m if m >= 10.0 => 1,
+        _ => 2,
+    };
+    format!("{v:.dec$}")
+}
+
+/// The width of the widest value label of a bar chart.
+fn widest_value(c: &BarChart, vmax: f64) -> f64 {
+    c.groups
+        .iter()
+        .flat_map(|g| g.bars.iter().filter(|b| b.1.is_finite()))
+        .map(|b| text_width(&value_text(b.1, vmax), VALUE_SIZE))
+        .fold(0.0, f64::max)
+}
+
+fn bar_group(
+    svg: &mut Svg,
+    c: &BarChart,
+    g: &BarGroup,
+    used: &[usize],
+    xs: &Scale,
+    y0: f64,
+    vmax: f64,
+) {
     let mid = y0 + used.len() as f64 * (BAR_H + 2.0) / 2.0;
     svg.text(xs.p0 - 8.0, mid + 4.0, TICK_SIZE, "end", INK, &g.label);
     for (slot, si) in used.iter().enumerate() {
         let y = y0 + slot as f64 * (BAR_H + 2.0);
         for b in g.bars.iter().filter(|b| b.0 == *si && b.1.is_finite()) {
             let color = c.series[*si].1.hex();
-            svg.rect(xs.p0, y, xs.at(b.1) - xs.p0, BAR_H, &color, 1.0);
-            if b.2.is_finite() && b.3.is_finite() {
-                let (x0, x1, ym) = (xs.at(b.2), xs.at(b.3), y + BAR_H / 2.0);
-                svg.polyline(&[(x0, ym), (x1, ym)], INK, 1.2, None);
-                svg.polyline(&[(x0, ym - 3.0), (x0, ym + 3.0)], INK, 1.2, None);
-                svg.polyline(&[(x1, ym - 3.0), (x1, ym + 3.0)], INK, 1.2, None);
-            }
+            svg.group("bar", |svg| bar(svg, &color, b, xs, y, vmax));
         }
     }
+}
+
+/// One bar in its own row from `y`: the bar, its whisker, and its value beside both
+/// (in that row, so it never runs over another bar, the axis or the group label).
+fn bar(svg: &mut Svg, color: &str, b: &(usize, f64, f64, f64), xs: &Scale, y: f64, vmax: f64) {
+    svg.rect(xs.p0, y, xs.at(b.1) - xs.p0, BAR_H, color, 1.0);
+    let ym = y + BAR_H / 2.0;
+    let mut end = xs.at(b.1);
+    if b.2.is_finite() && b.3.is_finite() {
+        let (x0, x1) = (xs.at(b.2), xs.at(b.3));
+        svg.polyline(&[(x0, ym), (x1, ym)], INK, 1.2, None);
+        svg.polyline(&[(x0, ym - 3.0), (x0, ym + 3.0)], INK, 1.2, None);
+        svg.polyline(&[(x1, ym - 3.0), (x1, ym + 3.0)], INK, 1.2, None);
+        end = end.max(x1);
+    }
+    let base = ym + VALUE_SIZE * 0.36;
+    let s = value_text(b.1, vmax);
+    svg.text(end + VALUE_GAP, base, VALUE_SIZE, "start", INK, &s);
 }
 
 // ---------------------------------------------------------------- output
@@ -976,6 +1036,7 @@ mod tests {
             .map(|(i, c)| (format!("PALETTE[{i}] {}", c.hex()), *c, MARK_MIN))
             .collect();
         table.push(("REFERENCE".into(), hex(REFERENCE), MARK_MIN));
+        table.push(("OTHER_BLOC".into(), OTHER_BLOC, MARK_MIN));
         table.push(("INK".into(), hex(INK), TEXT_MIN));
         table.push(("MUTED".into(), hex(MUTED), TEXT_MIN));
         let mut failures = Vec::new();
@@ -990,6 +1051,156 @@ mod tests {
         assert!(failures.is_empty(), "{failures:#?}");
         // The shading is seen at all.
         assert!(contrast_ratio(hex(SHADE), hex(BACKGROUND)) > 1.1);
+    }
+
+    /// CIE L*a*b* (D65) of an sRGB colour.
+    fn lab(c: RGBColor) -> [f64; 3] {
+        let (r, g, b) = (
+            contrast::linear(c.0),
+            contrast::linear(c.1),
+            contrast::linear(c.2),
+        );
+        let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+        let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+        let f = |t: f64| {
+            if t > 0.008856 {
+                t.cbrt()
+            } else {
+                7.787 * t + 16.0 / 116.0
+            }
+        };
+        [
+            116.0 * f(y) - 16.0,
+            500.0 * (f(x) - f(y)),
+            200.0 * (f(y) - f(z)),
+        ]
+    }
+
+    /// CIE76 colour difference: about 2.3 is just noticeable, 20 plainly different.
+    fn delta_e(a: RGBColor, b: RGBColor) -> f64 {
+        let (a, b) = (lab(a), lab(b));
+        (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt()
+    }
+
+    #[test]
+    fn no_model_or_other_bloc_looks_like_cn_or_us() {
+        let blocs = &PALETTE[..BLOC_COLOURS];
+        let others = (0..3 * PALETTE.len()).map(|i| (format!("model {i}"), model_color(i)));
+        for (what, c) in others.chain([("OTHER_BLOC".to_string(), OTHER_BLOC)]) {
+            for bloc in blocs {
+                let d = delta_e(c, *bloc);
+                assert!(
+                    d >= 20.0,
+                    "{what} {} is {d:.1} from bloc {}",
+                    c.hex(),
+                    bloc.hex()
+                );
+            }
+        }
+        const { assert!(OTHER_BLOC.0 == OTHER_BLOC.1 && OTHER_BLOC.1 == OTHER_BLOC.2) };
+        // Every model colour is used before any repeats.
+        let firsts: std::collections::BTreeSet<_> = (0..PALETTE.len() - BLOC_COLOURS)
+            .map(|i| model_color(i).hex())
+            .collect();
+        assert_eq!(firsts.len(), PALETTE.len() - BLOC_COLOURS);
+    }
+
+    fn test_bars() -> BarChart {
+        let series = [
+            ("CN", PALETTE[0]),
+            ("US", PALETTE[1]),
+            ("OTHER", OTHER_BLOC),
+        ];
+        BarChart {
+            title: "Bars".into(),
+            caption: "Test data.".into(),
+            y_label: "USD per GPU-hour".into(),
+            series: series.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            groups: vec![
+                BarGroup {
+                    label: "H100-SXM-80GB".into(),
+                    bars: vec![(0, 1.85, 1.7, 2.0), (1, 2.45, 2.3, 2.6), (2, 2.9, 2.5, 3.4)],
+                },
+                BarGroup {
+                    label: "RTX4090-24GB".into(),
+                    bars: vec![(0, 0.28, 0.25, 0.3), (2, 0.0, f64::NAN, f64::NAN)],
+                },
+            ],
+        }
+    }
+
+    /// A drawn bar: its box, the right end of its whisker (or bar), its value label.
+    struct DrawnBar {
+        rect: [f64; 4],
+        end: f64,
+        label: String,
+    }
+
+    fn drawn_bars(svg: &str) -> Vec<DrawnBar> {
+        let mut out: Vec<DrawnBar> = Vec::new();
+        let els = contrast::elements(svg).unwrap();
+        for el in els.iter().filter(|e| e.group.as_deref() == Some("bar")) {
+            let num = |k: &str| el.num(k).unwrap();
+            match el.name.as_str() {
+                "rect" => {
+                    let (x, y) = (num("x"), num("y"));
+                    let rect = [x, y, x + num("width"), y + num("height")];
+                    out.push(DrawnBar {
+                        rect,
+                        end: rect[2],
+                        label: String::new(),
+                    });
+                }
+                "polyline" => {
+                    let last = out.last_mut().unwrap();
+                    for p in el.attr("points").unwrap().split_whitespace() {
+                        let x: f64 = p.split(',').next().unwrap().parse().unwrap();
+                        last.end = last.end.max(x);
+                    }
+                }
+                "text" => out.last_mut().unwrap().label = el.text.clone(),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn overlaps(a: [f64; 4], b: [f64; 4]) -> bool {
+        a[2].min(b[2]) - a[0].max(b[0]) > 0.5 && a[3].min(b[3]) - a[1].max(b[1]) > 0.5
+    }
+
+    #[test]
+    fn value_labels_sit_beside_their_own_bars() {
+        let svg = draw_bar(&test_bars()).unwrap();
+        assert_eq!(layout_issues(&svg).unwrap(), Vec::<String>::new());
+        let bars = drawn_bars(&svg);
+        let labels: Vec<&str> = bars.iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(labels, ["1.85", "2.45", "2.90", "0.28", "0.00"]);
+        let boxes = text_boxes(&svg).unwrap();
+        for b in &bars {
+            let (_, t) = boxes.iter().find(|(s, _)| *s == b.label).unwrap();
+            let t = t.map(f64::from);
+            let mid = (t[1] + t[3]) / 2.0;
+            assert!(
+                b.rect[1] <= mid && mid <= b.rect[3],
+                "{} beside its bar: {t:?}",
+                b.label
+            );
+            assert!(
+                t[0] >= b.end + 1.0,
+                "{} past its bar and whisker: {t:?}",
+                b.label
+            );
+            for o in &bars {
+                assert!(
+                    !overlaps(t, o.rect),
+                    "{} over the bar of {}",
+                    b.label,
+                    o.label
+                );
+            }
+        }
     }
 
     fn check(lo: f64, hi: f64, integer: bool, expected: &[&str]) {

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 
 use crate::analysis::{self, WeekAnalysis};
-use crate::report::chart::{BarChart, BarGroup, Chart, Line, LineChart, PALETTE};
+use crate::report::chart::{
+    model_color, BarChart, BarGroup, Chart, Line, LineChart, OTHER_BLOC, PALETTE,
+};
 use crate::week::IsoWeek;
 
 use super::text::{label, short_label};
@@ -196,7 +198,8 @@ fn ratio_chart(a: &WeekAnalysis, both: &[String]) -> Option<Chart> {
         if !points.is_empty() {
             lines.push(Line {
                 label: model.clone(),
-                color: PALETTE[(i + 2) % PALETTE.len()],
+                // A model never takes a bloc's colour.
+                color: model_color(i),
                 points,
                 band: Vec::new(),
             });
@@ -380,10 +383,11 @@ fn provider_chart(a: &WeekAnalysis, model: &str) -> Option<Chart> {
             "Bars: provider median of the offers in force. Whiskers: p25 to p75.",
         ),
         y_label: "USD per GPU-hour".into(),
+        // OTHER is grey: no colour but CN's and US's own reads as a bloc.
         series: blocs
             .iter()
-            .enumerate()
-            .map(|(i, b)| (b.to_string(), PALETTE[i]))
+            .zip([PALETTE[CN], PALETTE[US], OTHER_BLOC])
+            .map(|(b, colour)| (b.to_string(), colour))
             .collect(),
         groups,
     }))

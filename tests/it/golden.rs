@@ -127,7 +127,7 @@ fn crowded() -> Vec<(&'static str, Chart)> {
         title: "SIMULATED: On-demand median per model, 2024-W41 (2024-10-07 to 2024-10-13), every model quoted in either bloc this week".into(),
         caption: "Sources: gpurent feeds aliyun, autodl, aws_offer, aws_offer_cn, azure_retail, gcp_billing, lambda, ppio, runpod, shadeform, tencent, vastai. Whiskers: p25 to p75. [SIMULATED DATA, not market prices]".into(),
         y_label: "USD per GPU-hour".into(),
-        series: vec![("CN".into(), PALETTE[0]), ("US".into(), PALETTE[1]), ("OTHER".into(), PALETTE[2])],
+        series: vec![("CN".into(), PALETTE[0]), ("US".into(), PALETTE[1]), ("OTHER".into(), chart::OTHER_BLOC)],
         groups: names
             .iter()
             .enumerate()
@@ -141,7 +141,7 @@ fn crowded() -> Vec<(&'static str, Chart)> {
     let lines: Vec<Line> = (0..9)
         .map(|i| Line {
             label: format!("MODEL-{i}-SXM-80GB"),
-            color: PALETTE[(i + 2) % PALETTE.len()],
+            color: chart::model_color(i),
             points: (0..105)
                 .map(|w| {
                     (

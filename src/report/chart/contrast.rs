@@ -19,7 +19,8 @@ pub const TEXT_MIN: f64 = 4.5;
 pub const DECOR: [&str; 4] = ["background", "grid", "shade", "band"];
 const WHITE: RGBColor = RGBColor(255, 255, 255);
 
-fn channel(c: u8) -> f64 {
+/// An sRGB channel as linear light, 0 to 1.
+pub fn linear(c: u8) -> f64 {
     let s = f64::from(c) / 255.0;
     if s <= 0.04045 {
         s / 12.92
@@ -30,7 +31,7 @@ fn channel(c: u8) -> f64 {
 
 /// WCAG relative luminance, 0 (black) to 1 (white).
 pub fn luminance(c: RGBColor) -> f64 {
-    0.2126 * channel(c.0) + 0.7152 * channel(c.1) + 0.0722 * channel(c.2)
+    0.2126 * linear(c.0) + 0.7152 * linear(c.1) + 0.0722 * linear(c.2)
 }
 
 /// WCAG contrast ratio of two colours, 1 (same) to 21 (black on white).
@@ -53,13 +54,14 @@ pub fn over(c: RGBColor, bg: RGBColor, opacity: f64) -> RGBColor {
     RGBColor(mix(c.0, bg.0), mix(c.1, bg.1), mix(c.2, bg.2))
 }
 
-/// One element of an SVG: its name and attributes, whether it is decoration, and
-/// (for text) its content.
+/// One element of an SVG: its name and attributes, whether it is decoration, the
+/// class of the innermost group holding it, and (for text) its content.
 #[derive(Debug, Clone)]
 pub struct Element {
     pub name: String,
     pub attrs: Vec<(String, String)>,
     pub decor: bool,
+    pub group: Option<String>,
     pub text: String,
 }
 
@@ -77,7 +79,7 @@ impl Element {
     }
 }
 
-fn element(e: &BytesStart, decor_parent: bool) -> Result<Element, String> {
+fn element(e: &BytesStart, parent: &Parent) -> Result<Element, String> {
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|e| e.to_string())?;
@@ -90,33 +92,44 @@ fn element(e: &BytesStart, decor_parent: bool) -> Result<Element, String> {
     let mut el = Element {
         name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
         attrs,
-        decor: decor_parent,
+        decor: parent.0,
+        group: parent.1.clone(),
         text: String::new(),
     };
     el.decor |= el.attr("class").is_some_and(|c| DECOR.contains(&c));
     Ok(el)
 }
 
+/// What an open element passes to its children: decoration, and the group's class.
+type Parent = (bool, Option<String>);
+
 /// Every element of an SVG in document order.
 pub fn elements(svg: &str) -> Result<Vec<Element>, String> {
     let mut reader = quick_xml::Reader::from_str(svg);
-    let (mut out, mut open) = (Vec::<Element>::new(), Vec::<bool>::new());
+    let (mut out, mut open) = (Vec::<Element>::new(), Vec::<Parent>::new());
+    let mut in_text = false;
     loop {
         let ev = reader.read_event().map_err(|e| e.to_string())?;
-        let parent = open.last().copied().unwrap_or(false);
+        let parent = open.last().cloned().unwrap_or_default();
         match ev {
             Event::Eof => return Ok(out),
             Event::Start(e) => {
-                let el = element(&e, parent)?;
-                open.push(el.decor);
+                let el = element(&e, &parent)?;
+                let class = match el.name.as_str() {
+                    "g" => el.attr("class").map(str::to_string),
+                    _ => parent.1,
+                };
+                open.push((el.decor, class));
+                in_text = el.name == "text";
                 out.push(el);
             }
-            Event::Empty(e) => out.push(element(&e, parent)?),
+            Event::Empty(e) => out.push(element(&e, &parent)?),
             Event::End(_) => {
                 open.pop();
+                in_text = false;
             }
-            Event::Text(t) => {
-                if let Some(last) = out.last_mut().filter(|l| l.name == "text") {
+            Event::Text(t) if in_text => {
+                if let Some(last) = out.last_mut() {
                     last.text.push_str(&String::from_utf8_lossy(&t));
                 }
             }
@@ -156,19 +169,26 @@ pub fn contrast_issues(svg: &str) -> Vec<String> {
         Ok(els) => els,
         Err(e) => return vec![format!("the SVG does not parse: {e}")],
     };
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for el in &els {
         let Some((colour, shown, min)) = paint(el) else {
             continue;
         };
         let ratio = contrast_ratio(shown, WHITE);
-        if parse_hex(colour).is_none() {
-            out.push(format!("<{}> has colour {colour:?}, not #rrggbb", el.name));
+        let what = match el.name.as_str() {
+            "text" => format!("text {:?}", el.text),
+            name => format!("<{name}>"),
+        };
+        let issue = if parse_hex(colour).is_none() {
+            format!("{what} has colour {colour:?}, not #rrggbb")
         } else if ratio < min {
-            out.push(format!(
-                "<{}> {colour} {:?}: {ratio:.2}:1 on white, below {min}:1",
-                el.name, el.text
-            ));
+            format!("{what} {colour}: {ratio:.2}:1 on white, below {min}:1")
+        } else {
+            continue;
+        };
+        // One line per kind of mark and colour, not one per point.
+        if !out.contains(&issue) {
+            out.push(issue);
         }
     }
     out
