@@ -268,6 +268,14 @@ impl Svg {
         );
     }
 
+    /// A box with an outline (a 1.5 px stroke) and slightly rounded corners.
+    fn outlined(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, stroke: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" rx="3" fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>"#
+        );
+    }
+
     fn circle(&mut self, x: f64, y: f64, r: f64, fill: &str) {
         let _ = writeln!(
             self.body,
@@ -301,6 +309,44 @@ const CAPTION_SIZE: f64 = 12.0;
 const TICK_SIZE: f64 = 12.0;
 const DESC_SIZE: f64 = 13.0;
 
+/// A chart title of simulated data starts so (`report::text::short_label`).
+const SIMULATED_TITLE: &str = "SIMULATED:";
+/// The badge a chart of simulated data carries, so that the chart alone (a PNG cut
+/// out of the page) still says so; amber like the page's simulated-data banner.
+const BADGE: &str = "SIMULATED DATA";
+const BADGE_SIZE: f64 = 12.0;
+const BADGE_FILL: &str = "#fff3cd";
+const BADGE_EDGE: &str = "#8a6100";
+
+/// The title, wrapped, and the badge when it marks simulated data; returns the
+/// baseline of the title's last line.
+fn draw_title(svg: &mut Svg, title: &str) -> f64 {
+    let badge_w = match title.starts_with(SIMULATED_TITLE) {
+        true => text_width(BADGE, BADGE_SIZE) + 16.0,
+        false => 0.0,
+    };
+    if badge_w > 0.0 {
+        badge(svg, badge_w);
+    }
+    let room = svg.w - 20.0 - if badge_w > 0.0 { badge_w + 12.0 } else { 0.0 };
+    let mut y = 8.0;
+    for line in wrap(title, TITLE_SIZE, room) {
+        y += 20.0;
+        svg.text(10.0, y, TITLE_SIZE, "start", INK, &line);
+    }
+    y
+}
+
+/// The simulated-data badge at the top right, beside the title's first line: in the
+/// header, above the plot, so it hides no grid line, point or legend key.
+fn badge(svg: &mut Svg, w: f64) {
+    let x = svg.w - 10.0 - w;
+    svg.group("badge", |svg| {
+        svg.outlined(x, 11.0, w, 23.0, BADGE_FILL, BADGE_EDGE);
+        svg.text(x + w / 2.0, 27.0, BADGE_SIZE, "middle", INK, BADGE);
+    });
+}
+
 /// Lines of the caption, wrapped to the canvas.
 fn caption_lines(caption: &str, w: f64) -> Vec<String> {
     wrap(caption, CAPTION_SIZE, w - 20.0)
@@ -315,12 +361,7 @@ fn caption_height(caption: &str, w: f64) -> f64 {
 /// y range left for the plot.
 fn frame(svg: &mut Svg, title: &str, caption: &str, keys: &[Key]) -> (f64, f64) {
     let (w, h) = (svg.w, svg.h);
-    let mut y = 8.0;
-    for line in wrap(title, TITLE_SIZE, w - 20.0) {
-        y += 20.0;
-        svg.text(10.0, y, TITLE_SIZE, "start", INK, &line);
-    }
-    y += 8.0;
+    let mut y = draw_title(svg, title) + 8.0;
     let mut x = 10.0;
     let mut row_used = false;
     for k in keys {
@@ -1104,6 +1145,72 @@ mod tests {
             .map(|i| model_color(i).hex())
             .collect();
         assert_eq!(firsts.len(), PALETTE.len() - BLOC_COLOURS);
+    }
+
+    /// The lowest bottom edge of the badge and the highest grid line of a chart.
+    fn badge_and_grid(svg: &str) -> (Option<f64>, f64) {
+        let els = contrast::elements(svg).unwrap();
+        let in_group = |g: &str| {
+            let g = g.to_string();
+            els.iter()
+                .filter(move |e| e.group.as_ref() == Some(&g))
+                .cloned()
+        };
+        let badge = in_group("badge")
+            .filter(|e| e.name == "rect")
+            .map(|e| e.num("y").unwrap() + e.num("height").unwrap())
+            .reduce(f64::max);
+        let grid_top = in_group("grid")
+            .flat_map(|e| {
+                let pts = e.attr("points").unwrap().to_string();
+                let ys: Vec<f64> = pts
+                    .split_whitespace()
+                    .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+                    .collect();
+                ys
+            })
+            .fold(f64::INFINITY, f64::min);
+        (badge, grid_top)
+    }
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 10, day).unwrap()
+    }
+
+    #[test]
+    fn simulated_charts_carry_a_badge_above_the_grid() {
+        let title = crate::report::text::short_label(true, "H100-SXM-80GB on-demand, CN vs US, a title long enough to wrap onto a second line beside the badge");
+        let mut bars = test_bars();
+        bars.title = title.clone();
+        let line = LineChart {
+            title,
+            lines: vec![Line {
+                label: "CN".into(),
+                color: PALETTE[0],
+                points: vec![(d(7), 1.0), (d(8), 2.0)],
+                band: Vec::new(),
+            }],
+            step_days: 1,
+            ..Default::default()
+        };
+        for (what, c) in [("bar", Chart::Bar(bars)), ("line", Chart::Line(line))] {
+            let svg = to_svg(&c, what).unwrap();
+            assert_eq!(layout_issues(&svg).unwrap(), Vec::<String>::new(), "{what}");
+            assert_eq!(contrast_issues(&svg), Vec::<String>::new(), "{what}");
+            let texts: Vec<String> = text_boxes(&svg).unwrap().into_iter().map(|t| t.0).collect();
+            assert!(texts.iter().any(|t| t == BADGE), "{what}: {texts:?}");
+            let (badge, grid_top) = badge_and_grid(&svg);
+            let badge = badge.expect("a badge box");
+            assert!(
+                badge < grid_top,
+                "{what}: badge to {badge}, grid from {grid_top}"
+            );
+        }
+        let real = to_svg(&Chart::Bar(test_bars()), "real").unwrap();
+        assert!(!real.contains(BADGE), "no badge on real data");
+        // The badge text is as legible on its fill as on white.
+        assert!(contrast_ratio(hex(INK), hex(BADGE_FILL)) >= TEXT_MIN);
+        assert!(contrast_ratio(hex(BADGE_EDGE), hex(BADGE_FILL)) >= MARK_MIN);
     }
 
     fn test_bars() -> BarChart {
