@@ -88,6 +88,14 @@ pub struct Line {
     pub band: Vec<(NaiveDate, f64, f64)>,
 }
 
+/// A horizontal reference line: its value, and what it means (e.g. "parity, CN =
+/// US"); the legend names it "{name} ({value})".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub value: f64,
+    pub name: String,
+}
+
 /// A time-series chart.
 #[derive(Debug, Clone, Default)]
 pub struct LineChart {
@@ -95,8 +103,9 @@ pub struct LineChart {
     pub caption: String,
     pub y_label: String,
     pub lines: Vec<Line>,
-    /// A horizontal reference line (e.g. ratio 1.0), drawn grey and dashed.
-    pub reference: Option<f64>,
+    /// A horizontal reference line (e.g. ratio 1.0), grey, dashed and named in the
+    /// legend.
+    pub reference: Option<Reference>,
     pub y_from_zero: bool,
     /// Spacing of the series in days (1 daily, 7 weekly); wider gaps are not joined.
     /// Weekly series get ISO-week labels on the x axis.
@@ -283,9 +292,13 @@ impl Svg {
         );
     }
 
-    fn finish(self) -> String {
+    /// The SVG document: an image (`role="img"`) whose `<title>` and `<desc>`, the
+    /// chart's title and caption, are what a screen reader announces.
+    fn finish(self, title: &str, caption: &str) -> String {
         format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"{FONT_FAMILY}\">\n<rect class=\"background\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"{BACKGROUND}\"/>\n{}</svg>\n",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"{FONT_FAMILY}\">\n<title>{}</title>\n<desc>{}</desc>\n<rect class=\"background\" x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"{BACKGROUND}\"/>\n{}</svg>\n",
+            xml(title),
+            xml(caption),
             self.body,
             w = self.w,
             h = self.h
@@ -594,9 +607,9 @@ fn line_keys(c: &LineChart) -> Vec<Key> {
             boxed: false,
         })
         .collect();
-    if let Some(r) = c.reference {
+    if let Some(r) = &c.reference {
         keys.push(Key {
-            label: format!("reference {}", trim_num(r)),
+            label: format!("{} ({})", r.name, trim_num(r.value)),
             color: REFERENCE.into(),
             dash: Some("5 4"),
             boxed: false,
@@ -621,7 +634,7 @@ fn y_extent(c: &LineChart) -> (f64, f64) {
                 .map(|p| p.1)
                 .chain(l.band.iter().flat_map(|b| [b.1, b.2]))
         })
-        .chain(c.reference)
+        .chain(c.reference.as_ref().map(|r| r.value))
         .filter(|v| v.is_finite())
         .collect();
     let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
@@ -687,8 +700,8 @@ fn draw_line(c: &LineChart) -> Option<String> {
         svg.group("shade", |s| s.rect(x0, y0, x1 - x0, y1, SHADE, 1.0));
     }
     grid(&mut svg, &xs, &ys, &yt, &xt);
-    if let Some(r) = c.reference {
-        let y = ys.at(r);
+    if let Some(r) = &c.reference {
+        let y = ys.at(r.value);
         svg.polyline(&[(left, y), (right, y)], REFERENCE, 1.5, Some("5 4"));
     }
     series(&mut svg, c, &xs, &ys);
@@ -702,7 +715,7 @@ fn draw_line(c: &LineChart) -> Option<String> {
         &xdesc,
     );
     svg.text_up(22.0, (plot_top + plot_bottom) / 2.0, DESC_SIZE, &c.y_label);
-    Some(svg.finish())
+    Some(svg.finish(&c.title, &c.caption))
 }
 
 fn grid(svg: &mut Svg, xs: &Scale, ys: &Scale, yt: &[f64], xt: &[(NaiveDate, String)]) {
@@ -870,7 +883,7 @@ fn draw_bar(c: &BarChart) -> Option<String> {
         INK,
         &c.y_label,
     );
-    Some(svg.finish())
+    Some(svg.finish(&c.title, &c.caption))
 }
 
 /// The largest value or whisker end of a bar chart (0 when none is finite).
@@ -1211,6 +1224,47 @@ mod tests {
         // The badge text is as legible on its fill as on white.
         assert!(contrast_ratio(hex(INK), hex(BADGE_FILL)) >= TEXT_MIN);
         assert!(contrast_ratio(hex(BADGE_EDGE), hex(BADGE_FILL)) >= MARK_MIN);
+    }
+
+    #[test]
+    fn reference_lines_are_named_and_charts_announced() {
+        let c = LineChart {
+            title: "CN/US ratio".into(),
+            caption: "Below 1.0: cheaper in China.".into(),
+            lines: vec![Line {
+                label: "H100".into(),
+                color: model_color(0),
+                points: vec![(d(7), 0.8), (d(8), 0.9)],
+                band: Vec::new(),
+            }],
+            reference: Some(Reference {
+                value: 1.0,
+                name: "parity, CN = US".into(),
+            }),
+            step_days: 1,
+            ..Default::default()
+        };
+        let svg = to_svg(&Chart::Line(c), "ratio").unwrap();
+        let texts: Vec<String> = text_boxes(&svg).unwrap().into_iter().map(|t| t.0).collect();
+        assert!(
+            texts.iter().any(|t| t == "parity, CN = US (1)"),
+            "{texts:?}"
+        );
+        // The legend's key and the plot's line: both grey and dashed alike.
+        let dashed = format!(r#"stroke="{REFERENCE}" stroke-width="#);
+        let keys: Vec<&str> = svg.lines().filter(|l| l.contains(&dashed)).collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.iter().all(|l| l.contains(r#"stroke-dasharray="5 4""#)));
+        let els = contrast::elements(&svg).unwrap();
+        assert_eq!(
+            (els[0].name.as_str(), els[0].attr("role")),
+            ("svg", Some("img"))
+        );
+        assert_eq!(
+            (els[1].name.as_str(), els[1].text.as_str()),
+            ("title", "CN/US ratio")
+        );
+        assert_eq!(els[2].text, "Below 1.0: cheaper in China.");
     }
 
     fn test_bars() -> BarChart {

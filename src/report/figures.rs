@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::analysis::{self, WeekAnalysis};
 use crate::report::chart::{
-    model_color, BarChart, BarGroup, Chart, Line, LineChart, OTHER_BLOC, PALETTE,
+    model_color, BarChart, BarGroup, Chart, Line, LineChart, Reference, OTHER_BLOC, PALETTE,
 };
 use crate::week::IsoWeek;
 
@@ -217,7 +217,10 @@ fn ratio_chart(a: &WeekAnalysis, both: &[String]) -> Option<Chart> {
         ),
         y_label: "CN median / US median".into(),
         lines,
-        reference: Some(1.0),
+        reference: Some(Reference {
+            value: 1.0,
+            name: "parity, CN = US".into(),
+        }),
         step_days: 1,
         highlight: Some((a.from, a.to)),
         ..Default::default()
@@ -338,7 +341,10 @@ fn index_chart(a: &WeekAnalysis) -> Option<Chart> {
         ),
         y_label: "index (first week = 100)".into(),
         lines,
-        reference: Some(100.0),
+        reference: Some(Reference {
+            value: 100.0,
+            name: "first week".into(),
+        }),
         step_days: 7,
         ..Default::default()
     }))

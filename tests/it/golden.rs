@@ -88,13 +88,18 @@ fn not_blank(path: &Path) {
     assert!(f64::from(h) >= chart::MIN_BAR_HEIGHT, "{h}");
 }
 
-/// No text leaves the canvas, no two texts overlap (resvg's own layout), and every
-/// data mark and text keeps its WCAG contrast on white (3:1 and 4.5:1).
+/// No text leaves the canvas, no two texts overlap (resvg's own layout), every data
+/// mark and text keeps its WCAG contrast on white (3:1 and 4.5:1), and the SVG is
+/// an image with a title.
 fn legible(svg: &str, what: &str) {
     let issues = chart::layout_issues(svg).unwrap();
     assert!(issues.is_empty(), "{what}: {issues:#?}");
     let faint = chart::contrast_issues(svg);
     assert!(faint.is_empty(), "{what}: below WCAG contrast: {faint:#?}");
+    // A screen reader announces an image and its title.
+    let els = chart::contrast::elements(svg).unwrap();
+    assert_eq!(els[0].attr("role"), Some("img"), "{what}");
+    assert!(els[1].name == "title" && !els[1].text.is_empty(), "{what}");
     let texts = chart::text_boxes(svg).unwrap();
     assert!(texts.len() > 5, "{what}: the text is laid out: {texts:?}");
 }
@@ -158,7 +163,10 @@ fn crowded() -> Vec<(&'static str, Chart)> {
         caption: "Chain-linked over matched models.".into(),
         y_label: "CN median / US median".into(),
         lines,
-        reference: Some(1.0),
+        reference: Some(chart::Reference {
+            value: 1.0,
+            name: "parity, CN = US".into(),
+        }),
         step_days: 7,
         ..Default::default()
     });
@@ -286,4 +294,14 @@ async fn report_text_is_stable() {
         }
     }
     assert!(charts >= 4, "{charts} charts");
+    // Reference lines are named in the legend: parity on the ratio chart, the first
+    // week on the index chart.
+    for (name, key) in [
+        ("ratio", "parity, CN = US (1)"),
+        ("index", "first week (100)"),
+    ] {
+        let svg = std::fs::read_to_string(dir.join(format!("charts/{name}.svg"))).unwrap();
+        let texts = tick_texts(&svg);
+        assert!(texts.iter().any(|t| t == key), "{name}: {texts:?}");
+    }
 }

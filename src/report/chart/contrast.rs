@@ -55,7 +55,7 @@ pub fn over(c: RGBColor, bg: RGBColor, opacity: f64) -> RGBColor {
 }
 
 /// One element of an SVG: its name and attributes, whether it is decoration, the
-/// class of the innermost group holding it, and (for text) its content.
+/// class of the innermost group holding it, and (for text, title, desc) its content.
 #[derive(Debug, Clone)]
 pub struct Element {
     pub name: String,
@@ -120,7 +120,7 @@ pub fn elements(svg: &str) -> Result<Vec<Element>, String> {
                     _ => parent.1,
                 };
                 open.push((el.decor, class));
-                in_text = el.name == "text";
+                in_text = matches!(el.name.as_str(), "text" | "title" | "desc");
                 out.push(el);
             }
             Event::Empty(e) => out.push(element(&e, &parent)?),
