@@ -4,9 +4,14 @@
 //!
 //! Invariants: no network I/O and no clock; the same input gives byte-identical SVG;
 //! gaps in a series are drawn as gaps, never interpolated; every label is placed
-//! from measured text widths, outside the plot area, so tick labels, the legend and
-//! the titles neither overlap nor leave the canvas ([`layout_issues`] checks it with
-//! resvg's own text layout); an empty chart is an error, never an empty axis.
+//! from measured text widths, outside the plot area (a bar's value in its bar's own
+//! row, past the bar and whisker), so tick labels, values, the legend and the
+//! titles neither overlap nor leave the canvas ([`layout_issues`] checks it with
+//! resvg's own text layout); an empty chart is an error, never an empty axis; every
+//! series colour keeps 3:1 contrast against the page, the report-week shading and a
+//! band on it, and text 4.5:1 ([`contrast_issues`] checks an SVG); the CN and US
+//! colours are the blocs' alone; a chart of simulated data carries a badge; the
+//! legend names the reference line; each SVG is an image with a title.
 
 use std::fmt::Write as _;
 use std::path::Path;
