@@ -278,7 +278,10 @@ fn widths(bin: &Path, page: &Path, width: u32, profile: &Path) -> (u64, u64) {
     let (ok, dom, err) = run_with_deadline(dump, Duration::from_secs(120));
     assert!(ok, "chromium --dump-dom failed: {err}");
     std::fs::remove_file(&probe).unwrap();
-    let t = dom
+    // The probe's title is the document's, in `<head>`; the inline charts carry
+    // `<title>`s of their own further down.
+    let head = dom.split("</head>").next().unwrap_or(&dom);
+    let t = head
         .split("<title>W")
         .nth(1)
         .and_then(|t| t.split("E</title>").next())
