@@ -555,6 +555,7 @@ fn history_in(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
 /// results, stacked in order, are the whole answer, sorted.
 fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, ReportError> {
     let cell = cell_filter(store, hq)?;
+    let peers = any_peer_rows(store, hq)?;
     let mut out: Option<DataFrame> = None;
     let mut weeks: BTreeMap<IsoWeek, (NaiveDate, NaiveDate)> = BTreeMap::new();
     let in_span = |d: &NaiveDate| hq.from.is_none_or(|f| *d >= f) && hq.to.is_none_or(|t| *d <= t);
@@ -565,7 +566,7 @@ fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, 
         let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
             continue;
         };
-        let part = collect(history_plan(lf.filter(cell.clone()), hq))?;
+        let part = collect(history_plan(lf.filter(cell.clone()), hq, peers))?;
         match out.as_mut() {
             Some(df) => {
                 df.vstack_mut(&part)?;
@@ -576,9 +577,26 @@ fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, 
     Ok(out)
 }
 
-/// One batch's groups: the peer rule, the remaining filters, periods, statistics.
-fn history_plan(lf: LazyFrame, hq: &HistoryQuery) -> LazyFrame {
-    let lf = crate::analysis::peers::prefer_own_sources(lf);
+/// Whether any stored row of the history's span is a peer's. When none is, the peer
+/// rule would drop nothing, and `history` skips it: its unique and join over every
+/// row of the model were a third of a year's history. One streaming count of the
+/// `peer` column.
+fn any_peer_rows(store: &Store, hq: &HistoryQuery) -> Result<bool, ReportError> {
+    let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
+        return Ok(false);
+    };
+    let peer_rows = lf.filter(col("peer").fill_null(lit(false))).select([len()]);
+    let df = collect(peer_rows)?;
+    Ok(df.column("len")?.u32()?.get(0).unwrap_or(0) > 0)
+}
+
+/// One batch's groups: the peer rule (where the span has peer rows), the remaining
+/// filters, periods, statistics.
+fn history_plan(lf: LazyFrame, hq: &HistoryQuery, peers: bool) -> LazyFrame {
+    let lf = match peers {
+        true => crate::analysis::peers::prefer_own_sources(lf),
+        false => lf,
+    };
     let mut cond = col("fractional_gpu").not();
     if let Some(b) = &hq.bloc {
         cond = cond.and(bloc_is(b));

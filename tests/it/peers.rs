@@ -285,6 +285,39 @@ async fn own_feed_wins_and_provider_counts_once() {
     assert_eq!(bools(&aws_od, "peer"), vec![Some(false)]);
 }
 
+/// `history` applies the peer rule where the span holds peer rows (it skips the
+/// rule's join when none does): AWS on-demand H100 is the own feed's one offer at
+/// 12 USD per GPU-hour, not the peer's beside it; AWS spot is the peer's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lets_the_own_feed_win() {
+    use gpurent::analysis::query::{history, Every, Format, HistoryQuery};
+    let tmp = tempdir();
+    let store = own_and_peer_store(tmp.path()).await;
+    let hq = HistoryQuery {
+        model: "H100-SXM-80GB".into(),
+        bloc: None,
+        country: None,
+        class: None,
+        every: Every::Day,
+        from: None,
+        to: None,
+        provider: Some("aws".into()),
+        segment: None,
+        by_provider: true,
+    };
+    let csv = history(&store, &hq).unwrap().render(Format::Csv);
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    // period, model, bloc, class, provider, offers, median, p25, p75
+    let od: Vec<&Vec<&str>> = rows.iter().filter(|r| r[3] == "on_demand").collect();
+    assert_eq!(od.len(), 1, "{csv}");
+    assert_eq!((od[0][5], od[0][6]), ("1", "12.0000"), "{csv}");
+    assert!(rows.iter().any(|r| r[3] == "spot"), "{csv}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crosscheck_lists_cells_where_sources_disagree() {
     let tmp = tempdir();
