@@ -306,37 +306,28 @@ fn checks() -> Checks {
     let bad_number = OTHER_NUMBERS
         .iter()
         .fold(lit(false), |any, c| any.or(non_negative_finite(c).not()));
+    // The reject rules in order, each with its reason: the first that holds names
+    // it, and an offer is rejected when any holds (a null condition is not taken by
+    // `when`, so it does not reject either). One list serves both, so they agree.
     let rules = [
-        col("pre_reason").is_not_null(),
-        col("gpu_count").is_null(),
-        bad_count.clone(),
-        bad_number.clone(),
-        col("unit_factor").is_null(),
-        col("price").is_null(),
-        bad_price.clone(),
-        col("fx_usd_per_unit").is_null(),
+        (col("pre_reason").is_not_null(), col("pre_reason")),
+        (col("gpu_count").is_null(), lit("missing_gpu_count")),
+        (bad_count.clone(), lit("bad_gpu_count")),
+        (bad_number.clone(), lit("bad_number")),
+        (col("unit_factor").is_null(), lit("unknown_unit")),
+        (col("price").is_null(), lit("missing_price")),
+        (bad_price.clone(), lit("non_positive_price")),
+        (col("fx_usd_per_unit").is_null(), lit("missing_fx_rate")),
     ];
-    // A null condition is not taken by `when`, so it does not reject here either.
-    let rejected = rules
+    let rejected = rules.iter().fold(lit(false), |any, (c, _)| {
+        any.or(c.clone().fill_null(lit(false)))
+    });
+    let reason = rules
         .into_iter()
-        .fold(lit(false), |any, c| any.or(c.fill_null(lit(false))));
-    let reason = when(col("pre_reason").is_not_null())
-        .then(col("pre_reason"))
-        .when(col("gpu_count").is_null())
-        .then(lit("missing_gpu_count"))
-        .when(bad_count.clone())
-        .then(lit("bad_gpu_count"))
-        .when(bad_number.clone())
-        .then(lit("bad_number"))
-        .when(col("unit_factor").is_null())
-        .then(lit("unknown_unit"))
-        .when(col("price").is_null())
-        .then(lit("missing_price"))
-        .when(bad_price.clone())
-        .then(lit("non_positive_price"))
-        .when(col("fx_usd_per_unit").is_null())
-        .then(lit("missing_fx_rate"))
-        .otherwise(lit(NULL).cast(DataType::String));
+        .rev()
+        .fold(lit(NULL).cast(DataType::String), |later, (c, r)| {
+            when(c).then(r).otherwise(later)
+        });
     let detail = when(col("pre_detail").is_not_null())
         .then(col("pre_detail"))
         .when(col("gpu_count").is_null())
