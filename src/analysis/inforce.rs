@@ -265,7 +265,7 @@ fn span_columns(lf: LazyFrame) -> PolarsResult<DataFrame> {
         col("usd_per_gpu_hour_ex_vat").cast(DataType::Float64),
         col("gpus_available").cast(DataType::Float64),
         col("fractional_gpu"),
-        col("peer").fill_null(lit(false)),
+        crate::analysis::peers::is_peer(),
     ])
     .collect_with_engine(Engine::Streaming)
     .map(|r| r.unwrap_single())

@@ -23,12 +23,16 @@ fn day() -> Expr {
     col("observed_at").cast(DataType::Date)
 }
 
+/// A row is a peer's: rows without a `peer` value (older stores) count as own rows.
+pub(crate) fn is_peer() -> Expr {
+    col("peer").fill_null(lit(false))
+}
+
 /// Drop peer rows of every (provider, gpu_model, price_class, day) for which an own
-/// feed has rows. Rows without a `peer` value (older stores) count as own rows.
+/// feed has rows ([`is_peer`]).
 /// The cells with own rows are found first (a small distinct set) and joined back,
 /// so the plan streams: no window over every row of the scan.
 pub fn prefer_own_sources(lf: LazyFrame) -> LazyFrame {
-    let is_peer = || col("peer").fill_null(lit(false));
     let keys = || CELL.iter().map(|c| col(*c)).collect::<Vec<_>>();
     let with_day = lf.with_column(day().alias("day"));
     let own_cells = with_day

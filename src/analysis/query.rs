@@ -585,7 +585,7 @@ fn any_peer_rows(store: &Store, hq: &HistoryQuery) -> Result<bool, ReportError> 
     let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
         return Ok(false);
     };
-    let peer_rows = lf.filter(col("peer").fill_null(lit(false))).select([len()]);
+    let peer_rows = lf.filter(crate::analysis::peers::is_peer()).select([len()]);
     let df = collect(peer_rows)?;
     Ok(df.column("len")?.u32()?.get(0).unwrap_or(0) > 0)
 }
