@@ -327,8 +327,9 @@ const CAPTION_SIZE: f64 = 12.0;
 const TICK_SIZE: f64 = 12.0;
 const DESC_SIZE: f64 = 13.0;
 
-/// A chart title of simulated data starts so (`report::text::short_label`).
-const SIMULATED_TITLE: &str = "SIMULATED:";
+/// A chart title of simulated data starts so: `report::text::short_label` writes
+/// it, and the badge is drawn where it is found.
+pub(crate) const SIMULATED_TITLE: &str = "SIMULATED:";
 /// The badge a chart of simulated data carries, so that the chart alone (a PNG cut
 /// out of the page) still says so; amber like the page's simulated-data banner.
 const BADGE: &str = "SIMULATED DATA";

@@ -185,7 +185,7 @@ pub(super) fn label(sim: bool, s: &str) -> String {
 /// Chart titles carry the short label; captions and headers the full one.
 pub(super) fn short_label(sim: bool, s: &str) -> String {
     if sim {
-        format!("SIMULATED: {s}")
+        format!("{} {s}", super::chart::SIMULATED_TITLE)
     } else {
         s.to_string()
     }
