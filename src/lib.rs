@@ -4,8 +4,8 @@
 //! `ingest` (feed files, fetch, adapters, backfill) → `normalise` → `store` →
 //! `analysis` (statistics, in-force offers, queries) → `report` (charts, pages),
 //! with `run` (daemon, demo, simulated servers) on top and `model`, `error`,
-//! `tables`, `week`, `process` at the bottom. See `ARCHITECTURE.md` for the code map and each
-//! module's invariants.
+//! `tables`, `week`, `process` at the bottom. See `ARCHITECTURE.md` for the code map
+//! and each module's invariants.
 
 pub mod analysis;
 pub mod error;

@@ -1,11 +1,11 @@
 //! `Offers`: the offers an adapter read, kept column by column.
 //!
 //! Adapters push whole [`RawOffer`]s (or a variant of the last one, `push_variant`);
-//! each field goes to its own column. The text
-//! fields that repeat (provider, region, country, GPU name, instance type, currency,
-//! unit) are kept once per distinct value and the rows hold a 4-byte index, so a
-//! payload's offers cost about 100 bytes a row instead of a `RawOffer`'s 320, and
-//! normalisation resolves each distinct value once, by its index.
+//! each field goes to its own column. The text fields that repeat (provider, region,
+//! country, GPU name, instance type, currency, unit) are kept once per distinct value
+//! and the rows hold a 4-byte index, so a payload's offers cost about 100 bytes a row
+//! instead of a `RawOffer`'s 320, and normalisation resolves each distinct value
+//! once, by its index.
 //!
 //! Invariants: every column has one entry per row, in the order the offers were
 //! pushed; a row read back (`row`, `iter`) equals the `RawOffer` pushed; two `Offers`

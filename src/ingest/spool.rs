@@ -135,8 +135,8 @@ fn write_spool(dir: &Path, path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> io
     })
 }
 
-/// Where the chunks of a body come from: called once with the sink that takes each
-/// chunk in order; an error from the sink or the source ends it.
+/// What takes a body's chunks, in order: [`write_gz`] calls its source once with it;
+/// an error from the sink or the source ends the file.
 type Sink<'s> = &'s mut dyn FnMut(&[u8]) -> io::Result<()>;
 
 /// Hash (SHA-256 of the plain bytes) and gzip the chunks `feed` gives into a new
