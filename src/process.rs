@@ -6,7 +6,8 @@
 /// report allocates and frees many times (parse windows, column chunks, Parquet
 /// pages of a few MiB) are reused from the heap rather than mapped and unmapped
 /// each time, each fresh mapping costing page faults. Measured on the 300,000-offer
-/// ingest bench: 5–9 % less CPU time, peak RSS 7 MiB higher. A no-op elsewhere.
+/// ingest bench (`scripts/ingest-ab.sh`, the same thresholds set through glibc's
+/// environment): 5 % less CPU time, peak RSS 4 MiB higher. A no-op elsewhere.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning parameters; it is called
