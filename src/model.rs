@@ -229,11 +229,14 @@ pub struct Spooled {
     pub origin: Option<Origin>,
 }
 
-/// The recorded file a spooled body was read from, and its modification time then.
+/// The recorded file a spooled body was read from, its modification time then, and
+/// the CRC-32 of the bytes spooled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
     pub path: std::path::PathBuf,
     pub modified: std::time::SystemTime,
+    /// CRC-32 of the bytes spooled, which a parse of the file must read again.
+    pub crc32: u32,
 }
 
 impl Origin {

@@ -215,9 +215,10 @@ pub fn parse_pages(feed: &Feed, pages: &[Page]) -> Result<Parsed, FeedError> {
 }
 
 /// Parse a spooled body as a stream: memory holds the parsed offers, not the body.
-/// A recorded payload is read from its own plain file when that file is unchanged
-/// before and after parsing (no gunzip); otherwise, or if it changed meanwhile, from
-/// the gzip file, which holds the bytes that were hashed and will be archived.
+/// A recorded payload is read from its own plain file when that file seems unchanged
+/// (length and modification time) and every read of it gave exactly the bytes spooled
+/// (length and CRC-32, checked as they pass): no gunzip. Otherwise the parse is redone
+/// from the gzip file, which holds the bytes that were hashed and will be archived.
 fn parse_spooled(
     feed: &Feed,
     label: &str,
@@ -225,9 +226,15 @@ fn parse_spooled(
     ctx: &ParseCtx,
 ) -> Result<Parsed, adapters::AdapterError> {
     if let Some(origin) = spool.origin.as_ref().filter(|o| o.unchanged(spool.len)) {
-        let open = || open_body(&origin.path, "the payload", |f| Box::new(f));
+        let reads = std::cell::RefCell::new(Vec::new());
+        let open = || {
+            open_body(&origin.path, "the payload", |f| {
+                Box::new(CrcRead::new(f, &reads))
+            })
+        };
         let parsed = feed.adapter.parse_stream(label, &open, ctx);
-        if origin.unchanged(spool.len) {
+        let reads = reads.into_inner();
+        if !reads.is_empty() && reads.iter().all(|r| *r == Some((origin.crc32, spool.len))) {
             return parsed;
         }
     }
@@ -239,13 +246,57 @@ fn parse_spooled(
     feed.adapter.parse_stream(label, &open, ctx)
 }
 
+/// A reader that hashes (CRC-32) and counts the bytes it passes on, and writes the
+/// pair into its slot of `reads` when dropped (a slot left `None`: a reader not
+/// dropped yet).
+struct CrcRead<'r, R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    len: u64,
+    slot: usize,
+    reads: &'r std::cell::RefCell<Vec<Option<(u32, u64)>>>,
+}
+
+impl<'r, R> CrcRead<'r, R> {
+    fn new(inner: R, reads: &'r std::cell::RefCell<Vec<Option<(u32, u64)>>>) -> Self {
+        let slot = {
+            let mut r = reads.borrow_mut();
+            r.push(None);
+            r.len() - 1
+        };
+        CrcRead {
+            inner,
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            slot,
+            reads,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CrcRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Drop for CrcRead<'_, R> {
+    fn drop(&mut self) {
+        let crc = std::mem::take(&mut self.crc).finalize();
+        self.reads.borrow_mut()[self.slot] = Some((crc, self.len));
+    }
+}
+
 /// A buffered reader of the file at `path` (`what` names it in an error), through
 /// `decode`.
-fn open_body(
+fn open_body<'r>(
     path: &std::path::Path,
     what: &str,
-    decode: impl Fn(std::fs::File) -> Box<dyn std::io::Read>,
-) -> std::io::Result<Box<dyn std::io::BufRead>> {
+    decode: impl Fn(std::fs::File) -> Box<dyn std::io::Read + 'r>,
+) -> std::io::Result<Box<dyn std::io::BufRead + 'r>> {
     let file = std::fs::File::open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))?;
     Ok(Box::new(std::io::BufReader::with_capacity(
@@ -1108,7 +1159,8 @@ mod tests {
 
     /// A recorded payload is parsed from its own plain file while that file is
     /// unchanged (the spool is not read: here it is damaged), and from the spool,
-    /// which holds the bytes hashed for the archive, once the file has changed.
+    /// which holds the bytes hashed for the archive, once the file has changed: a new
+    /// modification time, or other bytes of the same length under the old one.
     #[test]
     fn a_recorded_file_is_parsed_plain_until_it_changes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1142,6 +1194,34 @@ mod tests {
         assert!(
             parse().unwrap().offers == in_memory.offers,
             "read from the spool"
+        );
+
+        // Rewritten to the same length, its modification time put back: the bytes
+        // read no longer have the spooled CRC-32, so the spool is parsed again.
+        let at = fixture
+            .windows(10)
+            .position(|w| w == b"dph_total\"")
+            .unwrap();
+        let digit = at + fixture[at..].iter().position(u8::is_ascii_digit).unwrap();
+        let mut altered = fixture.to_vec();
+        altered[digit] = if altered[digit] == b'9' {
+            b'8'
+        } else {
+            altered[digit] + 1
+        };
+        let other = parse_pages(&feed, &[Page::new("v", altered.clone())]).unwrap();
+        assert!(
+            other.offers != in_memory.offers,
+            "the rewrite changes a price"
+        );
+        std::fs::write(&src, &altered).unwrap();
+        let file = std::fs::File::options().write(true).open(&src).unwrap();
+        file.set_modified(spooled.origin.as_ref().unwrap().modified)
+            .unwrap();
+        assert!(spooled.origin.as_ref().unwrap().unchanged(spooled.len));
+        assert!(
+            parse().unwrap().offers == in_memory.offers,
+            "a same-length rewrite with its old time is read from the spool"
         );
     }
 

@@ -190,13 +190,14 @@ pub enum SpoolFileError {
 /// new spool file in `dir`, as a live body is spooled while it arrives, so the
 /// payload is never in memory whole. On an error no spool file is left.
 ///
-/// The spooled body remembers the file and its modification time (`origin`), so
-/// that parsing can read the plain file while it is unchanged rather than gunzip
-/// the spool.
+/// The spooled body remembers the file, its modification time and the CRC-32 of the
+/// bytes spooled (`origin`), so that parsing can read the plain file while it holds
+/// those bytes rather than gunzip the spool.
 pub fn spool_file(src: &Path, dir: &Path) -> Result<Spooled, SpoolFileError> {
     let mut file = File::open(src).map_err(SpoolFileError::Read)?;
     let modified = file.metadata().and_then(|m| m.modified()).ok();
     let mut read_failed = None;
+    let mut crc = crc32fast::Hasher::new();
     // One buffer for the whole file: a fresh 1 MiB chunk each time costs a zeroing
     // and, past malloc's mmap threshold, page faults.
     let feed = |sink: Sink| {
@@ -204,7 +205,10 @@ pub fn spool_file(src: &Path, dir: &Path) -> Result<Spooled, SpoolFileError> {
         loop {
             match io::Read::read(&mut file, &mut buf) {
                 Ok(0) => return Ok(()),
-                Ok(n) => sink(&buf[..n])?,
+                Ok(n) => {
+                    crc.update(&buf[..n]);
+                    sink(&buf[..n])?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let stop = io::Error::new(e.kind(), "reading the payload failed");
@@ -222,6 +226,7 @@ pub fn spool_file(src: &Path, dir: &Path) -> Result<Spooled, SpoolFileError> {
     spooled.origin = modified.map(|modified| Origin {
         path: src.to_path_buf(),
         modified,
+        crc32: crc.finalize(),
     });
     Ok(spooled)
 }
