@@ -3,11 +3,14 @@
 stored value (a faster ingest, a refactor): ingest or back-fill the same input with the
 old and the new binary, then compare.
 
-Usage: compare-stores.py STORE_A STORE_B
+Usage: compare-stores.py [--any-order] STORE_A STORE_B
 Reads every `offers/**/*.parquet` and `rejects/**/*.parquet` of each store with DuckDB
 (files in path order, rows in file order), numbers the rows and counts the rows of
 each side missing from the other (`except all`), so a value, a row or the order that
-differs is counted. Prints one line per kind; exits 1 if anything differs.
+differs is counted. With `--any-order` the rows are not numbered, so two stores that
+hold the same rows in another order (hourly files against their compacted days, which
+are sorted by model) compare equal. Prints one line per kind; exits 1 if anything
+differs.
 Needs the `duckdb` package (scripts/engines.sh installs it in its venv).
 """
 import sys
@@ -15,8 +18,9 @@ import sys
 import duckdb
 
 
-def read(store, kind):
-    return (f"select row_number() over () as row_no, * from read_parquet("
+def read(store, kind, numbered):
+    row_no = "row_number() over () as row_no, " if numbered else ""
+    return (f"select {row_no}* from read_parquet("
             f"'{store}/{kind}/**/*.parquet', hive_partitioning = false)")
 
 
@@ -28,8 +32,8 @@ def count(con, query):
         return None
 
 
-def compare(con, a, b, kind):
-    qa, qb = read(a, kind), read(b, kind)
+def compare(con, a, b, kind, numbered):
+    qa, qb = read(a, kind, numbered), read(b, kind, numbered)
     n = [count(con, q) for q in (qa, qb)]
     if None in n:
         same = n == [None, None]
@@ -40,14 +44,17 @@ def compare(con, a, b, kind):
         f"describe ({qb})").fetchall()
     ok = only_a == 0 and only_b == 0 and same_schema
     return (f"{kind}: {n[0]} and {n[1]} rows; {only_a} only in A, {only_b} only in B "
-            f"(row number included); same schema: {same_schema}"), ok
+            f"({'row number included' if numbered else 'any order'}); same schema: {same_schema}"), ok
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    numbered = "--any-order" not in args
+    args = [a for a in args if a != "--any-order"]
+    if len(args) != 2:
         sys.exit(__doc__)
     con = duckdb.connect()
-    results = [compare(con, sys.argv[1], sys.argv[2], k) for k in ("offers", "rejects")]
+    results = [compare(con, *args, k, numbered) for k in ("offers", "rejects")]
     for line, _ in results:
         print(line)
     sys.exit(0 if all(ok for _, ok in results) else 1)

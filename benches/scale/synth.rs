@@ -20,14 +20,14 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDate, Weekday};
 use gpurent::model::FxRate;
 use gpurent::normalise::offer_schema;
-use gpurent::store::{write_parquet_via, Store};
+use gpurent::store::{write_day_offers, Store};
 use gpurent::tables::Tables;
 use gpurent::week::IsoWeek;
 
 use crate::columns::{Cols, Row};
 
 /// Bump when the generated data change, so that a kept store is written again.
-const GENERATOR: u32 = 1;
+const GENERATOR: u32 = 2;
 const SEED: u64 = 0x6770_7572_656e_7431;
 const HOUR_MS: i64 = 3_600_000;
 
@@ -510,7 +510,7 @@ fn write_day(
             }
         }
         let name = LIST.get(feed).map_or("vastai", |p| p.name);
-        let mut df = cols
+        let df = cols
             .into_frame()
             .map_err(|e| format!("{name} {day}: {e}"))?;
         if df.schema() != &offer_schema() {
@@ -524,7 +524,7 @@ fn write_day(
             "offers/date={day}/{name}__{}-ffffff.parquet",
             day.format("%Y%m%d")
         ));
-        write_parquet_via(&store.tmp_dir(), &path, &mut df).map_err(|e| e.to_string())?;
+        write_day_offers(&store.tmp_dir(), &path, &df).map_err(|e| e.to_string())?;
     }
     Ok(rows)
 }

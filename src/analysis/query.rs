@@ -555,7 +555,7 @@ fn history_in(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
 /// results, stacked in order, are the whole answer, sorted.
 fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, ReportError> {
     let cell = cell_filter(store, hq)?;
-    let peers = any_peer_rows(store, hq)?;
+    let peers = any_peer_rows(store, hq, &cell)?;
     let mut out: Option<DataFrame> = None;
     let mut weeks: BTreeMap<IsoWeek, (NaiveDate, NaiveDate)> = BTreeMap::new();
     let in_span = |d: &NaiveDate| hq.from.is_none_or(|f| *d >= f) && hq.to.is_none_or(|t| *d <= t);
@@ -577,15 +577,18 @@ fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, 
     Ok(out)
 }
 
-/// Whether any stored row of the history's span is a peer's. When none is, the peer
-/// rule would drop nothing, and `history` skips it: its unique and join over every
-/// row of the model were a third of a year's history. One streaming count of the
-/// `peer` column.
-fn any_peer_rows(store: &Store, hq: &HistoryQuery) -> Result<bool, ReportError> {
+/// Whether any stored row of the history's cell and span is a peer's (the rule sees
+/// that cell's rows only). When none is, the peer rule would drop nothing, and
+/// `history` skips it: its unique and join over every row of the model were a third
+/// of a year's history. One streaming count, which reads only the row groups of the
+/// model in a compacted day.
+fn any_peer_rows(store: &Store, hq: &HistoryQuery, cell: &Expr) -> Result<bool, ReportError> {
     let Some(lf) = store.scan_offers(hq.from, hq.to)? else {
         return Ok(false);
     };
-    let peer_rows = lf.filter(crate::analysis::peers::is_peer()).select([len()]);
+    let peer_rows = lf
+        .filter(cell.clone().and(crate::analysis::peers::is_peer()))
+        .select([len()]);
     let df = collect(peer_rows)?;
     Ok(df.column("len")?.u32()?.get(0).unwrap_or(0) > 0)
 }

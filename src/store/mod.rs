@@ -147,6 +147,63 @@ pub fn write_parquet_via(
     write_atomic_via(tmp_dir, path, &buf)
 }
 
+/// Row groups of a compacted day's offers: a group ends at the first model boundary
+/// after it holds the minimum, and no group holds more than the maximum.
+pub const DAY_GROUP_ROWS: (usize, usize) = (16_384, 131_072);
+
+/// Write a compacted day's offers atomically: rows sorted by model, then time (stable),
+/// in row groups cut at model boundaries ([`DAY_GROUP_ROWS`]), so a reader asking for
+/// one model skips the other models' groups by their min/max statistics.
+pub fn write_day_offers(tmp_dir: &Path, path: &Path, df: &DataFrame) -> Result<(), StoreError> {
+    let mut df = df
+        .sort(
+            ["gpu_model", "observed_at"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .map_err(pl(path))?;
+    df.rechunk_mut();
+    let groups = model_groups(&df).map_err(pl(path))?;
+    let mut buf = Vec::new();
+    let mut writer = ParquetWriter::new(&mut buf)
+        .with_compression(ParquetCompression::Zstd(None))
+        .batched(df.schema())
+        .map_err(pl(path))?;
+    for (offset, len) in groups {
+        writer
+            .write_batch(&df.slice(offset as i64, len))
+            .map_err(pl(path))?;
+    }
+    writer.finish().map_err(pl(path))?;
+    write_atomic_via(tmp_dir, path, &buf)
+}
+
+/// (offset, rows) of each row group of a frame sorted by `gpu_model`.
+fn model_groups(df: &DataFrame) -> PolarsResult<Vec<(usize, usize)>> {
+    let (min, max) = DAY_GROUP_ROWS;
+    let models = df.column("gpu_model")?.str()?;
+    let mut cuts = Vec::new();
+    let mut start = 0;
+    let mut prev = None;
+    for (i, m) in models.iter().enumerate() {
+        if i > 0 && m != prev && i - start >= min {
+            cuts.push((start, i - start));
+            start = i;
+        }
+        prev = m;
+    }
+    if df.height() > start {
+        cuts.push((start, df.height() - start));
+    }
+    Ok(cuts
+        .into_iter()
+        .flat_map(|(off, len)| {
+            let parts = len.div_ceil(max);
+            let each = len.div_ceil(parts);
+            (0..parts).map(move |p| (off + p * each, each.min(len - p * each)))
+        })
+        .collect())
+}
+
 /// Tries, 5 ms apart, before a held lock counts as held by another writer.
 const BRIEF_LOCK_TRIES: u32 = 40;
 
@@ -383,7 +440,8 @@ impl Store {
     }
 
     /// Merge each feed's hourly files of one date into one file per feed and kind
-    /// (`<feed>__<YYYYMMDD>-<mask>.parquet`, rows sorted by time); the name holds the
+    /// (`<feed>__<YYYYMMDD>-<mask>.parquet`; offers sorted by model then time, in row
+    /// groups by model ([`write_day_offers`]), rejects by time); the name holds the
     /// merged hours, so re-ingesting such an hour still adds nothing. The new
     /// partitions (offers and rejects together) are built under `.tmp/` and swapped in
     /// by one [`fsutil::swap_dirs`] job. Returns files before/after.
@@ -476,6 +534,7 @@ impl Store {
             .collect::<PolarsResult<_>>()
             .map_err(pl(dir))?;
         let args = scan_args(kind);
+        // Offers are sorted by model then time as they are written; rejects by time.
         let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
             .and_then(|lf| {
                 lf.sort(
@@ -490,7 +549,10 @@ impl Store {
                 pl(bad.map_or(dir, |f| f.as_path()))(e)
             })?;
         let out = stage.join(day_file_name(feed, date, hours));
-        write_parquet_via(stage, &out, &mut df)
+        match kind {
+            "offers" => write_day_offers(stage, &out, &df),
+            _ => write_parquet_via(stage, &out, &mut df),
+        }
     }
 
     /// Store one feed run's offers and rejects. Returns false (and writes nothing)
@@ -1144,5 +1206,74 @@ mod tests {
             runs,
             [("vast".to_string(), at(0)), ("vast".to_string(), at(5))]
         );
+    }
+
+    /// Model runs (lengths, in sorted order) -> the row groups a day's offers get.
+    fn check_groups(runs: &[usize], expected: &[(usize, usize)]) {
+        let models: Vec<String> = runs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| std::iter::repeat_n(format!("M{i:02}"), *n))
+            .collect();
+        let df =
+            DataFrame::new_infer_height(vec![Column::new("gpu_model".into(), models)]).unwrap();
+        assert_eq!(model_groups(&df).unwrap(), expected, "{runs:?}");
+    }
+
+    #[test]
+    fn day_row_groups_end_at_model_boundaries() {
+        let (min, max) = DAY_GROUP_ROWS;
+        check_groups(&[], &[]);
+        check_groups(&[5], &[(0, 5)]);
+        check_groups(&[10_000, 10_000, 10_000], &[(0, 20_000), (20_000, 10_000)]);
+        check_groups(&[min, 3], &[(0, min), (min, 3)]);
+        check_groups(&[min - 1, 1, 2], &[(0, min), (min, 2)]);
+        check_groups(
+            &[300_000],
+            &[(0, 100_000), (100_000, 100_000), (200_000, 100_000)],
+        );
+        check_groups(&[1, max + 1], &[(0, 65_537), (65_537, 65_537)]);
+    }
+
+    /// A day's offers come back sorted by model, then time, each hour's rows in their
+    /// stored order, in the row groups `model_groups` gives.
+    #[test]
+    fn day_offers_are_sorted_by_model_in_their_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 40_000usize;
+        let model = |i: usize| ["B", "A", "C"][i % 3].to_string();
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("gpu_model".into(), (0..n).map(model).collect::<Vec<_>>()),
+            Column::new(
+                "observed_at".into(),
+                (0..n).map(|i| (i / 1000) as i64).collect::<Vec<_>>(),
+            ),
+            Column::new("seq".into(), (0..n as u32).collect::<Vec<_>>()),
+        ])
+        .unwrap();
+        let path = dir.path().join("day.parquet");
+        write_day_offers(&dir.path().join(".tmp"), &path, &df).unwrap();
+        let mut reader = ParquetReader::new(File::open(&path).unwrap());
+        let groups: Vec<usize> = reader
+            .get_metadata()
+            .unwrap()
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        let back = reader.finish().unwrap();
+        let col = |name| back.column(name).unwrap().clone();
+        let models: Vec<String> = col("gpu_model")
+            .str()
+            .unwrap()
+            .iter()
+            .map(|m| m.unwrap().to_string())
+            .collect();
+        let seq: Vec<u32> = col("seq").u32().unwrap().into_no_null_iter().collect();
+        let mut expected: Vec<u32> = (0..n as u32).collect();
+        expected.sort_by_key(|i| (model(*i as usize), *i / 1000));
+        assert_eq!(seq, expected, "model, then time, stable within an hour");
+        assert_eq!(models.first().map(String::as_str), Some("A"));
+        assert_eq!(groups, [26_667, 13_333], "A and B together, then C");
     }
 }
