@@ -19,7 +19,7 @@ use crate::tables::Tables;
 use crate::week::epoch_days;
 
 /// The order of stored rows: observation time, provider, offer id, price class.
-pub(super) const ROW_ORDER: [&str; 4] = ["observed_at", "provider", "offer_id", "price_class"];
+pub const ROW_ORDER: [&str; 4] = ["observed_at", "provider", "offer_id", "price_class"];
 
 /// A reject found before the checks: reason and detail.
 type PreReject = (&'static str, String);

@@ -20,7 +20,8 @@ use crate::tables::Tables;
 use crate::week::epoch_days;
 
 mod columns;
-use columns::{Prepared, ROW_ORDER};
+use columns::Prepared;
+pub use columns::ROW_ORDER;
 
 /// FX rates older than this many days before the observation are not used.
 pub const FX_MAX_AGE_DAYS: i32 = 7;

@@ -981,11 +981,17 @@ impl Store {
                 };
                 let (from, to_t) = (at.timestamp_millis(), at.timestamp_millis() + 3_600_000);
                 let t = col("observed_at").cast(DataType::Int64);
+                // The stored columns only: no `date` from the folder name.
                 LazyFrame::scan_parquet(
                     PlRefPath::try_from_path(&daily).map_err(pl(&daily))?,
-                    Default::default(),
+                    scan_args(kind),
                 )
                 .map(|lf| lf.filter(t.clone().gt_eq(lit(from)).and(t.lt(lit(to_t)))))
+                // A day's offers are sorted by model: put the hour back in stored order.
+                .map(|lf| match kind {
+                    "offers" => lf.sort(crate::normalise::ROW_ORDER, Default::default()),
+                    _ => lf,
+                })
                 .and_then(|lf| lf.collect())
                 .map_err(pl(&daily))?
             };

@@ -2,6 +2,7 @@
 
 use gpurent::run::sim::HttpResponse;
 use gpurent::store::Store;
+use polars::prelude::{DataFrame, ParquetReader, SerReader};
 
 use crate::common::*;
 
@@ -178,12 +179,25 @@ async fn compaction_keeps_rows_and_deduplication() {
     )
     .unwrap();
 
+    let hourly = hourly_frames(&tmp.path().join("store"));
     let (b, a) = store.compact(times[0].date_naive()).unwrap();
     assert_eq!(
         (b, a),
         (6 + 3, 2 + 1),
         "offers 6 -> 2, rejects (vast only) 3 -> 1"
     );
+    // Each hour copied out of its compacted day (as renormalise carries a run over)
+    // is its hourly file again, rows in their stored order, though a day's offers are
+    // sorted by model.
+    let copy = gpurent::store::Store::open(tmp.path().join("copy"));
+    for (feed, at) in store.stored_runs().unwrap() {
+        store.copy_run(&copy, &feed, at).unwrap();
+    }
+    assert_eq!(hourly_frames(copy.root()).len(), hourly.len());
+    for (name, df) in &hourly {
+        let back = hourly_frames(copy.root()).remove(name).unwrap();
+        assert!(back.equals_missing(df), "{name}");
+    }
     assert_eq!(count(&part), 2);
     // Only Parquet files in the partition, so Spark and Trino read it as it is, and
     // each day file's name holds the hours it merged (0, 1, 2: mask 000007).
@@ -286,4 +300,24 @@ async fn a_half_written_hour_is_redone_not_kept() {
         rejects
     );
     assert!(store.has_run("vast", at) && store.has_run("cncloud", at));
+}
+
+/// Every hourly offers and rejects file of a store's date 2024-10-07, by its path
+/// under the store.
+fn hourly_frames(root: &std::path::Path) -> std::collections::BTreeMap<String, DataFrame> {
+    let mut out = std::collections::BTreeMap::new();
+    for kind in ["offers", "rejects"] {
+        let dir = root.join(kind).join("date=2024-10-07");
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains('T') && name.ends_with(".parquet") {
+                let f = std::fs::File::open(e.path()).unwrap();
+                out.insert(
+                    format!("{kind}/{name}"),
+                    ParquetReader::new(f).finish().unwrap(),
+                );
+            }
+        }
+    }
+    out
 }
