@@ -615,12 +615,9 @@ fn history_plan(lf: LazyFrame, hq: &HistoryQuery, peers: bool) -> LazyFrame {
             ((ms - lit(FIRST_MONDAY_MS)) / lit(7 * DAY_MS)) * lit(7 * DAY_MS) + lit(FIRST_MONDAY_MS)
         }
     };
-    let mut keys = vec![
-        col("period"),
-        col("gpu_model"),
-        col("bloc"),
-        col("price_class"),
-    ];
+    // The cell filter leaves one model: a constant, added after the grouping rather
+    // than concatenated and row-encoded as a key.
+    let mut keys = vec![col("period"), col("bloc"), col("price_class")];
     let mut order = vec!["period", "bloc", "price_class"];
     if hq.by_provider {
         keys.push(col("provider"));
@@ -630,6 +627,7 @@ fn history_plan(lf: LazyFrame, hq: &HistoryQuery, peers: bool) -> LazyFrame {
         .with_column(period.alias("period"))
         .group_by(keys)
         .agg(stats())
+        .with_column(lit(hq.model.clone()).alias("gpu_model"))
         .sort(order, Default::default())
 }
 
