@@ -548,21 +548,26 @@ fn history_in(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
     Ok(Table { columns, rows })
 }
 
-/// The history's groups, one ISO week of dates at a time: quantiles are not a
-/// streaming aggregation, so polars holds a plan's input in memory; a week at a time
-/// bounds that by a week's rows of the model, not the span asked for. Periods (hour,
-/// day, ISO week) and the peer rule's days never cross a week, so the weeks' sorted
+/// The history's groups, one batch of dates at a time: quantiles are not a streaming
+/// aggregation, so polars holds a plan's input in memory; a batch at a time bounds
+/// that by a batch's rows of the model, not the span asked for. A batch is the
+/// smallest span no period crosses: a day for hourly and daily periods, an ISO week
+/// for weekly ones. The peer rule's days never cross either, so the batches' sorted
 /// results, stacked in order, are the whole answer, sorted.
 fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, ReportError> {
     let cell = cell_filter(store, hq)?;
     let peers = any_peer_rows(store, hq, &cell)?;
     let mut out: Option<DataFrame> = None;
-    let mut weeks: BTreeMap<IsoWeek, (NaiveDate, NaiveDate)> = BTreeMap::new();
+    let mut batches: BTreeMap<NaiveDate, (NaiveDate, NaiveDate)> = BTreeMap::new();
     let in_span = |d: &NaiveDate| hq.from.is_none_or(|f| *d >= f) && hq.to.is_none_or(|t| *d <= t);
     for d in store.offer_dates()?.into_iter().filter(in_span) {
-        weeks.entry(IsoWeek::of(d)).or_insert((d, d)).1 = d;
+        let batch = match hq.every {
+            Every::Week => IsoWeek::of(d).monday(),
+            Every::Hour | Every::Day => d,
+        };
+        batches.entry(batch).or_insert((d, d)).1 = d;
     }
-    for (from, to) in weeks.into_values() {
+    for (from, to) in batches.into_values() {
         let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
             continue;
         };
