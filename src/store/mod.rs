@@ -1281,5 +1281,12 @@ mod tests {
         assert_eq!(seq, expected, "model, then time, stable within an hour");
         assert_eq!(models.first().map(String::as_str), Some("A"));
         assert_eq!(groups, [26_667, 13_333], "A and B together, then C");
+
+        // A day without offers (its hours' files were empty) is a readable empty file.
+        write_day_offers(&dir.path().join(".tmp"), &path, &df.clear()).unwrap();
+        let back = ParquetReader::new(File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        assert_eq!((back.height(), back.schema()), (0, df.schema()));
     }
 }
