@@ -23,6 +23,7 @@ use resvg::{tiny_skia, usvg};
 use crate::error::{RenderError, ReportError};
 
 pub mod contrast;
+pub mod cvd;
 pub use contrast::{contrast_issues, contrast_ratio, luminance, parse_hex};
 
 static FONT: &[u8] = include_bytes!(concat!(
@@ -1113,43 +1114,13 @@ mod tests {
         assert!(contrast_ratio(hex(SHADE), hex(BACKGROUND)) > 1.1);
     }
 
-    /// CIE L*a*b* (D65) of an sRGB colour.
-    fn lab(c: RGBColor) -> [f64; 3] {
-        let (r, g, b) = (
-            contrast::linear(c.0),
-            contrast::linear(c.1),
-            contrast::linear(c.2),
-        );
-        let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
-        let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-        let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
-        let f = |t: f64| {
-            if t > 0.008856 {
-                t.cbrt()
-            } else {
-                7.787 * t + 16.0 / 116.0
-            }
-        };
-        [
-            116.0 * f(y) - 16.0,
-            500.0 * (f(x) - f(y)),
-            200.0 * (f(y) - f(z)),
-        ]
-    }
-
-    /// CIE76 colour difference: about 2.3 is just noticeable, 20 plainly different.
-    fn delta_e(a: RGBColor, b: RGBColor) -> f64 {
-        let (a, b) = (lab(a), lab(b));
-        (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt()
-    }
-
     #[test]
     fn no_model_or_other_bloc_looks_like_cn_or_us() {
         let blocs = &PALETTE[..BLOC_COLOURS];
         let others = (0..3 * PALETTE.len()).map(|i| (format!("model {i}"), model_color(i)));
         for (what, c) in others.chain([("OTHER_BLOC".to_string(), OTHER_BLOC)]) {
             for bloc in blocs {
-                let d = delta_e(c, *bloc);
+                let d = cvd::cie76(c, *bloc);
                 assert!(
                     d >= 20.0,
                     "{what} {} is {d:.1} from bloc {}",
