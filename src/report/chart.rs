@@ -9,9 +9,11 @@
 //! titles neither overlap nor leave the canvas ([`layout_issues`] checks it with
 //! resvg's own text layout); an empty chart is an error, never an empty axis; every
 //! series colour keeps 3:1 contrast against the page, the report-week shading and a
-//! band on it, and text 4.5:1 ([`contrast_issues`] checks an SVG); the CN and US
-//! colours are the blocs' alone; a chart of simulated data carries a badge; the
-//! legend names the reference line; each SVG is an image with a title.
+//! band on it, and text 4.5:1 ([`contrast_issues`] checks an SVG); colours one
+//! chart draws together stay ΔE00 ≥ 10 apart to normal, protan, deutan and tritan
+//! eyes ([`cvd`]'s tests measure it); the CN and US colours are the blocs' alone;
+//! a chart of simulated data carries a badge; the legend names the reference line;
+//! each SVG is an image with a title.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -49,17 +51,21 @@ impl RGBColor {
 /// less lightness) until each keeps 3:1 against the white page, the report-week
 /// shading and a CN or US band on the shading: CN vermillion, US blue, then orange,
 /// bluish green, reddish purple, sky blue (turned a little toward cyan, so it is not
-/// read as the US blue), black and yellow (an olive once dark enough).
-/// Reference lines are grey and dashed, unlike any series.
+/// read as the US blue), black and yellow (an olive once dark enough). The green
+/// and the olive are darker still and the purple a little more saturated, so that
+/// the model colours stay [`cvd::MIN_DE00`] apart to protan, deutan and tritan eyes
+/// too (the olive from the orange, the green from the cyan, the purple from the
+/// cyan); `cvd`'s tests measure it. Reference lines are grey and dashed, unlike any
+/// series.
 pub const PALETTE: &[RGBColor] = &[
     RGBColor(0xc1, 0x55, 0x00),
     RGBColor(0x00, 0x72, 0xb2),
     RGBColor(0xa3, 0x70, 0x00),
-    RGBColor(0x00, 0x8b, 0x65),
-    RGBColor(0xbe, 0x55, 0x8f),
+    RGBColor(0x00, 0x75, 0x54),
+    RGBColor(0xc4, 0x43, 0x8e),
     RGBColor(0x00, 0x85, 0xa0),
     RGBColor(0x00, 0x00, 0x00),
-    RGBColor(0x84, 0x7c, 0x0a),
+    RGBColor(0x68, 0x5c, 0x15),
 ];
 /// The palette's first colours are the blocs' (CN, US) and no other series'.
 pub const BLOC_COLOURS: usize = 2;

@@ -5,10 +5,25 @@
 //!
 //! Invariants: a simulation is a 3×3 matrix applied to linear-light sRGB, its result
 //! clamped to the sRGB gamut (0 to 1 per channel); each matrix's rows sum to 1 (to
-//! 1e-6), so greys, white and black look the same in every vision.
+//! 1e-6), so greys, white and black look the same in every vision; every pair of
+//! colours one chart can draw stays [`MIN_DE00`] apart in every [`Vision`] (the
+//! tests measure it).
 
 use super::contrast::linear;
 use super::RGBColor;
+
+/// Least CIEDE2000 difference between two colours one chart draws, in every vision.
+///
+/// ΔE00 ≈ 1 is about a just-noticeable difference between large patches side by
+/// side; on the scale widely quoted for ΔE (Schuessler, "Delta E 101", the one
+/// chroma.js documents), 2 to 10 is "perceptible at a glance" and 11 to 49 "more
+/// similar than opposite". A chart's colours must do more than differ at a glance:
+/// they are matched by name across the page, on thin lines, small points and a
+/// legend key, and thin marks need several times the difference large patches do
+/// (Szafir, "Modeling Color Difference for Visualization Design", IEEE TVCG 24(1),
+/// 2018). So 10, the top of "at a glance" and the floor often set for categorical
+/// palettes, under normal vision and each full dichromacy alike.
+pub const MIN_DE00: f64 = 10.0;
 
 /// A kind of colour vision: normal trichromacy, or one of the three dichromacies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +201,7 @@ pub fn ciede2000(x: [f64; 3], y: [f64; 3]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse_hex;
+    use super::super::{model_color, parse_hex, BLOC_COLOURS, OTHER_BLOC, PALETTE};
     use super::*;
     use Vision::{Deutan, Normal, Protan, Tritan};
 
@@ -257,5 +272,63 @@ mod tests {
             1.2644,
         );
         check([50.0, 0.0, 0.0], [50.0, 0.0, 0.0], 0.0);
+    }
+
+    /// Every pair of colours that can share one chart, named: CN and US (every bloc
+    /// chart), each against the other bloc's grey (the provider bars), and the
+    /// model colours among themselves (the ratio chart draws a line per model in
+    /// both blocs, with no bound; past the distinct model colours a colour repeats
+    /// and a dash tells the lines apart, so those are the ones colour alone must
+    /// separate). Reference lines are grey and dashed, told apart by their dash.
+    fn chart_pairs() -> Vec<((String, RGBColor), (String, RGBColor))> {
+        let cn = ("CN".to_string(), PALETTE[0]);
+        let us = ("US".to_string(), PALETTE[1]);
+        let other = ("OTHER_BLOC".to_string(), OTHER_BLOC);
+        let mut pairs = vec![(cn.clone(), us.clone()), (cn, other.clone()), (us, other)];
+        let models: Vec<_> = (0..PALETTE.len() - BLOC_COLOURS)
+            .map(|i| (format!("model {i}"), model_color(i)))
+            .collect();
+        for (i, a) in models.iter().enumerate() {
+            pairs.extend(models[i + 1..].iter().map(|b| (a.clone(), b.clone())));
+        }
+        pairs
+    }
+
+    /// The pair of chart colours closest together as `v` sees them, and their ΔE00.
+    fn closest(v: Vision) -> (String, f64) {
+        chart_pairs()
+            .into_iter()
+            .map(|((n1, c1), (n2, c2))| {
+                let what = format!("{n1} {} / {n2} {}", c1.hex(), c2.hex());
+                (what, de00(c1, c2, v))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("at least CN and US")
+    }
+
+    /// The closest pair in each vision, measured: it must stay [`MIN_DE00`] apart,
+    /// and the table records which pair it is and how far (a palette change shows
+    /// here).
+    #[test]
+    fn chart_colours_stay_apart_in_every_vision() {
+        fn check(v: Vision, pair: &str, measured: f64) {
+            let (got, d) = closest(v);
+            assert!(
+                d >= MIN_DE00,
+                "{v:?}: {got} only {d:.2} apart, below {MIN_DE00}"
+            );
+            assert_eq!(
+                (got.as_str(), format!("{d:.1}")),
+                (pair, format!("{measured:.1}")),
+                "{v:?}"
+            );
+        }
+        // Before the green and olive were darkened and the purple saturated
+        // (#008b65, #847c0a, #be558f): orange / olive 2.0 protan and 1.8 deutan,
+        // purple / cyan 7.3 protan, green / cyan 4.4 and orange / purple 8.7 tritan.
+        check(Normal, "model 0 #a37000 / model 5 #685c15", 16.4);
+        check(Protan, "model 0 #a37000 / model 5 #685c15", 10.0);
+        check(Deutan, "model 2 #c4438e / model 3 #0085a0", 10.7);
+        check(Tritan, "model 1 #007554 / model 3 #0085a0", 10.0);
     }
 }
