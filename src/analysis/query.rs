@@ -548,26 +548,20 @@ fn history_in(store: &Store, hq: &HistoryQuery) -> Result<Table, ReportError> {
     Ok(Table { columns, rows })
 }
 
+/// Parquet bytes of offers a `history` batch reads at most, unless one day alone
+/// holds more: a batch of a dense store is a day or two, of a sparse one a week.
+const HISTORY_BATCH_BYTES: u64 = 8 << 20;
+
 /// The history's groups, one batch of dates at a time: quantiles are not a streaming
 /// aggregation, so polars holds a plan's input in memory; a batch at a time bounds
-/// that by a batch's rows of the model, not the span asked for. A batch is the
-/// smallest span no period crosses: a day for hourly and daily periods, an ISO week
-/// for weekly ones. The peer rule's days never cross either, so the batches' sorted
-/// results, stacked in order, are the whole answer, sorted.
+/// that by a batch's rows of the model, not the span asked for. No period and no
+/// peer-rule day crosses a batch, so the batches' sorted results, stacked in order,
+/// are the whole answer, sorted.
 fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, ReportError> {
     let cell = cell_filter(store, hq)?;
     let peers = any_peer_rows(store, hq, &cell)?;
     let mut out: Option<DataFrame> = None;
-    let mut batches: BTreeMap<NaiveDate, (NaiveDate, NaiveDate)> = BTreeMap::new();
-    let in_span = |d: &NaiveDate| hq.from.is_none_or(|f| *d >= f) && hq.to.is_none_or(|t| *d <= t);
-    for d in store.offer_dates()?.into_iter().filter(in_span) {
-        let batch = match hq.every {
-            Every::Week => IsoWeek::of(d).monday(),
-            Every::Hour | Every::Day => d,
-        };
-        batches.entry(batch).or_insert((d, d)).1 = d;
-    }
-    for (from, to) in batches.into_values() {
+    for (from, to) in history_batches(store, hq)? {
         let Some(lf) = store.scan_offers(Some(from), Some(to))? else {
             continue;
         };
@@ -580,6 +574,46 @@ fn history_frame(store: &Store, hq: &HistoryQuery) -> Result<Option<DataFrame>, 
         }
     }
     Ok(out)
+}
+
+/// The date spans (first, last) a history reads one at a time, in order: the dates
+/// of one ISO week, for hourly and daily periods split where a batch would read more
+/// than [`HISTORY_BATCH_BYTES`] (one call per file, its length, no read).
+fn history_batches(
+    store: &Store,
+    hq: &HistoryQuery,
+) -> Result<Vec<(NaiveDate, NaiveDate)>, ReportError> {
+    let in_span = |d: &NaiveDate| hq.from.is_none_or(|f| *d >= f) && hq.to.is_none_or(|t| *d <= t);
+    let mut days: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for s in store
+        .offer_stamps()?
+        .into_iter()
+        .filter(|s| in_span(&s.date))
+    {
+        *days.entry(s.date).or_default() += s.len;
+    }
+    let cap = match hq.every {
+        Every::Week => u64::MAX,
+        Every::Hour | Every::Day => HISTORY_BATCH_BYTES,
+    };
+    Ok(split_batches(days, cap))
+}
+
+/// Consecutive dates (with their bytes) in spans of one ISO week at most, each
+/// holding at most `cap` bytes unless a date alone holds more.
+fn split_batches(days: BTreeMap<NaiveDate, u64>, cap: u64) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut out: Vec<(NaiveDate, NaiveDate, u64)> = Vec::new();
+    for (d, bytes) in days {
+        match out.last_mut() {
+            Some((first, last, sum))
+                if IsoWeek::of(*first) == IsoWeek::of(d) && sum.saturating_add(bytes) <= cap =>
+            {
+                (*last, *sum) = (d, *sum + bytes);
+            }
+            _ => out.push((d, d, bytes)),
+        }
+    }
+    out.into_iter().map(|(f, l, _)| (f, l)).collect()
 }
 
 /// Whether any stored row of the history's cell and span is a peer's (the rule sees
@@ -702,6 +736,32 @@ mod tests {
             "period_utc  offers  median_usd_per_gpu_hour\n2024-10-07       3                   2.5000\na,\"b\"           12\n",
         );
         check(Vec::new(), Format::Json, "[]\n");
+    }
+
+    /// (day of Nov 2026, bytes) and a cap -> the spans (first day, last day).
+    fn check_batches(days: &[(u32, u64)], cap: u64, expected: &[(u32, u32)]) {
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
+        let spans: Vec<_> = expected.iter().map(|(f, l)| (d(*f), d(*l))).collect();
+        let map = days.iter().map(|(n, b)| (d(*n), *b)).collect();
+        assert_eq!(split_batches(map, cap), spans, "{days:?} cap {cap}");
+    }
+
+    #[test]
+    fn history_batches_keep_to_a_week_and_the_cap() {
+        // 2026-11-16 is a Monday, 2026-11-22 a Sunday.
+        check_batches(&[], 10, &[]);
+        check_batches(
+            &[(16, 1), (17, 1), (22, 1), (23, 1)],
+            u64::MAX,
+            &[(16, 22), (23, 23)],
+        );
+        check_batches(
+            &[(16, 4), (17, 4), (18, 4), (19, 4)],
+            8,
+            &[(16, 17), (18, 19)],
+        );
+        check_batches(&[(16, 20), (17, 1), (18, 1)], 8, &[(16, 16), (17, 18)]);
+        check_batches(&[(16, 1), (18, 1), (21, 1)], 2, &[(16, 18), (21, 21)]);
     }
 
     #[test]
