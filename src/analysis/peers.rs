@@ -29,7 +29,7 @@ pub(crate) fn is_peer() -> Expr {
 }
 
 /// Drop peer rows of every (provider, gpu_model, price_class, day) for which an own
-/// feed has rows ([`is_peer`]).
+/// feed has rows (`is_peer`).
 /// The cells with own rows are found first (a small distinct set) and joined back,
 /// so the plan streams: no window over every row of the scan.
 pub fn prefer_own_sources(lf: LazyFrame) -> LazyFrame {

@@ -153,7 +153,7 @@ fn percent(s: &str, upper: bool) -> String {
         .collect()
 }
 
-/// The forms of one secret ([`secret_forms`]), each with its substring finder, made
+/// The forms of one secret (`secret_forms`), each with its substring finder, made
 /// once for the many texts and bodies of a feed's run.
 pub struct Scrubber {
     forms: Vec<(String, memchr::memmem::Finder<'static>)>,

@@ -281,7 +281,7 @@ impl Remote {
     }
 
     /// Upload what `cache` holds and the bucket does not, in commit order (each folder
-    /// of [`PUSHED`] finished before the next starts), each with a conditional create;
+    /// of `PUSHED` finished before the next starts), each with a conditional create;
     /// then merge the FX rates into the bucket's.
     pub async fn push(&self, cache: &Store) -> Result<Transfer, StoreError> {
         let t = self.push_kinds(cache, &PUSHED).await?;

@@ -12,7 +12,7 @@ pub struct Cloud {
     pub name: &'static str,
     /// The `auth_env` value's form, e.g. "ACCESS_KEY_ID:ACCESS_KEY_SECRET".
     pub key_form: &'static str,
-    /// The page label's form, e.g. "<Region>__<Zone>__<InstanceType>".
+    /// The page label's form, e.g. `"<Region>__<Zone>__<InstanceType>"`.
     pub label_form: &'static str,
 }
 

@@ -7,13 +7,13 @@
 //! (`"Guangdong, CN"`, `"Texas, US"`); vast.ai has hosts in both blocs.
 //!
 //! Reading, fastest first, each taken only where the one before cannot be sure:
-//! - [`scan`]: a [`Cursor`] over the text picks out the seven fields of each offer
+//! - `scan`: a `Cursor` over the text picks out the seven fields of each offer
 //!   and skips every other value unread (an offer with an escape in a key or in a
 //!   wanted string is read by serde_json alone);
-//! - [`all_valid`]: serde_json reads the offers in one pass;
+//! - `all_valid`: serde_json reads the offers in one pass;
 //! - offer by offer, each bad offer a reject.
 //!
-//! Where the scan reads a payload it gives the very rows [`all_valid`] gives (the
+//! Where the scan reads a payload it gives the very rows `all_valid` gives (the
 //! tests compare them); both fail where any offer is not a valid record, and the
 //! offer-by-offer path then reads it as it always did.
 
@@ -385,7 +385,7 @@ impl Adapter for VastAi {
         true
     }
 
-    /// The scan over the stream ([`vastai_stream::scan`]); where it gives up, the
+    /// The scan over the stream (`vastai_stream::scan`); where it gives up, the
     /// payload read whole and parsed as [`VastAi::parse`] parses it.
     fn parse_stream<'b>(
         &self,
