@@ -307,65 +307,69 @@ fn checks() -> Checks {
     let bad_number = OTHER_NUMBERS
         .iter()
         .fold(lit(false), |any, c| any.or(non_negative_finite(c).not()));
-    // The reject rules in order, each with its reason: the first that holds names
-    // it, and an offer is rejected when any holds (a null condition is not taken by
-    // `when`, so it does not reject either). One list serves both, so they agree.
+    // The reject rules in order, each with its reason and detail: the first that
+    // holds names them, and an offer is rejected when any holds (a null condition is
+    // not taken by `when`, so it does not reject either). One list serves all three,
+    // so they agree.
+    let price_detail = lit("price ")
+        + col("price").cast(DataType::String)
+        + lit(" ")
+        + col("currency")
+        + lit(" per ")
+        + col("price_unit")
+        + lit(" is not a positive finite number");
+    let fx_detail = lit("no ECB rate for ")
+        + col("currency")
+        + lit(format!(
+            " within {FX_MAX_AGE_DAYS} days before the observation"
+        ));
     let rules = [
-        (col("pre_reason").is_not_null(), col("pre_reason")),
-        (col("gpu_count").is_null(), lit("missing_gpu_count")),
-        (bad_count.clone(), lit("bad_gpu_count")),
-        (bad_number.clone(), lit("bad_number")),
-        (col("unit_factor").is_null(), lit("unknown_unit")),
-        (col("price").is_null(), lit("missing_price")),
-        (bad_price.clone(), lit("non_positive_price")),
-        (col("fx_usd_per_unit").is_null(), lit("missing_fx_rate")),
-    ];
-    let rejected = rules.iter().fold(lit(false), |any, (c, _)| {
-        any.or(c.clone().fill_null(lit(false)))
-    });
-    let reason = rules
-        .into_iter()
-        .rev()
-        .fold(lit(NULL).cast(DataType::String), |later, (c, r)| {
-            when(c).then(r).otherwise(later)
-        });
-    let detail = when(col("pre_detail").is_not_null())
-        .then(col("pre_detail"))
-        .when(col("gpu_count").is_null())
-        .then(lit(
-            "no GPU count in the offer, and its instance type is not in tables/instances.csv",
-        ))
-        .when(bad_count)
-        .then(
+        (
+            col("pre_reason").is_not_null(),
+            col("pre_reason"),
+            col("pre_detail"),
+        ),
+        (
+            col("gpu_count").is_null(),
+            lit("missing_gpu_count"),
+            lit("no GPU count in the offer, and its instance type is not in tables/instances.csv"),
+        ),
+        (
+            bad_count,
+            lit("bad_gpu_count"),
             lit("GPU count ")
                 + col("gpu_count").cast(DataType::String)
                 + lit(" is not a positive finite number"),
-        )
-        .when(bad_number)
-        .then(number_detail())
-        .when(col("unit_factor").is_null())
-        .then(lit("unit ") + col("price_unit") + lit(" is not in tables/units.toml"))
-        .when(col("price").is_null())
-        .then(lit("no price in the offer"))
-        .when(bad_price.clone())
-        .then(
-            lit("price ")
-                + col("price").cast(DataType::String)
-                + lit(" ")
-                + col("currency")
-                + lit(" per ")
-                + col("price_unit")
-                + lit(" is not a positive finite number"),
-        )
-        .when(col("fx_usd_per_unit").is_null())
-        .then(
-            lit("no ECB rate for ")
-                + col("currency")
-                + lit(format!(
-                    " within {FX_MAX_AGE_DAYS} days before the observation"
-                )),
-        )
-        .otherwise(lit(""));
+        ),
+        (bad_number, lit("bad_number"), number_detail()),
+        (
+            col("unit_factor").is_null(),
+            lit("unknown_unit"),
+            lit("unit ") + col("price_unit") + lit(" is not in tables/units.toml"),
+        ),
+        (
+            col("price").is_null(),
+            lit("missing_price"),
+            lit("no price in the offer"),
+        ),
+        (bad_price, lit("non_positive_price"), price_detail),
+        (
+            col("fx_usd_per_unit").is_null(),
+            lit("missing_fx_rate"),
+            fx_detail,
+        ),
+    ];
+    let rejected = rules.iter().fold(lit(false), |any, (c, _, _)| {
+        any.or(c.clone().fill_null(lit(false)))
+    });
+    // Each chain built from the last rule back, so the first rule is tested first.
+    let chain = |pick: fn(&(Expr, Expr, Expr)) -> Expr, otherwise: Expr| {
+        rules.iter().rev().fold(otherwise, |later, rule| {
+            when(rule.0.clone()).then(pick(rule)).otherwise(later)
+        })
+    };
+    let reason = chain(|r| r.1.clone(), lit(NULL).cast(DataType::String));
+    let detail = chain(|r| r.2.clone(), lit(""));
     Checks {
         fx_rate,
         fx_date,
