@@ -534,14 +534,18 @@ impl Store {
             .collect::<PolarsResult<_>>()
             .map_err(pl(dir))?;
         let args = scan_args(kind);
-        // Offers are sorted by model then time as they are written; rejects by time.
+        // Rejects are sorted by time here; offers by model then time as they are
+        // written (`write_day_offers`), so not twice. Both sorts are stable: an
+        // hour's rows, which one file holds, keep their stored order.
         let mut df = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-            .and_then(|lf| {
-                lf.sort(
-                    ["observed_at"],
-                    SortMultipleOptions::default().with_maintain_order(true),
-                )
-                .collect()
+            .and_then(|lf| match kind {
+                "offers" => lf.collect(),
+                _ => lf
+                    .sort(
+                        ["observed_at"],
+                        SortMultipleOptions::default().with_maintain_order(true),
+                    )
+                    .collect(),
             })
             .map_err(|e| {
                 // polars' error names no file: name the first damaged one if any.
