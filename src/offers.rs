@@ -101,8 +101,7 @@ impl Floats {
     }
 
     fn repeat_last(&mut self) {
-        let i = self.values.len() - 1;
-        self.push(self.present[i].then(|| self.values[i]));
+        self.push(self.get(self.values.len() - 1));
     }
 
     /// The value of row `i`.
