@@ -908,7 +908,7 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
     let rt = runtime()?;
     let (store, _lock, remote) = writer(store, ctx.wait, &rt)?;
     let before = before.unwrap_or_else(|| Utc::now().date_naive());
-    let (mut files_before, mut files_after, mut days) = (0, 0, 0);
+    let (mut files_before, mut files_after, mut days, mut resorted) = (0, 0, 0, 0);
     for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
         let (b, a) = store.compact(date)?;
         if a < b {
@@ -916,8 +916,16 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         }
         files_before += b;
         files_after += a;
+        // Day files of a local store compacted before they were sorted by model; an
+        // s3:// store's day objects are written once and stay as they are.
+        if remote.is_none() {
+            resorted += store.resort_days(date)?;
+        }
     }
-    println!("compact: {days} days compacted, {files_before} files before, {files_after} after");
+    println!(
+        "compact: {days} days compacted, {files_before} files before, {files_after} after; \
+         {resorted} older day files sorted by model"
+    );
     finish_write(&rt, &store, remote.as_ref())?;
     if let Some(r) = &remote {
         let n = rt.block_on(r.delete_covered())?;

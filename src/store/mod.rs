@@ -151,9 +151,16 @@ pub fn write_parquet_via(
 /// after it holds the minimum, and no group holds more than the maximum.
 pub const DAY_GROUP_ROWS: (usize, usize) = (16_384, 131_072);
 
+/// The footer key (Parquet file key-value metadata) and value that mark a day's
+/// offers file as written by [`write_day_offers`]: rows sorted by model, then time.
+/// Day files written before it (until 2026-12) are sorted by time alone, so a filter
+/// on the model skips none of their row groups; [`Store::resort_days`] rewrites them.
+pub const ROW_ORDER_KEY: &str = "gpurent.row_order";
+pub const DAY_ROW_ORDER: &str = "gpu_model,observed_at";
+
 /// Write a compacted day's offers atomically: rows sorted by model, then time (stable),
 /// in row groups cut at model boundaries ([`DAY_GROUP_ROWS`]), so a reader asking for
-/// one model skips the other models' groups by their min/max statistics.
+/// one model skips the other models' groups by their min/max statistics. The footer says so ([`ROW_ORDER_KEY`]).
 pub fn write_day_offers(tmp_dir: &Path, path: &Path, df: &DataFrame) -> Result<(), StoreError> {
     let mut df = df
         .sort(
@@ -164,8 +171,10 @@ pub fn write_day_offers(tmp_dir: &Path, path: &Path, df: &DataFrame) -> Result<(
     df.rechunk_mut();
     let groups = model_groups(&df).map_err(pl(path))?;
     let mut buf = Vec::new();
+    let order = vec![(ROW_ORDER_KEY.to_string(), DAY_ROW_ORDER.to_string())];
     let mut writer = ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(order)))
         .batched(df.schema())
         .map_err(pl(path))?;
     for (offset, len) in groups {
@@ -175,6 +184,17 @@ pub fn write_day_offers(tmp_dir: &Path, path: &Path, df: &DataFrame) -> Result<(
     }
     writer.finish().map_err(pl(path))?;
     write_atomic_via(tmp_dir, path, &buf)
+}
+
+/// Whether a day's offers file says it is sorted by model, then time ([`ROW_ORDER_KEY`]).
+fn day_order_marked(path: &Path) -> Result<bool, StoreError> {
+    let f = File::open(path).map_err(io(path))?;
+    let mut reader = ParquetReader::new(f);
+    let meta = reader.get_metadata().map_err(pl(path))?;
+    Ok(meta.key_value_metadata().as_ref().is_some_and(|kv| {
+        kv.iter()
+            .any(|k| k.key == ROW_ORDER_KEY && k.value.as_deref() == Some(DAY_ROW_ORDER))
+    }))
 }
 
 /// (offset, rows) of each row group of a frame sorted by `gpu_model`.
@@ -484,6 +504,38 @@ impl Store {
             fsutil::swap_dirs(&job, &targets)?;
         }
         Ok((before, after))
+    }
+
+    /// Rewrite each compacted day's offers file of `date` that is sorted by time alone
+    /// (written before [`ROW_ORDER_KEY`]) as [`write_day_offers`] writes one: the same
+    /// rows, sorted by model, then time, under the same name (a temporary file in
+    /// `.tmp/`, renamed over it). A marked file is only read for its footer, so each
+    /// file is rewritten once. Returns the files rewritten. The caller holds the store
+    /// lock; for a local store only (an `s3://` store's day objects are written once).
+    pub fn resort_days(&self, date: NaiveDate) -> Result<usize, StoreError> {
+        let dir = self.partition("offers", date);
+        if !dir.is_dir() {
+            return Ok(0);
+        }
+        let mut rewritten = 0;
+        for (files, _) in self.partition_files(&dir)?.into_values() {
+            for path in files {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let is_day = matches!(parse_data_name(&name), Some((_, DataFile::Day(_))));
+                if !is_day || day_order_marked(&path)? {
+                    continue;
+                }
+                let df = LazyFrame::scan_parquet(
+                    PlRefPath::try_from_path(&path).map_err(pl(&path))?,
+                    scan_args("offers"),
+                )
+                .and_then(|lf| lf.collect())
+                .map_err(pl(&path))?;
+                write_day_offers(&self.tmp_dir(), &path, &df)?;
+                rewritten += 1;
+            }
+        }
+        Ok(rewritten)
     }
 
     /// A partition's data files by feed, with the hours they hold.

@@ -274,6 +274,85 @@ async fn compaction_keeps_rows_and_deduplication() {
     );
 }
 
+/// A day file compacted before day files were sorted by model (time-sorted, no
+/// footer key) is rewritten once by `resort_days`: the same rows, sorted by model then
+/// time, marked in its footer, under its name; a marked file is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_day_files_are_sorted_by_model_once() {
+    use polars::prelude::{ParquetWriter, SortMultipleOptions};
+    let times: Vec<_> = (0..3)
+        .map(|h| format!("2024-10-07T0{h}:00:00Z").parse().unwrap())
+        .collect();
+    let (_srv, tmp, _feeds, store) = fixture_store(&times).await;
+    let date = times[0].date_naive();
+    store.compact(date).unwrap();
+    assert_eq!(
+        store.resort_days(date).unwrap(),
+        0,
+        "compact sorts and marks"
+    );
+    let part = tmp.path().join("store/offers/date=2024-10-07");
+    let files: Vec<_> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let sorted_by = |df: &DataFrame, by: &[&str]| {
+        df.sort(
+            by.to_vec(),
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .unwrap()
+    };
+    let marked = |path: &std::path::Path| {
+        let mut r = ParquetReader::new(std::fs::File::open(path).unwrap());
+        let kv = r.get_metadata().unwrap().key_value_metadata().clone();
+        kv.unwrap_or_default()
+            .iter()
+            .any(|k| k.key == gpurent::store::ROW_ORDER_KEY)
+    };
+    // Put each day file back as compaction wrote it before: sorted by time only.
+    let mut olds = Vec::new();
+    for path in &files {
+        assert!(marked(path), "{path:?}");
+        let df = ParquetReader::new(std::fs::File::open(path).unwrap())
+            .finish()
+            .unwrap();
+        let mut old = sorted_by(&df, &["observed_at"]);
+        ParquetWriter::new(std::fs::File::create(path).unwrap())
+            .finish(&mut old)
+            .unwrap();
+        assert!(!marked(path));
+        olds.push(old);
+    }
+    assert!(
+        olds.iter()
+            .any(|old| !old.equals_missing(&sorted_by(old, &["gpu_model", "observed_at"]))),
+        "some day file holds more than one model out of model order"
+    );
+    let stats = |s: &Store| gpurent::analysis::stats(s, date, date, &Default::default());
+    let before = stats(&store).unwrap();
+
+    assert_eq!(store.resort_days(date).unwrap(), files.len());
+    for (path, old) in files.iter().zip(&olds) {
+        assert!(marked(path), "{path:?}");
+        let back = ParquetReader::new(std::fs::File::open(path).unwrap())
+            .finish()
+            .unwrap();
+        let want = sorted_by(old, &["gpu_model", "observed_at"]);
+        assert!(back.equals_missing(&want), "{path:?}");
+    }
+    assert_eq!(stats(&store).unwrap(), before);
+    assert_eq!(store.resort_days(date).unwrap(), 0, "each file once");
+    let mut names: Vec<_> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let mut want = files.clone();
+    want.sort();
+    assert_eq!(names, want, "the same names, nothing beside them");
+}
+
 /// A run that crashed after its rejects file but before its offers file is not taken
 /// as stored: the next run for that hour redoes it whole, without duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
