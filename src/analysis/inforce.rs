@@ -157,32 +157,32 @@ impl Recent {
     }
 }
 
-/// Which rows before `from` (from `start`) may still stand at `from`: those of each
-/// feed and provider's last snapshot before `from` (an earlier snapshot was superseded
-/// by it before `from`), and only while its provider's validity lasts. Rows from
-/// `from` on are all kept. The last snapshots are scanned for, unless `carried` holds
-/// them (the [`InForce::snapshots`] of the week before, computed in order).
+/// Which rows before `at` (ms; from date `start`) may still stand at `at`: those of
+/// each feed and provider's last snapshot before `at` (an earlier snapshot was
+/// superseded by it before `at`), and only while its provider's validity lasts. Rows
+/// from `at` on are all kept. The last snapshots are scanned for, unless `carried`
+/// holds them (the [`InForce::snapshots`] of the week before, computed in order).
 fn may_stand(
     store: &Store,
     start: NaiveDate,
-    from: NaiveDate,
+    at: i64,
     providers: &Providers,
     carried: Option<&Snapshots>,
 ) -> Result<Recent, ReportError> {
     let t = || col("observed_at").cast(DataType::Int64);
-    let mut keep = t().gt_eq(lit(ms(from)));
+    let mut keep = t().gt_eq(lit(at));
     let mut days = BTreeSet::new();
     let scanned;
     let lasts = match carried {
         Some(lasts) => lasts,
         None => {
-            scanned = last_snapshots(store, start, from)?;
+            scanned = last_snapshots(store, start, at)?;
             &scanned
         }
     };
     for ((f, p), &l) in lasts {
-        let expired = ms(from) - (providers.valid_hours(p) * HOUR_MS as f64) as i64;
-        if l <= expired || l >= ms(from) {
+        let expired = at - (providers.valid_hours(p) * HOUR_MS as f64) as i64;
+        if l <= expired || l >= at {
             continue;
         }
         let snapshot = col("feed")
@@ -191,22 +191,19 @@ fn may_stand(
         keep = keep.or(snapshot.and(t().gt_eq(lit(l))));
         days.extend(date_of_ms(l));
     }
+    let from = date_of(at);
     Ok(Recent { from, keep, days })
 }
 
-/// The time of each feed and provider's last snapshot stored in dates `start..=from`
-/// before `from`.
-fn last_snapshots(
-    store: &Store,
-    start: NaiveDate,
-    from: NaiveDate,
-) -> Result<Snapshots, ReportError> {
+/// The time of each feed and provider's last snapshot stored in dates from `start`
+/// before `before` (ms).
+fn last_snapshots(store: &Store, start: NaiveDate, before: i64) -> Result<Snapshots, ReportError> {
     let t = || col("observed_at").cast(DataType::Int64);
-    let Some(lf) = store.scan_offers(Some(start), Some(from))? else {
+    let Some(lf) = store.scan_offers(Some(start), Some(date_of(before)))? else {
         return Ok(Snapshots::new());
     };
     let lasts = lf
-        .filter(t().lt(lit(ms(from))))
+        .filter(t().lt(lit(before)))
         .group_by([col("feed"), col("provider")])
         .agg([t().max().alias("last")])
         .collect_with_engine(Engine::Streaming)
@@ -245,6 +242,68 @@ fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
 /// Outlier-rule medians known from rollups: (model, ISO week index) to the median of
 /// the model's whole-GPU observations in that week, USD per GPU-hour.
 pub type KnownMedians = HashMap<(String, i64), f64>;
+
+/// The outlier-rule medians of the ISO week holding `from..=to` (dates of one week),
+/// as [`InForce`] computes them from a whole week's spans (each model's whole-GPU
+/// observations at a positive price, `quantile` 0.5), read a date at a time and
+/// only the model, the price and the fractional flag: memory is the week's prices,
+/// not its rows.
+pub fn week_medians(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<KnownMedians, ReportError> {
+    let mut by: HashMap<String, Vec<f64>> = HashMap::new();
+    for d in store
+        .offer_dates()?
+        .into_iter()
+        .filter(|d| (from..=to).contains(d))
+    {
+        let Some(lf) = store.scan_offers(Some(d), Some(d))? else {
+            continue;
+        };
+        let df = lf
+            .select([
+                col("gpu_model"),
+                col("usd_per_gpu_hour").cast(DataType::Float64),
+                col("fractional_gpu"),
+            ])
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())?;
+        let models = df.column("gpu_model")?.str()?;
+        let prices = f64s(&df, "usd_per_gpu_hour")?;
+        let frac = df.column("fractional_gpu")?.bool()?;
+        for ((m, v), f) in models.iter().zip(prices).zip(frac.iter()) {
+            let v = v.unwrap_or(f64::NAN);
+            if f.unwrap_or(false) || !(v.is_finite() && v > 0.0) {
+                continue;
+            }
+            let m = m.unwrap_or("");
+            match by.get_mut(m) {
+                Some(vs) => vs.push(v),
+                None => {
+                    by.insert(m.to_string(), vec![v]);
+                }
+            }
+        }
+    }
+    let week = week_index(ms(from));
+    Ok(by
+        .into_iter()
+        .map(|(m, mut v)| ((m, week), quantile(&mut v, 0.5)))
+        .collect())
+}
+
+/// The latest observation time stored on `date` (ms since the epoch), if any.
+pub fn latest_observation(store: &Store, date: NaiveDate) -> Result<Option<i64>, ReportError> {
+    let Some(lf) = store.scan_offers(Some(date), Some(date))? else {
+        return Ok(None);
+    };
+    let df = lf
+        .select([col("observed_at").cast(DataType::Int64).max()])
+        .collect()?;
+    Ok(df.column("observed_at")?.i64()?.get(0))
+}
 
 /// The ISO week (counted from 1970-01-05) holding a time in ms since the epoch.
 pub fn week_index(t: i64) -> i64 {
@@ -309,13 +368,34 @@ impl InForce {
         carried: Option<&Snapshots>,
     ) -> Result<Self, ReportError> {
         let start = scan_start(from, Providers::embedded());
-        let recent = may_stand(store, start, from, Providers::embedded(), carried)?;
+        let recent = may_stand(store, start, ms(from), Providers::embedded(), carried)?;
         let scan = Scan {
             start,
             to,
             recent: Some(recent),
         };
         Self::build(store, scan, cfg, week_index(ms(from)), known)
+    }
+
+    /// The offers that may stand at `at` (ms) only: each feed and provider's last
+    /// snapshot before it while still valid, and the rows observed at `at`; every
+    /// outlier median they need comes from `known` (their weeks', the current one's
+    /// included: [`week_medians`]). In force at `at` these are the offers
+    /// [`InForce::load`] finds, from a few snapshots' rows instead of whole weeks.
+    pub fn load_at(
+        store: &Store,
+        at: i64,
+        cfg: &Config,
+        known: &KnownMedians,
+    ) -> Result<Self, ReportError> {
+        let start = scan_start(date_of(at), Providers::embedded());
+        let recent = may_stand(store, start, at, Providers::embedded(), None)?;
+        let scan = Scan {
+            start,
+            to: date_of(at),
+            recent: Some(recent),
+        };
+        Self::build(store, scan, cfg, i64::MAX, known)
     }
 
     /// Spans from the rows `scan` selects, read one

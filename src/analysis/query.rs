@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
-use crate::analysis::inforce::{quantile, InForce};
+use crate::analysis::inforce::{self, quantile, InForce};
 use crate::analysis::{collect, rollup, strs, Config};
 use crate::error::ReportError;
 use crate::store::Store;
@@ -312,11 +312,20 @@ fn prices_in(store: &Store) -> Result<Table, ReportError> {
     };
     let cfg = Config::default();
     let week = IsoWeek::of(last);
-    // With the earlier weeks' outlier medians stored, only rows that may stand now
-    // are read; otherwise whole weeks back to the longest validity.
-    let inf = match rollup::stored_medians(store, week, &cfg)? {
-        Some(known) => InForce::load_recent(store, week.monday(), last, &cfg, &known, None)?,
-        None => InForce::load(store, last, last, &cfg)?,
+    // With the earlier weeks' outlier medians stored, only the rows that may stand at
+    // the latest observation are read, the current week's medians from its prices
+    // alone; otherwise whole weeks back to the longest validity.
+    let stored = rollup::stored_medians(store, week, &cfg)?;
+    let inf = match (stored, inforce::latest_observation(store, last)?) {
+        (Some(mut known), Some(at)) => {
+            tracing::debug!("prices: the rows standing at {at} ms, the medians stored");
+            known.extend(inforce::week_medians(store, week.monday(), last)?);
+            InForce::load_at(store, at, &cfg, &known)?
+        }
+        _ => {
+            tracing::debug!("prices: whole weeks, a rollup missing or stale");
+            InForce::load(store, last, last, &cfg)?
+        }
     };
     let Some(now) = inf.latest else {
         return Ok(Table {

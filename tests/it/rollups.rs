@@ -113,6 +113,66 @@ fn check(store: &Store) -> WeekAnalysis {
     full
 }
 
+/// With the earlier weeks' rollups stored, `prices` reads only the rows that may
+/// stand at the latest observation and the current week's prices: it equals a full
+/// scan (no rollups), with a list price from the week before still standing, a
+/// marketplace listing that expired earlier that day left out, and this week's 12x
+/// listing flagged by this week's median.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_from_what_stands_now_equal_a_full_scan() {
+    use query::Cell;
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    nine_weeks(tmp.path(), &store).await;
+    // The last week's Monday 06:00; its marketplace snapshot, the latest, is on Sunday
+    // at 22:00.
+    let monday = start() + Duration::days(7 * (WEEKS - 1));
+    let a100 = "A100 SXM4 80GB";
+    let d = [("d1", a100, 1.4)];
+    list_snapshot(
+        tmp.path(),
+        &store,
+        "list-d",
+        "US",
+        monday - Duration::days(3),
+        &d,
+    )
+    .await;
+    let early = monday + Duration::days(6) + Duration::hours(2);
+    list_snapshot(
+        tmp.path(),
+        &store,
+        "vast",
+        "US",
+        early,
+        &[("e1", a100, 1.0)],
+    )
+    .await;
+
+    let full = query::prices(&store).unwrap();
+    rollup::refresh(&store).unwrap();
+    let week = IsoWeek::of(monday.date_naive());
+    assert!(rollup::stored_medians(&store, week, &Config::default())
+        .unwrap()
+        .is_some());
+    let recent = query::prices(&store).unwrap();
+    assert_eq!(recent, full, "prices from what stands now = full scan");
+
+    let row = |provider: &str, model: &str| {
+        let (p, m) = (Cell::Text(provider.into()), Cell::Text(model.into()));
+        recent.rows.iter().find(|r| r[3] == p && r[0] == m).cloned()
+    };
+    let d1 = row("list-d", "A100-SXM-80GB").expect("last week's list price stands");
+    assert_eq!(d1[5], Cell::Num(Some(1.4)));
+    assert_eq!(row("vast", "A100-SXM-80GB"), None, "expired at 08:00");
+    let v = row("vastai", "H100-SXM-80GB").expect("the marketplace stands");
+    assert_eq!(
+        (&v[4], &v[5]),
+        (&Cell::Int(1), &Cell::Num(Some(2.5))),
+        "30.0 flagged"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_equal_a_full_scan_through_backfill_compaction_and_renormalise() {
     let tmp = tempdir();
