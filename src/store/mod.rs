@@ -160,7 +160,8 @@ pub const DAY_ROW_ORDER: &str = "gpu_model,observed_at";
 
 /// Write a compacted day's offers atomically: rows sorted by model, then time (stable),
 /// in row groups cut at model boundaries ([`DAY_GROUP_ROWS`]), so a reader asking for
-/// one model skips the other models' groups by their min/max statistics. The footer says so ([`ROW_ORDER_KEY`]).
+/// one model skips the other models' groups by their min/max statistics. The footer
+/// says so ([`ROW_ORDER_KEY`]).
 pub fn write_day_offers(tmp_dir: &Path, path: &Path, df: &DataFrame) -> Result<(), StoreError> {
     let mut df = df
         .sort(
