@@ -909,6 +909,7 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
     let (store, _lock, remote) = writer(store, ctx.wait, &rt)?;
     let before = before.unwrap_or_else(|| Utc::now().date_naive());
     let (mut files_before, mut files_after, mut days, mut resorted) = (0, 0, 0, 0);
+    let mut failed = 0;
     for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
         let (b, a) = store.compact(date)?;
         if a < b {
@@ -919,7 +920,12 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         // Day files of a local store compacted before they were sorted by model; an
         // s3:// store's day objects are written once and stay as they are.
         if remote.is_none() {
-            resorted += store.resort_days(date)?;
+            let r = store.resort_days(date)?;
+            resorted += r.rewritten;
+            for e in &r.failed {
+                eprintln!("gpurent: compact: left unsorted: {e}");
+            }
+            failed += r.failed.len();
         }
     }
     println!(
@@ -934,7 +940,7 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
             r.url()
         );
     }
-    Ok(0)
+    Ok(u8::from(failed > 0))
 }
 
 /// `gpurent renormalise`.

@@ -225,6 +225,14 @@ fn model_groups(df: &DataFrame) -> PolarsResult<Vec<(usize, usize)>> {
         .collect())
 }
 
+/// What [`Store::resort_days`] did: day files rewritten, and the errors of those it
+/// could not read or rewrite (each names its file; the file is left as it was).
+#[derive(Debug, Default)]
+pub struct Resorted {
+    pub rewritten: usize,
+    pub failed: Vec<StoreError>,
+}
+
 /// Tries, 5 ms apart, before a held lock counts as held by another writer.
 const BRIEF_LOCK_TRIES: u32 = 40;
 
@@ -511,32 +519,45 @@ impl Store {
     /// (written before [`ROW_ORDER_KEY`]) as [`write_day_offers`] writes one: the same
     /// rows, sorted by model, then time, under the same name (a temporary file in
     /// `.tmp/`, renamed over it). A marked file is only read for its footer, so each
-    /// file is rewritten once. Returns the files rewritten. The caller holds the store
-    /// lock; for a local store only (an `s3://` store's day objects are written once).
-    pub fn resort_days(&self, date: NaiveDate) -> Result<usize, StoreError> {
+    /// file is rewritten once. A file that cannot be read or rewritten stays as it is
+    /// and its error is returned beside the count, so one damaged file stops neither
+    /// the other files nor compaction. The caller holds the store lock; for a local
+    /// store only (an `s3://` store's day objects are written once).
+    pub fn resort_days(&self, date: NaiveDate) -> Result<Resorted, StoreError> {
+        let mut out = Resorted::default();
         let dir = self.partition("offers", date);
         if !dir.is_dir() {
-            return Ok(0);
+            return Ok(out);
         }
-        let mut rewritten = 0;
         for (files, _) in self.partition_files(&dir)?.into_values() {
             for path in files {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let is_day = matches!(parse_data_name(&name), Some((_, DataFile::Day(_))));
-                if !is_day || day_order_marked(&path)? {
+                if !matches!(parse_data_name(&name), Some((_, DataFile::Day(_)))) {
                     continue;
                 }
-                let df = LazyFrame::scan_parquet(
-                    PlRefPath::try_from_path(&path).map_err(pl(&path))?,
-                    scan_args("offers"),
-                )
-                .and_then(|lf| lf.collect())
-                .map_err(pl(&path))?;
-                write_day_offers(&self.tmp_dir(), &path, &df)?;
-                rewritten += 1;
+                match self.resort_day(&path) {
+                    Ok(true) => out.rewritten += 1,
+                    Ok(false) => {}
+                    Err(e) => out.failed.push(e),
+                }
             }
         }
-        Ok(rewritten)
+        Ok(out)
+    }
+
+    /// Rewrite one day's offers file sorted by model unless its footer says it is.
+    fn resort_day(&self, path: &Path) -> Result<bool, StoreError> {
+        if day_order_marked(path)? {
+            return Ok(false);
+        }
+        let df = LazyFrame::scan_parquet(
+            PlRefPath::try_from_path(path).map_err(pl(path))?,
+            scan_args("offers"),
+        )
+        .and_then(|lf| lf.collect())
+        .map_err(pl(path))?;
+        write_day_offers(&self.tmp_dir(), path, &df)?;
+        Ok(true)
     }
 
     /// A partition's data files by feed, with the hours they hold.

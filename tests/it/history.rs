@@ -286,11 +286,14 @@ async fn older_day_files_are_sorted_by_model_once() {
     let (_srv, tmp, _feeds, store) = fixture_store(&times).await;
     let date = times[0].date_naive();
     store.compact(date).unwrap();
-    assert_eq!(
-        store.resort_days(date).unwrap(),
-        0,
-        "compact sorts and marks"
-    );
+    let rewritten = |s: &Store| {
+        let r = s.resort_days(date).unwrap();
+        (
+            r.rewritten,
+            r.failed.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(rewritten(&store), (0, vec![]), "compact sorts and marks");
     let part = tmp.path().join("store/offers/date=2024-10-07");
     let files: Vec<_> = std::fs::read_dir(&part)
         .unwrap()
@@ -332,7 +335,7 @@ async fn older_day_files_are_sorted_by_model_once() {
     let stats = |s: &Store| gpurent::analysis::stats(s, date, date, &Default::default());
     let before = stats(&store).unwrap();
 
-    assert_eq!(store.resort_days(date).unwrap(), files.len());
+    assert_eq!(rewritten(&store), (files.len(), vec![]));
     for (path, old) in files.iter().zip(&olds) {
         assert!(marked(path), "{path:?}");
         let back = ParquetReader::new(std::fs::File::open(path).unwrap())
@@ -342,7 +345,7 @@ async fn older_day_files_are_sorted_by_model_once() {
         assert!(back.equals_missing(&want), "{path:?}");
     }
     assert_eq!(stats(&store).unwrap(), before);
-    assert_eq!(store.resort_days(date).unwrap(), 0, "each file once");
+    assert_eq!(rewritten(&store), (0, vec![]), "each file once");
     let mut names: Vec<_> = std::fs::read_dir(&part)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -351,6 +354,21 @@ async fn older_day_files_are_sorted_by_model_once() {
     let mut want = files.clone();
     want.sort();
     assert_eq!(names, want, "the same names, nothing beside them");
+
+    // A damaged day file is named and left as it is; the other is still re-sorted.
+    for (path, old) in files.iter().zip(&olds) {
+        ParquetWriter::new(std::fs::File::create(path).unwrap())
+            .finish(&mut old.clone())
+            .unwrap();
+    }
+    std::fs::write(&files[0], b"not parquet").unwrap();
+    let (n, failed) = rewritten(&store);
+    assert_eq!(n, files.len() - 1);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy();
+    assert!(failed[0].contains(name.as_ref()), "{failed:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), b"not parquet");
+    assert!(files[1..].iter().all(|p| marked(p)));
 }
 
 /// A run that crashed after its rejects file but before its offers file is not taken
