@@ -366,8 +366,8 @@ fn availability(inf: &InForce, from: i64, to: i64) -> BTreeMap<CellKey, f64> {
         .iter()
         .filter(|s| s.usable && s.start >= from && s.start < to)
     {
-        if let Some(a) = s.gpus_available {
-            let k = &inf.offers[s.offer];
+        if let Some(a) = s.gpus_available() {
+            let k = &inf.offers[s.offer()];
             let cell = (k.gpu_model.clone(), k.bloc.clone(), k.price_class.clone());
             *hours
                 .entry((cell, s.start.div_euclid(HOUR_MS)))
@@ -547,14 +547,14 @@ fn daily_availability(
     let (a, b) = (ms(from), ms(to) + DAY_MS);
     let mut avail = FastMap::default();
     for s in (inf.spans.iter()).filter(|s| s.usable && s.start >= a && s.start < b) {
-        let k = &inf.offers[s.offer];
+        let k = &inf.offers[s.offer()];
         let cell = (
             s.start.div_euclid(DAY_MS),
             k.gpu_model.as_str(),
             k.bloc.as_str(),
             k.price_class.as_str(),
         );
-        *avail.entry(cell).or_default() += s.gpus_available.unwrap_or(0.0);
+        *avail.entry(cell).or_default() += s.gpus_available().unwrap_or(0.0);
     }
     avail
 }
