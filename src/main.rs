@@ -932,6 +932,10 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         "compact: {days} days compacted, {files_before} files before, {files_after} after; \
          {resorted} older day files sorted by model"
     );
+    // A bucket's blobs were deflated before they were pushed.
+    if remote.is_none() {
+        failed += deflate_blobs(&store)?;
+    }
     finish_write(&rt, &store, remote.as_ref())?;
     if let Some(r) = &remote {
         let n = rt.block_on(r.delete_covered())?;
@@ -941,6 +945,23 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
         );
     }
     Ok(u8::from(failed > 0))
+}
+
+/// Deflate the raw payloads ingest wrote as stored blocks; prints what it did and
+/// each blob left as it was, and returns how many were left.
+fn deflate_blobs(store: &Store) -> anyhow::Result<usize> {
+    let d = store.deflate_blobs()?;
+    const MIB: f64 = 1024.0 * 1024.0;
+    println!(
+        "compact: {} raw payloads deflated, {:.1} MiB -> {:.1} MiB",
+        d.blobs,
+        d.bytes_before as f64 / MIB,
+        d.bytes_after as f64 / MIB
+    );
+    for e in &d.failed {
+        eprintln!("gpurent: compact: raw payload left as stored: {e}");
+    }
+    Ok(d.failed.len())
 }
 
 /// `gpurent renormalise`.

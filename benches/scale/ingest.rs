@@ -9,7 +9,7 @@
 //! ingest phases (in-process, ...; CPU-s = process user+sys, median of 3):
 //!   parser floor  serde_json skipping the payload (IgnoredAny)   CPU-s  offers/CPU-s  (not in the sum)
 //!   SHA-256       sha2 over the payload alone                    CPU-s  offers/CPU-s  (within archive)
-//!   gzip          flate2 fast level into a sink                  CPU-s  offers/CPU-s  (within archive)
+//!   gzip          stored blocks into a sink                      CPU-s  offers/CPU-s  (within archive)
 //!   parser limit  vastai Adapter::parse alone                    CPU-s  offers/CPU-s  (in memory; parse streams)
 //!   parse         parse_checked of the recorded file (stream scan) CPU-s  offers/CPU-s  share of the sum
 //!   archive       spool::spool_file (SHA-256 + gzip) + write_raw ...
@@ -131,7 +131,7 @@ impl Ingest {
             ),
             row(
                 "gzip",
-                "flate2 fast level into a sink (the blob's bytes)",
+                "stored blocks into a sink (compact deflates later)",
                 med(|p| p.gzip),
                 "(within archive)".into(),
             ),
@@ -149,7 +149,7 @@ impl Ingest {
             ),
             row(
                 "archive",
-                "spool::spool_file (SHA-256 + gzip) + write_raw",
+                "spool::spool_file (SHA-256 + stored gzip) + write_raw",
                 archive,
                 share(archive),
             ),

@@ -7,7 +7,7 @@
 //! - floor: `serde_json` skipping the whole payload (`IgnoredAny`), the tokenizer's
 //!   own limit; not part of ingest.
 //! - adapter: `Adapter::parse` of the page alone, the parser's limit.
-//! - archive: `ingest::spool::spool_file` (SHA-256 and gzip of the recorded file to
+//! - archive: `ingest::spool::spool_file` (SHA-256 and stored-block gzip of the recorded file to
 //!   a spool file, fsync, as `gpurent ingest` fetches a recorded file of a format
 //!   that reads streams) and `Store::write_raw` (the spool file renamed as its blob,
 //!   the hour's `.json`).
@@ -137,15 +137,15 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, cpu_s() - start)
 }
 
-/// CPU seconds of SHA-256 over `body`, then of gzip (flate2's fast level, as
-/// the spool writes blobs) of `body` into a sink.
+/// CPU seconds of SHA-256 over `body`, then of gzip of `body` into a sink as the
+/// spool writes blobs (stored blocks: CRC-32 and framing; `compact` deflates later).
 fn archive_floors(body: &[u8]) -> Result<(f64, f64), String> {
     use sha2::Digest as _;
     use std::io::Write as _;
     let (digest, t_sha) = timed(|| sha2::Sha256::digest(body));
     std::hint::black_box(digest);
     let (gz, t_gzip) = timed(|| {
-        let mut gz = flate2::write::GzEncoder::new(std::io::sink(), flate2::Compression::fast());
+        let mut gz = gpurent::store::deflate::stored_gz(std::io::sink());
         gz.write_all(body).and_then(|_| gz.finish())
     });
     gz.map_err(|e| format!("gzip: {e}"))?;

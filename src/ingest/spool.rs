@@ -2,11 +2,12 @@
 //! hundreds of MB (an AWS offer file) never sits in memory whole.
 //!
 //! The chunks go over a bounded channel to one blocking task that hashes the plain
-//! bytes (SHA-256, the name the store keeps a body under), gzips them into a file
-//! in the run's spool folder (in the store's `.tmp/`, emptied when the lock is next
-//! taken, so a crash leaves nothing where readers look) and fsyncs it; gzip and the
-//! disk never run on the async runtime's worker threads. Memory is the channel's
-//! few chunks and the encoder's window.
+//! bytes (SHA-256, the name the store keeps a body under), writes them as a gzip
+//! file of stored blocks (no deflate work: `compact` deflates the blob it becomes,
+//! [`crate::store::deflate`]) in the run's spool folder (in the store's `.tmp/`,
+//! emptied when the lock is next taken, so a crash leaves nothing where readers
+//! look) and fsyncs it; hashing and the disk never run on the async runtime's worker
+//! threads. Memory is the channel's few chunks.
 //!
 //! [`spill`] writes a body that is already in memory the same way, once it has
 //! parsed, so a run does not hold its payloads while it normalises.
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::model::{Origin, Page, Spooled};
+use crate::store::deflate;
 
 /// Chunks in flight between the response and the file.
 const IN_FLIGHT: usize = 8;
@@ -140,7 +142,8 @@ fn write_spool(dir: &Path, path: PathBuf, mut rx: mpsc::Receiver<Vec<u8>>) -> io
 type Sink<'s> = &'s mut dyn FnMut(&[u8]) -> io::Result<()>;
 
 /// Hash (SHA-256 of the plain bytes) and gzip the chunks `feed` gives into a new
-/// file at `path` in `dir` (created if missing), then fsync it. On an error, the
+/// file at `path` in `dir` (created if missing), then fsync it. The gzip holds stored
+/// blocks (`deflate::stored_gz`): `compact` deflates the blob it becomes. On an error, the
 /// source's included, the file is removed.
 fn write_gz(
     dir: &Path,
@@ -150,8 +153,7 @@ fn write_gz(
     let written = (|| {
         fs::create_dir_all(dir)?;
         let file = File::create(&path)?;
-        let mut gz =
-            flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
+        let mut gz = deflate::stored_gz(BufWriter::new(file));
         let (mut sha, mut len) = (Sha256::new(), 0u64);
         feed(&mut |chunk| {
             sha.update(chunk);

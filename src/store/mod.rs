@@ -32,6 +32,7 @@
 //! scan lazily and only the dates asked for, and read an hour a day file holds from
 //! that day file only (a bucket mid-compaction or a cache may hold both).
 
+pub mod deflate;
 pub mod fsutil;
 mod parts;
 mod raw;

@@ -26,6 +26,10 @@
 //! them for a conditional GET or a version comparison.
 //! `failed/` keeps its pages in full (diagnosis only).
 //!
+//! A blob is first written as a gzip of stored blocks, marked in its header; `compact`
+//! (and a push to a bucket) deflates it later under the same name
+//! ([`crate::store::deflate`]). Readers read either encoding alike.
+//!
 //! A spooled page (its body a gzip file in the run's spool folder under `.tmp/`,
 //! [`crate::model::Spooled`]) is adopted as its blob by a rename, its hash and the
 //! fsync done when it was spooled: no second compression, no read into memory; it
@@ -112,8 +116,17 @@ pub(crate) fn parse_hour(s: &str) -> Option<DateTime<Utc>> {
     (s.len() == 11).then(|| at.and_utc())
 }
 
+/// A page body as `failed/` keeps it: deflated at the fast level.
 fn gzip(body: &[u8], path: &Path) -> Result<Vec<u8>, StoreError> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(body).map_err(io(path))?;
+    enc.finish().map_err(io(path))
+}
+
+/// A page body as a blob is first written: stored blocks, marked
+/// ([`crate::store::deflate`]).
+fn gzip_stored(body: &[u8], path: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut enc = crate::store::deflate::stored_gz(Vec::new());
     enc.write_all(body).map_err(io(path))?;
     enc.finish().map_err(io(path))
 }
@@ -314,7 +327,7 @@ impl Store {
         let sha = content_hash(body);
         let path = blob_path(&self.blobs_dir(), &sha);
         if !intact(&path, &sha) {
-            write_atomic_via(&self.tmp_dir(), &path, &gzip(body, &path)?)?;
+            write_atomic_via(&self.tmp_dir(), &path, &gzip_stored(body, &path)?)?;
         }
         Ok(sha)
     }

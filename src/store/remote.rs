@@ -309,6 +309,7 @@ impl Remote {
                 .collect();
             if *kind == "raw/blobs" {
                 new = self.needed_blobs(cache, &known, &mut listed, new).await?;
+                deflate(cache, &new).await;
             }
             if matches!(*kind, "offers" | "rejects") {
                 new = self.uncovered(cache, &files, new, &mut listed).await?;
@@ -624,6 +625,24 @@ fn covered(keys: &BTreeSet<String>) -> BTreeSet<String> {
 
 /// Folder listings taken during one push, by folder.
 type Listings = std::collections::BTreeMap<String, BTreeSet<String>>;
+
+/// Deflate the blobs about to be uploaded (`rels`, relative to the cache) that
+/// ingest wrote as stored blocks, off the async workers; one that cannot be deflated
+/// is uploaded as it is, with a warning naming it.
+async fn deflate(cache: &Store, rels: &[String]) {
+    let (cache, rels) = (cache.clone(), rels.to_vec());
+    let done = tokio::task::spawn_blocking(move || {
+        for rel in rels {
+            if let Err(e) = cache.deflate_blob(&cache.root().join(&rel)) {
+                tracing::warn!("pushed as stored blocks, not deflated: {e}");
+            }
+        }
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::warn!("deflating blobs before the push: {e}");
+    }
+}
 
 /// The blob keys a raw hour's `.json` names (`blobs[].sha256`), or None when it is
 /// not such a file.
