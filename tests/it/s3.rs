@@ -930,7 +930,7 @@ fn the_loser_of_a_race_reads_the_winners_hour() {
 /// One writer, one ingest into an empty prefix: each file is offered once, so none is
 /// "already stored by another writer", and the objects pushed are the cache's files.
 /// (The `raw` walk used to go through `raw/blobs` again, uploading every blob's bytes
-/// a second time only to be refused.)
+/// a second time only to be refused.) Its blobs are deflated before they leave.
 #[test]
 fn a_lone_writer_pushes_each_file_once() {
     let Some(env) = s3_env() else { return };
@@ -954,6 +954,19 @@ fn a_lone_writer_pushes_each_file_once() {
     let files = pushable_files(&cached(&cache));
     assert_eq!(counts, [files.len(), 0], "{line}\n{files:#?}");
     assert_eq!(bucket_keys(&env, &prefix), files);
+    // Ingest wrote the blob as stored blocks; the push deflated it before upload.
+    let blobs: Vec<_> = files
+        .iter()
+        .filter(|f| f.starts_with("raw/blobs/"))
+        .collect();
+    assert!(!blobs.is_empty(), "{files:#?}");
+    for b in blobs {
+        let path = cached(&cache).join(b);
+        assert!(
+            !gpurent::store::deflate::is_stored(&path).unwrap(),
+            "{b} pushed stored"
+        );
+    }
 }
 
 /// The bucket of `env` at `prefix`, as the library opens it.
