@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::store::fsutil::{self, io};
-use crate::store::Store;
+use crate::store::{raw, Store};
 
 /// The gzip header comment of a blob written at ingest with stored blocks.
 pub const STORED_MARK: &str = "gpurent: stored blocks, deflated by compact";
@@ -60,7 +60,7 @@ impl Store {
     /// Deflate every marked blob of the store (see the module's header).
     pub fn deflate_blobs(&self) -> Result<Deflated, StoreError> {
         let mut d = Deflated::default();
-        for path in blob_files(&self.root().join("raw").join("blobs"))? {
+        for path in blob_files(&self.blobs_dir())? {
             match self.deflate_blob(&path) {
                 Ok(Some((before, after))) => {
                     d.blobs += 1;
@@ -100,12 +100,9 @@ impl Store {
                 return Err(io(path)(e));
             }
         };
-        if found != name {
+        if let Err(e) = raw::check(path, name, found) {
             let _ = fs::remove_file(&tmp);
-            return Err(StoreError::BlobDamaged {
-                path: path.to_path_buf(),
-                found,
-            });
+            return Err(e);
         }
         fs::rename(&tmp, path).map_err(|e| {
             let _ = fs::remove_file(&tmp);
@@ -181,12 +178,9 @@ mod tests {
     }
 
     fn blob(store: &Store, body: &[u8]) -> PathBuf {
-        let sha = crate::store::raw::content_hash(body);
         let page = Page::new("p", body.to_vec());
         store.put_pages(std::slice::from_ref(&page)).unwrap();
-        store
-            .root()
-            .join(format!("raw/blobs/{}/{sha}.gz", &sha[..2]))
+        raw::blob_path(&store.blobs_dir(), &raw::content_hash(body))
     }
 
     #[test]

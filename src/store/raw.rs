@@ -116,19 +116,20 @@ pub(crate) fn parse_hour(s: &str) -> Option<DateTime<Utc>> {
     (s.len() == 11).then(|| at.and_utc())
 }
 
-/// A page body as `failed/` keeps it: deflated at the fast level.
-fn gzip(body: &[u8], path: &Path) -> Result<Vec<u8>, StoreError> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+/// `body` through the gzip encoder `enc` into memory: a blob as first written
+/// (`deflate::stored_gz`, stored blocks, marked) or a `failed/` page (fast level).
+fn gzip(
+    mut enc: flate2::write::GzEncoder<Vec<u8>>,
+    body: &[u8],
+    path: &Path,
+) -> Result<Vec<u8>, StoreError> {
     enc.write_all(body).map_err(io(path))?;
     enc.finish().map_err(io(path))
 }
 
-/// A page body as a blob is first written: stored blocks, marked
-/// ([`crate::store::deflate`]).
-fn gzip_stored(body: &[u8], path: &Path) -> Result<Vec<u8>, StoreError> {
-    let mut enc = crate::store::deflate::stored_gz(Vec::new());
-    enc.write_all(body).map_err(io(path))?;
-    enc.finish().map_err(io(path))
+/// The fast-level encoder `failed/` pages are written with.
+fn fast_gz() -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
 }
 
 fn gunzip(path: &Path) -> Result<Vec<u8>, StoreError> {
@@ -150,7 +151,7 @@ pub fn hash_gz(path: &Path) -> std::io::Result<(String, u64)> {
 }
 
 /// `found`, the hash of the blob at `path`, when it is the blob's name `sha`.
-fn check(path: &Path, sha: &str, found: String) -> Result<String, StoreError> {
+pub(super) fn check(path: &Path, sha: &str, found: String) -> Result<String, StoreError> {
     if found != sha {
         return Err(StoreError::BlobDamaged {
             path: path.to_path_buf(),
@@ -214,7 +215,7 @@ fn write_pages(
             Some(s) => {
                 fs::copy(&s.path, &path).map_err(io(&path))?;
             }
-            None => fsutil::write_atomic(&path, &gzip(&p.body, &path)?)?,
+            None => fsutil::write_atomic(&path, &gzip(fast_gz(), &p.body, &path)?)?,
         }
         if !p.label.is_empty() {
             fsutil::write_atomic(&dir.join(format!("page-{i:03}.label")), p.label.as_bytes())?;
@@ -303,12 +304,12 @@ fn intact(path: &Path, sha: &str) -> bool {
     path.exists() && hash_gz(path).is_ok_and(|(found, _)| found == sha)
 }
 
-fn blob_path(blobs: &Path, sha: &str) -> PathBuf {
+pub(super) fn blob_path(blobs: &Path, sha: &str) -> PathBuf {
     blobs.join(&sha[..2]).join(format!("{sha}.gz"))
 }
 
 impl Store {
-    fn blobs_dir(&self) -> PathBuf {
+    pub(super) fn blobs_dir(&self) -> PathBuf {
         self.root.join("raw").join("blobs")
     }
 
@@ -327,7 +328,8 @@ impl Store {
         let sha = content_hash(body);
         let path = blob_path(&self.blobs_dir(), &sha);
         if !intact(&path, &sha) {
-            write_atomic_via(&self.tmp_dir(), &path, &gzip_stored(body, &path)?)?;
+            let gz = gzip(crate::store::deflate::stored_gz(Vec::new()), body, &path)?;
+            write_atomic_via(&self.tmp_dir(), &path, &gz)?;
         }
         Ok(sha)
     }
@@ -611,7 +613,7 @@ mod tests {
         };
         check(b"this is not gzip data", "invalid gzip header");
         check(
-            &gzip(b"other prices", &blob).unwrap(),
+            &gzip(fast_gz(), b"other prices", &blob).unwrap(),
             "damaged: its content hashes",
         );
         store.write_raw("v", hour(2), "", &meta, &p).unwrap();
