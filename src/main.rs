@@ -908,33 +908,12 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
     let rt = runtime()?;
     let (store, _lock, remote) = writer(store, ctx.wait, &rt)?;
     let before = before.unwrap_or_else(|| Utc::now().date_naive());
-    let (mut files_before, mut files_after, mut days, mut resorted) = (0, 0, 0, 0);
-    let mut failed = 0;
-    for date in store.offer_dates()?.into_iter().filter(|d| *d < before) {
-        let (b, a) = store.compact(date)?;
-        if a < b {
-            days += 1;
-        }
-        files_before += b;
-        files_after += a;
-        // Day files of a local store compacted before they were sorted by model; an
-        // s3:// store's day objects are written once and stay as they are.
-        if remote.is_none() {
-            let r = store.resort_days(date)?;
-            resorted += r.rewritten;
-            for e in &r.failed {
-                eprintln!("gpurent: compact: left unsorted: {e}");
-            }
-            failed += r.failed.len();
-        }
+    let done = store.compact_before(before, remote.is_none())?;
+    for line in done.lines() {
+        println!("compact: {line}");
     }
-    println!(
-        "compact: {days} days compacted, {files_before} files before, {files_after} after; \
-         {resorted} older day files sorted by model"
-    );
-    // A bucket's blobs were deflated before they were pushed.
-    if remote.is_none() {
-        failed += deflate_blobs(&store)?;
+    for line in done.failure_lines() {
+        eprintln!("gpurent: compact: {line}");
     }
     finish_write(&rt, &store, remote.as_ref())?;
     if let Some(r) = &remote {
@@ -944,24 +923,7 @@ fn cmd_compact(ctx: Ctx, store: Location, before: Option<chrono::NaiveDate>) -> 
             r.url()
         );
     }
-    Ok(u8::from(failed > 0))
-}
-
-/// Deflate the raw payloads ingest wrote as stored blocks; prints what it did and
-/// each blob left as it was, and returns how many were left.
-fn deflate_blobs(store: &Store) -> anyhow::Result<usize> {
-    let d = store.deflate_blobs()?;
-    const MIB: f64 = 1024.0 * 1024.0;
-    println!(
-        "compact: {} raw payloads deflated, {:.1} MiB -> {:.1} MiB",
-        d.blobs,
-        d.bytes_before as f64 / MIB,
-        d.bytes_after as f64 / MIB
-    );
-    for e in &d.failed {
-        eprintln!("gpurent: compact: raw payload left as stored: {e}");
-    }
-    Ok(d.failed.len())
+    Ok(u8::from(done.failures() > 0))
 }
 
 /// `gpurent renormalise`.

@@ -7,7 +7,9 @@
 //!   up to the last complete ISO week;
 //! - at each top of hour H (hours since the Unix epoch): an ingest of the feeds with
 //!   `H % interval_hours == 0` (default interval 1); the others are logged as not due;
-//! - every Monday 00:30 UTC: the same catch-up, which then writes the week just ended.
+//! - every Monday 00:30 UTC: the same catch-up, which then writes the week just ended;
+//! - the first ingest run of each UTC date (and the first after a start) then compacts
+//!   every earlier date, as `gpurent compact` does, under the same lock.
 //!
 //! The clock is injected ([`Clock`]): [`RealClock`] sleeps on tokio timers against
 //! `Utc::now()`; [`SimClock`] jumps to each wake-up time at once, so tests run days of
@@ -34,7 +36,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use tokio::sync::watch;
 
 use crate::analysis;
@@ -214,6 +216,9 @@ pub struct DaemonStats {
     pub locked_runs: u32,
     /// Ingest runs in which some feed failed.
     pub failed_ingests: u32,
+    /// The UTC date of the last compaction: each date's first ingest run compacts
+    /// every earlier date ([`Daemon::compact`]).
+    pub compacted_on: Option<NaiveDate>,
 }
 
 enum Locked {
@@ -341,6 +346,10 @@ impl Daemon {
             .into_iter()
             .partition(|f| is_due(f.config.interval_hours, at));
         let mut run = ingest::run(due, broken, &self.store, &self.client, at, self.tables).await;
+        if stats.compacted_on != Some(at.date_naive()) {
+            self.compact(clock, at.date_naive()).await;
+            stats.compacted_on = Some(at.date_naive());
+        }
         self.refresh_rollups(clock).await;
         for f in not_due {
             let i = f.config.interval_hours as i64;
@@ -370,6 +379,28 @@ impl Daemon {
         self.record(clock, &rec);
         self.run_alerts(clock, IsoWeek::of(at.date_naive()), at)
             .await;
+    }
+
+    /// Compact every date before `today` as `gpurent compact` does (days merged into
+    /// day files, older day files sorted by model, raw payloads deflated), before
+    /// the rollups are refreshed, so a week's rollup is computed once from its day
+    /// files. Logged; a failure is logged and retried the next day, the run stands.
+    async fn compact<C: Clock>(&self, clock: &C, today: NaiveDate) {
+        let store = self.store.clone();
+        let done = tokio::task::spawn_blocking(move || store.compact_before(today, true)).await;
+        let lines = match done {
+            Ok(Ok(c)) => {
+                let ok = c.lines().into_iter().map(|l| format!("compact: {l}"));
+                let failed = c.failure_lines().into_iter();
+                ok.chain(failed.map(|l| format!("compact: FAILED: {l}")))
+                    .collect()
+            }
+            Ok(Err(e)) => vec![format!("compact: FAILED: {e}")],
+            Err(e) => vec![format!("compact: FAILED: {e}")],
+        };
+        for line in lines {
+            self.log(clock.now(), &line);
+        }
     }
 
     /// Store the rollups of the weeks the run completed (derived data: a failure is

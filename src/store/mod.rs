@@ -34,6 +34,7 @@
 
 pub mod deflate;
 pub mod fsutil;
+pub mod maintain;
 mod parts;
 mod raw;
 pub mod records;

@@ -19,21 +19,46 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().unwrap()
 }
 
-/// Feed hour keys (`YYYYMMDDTHH`) of the offer files of `feed` in the store.
+/// Feed hour keys (`YYYYMMDDTHH`) of the offer files of `feed` in the store: an
+/// hourly file's own, and each hour a compacted day file's mask names
+/// (`<feed>__<YYYYMMDD>-<mask>`, bit h = hour h).
 fn offer_hours(store: &Path, feed: &str) -> Vec<String> {
     let mut files = Vec::new();
     walk(&store.join("offers"), &mut files);
     let mut hours: Vec<String> = files
         .iter()
         .filter_map(|p| {
-            p.file_stem()?
-                .to_str()?
-                .strip_prefix(&format!("{feed}__"))
-                .map(String::from)
+            let stem = p.file_stem()?.to_str()?;
+            stem.strip_prefix(&format!("{feed}__")).map(String::from)
+        })
+        .flat_map(|rest| match rest.split_once('-') {
+            None => vec![rest],
+            Some((day, mask)) => {
+                let mask = u32::from_str_radix(mask, 16).unwrap();
+                (0..24)
+                    .filter(|h| mask & (1 << h) != 0)
+                    .map(|h| format!("{day}T{h:02}"))
+                    .collect()
+            }
         })
         .collect();
     hours.sort();
     hours
+}
+
+/// The offer files of `feed` named as compacted days, by date folder.
+fn day_files(store: &Path, feed: &str) -> BTreeMap<String, usize> {
+    let mut files = Vec::new();
+    walk(&store.join("offers"), &mut files);
+    let mut days = BTreeMap::new();
+    for p in files {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let date = p.parent().unwrap().file_name().unwrap().to_string_lossy();
+        if name.starts_with(&format!("{feed}__")) && name.contains('-') {
+            *days.entry(date.into_owned()).or_insert(0) += 1;
+        }
+    }
+    days
 }
 
 fn key(t: DateTime<Utc>) -> String {
@@ -328,6 +353,48 @@ async fn daemon_on_a_simulated_clock() {
             .expect("lock free after the daemon stopped"),
     );
 
+    // Each date's first run compacted every earlier date: one vast file per closed day
+    // (24 Oct to 3 Nov), the hours above read back through their masks; the seeded
+    // 7 Oct (one hour, nothing to merge) and 4 Nov (today) keep their hourly files;
+    // every raw payload deflated.
+    let closed: Vec<String> = (0..11)
+        .map(|d| format!("date={}", (start + Duration::days(d)).format("%Y-%m-%d")))
+        .collect();
+    let days = day_files(&store, "vast");
+    assert_eq!(days.keys().cloned().collect::<Vec<_>>(), closed);
+    assert!(days.values().all(|n| *n == 1), "{days:?}");
+    let compactions: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" compact: ") && l.contains("days compacted"))
+        .collect();
+    // The seeded run's, then one per date, 24 Oct to 4 Nov; the seeded day has
+    // nothing to merge; 24 Oct's 24 vast and 4 vast6 hours become two files.
+    assert_eq!(compactions.len(), 13, "{compactions:#?}");
+    assert_eq!(
+        compactions[1],
+        "2026-10-24T00:00:00Z compact: 0 days compacted (0 files merged into 0); \
+         0 older day files sorted by model"
+    );
+    assert_eq!(
+        compactions[2],
+        "2026-10-25T00:00:00Z compact: 1 days compacted (28 files merged into 2); \
+         0 older day files sorted by model"
+    );
+    assert!(!log.iter().any(|l| l.contains("FAILED")), "{log:#?}");
+    let blobs: Vec<PathBuf> = std::fs::read_dir(store.join("raw/blobs"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!blobs.is_empty());
+    for b in &blobs {
+        assert!(
+            !gpurent::store::deflate::is_stored(b).unwrap(),
+            "{} still as ingest wrote it",
+            b.display()
+        );
+    }
+
     // A restart with nothing missed writes no report and adds nothing for W45.
     let log2 = Arc::new(Mutex::new(Vec::new()));
     let d2 = daemon(&feeds, &store, &reports, Arc::clone(&log2));
@@ -345,6 +412,12 @@ async fn daemon_on_a_simulated_clock() {
         log2.iter()
             .any(|l| l.contains("ingest vast: already stored for this hour, nothing added")),
         "{log2:#?}"
+    );
+    assert!(
+        log2.iter().any(|l| l.contains(
+            "compact: 0 days compacted (0 files merged into 0); 0 older day files sorted by model"
+        )),
+        "a restart compacts again and finds nothing to do: {log2:#?}"
     );
 }
 
