@@ -16,6 +16,7 @@
 //!   normalise     normalise_chunks -> DataFrames, by chunk       ...
 //!   write         RunWriter (Parquet row groups, zstd, fsync)    ...
 //!   sum of the phases                                            CPU-s  offers/CPU-s  100 %
+//!   deflate       later: compact deflates the blob                CPU-s  offers/CPU-s  (not in the sum)
 //!   floors: parser floor + SHA-256 + gzip, and the offers/CPU-s they alone allow
 //!   whole `gpurent ingest` (child): CPU-s; the phases' share, and the rest
 //! ```
@@ -166,6 +167,12 @@ impl Ingest {
                 share(write),
             ),
             row("sum", "of the four phases", sum, "100 %".into()),
+            row(
+                "deflate",
+                "later: compact deflates the blob (deflate_blobs)",
+                med(|p| p.deflate),
+                "(after ingest, not in the sum)".into(),
+            ),
             floors_line(med(|p| p.floor) + med(|p| p.sha) + med(|p| p.gzip), n),
         ];
         let ok = self.side.runs.iter().filter(|r| r.ok());

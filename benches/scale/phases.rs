@@ -18,6 +18,8 @@
 //!   `CHUNK_ROWS` rows at a time, as `ingest::store_parsed` does).
 //! - write: each chunk through a `RunWriter` (Parquet row groups, zstd), then its
 //!   `commit` (fsync, rename).
+//! - deflate (after ingest, not part of it): `Store::deflate_blobs`, which
+//!   `gpurent compact` and the daemon's daily compaction run over the blob.
 //!
 //! Invariants: the calls are the library's own, in the order ingest makes them, so
 //! the store written here holds the rows `gpurent ingest` stores from the same
@@ -116,6 +118,9 @@ pub struct Phases {
     pub archive: f64,
     pub normalise: f64,
     pub write: f64,
+    /// `Store::deflate_blobs` after the pass, as `gpurent compact` (or the daemon,
+    /// once a day) runs it later: the deflate ingest no longer does.
+    pub deflate: f64,
     /// Offers stored.
     pub rows: usize,
 }
@@ -236,5 +241,12 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
     let (committed, dt) = timed(|| writer.commit());
     committed.map_err(|e| e.to_string())?;
     t.write += dt;
+
+    let (deflated, dt) = timed(|| store.deflate_blobs());
+    let deflated = deflated.map_err(|e| e.to_string())?;
+    if deflated.blobs != 1 || !deflated.failed.is_empty() {
+        return Err(format!("compact deflated {deflated:?}, not the one blob"));
+    }
+    t.deflate = dt;
     Ok(t)
 }

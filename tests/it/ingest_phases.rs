@@ -37,7 +37,15 @@ fn the_phases_store_what_gpurent_ingest_stores() {
     let (cli, inproc) = (tmp.path().join("cli"), tmp.path().join("phases"));
     ingest_cli(&feeds, &cli, AT);
     let p = phases::run(&feeds, &inproc, AT.parse().unwrap()).unwrap();
-    let times = [p.floor, p.adapter, p.parse, p.archive, p.normalise, p.write];
+    let times = [
+        p.floor,
+        p.adapter,
+        p.parse,
+        p.archive,
+        p.normalise,
+        p.write,
+        p.deflate,
+    ];
     assert!(times.iter().all(|t| *t >= 0.0), "{p:?}");
 
     let offers = read_all(&cli.join("offers")).expect("offers stored");
@@ -54,6 +62,9 @@ fn the_phases_store_what_gpurent_ingest_stores() {
             (a, b) => panic!("{kind}: `gpurent ingest` {a:?}, the phases {b:?}"),
         }
     }
+    // The phases end with compact's deflate of the blob; so does the CLI's store here.
+    let d = gpurent::store::Store::open(&cli).deflate_blobs().unwrap();
+    assert_eq!((d.blobs, d.failed.len()), (1, 0), "{d:?}");
     let raw = files(&cli.join("raw"));
     assert!(raw.iter().any(|f| f.starts_with("blobs")), "{raw:?}");
     assert_eq!(raw, files(&inproc.join("raw")));
