@@ -50,7 +50,13 @@ pub struct Ingest {
     pub side: Side,
     /// The in-process passes, or why they could not run.
     pub phases: Result<Vec<Phases>, String>,
+    /// `gpurent ingest` of a [`SMALL`]-offer payload: what any ingest costs (process,
+    /// runtime, tables, polars), so the line can say what each offer adds.
+    pub fixed: Result<Side, String>,
 }
+
+/// Offers in the payload whose ingest measures the fixed cost.
+const SMALL: usize = 1_000;
 
 impl Ingest {
     /// The ingest line, then the phases.
@@ -79,7 +85,7 @@ impl Ingest {
         format!(
             "ingest (SIMULATED vast.ai payload, `gpurent ingest` of a recorded file): {} offers, {:.1} MiB of JSON -> {} rows stored; \
              median of {}: {wall:.2} s wall, {cpu:.2} CPU-s (user+sys) = {:.0} offers per CPU-second ({:.1} MiB/CPU-s); \
-             peak RSS {rss:.0} MiB = {:.0} bytes per offer",
+             peak RSS {rss:.0} MiB = {:.0} bytes per offer{}",
             self.offers,
             self.payload_mib,
             self.rows_stored,
@@ -87,6 +93,25 @@ impl Ingest {
             self.offers as f64 / cpu,
             self.payload_mib / cpu,
             rss * 1024.0 * 1024.0 / self.offers as f64,
+            self.fixed_part(cpu, rss),
+        )
+    }
+
+    /// The fixed cost (the [`SMALL`] ingest) and what each offer adds above it.
+    fn fixed_part(&self, cpu: f64, rss: f64) -> String {
+        let side = match &self.fixed {
+            Ok(side) if side.failure().is_none() => side,
+            Ok(side) => return format!("; fixed cost: FAILED: {:?}", side.failure()),
+            Err(e) => return format!("; fixed cost: FAILED: {e}"),
+        };
+        let fixed_cpu = median(side.runs.iter().map(|r| r.cpu_s).collect()).unwrap_or(f64::NAN);
+        let fixed_rss = side.rss_mib().unwrap_or(f64::NAN);
+        let n = (self.offers - SMALL) as f64;
+        format!(
+            "; a {SMALL}-offer ingest takes {fixed_cpu:.3} CPU-s and {fixed_rss:.0} MiB, so each further offer \
+             adds {:.0} bytes of peak RSS ({:.0} offers per CPU-second above that start)",
+            (rss - fixed_rss) * 1024.0 * 1024.0 / n,
+            n / (cpu - fixed_cpu),
         )
     }
 
@@ -194,31 +219,43 @@ pub fn bench(cfg: &Config, n: usize) -> Result<Ingest, String> {
     let (feeds, bytes) = phases::prepare(&dir, n).map_err(|e| format!("{}: {e}", dir.display()))?;
     let payload_mib = bytes as f64 / (1024.0 * 1024.0);
     let store = dir.join("store");
-    let mut side = Side::default();
-    for _ in 0..cfg.runs {
-        if store.exists() {
-            std::fs::remove_dir_all(&store).map_err(|e| format!("{}: {e}", store.display()))?;
-        }
-        let mut c = cfg.gpurent();
-        c.arg("ingest")
-            .arg("--feeds")
-            .arg(&feeds)
-            .arg("--store")
-            .arg(&store);
-        c.args(["--at", AT]);
-        side.runs.push(child::run(&mut c, cfg.cap_mib));
-        if side.failure().is_some() {
-            break;
-        }
-    }
+    let side = runs(cfg, &feeds, &store)?;
     let rows_stored = rows(&store).unwrap_or(0);
+    let small = dir.join("small");
+    let fixed = phases::prepare(&small, SMALL)
+        .map_err(|e| format!("{}: {e}", small.display()))
+        .and_then(|(feeds, _)| runs(cfg, &feeds, &small.join("store")));
     Ok(Ingest {
         offers: n,
         payload_mib,
         rows_stored,
         side,
         phases: passes(cfg, &dir, &feeds, rows_stored),
+        fixed,
     })
+}
+
+/// `cfg.runs` runs of `gpurent ingest` of `feeds`, each into a fresh `store`; stops
+/// at the first that fails.
+fn runs(cfg: &Config, feeds: &Path, store: &Path) -> Result<Side, String> {
+    let mut side = Side::default();
+    for _ in 0..cfg.runs {
+        if store.exists() {
+            std::fs::remove_dir_all(store).map_err(|e| format!("{}: {e}", store.display()))?;
+        }
+        let mut c = cfg.gpurent();
+        c.arg("ingest")
+            .arg("--feeds")
+            .arg(feeds)
+            .arg("--store")
+            .arg(store);
+        c.args(["--at", AT]);
+        side.runs.push(child::run(&mut c, cfg.cap_mib));
+        if side.failure().is_some() {
+            break;
+        }
+    }
+    Ok(side)
 }
 
 /// `cfg.runs` in-process passes over the same feed, each into a fresh store; each
