@@ -679,7 +679,7 @@ fn run_alerts(
     analysed: Option<analysis::WeekAnalysis>,
 ) -> anyhow::Result<()> {
     let done = rt.block_on(alerts::run(store, cfg, week, now, analysed, remote))?;
-    for f in &done.firings {
+    for f in done.firings.iter().chain(&done.redelivered) {
         println!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
     }
     let t = done.pushed;

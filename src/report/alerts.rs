@@ -16,7 +16,11 @@
 //! the bucket (a conditional create) succeeds, so two machines evaluating it at once
 //! deliver it once; the other records it as [`CLAIMED_ELSEWHERE`] and never pushes
 //! that record. A machine that dies between its claim and its POST leaves the firing
-//! undelivered: at most once, never twice.
+//! undelivered: at most once, never twice. On a local store, a firing whose delivery
+//! failed (a receiver down for longer than the retries) is POSTed again at each later
+//! evaluation for `redeliver_hours` after it fired ([`redeliver`]): at least once
+//! while the receiver comes back within that time (twice if a POST reached it but
+//! its answer did not reach us).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -84,6 +88,14 @@ pub struct Webhook {
     /// must not hold an ingest (and its store lock) or the daemon's shutdown for ever.
     #[serde(default = "default_post_timeout")]
     pub timeout_s: u64,
+    /// A firing whose delivery failed is POSTed again at each later evaluation for
+    /// this many hours after it fired (default 24; 0: never). Local stores only.
+    #[serde(default = "default_redeliver_hours")]
+    pub redeliver_hours: u32,
+}
+
+fn default_redeliver_hours() -> u32 {
+    24
 }
 
 fn default_post_timeout() -> u64 {
@@ -584,12 +596,58 @@ pub async fn deliver(
     Ok(())
 }
 
+/// The recorded firings whose delivery failed and that fired less than
+/// `redeliver_hours` before `now`, oldest key first, POSTed again, once each (no
+/// retries): the first that fails again ends the pass, as the receiver is still
+/// down, so a dead or hanging hook costs one POST per evaluation, not one per
+/// firing. Each record POSTed says its new outcome (still `failed: ...` if it failed,
+/// so a later evaluation tries again). Returns those POSTed.
+pub async fn redeliver(
+    store: &Store,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<Firing>, AlertError> {
+    let Some(hook) = cfg.webhook.as_ref().filter(|h| h.redeliver_hours > 0) else {
+        return Ok(Vec::new());
+    };
+    let once = Webhook {
+        retries: 0,
+        ..hook.clone()
+    };
+    let since = now - chrono::Duration::hours(i64::from(hook.redeliver_hours));
+    let due = recorded(store)
+        .into_iter()
+        .filter(|f| f.delivery.starts_with("failed"))
+        .filter(|f| DateTime::parse_from_rfc3339(&f.fired_at).is_ok_and(|t| t >= since));
+    let mut out = Vec::new();
+    for mut f in due {
+        let res = post(&once, &f).await;
+        f.delivery = match &res {
+            Ok(_) => "delivered (again, after a failed delivery)".into(),
+            Err(e) => format!(
+                "failed: {}; POSTed again at {}",
+                e.last,
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        };
+        write_record(store, &f)?;
+        out.push(f);
+        if res.is_err() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// What [`run`] did.
 #[derive(Debug, Default)]
 pub struct Alerted {
     /// The new firings, sorted by key, each with its delivery outcome (or
     /// [`CLAIMED_ELSEWHERE`] where another machine delivers it).
     pub firings: Vec<Firing>,
+    /// Earlier firings whose delivery had failed, POSTed again ([`redeliver`]; a
+    /// local store only).
+    pub redelivered: Vec<Firing>,
     /// The records pushed to the bucket (an `s3://` store only).
     pub pushed: Transfer,
 }
@@ -679,10 +737,13 @@ pub async fn run(
         })??
     };
     let Some(remote) = remote else {
+        // Earlier failures first: this run's new ones are not POSTed twice in a run.
+        let redelivered = redeliver(store, cfg, now).await?;
         let mut firings = all;
         deliver(store, cfg, &mut firings).await?;
         return Ok(Alerted {
             firings,
+            redelivered,
             pushed: Transfer::default(),
         });
     };
@@ -694,11 +755,15 @@ pub async fn run(
     }
     firings.extend(theirs);
     firings.sort_by(|x, y| x.key.cmp(&y.key));
-    Ok(Alerted { firings, pushed })
+    Ok(Alerted {
+        firings,
+        redelivered: Vec::new(),
+        pushed,
+    })
 }
 
-/// The recorded firings of one ISO week, sorted by key (for the report).
-pub fn for_week(store: &Store, week: &str) -> Vec<Firing> {
+/// Every readable firing record of the store, sorted by key.
+fn recorded(store: &Store) -> Vec<Firing> {
     let mut out: Vec<Firing> = std::fs::read_dir(store.root().join("alerts"))
         .into_iter()
         .flatten()
@@ -706,9 +771,15 @@ pub fn for_week(store: &Store, week: &str) -> Vec<Firing> {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .filter_map(|e| std::fs::read(e.path()).ok())
         .filter_map(|b| serde_json::from_slice::<Firing>(&b).ok())
-        .filter(|f| f.week == week)
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// The recorded firings of one ISO week, sorted by key (for the report).
+pub fn for_week(store: &Store, week: &str) -> Vec<Firing> {
+    let mut out = recorded(store);
+    out.retain(|f| f.week == week);
     out
 }
 
@@ -753,5 +824,7 @@ mod tests {
             Err("unknown field `colour`"),
         );
         check("[[rule]]\nname = \"a\"\nkind = \"first_in_china\"\n[[rule]]\nname = \"a\"\nkind = \"first_in_china\"\n", Err("defined twice"));
+        // The example the README points to, every key of it.
+        check(include_str!("../../alerts.toml"), Ok(5));
     }
 }

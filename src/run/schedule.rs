@@ -424,7 +424,7 @@ impl Daemon {
         // The daemon runs on a local store only: no bucket to claim firings in.
         match crate::report::alerts::run(&self.store, cfg, week, now, None, None).await {
             Ok(fired) => {
-                for f in fired.firings {
+                for f in fired.firings.into_iter().chain(fired.redelivered) {
                     let line = format!("alert {}: {} [{}]", f.rule, f.message, f.delivery);
                     self.log(clock.now(), &line);
                 }

@@ -266,6 +266,93 @@ async fn slack_bodies_and_retries() {
     );
 }
 
+fn firing(key: &str, fired_at: &str) -> alerts::Firing {
+    alerts::Firing {
+        key: format!("new-in-china/{key}"),
+        rule: "new-in-china".into(),
+        kind: Kind::FirstInChina,
+        subject: key.into(),
+        week: "2024-W42".into(),
+        fired_at: fired_at.into(),
+        message: format!("{key} offered in China for the first time"),
+        numbers: Default::default(),
+        delivery: "pending".into(),
+    }
+}
+
+/// A receiver down for longer than the retries: the failed firings are POSTed again
+/// at later evaluations, once each, oldest key first, while they are younger than
+/// `redeliver_hours`; the first that fails again ends the pass; a delivered or an
+/// older one is never POSTed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_is_posted_again_while_it_is_recent() {
+    let srv = server().await;
+    srv.routes.set("/hook", HttpResponse::status(503));
+    let tmp = tempdir();
+    let store = Store::open(tmp.path().join("store"));
+    let cfg = alerts::Config::parse(Path::new("t.toml"), &rules(&srv.url("/hook"), true)).unwrap();
+    let mut fs = vec![
+        firing("A", "2024-10-13T00:00:00Z"),
+        firing("B", "2024-10-14T08:00:00Z"),
+        firing("C", "2024-10-14T09:00:00Z"),
+    ];
+    alerts::deliver(&store, &cfg, &mut fs).await.unwrap();
+    assert!(fs
+        .iter()
+        .all(|f| f.delivery.starts_with("failed: HTTP 503")));
+    let before = posts(&srv).len();
+    let now: chrono::DateTime<chrono::Utc> = "2024-10-14T10:00:00Z".parse().unwrap();
+
+    // Still down: B is POSTed once, fails, and ends the pass; A is 34 h old.
+    let again = alerts::redeliver(&store, &cfg, now).await.unwrap();
+    let keys: Vec<&str> = again.iter().map(|f| f.subject.as_str()).collect();
+    assert_eq!(keys, ["B"]);
+    assert_eq!(posts(&srv).len(), before + 1);
+    assert_eq!(
+        again[0].delivery,
+        "failed: HTTP 503; POSTed again at 2024-10-14T10:00:00Z"
+    );
+
+    // Back up: B and C are delivered, their records say so; A stays failed.
+    srv.routes
+        .set("/hook", HttpResponse::ok("text/plain", "ok"));
+    let again = alerts::redeliver(&store, &cfg, now).await.unwrap();
+    let keys: Vec<&str> = again.iter().map(|f| f.subject.as_str()).collect();
+    assert_eq!(keys, ["B", "C"]);
+    let recs = records(tmp.path().join("store").as_path());
+    let outcome: Vec<(&str, &str)> = recs
+        .iter()
+        .map(|f| (f.subject.as_str(), f.delivery.as_str()))
+        .collect();
+    assert_eq!(outcome[0], ("A", "failed: HTTP 503 after 3 attempts"));
+    for (_, d) in &outcome[1..] {
+        assert_eq!(*d, "delivered (again, after a failed delivery)");
+    }
+    let bodies = posts(&srv);
+    assert_eq!(bodies.len(), before + 3);
+    assert_eq!(
+        bodies[before + 2],
+        serde_json::json!({"text": "gpurent alert: C offered in China for the first time"})
+    );
+
+    // Nothing is left to POST; `redeliver_hours = 0` turns it off.
+    assert!(alerts::redeliver(&store, &cfg, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let off = rules(&srv.url("/hook"), true).replace(
+        "retry_delay_ms = 10",
+        "retry_delay_ms = 10\nredeliver_hours = 0",
+    );
+    let off = alerts::Config::parse(Path::new("t.toml"), &off).unwrap();
+    let late: chrono::DateTime<chrono::Utc> = "2024-10-13T01:00:00Z".parse().unwrap();
+    assert!(alerts::redeliver(&store, &off, late)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(posts(&srv).len(), before + 3);
+}
+
 /// `provider_price_moves` compares on-demand medians only: the same payload two weeks
 /// running (on-demand 3.00, spot 1.80, both unchanged) fires nothing. It used to
 /// compare last week's on-demand median with this week's spot one (-40 %; found by a
@@ -309,6 +396,7 @@ fn a_hanging_or_redirecting_hook_is_a_failed_delivery() {
     use crate::faults::{fault_server, Fault};
     let srv = fault_server(|r| match r.path.as_str() {
         "/hang" => Fault::Hang,
+        "/ok" => Fault::json(b"{}".to_vec()),
         _ => Fault::status(302, &[("Location", "/ok")]),
     });
     for (path, why) in [("/hang", "no answer within 1 s"), ("/redirect", "HTTP 302")] {
@@ -344,6 +432,14 @@ fn a_hanging_or_redirecting_hook_is_a_failed_delivery() {
             "{path}: {}",
             recs[0].delivery
         );
+        // The receiver is back an hour later: the next ingest POSTs it again.
+        let text = std::fs::read_to_string(&rules).unwrap();
+        std::fs::write(&rules, text.replace(&srv.url(path), &srv.url("/ok"))).unwrap();
+        let (code, out, err) = ingest(&feeds, &store, &rules, "2024-10-14T13:00:00Z");
+        assert_eq!(code, 0, "{out}{err}");
+        let again = "[delivered (again, after a failed delivery)]";
+        assert!(out.contains("alert new: ") && out.contains(again), "{out}");
+        assert_eq!(records(&store)[0].delivery, &again[1..again.len() - 1]);
     }
 }
 
