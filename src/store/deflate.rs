@@ -136,7 +136,7 @@ fn deflate_into(src: &Path, dst: &Path) -> io::Result<(String, u64)> {
 }
 
 /// The `.gz` files of `blobs/<2 hex>/`, sorted; none when the folder is missing.
-fn blob_files(blobs: &Path) -> Result<Vec<PathBuf>, StoreError> {
+pub(super) fn blob_files(blobs: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut files = Vec::new();
     for dir in sorted_entries(blobs)? {
         if dir.is_dir() {

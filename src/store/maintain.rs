@@ -1,11 +1,12 @@
 //! Whole-store compaction, as `gpurent compact` and the daemon run it: every date
 //! before a given one merged into day files ([`Store::compact`]), then, on a local
 //! store, day files older than the row-order key re-sorted by model
-//! ([`Store::resort_days`]) and the raw payloads ingest kept as stored blocks
-//! deflated ([`Store::deflate_blobs`]).
+//! ([`Store::resort_days`]), the raw payloads no hour names removed
+//! ([`Store::remove_unnamed_blobs`]) and those ingest kept as stored blocks deflated
+//! ([`Store::deflate_blobs`]).
 //!
-//! Invariants: nothing here changes a stored row or a payload's content, only how
-//! files hold them; a day or blob that cannot be worked on is named in the result
+//! Invariants: nothing here changes a stored row or a payload an hour names, only
+//! how files hold them; a day or blob that cannot be worked on is named in the result
 //! and left as it was, and the other days and blobs go on; the caller holds the
 //! store lock.
 
@@ -13,7 +14,7 @@ use chrono::NaiveDate;
 
 use crate::error::StoreError;
 use crate::store::deflate::Deflated;
-use crate::store::Store;
+use crate::store::{Store, Swept};
 
 /// What [`Store::compact_before`] did.
 #[derive(Debug, Default)]
@@ -24,6 +25,10 @@ pub struct Compacted {
     pub files_after: usize,
     /// Older day files rewritten sorted by model.
     pub resorted: usize,
+    /// Raw payloads no hour names, removed (a local store only).
+    pub swept: Swept,
+    /// Why no blob was removed: an hour's file that cannot be read.
+    pub unswept: Option<StoreError>,
     /// Raw payloads deflated (a local store only).
     pub deflated: Deflated,
     /// Each day left uncompacted or day file left unsorted, with its error (the
@@ -34,7 +39,7 @@ pub struct Compacted {
 impl Compacted {
     /// Days, day files and blobs left as they were.
     pub fn failures(&self) -> usize {
-        self.failed.len() + self.deflated.failed.len()
+        self.failed.len() + self.deflated.failed.len() + usize::from(self.unswept.is_some())
     }
 
     /// The summary lines `gpurent compact` prints and the daemon logs.
@@ -47,10 +52,12 @@ impl Compacted {
                 self.days, self.files_before, self.files_after, self.resorted
             ),
             format!(
-                "{} raw payloads deflated, {:.1} MiB -> {:.1} MiB",
+                "{} raw payloads deflated, {:.1} MiB -> {:.1} MiB; {} no hour names removed ({:.1} MiB)",
                 d.blobs,
                 d.bytes_before as f64 / MIB,
-                d.bytes_after as f64 / MIB
+                d.bytes_after as f64 / MIB,
+                self.swept.blobs,
+                self.swept.bytes as f64 / MIB
             ),
         ]
     }
@@ -60,7 +67,9 @@ impl Compacted {
         let days = self.failed.iter().map(|e| format!("left as it was: {e}"));
         let blobs =
             (self.deflated.failed.iter()).map(|e| format!("raw payload left as stored: {e}"));
-        days.chain(blobs).collect()
+        let unswept = (self.unswept.iter())
+            .map(|e| format!("raw payloads no hour names kept, as one hour cannot be read: {e}"));
+        days.chain(blobs).chain(unswept).collect()
     }
 }
 
@@ -92,6 +101,10 @@ impl Store {
             }
         }
         if local {
+            match self.remove_unnamed_blobs() {
+                Ok(s) => out.swept = s,
+                Err(e) => out.unswept = Some(e),
+            }
             out.deflated = self.deflate_blobs()?;
         }
         Ok(out)

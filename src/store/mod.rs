@@ -42,7 +42,7 @@ pub mod remote;
 pub mod rollups;
 
 pub use parts::RunWriter;
-pub use raw::{content_hash, LastPayload, RawRun};
+pub use raw::{content_hash, LastPayload, RawRun, Swept};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};

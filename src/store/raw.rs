@@ -18,7 +18,8 @@
 //! kept once, and an hour costs one small file; a blob is written (temporary file in
 //! `.tmp/`, fsync, rename) before the hour that refers to it, and so is the hour's
 //! file, so a crash leaves at most a blob nobody refers to, never a reference without
-//! its blob; a blob is read only if its content still hashes to its name (else an
+//! its blob (`compact`, under the lock, removes such blobs:
+//! [`Store::remove_unnamed_blobs`]); a blob is read only if its content still hashes to its name (else an
 //! error naming the file), and the next payload with that content writes it again.
 //! The hour's file keeps what the server said of the payload (`etag`,
 //! `last_modified`) and the version a version index named for it (`version`, AWS's
@@ -75,6 +76,13 @@ pub struct LastPayload {
 /// A payload's pages kept as blobs and not yet named by an hour
 /// ([`Store::put_pages`], then [`Store::write_raw_hour`]).
 pub struct KeptPages(Vec<BlobRef>);
+
+/// What [`Store::remove_unnamed_blobs`] removed: blobs and their bytes on disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Swept {
+    pub blobs: usize,
+    pub bytes: u64,
+}
 
 /// One page of an hour, as `meta.json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -495,6 +503,36 @@ impl Store {
         Ok(out)
     }
 
+    /// Remove every blob no kept hour names: what a run left that failed or crashed
+    /// between keeping its payload and naming it ([`Store::put_pages`]), or what an
+    /// hour written again for the same feed and hour no longer names. The caller
+    /// holds the store lock, so no run is between those two steps. Nothing is
+    /// removed when an hour's file cannot be read, as what it names is then unknown;
+    /// a file in `blobs/` not named like a blob is left alone.
+    pub fn remove_unnamed_blobs(&self) -> Result<Swept, StoreError> {
+        let mut named = std::collections::HashSet::new();
+        for run in self.raw_runs()? {
+            if !run.path.is_dir() {
+                named.extend(read_hour(&run.path)?.blobs.into_iter().map(|b| b.sha256));
+            }
+        }
+        let mut swept = Swept::default();
+        for path in crate::store::deflate::blob_files(&self.blobs_dir())? {
+            let sha = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if !is_hash(sha) || named.contains(sha) {
+                continue;
+            }
+            let len = fs::metadata(&path).map_err(io(&path))?.len();
+            fs::remove_file(&path).map_err(io(&path))?;
+            swept.blobs += 1;
+            swept.bytes += len;
+        }
+        Ok(swept)
+    }
+
     /// The feed's latest kept payload, when a conditional GET or a version index can
     /// stand for it: one page, kept as a blob, fetched with the same feed file
     /// (`feed_text`), and its version named (`etag`, `last_modified` or `version` in
@@ -587,6 +625,67 @@ mod tests {
         assert_eq!(loaded, [same.to_vec(), same.to_vec(), changed.to_vec()]);
         let sha = content_hash(b"list v1");
         assert!(blob_files(tmp.path())[0].ends_with(format!("{}/{sha}.gz", &sha[..2])));
+    }
+
+    /// Blobs no hour names (a run that stopped between its two halves, an hour
+    /// written again with another payload) are removed; named blobs and a file not
+    /// named like a blob stay, and every hour still loads. An hour's file that cannot
+    /// be read stops the sweep before anything is removed.
+    #[test]
+    fn blobs_no_hour_names_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let meta = serde_json::json!({});
+        store
+            .write_raw("v", hour(1), "", &meta, &[page("", "first")])
+            .unwrap();
+        store
+            .write_raw("v", hour(1), "", &meta, &[page("", "again")])
+            .unwrap();
+        store
+            .write_raw("v", hour(2), "", &meta, &[page("", "kept")])
+            .unwrap();
+        store.put_pages(&[page("", "never named")]).unwrap();
+        let other = tmp.path().join("raw/blobs/zz/notes.gz");
+        fs::create_dir_all(other.parent().unwrap()).unwrap();
+        fs::write(&other, b"not a blob").unwrap();
+        let unnamed: u64 = ["first", "never named"]
+            .iter()
+            .map(|b| {
+                let sha = content_hash(b.as_bytes());
+                fs::metadata(blob_path(&store.blobs_dir(), &sha))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        let broken = tmp.path().join("raw/date=2024-10-07/w__20241007T03.json");
+        fs::write(&broken, b"{").unwrap();
+        let e = store.remove_unnamed_blobs().unwrap_err().to_string();
+        assert!(e.contains("w__20241007T03.json"), "{e}");
+        assert_eq!(blob_files(tmp.path()).len(), 5);
+        fs::remove_file(&broken).unwrap();
+
+        let swept = store.remove_unnamed_blobs().unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                blobs: 2,
+                bytes: unnamed
+            }
+        );
+        let mut left: Vec<String> = (blob_files(tmp.path()).iter())
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let named = |b: &str| format!("{}.gz", content_hash(b.as_bytes()));
+        let mut expected = vec![named("again"), named("kept"), "notes.gz".to_string()];
+        expected.sort();
+        assert_eq!(left, expected);
+        let loaded: Vec<Vec<Page>> = (store.raw_runs().unwrap().iter())
+            .map(|r| r.load().unwrap().1)
+            .collect();
+        assert_eq!(loaded, [vec![page("", "again")], vec![page("", "kept")]]);
+        assert_eq!(store.remove_unnamed_blobs().unwrap(), Swept::default());
     }
 
     /// A damaged blob is an error naming it, read into memory or streamed through

@@ -1210,6 +1210,24 @@ fn a_run_that_fails_at_its_commit_leaves_no_raw_hour() {
         3,
         "only the stored run's offers"
     );
+
+    // The failed run kept its payload before its commit failed; no hour names that
+    // blob, and compact removes it (and only it).
+    let blobs = || {
+        let (mut n, dirs) = (0, std::fs::read_dir(store.join("raw/blobs")).unwrap());
+        for d in dirs {
+            n += std::fs::read_dir(d.unwrap().path()).unwrap().count();
+        }
+        n
+    };
+    assert_eq!(blobs(), 2);
+    let (code, out, err) = gpurent(&["compact", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("; 1 no hour names removed ("), "{out}");
+    assert_eq!(blobs(), 1);
+    let (code, out, err) = gpurent(&["renormalise", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 runs rebuilt, 3 offers stored"), "{out}");
 }
 
 /// A key the server echoes escaped (JSON's `\/`, as PHP writes it, or
