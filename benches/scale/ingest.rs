@@ -15,6 +15,7 @@
 //!   archive       spool::spool_file (SHA-256 + gzip) + write_raw ...
 //!   normalise     normalise_chunks -> DataFrames, by chunk       ...
 //!   write         RunWriter (Parquet row groups, zstd, fsync)    ...
+//!   numbers only  the same rows without their text columns       CPU-s  offers/CPU-s  (not in the sum)
 //!   sum of the phases                                            CPU-s  offers/CPU-s  100 %
 //!   deflate       later: compact deflates the blob                CPU-s  offers/CPU-s  (not in the sum)
 //!   floors: parser floor + SHA-256 + gzip, and the offers/CPU-s they alone allow
@@ -190,6 +191,15 @@ impl Ingest {
                 "RunWriter (Parquet row groups, zstd, fsync)",
                 write,
                 share(write),
+            ),
+            row(
+                "numbers only",
+                "the same rows' numbers alone through a RunWriter",
+                med(|p| p.write_numbers),
+                format!(
+                    "(not in the sum: write minus this, {:.3} CPU-s, is the text columns)",
+                    write - med(|p| p.write_numbers)
+                ),
             ),
             row("sum", "of the four phases", sum, "100 %".into()),
             row(

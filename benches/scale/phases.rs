@@ -18,6 +18,10 @@
 //!   `CHUNK_ROWS` rows at a time, as `ingest::store_parsed` does).
 //! - write: each chunk through a `RunWriter` (Parquet row groups, zstd), then its
 //!   `commit` (fsync, rename).
+//! - write, numbers only (not part of ingest): the same offers without their text
+//!   columns through a second `RunWriter` (into a scratch hour): what writing costs
+//!   when polars has no string to hash into a dictionary page; write minus it is
+//!   what the text columns cost.
 //! - deflate (after ingest, not part of it): `Store::deflate_blobs`, which
 //!   `gpurent compact` and the daemon's daily compaction run over the blob.
 //!
@@ -118,6 +122,9 @@ pub struct Phases {
     pub archive: f64,
     pub normalise: f64,
     pub write: f64,
+    /// The same offers' frames without their text (`String`) columns, written
+    /// through a second `RunWriter` after the pass.
+    pub write_numbers: f64,
     /// `Store::deflate_blobs` after the pass, as `gpurent compact` (or the daemon,
     /// once a day) runs it later: the deflate ingest no longer does.
     pub deflate: f64,
@@ -155,6 +162,43 @@ fn archive_floors(body: &[u8]) -> Result<(f64, f64), String> {
     });
     gz.map_err(|e| format!("gzip: {e}"))?;
     Ok((t_sha, t_gzip))
+}
+
+/// `df` without its text (`String`) columns.
+fn without_text(df: &polars::prelude::DataFrame) -> Result<polars::prelude::DataFrame, String> {
+    use polars::prelude::*;
+    let text = df.schema().iter().filter(|(_, d)| **d == DataType::String);
+    let names: Vec<PlSmallStr> = text.map(|(n, _)| n.clone()).collect();
+    Ok(df.drop_many(names))
+}
+
+/// CPU seconds of writing `frames` through a `RunWriter` of the hour after `at`
+/// (a scratch hour, removed after), as the pass writes its offers.
+fn write_numbers(
+    store: &Store,
+    name: &str,
+    at: DateTime<Utc>,
+    frames: Vec<polars::prelude::DataFrame>,
+) -> Result<f64, String> {
+    let scratch = at + chrono::Duration::hours(1);
+    let mut writer = store
+        .run_writer(name, scratch)
+        .ok_or("the scratch hour is stored already")?;
+    let (done, dt) = timed(|| {
+        for mut df in frames {
+            let mut none = polars::prelude::DataFrame::empty();
+            writer.write(&mut df, &mut none)?;
+        }
+        writer.commit()
+    });
+    done.map_err(|e| e.to_string())?;
+    let file = store.root().join(format!(
+        "offers/date={}/{name}__{}.parquet",
+        scratch.date_naive(),
+        scratch.format("%Y%m%dT%H")
+    ));
+    std::fs::remove_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(dt)
 }
 
 /// One pass over the feeds in `feeds` (one feed, a recorded file) into the new store
@@ -228,12 +272,14 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
     let Some(mut writer) = store.run_writer(name, at) else {
         return Err(format!("{}: the hour is stored already", root.display()));
     };
+    let mut numbers = Vec::new();
     loop {
         let (next, dt) = timed(|| chunks.next());
         t.normalise += dt;
         let Some(batch) = next else { break };
         let mut batch = batch.map_err(|e| e.to_string())?;
         t.rows += batch.offers.height();
+        numbers.push(without_text(&batch.offers)?);
         let (written, dt) = timed(|| writer.write(&mut batch.offers, &mut batch.rejects));
         written.map_err(|e| e.to_string())?;
         t.write += dt;
@@ -241,6 +287,7 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
     let (committed, dt) = timed(|| writer.commit());
     committed.map_err(|e| e.to_string())?;
     t.write += dt;
+    t.write_numbers = write_numbers(&store, name, at, numbers)?;
 
     let (deflated, dt) = timed(|| store.deflate_blobs());
     let deflated = deflated.map_err(|e| e.to_string())?;
