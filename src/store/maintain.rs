@@ -1,7 +1,8 @@
 //! Whole-store compaction, as `gpurent compact` and the daemon run it: every date
 //! before a given one merged into day files ([`Store::compact`]), then, on a local
 //! store, day files older than the row-order key re-sorted by model
-//! ([`Store::resort_days`]), the raw payloads no hour names removed
+//! ([`Store::resort_days`]), each feed's raw hour files of a date merged into a day
+//! file ([`Store::merge_raw_hours`]), the raw payloads no hour names removed
 //! ([`Store::remove_unnamed_blobs`]) and those ingest kept as stored blocks deflated
 //! ([`Store::deflate_blobs`]).
 //!
@@ -25,6 +26,10 @@ pub struct Compacted {
     pub files_after: usize,
     /// Older day files rewritten sorted by model.
     pub resorted: usize,
+    /// Raw hour files merged into day files, and the day files written (a local
+    /// store only).
+    pub raw_hours: usize,
+    pub raw_days: usize,
     /// Raw payloads no hour names, removed (a local store only).
     pub swept: Swept,
     /// Why no blob was removed: an hour's file that cannot be read.
@@ -52,12 +57,15 @@ impl Compacted {
                 self.days, self.files_before, self.files_after, self.resorted
             ),
             format!(
-                "{} raw payloads deflated, {:.1} MiB -> {:.1} MiB; {} no hour names removed ({:.1} MiB)",
+                "{} raw payloads deflated, {:.1} MiB -> {:.1} MiB; {} no hour names removed ({:.1} MiB); \
+                 {} raw hour files merged into {} day files",
                 d.blobs,
                 d.bytes_before as f64 / MIB,
                 d.bytes_after as f64 / MIB,
                 self.swept.blobs,
-                self.swept.bytes as f64 / MIB
+                self.swept.bytes as f64 / MIB,
+                self.raw_hours,
+                self.raw_days
             ),
         ]
     }
@@ -101,6 +109,9 @@ impl Store {
             }
         }
         if local {
+            let merged = self.merge_raw_hours(before)?;
+            (out.raw_hours, out.raw_days) = (merged.hours, merged.days);
+            out.failed.extend(merged.failed);
             match self.remove_unnamed_blobs() {
                 Ok(s) => out.swept = s,
                 Err(e) => out.unswept = Some(e),

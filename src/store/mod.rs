@@ -7,6 +7,7 @@
 //!                                                                 is 6 hex digits, bit h = hour h held
 //! <store>/rejects/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.parquet  rejected offers + reason
 //! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.json         the hour: its pages' blobs, feed file, meta
+//! <store>/raw/date=YYYY-MM-DD/<feed>__day.json                    a compacted date's hours ([`rawday`])
 //! <store>/raw/blobs/<2 hex>/<sha256>.gz                           each distinct page body once ([`raw`])
 //! <store>/rollups/<YYYY-Www>__<key>.parquet                      per-week rollups (derived; see `rollups`)
 //! <store>/fx/ecb.parquet                                          ECB rates (date, currency, units_per_eur)
@@ -37,12 +38,14 @@ pub mod fsutil;
 pub mod maintain;
 mod parts;
 mod raw;
+mod rawday;
 pub mod records;
 pub mod remote;
 pub mod rollups;
 
 pub use parts::RunWriter;
 pub use raw::{content_hash, LastPayload, RawRun, Swept};
+pub use rawday::MergedHours;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};

@@ -8,14 +8,18 @@
 //! <store>/raw/date=YYYY-MM-DD/<feed>__<YYYYMMDDTHH>.json the hour: its pages as `blobs`
 //!                                                        (hash, label), the feed file as
 //!                                                        `feed_toml`, and the run's meta
+//! <store>/raw/date=YYYY-MM-DD/<feed>__day.json           after `compact`: the feed's hours
+//!                                                        of that date ([`super::rawday`])
 //! <store>/failed/date=YYYY-MM-DD/<feed>__<hour>__<n>/    feed.toml, meta.json, page-NNN.gz
 //! ```
 //! A store written before blobs keeps each hour as a folder `<feed>__<YYYYMMDDTHH>/`
 //! (`feed.toml`, `meta.json`, `page-NNN.gz`, `page-NNN.label`); such hours are read as
-//! they are, and an hour that has both is read from its `.json`.
+//! they are, and an hour that has both is read from its `.json`; an hour's `.json`
+//! also wins over its entry in a day file (an hour stored again after the merge).
 //!
 //! Invariants: a payload seen by many hours (a list price unchanged for a month) is
-//! kept once, and an hour costs one small file; a blob is written (temporary file in
+//! kept once, and an hour costs one small file (one entry of a day file once
+//! compacted); a blob is written (temporary file in
 //! `.tmp/`, fsync, rename) before the hour that refers to it, and so is the hour's
 //! file, so a crash leaves at most a blob nobody refers to, never a reference without
 //! its blob (`compact`, under the lock, removes such blobs:
@@ -45,6 +49,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -53,17 +58,21 @@ use sha2::{Digest, Sha256};
 use crate::error::StoreError;
 use crate::model::{Page, Spooled, Validators};
 use crate::store::fsutil::{self, io, write_atomic_via};
-use crate::store::{hour_key, Store};
+use crate::store::{hour_key, rawday, Store};
 
 /// A kept raw run.
 #[derive(Debug, Clone)]
 pub struct RawRun {
     pub feed: String,
     pub at: DateTime<Utc>,
-    /// The hour's `.json`, or the folder of an hour written before blobs.
+    /// The hour's `.json`, the day file it was merged into, or the folder of an hour
+    /// written before blobs.
     pub path: PathBuf,
     /// `<store>/raw/blobs`.
     blobs: PathBuf,
+    /// The hour as the day file at `path` holds it, read when the folder was listed:
+    /// its feed file (shared by the day's hours with the same) and the rest.
+    merged: Option<(Arc<str>, Arc<Hour>)>,
 }
 
 /// A feed's latest kept payload, which a conditional GET can ask the server about.
@@ -93,8 +102,8 @@ struct BlobRef {
 }
 
 /// What the store reads back from an hour's `.json`.
-#[derive(Debug, Deserialize)]
-struct Hour {
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct Hour {
     feed_toml: String,
     blobs: Vec<BlobRef>,
     #[serde(default)]
@@ -193,7 +202,7 @@ fn blob_page(path: &Path, sha: &str, label: &str, spooled: bool) -> Result<Page,
 }
 
 /// An hour's `.json`.
-fn read_hour(path: &Path) -> Result<Hour, StoreError> {
+pub(super) fn read_hour(path: &Path) -> Result<Hour, StoreError> {
     let bytes = fs::read(path).map_err(io(path))?;
     serde_json::from_slice(&bytes).map_err(|source| StoreError::RawMeta {
         path: path.to_path_buf(),
@@ -247,7 +256,7 @@ impl RawRun {
         if self.path.is_dir() {
             return Ok((self.feed_text()?, self.load_own_pages()?));
         }
-        let hour = read_hour(&self.path)?;
+        let hour = self.hour()?;
         let pages = hour
             .blobs
             .iter()
@@ -260,7 +269,7 @@ impl RawRun {
     /// pages).
     pub fn feed_text(&self) -> Result<String, StoreError> {
         if !self.path.is_dir() {
-            return Ok(read_hour(&self.path)?.feed_toml);
+            return Ok(self.hour()?.feed_toml);
         }
         let feed = self.path.join("feed.toml");
         fs::read_to_string(&feed).map_err(io(&feed))
@@ -273,12 +282,23 @@ impl RawRun {
         if self.path.is_dir() {
             return Ok(None);
         }
-        let hour = read_hour(&self.path)?;
+        let hour = self.hour()?;
         let mut id = hour.feed_toml;
         for b in &hour.blobs {
             id.push_str(&format!("\n{} {}", b.sha256, b.label));
         }
         Ok(Some(id))
+    }
+
+    /// The hour's file, or its entry in the day file it was merged into.
+    fn hour(&self) -> Result<Hour, StoreError> {
+        match &self.merged {
+            Some((text, h)) => Ok(Hour {
+                feed_toml: text.to_string(),
+                ..Hour::clone(h)
+            }),
+            None => read_hour(&self.path),
+        }
     }
 
     fn blob_path(&self, r: &BlobRef) -> Result<PathBuf, StoreError> {
@@ -327,6 +347,7 @@ impl Store {
             at,
             path,
             blobs: self.blobs_dir(),
+            merged: None,
         }
     }
 
@@ -459,10 +480,19 @@ impl Store {
         res
     }
 
-    /// The kept raw runs of one date folder, by (feed, hour) as their names say; an
-    /// hour with both a `.json` and an older folder is its `.json`.
+    /// The kept raw runs of one date folder, by (feed, hour) as their names say. An
+    /// hour's `.json` wins over its entry in a day file (an hour stored again after
+    /// its day was merged), which wins over an older folder; a day file that cannot
+    /// be read stands for its feed as one run at the date's first hour, whose load
+    /// names the file (and which nothing hides).
     fn raw_runs_in(&self, dir: &Path) -> Result<Vec<RawRun>, StoreError> {
-        let mut out: BTreeMap<(String, DateTime<Utc>), PathBuf> = BTreeMap::new();
+        let mut out: BTreeMap<(String, DateTime<Utc>), (u8, RawRun)> = BTreeMap::new();
+        let mut put = |rank: u8, run: RawRun| {
+            let key = (run.feed.clone(), run.at);
+            if !matches!(out.get(&key), Some((r, _)) if *r >= rank) {
+                out.insert(key, (rank, run));
+            }
+        };
         for e in fs::read_dir(dir).map_err(io(dir))? {
             let p = e.map_err(io(dir))?.path();
             let name = p
@@ -476,21 +506,45 @@ impl Store {
             if name.starts_with('.') || !(is_json || p.is_dir()) {
                 continue;
             }
-            if let Some((feed, at)) = stem
-                .rsplit_once("__")
-                .and_then(|(f, h)| Some((f.to_string(), parse_hour(h)?)))
-            {
-                if is_json {
-                    out.insert((feed, at), p);
-                } else {
-                    out.entry((feed, at)).or_insert(p);
+            let Some((feed, h)) = stem.rsplit_once("__") else {
+                continue;
+            };
+            if is_json && h == rawday::DAY {
+                for (rank, run) in self.day_runs(feed, &p, dir) {
+                    put(rank, run);
                 }
+            } else if let Some(at) = parse_hour(h) {
+                put(if is_json { 2 } else { 0 }, self.raw_run(feed, at, p));
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|((feed, at), p)| self.raw_run(&feed, at, p))
-            .collect())
+        Ok(out.into_values().map(|(_, run)| run).collect())
+    }
+
+    /// The runs of the day file at `path` (in the date folder `dir`), each with its
+    /// rank for [`Store::raw_runs_in`].
+    fn day_runs(&self, feed: &str, path: &Path, dir: &Path) -> Vec<(u8, RawRun)> {
+        let Ok(hours) = rawday::read_day(path) else {
+            let date = (dir.file_name().and_then(|n| n.to_str()))
+                .and_then(|n| n.strip_prefix("date="))
+                .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+            let at = date.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+            return at
+                .map(|at| (3, self.raw_run(feed, at, path.to_path_buf())))
+                .into_iter()
+                .collect();
+        };
+        let mut shared: Option<Arc<str>> = None;
+        let runs = hours.into_iter().filter_map(|(h, mut hour)| {
+            let text = std::mem::take(&mut hour.feed_toml);
+            let text = match &shared {
+                Some(t) if **t == *text => Arc::clone(t),
+                _ => Arc::clone(shared.insert(text.into())),
+            };
+            let mut run = self.raw_run(feed, parse_hour(&h)?, path.to_path_buf());
+            run.merged = Some((text, Arc::new(hour)));
+            Some((1, run))
+        });
+        runs.collect()
     }
 
     /// Every kept raw run: (feed, observation hour, file or folder), sorted.
@@ -511,9 +565,11 @@ impl Store {
     /// a file in `blobs/` not named like a blob is left alone.
     pub fn remove_unnamed_blobs(&self) -> Result<Swept, StoreError> {
         let mut named = std::collections::HashSet::new();
-        for run in self.raw_runs()? {
-            if !run.path.is_dir() {
-                named.extend(read_hour(&run.path)?.blobs.into_iter().map(|b| b.sha256));
+        for (_, dir) in self.partitions("raw")? {
+            for run in self.raw_runs_in(&dir)? {
+                if !run.path.is_dir() {
+                    named.extend(run.hour()?.blobs.into_iter().map(|b| b.sha256));
+                }
             }
         }
         let mut swept = Swept::default();
@@ -550,7 +606,7 @@ impl Store {
                     .filter(|r| r.feed == feed)
                     .max_by_key(|r| r.at)
             })?;
-        let hour = read_hour(&run.path).ok()?;
+        let hour = run.hour().ok()?;
         if hour.feed_toml != feed_text {
             return None;
         }

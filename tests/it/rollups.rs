@@ -232,11 +232,21 @@ async fn rollups_equal_a_full_scan_through_backfill_compaction_and_renormalise()
     check(&store);
 
     // Compaction renames every day's files: rollups are recomputed, figures unchanged.
-    let mut merged = 0;
-    for d in store.offer_dates().unwrap() {
-        let (before, after) = store.compact(d).unwrap();
-        merged += before - after;
-    }
+    // It also merges each feed's raw hour files of a day into one, which renormalise
+    // reads below.
+    let done = store
+        .compact_before(NaiveDate::from_ymd_opt(2100, 1, 1).unwrap(), true)
+        .unwrap();
+    assert_eq!(done.failures(), 0, "{:?}", done.failure_lines());
+    let merged = done.files_before - done.files_after;
+    assert!(
+        done.raw_hours > done.raw_days && done.raw_days > 0,
+        "{done:?}"
+    );
+    assert!(
+        raw_hour_files(&tmp.path().join("store")).is_empty(),
+        "every raw hour is in a day file"
+    );
     assert!(
         merged >= WEEKS as usize,
         "list-a's days were compacted ({merged})"
@@ -258,6 +268,24 @@ async fn rollups_equal_a_full_scan_through_backfill_compaction_and_renormalise()
     rollup::refresh(&store).unwrap();
     let renormalised = check(&store);
     assert_eq!(json(&renormalised), json(&after));
+}
+
+/// The raw hour files (`raw/date=…/<feed>__<YYYYMMDDTHH>.json`) under `root`.
+fn raw_hour_files(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(root.join("raw")).unwrap().flatten() {
+        let dir = d.path();
+        if !d.file_name().to_string_lossy().starts_with("date=") {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") && !name.ends_with("__day.json") {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 #[test]

@@ -381,6 +381,28 @@ async fn daemon_on_a_simulated_clock() {
          0 older day files sorted by model"
     );
     assert!(!log.iter().any(|l| l.contains("FAILED")), "{log:#?}");
+    // Each feed's raw hour files of an earlier date are one day file; 24 Oct's
+    // 24 vast and 4 vast6 hours are merged at 25 Oct's first run; today's stay.
+    let raw_merges: Vec<&String> = (log.iter())
+        .filter(|l| l.contains("raw hour files merged into"))
+        .collect();
+    assert_eq!(raw_merges.len(), 13, "{raw_merges:#?}");
+    assert!(
+        raw_merges[2].starts_with("2026-10-25T00:00:00Z compact: ")
+            && raw_merges[2].ends_with("; 28 raw hour files merged into 2 day files"),
+        "{raw_merges:#?}"
+    );
+    for dir in std::fs::read_dir(store.join("raw")).unwrap().flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("date=") {
+            continue;
+        }
+        let files: Vec<String> = (std::fs::read_dir(dir.path()).unwrap().flatten())
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        let merged = files.iter().all(|f| f.ends_with("__day.json"));
+        assert_eq!(merged, name != "date=2026-11-04", "{name}: {files:?}");
+    }
     let blobs: Vec<PathBuf> = std::fs::read_dir(store.join("raw/blobs"))
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
