@@ -19,12 +19,12 @@
 //!
 //! Invariants: a payload seen by many hours (a list price unchanged for a month) is
 //! kept once, and an hour costs one small file (one entry of a day file once
-//! compacted); a blob is written (temporary file in
-//! `.tmp/`, fsync, rename) before the hour that refers to it, and so is the hour's
-//! file, so a crash leaves at most a blob nobody refers to, never a reference without
-//! its blob (`compact`, under the lock, removes such blobs:
-//! [`Store::remove_unnamed_blobs`]); a blob is read only if its content still hashes to its name (else an
-//! error naming the file), and the next payload with that content writes it again.
+//! compacted); a blob is written (temporary file in `.tmp/`, fsync, rename) before
+//! the hour that refers to it, and so is the hour's file, so a crash leaves at most
+//! a blob nobody refers to, never a reference without its blob (`compact`, under the
+//! lock, removes such blobs: [`Store::remove_unnamed_blobs`]); a blob is read only
+//! if its content still hashes to its name (else an error naming the file), and the
+//! next payload with that content writes it again.
 //! The hour's file keeps what the server said of the payload (`etag`,
 //! `last_modified`) and the version a version index named for it (`version`, AWS's
 //! `currentVersionUrl`), each left out when unknown; [`Store::last_payload`] reads
