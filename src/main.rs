@@ -172,6 +172,11 @@ enum Command {
     },
     /// Merge each feed's hourly files into one file per day for every date before
     /// --before, so a long history is a few large files, not many small ones.
+    ///
+    /// On a local store it also merges each feed's raw hour files of those dates into
+    /// one day file, sorts older day files by model, removes raw payloads no stored
+    /// hour names, and deflates the raw payloads ingest kept uncompressed. It changes
+    /// no stored row and no payload an hour names. The daemon runs it once a day.
     Compact {
         #[arg(long, default_value = "data", value_parser = store_location)]
         store: Location,

@@ -264,6 +264,7 @@ fn compact_help_states_one_default() {
         "{help}"
     );
     assert!(!help.contains("default: yesterday"), "{help}");
+    assert!(help.contains("removes raw payloads no stored"), "{help}");
 }
 
 #[test]
