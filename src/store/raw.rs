@@ -51,7 +51,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -203,10 +203,53 @@ fn blob_page(path: &Path, sha: &str, label: &str, spooled: bool) -> Result<Page,
 
 /// An hour's `.json`.
 pub(super) fn read_hour(path: &Path) -> Result<Hour, StoreError> {
+    read_json(path)
+}
+
+/// The JSON file at `path` (an hour's, a day file) as a `T`.
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
     let bytes = fs::read(path).map_err(io(path))?;
-    serde_json::from_slice(&bytes).map_err(|source| StoreError::RawMeta {
+    serde_json::from_slice(&bytes).map_err(raw_meta(path))
+}
+
+/// The error of a raw JSON file at `path` that does not read as it should.
+pub(super) fn raw_meta(path: &Path) -> impl FnOnce(serde_json::Error) -> StoreError + '_ {
+    move |source| StoreError::RawMeta {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// What a name in a raw date folder stands for.
+pub(super) enum RawName<'a> {
+    /// `<feed>__<YYYYMMDDTHH>.json` (`json`), or an older store's hour folder.
+    Hour {
+        feed: &'a str,
+        at: DateTime<Utc>,
+        json: bool,
+    },
+    /// `<feed>__day.json`, the feed's merged hours ([`super::rawday`]).
+    Day { feed: &'a str },
+}
+
+/// What `name` stands for in a raw date folder; `None` for a temporary (dot) file or
+/// a name of neither form. Whether a non-`.json` name is a folder is the caller's.
+pub(super) fn raw_name(name: &str) -> Option<RawName<'_>> {
+    if name.starts_with('.') {
+        return None;
+    }
+    let (stem, json) = match name.strip_suffix(".json") {
+        Some(stem) => (stem, true),
+        None => (name, false),
+    };
+    let (feed, h) = stem.rsplit_once("__")?;
+    if json && h == rawday::DAY {
+        return Some(RawName::Day { feed });
+    }
+    Some(RawName::Hour {
+        feed,
+        at: parse_hour(h)?,
+        json,
     })
 }
 
@@ -485,7 +528,7 @@ impl Store {
     /// its day was merged), which wins over an older folder; a day file that cannot
     /// be read stands for its feed as one run at the date's first hour, whose load
     /// names the file (and which nothing hides).
-    fn raw_runs_in(&self, dir: &Path) -> Result<Vec<RawRun>, StoreError> {
+    fn raw_runs_in(&self, date: NaiveDate, dir: &Path) -> Result<Vec<RawRun>, StoreError> {
         let mut out: BTreeMap<(String, DateTime<Utc>), (u8, RawRun)> = BTreeMap::new();
         let mut put = |rank: u8, run: RawRun| {
             let key = (run.feed.clone(), run.at);
@@ -499,39 +542,27 @@ impl Store {
                 .file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let (stem, is_json) = match name.strip_suffix(".json") {
-                Some(stem) => (stem, true),
-                None => (name.as_str(), false),
-            };
-            if name.starts_with('.') || !(is_json || p.is_dir()) {
-                continue;
-            }
-            let Some((feed, h)) = stem.rsplit_once("__") else {
-                continue;
-            };
-            if is_json && h == rawday::DAY {
-                for (rank, run) in self.day_runs(feed, &p, dir) {
-                    put(rank, run);
+            match raw_name(&name) {
+                Some(RawName::Day { feed }) => {
+                    for (rank, run) in self.day_runs(feed, &p, date) {
+                        put(rank, run);
+                    }
                 }
-            } else if let Some(at) = parse_hour(h) {
-                put(if is_json { 2 } else { 0 }, self.raw_run(feed, at, p));
+                Some(RawName::Hour { feed, at, json }) if json || p.is_dir() => {
+                    put(if json { 2 } else { 0 }, self.raw_run(feed, at, p));
+                }
+                _ => {}
             }
         }
         Ok(out.into_values().map(|(_, run)| run).collect())
     }
 
-    /// The runs of the day file at `path` (in the date folder `dir`), each with its
-    /// rank for [`Store::raw_runs_in`].
-    fn day_runs(&self, feed: &str, path: &Path, dir: &Path) -> Vec<(u8, RawRun)> {
+    /// The runs of the day file at `path` (of the date folder of `date`), each with
+    /// its rank for [`Store::raw_runs_in`].
+    fn day_runs(&self, feed: &str, path: &Path, date: NaiveDate) -> Vec<(u8, RawRun)> {
         let Ok(hours) = rawday::read_day(path) else {
-            let date = (dir.file_name().and_then(|n| n.to_str()))
-                .and_then(|n| n.strip_prefix("date="))
-                .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
-            let at = date.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
-            return at
-                .map(|at| (3, self.raw_run(feed, at, path.to_path_buf())))
-                .into_iter()
-                .collect();
+            let at = date.and_time(chrono::NaiveTime::MIN).and_utc();
+            return vec![(3, self.raw_run(feed, at, path.to_path_buf()))];
         };
         let mut shared: Option<Arc<str>> = None;
         let runs = hours.into_iter().filter_map(|(h, mut hour)| {
@@ -550,8 +581,8 @@ impl Store {
     /// Every kept raw run: (feed, observation hour, file or folder), sorted.
     pub fn raw_runs(&self) -> Result<Vec<RawRun>, StoreError> {
         let mut out = Vec::new();
-        for (_, dir) in self.partitions("raw")? {
-            out.extend(self.raw_runs_in(&dir)?);
+        for (date, dir) in self.partitions("raw")? {
+            out.extend(self.raw_runs_in(date, &dir)?);
         }
         out.sort_by(|a, b| (a.at, &a.feed).cmp(&(b.at, &b.feed)));
         Ok(out)
@@ -565,8 +596,8 @@ impl Store {
     /// a file in `blobs/` not named like a blob is left alone.
     pub fn remove_unnamed_blobs(&self) -> Result<Swept, StoreError> {
         let mut named = std::collections::HashSet::new();
-        for (_, dir) in self.partitions("raw")? {
-            for run in self.raw_runs_in(&dir)? {
+        for (date, dir) in self.partitions("raw")? {
+            for run in self.raw_runs_in(date, &dir)? {
                 if !run.path.is_dir() {
                     named.extend(run.hour()?.blobs.into_iter().map(|b| b.sha256));
                 }
@@ -600,8 +631,8 @@ impl Store {
             .ok()?
             .into_iter()
             .rev()
-            .find_map(|(_, dir)| {
-                let runs = self.raw_runs_in(&dir).ok()?;
+            .find_map(|(date, dir)| {
+                let runs = self.raw_runs_in(date, &dir).ok()?;
                 runs.into_iter()
                     .filter(|r| r.feed == feed)
                     .max_by_key(|r| r.at)

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::fsutil::{io, sync_dir, write_atomic_via};
-use super::raw::{parse_hour, Hour};
+use super::hour_key;
+use super::raw::{raw_meta as meta, raw_name, read_json, Hour, RawName};
 use super::Store;
 use crate::error::StoreError;
 
@@ -36,21 +37,7 @@ struct Day {
 
 /// The hours of the day file at `path`, by `YYYYMMDDTHH`.
 pub(super) fn read_day(path: &Path) -> Result<BTreeMap<String, Hour>, StoreError> {
-    let bytes = fs::read(path).map_err(io(path))?;
-    let day: Day = serde_json::from_slice(&bytes).map_err(meta(path))?;
-    Ok(day.hours)
-}
-
-fn read_json(path: &Path) -> Result<Value, StoreError> {
-    let bytes = fs::read(path).map_err(io(path))?;
-    serde_json::from_slice(&bytes).map_err(meta(path))
-}
-
-fn meta(path: &Path) -> impl FnOnce(serde_json::Error) -> StoreError + '_ {
-    move |source| StoreError::RawMeta {
-        path: path.to_path_buf(),
-        source,
-    }
+    Ok(read_json::<Day>(path)?.hours)
 }
 
 /// What [`Store::merge_raw_hours`] did: hour files taken into day files, the day
@@ -62,7 +49,8 @@ pub struct MergedHours {
     pub failed: Vec<StoreError>,
 }
 
-/// Each feed's hour files in the date folder `dir`: (`YYYYMMDDTHH`, path), sorted.
+/// Each feed's hour files in the date folder `dir` (named as the readers name them,
+/// [`raw_name`]): (`YYYYMMDDTHH`, path), sorted.
 fn hour_files(dir: &Path) -> Result<BTreeMap<String, Vec<(String, PathBuf)>>, StoreError> {
     let mut out: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
     let Ok(rd) = fs::read_dir(dir) else {
@@ -71,15 +59,14 @@ fn hour_files(dir: &Path) -> Result<BTreeMap<String, Vec<(String, PathBuf)>>, St
     for e in rd {
         let p = e.map_err(io(dir))?.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let Some((feed, h)) = (name.strip_suffix(".json"))
-            .filter(|_| !name.starts_with('.'))
-            .and_then(|stem| stem.rsplit_once("__"))
-        else {
-            continue;
-        };
-        if parse_hour(h).is_some() {
-            let (feed, h) = (feed.to_string(), h.to_string());
-            out.entry(feed).or_default().push((h, p));
+        if let Some(RawName::Hour {
+            feed,
+            at,
+            json: true,
+        }) = raw_name(name)
+        {
+            let feed = feed.to_string();
+            out.entry(feed).or_default().push((hour_key(at), p));
         }
     }
     out.values_mut().for_each(|v| v.sort());
@@ -121,7 +108,7 @@ impl Store {
             false => Map::new(),
         };
         for (h, path) in hours {
-            let hour = read_json(path)?;
+            let hour: Value = read_json(path)?;
             // An hour its readers cannot read would make the whole day unreadable.
             Hour::deserialize(&hour).map_err(meta(path))?;
             all.insert(h.clone(), hour);
@@ -139,7 +126,7 @@ impl Store {
 
 /// The `hours` object of the day file at `path`, every entry readable.
 fn day_entries(path: &Path) -> Result<Map<String, Value>, StoreError> {
-    let value = read_json(path)?;
+    let value: Value = read_json(path)?;
     Day::deserialize(&value).map_err(meta(path))?;
     match value {
         Value::Object(mut day) => match day.remove("hours") {
