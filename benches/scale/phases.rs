@@ -19,7 +19,7 @@
 //! - write: each chunk through a `RunWriter` (Parquet row groups, zstd), then its
 //!   `commit` (fsync, rename).
 //! - write, numbers only (not part of ingest): the same offers without their text
-//!   columns through a second `RunWriter` (into a scratch hour): what writing costs
+//!   columns through a `RunWriter` of a scratch store (removed after): what writing costs
 //!   when polars has no string to hash into a dictionary page; write minus it is
 //!   what the text columns cost.
 //! - deflate (after ingest, not part of it): `Store::deflate_blobs`, which
@@ -165,25 +165,27 @@ fn archive_floors(body: &[u8]) -> Result<(f64, f64), String> {
 }
 
 /// `df` without its text (`String`) columns.
-fn without_text(df: &polars::prelude::DataFrame) -> Result<polars::prelude::DataFrame, String> {
+fn without_text(df: &polars::prelude::DataFrame) -> polars::prelude::DataFrame {
     use polars::prelude::*;
     let text = df.schema().iter().filter(|(_, d)| **d == DataType::String);
     let names: Vec<PlSmallStr> = text.map(|(n, _)| n.clone()).collect();
-    Ok(df.drop_many(names))
+    df.drop_many(names)
 }
 
-/// CPU seconds of writing `frames` through a `RunWriter` of the hour after `at`
-/// (a scratch hour, removed after), as the pass writes its offers.
+/// CPU seconds of writing `frames` through a `RunWriter` of a scratch store beside
+/// `root` (removed after), as the pass writes its offers.
 fn write_numbers(
-    store: &Store,
+    root: &Path,
     name: &str,
     at: DateTime<Utc>,
     frames: Vec<polars::prelude::DataFrame>,
 ) -> Result<f64, String> {
-    let scratch = at + chrono::Duration::hours(1);
+    let scratch = root.with_extension("numbers");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let store = Store::open(&scratch);
     let mut writer = store
-        .run_writer(name, scratch)
-        .ok_or("the scratch hour is stored already")?;
+        .run_writer(name, at)
+        .ok_or("a new store holds no hour")?;
     let (done, dt) = timed(|| {
         for mut df in frames {
             let mut none = polars::prelude::DataFrame::empty();
@@ -192,12 +194,7 @@ fn write_numbers(
         writer.commit()
     });
     done.map_err(|e| e.to_string())?;
-    let file = store.root().join(format!(
-        "offers/date={}/{name}__{}.parquet",
-        scratch.date_naive(),
-        scratch.format("%Y%m%dT%H")
-    ));
-    std::fs::remove_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::remove_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     Ok(dt)
 }
 
@@ -279,7 +276,7 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
         let Some(batch) = next else { break };
         let mut batch = batch.map_err(|e| e.to_string())?;
         t.rows += batch.offers.height();
-        numbers.push(without_text(&batch.offers)?);
+        numbers.push(without_text(&batch.offers));
         let (written, dt) = timed(|| writer.write(&mut batch.offers, &mut batch.rejects));
         written.map_err(|e| e.to_string())?;
         t.write += dt;
@@ -287,7 +284,7 @@ pub fn run(feeds: &Path, root: &Path, at: DateTime<Utc>) -> Result<Phases, Strin
     let (committed, dt) = timed(|| writer.commit());
     committed.map_err(|e| e.to_string())?;
     t.write += dt;
-    t.write_numbers = write_numbers(&store, name, at, numbers)?;
+    t.write_numbers = write_numbers(root, name, at, numbers)?;
 
     let (deflated, dt) = timed(|| store.deflate_blobs());
     let deflated = deflated.map_err(|e| e.to_string())?;
