@@ -344,6 +344,19 @@ impl RawRun {
         }
     }
 
+    /// Each blob the hour names, without copying a merged hour (and its feed text)
+    /// as [`RawRun::hour`] does.
+    fn blob_names(&self, mut name: impl FnMut(&str)) -> Result<(), StoreError> {
+        match &self.merged {
+            Some((_, h)) => h.blobs.iter().for_each(|b| name(&b.sha256)),
+            None => read_hour(&self.path)?
+                .blobs
+                .iter()
+                .for_each(|b| name(&b.sha256)),
+        }
+        Ok(())
+    }
+
     fn blob_path(&self, r: &BlobRef) -> Result<PathBuf, StoreError> {
         if !is_hash(&r.sha256) {
             return Err(StoreError::BlobRef {
@@ -599,7 +612,9 @@ impl Store {
         for (date, dir) in self.partitions("raw")? {
             for run in self.raw_runs_in(date, &dir)? {
                 if !run.path.is_dir() {
-                    named.extend(run.hour()?.blobs.into_iter().map(|b| b.sha256));
+                    run.blob_names(|sha| {
+                        named.insert(sha.to_string());
+                    })?;
                 }
             }
         }
